@@ -1,0 +1,39 @@
+//! `leads` table.
+use sea_orm::entity::prelude::*;
+
+#[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+#[sea_orm(table_name = "leads")]
+pub struct Model {
+    #[sea_orm(primary_key)]
+    pub id: i64,
+    pub workspace_id: i64,
+    pub external_id: Option<String>,
+    pub account_id: Option<i64>,
+    pub email: Option<String>,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub job_title: Option<String>,
+    pub decision_role: Option<String>,
+    pub industry: Option<String>,
+    pub company_size: Option<String>,
+    pub country: Option<String>,
+    pub phone: Option<String>,
+    pub lifecycle_status: String,
+    pub stage_id: i64,
+    pub owner_id: Option<i64>,
+    #[sea_orm(column_type = "JsonBinary")]
+    pub consents: serde_json::Value,
+    #[sea_orm(column_type = "JsonBinary")]
+    pub custom_fields: serde_json::Value,
+    pub email_bounced_at: Option<DateTimeUtc>,
+    pub unsubscribed_at: Option<DateTimeUtc>,
+    pub converted_at: Option<DateTimeUtc>,
+    pub erased_at: Option<DateTimeUtc>,
+    pub created_at: DateTimeUtc,
+    pub updated_at: DateTimeUtc,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}

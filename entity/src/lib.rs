@@ -1,0 +1,19 @@
+//! sea-orm entities: one module per table, nothing else.
+
+pub mod account;
+pub mod api_key;
+pub mod campaign;
+pub mod campaign_cost;
+pub mod event;
+pub mod funnel_stage;
+pub mod handoff;
+pub mod lead;
+pub mod lead_stage_history;
+pub mod opportunity;
+pub mod opportunity_contact;
+pub mod persona;
+pub mod persona_criterion;
+pub mod touchpoint;
+pub mod user;
+pub mod vocabulary_term;
+pub mod workspace;

@@ -1,0 +1,197 @@
+//! The `closedloop` command line: serve, migrate, schema, workspaces, keys, seed, import.
+pub mod demo;
+pub mod import;
+pub mod seed;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use crate::BoxError;
+use crate::config::{self, Config};
+use crate::db::Db;
+use crate::domain::vocab::Role;
+use crate::service;
+use crate::startup::Application;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "closedloop",
+    version,
+    about = "Closed-loop reporting between marketing and sales: a GraphQL backend"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// `--database-url`, accepted by every subcommand (before or after its own arguments).
+#[derive(clap::Args, Debug, Clone)]
+pub struct DbArgs {
+    /// sqlite://FILE?mode=rwc, sqlite::memory: or postgres://USER@HOST/DB
+    #[arg(long, env = "DATABASE_URL", default_value = config::DEFAULT_DATABASE_URL, global = true)]
+    pub database_url: String,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Migrate the database and serve the API (GraphiQL on GET /graphql).
+    Serve {
+        #[arg(long, env = "BIND", default_value = config::DEFAULT_BIND)]
+        bind: SocketAddr,
+        /// Fill an empty database with the demo company and print an ADMIN key.
+        #[arg(long)]
+        demo: bool,
+        /// Do not serve GraphiQL.
+        #[arg(long)]
+        no_graphiql: bool,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// Apply pending migrations.
+    Migrate {
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// Print the GraphQL SDL.
+    Schema,
+    /// Manage workspaces.
+    Workspace {
+        #[command(subcommand)]
+        command: WorkspaceCommand,
+    },
+    /// Manage API keys.
+    Key {
+        #[command(subcommand)]
+        command: KeyCommand,
+    },
+    /// Fill a workspace with deterministic synthetic data.
+    Seed {
+        /// Number of leads; accounts, campaigns, touchpoints and deals scale with it.
+        #[arg(long)]
+        leads: usize,
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        #[arg(long, default_value = "seed")]
+        workspace: String,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// Import CSV files (docs/import.md) into a workspace, all or nothing.
+    Import {
+        dir: PathBuf,
+        #[arg(long)]
+        workspace: String,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum WorkspaceCommand {
+    /// Create a workspace with the default funnel and vocabularies.
+    Create {
+        name: String,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum KeyCommand {
+    /// Create an API key; it is printed once and stored only as a hash.
+    Create {
+        #[arg(long)]
+        workspace: String,
+        /// ADMIN, MARKETING, SALES or ANALYST
+        #[arg(long, value_parser = parse_role)]
+        role: Role,
+        #[arg(long, default_value = "cli")]
+        name: String,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+}
+
+fn parse_role(s: &str) -> Result<Role, String> {
+    Role::parse(s).ok_or_else(|| format!("{s:?} is not one of ADMIN, MARKETING, SALES, ANALYST"))
+}
+
+async fn open(db: &DbArgs) -> Result<Db, BoxError> {
+    let db = Db::connect(&db.database_url)
+        .await
+        .map_err(|e| format!("cannot open {}: {e}", config::redact_url(&db.database_url)))?;
+    db.migrate().await?;
+    Ok(db)
+}
+
+pub async fn run(cli: Cli) -> Result<(), BoxError> {
+    match cli.command {
+        Command::Serve {
+            bind,
+            demo,
+            no_graphiql,
+            db,
+        } => {
+            let database = open(&db).await?;
+            if demo {
+                match demo::load(&database).await? {
+                    Some(key) => {
+                        println!("Demo workspace {:?} loaded.", demo::WORKSPACE);
+                        println!("ADMIN key (shown once): {key}");
+                    }
+                    None => println!("The database has data already; the demo was not loaded."),
+                }
+            }
+            let config = Config {
+                database_url: db.database_url.clone(),
+                bind,
+                graphiql: !no_graphiql,
+                ..Config::default()
+            };
+            let app = Application::with_db(config, database).await?;
+            let addr = app.local_addr();
+            tracing::info!(%addr, database = %config::redact_url(&db.database_url), "serving");
+            println!("GraphiQL: http://{addr}/graphql");
+            app.run_until_stopped().await?;
+        }
+        Command::Migrate { db } => {
+            open(&db).await?;
+            println!("migrated");
+        }
+        Command::Schema => print!("{}", crate::graphql::sdl()),
+        Command::Workspace {
+            command: WorkspaceCommand::Create { name, db },
+        } => {
+            let database = open(&db).await?;
+            let ws = service::workspace::create(&database, &name).await?;
+            println!("workspace {:?} created (id {})", ws.name, ws.id);
+        }
+        Command::Key {
+            command: KeyCommand::Create { workspace, role, name, db },
+        } => {
+            let database = open(&db).await?;
+            let (key, _) = service::workspace::create_key(&database, &workspace, role, &name).await?;
+            println!("{key}");
+        }
+        Command::Seed {
+            leads,
+            seed,
+            workspace,
+            db,
+        } => {
+            let database = open(&db).await?;
+            let started = std::time::Instant::now();
+            let report = seed::run(&database, &workspace, leads, seed).await?;
+            println!("{report} in {:.1} s", started.elapsed().as_secs_f64());
+        }
+        Command::Import { dir, workspace, db } => {
+            let database = open(&db).await?;
+            let started = std::time::Instant::now();
+            let report = import::run(&database, &dir, &workspace).await?;
+            println!("{report} in {:.1} s", started.elapsed().as_secs_f64());
+        }
+    }
+    Ok(())
+}

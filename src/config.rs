@@ -1,0 +1,79 @@
+//! Typed settings, read from flags and environment by the CLI.
+use std::net::SocketAddr;
+use std::time::Duration;
+
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://closedloop.db?mode=rwc";
+pub const DEFAULT_BIND: &str = "127.0.0.1:8080";
+
+/// Everything `serve` needs; `Default` is what the CLI uses without flags.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// `DATABASE_URL`: `sqlite://FILE?mode=rwc`, `sqlite::memory:` or `postgres://...`.
+    pub database_url: String,
+    /// `BIND`: where to listen; port 0 picks a free port (tests).
+    pub bind: SocketAddr,
+    /// Serve GraphiQL on `GET /graphql` (`--no-graphiql` turns it off).
+    pub graphiql: bool,
+    pub limits: Limits,
+}
+
+/// Limits on what one request may ask of the server.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Largest accepted request body; a `recordTouchpoints` batch of 10,000 fits in 8 MiB.
+    pub max_body_bytes: usize,
+    pub max_depth: usize,
+    pub max_complexity: usize,
+    pub max_aliases: usize,
+    pub max_root_fields: usize,
+    /// Wall-clock limit for executing one operation.
+    pub request_timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: 8 * 1024 * 1024,
+            max_depth: 12,
+            max_complexity: 5_000,
+            max_aliases: 30,
+            max_root_fields: 20,
+            request_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            database_url: DEFAULT_DATABASE_URL.to_owned(),
+            bind: DEFAULT_BIND.parse().expect("valid default address"),
+            graphiql: true,
+            limits: Limits::default(),
+        }
+    }
+}
+
+/// A database URL with any password replaced, for logs.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let userinfo = &url[scheme_end + 3..at];
+            match userinfo.split_once(':') {
+                Some((user, _)) => format!("{}{}:***{}", &url[..scheme_end + 3], user, &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn passwords_are_not_printed() {
+        assert_eq!(super::redact_url("postgres://u:secret@h/db"), "postgres://u:***@h/db");
+        assert_eq!(super::redact_url("postgres://u@h/db"), "postgres://u@h/db");
+        assert_eq!(super::redact_url("sqlite::memory:"), "sqlite::memory:");
+    }
+}

@@ -1,0 +1,94 @@
+//! Database connection: SQLite (embedded default) or PostgreSQL (production).
+use std::sync::Arc;
+use std::time::Duration;
+
+use migration::{Migrator, MigratorTrait};
+use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr, TransactionTrait};
+use tokio::sync::{Mutex, MutexGuard};
+
+/// The connection pool plus what SQLite needs to take writes safely.
+#[derive(Clone)]
+pub struct Db {
+    pub conn: DatabaseConnection,
+    /// SQLite allows one writer; a deferred transaction that upgrades to a writer can fail with
+    /// SQLITE_BUSY without waiting, so write transactions take this lock first (IMMEDIATE in effect).
+    write_lock: Option<Arc<Mutex<()>>>,
+}
+
+/// A write transaction; on SQLite it holds the process-wide write lock until dropped.
+pub struct WriteTxn<'a> {
+    pub txn: DatabaseTransaction,
+    _guard: Option<MutexGuard<'a, ()>>,
+}
+
+impl std::ops::Deref for WriteTxn<'_> {
+    type Target = DatabaseTransaction;
+    fn deref(&self) -> &DatabaseTransaction {
+        &self.txn
+    }
+}
+
+impl WriteTxn<'_> {
+    pub async fn commit(self) -> Result<(), DbErr> {
+        self.txn.commit().await
+    }
+}
+
+impl Db {
+    pub async fn connect(url: &str) -> Result<Self, DbErr> {
+        let sqlite = url.starts_with("sqlite:");
+        let memory = url.contains(":memory:") || url.contains("mode=memory");
+        let mut opts = ConnectOptions::new(url.to_owned());
+        opts.sqlx_logging(false)
+            .acquire_timeout(Duration::from_secs(10))
+            .max_connections(if memory {
+                1
+            } else if sqlite {
+                8
+            } else {
+                16
+            })
+            .min_connections(if memory { 1 } else { 0 });
+        if memory {
+            // Every new connection to :memory: would be a new, empty database.
+            opts.idle_timeout(None::<Duration>).max_lifetime(None::<Duration>);
+        }
+        if sqlite {
+            opts.map_sqlx_sqlite_opts(|o| {
+                o.foreign_keys(true)
+                    .journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
+                    .synchronous(sea_orm::sqlx::sqlite::SqliteSynchronous::Normal)
+                    .busy_timeout(Duration::from_secs(10))
+                    .pragma("cache_size", "-65536")
+                    .pragma("temp_store", "memory")
+            });
+        }
+        let conn = Database::connect(opts).await?;
+        Ok(Self {
+            conn,
+            write_lock: sqlite.then(|| Arc::new(Mutex::new(()))),
+        })
+    }
+
+    pub fn backend(&self) -> DbBackend {
+        self.conn.get_database_backend()
+    }
+
+    pub async fn migrate(&self) -> Result<(), DbErr> {
+        Migrator::up(&self.conn, None).await
+    }
+
+    /// Begin the one transaction of a use case that writes.
+    pub async fn begin_write(&self) -> Result<WriteTxn<'_>, DbErr> {
+        let guard = match &self.write_lock {
+            Some(lock) => Some(lock.lock().await),
+            None => None,
+        };
+        let txn = self.conn.begin().await?;
+        Ok(WriteTxn { txn, _guard: guard })
+    }
+
+    pub async fn ping(&self) -> Result<(), DbErr> {
+        self.conn.ping().await
+    }
+}

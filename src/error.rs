@@ -1,0 +1,136 @@
+//! Errors at the edge.
+//!
+//! Policy: what the *end user* can fix is a [`FieldError`] returned in a payload's `userErrors`;
+//! what the *caller* must fix is an [`AppError`] with a stable code (`extensions.code`).
+//! Internal errors are logged with a trace id and shown as "internal error": database messages,
+//! SQL and file paths never reach a client.
+use sea_orm::DbErr;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error("authentication required: send `Authorization: Bearer <api key>`")]
+    Unauthenticated,
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    BadInput(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("internal error")]
+    Internal(String),
+}
+
+impl AppError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            AppError::Unauthenticated => "UNAUTHENTICATED",
+            AppError::Forbidden(_) => "FORBIDDEN",
+            AppError::NotFound(_) => "NOT_FOUND",
+            AppError::BadInput(_) => "BAD_USER_INPUT",
+            AppError::Conflict(_) => "CONFLICT",
+            AppError::Internal(_) => "INTERNAL_SERVER_ERROR",
+        }
+    }
+
+    pub fn internal(err: impl std::fmt::Display) -> Self {
+        AppError::Internal(err.to_string())
+    }
+
+    pub fn not_found(what: &str) -> Self {
+        AppError::NotFound(format!("{what} not found"))
+    }
+}
+
+impl From<DbErr> for AppError {
+    fn from(err: DbErr) -> Self {
+        if is_unique_violation(&err) {
+            return AppError::Conflict("the record was changed concurrently; retry the request".into());
+        }
+        AppError::Internal(err.to_string())
+    }
+}
+
+/// Whether a database error is a unique-constraint violation (SQLite and PostgreSQL).
+pub fn is_unique_violation(err: &DbErr) -> bool {
+    matches!(err.sql_err(), Some(sea_orm::SqlErr::UniqueConstraintViolation(_)))
+}
+
+/// A problem the end user can fix, reported in a mutation payload's `userErrors`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldError {
+    /// Path to the input field, e.g. `["input", "items", "3", "occurredAt"]`.
+    pub field: Vec<String>,
+    pub message: String,
+    pub code: &'static str,
+}
+
+impl FieldError {
+    pub fn new(field: &[&str], code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            field: field.iter().map(|s| (*s).to_owned()).collect(),
+            message: message.into(),
+            code,
+        }
+    }
+}
+
+/// The outcome of a use case that failed: fixable input, or an error of the request itself.
+#[derive(Debug)]
+pub enum ServiceError {
+    Invalid(Vec<FieldError>),
+    App(AppError),
+}
+
+impl ServiceError {
+    pub fn invalid(field: &[&str], code: &'static str, message: impl Into<String>) -> Self {
+        ServiceError::Invalid(vec![FieldError::new(field, code, message)])
+    }
+}
+
+impl From<AppError> for ServiceError {
+    fn from(err: AppError) -> Self {
+        ServiceError::App(err)
+    }
+}
+
+impl From<DbErr> for ServiceError {
+    fn from(err: DbErr) -> Self {
+        ServiceError::App(err.into())
+    }
+}
+
+pub type ServiceResult<T> = Result<T, ServiceError>;
+
+/// Accumulates field errors so that one response names all of them.
+#[derive(Debug, Default)]
+pub struct Validator {
+    pub errors: Vec<FieldError>,
+}
+
+impl Validator {
+    pub fn push(&mut self, field: &[&str], code: &'static str, message: impl Into<String>) {
+        self.errors.push(FieldError::new(field, code, message));
+    }
+
+    pub fn push_owned(&mut self, field: Vec<String>, code: &'static str, message: impl Into<String>) {
+        self.errors.push(FieldError {
+            field,
+            message: message.into(),
+            code,
+        });
+    }
+
+    pub fn finish(self) -> ServiceResult<()> {
+        if self.errors.is_empty() {
+            Ok(())
+        } else {
+            Err(ServiceError::Invalid(self.errors))
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.errors.is_empty()
+    }
+}

@@ -1,0 +1,54 @@
+//! GraphQL enums mirroring the domain's closed enumerations.
+use async_graphql::Enum;
+
+use crate::domain::vocab;
+
+macro_rules! mirror {
+    ($(#[$m:meta])* $name:ident => $domain:path { $($v:ident),+ $(,)? }) => {
+        $(#[$m])*
+        #[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
+        pub enum $name { $($v),+ }
+
+        impl From<$name> for $domain {
+            fn from(v: $name) -> Self { match v { $($name::$v => <$domain>::$v),+ } }
+        }
+
+        impl From<$domain> for $name {
+            fn from(v: $domain) -> Self { match v { $(<$domain>::$v => $name::$v),+ } }
+        }
+
+        impl $name {
+            /// From the stored string; unknown values (never written by us) read as the first.
+            pub fn from_db(s: &str) -> Self {
+                <$domain>::parse(s).map(Into::into).unwrap_or(mirror!(@first $($name::$v),+))
+            }
+        }
+    };
+    (@first $first:expr $(, $rest:expr)*) => { $first };
+}
+
+mirror!(
+    /// What an API key may do.
+    Role => vocab::Role { Admin, Marketing, Sales, Analyst }
+);
+mirror!(
+    /// Whether a contact or account already buys from us.
+    LifecycleStatus => vocab::LifecycleStatus { Lead, NewCustomer, ExistingCustomer }
+);
+mirror!(
+    /// The marketing goal of a campaign.
+    CampaignKind => vocab::CampaignKind { Acquisition, Nurture, Onboarding, CrossSell, Upsell, Loyalty }
+);
+mirror!(CampaignStatus => vocab::CampaignStatus { Planned, Active, Completed, Cancelled });
+mirror!(
+    /// What a campaign cost line paid for.
+    CostCategory => vocab::CostCategory { Production, Media, Content, Software, Tickets, Discounts, Other }
+);
+mirror!(OpportunityStatus => vocab::OpportunityStatus { Open, Won, Lost });
+
+/// The outcome of closing an opportunity.
+#[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
+pub enum CloseOutcome {
+    Won,
+    Lost,
+}

@@ -1,0 +1,63 @@
+//! Turning our errors into GraphQL errors and `userErrors`.
+use async_graphql::{ErrorExtensions, SimpleObject};
+
+use crate::error::{AppError, FieldError, ServiceError};
+
+/// A problem with the input that the end user can fix.
+#[derive(SimpleObject, Debug, Clone)]
+pub struct UserError {
+    /// Path to the input field, e.g. ["input", "items", "3", "occurredAt"].
+    pub field: Vec<String>,
+    pub message: String,
+    /// Stable machine-readable code, e.g. INVALID, REQUIRED, TAKEN, NOT_FOUND, CONFLICT.
+    pub code: String,
+}
+
+impl From<FieldError> for UserError {
+    fn from(e: FieldError) -> Self {
+        Self {
+            field: e.field,
+            message: e.message,
+            code: e.code.to_owned(),
+        }
+    }
+}
+
+/// Every error that reaches a client goes through here.
+pub fn gql_error(err: AppError) -> async_graphql::Error {
+    if let AppError::Internal(detail) = &err {
+        let trace_id = trace_id();
+        tracing::error!(%trace_id, %detail, "internal error");
+        return async_graphql::Error::new(format!("internal error (trace id {trace_id})")).extend_with(|_, e| {
+            e.set("code", "INTERNAL_SERVER_ERROR");
+            e.set("traceId", trace_id.clone());
+        });
+    }
+    let code = err.code();
+    async_graphql::Error::new(err.to_string()).extend_with(|_, e| e.set("code", code))
+}
+
+fn trace_id() -> String {
+    let mut b = [0_u8; 8];
+    getrandom::fill(&mut b).expect("random source");
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+pub trait IntoGql<T> {
+    fn gql(self) -> async_graphql::Result<T>;
+}
+
+impl<T, E: Into<AppError>> IntoGql<T> for Result<T, E> {
+    fn gql(self) -> async_graphql::Result<T> {
+        self.map_err(|e| gql_error(e.into()))
+    }
+}
+
+/// A use case's result split for a payload: `Ok(Some(value))`, or `userErrors`, or a top-level error.
+pub fn split<T>(result: Result<T, ServiceError>) -> async_graphql::Result<(Option<T>, Vec<UserError>)> {
+    match result {
+        Ok(v) => Ok((Some(v), Vec::new())),
+        Err(ServiceError::Invalid(errors)) => Ok((None, errors.into_iter().map(UserError::from).collect())),
+        Err(ServiceError::App(e)) => Err(gql_error(e)),
+    }
+}

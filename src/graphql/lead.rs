@@ -1,0 +1,445 @@
+//! Leads: people at accounts, with their funnel stage, touchpoints and deals.
+use async_graphql::{ComplexObject, Context, Enum, ID, InputObject, Json, MaybeUndefined, Object, SimpleObject};
+use entity::lead;
+
+use crate::domain::vocab::Action;
+use crate::graphql::account::Account;
+use crate::graphql::context::ContextExt;
+use crate::graphql::enums::LifecycleStatus;
+use crate::graphql::errors::{IntoGql, UserError, split};
+use crate::graphql::funnel::FunnelStage;
+use crate::graphql::ids::{self, NodeType};
+use crate::graphql::loaders::{AccountId, CountKey, LeadDeals, LeadTouchpointCount, LeadTouchpoints, Loaders, StageId, UserId};
+use crate::graphql::opportunity::Opportunity;
+use crate::graphql::pagination::{Conn, OrderDirection, PageArgs, TotalCount, connection, is_time};
+use crate::graphql::scalars::DateTime;
+use crate::graphql::touchpoint::{Touchpoint, TouchpointOrder, touchpoint_key};
+use crate::graphql::user::User;
+use crate::graphql::{decode_opt, patch, patch_id};
+use crate::service::lead::{LeadFields, UpsertLead};
+use crate::store::page::{CursorKey, PageRows, Sort, SortValue, fetch_page};
+use crate::store::{self, lead::LeadFilter as StoreFilter};
+
+pub struct Lead(pub lead::Model);
+
+#[Object]
+impl Lead {
+    pub async fn id(&self) -> ID {
+        ids::encode(NodeType::Lead, self.0.id)
+    }
+    /// The source system's ID (CRM), unique in the workspace.
+    async fn external_id(&self) -> Option<&str> {
+        self.0.external_id.as_deref()
+    }
+    /// Lower-cased; null once the lead is erased.
+    async fn email(&self) -> Option<&str> {
+        self.0.email.as_deref()
+    }
+    async fn first_name(&self) -> Option<&str> {
+        self.0.first_name.as_deref()
+    }
+    async fn last_name(&self) -> Option<&str> {
+        self.0.last_name.as_deref()
+    }
+    /// First and last name, or null when neither is known.
+    async fn name(&self) -> Option<String> {
+        let parts: Vec<&str> = [&self.0.first_name, &self.0.last_name]
+            .into_iter()
+            .flatten()
+            .map(String::as_str)
+            .collect();
+        (!parts.is_empty()).then(|| parts.join(" "))
+    }
+    async fn job_title(&self) -> Option<&str> {
+        self.0.job_title.as_deref()
+    }
+    /// Role in buying decisions, e.g. "Decision maker", "Influencer".
+    async fn decision_role(&self) -> Option<&str> {
+        self.0.decision_role.as_deref()
+    }
+    async fn industry(&self) -> Option<&str> {
+        self.0.industry.as_deref()
+    }
+    /// A size band such as "51-200".
+    async fn company_size(&self) -> Option<&str> {
+        self.0.company_size.as_deref()
+    }
+    /// ISO 3166 alpha-2.
+    async fn country(&self) -> Option<&str> {
+        self.0.country.as_deref()
+    }
+    async fn phone(&self) -> Option<&str> {
+        self.0.phone.as_deref()
+    }
+    async fn status(&self) -> LifecycleStatus {
+        LifecycleStatus::from_db(&self.0.lifecycle_status)
+    }
+    /// Consent per channel, e.g. {"EMAIL": true}.
+    async fn consents(&self) -> Json<&serde_json::Value> {
+        Json(&self.0.consents)
+    }
+    async fn custom_fields(&self) -> Json<&serde_json::Value> {
+        Json(&self.0.custom_fields)
+    }
+    /// When the lead became a marketing qualified lead.
+    async fn converted_at(&self) -> Option<DateTime> {
+        self.0.converted_at.map(Into::into)
+    }
+    async fn email_bounced_at(&self) -> Option<DateTime> {
+        self.0.email_bounced_at.map(Into::into)
+    }
+    async fn unsubscribed_at(&self) -> Option<DateTime> {
+        self.0.unsubscribed_at.map(Into::into)
+    }
+    /// Set when the personal data was erased (GDPR); the stub keeps its touchpoints and deals.
+    async fn erased_at(&self) -> Option<DateTime> {
+        self.0.erased_at.map(Into::into)
+    }
+    async fn created_at(&self) -> DateTime {
+        self.0.created_at.into()
+    }
+    async fn updated_at(&self) -> DateTime {
+        self.0.updated_at.into()
+    }
+    /// The current funnel stage.
+    async fn stage(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<FunnelStage>> {
+        Ok(ctx
+            .data_unchecked::<Loaders>()
+            .load_one(StageId(self.0.stage_id))
+            .await?
+            .map(FunnelStage))
+    }
+    async fn account(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Account>> {
+        let Some(id) = self.0.account_id else { return Ok(None) };
+        Ok(ctx.data_unchecked::<Loaders>().load_one(AccountId(id)).await?.map(Account))
+    }
+    /// The sales or marketing user who owns the lead.
+    async fn owner(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<User>> {
+        let Some(id) = self.0.owner_id else { return Ok(None) };
+        Ok(ctx.data_unchecked::<Loaders>().load_one(UserId(id)).await?.map(User))
+    }
+    /// The opportunities whose buying center this lead is in.
+    async fn opportunities(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<Opportunity>> {
+        let deals = ctx
+            .data_unchecked::<Loaders>()
+            .load_one(LeadDeals(self.0.id))
+            .await?
+            .unwrap_or_default();
+        Ok(deals.into_iter().map(Opportunity).collect())
+    }
+    /// The lead's touchpoints, newest first unless ordered otherwise.
+    async fn touchpoints(
+        &self,
+        ctx: &Context<'_>,
+        order_by: Option<TouchpointOrder>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> async_graphql::Result<Conn<Touchpoint>> {
+        let order = order_by.unwrap_or(TouchpointOrder::NEWEST_FIRST);
+        let req = PageArgs {
+            first,
+            after,
+            last,
+            before,
+        }
+        .request(order.expects())
+        .gql()?;
+        let total = TotalCount::Loaded(CountKey::LeadTouchpoints(LeadTouchpointCount(self.0.id)));
+        if let (None, false, Some(newest)) = (&req.cursor, req.backward, order.newest()) {
+            let key = LeadTouchpoints {
+                lead_id: self.0.id,
+                limit: req.limit + 1,
+                newest,
+            };
+            let rows = ctx.data_unchecked::<Loaders>().load_one(key).await?.unwrap_or_default();
+            let page = PageRows::from_overfetch(rows, req.limit);
+            return Ok(connection(page, &req, total, touchpoint_key(order), Touchpoint));
+        }
+        let p = ctx.principal()?;
+        let filter = store::touchpoint::TouchpointFilter {
+            lead_id: Some(self.0.id),
+            ..Default::default()
+        };
+        let select = store::touchpoint::select(p.workspace_id, &filter);
+        let page = fetch_page(&ctx.db().conn, select, &order.sort(), &req).await.gql()?;
+        Ok(connection(page, &req, total, touchpoint_key(order), Touchpoint))
+    }
+}
+
+#[derive(Enum, Copy, Clone, Debug, PartialEq, Eq, Default)]
+pub enum LeadOrderField {
+    #[default]
+    Id,
+    CreatedAt,
+    UpdatedAt,
+}
+
+#[derive(InputObject, Default)]
+pub struct LeadOrder {
+    pub field: LeadOrderField,
+    #[graphql(default)]
+    pub direction: OrderDirection,
+}
+
+#[derive(InputObject, Default)]
+pub struct DateTimeRange {
+    /// Inclusive lower bound.
+    pub from: Option<DateTime>,
+    /// Exclusive upper bound.
+    pub to: Option<DateTime>,
+}
+
+#[derive(InputObject, Default)]
+pub struct LeadFilter {
+    /// Funnel stage keys, e.g. ["MQL", "SQL"].
+    pub stage: Option<Vec<String>>,
+    pub status: Option<Vec<LifecycleStatus>>,
+    pub owner_id: Option<ID>,
+    pub account_id: Option<ID>,
+    /// ISO 3166 alpha-2 codes.
+    pub country: Option<Vec<String>>,
+    pub industry: Option<Vec<String>>,
+    pub created_at: Option<DateTimeRange>,
+    /// Leads changed at or after this time (for incremental sync).
+    pub updated_since: Option<DateTime>,
+    /// Case-insensitive text contained in the e-mail, first or last name.
+    pub search: Option<String>,
+}
+
+#[derive(Default)]
+pub struct LeadQuery;
+
+#[Object]
+impl LeadQuery {
+    /// Leads of the workspace (erased leads are left out).
+    async fn leads(
+        &self,
+        ctx: &Context<'_>,
+        filter: Option<LeadFilter>,
+        order_by: Option<LeadOrder>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> async_graphql::Result<Conn<Lead>> {
+        let p = ctx.principal()?;
+        let f = filter.unwrap_or_default();
+        let created = f.created_at.unwrap_or_default();
+        let sf = StoreFilter {
+            stage_keys: f.stage.map(|v| v.iter().map(|s| s.trim().to_ascii_uppercase()).collect()),
+            statuses: f.status.map(|v| {
+                v.into_iter()
+                    .map(|s| crate::domain::vocab::LifecycleStatus::from(s).as_str().to_owned())
+                    .collect()
+            }),
+            owner_id: decode_opt(NodeType::User, f.owner_id.as_ref())?,
+            account_id: decode_opt(NodeType::Account, f.account_id.as_ref())?,
+            countries: f.country.map(|v| v.iter().map(|c| c.trim().to_ascii_uppercase()).collect()),
+            industries: f.industry,
+            created_from: created.from.map(|t| t.0),
+            created_to: created.to.map(|t| t.0),
+            updated_since: f.updated_since.map(|t| t.0),
+            search: f.search,
+            include_erased: false,
+        };
+        let order = order_by.unwrap_or_default();
+        use lead::Column as C;
+        let column = match order.field {
+            LeadOrderField::Id => None,
+            LeadOrderField::CreatedAt => Some(C::CreatedAt),
+            LeadOrderField::UpdatedAt => Some(C::UpdatedAt),
+        };
+        let expects = column.map(|_| is_time as fn(&SortValue) -> bool);
+        let req = PageArgs {
+            first,
+            after,
+            last,
+            before,
+        }
+        .request(expects)
+        .gql()?;
+        let select = store::lead::select(p.workspace_id, &sf);
+        let sort = Sort {
+            column,
+            id: C::Id,
+            desc: order.direction == OrderDirection::Desc,
+        };
+        let page = fetch_page(&ctx.db().conn, select.clone(), &sort, &req).await.gql()?;
+        let field = order.field;
+        Ok(connection(
+            page,
+            &req,
+            TotalCount::of(select),
+            move |l| CursorKey {
+                value: match field {
+                    LeadOrderField::Id => None,
+                    LeadOrderField::CreatedAt => Some(SortValue::Time(l.created_at)),
+                    LeadOrderField::UpdatedAt => Some(SortValue::Time(l.updated_at)),
+                },
+                id: l.id,
+            },
+            Lead,
+        ))
+    }
+
+    /// One lead by ID; erased leads are found (as stubs) too.
+    async fn lead(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Option<Lead>> {
+        let p = ctx.principal()?;
+        let id = ids::decode(NodeType::Lead, &id).gql()?;
+        Ok(store::by_id::<lead::Entity>(&ctx.db().conn, p.workspace_id, id)
+            .await
+            .gql()?
+            .map(Lead))
+    }
+
+    /// One lead by e-mail (case-insensitive).
+    async fn lead_by_email(&self, ctx: &Context<'_>, email: String) -> async_graphql::Result<Option<Lead>> {
+        let p = ctx.principal()?;
+        let email = email.trim().to_lowercase();
+        Ok(store::lead::by_email(&ctx.db().conn, p.workspace_id, &email).await.gql()?.map(Lead))
+    }
+
+    async fn lead_by_external_id(&self, ctx: &Context<'_>, external_id: String) -> async_graphql::Result<Option<Lead>> {
+        let p = ctx.principal()?;
+        Ok(store::lead::by_external_id(&ctx.db().conn, p.workspace_id, &external_id)
+            .await
+            .gql()?
+            .map(Lead))
+    }
+}
+
+/// The editable fields of a lead: an absent field is left as it is, `null` clears it.
+#[derive(InputObject, Default)]
+pub struct LeadFieldsInput {
+    pub email: MaybeUndefined<String>,
+    pub account_id: MaybeUndefined<ID>,
+    pub first_name: MaybeUndefined<String>,
+    pub last_name: MaybeUndefined<String>,
+    pub job_title: MaybeUndefined<String>,
+    pub decision_role: MaybeUndefined<String>,
+    pub industry: MaybeUndefined<String>,
+    pub company_size: MaybeUndefined<String>,
+    /// ISO 3166 alpha-2, e.g. "DE".
+    pub country: MaybeUndefined<String>,
+    pub phone: MaybeUndefined<String>,
+    pub status: Option<LifecycleStatus>,
+    pub owner_id: MaybeUndefined<ID>,
+    /// Consent per channel, merged into the stored map: {"EMAIL": true}; null removes a key.
+    pub consents: Option<Json<serde_json::Map<String, serde_json::Value>>>,
+    /// Custom attributes, merged like consents.
+    pub custom_fields: Option<Json<serde_json::Map<String, serde_json::Value>>>,
+}
+
+impl LeadFieldsInput {
+    fn into_fields(self) -> async_graphql::Result<LeadFields> {
+        Ok(LeadFields {
+            email: patch(self.email),
+            account_id: patch_id(NodeType::Account, self.account_id)?,
+            first_name: patch(self.first_name),
+            last_name: patch(self.last_name),
+            job_title: patch(self.job_title),
+            decision_role: patch(self.decision_role),
+            industry: patch(self.industry),
+            company_size: patch(self.company_size),
+            country: patch(self.country),
+            phone: patch(self.phone),
+            status: self.status.map(Into::into),
+            owner_id: patch_id(NodeType::User, self.owner_id)?,
+            consents: self.consents.map(|j| j.0),
+            custom_fields: self.custom_fields.map(|j| j.0),
+        })
+    }
+}
+
+#[derive(InputObject)]
+pub struct UpsertLeadInput {
+    /// The source system's ID; matched first. Without it, the e-mail is matched.
+    pub external_id: Option<String>,
+    #[graphql(flatten)]
+    pub fields: LeadFieldsInput,
+    /// Funnel stage key of a new lead (default LEAD); existing leads keep their stage.
+    pub stage: Option<String>,
+    /// When a new lead was created in the source system (default now).
+    pub created_at: Option<DateTime>,
+}
+
+#[derive(InputObject)]
+pub struct UpdateLeadInput {
+    pub id: ID,
+    #[graphql(flatten)]
+    pub fields: LeadFieldsInput,
+}
+
+#[derive(InputObject)]
+pub struct EraseLeadInput {
+    pub id: ID,
+}
+
+#[derive(SimpleObject)]
+#[graphql(complex)]
+pub struct LeadPayload {
+    #[graphql(skip)]
+    pub lead: Option<lead::Model>,
+    /// True when the mutation created the lead.
+    pub created: bool,
+    pub user_errors: Vec<UserError>,
+}
+
+#[ComplexObject]
+impl LeadPayload {
+    async fn lead(&self) -> Option<Lead> {
+        self.lead.clone().map(Lead)
+    }
+}
+
+#[derive(Default)]
+pub struct LeadMutation;
+
+#[Object]
+impl LeadMutation {
+    /// Creates a lead or updates the one with the same externalId or e-mail (idempotent).
+    async fn upsert_lead(&self, ctx: &Context<'_>, input: UpsertLeadInput) -> async_graphql::Result<LeadPayload> {
+        let p = ctx.allowed(Action::WriteContacts)?;
+        let upsert = UpsertLead {
+            external_id: input.external_id,
+            fields: input.fields.into_fields()?,
+            stage: input.stage,
+            created_at: input.created_at.map(|t| t.0),
+        };
+        let (result, user_errors) = split(crate::service::lead::upsert(ctx.db(), p, upsert).await)?;
+        let created = result.as_ref().is_some_and(|(_, c)| *c);
+        Ok(LeadPayload {
+            lead: result.map(|(l, _)| l),
+            created,
+            user_errors,
+        })
+    }
+
+    /// Changes the given fields of a lead.
+    async fn update_lead(&self, ctx: &Context<'_>, input: UpdateLeadInput) -> async_graphql::Result<LeadPayload> {
+        let p = ctx.allowed(Action::WriteContacts)?;
+        let id = ids::decode(NodeType::Lead, &input.id).gql()?;
+        let fields = input.fields.into_fields()?;
+        let (lead, user_errors) = split(crate::service::lead::update(ctx.db(), p, id, fields).await)?;
+        Ok(LeadPayload {
+            lead,
+            created: false,
+            user_errors,
+        })
+    }
+
+    /// GDPR erasure (ADMIN): removes personal data, keeps an anonymous stub so that
+    /// touchpoints, stage history and deal credits still add up.
+    async fn erase_lead(&self, ctx: &Context<'_>, input: EraseLeadInput) -> async_graphql::Result<LeadPayload> {
+        let p = ctx.allowed(Action::Administer)?;
+        let id = ids::decode(NodeType::Lead, &input.id).gql()?;
+        let (lead, user_errors) = split(crate::service::lead::erase(ctx.db(), p, id).await)?;
+        Ok(LeadPayload {
+            lead,
+            created: false,
+            user_errors,
+        })
+    }
+}

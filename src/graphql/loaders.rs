@@ -1,0 +1,330 @@
+//! Per-request batching of related objects. One `DataLoader<DbLoader>` per request, scoped to the
+//! caller's workspace; each key type below is one batched query, however many parents ask.
+use std::collections::HashMap;
+use std::hash::Hash;
+
+use async_graphql::dataloader::{DataLoader, HashMapCache, Loader};
+use entity::{account, campaign, campaign_cost, funnel_stage, lead, opportunity, opportunity_contact, touchpoint, user};
+use sea_orm::{ColumnTrait, DatabaseConnection, QueryFilter};
+
+use crate::graphql::errors::gql_error;
+use crate::store::touchpoint::Newest;
+use crate::store::{self, Scoped};
+
+pub type Loaders = DataLoader<DbLoader, HashMapCache>;
+
+pub fn new_loaders(db: DatabaseConnection, workspace_id: i64) -> Loaders {
+    DataLoader::with_cache(DbLoader { db, ws: workspace_id }, tokio::spawn, HashMapCache::default())
+}
+
+pub struct DbLoader {
+    db: DatabaseConnection,
+    ws: i64,
+}
+
+type LoadResult<K, V> = Result<HashMap<K, V>, async_graphql::Error>;
+
+fn err(e: sea_orm::DbErr) -> async_graphql::Error {
+    gql_error(e.into())
+}
+
+macro_rules! by_id_key {
+    ($key:ident, $entity:ident) => {
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub struct $key(pub i64);
+
+        impl Loader<$key> for DbLoader {
+            type Value = $entity::Model;
+            type Error = async_graphql::Error;
+
+            async fn load(&self, keys: &[$key]) -> LoadResult<$key, $entity::Model> {
+                let ids: Vec<i64> = keys.iter().map(|k| k.0).collect();
+                let rows = store::by_ids::<$entity::Entity>(&self.db, self.ws, &ids).await.map_err(err)?;
+                Ok(rows
+                    .into_iter()
+                    .map(|m| ($key(<$entity::Entity as Scoped>::id_of(&m)), m))
+                    .collect())
+            }
+        }
+    };
+}
+
+by_id_key!(AccountId, account);
+by_id_key!(LeadId, lead);
+by_id_key!(CampaignId, campaign);
+by_id_key!(StageId, funnel_stage);
+by_id_key!(UserId, user);
+by_id_key!(OpportunityId, opportunity);
+
+/// Groups list keys by everything but the parent id, so that each group is one query.
+fn group_by<K: Clone, G: Hash + Eq>(keys: &[K], group: impl Fn(&K) -> G) -> HashMap<G, Vec<K>> {
+    let mut groups: HashMap<G, Vec<K>> = HashMap::new();
+    for k in keys {
+        groups.entry(group(k)).or_default().push(k.clone());
+    }
+    groups
+}
+
+/// The first `limit` touchpoints of a lead, from the newest or the oldest end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct LeadTouchpoints {
+    pub lead_id: i64,
+    pub limit: u64,
+    pub newest: Newest,
+}
+
+impl Loader<LeadTouchpoints> for DbLoader {
+    type Value = Vec<touchpoint::Model>;
+    type Error = async_graphql::Error;
+
+    async fn load(&self, keys: &[LeadTouchpoints]) -> LoadResult<LeadTouchpoints, Vec<touchpoint::Model>> {
+        let mut out: HashMap<LeadTouchpoints, Vec<touchpoint::Model>> = keys.iter().map(|k| (*k, Vec::new())).collect();
+        for ((limit, newest), group) in group_by(keys, |k| (k.limit, k.newest)) {
+            let ids: Vec<i64> = group.iter().map(|k| k.lead_id).collect();
+            for row in store::touchpoint::top_per_lead(&self.db, self.ws, &ids, limit, newest)
+                .await
+                .map_err(err)?
+            {
+                let key = LeadTouchpoints {
+                    lead_id: row.lead_id,
+                    limit,
+                    newest,
+                };
+                out.entry(key).or_default().push(row);
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// The first `limit` touchpoints of a campaign.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct CampaignTouchpoints {
+    pub campaign_id: i64,
+    pub limit: u64,
+    pub newest: Newest,
+}
+
+impl Loader<CampaignTouchpoints> for DbLoader {
+    type Value = Vec<touchpoint::Model>;
+    type Error = async_graphql::Error;
+
+    async fn load(&self, keys: &[CampaignTouchpoints]) -> LoadResult<CampaignTouchpoints, Vec<touchpoint::Model>> {
+        let mut out: HashMap<CampaignTouchpoints, Vec<touchpoint::Model>> = keys.iter().map(|k| (*k, Vec::new())).collect();
+        for ((limit, newest), group) in group_by(keys, |k| (k.limit, k.newest)) {
+            let ids: Vec<i64> = group.iter().map(|k| k.campaign_id).collect();
+            for row in store::touchpoint::top_per_campaign(&self.db, self.ws, &ids, limit, newest)
+                .await
+                .map_err(err)?
+            {
+                let Some(campaign_id) = row.campaign_id else { continue };
+                out.entry(CampaignTouchpoints {
+                    campaign_id,
+                    limit,
+                    newest,
+                })
+                .or_default()
+                .push(row);
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// The first `limit` leads of an account, by id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct AccountLeads {
+    pub account_id: i64,
+    pub limit: u64,
+}
+
+impl Loader<AccountLeads> for DbLoader {
+    type Value = Vec<lead::Model>;
+    type Error = async_graphql::Error;
+
+    async fn load(&self, keys: &[AccountLeads]) -> LoadResult<AccountLeads, Vec<lead::Model>> {
+        let mut out: HashMap<AccountLeads, Vec<lead::Model>> = keys.iter().map(|k| (*k, Vec::new())).collect();
+        for (limit, group) in group_by(keys, |k| k.limit) {
+            let ids: Vec<i64> = group.iter().map(|k| k.account_id).collect();
+            for row in store::lead::first_per_account(&self.db, self.ws, &ids, limit).await.map_err(err)? {
+                let Some(account_id) = row.account_id else { continue };
+                out.entry(AccountLeads { account_id, limit }).or_default().push(row);
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// The buying center of an opportunity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct BuyingCenter(pub i64);
+
+impl Loader<BuyingCenter> for DbLoader {
+    type Value = Vec<opportunity_contact::Model>;
+    type Error = async_graphql::Error;
+
+    async fn load(&self, keys: &[BuyingCenter]) -> LoadResult<BuyingCenter, Vec<opportunity_contact::Model>> {
+        let ids: Vec<i64> = keys.iter().map(|k| k.0).collect();
+        let mut out: HashMap<BuyingCenter, Vec<opportunity_contact::Model>> = keys.iter().map(|k| (*k, Vec::new())).collect();
+        for row in store::opportunity::contacts_of(&self.db, self.ws, &ids).await.map_err(err)? {
+            out.entry(BuyingCenter(row.opportunity_id)).or_default().push(row);
+        }
+        Ok(out)
+    }
+}
+
+/// The opportunities whose buying center a lead is in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct LeadDeals(pub i64);
+
+impl Loader<LeadDeals> for DbLoader {
+    type Value = Vec<opportunity::Model>;
+    type Error = async_graphql::Error;
+
+    async fn load(&self, keys: &[LeadDeals]) -> LoadResult<LeadDeals, Vec<opportunity::Model>> {
+        let ids: Vec<i64> = keys.iter().map(|k| k.0).collect();
+        let contacts = store::opportunity::contacts_of_leads(&self.db, self.ws, &ids).await.map_err(err)?;
+        let mut opp_ids: Vec<i64> = contacts.iter().map(|c| c.opportunity_id).collect();
+        opp_ids.sort_unstable();
+        opp_ids.dedup();
+        let opps: HashMap<i64, opportunity::Model> = store::by_ids::<opportunity::Entity>(&self.db, self.ws, &opp_ids)
+            .await
+            .map_err(err)?
+            .into_iter()
+            .map(|o| (o.id, o))
+            .collect();
+        let mut out: HashMap<LeadDeals, Vec<opportunity::Model>> = keys.iter().map(|k| (*k, Vec::new())).collect();
+        for c in contacts {
+            if let Some(o) = opps.get(&c.opportunity_id) {
+                out.entry(LeadDeals(c.lead_id)).or_default().push(o.clone());
+            }
+        }
+        for deals in out.values_mut() {
+            deals.sort_by_key(|o| o.id);
+        }
+        Ok(out)
+    }
+}
+
+/// The cost lines of a campaign.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct CampaignCosts(pub i64);
+
+impl Loader<CampaignCosts> for DbLoader {
+    type Value = Vec<campaign_cost::Model>;
+    type Error = async_graphql::Error;
+
+    async fn load(&self, keys: &[CampaignCosts]) -> LoadResult<CampaignCosts, Vec<campaign_cost::Model>> {
+        let ids: Vec<i64> = keys.iter().map(|k| k.0).collect();
+        let mut out: HashMap<CampaignCosts, Vec<campaign_cost::Model>> = keys.iter().map(|k| (*k, Vec::new())).collect();
+        for row in store::campaign::costs_of(&self.db, self.ws, &ids).await.map_err(err)? {
+            out.entry(CampaignCosts(row.campaign_id)).or_default().push(row);
+        }
+        Ok(out)
+    }
+}
+
+/// The counts that a nested connection's `totalCount` may ask for.
+#[derive(Debug, Clone, Copy)]
+pub enum CountKey {
+    AccountLeads(AccountLeadCount),
+    LeadTouchpoints(LeadTouchpointCount),
+}
+
+/// The caller's workspace (for its currency and settings).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct WorkspaceKey;
+
+impl Loader<WorkspaceKey> for DbLoader {
+    type Value = entity::workspace::Model;
+    type Error = async_graphql::Error;
+
+    async fn load(&self, _: &[WorkspaceKey]) -> LoadResult<WorkspaceKey, entity::workspace::Model> {
+        let ws = store::workspace::by_id(&self.db, self.ws).await.map_err(err)?;
+        Ok(ws.into_iter().map(|w| (WorkspaceKey, w)).collect())
+    }
+}
+
+/// Number of touchpoints of a lead.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct LeadTouchpointCount(pub i64);
+
+impl Loader<LeadTouchpointCount> for DbLoader {
+    type Value = u64;
+    type Error = async_graphql::Error;
+
+    async fn load(&self, keys: &[LeadTouchpointCount]) -> LoadResult<LeadTouchpointCount, u64> {
+        let ids: Vec<i64> = keys.iter().map(|k| k.0).collect();
+        let counts = count_by::<touchpoint::Entity>(&self.db, self.ws, touchpoint::Column::LeadId, &ids)
+            .await
+            .map_err(err)?;
+        Ok(keys.iter().map(|k| (*k, counts.get(&k.0).copied().unwrap_or(0))).collect())
+    }
+}
+
+/// Number of (not erased) leads of an account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct AccountLeadCount(pub i64);
+
+impl Loader<AccountLeadCount> for DbLoader {
+    type Value = u64;
+    type Error = async_graphql::Error;
+
+    async fn load(&self, keys: &[AccountLeadCount]) -> LoadResult<AccountLeadCount, u64> {
+        let ids: Vec<i64> = keys.iter().map(|k| k.0).collect();
+        let counts = count_by::<lead::Entity>(&self.db, self.ws, lead::Column::AccountId, &ids)
+            .await
+            .map_err(err)?;
+        Ok(keys.iter().map(|k| (*k, counts.get(&k.0).copied().unwrap_or(0))).collect())
+    }
+}
+
+/// `SELECT parent, COUNT(*) ... GROUP BY parent` for the given parents.
+async fn count_by<E: Scoped>(
+    db: &DatabaseConnection,
+    ws: i64,
+    parent: E::Column,
+    ids: &[i64],
+) -> Result<HashMap<i64, u64>, sea_orm::DbErr> {
+    use sea_orm::QuerySelect;
+    let mut select = E::in_workspace(ws).filter(parent.is_in(ids.iter().copied()));
+    if let Ok(erased) = <E::Column as std::str::FromStr>::from_str("erased_at") {
+        select = select.filter(erased.is_null());
+    }
+    let rows: Vec<(i64, i64)> = select
+        .select_only()
+        .column(parent)
+        .column_as(sea_orm::sea_query::Expr::cust("COUNT(*)"), "n")
+        .group_by(parent)
+        .into_tuple()
+        .all(db)
+        .await?;
+    Ok(rows.into_iter().map(|(id, n)| (id, n as u64)).collect())
+}
+
+/// The criteria of a persona, in order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct PersonaCriteria(pub i64);
+
+impl Loader<PersonaCriteria> for DbLoader {
+    type Value = Vec<entity::persona_criterion::Model>;
+    type Error = async_graphql::Error;
+
+    async fn load(&self, keys: &[PersonaCriteria]) -> LoadResult<PersonaCriteria, Vec<entity::persona_criterion::Model>> {
+        use entity::persona_criterion::{Column, Entity};
+        use sea_orm::QueryOrder;
+        let ids: Vec<i64> = keys.iter().map(|k| k.0).collect();
+        let rows = Entity::in_workspace(self.ws)
+            .filter(Column::PersonaId.is_in(ids))
+            .order_by_asc(Column::Position)
+            .order_by_asc(Column::Id)
+            .all(&self.db)
+            .await
+            .map_err(err)?;
+        let mut out: HashMap<PersonaCriteria, Vec<_>> = keys.iter().map(|k| (*k, Vec::new())).collect();
+        for row in rows {
+            out.entry(PersonaCriteria(row.persona_id)).or_default().push(row);
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,102 @@
+//! The GraphQL API: thin resolvers that authorize, convert and call services or the store.
+pub mod account;
+pub mod campaign;
+pub mod context;
+pub mod enums;
+pub mod errors;
+pub mod funnel;
+pub mod ids;
+pub mod lead;
+pub mod limits;
+pub mod loaders;
+pub mod node;
+pub mod opportunity;
+pub mod pagination;
+pub mod persona;
+pub mod scalars;
+pub mod touchpoint;
+pub mod user;
+pub mod workspace;
+
+use async_graphql::{Context, EmptySubscription, ID, MaybeUndefined, MergedObject, Schema};
+
+use crate::config::Limits;
+use crate::db::Db;
+use crate::graphql::ids::NodeType;
+use crate::service::Patch;
+
+#[derive(MergedObject, Default)]
+pub struct Query(
+    node::NodeQuery,
+    workspace::WorkspaceQuery,
+    lead::LeadQuery,
+    account::AccountQuery,
+    campaign::CampaignQuery,
+    touchpoint::TouchpointQuery,
+    opportunity::OpportunityQuery,
+    persona::PersonaQuery,
+    funnel::FunnelQuery,
+    user::UserQuery,
+);
+
+#[derive(MergedObject, Default)]
+pub struct Mutation(
+    lead::LeadMutation,
+    account::AccountMutation,
+    campaign::CampaignMutation,
+    touchpoint::TouchpointMutation,
+    opportunity::OpportunityMutation,
+    user::UserMutation,
+    workspace::WorkspaceMutation,
+);
+
+pub type AppSchema = Schema<Query, Mutation, EmptySubscription>;
+
+/// The schema, with the database and the limits. Per-request data (the caller and the
+/// DataLoader) is added by the HTTP layer.
+pub fn build_schema(db: Option<Db>, limits: &Limits) -> AppSchema {
+    let mut builder = Schema::build(Query::default(), Mutation::default(), EmptySubscription)
+        .limit_depth(limits.max_depth)
+        .limit_complexity(limits.max_complexity)
+        .limit_recursive_depth(64)
+        .extension(limits::QueryLimits {
+            max_aliases: limits.max_aliases,
+            max_root_fields: limits.max_root_fields,
+        });
+    if let Some(db) = db {
+        builder = builder.data(db);
+    }
+    builder.finish()
+}
+
+/// The SDL of the schema, as checked in at `schema.graphql`.
+pub fn sdl() -> String {
+    build_schema(None, &Limits::default()).sdl_with_options(async_graphql::SDLExportOptions::new().sorted_fields().sorted_enum_items())
+}
+
+/// `MaybeUndefined` (absent / null / value) as a service patch (keep / clear / set).
+pub fn patch<T>(v: MaybeUndefined<T>) -> Patch<T> {
+    match v {
+        MaybeUndefined::Undefined => Patch::Keep,
+        MaybeUndefined::Null => Patch::Clear,
+        MaybeUndefined::Value(v) => Patch::Set(v),
+    }
+}
+
+/// A patch of a global ID. An ID of another type or workspace reads as unknown (id 0), which
+/// the service reports as NOT_FOUND on the field.
+pub fn patch_id(kind: NodeType, v: MaybeUndefined<ID>) -> async_graphql::Result<Patch<i64>> {
+    Ok(patch(v).map(|id| ids::decode(kind, &id).unwrap_or(0)))
+}
+
+/// An optional global ID filter. A foreign or malformed ID matches nothing (id 0).
+pub fn decode_opt(kind: NodeType, id: Option<&ID>) -> async_graphql::Result<Option<i64>> {
+    Ok(id.map(|id| ids::decode(kind, id).unwrap_or(0)))
+}
+
+/// The caller's workspace currency.
+pub async fn workspace_currency(ctx: &Context<'_>) -> async_graphql::Result<String> {
+    let ws = ctx.data_unchecked::<loaders::Loaders>().load_one(loaders::WorkspaceKey).await?;
+    ws.map(|w| w.currency)
+        .ok_or_else(|| errors::gql_error(crate::error::AppError::not_found("workspace")))
+}

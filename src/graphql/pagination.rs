@@ -1,0 +1,149 @@
+//! Relay connections over keyset pages.
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use async_graphql::connection::{Connection, Edge};
+use async_graphql::{Context, Enum, Object};
+use sea_orm::{DatabaseConnection, DbErr, EntityTrait, PaginatorTrait, Select};
+
+use crate::error::AppError;
+use crate::graphql::errors::IntoGql;
+use crate::graphql::loaders::{CountKey, Loaders};
+use crate::store::page::{CursorKey, PageRequest, PageRows, SortValue};
+
+/// Largest page; larger `first`/`last` are clamped to it.
+pub const MAX_PAGE: i32 = 100;
+
+#[derive(Enum, Copy, Clone, Debug, PartialEq, Eq, Default)]
+pub enum OrderDirection {
+    #[default]
+    Asc,
+    Desc,
+}
+
+/// The page arguments every list takes.
+pub struct PageArgs {
+    pub first: Option<i32>,
+    pub after: Option<String>,
+    pub last: Option<i32>,
+    pub before: Option<String>,
+}
+
+type CountFuture = Pin<Box<dyn Future<Output = Result<u64, DbErr>> + Send>>;
+
+/// `totalCount`, computed only when a client asks for it.
+#[derive(Clone)]
+pub enum TotalCount {
+    Known(u64),
+    Query(Arc<dyn Fn(DatabaseConnection) -> CountFuture + Send + Sync>),
+    /// Counted with the request's other parents in one grouped query.
+    Loaded(CountKey),
+}
+
+impl TotalCount {
+    /// Counts the rows of `select` (its filters, without order or limit) when asked.
+    pub fn of<E: EntityTrait>(select: Select<E>) -> Self
+    where
+        Select<E>: Clone + Send + Sync + 'static,
+        E::Model: Sync,
+    {
+        TotalCount::Query(Arc::new(move |db: DatabaseConnection| {
+            let select = select.clone();
+            Box::pin(async move { select.count(&db).await })
+        }))
+    }
+}
+
+#[Object]
+impl TotalCount {
+    /// Number of items matching the filter, over all pages.
+    async fn total_count(&self, ctx: &Context<'_>) -> async_graphql::Result<u64> {
+        use crate::graphql::context::ContextExt;
+        match self {
+            TotalCount::Known(n) => Ok(*n),
+            TotalCount::Query(count) => count(ctx.db().conn.clone()).await.gql(),
+            TotalCount::Loaded(key) => {
+                let loaders = ctx.data_unchecked::<Loaders>();
+                let n = match key {
+                    CountKey::AccountLeads(k) => loaders.load_one(*k).await?,
+                    CountKey::LeadTouchpoints(k) => loaders.load_one(*k).await?,
+                };
+                Ok(n.unwrap_or(0))
+            }
+        }
+    }
+}
+
+pub type Conn<N> = Connection<String, N, TotalCount>;
+
+impl PageArgs {
+    /// Validates the arguments; `expects_value` says whether cursors of this ordering carry a
+    /// sort value (everything but ordering by ID), and of which kind.
+    pub fn request(&self, expects: Option<fn(&SortValue) -> bool>) -> Result<PageRequest, AppError> {
+        let (limit, backward, cursor) = match (self.first, self.last) {
+            (Some(_), Some(_)) => return Err(AppError::BadInput("pass either `first` or `last`, not both".into())),
+            (None, None) => return Err(AppError::BadInput("`first` or `last` is required".into())),
+            (Some(n), None) => (n, false, self.after.as_deref()),
+            (None, Some(n)) => (n, true, self.before.as_deref()),
+        };
+        if limit < 0 {
+            return Err(AppError::BadInput("`first` and `last` must not be negative".into()));
+        }
+        if (!backward && self.before.is_some()) || (backward && self.after.is_some()) {
+            return Err(AppError::BadInput("use `after` with `first` and `before` with `last`".into()));
+        }
+        let cursor = match cursor {
+            None => None,
+            Some(raw) => {
+                let key = CursorKey::decode(raw).ok_or_else(|| AppError::BadInput(format!("invalid cursor {raw:?}")))?;
+                let fits = match (&key.value, expects) {
+                    (None, None) => true,
+                    (Some(v), Some(check)) => check(v),
+                    _ => false,
+                };
+                if !fits {
+                    return Err(AppError::BadInput("the cursor belongs to another ordering of this list".into()));
+                }
+                Some(key)
+            }
+        };
+        Ok(PageRequest {
+            limit: limit.min(MAX_PAGE) as u64,
+            backward,
+            cursor,
+        })
+    }
+}
+
+/// Builds the connection for a fetched page.
+pub fn connection<M, N>(
+    page: PageRows<M>,
+    req: &PageRequest,
+    total: TotalCount,
+    key: impl Fn(&M) -> CursorKey,
+    node: impl Fn(M) -> N,
+) -> Conn<N>
+where
+    N: async_graphql::OutputType,
+{
+    let (has_previous, has_next) = if req.backward {
+        (page.has_more, req.cursor.is_some())
+    } else {
+        (req.cursor.is_some(), page.has_more)
+    };
+    let mut conn = Connection::with_additional_fields(has_previous, has_next, total);
+    conn.edges
+        .extend(page.rows.into_iter().map(|m| Edge::new(key(&m).encode(), node(m))));
+    conn
+}
+
+pub fn is_int(v: &SortValue) -> bool {
+    matches!(v, SortValue::Int(_))
+}
+pub fn is_text(v: &SortValue) -> bool {
+    matches!(v, SortValue::Text(_))
+}
+pub fn is_time(v: &SortValue) -> bool {
+    matches!(v, SortValue::Time(_))
+}

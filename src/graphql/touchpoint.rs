@@ -1,0 +1,258 @@
+//! Touchpoints: tracked interactions of leads, optionally with a campaign.
+use async_graphql::{ComplexObject, Context, Enum, ID, InputObject, Object, SimpleObject};
+use entity::touchpoint;
+
+use crate::domain::vocab::Action;
+use crate::graphql::campaign::Campaign;
+use crate::graphql::context::ContextExt;
+use crate::graphql::decode_opt;
+use crate::graphql::errors::{IntoGql, UserError, split};
+use crate::graphql::ids::{self, NodeType};
+use crate::graphql::lead::{DateTimeRange, Lead};
+use crate::graphql::loaders::{CampaignId, LeadId, Loaders};
+use crate::graphql::pagination::{Conn, OrderDirection, PageArgs, TotalCount, connection, is_time};
+use crate::graphql::scalars::DateTime;
+use crate::service::touchpoint::NewTouchpoint;
+use crate::store::page::{CursorKey, Sort, SortValue, fetch_page};
+use crate::store::touchpoint::{Newest, TouchpointFilter as StoreFilter};
+use crate::store::{self};
+
+pub struct Touchpoint(pub touchpoint::Model);
+
+#[Object]
+impl Touchpoint {
+    pub async fn id(&self) -> ID {
+        ids::encode(NodeType::Touchpoint, self.0.id)
+    }
+    async fn external_id(&self) -> Option<&str> {
+        self.0.external_id.as_deref()
+    }
+    /// The idempotency key it was recorded with, if any.
+    async fn idempotency_key(&self) -> Option<&str> {
+        self.0.idempotency_key.as_deref()
+    }
+    /// A code of the workspace's touchpoint-type vocabulary, e.g. WHITEPAPER_DOWNLOAD.
+    #[graphql(name = "type")]
+    async fn touch_type(&self) -> &str {
+        &self.0.touch_type
+    }
+    async fn occurred_at(&self) -> DateTime {
+        self.0.occurred_at.into()
+    }
+    async fn created_at(&self) -> DateTime {
+        self.0.created_at.into()
+    }
+    async fn lead(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Lead>> {
+        Ok(ctx.data_unchecked::<Loaders>().load_one(LeadId(self.0.lead_id)).await?.map(Lead))
+    }
+    async fn campaign(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Campaign>> {
+        let Some(id) = self.0.campaign_id else { return Ok(None) };
+        Ok(ctx.data_unchecked::<Loaders>().load_one(CampaignId(id)).await?.map(Campaign))
+    }
+}
+
+#[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
+pub enum TouchpointOrderField {
+    OccurredAt,
+    Id,
+}
+
+/// Order of touchpoints; the default is newest first (OCCURRED_AT, DESC).
+#[derive(InputObject, Copy, Clone, Debug)]
+pub struct TouchpointOrder {
+    pub field: TouchpointOrderField,
+    #[graphql(default)]
+    pub direction: OrderDirection,
+}
+
+impl TouchpointOrder {
+    pub const NEWEST_FIRST: TouchpointOrder = TouchpointOrder {
+        field: TouchpointOrderField::OccurredAt,
+        direction: OrderDirection::Desc,
+    };
+
+    pub fn expects(self) -> Option<fn(&SortValue) -> bool> {
+        match self.field {
+            TouchpointOrderField::OccurredAt => Some(is_time),
+            TouchpointOrderField::Id => None,
+        }
+    }
+
+    /// Which end a per-parent loader starts from, for orders by time.
+    pub fn newest(self) -> Option<Newest> {
+        match (self.field, self.direction) {
+            (TouchpointOrderField::OccurredAt, OrderDirection::Desc) => Some(Newest::First),
+            (TouchpointOrderField::OccurredAt, OrderDirection::Asc) => Some(Newest::Last),
+            (TouchpointOrderField::Id, _) => None,
+        }
+    }
+
+    pub fn sort(self) -> Sort<touchpoint::Column> {
+        let column = match self.field {
+            TouchpointOrderField::OccurredAt => Some(touchpoint::Column::OccurredAt),
+            TouchpointOrderField::Id => None,
+        };
+        Sort {
+            column,
+            id: touchpoint::Column::Id,
+            desc: self.direction == OrderDirection::Desc,
+        }
+    }
+}
+
+/// The cursor of a touchpoint under `order`.
+pub fn touchpoint_key(order: TouchpointOrder) -> impl Fn(&touchpoint::Model) -> CursorKey {
+    move |t| CursorKey {
+        value: match order.field {
+            TouchpointOrderField::OccurredAt => Some(SortValue::Time(t.occurred_at)),
+            TouchpointOrderField::Id => None,
+        },
+        id: t.id,
+    }
+}
+
+#[derive(InputObject, Default)]
+pub struct TouchpointFilter {
+    pub lead_id: Option<ID>,
+    pub campaign_id: Option<ID>,
+    /// Touchpoint type codes.
+    #[graphql(name = "type")]
+    pub touch_type: Option<Vec<String>>,
+    pub occurred_at: Option<DateTimeRange>,
+}
+
+#[derive(Default)]
+pub struct TouchpointQuery;
+
+#[Object]
+impl TouchpointQuery {
+    async fn touchpoints(
+        &self,
+        ctx: &Context<'_>,
+        filter: Option<TouchpointFilter>,
+        order_by: Option<TouchpointOrder>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> async_graphql::Result<Conn<Touchpoint>> {
+        let p = ctx.principal()?;
+        let f = filter.unwrap_or_default();
+        let range = f.occurred_at.unwrap_or_default();
+        let sf = StoreFilter {
+            lead_id: decode_opt(NodeType::Lead, f.lead_id.as_ref())?,
+            campaign_id: decode_opt(NodeType::Campaign, f.campaign_id.as_ref())?,
+            types: f.touch_type.map(|v| v.iter().map(|t| t.trim().to_ascii_uppercase()).collect()),
+            occurred_from: range.from.map(|t| t.0),
+            occurred_to: range.to.map(|t| t.0),
+        };
+        let order = order_by.unwrap_or(TouchpointOrder::NEWEST_FIRST);
+        let req = PageArgs {
+            first,
+            after,
+            last,
+            before,
+        }
+        .request(order.expects())
+        .gql()?;
+        let select = store::touchpoint::select(p.workspace_id, &sf);
+        let page = fetch_page(&ctx.db().conn, select.clone(), &order.sort(), &req).await.gql()?;
+        Ok(connection(page, &req, TotalCount::of(select), touchpoint_key(order), Touchpoint))
+    }
+}
+
+#[derive(InputObject)]
+pub struct TouchpointInput {
+    /// The lead, by ID ...
+    pub lead_id: Option<ID>,
+    /// ... or by the source system's ID ...
+    pub lead_external_id: Option<String>,
+    /// ... or by e-mail.
+    pub lead_email: Option<String>,
+    pub campaign_id: Option<ID>,
+    pub campaign_external_id: Option<String>,
+    /// A code of the workspace's touchpoint-type vocabulary (case-insensitive).
+    #[graphql(name = "type")]
+    pub touch_type: String,
+    pub occurred_at: DateTime,
+    /// The source system's ID of the touchpoint.
+    pub external_id: Option<String>,
+    /// A retried item with the same key is recorded once.
+    pub idempotency_key: Option<String>,
+}
+
+#[derive(InputObject)]
+pub struct RecordTouchpointsInput {
+    /// Up to 10,000 touchpoints, recorded all or nothing.
+    pub items: Vec<TouchpointInput>,
+}
+
+#[derive(SimpleObject)]
+#[graphql(complex)]
+pub struct RecordTouchpointsPayload {
+    /// Touchpoints written by this call.
+    pub recorded_count: i32,
+    /// Items skipped because their idempotency key (or external ID) was recorded before.
+    pub duplicate_count: i32,
+    #[graphql(skip)]
+    pub touchpoints: Vec<touchpoint::Model>,
+    pub user_errors: Vec<UserError>,
+}
+
+#[ComplexObject]
+impl RecordTouchpointsPayload {
+    /// The touchpoints of the batch in input order (already recorded ones included).
+    async fn touchpoints(&self) -> Vec<Touchpoint> {
+        self.touchpoints.iter().cloned().map(Touchpoint).collect()
+    }
+}
+
+#[derive(Default)]
+pub struct TouchpointMutation;
+
+#[Object]
+impl TouchpointMutation {
+    /// Records a batch of touchpoints: all or nothing, idempotent per item key.
+    async fn record_touchpoints(
+        &self,
+        ctx: &Context<'_>,
+        input: RecordTouchpointsInput,
+    ) -> async_graphql::Result<RecordTouchpointsPayload> {
+        let p = ctx.allowed(Action::WriteMarketing)?;
+        let mut items = Vec::with_capacity(input.items.len());
+        for it in input.items {
+            items.push(NewTouchpoint {
+                lead_id: it
+                    .lead_id
+                    .as_ref()
+                    .map(|id| ids::decode(NodeType::Lead, id).map_err(|_| id.to_string())),
+                lead_external_id: it.lead_external_id,
+                lead_email: it.lead_email,
+                campaign_id: it
+                    .campaign_id
+                    .as_ref()
+                    .map(|id| ids::decode(NodeType::Campaign, id).map_err(|_| id.to_string())),
+                campaign_external_id: it.campaign_external_id,
+                touch_type: it.touch_type,
+                occurred_at: it.occurred_at.0,
+                external_id: it.external_id,
+                idempotency_key: it.idempotency_key,
+            });
+        }
+        let (result, user_errors) = split(crate::service::touchpoint::record(ctx.db(), p, items).await)?;
+        Ok(match result {
+            Some(r) => RecordTouchpointsPayload {
+                recorded_count: r.recorded as i32,
+                duplicate_count: r.duplicates as i32,
+                touchpoints: r.touchpoints,
+                user_errors,
+            },
+            None => RecordTouchpointsPayload {
+                recorded_count: 0,
+                duplicate_count: 0,
+                touchpoints: Vec::new(),
+                user_errors,
+            },
+        })
+    }
+}

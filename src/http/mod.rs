@@ -1,0 +1,199 @@
+//! HTTP: our own GraphQL handler (single requests, limits, no mutations over GET), the
+//! WebSocket endpoint, GraphiQL and health checks.
+use std::sync::Arc;
+
+use async_graphql::http::{ALL_WEBSOCKET_PROTOCOLS, GraphiQLSource};
+use async_graphql::{Data, ErrorExtensionValues, Request, Response as GqlResponse, ServerError};
+use async_graphql_axum::{GraphQLProtocol, GraphQLWebSocket};
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Query, State, WebSocketUpgrade};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Deserialize;
+use tracing::Instrument;
+
+use crate::auth::{KeyResolver, Principal, bearer};
+use crate::config::Config;
+use crate::db::Db;
+use crate::error::AppError;
+use crate::graphql::AppSchema;
+use crate::graphql::limits::OverGet;
+use crate::graphql::loaders::new_loaders;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub schema: AppSchema,
+    pub db: Db,
+    pub keys: KeyResolver,
+    pub config: Arc<Config>,
+}
+
+pub fn router(state: AppState) -> Router {
+    let body_limit = state.config.limits.max_body_bytes;
+    Router::new()
+        .route("/graphql", get(graphql_get).post(graphql_post))
+        .route("/graphql/ws", get(graphql_ws))
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+        .layer(DefaultBodyLimit::max(body_limit))
+        .with_state(state)
+}
+
+async fn readyz(State(state): State<AppState>) -> Response {
+    match state.db.ping().await {
+        Ok(()) => (StatusCode::OK, "ready").into_response(),
+        Err(e) => {
+            tracing::warn!(error = %e, "database not reachable");
+            (StatusCode::SERVICE_UNAVAILABLE, "database not reachable").into_response()
+        }
+    }
+}
+
+fn error_response(status: StatusCode, err: AppError) -> Response {
+    let mut e = ServerError::new(err.to_string(), None);
+    e.extensions
+        .get_or_insert_with(ErrorExtensionValues::default)
+        .set("code", err.code());
+    (status, Json(GqlResponse::from_errors(vec![e]))).into_response()
+}
+
+/// The caller from the `Authorization` header: `Ok(None)` without one; an error for a bad key.
+async fn caller(state: &AppState, headers: &HeaderMap) -> Result<Option<Principal>, AppError> {
+    let Some(value) = headers.get(header::AUTHORIZATION) else {
+        return Ok(None);
+    };
+    let key = value.to_str().ok().and_then(bearer).ok_or(AppError::Unauthenticated)?;
+    state.keys.resolve(&state.db.conn, key).await.map(Some)
+}
+
+async fn execute(state: &AppState, principal: Option<Principal>, mut request: Request) -> Response {
+    if let Some(p) = principal {
+        request = request.data(p).data(new_loaders(state.db.conn.clone(), p.workspace_id));
+    }
+    let operation = request.operation_name.clone().unwrap_or_else(|| "anonymous".into());
+    let span = tracing::info_span!("graphql", operation = %operation);
+    let timeout = state.config.limits.request_timeout;
+    let response = match tokio::time::timeout(timeout, state.schema.execute(request).instrument(span)).await {
+        Ok(r) => r,
+        Err(_) => {
+            let mut e = ServerError::new(format!("the request took longer than {} s", timeout.as_secs()), None);
+            e.extensions
+                .get_or_insert_with(ErrorExtensionValues::default)
+                .set("code", "TIMEOUT");
+            GqlResponse::from_errors(vec![e])
+        }
+    };
+    let response = with_error_codes(response);
+    let mut http = Json(response).into_response();
+    http.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    http
+}
+
+/// Every error carries `extensions.code`: ours set it; async-graphql's own (parse, validation,
+/// limits) are classified here.
+fn with_error_codes(mut response: GqlResponse) -> GqlResponse {
+    for e in &mut response.errors {
+        let ext = e.extensions.get_or_insert_with(ErrorExtensionValues::default);
+        if ext.get("code").is_none() {
+            let code = if e.message.contains("too complex") || e.message.contains("nested too deep") || e.message.contains("recursion") {
+                "QUERY_TOO_COMPLEX"
+            } else {
+                "BAD_USER_INPUT"
+            };
+            ext.set("code", code);
+        }
+    }
+    response
+}
+
+async fn graphql_post(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    let principal = match caller(&state, &headers).await {
+        Ok(p) => p,
+        Err(e) => return error_response(StatusCode::UNAUTHORIZED, e),
+    };
+    let trimmed = body.iter().position(|b| !b.is_ascii_whitespace()).map(|i| body[i]);
+    if trimmed == Some(b'[') {
+        return error_response(
+            StatusCode::BAD_REQUEST,
+            AppError::BadInput("batched requests are not accepted; send one operation per request".into()),
+        );
+    }
+    let request: Request = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => {
+            return error_response(
+                StatusCode::BAD_REQUEST,
+                AppError::BadInput(format!("the body is not a GraphQL request: {e}")),
+            );
+        }
+    };
+    execute(&state, principal, request).await
+}
+
+#[derive(Deserialize)]
+struct GetParams {
+    query: Option<String>,
+    #[serde(rename = "operationName")]
+    operation_name: Option<String>,
+    variables: Option<String>,
+}
+
+async fn graphql_get(State(state): State<AppState>, headers: HeaderMap, Query(params): Query<GetParams>) -> Response {
+    let Some(query) = params.query else {
+        if !state.config.graphiql {
+            return StatusCode::NOT_FOUND.into_response();
+        }
+        let page = GraphiQLSource::build()
+            .endpoint("/graphql")
+            .subscription_endpoint("/graphql/ws")
+            .title("closedloop GraphiQL")
+            .finish();
+        return Html(page).into_response();
+    };
+    let principal = match caller(&state, &headers).await {
+        Ok(p) => p,
+        Err(e) => return error_response(StatusCode::UNAUTHORIZED, e),
+    };
+    let mut request = Request::new(query).data(OverGet);
+    request.operation_name = params.operation_name;
+    if let Some(v) = params.variables {
+        match serde_json::from_str(&v) {
+            Ok(v) => request.variables = async_graphql::Variables::from_json(v),
+            Err(e) => return error_response(StatusCode::BAD_REQUEST, AppError::BadInput(format!("variables are not JSON: {e}"))),
+        }
+    }
+    execute(&state, principal, request).await
+}
+
+/// graphql-transport-ws; the API key comes in the `connection_init` payload as
+/// `{"Authorization": "Bearer <key>"}` (or `{"apiKey": "<key>"}`).
+async fn graphql_ws(State(state): State<AppState>, protocol: GraphQLProtocol, upgrade: WebSocketUpgrade) -> Response {
+    let schema = state.schema.clone();
+    upgrade.protocols(ALL_WEBSOCKET_PROTOCOLS).on_upgrade(move |socket| async move {
+        let init_state = state.clone();
+        GraphQLWebSocket::new(socket, schema, protocol)
+            .on_connection_init(move |payload| async move {
+                let key = payload
+                    .get("Authorization")
+                    .or_else(|| payload.get("authorization"))
+                    .and_then(|v| v.as_str())
+                    .and_then(bearer)
+                    .or_else(|| payload.get("apiKey").and_then(|v| v.as_str()))
+                    .ok_or_else(|| async_graphql::Error::new("connection_init must carry the API key"))?;
+                let p = init_state
+                    .keys
+                    .resolve(&init_state.db.conn, key)
+                    .await
+                    .map_err(|e| async_graphql::Error::new(e.to_string()))?;
+                let mut data = Data::default();
+                data.insert(p);
+                data.insert(new_loaders(init_state.db.conn.clone(), p.workspace_id));
+                Ok(data)
+            })
+            .serve()
+            .await
+    })
+}

@@ -1,0 +1,331 @@
+//! Leads (contacts): upserted by CRM connectors, edited by frontends, erased on request.
+use chrono::{DateTime, Utc};
+use entity::{lead, lead_stage_history};
+use sea_orm::{ActiveModelTrait, ActiveValue::Set, ConnectionTrait, EntityTrait, IntoActiveModel};
+
+use super::{Patch, actor, clean, stage_by_key};
+use crate::auth::Principal;
+use crate::db::Db;
+use crate::domain::email::Email;
+use crate::domain::vocab::LifecycleStatus;
+use crate::error::{AppError, ServiceError, ServiceResult, Validator};
+use crate::service::account::country_code;
+use crate::store;
+
+/// The editable fields of a lead. `Keep` leaves a field as it is.
+#[derive(Debug, Clone, Default)]
+pub struct LeadFields {
+    pub email: Patch<String>,
+    pub account_id: Patch<i64>,
+    pub first_name: Patch<String>,
+    pub last_name: Patch<String>,
+    pub job_title: Patch<String>,
+    pub decision_role: Patch<String>,
+    pub industry: Patch<String>,
+    pub company_size: Patch<String>,
+    pub country: Patch<String>,
+    pub phone: Patch<String>,
+    pub status: Option<LifecycleStatus>,
+    pub owner_id: Patch<i64>,
+    /// Consent per channel, e.g. {"EMAIL": true, "PHONE": false}.
+    pub consents: Option<serde_json::Map<String, serde_json::Value>>,
+    pub custom_fields: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct UpsertLead {
+    pub external_id: Option<String>,
+    pub fields: LeadFields,
+    /// Funnel stage key for a new lead (default LEAD); ignored for existing leads, whose stage
+    /// changes only through the funnel's own operations.
+    pub stage: Option<String>,
+    /// When a new lead was created in the source system (default now).
+    pub created_at: Option<DateTime<Utc>>,
+}
+
+/// Validated fields, ready to be written.
+struct Clean {
+    f: LeadFields,
+}
+
+async fn validate(txn: &impl ConnectionTrait, ws: i64, mut f: LeadFields, v: &mut Validator) -> Result<Clean, AppError> {
+    f.email = match f.email {
+        Patch::Set(e) => match Email::parse(&e) {
+            Ok(e) => Patch::Set(e.into_inner()),
+            Err(msg) => {
+                v.push(&["input", "email"], "INVALID", format!("e-mail {msg}"));
+                Patch::Keep
+            }
+        },
+        other => other,
+    };
+    f.country = match f.country {
+        Patch::Set(c) => match country_code(&c) {
+            Some(c) => Patch::Set(c),
+            None => {
+                v.push(&["input", "country"], "INVALID", "must be a two-letter ISO 3166 country code");
+                Patch::Keep
+            }
+        },
+        other => other,
+    };
+    if let Patch::Set(id) = f.account_id {
+        if store::by_id::<entity::account::Entity>(txn, ws, id).await?.is_none() {
+            v.push(&["input", "accountId"], "NOT_FOUND", "no such account");
+        }
+    }
+    if let Patch::Set(id) = f.owner_id {
+        if store::by_id::<entity::user::Entity>(txn, ws, id).await?.is_none() {
+            v.push(&["input", "ownerId"], "NOT_FOUND", "no such user");
+        }
+    }
+    let trim = |p: Patch<String>| match p {
+        Patch::Set(s) if s.trim().is_empty() => Patch::Clear,
+        Patch::Set(s) => Patch::Set(s.trim().to_owned()),
+        other => other,
+    };
+    f.first_name = trim(f.first_name);
+    f.last_name = trim(f.last_name);
+    f.job_title = trim(f.job_title);
+    f.decision_role = trim(f.decision_role);
+    f.industry = trim(f.industry);
+    f.company_size = trim(f.company_size);
+    f.phone = trim(f.phone);
+    Ok(Clean { f })
+}
+
+/// Applies fields to a lead; returns whether anything changed.
+fn apply(m: &mut lead::Model, c: Clean) -> bool {
+    let f = c.f;
+    let mut changed = false;
+    changed |= f.email.apply(&mut m.email);
+    changed |= f.account_id.apply(&mut m.account_id);
+    changed |= f.first_name.apply(&mut m.first_name);
+    changed |= f.last_name.apply(&mut m.last_name);
+    changed |= f.job_title.apply(&mut m.job_title);
+    changed |= f.decision_role.apply(&mut m.decision_role);
+    changed |= f.industry.apply(&mut m.industry);
+    changed |= f.company_size.apply(&mut m.company_size);
+    changed |= f.country.apply(&mut m.country);
+    changed |= f.phone.apply(&mut m.phone);
+    changed |= f.owner_id.apply(&mut m.owner_id);
+    if let Some(s) = f.status {
+        changed |= m.lifecycle_status != s.as_str();
+        m.lifecycle_status = s.as_str().to_owned();
+    }
+    for (target, patch) in [(&mut m.consents, f.consents), (&mut m.custom_fields, f.custom_fields)] {
+        if let Some(patch) = patch {
+            let obj = target.as_object_mut().expect("stored as an object");
+            for (k, val) in patch {
+                let old = if val.is_null() {
+                    obj.remove(&k)
+                } else {
+                    obj.insert(k, val.clone())
+                };
+                changed |= old.as_ref() != Some(&val) && !(val.is_null() && old.is_none());
+            }
+        }
+    }
+    changed
+}
+
+async fn save(txn: &impl ConnectionTrait, before: lead::Model, mut after: lead::Model) -> Result<lead::Model, AppError> {
+    after.updated_at = Utc::now();
+    let mut am = after.into_active_model().reset_all();
+    am.id = sea_orm::ActiveValue::Unchanged(before.id);
+    Ok(am.update(txn).await?)
+}
+
+/// Creates a lead or updates the one with the same external ID or e-mail. Idempotent: the same
+/// input twice gives the same lead and changes nothing the second time.
+pub async fn upsert(db: &Db, p: Principal, input: UpsertLead) -> ServiceResult<(lead::Model, bool)> {
+    let ws = p.workspace_id;
+    let mut v = Validator::default();
+    let external_id = clean(input.external_id);
+    let txn = db.begin_write().await?;
+    let clean_fields = validate(&*txn, ws, input.fields, &mut v).await?;
+    let email = clean_fields.f.email.as_set().cloned();
+    if external_id.is_none() && email.is_none() {
+        v.push(&["input"], "REQUIRED", "an upsert needs an externalId or an email to match on");
+    }
+    v.finish()?;
+    let by_ext = match &external_id {
+        Some(x) => store::lead::by_external_id(&*txn, ws, x).await?,
+        None => None,
+    };
+    let by_email = match &email {
+        Some(e) => store::lead::by_email(&*txn, ws, e).await?,
+        None => None,
+    };
+    let existing = match (by_ext, by_email) {
+        (Some(a), Some(b)) if a.id != b.id => {
+            return Err(ServiceError::invalid(
+                &["input", "email"],
+                "TAKEN",
+                "the e-mail belongs to another lead than the externalId",
+            ));
+        }
+        (Some(a), _) => Some(a),
+        (None, Some(b)) => {
+            if b.external_id.is_some() && external_id.is_some() {
+                return Err(ServiceError::invalid(
+                    &["input", "email"],
+                    "TAKEN",
+                    "the e-mail belongs to a lead with another externalId",
+                ));
+            }
+            Some(b)
+        }
+        (None, None) => None,
+    };
+    let result = match existing {
+        Some(current) => {
+            let mut next = current.clone();
+            let mut changed = apply(&mut next, clean_fields);
+            if next.external_id.is_none() && external_id.is_some() {
+                next.external_id = external_id;
+                changed = true;
+            }
+            if changed {
+                (save(&*txn, current, next).await, false)
+            } else {
+                (Ok(current), false)
+            }
+        }
+        None => {
+            let stage_key = input.stage.as_deref().unwrap_or("LEAD").trim().to_ascii_uppercase();
+            let Some(stage) = stage_by_key(&*txn, ws, &stage_key).await? else {
+                return Err(ServiceError::invalid(
+                    &["input", "stage"],
+                    "NOT_FOUND",
+                    format!("no funnel stage {stage_key}"),
+                ));
+            };
+            let now = Utc::now();
+            let created_at = input.created_at.unwrap_or(now);
+            let mut m = lead::Model {
+                id: 0,
+                workspace_id: ws,
+                external_id,
+                account_id: None,
+                email: None,
+                first_name: None,
+                last_name: None,
+                job_title: None,
+                decision_role: None,
+                industry: None,
+                company_size: None,
+                country: None,
+                phone: None,
+                lifecycle_status: LifecycleStatus::Lead.as_str().to_owned(),
+                stage_id: stage.id,
+                owner_id: None,
+                consents: serde_json::json!({}),
+                custom_fields: serde_json::json!({}),
+                email_bounced_at: None,
+                unsubscribed_at: None,
+                converted_at: None,
+                erased_at: None,
+                created_at,
+                updated_at: now,
+            };
+            apply(&mut m, clean_fields);
+            let mut am = m.into_active_model().reset_all();
+            am.id = sea_orm::ActiveValue::NotSet;
+            let inserted = am.insert(&*txn).await;
+            match inserted {
+                Ok(lead) => {
+                    record_stage(&*txn, &lead, None, stage.id, created_at, &actor(&p), Some("created")).await?;
+                    (Ok(lead), true)
+                }
+                Err(e) => (Err(AppError::from(e)), true),
+            }
+        }
+    };
+    let (lead, created) = match result {
+        (Ok(l), c) => (l, c),
+        (Err(AppError::Conflict(_)), _) => {
+            return Err(ServiceError::invalid(&["input", "email"], "TAKEN", "another lead has this e-mail"));
+        }
+        (Err(e), _) => return Err(e.into()),
+    };
+    txn.commit().await?;
+    Ok((lead, created))
+}
+
+/// Changes the given fields of one lead.
+pub async fn update(db: &Db, p: Principal, id: i64, fields: LeadFields) -> ServiceResult<lead::Model> {
+    let ws = p.workspace_id;
+    let mut v = Validator::default();
+    let txn = db.begin_write().await?;
+    let current = live_lead(&*txn, ws, id).await?;
+    let cleaned = validate(&*txn, ws, fields, &mut v).await?;
+    if matches!(cleaned.f.email, Patch::Clear) && current.external_id.is_none() {
+        v.push(&["input", "email"], "REQUIRED", "a lead without externalId needs an e-mail");
+    }
+    v.finish()?;
+    let mut next = current.clone();
+    if !apply(&mut next, cleaned) {
+        return Ok(current);
+    }
+    let saved = save(&*txn, current, next).await.map_err(|e| match e {
+        AppError::Conflict(_) => ServiceError::invalid(&["input", "email"], "TAKEN", "another lead has this e-mail"),
+        e => e.into(),
+    })?;
+    txn.commit().await?;
+    Ok(saved)
+}
+
+/// GDPR erasure: personal data is removed; the lead stays as an anonymous stub so that its
+/// touchpoints, stage history and deal credits still count and totals do not change.
+pub async fn erase(db: &Db, p: Principal, id: i64) -> ServiceResult<lead::Model> {
+    let txn = db.begin_write().await?;
+    let current = live_lead(&*txn, p.workspace_id, id).await?;
+    let mut m = current.clone();
+    m.email = None;
+    m.first_name = None;
+    m.last_name = None;
+    m.phone = None;
+    m.job_title = None;
+    m.decision_role = None;
+    m.consents = serde_json::json!({});
+    m.custom_fields = serde_json::json!({});
+    m.erased_at = Some(Utc::now());
+    let saved = save(&*txn, current, m).await?;
+    txn.commit().await?;
+    Ok(saved)
+}
+
+/// A lead of the workspace that has not been erased.
+async fn live_lead(db: &impl ConnectionTrait, ws: i64, id: i64) -> Result<lead::Model, AppError> {
+    store::by_id::<lead::Entity>(db, ws, id)
+        .await?
+        .filter(|l| l.erased_at.is_none())
+        .ok_or_else(|| AppError::not_found("lead"))
+}
+
+/// Writes one stage-history row.
+pub async fn record_stage(
+    db: &impl ConnectionTrait,
+    lead: &lead::Model,
+    from: Option<i64>,
+    to: i64,
+    at: DateTime<Utc>,
+    actor: &str,
+    reason: Option<&str>,
+) -> Result<(), AppError> {
+    lead_stage_history::Entity::insert(lead_stage_history::ActiveModel {
+        workspace_id: Set(lead.workspace_id),
+        lead_id: Set(lead.id),
+        from_stage_id: Set(from),
+        to_stage_id: Set(to),
+        changed_at: Set(at),
+        actor: Set(actor.to_owned()),
+        reason: Set(reason.map(str::to_owned)),
+        created_at: Set(Utc::now()),
+        ..Default::default()
+    })
+    .exec(db)
+    .await?;
+    Ok(())
+}

@@ -1,0 +1,389 @@
+//! Recording touchpoints: batches of up to 10,000, all or nothing, idempotent per item.
+use std::collections::{HashMap, HashSet};
+
+use chrono::{DateTime, Utc};
+use entity::{campaign, lead, touchpoint};
+use sea_orm::sea_query::{Expr, ExprTrait};
+use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter};
+
+use crate::auth::Principal;
+use crate::db::Db;
+use crate::domain::vocab::{VOCAB_TOUCHPOINT_TYPE, normalize_code};
+use crate::error::{AppError, ServiceError, ServiceResult, Validator};
+use crate::store::{self, Scoped};
+
+pub const MAX_BATCH: usize = 10_000;
+/// Rows per INSERT statement (SQLite allows 32,766 bound values).
+const INSERT_CHUNK: usize = 2_000;
+/// Values per `IN (...)` list.
+const LOOKUP_CHUNK: usize = 900;
+
+#[derive(Debug, Clone)]
+pub struct NewTouchpoint {
+    /// A decoded lead ID, or the raw text of an ID that did not decode.
+    pub lead_id: Option<Result<i64, String>>,
+    pub lead_external_id: Option<String>,
+    pub lead_email: Option<String>,
+    pub campaign_id: Option<Result<i64, String>>,
+    pub campaign_external_id: Option<String>,
+    pub touch_type: String,
+    pub occurred_at: DateTime<Utc>,
+    pub external_id: Option<String>,
+    pub idempotency_key: Option<String>,
+}
+
+pub struct Recorded {
+    pub recorded: usize,
+    pub duplicates: usize,
+    /// In input order; duplicates are the rows recorded before.
+    pub touchpoints: Vec<touchpoint::Model>,
+}
+
+/// Records a batch. Items whose idempotency key or external ID is already recorded (before or
+/// earlier in the same batch) are not written again, so a retried batch counts once.
+pub async fn record(db: &Db, p: Principal, items: Vec<NewTouchpoint>) -> ServiceResult<Recorded> {
+    if items.len() > MAX_BATCH {
+        return Err(AppError::BadInput(format!("a batch holds at most {MAX_BATCH} touchpoints, not {}", items.len())).into());
+    }
+    let ws = p.workspace_id;
+    let txn = db.begin_write().await?;
+    let conn = &*txn;
+
+    let types: HashSet<String> = store::workspace::vocabulary(conn, ws, VOCAB_TOUCHPOINT_TYPE)
+        .await?
+        .into_iter()
+        .map(|t| t.code)
+        .collect();
+    let refs = Refs::load(conn, ws, &items).await?;
+
+    let mut v = Validator::default();
+    let mut resolved = Vec::with_capacity(items.len());
+    for (i, it) in items.iter().enumerate() {
+        let idx = i.to_string();
+        let field = |name: &str| vec!["input".to_owned(), "items".to_owned(), idx.clone(), name.to_owned()];
+        let lead_id = match (&it.lead_id, &it.lead_external_id, &it.lead_email) {
+            (Some(Ok(id)), None, None) => refs.lead_ids.contains(id).then_some(*id),
+            (Some(Err(_)), None, None) => None,
+            (None, Some(x), None) => refs.leads_by_ext.get(x.trim()).copied(),
+            (None, None, Some(e)) => refs.leads_by_email.get(&e.trim().to_lowercase()).copied(),
+            _ => {
+                v.push_owned(field("leadId"), "INVALID", "give exactly one of leadId, leadExternalId, leadEmail");
+                resolved.push(None);
+                continue;
+            }
+        };
+        let Some(lead_id) = lead_id else {
+            v.push_owned(field(lead_field(it)), "NOT_FOUND", "no such lead");
+            resolved.push(None);
+            continue;
+        };
+        let campaign_id = match (&it.campaign_id, &it.campaign_external_id) {
+            (None, None) => Some(None),
+            (Some(Ok(id)), None) => refs.campaign_ids.contains(id).then_some(Some(*id)),
+            (Some(Err(_)), None) => None,
+            (None, Some(x)) => refs.campaigns_by_ext.get(x.trim()).map(|id| Some(*id)),
+            (Some(_), Some(_)) => {
+                v.push_owned(field("campaignId"), "INVALID", "give campaignId or campaignExternalId, not both");
+                resolved.push(None);
+                continue;
+            }
+        };
+        let Some(campaign_id) = campaign_id else {
+            let name = if it.campaign_id.is_some() {
+                "campaignId"
+            } else {
+                "campaignExternalId"
+            };
+            v.push_owned(field(name), "NOT_FOUND", "no such campaign");
+            resolved.push(None);
+            continue;
+        };
+        let Some(code) = normalize_code(&it.touch_type).filter(|c| types.contains(c)) else {
+            v.push_owned(
+                field("type"),
+                "INVALID",
+                format!("{:?} is not a touchpoint type of this workspace", it.touch_type),
+            );
+            resolved.push(None);
+            continue;
+        };
+        resolved.push(Some((lead_id, campaign_id, code)));
+    }
+    v.finish()?;
+
+    // Classify: already recorded (by key or external ID), repeated within the batch, or new.
+    let mut seen_keys: HashMap<String, usize> = HashMap::new();
+    let mut seen_ext: HashMap<String, usize> = HashMap::new();
+    enum Slot {
+        Existing(i64),
+        SameAs(usize),
+        New(usize),
+    }
+    let mut slots = Vec::with_capacity(items.len());
+    let mut fresh: Vec<touchpoint::ActiveModel> = Vec::new();
+    let now = Utc::now();
+    for (i, (it, r)) in items.iter().zip(resolved).enumerate() {
+        let (lead_id, campaign_id, code) = r.expect("validated");
+        let key = it.idempotency_key.as_deref().map(str::trim).filter(|k| !k.is_empty());
+        let ext = it.external_id.as_deref().map(str::trim).filter(|k| !k.is_empty());
+        if let Some(id) = key
+            .and_then(|k| refs.existing_keys.get(k))
+            .or_else(|| ext.and_then(|x| refs.existing_ext.get(x)))
+        {
+            slots.push(Slot::Existing(*id));
+            continue;
+        }
+        if let Some(j) = key.and_then(|k| seen_keys.get(k)).or_else(|| ext.and_then(|x| seen_ext.get(x))) {
+            slots.push(Slot::SameAs(*j));
+            continue;
+        }
+        if let Some(k) = key {
+            seen_keys.insert(k.to_owned(), i);
+        }
+        if let Some(x) = ext {
+            seen_ext.insert(x.to_owned(), i);
+        }
+        slots.push(Slot::New(fresh.len()));
+        fresh.push(touchpoint::ActiveModel {
+            workspace_id: Set(ws),
+            external_id: Set(ext.map(str::to_owned)),
+            idempotency_key: Set(key.map(str::to_owned)),
+            lead_id: Set(lead_id),
+            campaign_id: Set(campaign_id),
+            touch_type: Set(code),
+            occurred_at: Set(it.occurred_at),
+            created_at: Set(now),
+            ..Default::default()
+        });
+    }
+
+    let mut inserted: Vec<touchpoint::Model> = Vec::with_capacity(fresh.len());
+    let mut chunk = Vec::with_capacity(INSERT_CHUNK);
+    for am in fresh {
+        chunk.push(am);
+        if chunk.len() == INSERT_CHUNK {
+            inserted.extend(insert_chunk(conn, std::mem::take(&mut chunk)).await?);
+        }
+    }
+    inserted.extend(insert_chunk(conn, chunk).await?);
+    // One multi-row INSERT assigns ids in row order.
+    inserted.sort_by_key(|t| t.id);
+
+    bump_campaign_counts(conn, ws, &inserted).await?;
+    mark_contact_state(conn, ws, &inserted).await?;
+
+    let existing_ids: Vec<i64> = slots
+        .iter()
+        .filter_map(|s| if let Slot::Existing(id) = s { Some(*id) } else { None })
+        .collect();
+    let mut existing: HashMap<i64, touchpoint::Model> = HashMap::new();
+    for ids in existing_ids.chunks(LOOKUP_CHUNK) {
+        existing.extend(
+            store::by_ids::<touchpoint::Entity>(conn, ws, ids)
+                .await?
+                .into_iter()
+                .map(|t| (t.id, t)),
+        );
+    }
+    let mut out: Vec<touchpoint::Model> = Vec::with_capacity(slots.len());
+    for slot in &slots {
+        let row = match slot {
+            Slot::Existing(id) => existing
+                .get(id)
+                .cloned()
+                .ok_or_else(|| AppError::internal("recorded touchpoint vanished"))?,
+            Slot::New(n) => inserted[*n].clone(),
+            Slot::SameAs(j) => out[*j].clone(),
+        };
+        out.push(row);
+    }
+    let recorded = inserted.len();
+    txn.commit().await?;
+    Ok(Recorded {
+        recorded,
+        duplicates: out.len() - recorded,
+        touchpoints: out,
+    })
+}
+
+fn lead_field(it: &NewTouchpoint) -> &'static str {
+    if it.lead_external_id.is_some() {
+        "leadExternalId"
+    } else if it.lead_email.is_some() {
+        "leadEmail"
+    } else {
+        "leadId"
+    }
+}
+
+async fn insert_chunk(db: &impl ConnectionTrait, rows: Vec<touchpoint::ActiveModel>) -> Result<Vec<touchpoint::Model>, ServiceError> {
+    if rows.is_empty() {
+        return Ok(Vec::new());
+    }
+    touchpoint::Entity::insert_many(rows).exec_with_returning(db).await.map_err(|e| {
+        if crate::error::is_unique_violation(&e) {
+            ServiceError::App(AppError::Conflict(
+                "a concurrent request recorded some of these touchpoints; retry the batch and they count once".into(),
+            ))
+        } else {
+            e.into()
+        }
+    })
+}
+
+/// Keeps `campaigns.touchpoint_count` equal to the number of the campaign's touchpoints.
+async fn bump_campaign_counts(db: &impl ConnectionTrait, ws: i64, rows: &[touchpoint::Model]) -> Result<(), DbErr> {
+    let mut per_campaign: HashMap<i64, i64> = HashMap::new();
+    for t in rows {
+        if let Some(c) = t.campaign_id {
+            *per_campaign.entry(c).or_default() += 1;
+        }
+    }
+    for (campaign_id, n) in per_campaign {
+        campaign::Entity::update_many()
+            .col_expr(
+                campaign::Column::TouchpointCount,
+                Expr::col(campaign::Column::TouchpointCount).add(n),
+            )
+            .filter(campaign::Column::WorkspaceId.eq(ws))
+            .filter(campaign::Column::Id.eq(campaign_id))
+            .exec(db)
+            .await?;
+    }
+    Ok(())
+}
+
+/// EMAIL_BOUNCED and UNSUBSCRIBED touchpoints change whether a lead can be reached by e-mail.
+async fn mark_contact_state(db: &impl ConnectionTrait, ws: i64, rows: &[touchpoint::Model]) -> Result<(), DbErr> {
+    for (kind, column) in [
+        ("EMAIL_BOUNCED", lead::Column::EmailBouncedAt),
+        ("UNSUBSCRIBED", lead::Column::UnsubscribedAt),
+    ] {
+        let mut latest: HashMap<i64, DateTime<Utc>> = HashMap::new();
+        for t in rows.iter().filter(|t| t.touch_type == kind) {
+            let e = latest.entry(t.lead_id).or_insert(t.occurred_at);
+            *e = Ord::max(*e, t.occurred_at);
+        }
+        for (lead_id, at) in latest {
+            lead::Entity::update_many()
+                .col_expr(column, Expr::value(at))
+                .filter(lead::Column::WorkspaceId.eq(ws))
+                .filter(lead::Column::Id.eq(lead_id))
+                .filter(sea_orm::Condition::any().add(column.is_null()).add(column.lt(at)))
+                .exec(db)
+                .await?;
+        }
+    }
+    Ok(())
+}
+
+/// Everything the batch refers to, looked up in a few queries.
+#[derive(Default)]
+struct Refs {
+    lead_ids: HashSet<i64>,
+    leads_by_ext: HashMap<String, i64>,
+    leads_by_email: HashMap<String, i64>,
+    campaign_ids: HashSet<i64>,
+    campaigns_by_ext: HashMap<String, i64>,
+    existing_keys: HashMap<String, i64>,
+    existing_ext: HashMap<String, i64>,
+}
+
+impl Refs {
+    async fn load(db: &impl ConnectionTrait, ws: i64, items: &[NewTouchpoint]) -> Result<Self, DbErr> {
+        fn uniq<'a>(it: impl Iterator<Item = &'a str>) -> Vec<String> {
+            let set: HashSet<String> = it.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect();
+            set.into_iter().collect()
+        }
+        let lead_ids: Vec<i64> = items
+            .iter()
+            .filter_map(|i| i.lead_id.clone()?.ok())
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .collect();
+        let lead_ext = uniq(items.iter().filter_map(|i| i.lead_external_id.as_deref()));
+        let lead_emails: Vec<String> = uniq(items.iter().filter_map(|i| i.lead_email.as_deref()))
+            .into_iter()
+            .map(|e| e.to_lowercase())
+            .collect();
+        let camp_ids: Vec<i64> = items
+            .iter()
+            .filter_map(|i| i.campaign_id.clone()?.ok())
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .collect();
+        let camp_ext = uniq(items.iter().filter_map(|i| i.campaign_external_id.as_deref()));
+        let keys = uniq(items.iter().filter_map(|i| i.idempotency_key.as_deref()));
+        let exts = uniq(items.iter().filter_map(|i| i.external_id.as_deref()));
+
+        let mut r = Refs::default();
+        use lead::Column as L;
+        let live = L::ErasedAt.is_null();
+        for chunk in lead_ids.chunks(LOOKUP_CHUNK) {
+            let rows = lead::Entity::in_workspace(ws)
+                .filter(L::Id.is_in(chunk.iter().copied()))
+                .filter(live.clone())
+                .all(db)
+                .await?;
+            r.lead_ids.extend(rows.into_iter().map(|l| l.id));
+        }
+        for chunk in lead_ext.chunks(LOOKUP_CHUNK) {
+            for l in lead::Entity::in_workspace(ws)
+                .filter(L::ExternalId.is_in(chunk.iter().cloned()))
+                .filter(live.clone())
+                .all(db)
+                .await?
+            {
+                r.leads_by_ext.insert(l.external_id.clone().unwrap_or_default(), l.id);
+            }
+        }
+        for chunk in lead_emails.chunks(LOOKUP_CHUNK) {
+            for l in lead::Entity::in_workspace(ws)
+                .filter(L::Email.is_in(chunk.iter().cloned()))
+                .all(db)
+                .await?
+            {
+                r.leads_by_email.insert(l.email.clone().unwrap_or_default(), l.id);
+            }
+        }
+        use campaign::Column as C;
+        for chunk in camp_ids.chunks(LOOKUP_CHUNK) {
+            for c in campaign::Entity::in_workspace(ws)
+                .filter(C::Id.is_in(chunk.iter().copied()))
+                .all(db)
+                .await?
+            {
+                r.campaign_ids.insert(c.id);
+            }
+        }
+        for chunk in camp_ext.chunks(LOOKUP_CHUNK) {
+            for c in campaign::Entity::in_workspace(ws)
+                .filter(C::ExternalId.is_in(chunk.iter().cloned()))
+                .all(db)
+                .await?
+            {
+                r.campaigns_by_ext.insert(c.external_id.clone().unwrap_or_default(), c.id);
+            }
+        }
+        use touchpoint::Column as T;
+        for chunk in keys.chunks(LOOKUP_CHUNK) {
+            for t in touchpoint::Entity::in_workspace(ws)
+                .filter(T::IdempotencyKey.is_in(chunk.iter().cloned()))
+                .all(db)
+                .await?
+            {
+                r.existing_keys.insert(t.idempotency_key.clone().unwrap_or_default(), t.id);
+            }
+        }
+        for chunk in exts.chunks(LOOKUP_CHUNK) {
+            for t in touchpoint::Entity::in_workspace(ws)
+                .filter(T::ExternalId.is_in(chunk.iter().cloned()))
+                .all(db)
+                .await?
+            {
+                r.existing_ext.insert(t.external_id.clone().unwrap_or_default(), t.id);
+            }
+        }
+        Ok(r)
+    }
+}

@@ -1,0 +1,43 @@
+//! Workspaces and API keys (CLI and demo set-up).
+use entity::{api_key, workspace};
+
+use crate::auth;
+use crate::db::Db;
+use crate::domain::vocab::Role;
+use crate::error::AppError;
+use crate::store;
+
+/// Creates a workspace with the default funnel and vocabularies.
+pub async fn create(db: &Db, name: &str) -> Result<workspace::Model, AppError> {
+    let name = name.trim();
+    if name.is_empty() {
+        return Err(AppError::BadInput("a workspace needs a name".into()));
+    }
+    let txn = db.begin_write().await?;
+    if store::workspace::by_name(&*txn, name).await?.is_some() {
+        return Err(AppError::Conflict(format!("workspace {name:?} exists already")));
+    }
+    let ws = store::workspace::insert(&*txn, name, "EUR").await?;
+    txn.commit().await?;
+    Ok(ws)
+}
+
+/// The workspace called `name`, created if it does not exist yet.
+pub async fn find_or_create(db: &Db, name: &str) -> Result<workspace::Model, AppError> {
+    match store::workspace::by_name(&db.conn, name.trim()).await? {
+        Some(ws) => Ok(ws),
+        None => create(db, name).await,
+    }
+}
+
+/// Creates an API key; the key itself is returned once and only its hash is stored.
+pub async fn create_key(db: &Db, workspace: &str, role: Role, name: &str) -> Result<(String, api_key::Model), AppError> {
+    let ws = store::workspace::by_name(&db.conn, workspace.trim())
+        .await?
+        .ok_or_else(|| AppError::NotFound(format!("no workspace {workspace:?}")))?;
+    let (key, hash) = auth::generate_key();
+    let txn = db.begin_write().await?;
+    let row = store::workspace::insert_key(&*txn, ws.id, name, role, &auth::key_prefix(&key), &hash).await?;
+    txn.commit().await?;
+    Ok((key, row))
+}

@@ -1,0 +1,70 @@
+//! Building and running the server; tests call the same code on port 0.
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+
+use crate::auth::KeyResolver;
+use crate::config::Config;
+use crate::db::Db;
+use crate::graphql::build_schema;
+use crate::http::{AppState, router};
+
+pub struct Application {
+    listener: TcpListener,
+    state: AppState,
+}
+
+impl Application {
+    /// Connects, migrates, binds. The server runs once `run_until_stopped` is awaited.
+    pub async fn build(config: Config) -> Result<Self, crate::BoxError> {
+        let db = Db::connect(&config.database_url).await?;
+        db.migrate().await?;
+        Self::with_db(config, db).await
+    }
+
+    /// As `build`, over a database that is connected and migrated already.
+    pub async fn with_db(config: Config, db: Db) -> Result<Self, crate::BoxError> {
+        let listener = TcpListener::bind(config.bind).await?;
+        let schema = build_schema(Some(db.clone()), &config.limits);
+        let state = AppState {
+            schema,
+            db,
+            keys: KeyResolver::default(),
+            config: Arc::new(config),
+        };
+        Ok(Self { listener, state })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener.local_addr().expect("bound")
+    }
+
+    pub fn db(&self) -> &Db {
+        &self.state.db
+    }
+
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        axum::serve(self.listener, router(self.state))
+            .with_graceful_shutdown(shutdown_signal())
+            .await
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            s.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+}

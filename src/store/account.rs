@@ -1,0 +1,53 @@
+//! Account (company) queries.
+use chrono::{DateTime, Utc};
+use entity::account;
+use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, QueryFilter, Select};
+
+use super::Scoped;
+
+#[derive(Debug, Default, Clone)]
+pub struct AccountFilter {
+    pub countries: Option<Vec<String>>,
+    pub industries: Option<Vec<String>>,
+    pub customer_statuses: Option<Vec<String>>,
+    pub updated_since: Option<DateTime<Utc>>,
+    pub name_prefix: Option<String>,
+}
+
+pub fn select(ws: i64, f: &AccountFilter) -> Select<account::Entity> {
+    use account::Column as C;
+    let mut s = account::Entity::in_workspace(ws);
+    if let Some(v) = &f.countries {
+        s = s.filter(C::Country.is_in(v.iter().cloned()));
+    }
+    if let Some(v) = &f.industries {
+        s = s.filter(C::Industry.is_in(v.iter().cloned()));
+    }
+    if let Some(v) = &f.customer_statuses {
+        s = s.filter(C::CustomerStatus.is_in(v.iter().cloned()));
+    }
+    if let Some(t) = f.updated_since {
+        s = s.filter(C::UpdatedAt.gte(t));
+    }
+    if let Some(p) = f.name_prefix.as_deref().filter(|p| !p.is_empty()) {
+        // A range on the (workspace_id, name, id) index: name >= p AND name < p + U+10FFFF.
+        s = s.filter(C::Name.gte(p)).filter(C::Name.lt(format!("{p}\u{10FFFF}")));
+    }
+    s
+}
+
+pub async fn by_external_id(db: &impl ConnectionTrait, ws: i64, external_id: &str) -> Result<Option<account::Model>, DbErr> {
+    account::Entity::in_workspace(ws)
+        .filter(account::Column::ExternalId.eq(external_id))
+        .one(db)
+        .await
+}
+
+pub async fn by_domain(db: &impl ConnectionTrait, ws: i64, domain: &str) -> Result<Option<account::Model>, DbErr> {
+    use sea_orm::QueryOrder;
+    account::Entity::in_workspace(ws)
+        .filter(account::Column::Domain.eq(domain))
+        .order_by_asc(account::Column::Id)
+        .one(db)
+        .await
+}

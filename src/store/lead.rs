@@ -1,0 +1,95 @@
+//! Lead (contact) queries.
+use chrono::{DateTime, Utc};
+use entity::{funnel_stage, lead};
+use sea_orm::sea_query::{Expr, ExprTrait, Func, Query};
+use sea_orm::{ColumnTrait, Condition, ConnectionTrait, DbErr, QueryFilter, Select};
+
+use super::Scoped;
+
+/// Filters of the `leads` list; every set field narrows the result.
+#[derive(Debug, Default, Clone)]
+pub struct LeadFilter {
+    pub stage_keys: Option<Vec<String>>,
+    pub statuses: Option<Vec<String>>,
+    pub owner_id: Option<i64>,
+    pub account_id: Option<i64>,
+    pub countries: Option<Vec<String>>,
+    pub industries: Option<Vec<String>>,
+    pub created_from: Option<DateTime<Utc>>,
+    pub created_to: Option<DateTime<Utc>>,
+    pub updated_since: Option<DateTime<Utc>>,
+    pub search: Option<String>,
+    pub include_erased: bool,
+}
+
+pub fn select(ws: i64, f: &LeadFilter) -> Select<lead::Entity> {
+    use lead::Column as C;
+    let mut s = lead::Entity::in_workspace(ws);
+    if let Some(keys) = &f.stage_keys {
+        let stages = Query::select()
+            .column(funnel_stage::Column::Id)
+            .from(funnel_stage::Entity)
+            .and_where(funnel_stage::Column::WorkspaceId.eq(ws))
+            .and_where(funnel_stage::Column::Key.is_in(keys.iter().cloned()))
+            .to_owned();
+        s = s.filter(C::StageId.in_subquery(stages));
+    }
+    if let Some(v) = &f.statuses {
+        s = s.filter(C::LifecycleStatus.is_in(v.iter().cloned()));
+    }
+    if let Some(id) = f.owner_id {
+        s = s.filter(C::OwnerId.eq(id));
+    }
+    if let Some(id) = f.account_id {
+        s = s.filter(C::AccountId.eq(id));
+    }
+    if let Some(v) = &f.countries {
+        s = s.filter(C::Country.is_in(v.iter().cloned()));
+    }
+    if let Some(v) = &f.industries {
+        s = s.filter(C::Industry.is_in(v.iter().cloned()));
+    }
+    if let Some(t) = f.created_from {
+        s = s.filter(C::CreatedAt.gte(t));
+    }
+    if let Some(t) = f.created_to {
+        s = s.filter(C::CreatedAt.lt(t));
+    }
+    if let Some(t) = f.updated_since {
+        s = s.filter(C::UpdatedAt.gte(t));
+    }
+    if !f.include_erased {
+        s = s.filter(C::ErasedAt.is_null());
+    }
+    if let Some(q) = f.search.as_deref().map(str::trim).filter(|q| !q.is_empty()) {
+        let pattern = format!("%{}%", escape_like(&q.to_lowercase()));
+        let lower = |c: C| Expr::expr(Func::lower(Expr::col(c)));
+        s = s.filter(
+            Condition::any()
+                .add(lower(C::Email).like(sea_orm::sea_query::LikeExpr::new(pattern.clone()).escape('\\')))
+                .add(lower(C::FirstName).like(sea_orm::sea_query::LikeExpr::new(pattern.clone()).escape('\\')))
+                .add(lower(C::LastName).like(sea_orm::sea_query::LikeExpr::new(pattern).escape('\\'))),
+        );
+    }
+    s
+}
+
+fn escape_like(s: &str) -> String {
+    s.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")
+}
+
+pub async fn by_email(db: &impl ConnectionTrait, ws: i64, email: &str) -> Result<Option<lead::Model>, DbErr> {
+    lead::Entity::in_workspace(ws).filter(lead::Column::Email.eq(email)).one(db).await
+}
+
+pub async fn by_external_id(db: &impl ConnectionTrait, ws: i64, external_id: &str) -> Result<Option<lead::Model>, DbErr> {
+    lead::Entity::in_workspace(ws)
+        .filter(lead::Column::ExternalId.eq(external_id))
+        .one(db)
+        .await
+}
+
+/// The first `limit` leads of each account, by id.
+pub async fn first_per_account(db: &impl ConnectionTrait, ws: i64, account_ids: &[i64], limit: u64) -> Result<Vec<lead::Model>, DbErr> {
+    super::raw::top_n_per_parent::<lead::Entity>(db, "leads", "account_id", "id ASC", ws, account_ids, limit, "erased_at IS NULL").await
+}
