@@ -35,7 +35,7 @@ impl Default for Limits {
         Self {
             max_body_bytes: 8 * 1024 * 1024,
             max_depth: 12,
-            max_complexity: 5_000,
+            max_complexity: 20_000,
             max_aliases: 30,
             max_root_fields: 20,
             request_timeout: Duration::from_secs(30),

@@ -57,6 +57,7 @@ impl Account {
         self.0.updated_at.into()
     }
     /// The account's leads (contacts), by id.
+    #[graphql(complexity = "crate::graphql::pagination::page_complexity(first, last, child_complexity)")]
     async fn leads(
         &self,
         ctx: &Context<'_>,
@@ -132,6 +133,7 @@ pub struct AccountQuery;
 
 #[Object]
 impl AccountQuery {
+    #[graphql(complexity = "crate::graphql::pagination::page_complexity(first, last, child_complexity)")]
     async fn accounts(
         &self,
         ctx: &Context<'_>,

@@ -84,6 +84,7 @@ impl Campaign {
         self.0.updated_at.into()
     }
     /// The campaign's touchpoints, newest first unless ordered otherwise.
+    #[graphql(complexity = "crate::graphql::pagination::page_complexity(first, last, child_complexity)")]
     async fn touchpoints(
         &self,
         ctx: &Context<'_>,
@@ -179,6 +180,7 @@ pub struct CampaignQuery;
 
 #[Object]
 impl CampaignQuery {
+    #[graphql(complexity = "crate::graphql::pagination::page_complexity(first, last, child_complexity)")]
     async fn campaigns(
         &self,
         ctx: &Context<'_>,

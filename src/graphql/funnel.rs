@@ -54,6 +54,7 @@ pub struct FunnelQuery;
 #[Object]
 impl FunnelQuery {
     /// The workspace's funnel stages in funnel order.
+    #[graphql(complexity = "crate::graphql::pagination::page_complexity(first, last, child_complexity)")]
     async fn funnel_stages(
         &self,
         ctx: &Context<'_>,

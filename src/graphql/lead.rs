@@ -128,6 +128,7 @@ impl Lead {
         Ok(deals.into_iter().map(Opportunity).collect())
     }
     /// The lead's touchpoints, newest first unless ordered otherwise.
+    #[graphql(complexity = "crate::graphql::pagination::page_complexity(first, last, child_complexity)")]
     async fn touchpoints(
         &self,
         ctx: &Context<'_>,
@@ -214,6 +215,7 @@ pub struct LeadQuery;
 #[Object]
 impl LeadQuery {
     /// Leads of the workspace (erased leads are left out).
+    #[graphql(complexity = "crate::graphql::pagination::page_complexity(first, last, child_complexity)")]
     async fn leads(
         &self,
         ctx: &Context<'_>,

@@ -1,6 +1,6 @@
 //! `node(id:)` and `nodes(ids:)`: any object by its global ID, within the caller's workspace.
 use async_graphql::{Context, ID, Interface, Object};
-use entity::{account, campaign, campaign_cost, funnel_stage, lead, opportunity, persona, touchpoint, user};
+use entity::{campaign_cost, persona, touchpoint};
 
 use crate::error::AppError;
 use crate::graphql::account::Account;
@@ -10,6 +10,7 @@ use crate::graphql::errors::{IntoGql, gql_error};
 use crate::graphql::funnel::FunnelStage;
 use crate::graphql::ids::{self, NodeType};
 use crate::graphql::lead::Lead;
+use crate::graphql::loaders::{AccountId, CampaignId, LeadId, Loaders, OpportunityId, StageId, UserId};
 use crate::graphql::opportunity::Opportunity;
 use crate::graphql::persona::Persona;
 use crate::graphql::touchpoint::Touchpoint;
@@ -37,44 +38,23 @@ async fn load(ctx: &Context<'_>, id: &ID) -> async_graphql::Result<Option<Node>>
     let Some((kind, num)) = ids::decode_any(id) else { return Ok(None) };
     let db = &ctx.db().conn;
     let ws = p.workspace_id;
+    let loaders = ctx.data_unchecked::<Loaders>();
     Ok(match kind {
-        NodeType::Account => store::by_id::<account::Entity>(db, ws, num)
-            .await
-            .gql()?
-            .map(|m| Node::Account(Account(m))),
-        NodeType::Campaign => store::by_id::<campaign::Entity>(db, ws, num)
-            .await
-            .gql()?
-            .map(|m| Node::Campaign(Campaign(m))),
+        NodeType::Account => loaders.load_one(AccountId(num)).await?.map(|m| Node::Account(Account(m))),
+        NodeType::Campaign => loaders.load_one(CampaignId(num)).await?.map(|m| Node::Campaign(Campaign(m))),
         NodeType::CampaignCost => match store::by_id::<campaign_cost::Entity>(db, ws, num).await.gql()? {
             Some(c) => {
-                let currency = store::by_id::<campaign::Entity>(db, ws, c.campaign_id)
-                    .await
-                    .gql()?
-                    .map(|c| c.currency)
-                    .unwrap_or_default();
+                let currency = loaders.load_one(CampaignId(c.campaign_id)).await?.map(|c| c.currency).unwrap_or_default();
                 Some(Node::CampaignCost(CampaignCost(c, currency)))
             }
             None => None,
         },
-        NodeType::FunnelStage => store::by_id::<funnel_stage::Entity>(db, ws, num)
-            .await
-            .gql()?
-            .map(|m| Node::FunnelStage(FunnelStage(m))),
-        NodeType::Lead => store::by_id::<lead::Entity>(db, ws, num).await.gql()?.map(|m| Node::Lead(Lead(m))),
-        NodeType::Opportunity => store::by_id::<opportunity::Entity>(db, ws, num)
-            .await
-            .gql()?
-            .map(|m| Node::Opportunity(Opportunity(m))),
-        NodeType::Persona => store::by_id::<persona::Entity>(db, ws, num)
-            .await
-            .gql()?
-            .map(|m| Node::Persona(Persona(m))),
-        NodeType::Touchpoint => store::by_id::<touchpoint::Entity>(db, ws, num)
-            .await
-            .gql()?
-            .map(|m| Node::Touchpoint(Touchpoint(m))),
-        NodeType::User => store::by_id::<user::Entity>(db, ws, num).await.gql()?.map(|m| Node::User(User(m))),
+        NodeType::FunnelStage => loaders.load_one(StageId(num)).await?.map(|m| Node::FunnelStage(FunnelStage(m))),
+        NodeType::Lead => loaders.load_one(LeadId(num)).await?.map(|m| Node::Lead(Lead(m))),
+        NodeType::Opportunity => loaders.load_one(OpportunityId(num)).await?.map(|m| Node::Opportunity(Opportunity(m))),
+        NodeType::Persona => store::by_id::<persona::Entity>(db, ws, num).await.gql()?.map(|m| Node::Persona(Persona(m))),
+        NodeType::Touchpoint => store::by_id::<touchpoint::Entity>(db, ws, num).await.gql()?.map(|m| Node::Touchpoint(Touchpoint(m))),
+        NodeType::User => loaders.load_one(UserId(num)).await?.map(|m| Node::User(User(m))),
     })
 }
 
@@ -93,10 +73,7 @@ impl NodeQuery {
         if ids.len() > MAX_NODES {
             return Err(gql_error(AppError::BadInput(format!("at most {MAX_NODES} ids at a time"))));
         }
-        let mut out = Vec::with_capacity(ids.len());
-        for id in &ids {
-            out.push(load(ctx, id).await?);
-        }
-        Ok(out)
+        // Resolved together, so that the DataLoader batches IDs of one type into one query.
+        futures_util::future::join_all(ids.iter().map(|id| load(ctx, id))).await.into_iter().collect()
     }
 }

@@ -116,6 +116,7 @@ pub struct OpportunityQuery;
 
 #[Object]
 impl OpportunityQuery {
+    #[graphql(complexity = "crate::graphql::pagination::page_complexity(first, last, child_complexity)")]
     async fn opportunities(
         &self,
         ctx: &Context<'_>,

@@ -147,3 +147,9 @@ pub fn is_text(v: &SortValue) -> bool {
 pub fn is_time(v: &SortValue) -> bool {
     matches!(v, SortValue::Time(_))
 }
+
+/// Complexity of a list field: its page size times what each item asks for.
+pub fn page_complexity(first: Option<i32>, last: Option<i32>, child_complexity: usize) -> usize {
+    let n = first.or(last).unwrap_or(0).clamp(0, MAX_PAGE) as usize;
+    1 + n.max(1) * child_complexity
+}

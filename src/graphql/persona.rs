@@ -65,6 +65,7 @@ pub struct PersonaQuery;
 
 #[Object]
 impl PersonaQuery {
+    #[graphql(complexity = "crate::graphql::pagination::page_complexity(first, last, child_complexity)")]
     async fn personas(
         &self,
         ctx: &Context<'_>,

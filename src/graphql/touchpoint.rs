@@ -126,6 +126,7 @@ pub struct TouchpointQuery;
 
 #[Object]
 impl TouchpointQuery {
+    #[graphql(complexity = "crate::graphql::pagination::page_complexity(first, last, child_complexity)")]
     async fn touchpoints(
         &self,
         ctx: &Context<'_>,

@@ -45,6 +45,7 @@ pub struct UserQuery;
 #[Object]
 impl UserQuery {
     /// Users of the workspace, by id.
+    #[graphql(complexity = "crate::graphql::pagination::page_complexity(first, last, child_complexity)")]
     async fn users(
         &self,
         ctx: &Context<'_>,
