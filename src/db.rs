@@ -59,7 +59,8 @@ impl Db {
                     .journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
                     .synchronous(sea_orm::sqlx::sqlite::SqliteSynchronous::Normal)
                     .busy_timeout(Duration::from_secs(10))
-                    .pragma("cache_size", "-65536")
+                    .pragma("cache_size", "-16384")
+                    .pragma("mmap_size", "1073741824")
                     .pragma("temp_store", "memory")
             });
         }
@@ -86,6 +87,36 @@ impl Db {
         };
         let txn = self.conn.begin().await?;
         Ok(WriteTxn { txn, _guard: guard })
+    }
+
+    /// Refreshes the planner's statistics. Without them SQLite picks any index that starts with
+    /// `workspace_id` (they all do) and a page of leads takes 80 ms instead of 1 ms. Run after
+    /// bulk loads; `serve` runs it when SQLite has no statistics yet.
+    pub async fn analyze(&self) -> Result<(), DbErr> {
+        use sea_orm::ConnectionTrait;
+        self.conn.execute_unprepared("ANALYZE").await?;
+        Ok(())
+    }
+
+    /// Start-up housekeeping: statistics for SQLite if it has none, then `PRAGMA optimize`.
+    pub async fn prepare_for_serving(&self) -> Result<(), DbErr> {
+        use sea_orm::{ConnectionTrait, Statement};
+        if self.backend() != DbBackend::Sqlite {
+            return Ok(());
+        }
+        let has_stats = self
+            .conn
+            .query_one_raw(Statement::from_string(
+                DbBackend::Sqlite,
+                "SELECT 1 FROM sqlite_master WHERE name = 'sqlite_stat1'",
+            ))
+            .await?
+            .is_some();
+        if !has_stats {
+            self.analyze().await?;
+        }
+        self.conn.execute_unprepared("PRAGMA optimize").await?;
+        Ok(())
     }
 
     pub async fn ping(&self) -> Result<(), DbErr> {

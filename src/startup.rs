@@ -25,6 +25,7 @@ impl Application {
 
     /// As `build`, over a database that is connected and migrated already.
     pub async fn with_db(config: Config, db: Db) -> Result<Self, crate::BoxError> {
+        db.prepare_for_serving().await?;
         let listener = TcpListener::bind(config.bind).await?;
         let schema = build_schema(Some(db.clone()), &config.limits);
         let state = AppState {

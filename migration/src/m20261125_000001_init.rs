@@ -165,6 +165,7 @@ impl MigrationTrait for Migration {
                     .col(timestamp_with_time_zone_null("unsubscribed_at"))
                     .col(timestamp_with_time_zone_null("converted_at"))
                     .col(timestamp_with_time_zone_null("erased_at"))
+                .col(string_null("search_text"))
                     .col(timestamp_with_time_zone("created_at"))
                     .col(timestamp_with_time_zone("updated_at"))
                     .foreign_key(
@@ -1030,6 +1031,46 @@ impl MigrationTrait for Migration {
                     .col("workspace_id")
                     .col("seq")
                     .unique()
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_index(
+                Index::create()
+                    .name("ix_accounts_id")
+                    .table("accounts")
+                    .col("workspace_id")
+                    .col("id")
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_index(
+                Index::create()
+                    .name("ix_leads_id")
+                    .table("leads")
+                    .col("workspace_id")
+                    .col("id")
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_index(
+                Index::create()
+                    .name("ix_campaigns_id")
+                    .table("campaigns")
+                    .col("workspace_id")
+                    .col("id")
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_index(
+                Index::create()
+                    .name("ix_opportunities_id")
+                    .table("opportunities")
+                    .col("workspace_id")
+                    .col("id")
                     .to_owned(),
             )
             .await?;

@@ -138,6 +138,7 @@ pub async fn run(cli: Cli) -> Result<(), BoxError> {
             if demo {
                 match demo::load(&database).await? {
                     Some(key) => {
+                        database.analyze().await?;
                         println!("Demo workspace {:?} loaded.", demo::WORKSPACE);
                         println!("ADMIN key (shown once): {key}");
                     }
@@ -184,12 +185,14 @@ pub async fn run(cli: Cli) -> Result<(), BoxError> {
             let database = open(&db).await?;
             let started = std::time::Instant::now();
             let report = seed::run(&database, &workspace, leads, seed).await?;
+            database.analyze().await?;
             println!("{report} in {:.1} s", started.elapsed().as_secs_f64());
         }
         Command::Import { dir, workspace, db } => {
             let database = open(&db).await?;
             let started = std::time::Instant::now();
             let report = import::run(&database, &dir, &workspace).await?;
+            database.analyze().await?;
             println!("{report} in {:.1} s", started.elapsed().as_secs_f64());
         }
     }

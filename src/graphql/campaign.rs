@@ -6,6 +6,7 @@ use crate::domain::vocab::Action;
 use crate::graphql::context::ContextExt;
 use crate::graphql::enums::{CampaignKind, CampaignStatus, CostCategory};
 use crate::graphql::errors::{IntoGql, UserError, split};
+use crate::graphql::codes;
 use crate::graphql::ids::{self, NodeType};
 use crate::graphql::loaders::{CampaignCosts, CampaignTouchpoints, Loaders};
 use crate::graphql::pagination::{Conn, OrderDirection, PageArgs, TotalCount, connection, is_text, is_time};
@@ -194,7 +195,7 @@ impl CampaignQuery {
         let p = ctx.principal()?;
         let f = filter.unwrap_or_default();
         let sf = StoreFilter {
-            channels: f.channel.map(|v| v.iter().map(|c| c.trim().to_ascii_uppercase()).collect()),
+            channels: f.channel.map(|v| codes(&v)),
             kinds: f.kind.map(|v| {
                 v.into_iter()
                     .map(|k| crate::domain::vocab::CampaignKind::from(k).as_str().to_owned())

@@ -15,7 +15,7 @@ use crate::graphql::pagination::{Conn, OrderDirection, PageArgs, TotalCount, con
 use crate::graphql::scalars::DateTime;
 use crate::graphql::touchpoint::{Touchpoint, TouchpointOrder, touchpoint_key};
 use crate::graphql::user::User;
-use crate::graphql::{decode_opt, patch, patch_id};
+use crate::graphql::{codes, decode_opt, patch, patch_id};
 use crate::service::lead::{LeadFields, UpsertLead};
 use crate::store::page::{CursorKey, PageRows, Sort, SortValue, fetch_page};
 use crate::store::{self, lead::LeadFilter as StoreFilter};
@@ -230,7 +230,7 @@ impl LeadQuery {
         let f = filter.unwrap_or_default();
         let created = f.created_at.unwrap_or_default();
         let sf = StoreFilter {
-            stage_keys: f.stage.map(|v| v.iter().map(|s| s.trim().to_ascii_uppercase()).collect()),
+            stage_keys: f.stage.map(|v| codes(&v)),
             statuses: f.status.map(|v| {
                 v.into_iter()
                     .map(|s| crate::domain::vocab::LifecycleStatus::from(s).as_str().to_owned())

@@ -93,7 +93,18 @@ impl Loader<LeadTouchpoints> for DbLoader {
                 out.entry(key).or_default().push(row);
             }
         }
+        for (key, rows) in out.iter_mut() {
+            sort_touchpoints(rows, key.newest);
+        }
         Ok(out)
+    }
+}
+
+/// Rows of one parent in page order (a UNION ALL promises no order across its arms).
+fn sort_touchpoints(rows: &mut [touchpoint::Model], newest: Newest) {
+    rows.sort_by_key(|t| (t.occurred_at, t.id));
+    if newest == Newest::First {
+        rows.reverse();
     }
 }
 
@@ -127,6 +138,9 @@ impl Loader<CampaignTouchpoints> for DbLoader {
                 .push(row);
             }
         }
+        for (key, rows) in out.iter_mut() {
+            sort_touchpoints(rows, key.newest);
+        }
         Ok(out)
     }
 }
@@ -150,6 +164,9 @@ impl Loader<AccountLeads> for DbLoader {
                 let Some(account_id) = row.account_id else { continue };
                 out.entry(AccountLeads { account_id, limit }).or_default().push(row);
             }
+        }
+        for rows in out.values_mut() {
+            rows.sort_by_key(|l| l.id);
         }
         Ok(out)
     }

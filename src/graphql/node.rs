@@ -44,16 +44,29 @@ async fn load(ctx: &Context<'_>, id: &ID) -> async_graphql::Result<Option<Node>>
         NodeType::Campaign => loaders.load_one(CampaignId(num)).await?.map(|m| Node::Campaign(Campaign(m))),
         NodeType::CampaignCost => match store::by_id::<campaign_cost::Entity>(db, ws, num).await.gql()? {
             Some(c) => {
-                let currency = loaders.load_one(CampaignId(c.campaign_id)).await?.map(|c| c.currency).unwrap_or_default();
+                let currency = loaders
+                    .load_one(CampaignId(c.campaign_id))
+                    .await?
+                    .map(|c| c.currency)
+                    .unwrap_or_default();
                 Some(Node::CampaignCost(CampaignCost(c, currency)))
             }
             None => None,
         },
         NodeType::FunnelStage => loaders.load_one(StageId(num)).await?.map(|m| Node::FunnelStage(FunnelStage(m))),
         NodeType::Lead => loaders.load_one(LeadId(num)).await?.map(|m| Node::Lead(Lead(m))),
-        NodeType::Opportunity => loaders.load_one(OpportunityId(num)).await?.map(|m| Node::Opportunity(Opportunity(m))),
-        NodeType::Persona => store::by_id::<persona::Entity>(db, ws, num).await.gql()?.map(|m| Node::Persona(Persona(m))),
-        NodeType::Touchpoint => store::by_id::<touchpoint::Entity>(db, ws, num).await.gql()?.map(|m| Node::Touchpoint(Touchpoint(m))),
+        NodeType::Opportunity => loaders
+            .load_one(OpportunityId(num))
+            .await?
+            .map(|m| Node::Opportunity(Opportunity(m))),
+        NodeType::Persona => store::by_id::<persona::Entity>(db, ws, num)
+            .await
+            .gql()?
+            .map(|m| Node::Persona(Persona(m))),
+        NodeType::Touchpoint => store::by_id::<touchpoint::Entity>(db, ws, num)
+            .await
+            .gql()?
+            .map(|m| Node::Touchpoint(Touchpoint(m))),
         NodeType::User => loaders.load_one(UserId(num)).await?.map(|m| Node::User(User(m))),
     })
 }
@@ -74,6 +87,9 @@ impl NodeQuery {
             return Err(gql_error(AppError::BadInput(format!("at most {MAX_NODES} ids at a time"))));
         }
         // Resolved together, so that the DataLoader batches IDs of one type into one query.
-        futures_util::future::join_all(ids.iter().map(|id| load(ctx, id))).await.into_iter().collect()
+        futures_util::future::join_all(ids.iter().map(|id| load(ctx, id)))
+            .await
+            .into_iter()
+            .collect()
     }
 }

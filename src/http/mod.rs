@@ -190,7 +190,11 @@ async fn graphql_ws(State(state): State<AppState>, protocol: GraphQLProtocol, up
                     .map_err(|e| async_graphql::Error::new(e.to_string()))?;
                 let mut data = Data::default();
                 data.insert(p);
-                data.insert(new_loaders(init_state.db.conn.clone(), p.workspace_id));
+                // One loader serves every operation of the connection: it batches, but must not
+                // cache, or a later operation would see the data of an earlier one.
+                let loaders = new_loaders(init_state.db.conn.clone(), p.workspace_id);
+                loaders.enable_all_cache(false);
+                data.insert(loaders);
                 Ok(data)
             })
             .serve()

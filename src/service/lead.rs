@@ -7,6 +7,7 @@ use super::{Patch, actor, clean, stage_by_key};
 use crate::auth::Principal;
 use crate::db::Db;
 use crate::domain::email::Email;
+use crate::domain::search::lead_search_text as search_text;
 use crate::domain::vocab::LifecycleStatus;
 use crate::error::{AppError, ServiceError, ServiceResult, Validator};
 use crate::service::account::country_code;
@@ -113,6 +114,10 @@ fn apply(m: &mut lead::Model, c: Clean) -> bool {
         changed |= m.lifecycle_status != s.as_str();
         m.lifecycle_status = s.as_str().to_owned();
     }
+    let search = search_text(m.email.as_deref(), m.first_name.as_deref(), m.last_name.as_deref());
+    if m.search_text != search {
+        m.search_text = search;
+    }
     for (target, patch) in [(&mut m.consents, f.consents), (&mut m.custom_fields, f.custom_fields)] {
         if let Some(patch) = patch {
             let obj = target.as_object_mut().expect("stored as an object");
@@ -145,7 +150,7 @@ pub async fn upsert(db: &Db, p: Principal, input: UpsertLead) -> ServiceResult<(
     let txn = db.begin_write().await?;
     let clean_fields = validate(&*txn, ws, input.fields, &mut v).await?;
     let email = clean_fields.f.email.as_set().cloned();
-    if external_id.is_none() && email.is_none() {
+    if external_id.is_none() && email.is_none() && v.is_empty() {
         v.push(&["input"], "REQUIRED", "an upsert needs an externalId or an email to match on");
     }
     v.finish()?;
@@ -226,6 +231,7 @@ pub async fn upsert(db: &Db, p: Principal, input: UpsertLead) -> ServiceResult<(
                 unsubscribed_at: None,
                 converted_at: None,
                 erased_at: None,
+                search_text: None,
                 created_at,
                 updated_at: now,
             };
@@ -282,6 +288,9 @@ pub async fn erase(db: &Db, p: Principal, id: i64) -> ServiceResult<lead::Model>
     let txn = db.begin_write().await?;
     let current = live_lead(&*txn, p.workspace_id, id).await?;
     let mut m = current.clone();
+    // The source system's ID goes too: the stub must not be found (or revived) by a later sync.
+    m.external_id = None;
+    m.search_text = None;
     m.email = None;
     m.first_name = None;
     m.last_name = None;

@@ -267,6 +267,7 @@ async fn mark_contact_state(db: &impl ConnectionTrait, ws: i64, rows: &[touchpoi
         for (lead_id, at) in latest {
             lead::Entity::update_many()
                 .col_expr(column, Expr::value(at))
+                .col_expr(lead::Column::UpdatedAt, Expr::value(Utc::now()))
                 .filter(lead::Column::WorkspaceId.eq(ws))
                 .filter(lead::Column::Id.eq(lead_id))
                 .filter(sea_orm::Condition::any().add(column.is_null()).add(column.lt(at)))

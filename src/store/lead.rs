@@ -1,8 +1,8 @@
 //! Lead (contact) queries.
 use chrono::{DateTime, Utc};
 use entity::{funnel_stage, lead};
-use sea_orm::sea_query::{Expr, ExprTrait, Func, Query};
-use sea_orm::{ColumnTrait, Condition, ConnectionTrait, DbErr, QueryFilter, Select};
+use sea_orm::sea_query::{Expr, ExprTrait, LikeExpr, Query};
+use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, QueryFilter, Select};
 
 use super::Scoped;
 
@@ -61,21 +61,11 @@ pub fn select(ws: i64, f: &LeadFilter) -> Select<lead::Entity> {
     if !f.include_erased {
         s = s.filter(C::ErasedAt.is_null());
     }
-    if let Some(q) = f.search.as_deref().map(str::trim).filter(|q| !q.is_empty()) {
-        let pattern = format!("%{}%", escape_like(&q.to_lowercase()));
-        let lower = |c: C| Expr::expr(Func::lower(Expr::col(c)));
-        s = s.filter(
-            Condition::any()
-                .add(lower(C::Email).like(sea_orm::sea_query::LikeExpr::new(pattern.clone()).escape('\\')))
-                .add(lower(C::FirstName).like(sea_orm::sea_query::LikeExpr::new(pattern.clone()).escape('\\')))
-                .add(lower(C::LastName).like(sea_orm::sea_query::LikeExpr::new(pattern).escape('\\'))),
-        );
+    if let Some(q) = f.search.as_deref().filter(|q| !q.trim().is_empty()) {
+        let pattern = LikeExpr::new(crate::domain::search::contains_pattern(q)).escape('\\');
+        s = s.filter(Expr::col(C::SearchText).like(pattern));
     }
     s
-}
-
-fn escape_like(s: &str) -> String {
-    s.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")
 }
 
 pub async fn by_email(db: &impl ConnectionTrait, ws: i64, email: &str) -> Result<Option<lead::Model>, DbErr> {

@@ -1,0 +1,489 @@
+//! The real server on an ephemeral port with a fresh database, and typed ways to talk to it.
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use closedloop::config::Config;
+use closedloop::db::Db;
+use closedloop::domain::vocab::Role;
+use closedloop::service::workspace;
+use closedloop::startup::Application;
+use sea_orm::{ConnectionTrait, Database, DbBackend, Statement};
+use serde_json::{Value, json};
+use tokio::task::JoinHandle;
+
+/// Runs one test body on one backend: `both!(name)` makes a SQLite and a PostgreSQL test of
+/// `async fn name(app: TestApp)`. The PostgreSQL one passes without running when
+/// `TEST_DATABASE_URL` is not set. Attributes before the name go on both tests;
+/// `both!(name, sqlite: #[ignore = "..."])` puts one on the SQLite test only;
+/// `both!(alone: name)` runs while no other test runs.
+macro_rules! both {
+    ($(#[$m:meta])* $name:ident $(, sqlite: #[$s:meta])?) => {
+        both!(@tests Shared, [$(#[$m])*], [$(#[$s])?], $name);
+    };
+    (alone: $(#[$m:meta])* $name:ident) => {
+        both!(@tests Alone, [$(#[$m])*], [], $name);
+    };
+    (@tests $sharing:ident, [$(#[$m:meta])*], [$(#[$s:meta])*], $name:ident) => {
+        mod $name {
+            #[tokio::test]
+            $(#[$m])*
+            $(#[$s])*
+            async fn sqlite() {
+                $crate::helpers::run($crate::helpers::Backend::Sqlite, $crate::helpers::Sharing::$sharing, super::$name).await
+            }
+
+            #[tokio::test]
+            $(#[$m])*
+            async fn postgres() {
+                $crate::helpers::run($crate::helpers::Backend::Postgres, $crate::helpers::Sharing::$sharing, super::$name).await
+            }
+        }
+    };
+}
+
+/// Whether a test may run beside others. Tests that measure (statement counts under the
+/// DataLoader's 1 ms batching window) run alone, so that other tests do not slow them down.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sharing {
+    Shared,
+    Alone,
+}
+
+static RUNNING: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// One API key of each role, all of one workspace.
+#[derive(Debug, Clone)]
+pub struct Keys {
+    pub admin: String,
+    pub marketing: String,
+    pub sales: String,
+    pub analyst: String,
+}
+
+/// The SQL statements the server ran, counted through sea-orm's metric callback.
+#[derive(Default)]
+pub struct StatementLog {
+    statements: Mutex<Vec<String>>,
+}
+
+impl StatementLog {
+    pub fn clear(&self) {
+        self.statements.lock().unwrap().clear();
+    }
+    pub fn take(&self) -> Vec<String> {
+        std::mem::take(&mut *self.statements.lock().unwrap())
+    }
+}
+
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub client: reqwest::Client,
+    /// The server's database (same pool), for set-up that the API does not offer.
+    pub db: Db,
+    /// Keys of workspace "Acme", the workspace most tests work in.
+    pub keys: Keys,
+    /// Keys of workspace "Globex", for isolation tests.
+    pub other: Keys,
+    pub statements: Arc<StatementLog>,
+    server: JoinHandle<()>,
+    pg: Option<PgDatabase>,
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+/// A fresh PostgreSQL database in the server of `TEST_DATABASE_URL`; dropped after the test.
+struct PgDatabase {
+    admin_url: String,
+    name: String,
+}
+
+fn random_name(prefix: &str) -> String {
+    let mut bytes = [0_u8; 8];
+    getrandom::fill(&mut bytes).expect("random source");
+    format!("{prefix}{}", hex(&bytes))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The URL of database `name` on the server of `admin_url`.
+fn database_url(admin_url: &str, name: &str) -> String {
+    let scheme_end = admin_url.find("://").map_or(0, |i| i + 3);
+    let path = admin_url[scheme_end..].find('/').map(|i| scheme_end + i);
+    let query = admin_url.find('?');
+    match (path, query) {
+        (Some(p), Some(q)) if p < q => format!("{}/{name}{}", &admin_url[..p], &admin_url[q..]),
+        (Some(p), None) => format!("{}/{name}", &admin_url[..p]),
+        (_, Some(q)) => format!("{}/{name}{}", &admin_url[..q], &admin_url[q..]),
+        (None, None) => format!("{admin_url}/{name}"),
+    }
+}
+
+/// A migrated database to copy test databases from: `CREATE DATABASE ... TEMPLATE` takes a
+/// fraction of the time the migrations take. Its name holds a hash of `migration/src`, so a
+/// changed migration gets a new template; it is built once and kept for later runs.
+async fn template(admin_url: &str) -> Option<String> {
+    static TEMPLATE: tokio::sync::OnceCell<Option<String>> = tokio::sync::OnceCell::const_new();
+    TEMPLATE.get_or_init(|| build_template(admin_url.to_owned())).await.clone()
+}
+
+async fn build_template(admin_url: String) -> Option<String> {
+    use sha2::{Digest, Sha256};
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migration/src");
+    let mut files: Vec<std::path::PathBuf> = std::fs::read_dir(dir).ok()?.filter_map(|e| Some(e.ok()?.path())).collect();
+    files.sort();
+    let mut hash = Sha256::new();
+    for file in &files {
+        hash.update(file.file_name()?.as_encoded_bytes());
+        hash.update(std::fs::read(file).ok()?);
+    }
+    let name = format!("t_tmpl_{}", hex(&hash.finalize()[..8]));
+
+    let admin = Database::connect(&admin_url).await.ok()?;
+    let exists = admin
+        .query_one_raw(Statement::from_string(
+            DbBackend::Postgres,
+            format!("SELECT 1 FROM pg_database WHERE datname = '{name}'"),
+        ))
+        .await
+        .ok()?
+        .is_some();
+    if !exists {
+        // Built under a temporary name and renamed, so no run copies a half-migrated template.
+        let building = random_name("t_build_");
+        admin.execute_unprepared(&format!("CREATE DATABASE {building}")).await.ok()?;
+        let migrated = match Db::connect(&database_url(&admin_url, &building)).await {
+            Ok(db) => {
+                let result = db.migrate().await;
+                db.conn.close().await.ok();
+                result.is_ok()
+            }
+            Err(_) => false,
+        };
+        let renamed = migrated
+            && admin
+                .execute_unprepared(&format!("ALTER DATABASE {building} RENAME TO {name}"))
+                .await
+                .is_ok();
+        if !renamed {
+            let _ = admin
+                .execute_unprepared(&format!("DROP DATABASE IF EXISTS {building} WITH (FORCE)"))
+                .await;
+        }
+        if !migrated {
+            return None;
+        }
+    }
+    admin.close().await.ok();
+    Some(name)
+}
+
+impl PgDatabase {
+    /// A new database (a copy of the migrated template when there is one) and its URL.
+    async fn create(admin_url: &str) -> (Self, String) {
+        let name = random_name("t_");
+        let template = template(admin_url).await;
+        let admin = Database::connect(admin_url).await.expect("TEST_DATABASE_URL is reachable");
+        let copied = match &template {
+            Some(t) => admin
+                .execute_unprepared(&format!("CREATE DATABASE {name} TEMPLATE {t}"))
+                .await
+                .is_ok(),
+            None => false,
+        };
+        if !copied {
+            admin
+                .execute_unprepared(&format!("CREATE DATABASE {name}"))
+                .await
+                .expect("create a test database");
+        }
+        admin.close().await.ok();
+        let url = database_url(admin_url, &name);
+        (
+            Self {
+                admin_url: admin_url.to_owned(),
+                name,
+            },
+            url,
+        )
+    }
+
+    async fn drop_database(self) {
+        if let Ok(admin) = Database::connect(&self.admin_url).await {
+            let _ = admin
+                .execute_unprepared(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name))
+                .await;
+            admin.close().await.ok();
+        }
+    }
+}
+
+/// Starts a fresh app on `backend`, runs `test` on it, and drops its PostgreSQL database
+/// afterwards, also when the test panics.
+pub async fn run<F, Fut>(backend: Backend, sharing: Sharing, test: F)
+where
+    F: FnOnce(TestApp) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    if backend == Backend::Postgres && std::env::var_os("TEST_DATABASE_URL").is_none() {
+        return;
+    }
+    let (_shared, _alone) = match sharing {
+        Sharing::Shared => (Some(RUNNING.read().await), None),
+        Sharing::Alone => (None, Some(RUNNING.write().await)),
+    };
+    let Some(mut app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    let pg = app.pg.take();
+    let outcome = tokio::spawn(test(app)).await;
+    if let Some(pg) = pg {
+        pg.drop_database().await;
+    }
+    if let Err(e) = outcome {
+        if e.is_panic() {
+            std::panic::resume_unwind(e.into_panic());
+        }
+        panic!("test task failed: {e}");
+    }
+}
+
+impl TestApp {
+    /// A fresh app on `backend`: SQLite in memory, or a new database in the PostgreSQL server of
+    /// `TEST_DATABASE_URL` (`None` when that is not set; [`run`] drops the database afterwards).
+    pub async fn spawn(backend: Backend) -> Option<TestApp> {
+        match backend {
+            Backend::Sqlite => Some(Self::spawn_on("sqlite::memory:", None).await),
+            Backend::Postgres => {
+                let admin_url = std::env::var("TEST_DATABASE_URL").ok()?;
+                let (pg, url) = PgDatabase::create(&admin_url).await;
+                Some(Self::spawn_on(&url, Some(pg)).await)
+            }
+        }
+    }
+
+    async fn spawn_on(url: &str, pg: Option<PgDatabase>) -> TestApp {
+        init_logging();
+        let mut db = Db::connect(url).await.expect("connect to the test database");
+        db.migrate().await.expect("migrate");
+        let keys = workspace_with_keys(&db, "Acme").await;
+        let other = workspace_with_keys(&db, "Globex").await;
+
+        // The callback lives in the pool handle, which every clone (the server's too) shares.
+        let statements = Arc::new(StatementLog::default());
+        let log = statements.clone();
+        db.conn.set_metric_callback(move |info| {
+            log.statements.lock().unwrap().push(info.statement.sql.clone());
+        });
+
+        let config = Config {
+            database_url: url.to_owned(),
+            bind: "127.0.0.1:0".parse().unwrap(),
+            ..Config::default()
+        };
+        let app = Application::with_db(config, db.clone()).await.expect("build the application");
+        let addr = app.local_addr();
+        let server = tokio::spawn(async move {
+            let _ = app.run_until_stopped().await;
+        });
+        TestApp {
+            addr,
+
+            client: reqwest::Client::new(),
+            db,
+            keys,
+            other,
+            statements,
+            server,
+            pg,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    pub fn ws_url(&self) -> String {
+        format!("ws://{}/graphql/ws", self.addr)
+    }
+
+    /// POST /graphql with `key` (none when empty); the whole response body.
+    pub async fn gql(&self, key: &str, query: &str, variables: Value) -> Value {
+        let mut req = self
+            .client
+            .post(self.url("/graphql"))
+            .json(&json!({ "query": query, "variables": variables }));
+        if !key.is_empty() {
+            req = req.bearer_auth(key);
+        }
+        let resp = req.send().await.expect("POST /graphql");
+        resp.json().await.expect("a JSON response")
+    }
+
+    /// As `gql`, and the `data`, panicking with the errors if there are any.
+    pub async fn data(&self, key: &str, query: &str, variables: Value) -> Value {
+        let resp = self.gql(key, query, variables).await;
+        data_of(resp)
+    }
+
+    /// As `data`, for a mutation field: its payload, panicking if it has `userErrors`.
+    pub async fn mutate(&self, key: &str, field: &str, query: &str, variables: Value) -> Value {
+        let data = self.data(key, query, variables).await;
+        let payload = data[field].clone();
+        assert_eq!(payload["userErrors"], json!([]), "{field} has user errors: {payload:#}");
+        payload
+    }
+
+    // Set-up through the API. Each returns the created object and asserts that it worked.
+
+    pub async fn upsert_lead(&self, input: Value) -> Value {
+        let q = "mutation($input: UpsertLeadInput!) { upsertLead(input: $input) { lead { id email createdAt updatedAt } created userErrors { field message code } } }";
+        self.mutate(&self.keys.admin, "upsertLead", q, json!({ "input": input })).await["lead"].clone()
+    }
+
+    /// A lead with just an e-mail; its ID.
+    pub async fn lead(&self, email: &str) -> String {
+        id_of(&self.upsert_lead(json!({ "email": email })).await)
+    }
+
+    pub async fn account(&self, input: Value) -> String {
+        let q = "mutation($input: UpsertAccountInput!) { upsertAccount(input: $input) { account { id } created userErrors { field message code } } }";
+        id_of(&self.mutate(&self.keys.admin, "upsertAccount", q, json!({ "input": input })).await["account"])
+    }
+
+    pub async fn campaign(&self, input: Value) -> String {
+        let q = "mutation($input: CreateCampaignInput!) { createCampaign(input: $input) { campaign { id } userErrors { field message code } } }";
+        id_of(&self.mutate(&self.keys.admin, "createCampaign", q, json!({ "input": input })).await["campaign"])
+    }
+
+    /// A campaign with a name and a default channel and kind.
+    pub async fn simple_campaign(&self, name: &str) -> String {
+        self.campaign(json!({ "name": name, "channel": "EMAIL", "kind": "ACQUISITION" }))
+            .await
+    }
+
+    /// Records touchpoints (as ADMIN); the payload.
+    pub async fn record(&self, items: Value) -> Value {
+        self.record_as(&self.keys.admin, items).await
+    }
+
+    pub async fn record_as(&self, key: &str, items: Value) -> Value {
+        let q = "mutation($input: RecordTouchpointsInput!) { recordTouchpoints(input: $input) { recordedCount duplicateCount touchpoints { id } userErrors { field message code } } }";
+        self.data(key, q, json!({ "input": { "items": items } })).await["recordTouchpoints"].clone()
+    }
+
+    pub async fn opportunity(&self, input: Value) -> String {
+        let q = "mutation($input: UpsertOpportunityInput!) { upsertOpportunity(input: $input) { opportunity { id } created userErrors { field message code } } }";
+        id_of(
+            &self
+                .mutate(&self.keys.sales, "upsertOpportunity", q, json!({ "input": input }))
+                .await["opportunity"],
+        )
+    }
+
+    pub async fn user(&self, name: &str, email: &str) -> String {
+        let q =
+            "mutation($input: UpsertUserInput!) { upsertUser(input: $input) { user { id } created userErrors { field message code } } }";
+        let input = json!({ "name": name, "email": email });
+        id_of(&self.mutate(&self.keys.admin, "upsertUser", q, json!({ "input": input })).await["user"])
+    }
+}
+
+/// Server logs stay quiet unless `TEST_LOG` is set: `TEST_LOG=1` for info, or a filter such as
+/// `TEST_LOG=closedloop=debug`.
+fn init_logging() {
+    let Ok(filter) = std::env::var("TEST_LOG") else {
+        return;
+    };
+    let filter = match filter.as_str() {
+        "" | "1" | "true" => "info".to_owned(),
+        other => other.to_owned(),
+    };
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+        .with_test_writer()
+        .try_init();
+}
+
+async fn workspace_with_keys(db: &Db, name: &str) -> Keys {
+    workspace::create(db, name).await.expect("create workspace");
+    let key = |role: Role| async move {
+        let (key, _row) = workspace::create_key(db, name, role, &format!("{name} {role}"))
+            .await
+            .expect("create key");
+        key
+    };
+    Keys {
+        admin: key(Role::Admin).await,
+        marketing: key(Role::Marketing).await,
+        sales: key(Role::Sales).await,
+        analyst: key(Role::Analyst).await,
+    }
+}
+
+/// The `data` of a response, panicking with the errors if there are any.
+pub fn data_of(resp: Value) -> Value {
+    assert!(
+        resp.get("errors").is_none_or(|e| e.as_array().is_some_and(|a| a.is_empty())),
+        "unexpected errors: {:#}",
+        resp["errors"]
+    );
+    resp["data"].clone()
+}
+
+/// `errors[0].extensions.code`, panicking when the response has no error.
+pub fn error_code(resp: &Value) -> String {
+    resp["errors"][0]["extensions"]["code"]
+        .as_str()
+        .unwrap_or_else(|| panic!("expected an error with extensions.code, got {resp:#}"))
+        .to_owned()
+}
+
+/// The `id` of an object, as a string.
+pub fn id_of(v: &Value) -> String {
+    v["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("expected an object with an id, got {v:#}"))
+        .to_owned()
+}
+
+/// The ids of a connection's nodes, in order.
+pub fn ids(connection: &Value) -> Vec<String> {
+    connection["nodes"]
+        .as_array()
+        .unwrap_or_else(|| panic!("expected a connection with nodes, got {connection:#}"))
+        .iter()
+        .map(id_of)
+        .collect()
+}
+
+/// The `userErrors` of a payload as (field path joined with '.', code) pairs.
+pub fn user_errors(payload: &Value) -> Vec<(String, String)> {
+    payload["userErrors"]
+        .as_array()
+        .unwrap_or_else(|| panic!("expected a payload with userErrors, got {payload:#}"))
+        .iter()
+        .map(|e| {
+            let path: Vec<&str> = e["field"].as_array().unwrap().iter().map(|s| s.as_str().unwrap()).collect();
+            (path.join("."), e["code"].as_str().unwrap().to_owned())
+        })
+        .collect()
+}
+
+/// A global ID of our format for `type_name` and a database id (`base64("Lead:42")`).
+pub fn global_id(type_name: &str, id: i64) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(format!("{type_name}:{id}"))
+}

@@ -1,0 +1,204 @@
+//! The HTTP surface: limits on queries, GET and batches, GraphiQL and health checks.
+use serde_json::{Value, json};
+
+use crate::helpers::{TestApp, data_of, error_code};
+
+async fn get_graphql(app: &TestApp, key: &str, params: &[(&str, &str)]) -> (u16, Value) {
+    let mut req = app.client.get(app.url("/graphql")).query(params);
+    if !key.is_empty() {
+        req = req.bearer_auth(key);
+    }
+    let resp = req.send().await.unwrap();
+    (resp.status().as_u16(), resp.json().await.unwrap())
+}
+
+/// `levels` times `leads(first: 1) { nodes { account {`, then `name`: 3 × levels + 1 deep.
+fn nested(levels: usize) -> String {
+    let open = "leads(first: 1) { nodes { account { ".repeat(levels);
+    let close = "} } } ".repeat(levels);
+    format!("{open}name {close}")
+}
+
+async fn deep_queries_are_refused(app: TestApp) {
+    let resp = app.gql(&app.keys.admin, &format!("{{ {} }}", nested(5)), json!({})).await;
+    assert_eq!(error_code(&resp), "QUERY_TOO_COMPLEX", "16 levels: {resp}");
+    assert!(resp.get("data").is_none_or(Value::is_null), "not executed: {resp}");
+
+    let data = app.data(&app.keys.admin, &format!("{{ {} }}", nested(3)), json!({})).await;
+    assert_eq!(data["leads"]["nodes"], json!([]), "10 levels are fine");
+
+    // Depth through fragments counts too.
+    let q = format!(
+        "query {{ leads(first: 1) {{ ...L }} }} fragment L on LeadConnection {{ nodes {{ account {{ {} }} }} }}",
+        nested(4)
+    );
+    let resp = app.gql(&app.keys.admin, &q, json!({})).await;
+    assert_eq!(error_code(&resp), "QUERY_TOO_COMPLEX", "{resp}");
+}
+both!(deep_queries_are_refused);
+
+async fn costly_queries_are_refused(app: TestApp) {
+    // A page of 100 leads with 100 touchpoints each, with their campaigns: 100 × 100 items.
+    let costly = "{ leads(first: 100) { nodes { email touchpoints(first: 100) { nodes { type campaign { name touchpointCount } } } } } }";
+    let resp = app.gql(&app.keys.analyst, costly, json!({})).await;
+    assert_eq!(error_code(&resp), "QUERY_TOO_COMPLEX", "{resp}");
+    assert!(resp.get("data").is_none_or(Value::is_null), "not executed: {resp}");
+    // `last` counts like `first`, and so do page sizes above the clamp.
+    let costly = "{ leads(last: 1000) { nodes { email touchpoints(first: 100) { nodes { type campaign { name touchpointCount } } } } } }";
+    let resp = app.gql(&app.keys.analyst, costly, json!({})).await;
+    assert_eq!(error_code(&resp), "QUERY_TOO_COMPLEX", "{resp}");
+
+    // The same shape with smaller pages is fine.
+    app.lead("ada@example.com").await;
+    let modest = "{ leads(first: 20) { nodes { email touchpoints(first: 20) { nodes { type campaign { name touchpointCount } } } } } }";
+    let data = app.data(&app.keys.analyst, modest, json!({})).await;
+    assert_eq!(
+        data["leads"]["nodes"],
+        json!([{ "email": "ada@example.com", "touchpoints": { "nodes": [] } }])
+    );
+}
+both!(costly_queries_are_refused);
+
+async fn too_many_aliases_or_root_fields_are_refused(app: TestApp) {
+    let aliases: String = (0..31).map(|i| format!("a{i}: role ")).collect();
+    let resp = app
+        .gql(&app.keys.analyst, &format!("{{ viewer {{ {aliases} }} }}"), json!({}))
+        .await;
+    assert_eq!(error_code(&resp), "QUERY_TOO_COMPLEX", "{resp}");
+    assert!(resp["errors"][0]["message"].as_str().unwrap().contains("alias"), "{resp}");
+
+    let thirty: String = (0..30).map(|i| format!("a{i}: role ")).collect();
+    let data = app
+        .data(&app.keys.analyst, &format!("{{ viewer {{ {thirty} }} }}"), json!({}))
+        .await;
+    assert_eq!(data["viewer"]["a29"], "ANALYST");
+
+    // Aliases hidden in fragments count as well.
+    let in_fragment: String = (0..31).map(|i| format!("f{i}: role ")).collect();
+    let q = format!("{{ viewer {{ ...V }} }} fragment V on Viewer {{ {in_fragment} }}");
+    let resp = app.gql(&app.keys.analyst, &q, json!({})).await;
+    assert_eq!(error_code(&resp), "QUERY_TOO_COMPLEX", "{resp}");
+
+    let roots: String = (0..21).map(|_| "viewer { role } ").collect();
+    let resp = app.gql(&app.keys.analyst, &format!("{{ {roots} }}"), json!({})).await;
+    assert_eq!(error_code(&resp), "QUERY_TOO_COMPLEX", "{resp}");
+}
+both!(too_many_aliases_or_root_fields_are_refused);
+
+async fn get_runs_queries_but_not_mutations(app: TestApp) {
+    let (status, body) = get_graphql(&app, &app.keys.analyst, &[("query", "{ viewer { role } }")]).await;
+    assert_eq!(status, 200);
+    assert_eq!(data_of(body)["viewer"]["role"], "ANALYST");
+
+    let (status, body) = get_graphql(
+        &app,
+        &app.keys.analyst,
+        &[
+            ("query", "query Q($e: String!) { leadByEmail(email: $e) { id } }"),
+            ("operationName", "Q"),
+            ("variables", "{\"e\": \"nobody@example.com\"}"),
+        ],
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(data_of(body)["leadByEmail"], Value::Null);
+
+    let mutation = "mutation { upsertLead(input: { email: \"get@example.com\" }) { created } }";
+    let (_, body) = get_graphql(&app, &app.keys.admin, &[("query", mutation)]).await;
+    assert_eq!(error_code(&body), "BAD_USER_INPUT", "{body}");
+    assert!(body.get("data").is_none_or(Value::is_null), "{body}");
+    let data = app.data(&app.keys.admin, "{ leads(first: 1) { totalCount } }", json!({})).await;
+    assert_eq!(data["leads"]["totalCount"], 0, "the mutation did not run");
+
+    // A document with a query and a mutation is refused over GET even when the query is chosen.
+    let mixed = format!("query Q {{ viewer {{ role }} }} {mutation}");
+    let (_, body) = get_graphql(&app, &app.keys.admin, &[("query", mixed.as_str()), ("operationName", "Q")]).await;
+    assert_eq!(error_code(&body), "BAD_USER_INPUT", "{body}");
+
+    let (status, body) = get_graphql(
+        &app,
+        &app.keys.analyst,
+        &[("query", "{ viewer { role } }"), ("variables", "{not json")],
+    )
+    .await;
+    assert_eq!((status, error_code(&body).as_str()), (400, "BAD_USER_INPUT"));
+    let (status, body) = get_graphql(&app, "clk_nope", &[("query", "{ viewer { role } }")]).await;
+    assert_eq!((status, error_code(&body).as_str()), (401, "UNAUTHENTICATED"));
+}
+both!(get_runs_queries_but_not_mutations);
+
+async fn batches_and_malformed_bodies_are_refused(app: TestApp) {
+    let post = |body: String| {
+        app.client
+            .post(app.url("/graphql"))
+            .bearer_auth(&app.keys.admin)
+            .header("Content-Type", "application/json")
+            .body(body)
+            .send()
+    };
+    let batch = json!([{ "query": "{ viewer { role } }" }, { "query": "{ viewer { role } }" }]).to_string();
+    let resp = post(batch).await.unwrap();
+    assert_eq!(resp.status().as_u16(), 400);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(error_code(&body), "BAD_USER_INPUT");
+    let resp = post(format!("  \n {}", json!([{ "query": "{ viewer { role } }" }]))).await.unwrap();
+    assert_eq!(resp.status().as_u16(), 400, "leading whitespace does not hide a batch");
+
+    for body in ["not json", "{\"query\": 42}", ""] {
+        let resp = post(body.to_owned()).await.unwrap();
+        assert_eq!(resp.status().as_u16(), 400, "{body:?}");
+        let body: Value = resp.json().await.unwrap();
+        assert_eq!(error_code(&body), "BAD_USER_INPUT");
+    }
+
+    // Syntax and validation errors come back with a code too (HTTP 200, as GraphQL does).
+    let resp = post("{\"variables\": {}}".to_owned()).await.unwrap();
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(error_code(&body), "BAD_USER_INPUT", "no query: {body}");
+    let resp = app.gql(&app.keys.admin, "{ viewer { role ", json!({})).await;
+    assert_eq!(error_code(&resp), "BAD_USER_INPUT");
+    let resp = app.gql(&app.keys.admin, "{ viewer { nosuchfield } }", json!({})).await;
+    assert_eq!(error_code(&resp), "BAD_USER_INPUT");
+
+    // The answer to a POST is not cached.
+    let resp = post(json!({ "query": "{ viewer { role } }" }).to_string()).await.unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    assert_eq!(resp.headers()["cache-control"], "no-store");
+}
+both!(batches_and_malformed_bodies_are_refused);
+
+async fn graphiql_and_health_checks(app: TestApp) {
+    let resp = app.client.get(app.url("/graphql")).send().await.unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    let content_type = resp.headers()["content-type"].to_str().unwrap().to_owned();
+    assert!(content_type.starts_with("text/html"), "{content_type}");
+    let html = resp.text().await.unwrap();
+    assert!(html.to_lowercase().contains("graphiql"), "GraphiQL page expected");
+    assert!(html.contains("/graphql/ws"), "the page knows the WebSocket endpoint");
+
+    for (path, body) in [("/healthz", "ok"), ("/readyz", "ready")] {
+        let resp = app.client.get(app.url(path)).send().await.unwrap();
+        assert_eq!(resp.status().as_u16(), 200, "{path}");
+        assert_eq!(resp.text().await.unwrap(), body, "{path}");
+    }
+    let resp = app.client.get(app.url("/nope")).send().await.unwrap();
+    assert_eq!(resp.status().as_u16(), 404);
+}
+both!(graphiql_and_health_checks);
+
+async fn oversized_bodies_are_refused(app: TestApp) {
+    // 9 MiB of padding in an otherwise valid request; the limit is 8 MiB.
+    let padding = " ".repeat(9 * 1024 * 1024);
+    let body = format!("{{\"query\": \"{{ viewer {{ role }} }}\"{padding}}}");
+    let resp = app
+        .client
+        .post(app.url("/graphql"))
+        .bearer_auth(&app.keys.analyst)
+        .header("Content-Type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 413);
+}
+both!(oversized_bodies_are_refused);

@@ -1,0 +1,22 @@
+//! Integration tests: the real server on an ephemeral port with a fresh database per test,
+//! spoken to over HTTP and WebSocket. Every test runs on SQLite, and on PostgreSQL too when
+//! `TEST_DATABASE_URL` is set.
+#[macro_use]
+mod helpers;
+
+mod accounts;
+mod auth;
+mod campaigns;
+mod erasure;
+mod isolation;
+mod leads;
+mod limits;
+mod money;
+mod node;
+mod nplusone;
+mod opportunities;
+mod pagination;
+mod schema;
+mod touchpoints;
+mod upserts;
+mod websocket;

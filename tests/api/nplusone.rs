@@ -1,0 +1,160 @@
+//! Related objects load in batches: the number of SQL statements of a nested query does not grow
+//! with the page size.
+use serde_json::{Value, json};
+
+use crate::helpers::{TestApp, id_of};
+
+/// 60 leads, each at its own account, each with 7 touchpoints of 3 campaigns.
+async fn seed(app: &TestApp) {
+    let campaigns = [
+        app.simple_campaign("Newsletter").await,
+        app.simple_campaign("Webinar").await,
+        app.simple_campaign("Trade fair").await,
+    ];
+    let owner = app.user("Sam Seller", "sam@acme.test").await;
+    let mut items = Vec::new();
+    for i in 0..60 {
+        let account = app.account(json!({ "name": format!("Account {i:02}") })).await;
+        let lead = app
+            .upsert_lead(json!({ "email": format!("lead{i:02}@example.com"), "accountId": account, "ownerId": owner, "stage": "MQL" }))
+            .await;
+        for t in 0..7 {
+            items.push(json!({
+                "leadId": id_of(&lead), "campaignId": campaigns[(i + t) % 3], "type": "EMAIL_OPEN",
+                "occurredAt": format!("2026-01-{:02}T10:00:00Z", t + 1),
+            }));
+        }
+    }
+    assert_eq!(app.record(json!(items)).await["recordedCount"], 420);
+    let account = id_of(
+        &app.data(&app.keys.admin, "{ accounts(first: 1) { nodes { id } } }", json!({}))
+            .await["accounts"]["nodes"][0],
+    );
+    let lead = id_of(&app.data(&app.keys.admin, "{ leads(first: 1) { nodes { id } } }", json!({})).await["leads"]["nodes"][0]);
+    let deal = app
+        .opportunity(json!({ "accountId": account, "name": "Deal", "amount": "10" }))
+        .await;
+    let q = "mutation($o: ID!, $l: ID!) { setBuyingCenter(input: { opportunityId: $o, contacts: [{ leadId: $l, role: \"Champion\" }] }) { userErrors { code } } }";
+    app.mutate(&app.keys.sales, "setBuyingCenter", q, json!({ "o": deal, "l": lead }))
+        .await;
+}
+
+/// Runs `query` five times: its data and the statements of the cheapest run.
+async fn statements_of(app: &TestApp, query: &str, vars: Value) -> (Value, Vec<String>) {
+    // The key lookup is cached after the first request; make sure it is not counted.
+    app.data(&app.keys.analyst, "{ viewer { role } }", json!({})).await;
+    let mut best: Option<Vec<String>> = None;
+    let mut data = Value::Null;
+    for _ in 0..5 {
+        app.statements.clear();
+        data = app.data(&app.keys.analyst, query, vars.clone()).await;
+        let stmts = app.statements.take();
+        if best.as_ref().is_none_or(|b| stmts.len() < b.len()) {
+            best = Some(stmts);
+        }
+    }
+    (data, best.unwrap())
+}
+
+/// A statement without its bound values: `IN (?, ?, ?)` and `IN ($3, $4)` both read `IN (?)`,
+/// and a run of identical `UNION ALL` arms (one per parent) reads as one arm.
+fn shape(sql: &str) -> String {
+    let mut out = String::with_capacity(sql.len());
+    let mut chars = sql.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '$' && chars.peek().is_some_and(char::is_ascii_digit) {
+            while chars.peek().is_some_and(char::is_ascii_digit) {
+                chars.next();
+            }
+            out.push('?');
+        } else {
+            out.push(c);
+        }
+    }
+    while out.contains("?, ?") {
+        out = out.replace("?, ?", "?");
+    }
+    let mut arms: Vec<&str> = out.split(" UNION ALL ").collect();
+    arms.dedup();
+    arms.join(" UNION ALL ")
+}
+
+/// One line per statement: what it reads and how many values it binds.
+fn summary(stmts: &[String]) -> String {
+    stmts
+        .iter()
+        .map(|s| {
+            let from = s.split(" FROM ").nth(1).and_then(|r| r.split_whitespace().next()).unwrap_or("?");
+            format!("  {from} ({} values)\n", s.matches('?').count() + s.matches('$').count())
+        })
+        .collect()
+}
+
+/// The statements of a page of 10 and of 50 are the same few queries: the same set of shapes,
+/// at most `max_shapes` of them, none run more than twice. DataLoader batches the keys that
+/// arrive within 1 ms, so on a busy machine one batch may split in two; one query per row
+/// would run a shape 10 and 50 times.
+fn assert_batched(ten: &[String], fifty: &[String], max_shapes: usize) {
+    let shapes = |stmts: &[String]| stmts.iter().map(|s| shape(s)).collect::<std::collections::BTreeSet<_>>();
+    let (s10, s50) = (shapes(ten), shapes(fifty));
+    assert_eq!(
+        s10,
+        s50,
+        "the page size changes which queries run:\n{}vs\n{}",
+        summary(ten),
+        summary(fifty)
+    );
+    assert!(s50.len() <= max_shapes, "{} different queries:\n{}", s50.len(), summary(fifty));
+    for stmts in [ten, fifty] {
+        for s in &s50 {
+            let n = stmts.iter().filter(|t| shape(t) == *s).count();
+            assert!(n <= 2, "a query ran {n} times for one page:\n{}", summary(stmts));
+        }
+    }
+}
+
+const LEADS: &str =
+    "query($n: Int!) { leads(first: $n) { nodes { account { name } touchpoints(first: 5) { nodes { type campaign { name } } } } } }";
+
+async fn nested_lists_cost_a_fixed_number_of_statements(app: TestApp) {
+    seed(&app).await;
+    let (small, ten) = statements_of(&app, LEADS, json!({ "n": 10 })).await;
+    let (large, fifty) = statements_of(&app, LEADS, json!({ "n": 50 })).await;
+
+    // The data is all there.
+    let nodes = large["leads"]["nodes"].as_array().unwrap();
+    assert_eq!(nodes.len(), 50);
+    assert_eq!(small["leads"]["nodes"].as_array().unwrap().len(), 10);
+    for (i, lead) in nodes.iter().enumerate() {
+        assert_eq!(lead["account"]["name"], format!("Account {i:02}"));
+        let tps = lead["touchpoints"]["nodes"].as_array().unwrap();
+        assert_eq!(tps.len(), 5);
+        assert!(tps.iter().all(|t| t["campaign"]["name"].is_string()));
+    }
+
+    // One query each for the leads, their accounts, their touchpoints and those campaigns.
+    assert_batched(&ten, &fifty, 4);
+    assert!(ten.len() <= 6 && fifty.len() <= 6, "{} and {} statements", ten.len(), fifty.len());
+
+    // More related objects, still a fixed number of queries.
+    let rich = "query($n: Int!) { leads(first: $n) { totalCount nodes { stage { key } owner { name } opportunities { name }
+      account { name leads(first: 2) { totalCount nodes { email } } }
+      touchpoints(first: 3) { totalCount nodes { lead { email } campaign { name touchpointCount totalCost { amount } } } } } } }";
+    let (_, ten) = statements_of(&app, rich, json!({ "n": 10 })).await;
+    let (data, fifty) = statements_of(&app, rich, json!({ "n": 50 })).await;
+    assert_eq!(data["leads"]["nodes"][0]["opportunities"], json!([{ "name": "Deal" }]));
+    assert_eq!(data["leads"]["nodes"][1]["touchpoints"]["totalCount"], 7);
+    assert_eq!(data["leads"]["nodes"][1]["account"]["leads"]["totalCount"], 1);
+    // leads, count, stages, users, buying centers + their deals, accounts, top leads and top
+    // touchpoints per parent, touchpoint counts, touchpoint leads, campaigns, lead counts, costs.
+    assert_batched(&ten, &fifty, 14);
+
+    // From the campaigns' side.
+    let campaigns = "{ campaigns(first: 3) { nodes { name totalCost { amount } costs { id }
+      touchpoints(first: 20) { totalCount nodes { lead { email account { name } } } } } } }";
+    let (data, stmts) = statements_of(&app, campaigns, json!({})).await;
+    assert_eq!(data["campaigns"]["nodes"][0]["touchpoints"]["totalCount"], 140);
+    assert_eq!(data["campaigns"]["nodes"][2]["touchpoints"]["nodes"].as_array().unwrap().len(), 20);
+    assert!(stmts.len() <= 6, "{} statements:\n{}", stmts.len(), summary(&stmts));
+}
+both!(alone: nested_lists_cost_a_fixed_number_of_statements);

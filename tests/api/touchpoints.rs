@@ -1,0 +1,267 @@
+//! Recording touchpoints (batches, idempotency, all or nothing) and the touchpoints filters.
+use serde_json::{Value, json};
+
+use crate::helpers::{TestApp, error_code, id_of, ids, user_errors};
+
+/// The elements of `all` at `at`, in that order.
+fn pick(all: &[String], at: &[usize]) -> Vec<String> {
+    at.iter().map(|&i| all[i].clone()).collect()
+}
+
+async fn campaign_counts(app: &TestApp, campaign: &str) -> (i64, i64) {
+    let q = "query($c: ID!) { campaign(id: $c) { touchpointCount touchpoints(first: 1) { totalCount } } touchpoints(first: 1, filter: { campaignId: $c }) { totalCount } }";
+    let data = app.data(&app.keys.analyst, q, json!({ "c": campaign })).await;
+    assert_eq!(
+        data["campaign"]["touchpoints"]["totalCount"], data["campaign"]["touchpointCount"],
+        "a campaign's touchpoint totalCount is its touchpointCount"
+    );
+    (
+        data["campaign"]["touchpointCount"].as_i64().unwrap(),
+        data["touchpoints"]["totalCount"].as_i64().unwrap(),
+    )
+}
+
+async fn retried_batch_counts_once(app: TestApp) {
+    let ada = app.lead("ada@example.com").await;
+    let campaign = app.simple_campaign("Newsletter").await;
+    let batch = json!([
+        { "leadId": ada, "campaignId": campaign, "type": "EMAIL_SENT", "occurredAt": "2026-03-01T09:00:00Z", "idempotencyKey": "k1" },
+        { "leadEmail": "ADA@example.com", "campaignId": campaign, "type": "email_open", "occurredAt": "2026-03-01T09:05:00Z", "idempotencyKey": "k2" },
+        { "leadId": ada, "campaignId": campaign, "type": "EMAIL_CLICK", "occurredAt": "2026-03-01T09:06:00Z", "idempotencyKey": "k3" },
+    ]);
+    let first = app.record(batch.clone()).await;
+    assert_eq!(first["userErrors"], json!([]));
+    assert_eq!((&first["recordedCount"], &first["duplicateCount"]), (&json!(3), &json!(0)));
+    assert_eq!(campaign_counts(&app, &campaign).await, (3, 3));
+
+    // The retry writes nothing and returns the same touchpoints, in input order.
+    let retry = app.record(batch.clone()).await;
+    assert_eq!((&retry["recordedCount"], &retry["duplicateCount"]), (&json!(0), &json!(3)));
+    assert_eq!(retry["touchpoints"], first["touchpoints"]);
+    assert_eq!(campaign_counts(&app, &campaign).await, (3, 3));
+
+    // A partly new batch writes only what is new; a key repeated within a batch counts once.
+    let mixed = json!([
+        batch[2],
+        { "leadId": ada, "campaignId": campaign, "type": "PAGE_VIEW", "occurredAt": "2026-03-01T09:07:00Z", "idempotencyKey": "k4" },
+        { "leadId": ada, "campaignId": campaign, "type": "PAGE_VIEW", "occurredAt": "2026-03-01T09:07:00Z", "idempotencyKey": "k4" },
+    ]);
+    let third = app.record(mixed).await;
+    assert_eq!((&third["recordedCount"], &third["duplicateCount"]), (&json!(1), &json!(2)));
+    let t = ids(&json!({ "nodes": third["touchpoints"] }));
+    assert_eq!(t[0], id_of(&first["touchpoints"][2]));
+    assert_eq!(t[1], t[2]);
+    assert_eq!(campaign_counts(&app, &campaign).await, (4, 4));
+
+    // External IDs deduplicate like keys.
+    let ext = json!([{ "leadId": ada, "type": "MEETING", "occurredAt": "2026-03-02T10:00:00Z", "externalId": "crm-m-1" }]);
+    assert_eq!(app.record(ext.clone()).await["recordedCount"], 1);
+    let again = app.record(ext).await;
+    assert_eq!((&again["recordedCount"], &again["duplicateCount"]), (&json!(0), &json!(1)));
+
+    // Without a key, a retry is a new touchpoint (no key, no deduplication).
+    let plain = json!([{ "leadId": ada, "type": "PAGE_VIEW", "occurredAt": "2026-03-03T10:00:00Z" }]);
+    assert_eq!(app.record(plain.clone()).await["recordedCount"], 1);
+    assert_eq!(app.record(plain).await["recordedCount"], 1);
+
+    let q = "query($id: ID!) { lead(id: $id) { touchpoints(first: 100) { totalCount nodes { idempotencyKey externalId } } } }";
+    let data = app.data(&app.keys.analyst, q, json!({ "id": ada })).await;
+    assert_eq!(data["lead"]["touchpoints"]["totalCount"], 7);
+}
+both!(retried_batch_counts_once);
+
+async fn a_bad_item_fails_the_whole_batch(app: TestApp) {
+    let ada = app.lead("ada@example.com").await;
+    let campaign = app.simple_campaign("Newsletter").await;
+    let good = |key: &str| json!({ "leadId": ada, "campaignId": campaign, "type": "PAGE_VIEW", "occurredAt": "2026-03-01T09:00:00Z", "idempotencyKey": key });
+    let batch = json!([
+        good("a"),
+        good("b"),
+        { "leadId": ada, "campaignId": campaign, "type": "TELEPATHY", "occurredAt": "2026-03-01T09:00:00Z" },
+        good("c"),
+        { "leadEmail": "nobody@example.com", "type": "PAGE_VIEW", "occurredAt": "2026-03-01T09:00:00Z" },
+        { "leadId": ada, "campaignId": crate::helpers::global_id("Campaign", 999_999), "type": "PAGE_VIEW", "occurredAt": "2026-03-01T09:00:00Z" },
+        { "leadId": "garbage", "type": "PAGE_VIEW", "occurredAt": "2026-03-01T09:00:00Z" },
+        { "leadId": ada, "leadEmail": "ada@example.com", "type": "PAGE_VIEW", "occurredAt": "2026-03-01T09:00:00Z" },
+        { "leadExternalId": "crm-404", "type": "PAGE_VIEW", "occurredAt": "2026-03-01T09:00:00Z" },
+    ]);
+    let payload = app.record(batch).await;
+    assert_eq!(
+        user_errors(&payload),
+        [
+            ("input.items.2.type".to_owned(), "INVALID".to_owned()),
+            ("input.items.4.leadEmail".to_owned(), "NOT_FOUND".to_owned()),
+            ("input.items.5.campaignId".to_owned(), "NOT_FOUND".to_owned()),
+            ("input.items.6.leadId".to_owned(), "NOT_FOUND".to_owned()),
+            ("input.items.7.leadId".to_owned(), "INVALID".to_owned()),
+            ("input.items.8.leadExternalId".to_owned(), "NOT_FOUND".to_owned()),
+        ]
+    );
+    assert_eq!(payload["userErrors"][0]["field"], json!(["input", "items", "2", "type"]));
+    assert_eq!((&payload["recordedCount"], &payload["touchpoints"]), (&json!(0), &json!([])));
+    assert_eq!(campaign_counts(&app, &campaign).await, (0, 0), "nothing was written");
+
+    // The good items alone go through, and their keys were not used up by the failed batch.
+    let payload = app.record(json!([good("a"), good("b"), good("c")])).await;
+    assert_eq!((&payload["recordedCount"], &payload["duplicateCount"]), (&json!(3), &json!(0)));
+    assert_eq!(campaign_counts(&app, &campaign).await, (3, 3));
+}
+both!(a_bad_item_fails_the_whole_batch);
+
+async fn batches_hold_at_most_10000(app: TestApp) {
+    let ada = app.lead("ada@example.com").await;
+    let item = json!({ "leadId": ada, "type": "PAGE_VIEW", "occurredAt": "2026-03-01T09:00:00Z" });
+    let q = "mutation($input: RecordTouchpointsInput!) { recordTouchpoints(input: $input) { recordedCount userErrors { code } } }";
+    let too_many = vec![item.clone(); 10_001];
+    let resp = app.gql(&app.keys.marketing, q, json!({ "input": { "items": too_many } })).await;
+    assert_eq!(error_code(&resp), "BAD_USER_INPUT");
+    let count = "query($id: ID!) { lead(id: $id) { touchpoints(first: 1) { totalCount } } }";
+    let data = app.data(&app.keys.analyst, count, json!({ "id": ada })).await;
+    assert_eq!(data["lead"]["touchpoints"]["totalCount"], 0);
+
+    let full = vec![item; 10_000];
+    let data = app.data(&app.keys.marketing, q, json!({ "input": { "items": full } })).await;
+    assert_eq!(data["recordTouchpoints"]["recordedCount"], 10_000);
+    let data = app.data(&app.keys.analyst, count, json!({ "id": ada })).await;
+    assert_eq!(data["lead"]["touchpoints"]["totalCount"], 10_000);
+
+    let resp = app.gql(&app.keys.marketing, q, json!({ "input": { "items": [] } })).await;
+    assert_eq!(
+        resp["data"]["recordTouchpoints"]["recordedCount"], 0,
+        "an empty batch is fine: {resp}"
+    );
+}
+both!(batches_hold_at_most_10000);
+
+async fn touchpoint_filters(app: TestApp) {
+    let ada = app.lead("ada@example.com").await;
+    let bob = app.lead("bob@example.com").await;
+    let mail = app.simple_campaign("Newsletter").await;
+    let fair = app
+        .campaign(json!({ "name": "Hannover Messe", "channel": "TRADE_FAIR", "kind": "ACQUISITION", "externalId": "fair-26" }))
+        .await;
+    let items = json!([
+        { "leadId": ada, "campaignId": mail, "type": "EMAIL_OPEN", "occurredAt": "2026-04-01T08:00:00Z" },
+        { "leadId": ada, "campaignId": mail, "type": "EMAIL_CLICK", "occurredAt": "2026-04-02T08:00:00Z" },
+        { "leadId": ada, "campaignExternalId": "fair-26", "type": "TRADE_FAIR_SCAN", "occurredAt": "2026-04-20T08:00:00Z" },
+        { "leadId": bob, "campaignId": mail, "type": "EMAIL_OPEN", "occurredAt": "2026-04-03T08:00:00Z" },
+        { "leadId": bob, "type": "PAGE_VIEW", "occurredAt": "2026-05-01T08:00:00Z" },
+    ]);
+    let recorded = app.record(items).await;
+    assert_eq!(recorded["recordedCount"], 5);
+    let tp: Vec<String> = recorded["touchpoints"].as_array().unwrap().iter().map(id_of).collect();
+
+    let q = "query($f: TouchpointFilter) { touchpoints(filter: $f, first: 50) { totalCount nodes { id type lead { email } campaign { name } } } }";
+    let run = |filter: Value| {
+        let app = &app;
+        async move {
+            let data = app.data(&app.keys.analyst, q, json!({ "f": filter })).await;
+            let conn = &data["touchpoints"];
+            assert_eq!(conn["totalCount"], conn["nodes"].as_array().unwrap().len(), "{filter}");
+            ids(conn)
+        }
+    };
+    // Newest first by default.
+    assert_eq!(run(json!(null)).await, pick(&tp, &[4, 2, 3, 1, 0]));
+    assert_eq!(run(json!({ "leadId": ada })).await, pick(&tp, &[2, 1, 0]));
+    assert_eq!(run(json!({ "leadId": bob })).await, pick(&tp, &[4, 3]));
+    assert_eq!(run(json!({ "campaignId": mail })).await, pick(&tp, &[3, 1, 0]));
+    assert_eq!(run(json!({ "campaignId": fair })).await, pick(&tp, &[2]));
+    assert_eq!(run(json!({ "type": ["EMAIL_OPEN"] })).await, pick(&tp, &[3, 0]));
+    assert_eq!(run(json!({ "type": ["email_click", "PAGE_VIEW"] })).await, pick(&tp, &[4, 1]));
+    assert_eq!(
+        run(json!({ "occurredAt": { "from": "2026-04-02T08:00:00Z", "to": "2026-04-20T08:00:00Z" } })).await,
+        pick(&tp, &[3, 1])
+    );
+    assert_eq!(
+        run(json!({ "occurredAt": { "from": "2026-04-20T08:00:00Z" } })).await,
+        pick(&tp, &[4, 2])
+    );
+    assert_eq!(
+        run(json!({ "occurredAt": { "to": "2026-04-02T08:00:00Z" } })).await,
+        pick(&tp, &[0])
+    );
+    assert_eq!(
+        run(json!({ "leadId": ada, "campaignId": mail, "type": ["EMAIL_OPEN"] })).await,
+        pick(&tp, &[0])
+    );
+    assert!(run(json!({ "leadId": mail })).await.is_empty(), "a campaign ID is no lead ID");
+
+    let data = app.data(&app.keys.analyst, q, json!({ "f": { "campaignId": fair } })).await;
+    assert_eq!(
+        data["touchpoints"]["nodes"][0],
+        json!({ "id": tp[2], "type": "TRADE_FAIR_SCAN", "lead": { "email": "ada@example.com" }, "campaign": { "name": "Hannover Messe" } })
+    );
+    // Oldest first on request.
+    let q = "{ touchpoints(first: 2, orderBy: { field: OCCURRED_AT, direction: ASC }) { nodes { id } } }";
+    let data = app.data(&app.keys.analyst, q, json!({})).await;
+    assert_eq!(ids(&data["touchpoints"]), pick(&tp, &[0, 1]));
+}
+both!(touchpoint_filters);
+
+async fn bounces_and_unsubscribes_mark_the_lead(app: TestApp) {
+    let ada = app.lead("ada@example.com").await;
+    let items = json!([
+        { "leadId": ada, "type": "EMAIL_BOUNCED", "occurredAt": "2026-04-01T08:00:00Z" },
+        { "leadId": ada, "type": "EMAIL_BOUNCED", "occurredAt": "2026-04-03T08:00:00Z" },
+        { "leadId": ada, "type": "UNSUBSCRIBED", "occurredAt": "2026-04-02T08:00:00Z" },
+    ]);
+    assert_eq!(app.record(items).await["recordedCount"], 3);
+    // An older bounce recorded later does not move the time back.
+    let older = json!([{ "leadId": ada, "type": "EMAIL_BOUNCED", "occurredAt": "2026-03-01T08:00:00Z" }]);
+    assert_eq!(app.record(older).await["recordedCount"], 1);
+    let q = "query($id: ID!) { lead(id: $id) { emailBouncedAt unsubscribedAt } }";
+    let data = app.data(&app.keys.analyst, q, json!({ "id": ada })).await;
+    assert_eq!(
+        data["lead"],
+        json!({ "emailBouncedAt": "2026-04-03T08:00:00Z", "unsubscribedAt": "2026-04-02T08:00:00Z" })
+    );
+}
+both!(bounces_and_unsubscribes_mark_the_lead);
+
+async fn concurrent_retries_count_once(app: TestApp) {
+    let ada = app.lead("ada@example.com").await;
+    let campaign = app.simple_campaign("Newsletter").await;
+    let batch = json!([
+        { "leadId": ada, "campaignId": campaign, "type": "EMAIL_SENT", "occurredAt": "2026-03-01T09:00:00Z", "idempotencyKey": "c1" },
+        { "leadId": ada, "campaignId": campaign, "type": "EMAIL_OPEN", "occurredAt": "2026-03-01T09:05:00Z", "idempotencyKey": "c2" },
+        { "leadId": ada, "campaignId": campaign, "type": "EMAIL_CLICK", "occurredAt": "2026-03-01T09:06:00Z", "idempotencyKey": "c3" },
+    ]);
+    let q = "mutation($input: RecordTouchpointsInput!) { recordTouchpoints(input: $input) { recordedCount duplicateCount } }";
+    let vars = json!({ "input": { "items": batch } });
+    let attempts = futures_util::future::join_all((0..6).map(|_| app.gql(&app.keys.marketing, q, vars.clone()))).await;
+    let mut recorded = 0;
+    for resp in &attempts {
+        match resp["data"]["recordTouchpoints"]["recordedCount"].as_i64() {
+            Some(n) => {
+                assert_eq!(n + resp["data"]["recordTouchpoints"]["duplicateCount"].as_i64().unwrap(), 3);
+                recorded += n;
+            }
+            // A request that raced another may be told to retry; it wrote nothing.
+            None => assert_eq!(error_code(resp), "CONFLICT", "{resp}"),
+        }
+    }
+    assert_eq!(recorded, 3, "six concurrent copies of a batch of three record three: {attempts:#?}");
+    assert_eq!(campaign_counts(&app, &campaign).await, (3, 3));
+}
+both!(concurrent_retries_count_once);
+
+async fn contact_state_changes_show_in_incremental_sync(app: TestApp) {
+    let ada = app.upsert_lead(json!({ "email": "ada@example.com" })).await;
+    let before = ada["updatedAt"].as_str().unwrap().to_owned();
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    let items = json!([{ "leadId": id_of(&ada), "type": "UNSUBSCRIBED", "occurredAt": "2026-04-02T08:00:00Z" }]);
+    assert_eq!(app.record(items).await["recordedCount"], 1);
+
+    // A CRM connector that pulls what changed since its last sync must see the unsubscribe.
+    let q = "query($since: DateTime!) { leads(first: 10, filter: { updatedSince: $since }) { nodes { email unsubscribedAt updatedAt } } }";
+    let since = chrono::DateTime::parse_from_rfc3339(&before).unwrap() + chrono::Duration::microseconds(1);
+    let data = app.data(&app.keys.analyst, q, json!({ "since": since.to_rfc3339() })).await;
+    assert_eq!(
+        data["leads"]["nodes"][0]["unsubscribedAt"], "2026-04-02T08:00:00Z",
+        "the unsubscribed lead is among the leads changed since {before}: {data}"
+    );
+}
+both!(
+    contact_state_changes_show_in_incremental_sync
+);
