@@ -66,10 +66,10 @@ impl KeyResolver {
             return Err(AppError::Unauthenticated);
         }
         let hash = hash_key(key);
-        if let Some((principal, at)) = self.cache.read().expect("not poisoned").get(&hash) {
-            if at.elapsed() < self.ttl {
-                return Ok(*principal);
-            }
+        if let Some((principal, at)) = self.cache.read().expect("not poisoned").get(&hash)
+            && at.elapsed() < self.ttl
+        {
+            return Ok(*principal);
         }
         let row = api_key::Entity::find()
             .filter(api_key::Column::KeyHash.eq(&hash))

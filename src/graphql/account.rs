@@ -9,7 +9,7 @@ use crate::graphql::errors::{IntoGql, UserError, split};
 use crate::graphql::ids::{self, NodeType};
 use crate::graphql::lead::Lead;
 use crate::graphql::loaders::{AccountLeadCount, AccountLeads};
-use crate::graphql::pagination::{Conn, OrderDirection, PageArgs, TotalCount, connection, is_text, is_time};
+use crate::graphql::pagination::{Conn, CursorCheck, OrderDirection, PageArgs, TotalCount, connection, is_text, is_time};
 use crate::graphql::scalars::{DateTime, Decimal, Money};
 use crate::graphql::{loaders, patch};
 use crate::service::account::AccountInput;
@@ -159,7 +159,7 @@ impl AccountQuery {
         };
         let order = order_by.unwrap_or_default();
         use account::Column as C;
-        let (column, expects): (Option<C>, Option<fn(&SortValue) -> bool>) = match order.field {
+        let (column, expects): (Option<C>, CursorCheck) = match order.field {
             AccountOrderField::Id => (None, None),
             AccountOrderField::Name => (Some(C::Name), Some(is_text)),
             AccountOrderField::UpdatedAt => (Some(C::UpdatedAt), Some(is_time)),

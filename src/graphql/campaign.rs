@@ -3,13 +3,13 @@ use async_graphql::{ComplexObject, Context, Enum, ID, InputObject, MaybeUndefine
 use entity::{campaign, campaign_cost};
 
 use crate::domain::vocab::Action;
+use crate::graphql::codes;
 use crate::graphql::context::ContextExt;
 use crate::graphql::enums::{CampaignKind, CampaignStatus, CostCategory};
 use crate::graphql::errors::{IntoGql, UserError, split};
-use crate::graphql::codes;
 use crate::graphql::ids::{self, NodeType};
 use crate::graphql::loaders::{CampaignCosts, CampaignTouchpoints, Loaders};
-use crate::graphql::pagination::{Conn, OrderDirection, PageArgs, TotalCount, connection, is_text, is_time};
+use crate::graphql::pagination::{Conn, CursorCheck, OrderDirection, PageArgs, TotalCount, connection, is_text, is_time};
 use crate::graphql::patch;
 use crate::graphql::scalars::{Date, DateTime, Decimal, Money};
 use crate::graphql::touchpoint::{Touchpoint, TouchpointOrder, touchpoint_key};
@@ -210,7 +210,7 @@ impl CampaignQuery {
         };
         let order = order_by.unwrap_or_default();
         use campaign::Column as C;
-        let (column, expects): (Option<C>, Option<fn(&SortValue) -> bool>) = match order.field {
+        let (column, expects): (Option<C>, CursorCheck) = match order.field {
             CampaignOrderField::Id => (None, None),
             CampaignOrderField::Name => (Some(C::Name), Some(is_text)),
             CampaignOrderField::CreatedAt => (Some(C::CreatedAt), Some(is_time)),

@@ -97,7 +97,10 @@ pub fn decode_opt(kind: NodeType, id: Option<&ID>) -> async_graphql::Result<Opti
 /// Vocabulary codes of a filter, spelled as inputs may spell them ("paid social" is PAID_SOCIAL).
 /// A value that cannot be a code is kept as it is, so it matches nothing.
 pub fn codes(values: &[String]) -> Vec<String> {
-    values.iter().map(|v| crate::domain::vocab::normalize_code(v).unwrap_or_else(|| v.clone())).collect()
+    values
+        .iter()
+        .map(|v| crate::domain::vocab::normalize_code(v).unwrap_or_else(|| v.clone()))
+        .collect()
 }
 
 /// The caller's workspace currency.

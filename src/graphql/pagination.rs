@@ -80,7 +80,7 @@ pub type Conn<N> = Connection<String, N, TotalCount>;
 impl PageArgs {
     /// Validates the arguments; `expects_value` says whether cursors of this ordering carry a
     /// sort value (everything but ordering by ID), and of which kind.
-    pub fn request(&self, expects: Option<fn(&SortValue) -> bool>) -> Result<PageRequest, AppError> {
+    pub fn request(&self, expects: CursorCheck) -> Result<PageRequest, AppError> {
         let (limit, backward, cursor) = match (self.first, self.last) {
             (Some(_), Some(_)) => return Err(AppError::BadInput("pass either `first` or `last`, not both".into())),
             (None, None) => return Err(AppError::BadInput("`first` or `last` is required".into())),
@@ -137,6 +137,9 @@ where
         .extend(page.rows.into_iter().map(|m| Edge::new(key(&m).encode(), node(m))));
     conn
 }
+
+/// Which cursors an ordering accepts: none with a sort value (by ID), or values of one kind.
+pub type CursorCheck = Option<fn(&SortValue) -> bool>;
 
 pub fn is_int(v: &SortValue) -> bool {
     matches!(v, SortValue::Int(_))

@@ -4,14 +4,14 @@ use entity::touchpoint;
 
 use crate::domain::vocab::Action;
 use crate::graphql::campaign::Campaign;
+use crate::graphql::codes;
 use crate::graphql::context::ContextExt;
 use crate::graphql::decode_opt;
 use crate::graphql::errors::{IntoGql, UserError, split};
-use crate::graphql::codes;
 use crate::graphql::ids::{self, NodeType};
 use crate::graphql::lead::{DateTimeRange, Lead};
 use crate::graphql::loaders::{CampaignId, LeadId, Loaders};
-use crate::graphql::pagination::{Conn, OrderDirection, PageArgs, TotalCount, connection, is_time};
+use crate::graphql::pagination::{Conn, CursorCheck, OrderDirection, PageArgs, TotalCount, connection, is_time};
 use crate::graphql::scalars::DateTime;
 use crate::service::touchpoint::NewTouchpoint;
 use crate::store::page::{CursorKey, Sort, SortValue, fetch_page};
@@ -72,7 +72,7 @@ impl TouchpointOrder {
         direction: OrderDirection::Desc,
     };
 
-    pub fn expects(self) -> Option<fn(&SortValue) -> bool> {
+    pub fn expects(self) -> CursorCheck {
         match self.field {
             TouchpointOrderField::OccurredAt => Some(is_time),
             TouchpointOrderField::Id => None,

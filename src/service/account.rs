@@ -48,10 +48,10 @@ pub async fn upsert(db: &Db, p: Principal, input: AccountInput) -> ServiceResult
         },
         other => other,
     };
-    if let Patch::Set(n) = input.employee_count {
-        if n < 0 {
-            v.push(&["input", "employeeCount"], "INVALID", "must not be negative");
-        }
+    if let Patch::Set(n) = input.employee_count
+        && n < 0
+    {
+        v.push(&["input", "employeeCount"], "INVALID", "must not be negative");
     }
     let revenue = match input.annual_revenue {
         Patch::Set(d) => match money::to_minor_non_negative(d) {

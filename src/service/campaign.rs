@@ -64,10 +64,10 @@ async fn apply(db: &impl ConnectionTrait, ws: i64, m: &mut campaign::Model, f: C
     f.tracking_code.map(|t| t.trim().to_owned()).apply(&mut m.tracking_code);
     f.start_date.apply(&mut m.start_date);
     f.end_date.apply(&mut m.end_date);
-    if let (Some(s), Some(e)) = (m.start_date, m.end_date) {
-        if e < s {
-            v.push(&["input", "endDate"], "INVALID", "must not be before the start date");
-        }
+    if let (Some(s), Some(e)) = (m.start_date, m.end_date)
+        && e < s
+    {
+        v.push(&["input", "endDate"], "INVALID", "must not be before the start date");
     }
     for (patch, target, field) in [
         (f.budget, &mut m.budget_minor, "budget"),
@@ -125,14 +125,14 @@ pub async fn create(db: &Db, p: Principal, external_id: Option<String>, f: Campa
     let mut v = Validator::default();
     apply(&*txn, ws, &mut m, f, &mut v).await?;
     v.finish()?;
-    if let Some(x) = &m.external_id {
-        if store::campaign::by_external_id(&*txn, ws, x).await?.is_some() {
-            return Err(ServiceError::invalid(
-                &["input", "externalId"],
-                "TAKEN",
-                "another campaign has this externalId",
-            ));
-        }
+    if let Some(x) = &m.external_id
+        && store::campaign::by_external_id(&*txn, ws, x).await?.is_some()
+    {
+        return Err(ServiceError::invalid(
+            &["input", "externalId"],
+            "TAKEN",
+            "another campaign has this externalId",
+        ));
     }
     let mut am = m.into_active_model().reset_all();
     am.id = sea_orm::ActiveValue::NotSet;

@@ -70,15 +70,15 @@ async fn validate(txn: &impl ConnectionTrait, ws: i64, mut f: LeadFields, v: &mu
         },
         other => other,
     };
-    if let Patch::Set(id) = f.account_id {
-        if store::by_id::<entity::account::Entity>(txn, ws, id).await?.is_none() {
-            v.push(&["input", "accountId"], "NOT_FOUND", "no such account");
-        }
+    if let Patch::Set(id) = f.account_id
+        && store::by_id::<entity::account::Entity>(txn, ws, id).await?.is_none()
+    {
+        v.push(&["input", "accountId"], "NOT_FOUND", "no such account");
     }
-    if let Patch::Set(id) = f.owner_id {
-        if store::by_id::<entity::user::Entity>(txn, ws, id).await?.is_none() {
-            v.push(&["input", "ownerId"], "NOT_FOUND", "no such user");
-        }
+    if let Patch::Set(id) = f.owner_id
+        && store::by_id::<entity::user::Entity>(txn, ws, id).await?.is_none()
+    {
+        v.push(&["input", "ownerId"], "NOT_FOUND", "no such user");
     }
     let trim = |p: Patch<String>| match p {
         Patch::Set(s) if s.trim().is_empty() => Patch::Clear,

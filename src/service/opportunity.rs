@@ -86,10 +86,10 @@ pub async fn upsert(db: &Db, p: Principal, input: UpsertOpportunity) -> ServiceR
         }
         None => None,
     };
-    if let Patch::Set(id) = input.owner_id {
-        if store::by_id::<entity::user::Entity>(&*txn, ws, id).await?.is_none() {
-            v.push(&["input", "ownerId"], "NOT_FOUND", "no such user");
-        }
+    if let Patch::Set(id) = input.owner_id
+        && store::by_id::<entity::user::Entity>(&*txn, ws, id).await?.is_none()
+    {
+        v.push(&["input", "ownerId"], "NOT_FOUND", "no such user");
     }
     let name = clean(input.name);
     if existing.is_none() {
