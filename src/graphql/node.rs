@@ -17,8 +17,9 @@ use crate::graphql::touchpoint::Touchpoint;
 use crate::graphql::user::User;
 use crate::store;
 
-/// Short-lived (one per resolved ID), so the size of the largest variant does not matter.
+// Short-lived (one per resolved ID), so the size of the largest variant does not matter.
 #[allow(clippy::large_enum_variant)]
+/// An object with a global ID.
 #[derive(Interface)]
 #[graphql(field(name = "id", ty = "ID"))]
 pub enum Node {
