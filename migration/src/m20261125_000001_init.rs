@@ -165,7 +165,7 @@ impl MigrationTrait for Migration {
                     .col(timestamp_with_time_zone_null("unsubscribed_at"))
                     .col(timestamp_with_time_zone_null("converted_at"))
                     .col(timestamp_with_time_zone_null("erased_at"))
-                .col(string_null("search_text"))
+                    .col(string_null("search_text"))
                     .col(timestamp_with_time_zone("created_at"))
                     .col(timestamp_with_time_zone("updated_at"))
                     .foreign_key(

@@ -3,13 +3,22 @@
 
 /// What a lead is found by: e-mail, first and last name, lower-cased, separated by newlines.
 pub fn lead_search_text(email: Option<&str>, first_name: Option<&str>, last_name: Option<&str>) -> Option<String> {
-    let parts: Vec<String> = [email, first_name, last_name].into_iter().flatten().map(str::to_lowercase).collect();
+    let parts: Vec<String> = [email, first_name, last_name]
+        .into_iter()
+        .flatten()
+        .map(str::to_lowercase)
+        .collect();
     (!parts.is_empty()).then(|| parts.join("\n"))
 }
 
 /// A `LIKE` pattern (escape character `\`) matching text that contains `query`.
 pub fn contains_pattern(query: &str) -> String {
-    let q = query.trim().to_lowercase().replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+    let q = query
+        .trim()
+        .to_lowercase()
+        .replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_");
     format!("%{q}%")
 }
 

@@ -13,8 +13,14 @@ use crate::store::{self, Scoped};
 
 pub type Loaders = DataLoader<DbLoader, HashMapCache>;
 
+/// How long a loader waits for sibling fields to add their keys before it queries. Siblings
+/// are resolved in one poll of the same task, so a short window batches them as well as
+/// async-graphql's default of 1 ms, which would add a millisecond to every level of nesting
+/// and cap a client with 4 connections at about 4,000 requests per second.
+pub const BATCH_WINDOW: std::time::Duration = std::time::Duration::from_micros(100);
+
 pub fn new_loaders(db: DatabaseConnection, workspace_id: i64) -> Loaders {
-    DataLoader::with_cache(DbLoader { db, ws: workspace_id }, tokio::spawn, HashMapCache::default())
+    DataLoader::with_cache(DbLoader { db, ws: workspace_id }, tokio::spawn, HashMapCache::default()).delay(BATCH_WINDOW)
 }
 
 pub struct DbLoader {

@@ -1,5 +1,6 @@
 //! Database queries. Every function takes the workspace it works in; none opens a transaction.
 pub mod account;
+pub mod bulk;
 pub mod campaign;
 pub mod lead;
 pub mod opportunity;

@@ -25,7 +25,8 @@ pub fn statement(backend: DbBackend, sql: &str, values: Vec<Value>) -> Statement
 
 /// The first `limit` rows of `table` per parent (by `order`), for a DataLoader: one statement
 /// for any number of parents. Each parent is its own index range scan with its own LIMIT, joined
-/// by UNION ALL; a window function over all parents' rows was 3 times slower on SQLite.
+/// by UNION ALL on SQLite (a window function over all parents' rows was 3 times slower there),
+/// by a LATERAL join over an array of parent ids on PostgreSQL.
 #[allow(clippy::too_many_arguments)]
 pub async fn top_n_per_parent<E: EntityTrait>(
     db: &impl ConnectionTrait,
@@ -39,6 +40,15 @@ pub async fn top_n_per_parent<E: EntityTrait>(
 ) -> Result<Vec<E::Model>, DbErr> {
     if parent_ids.is_empty() {
         return Ok(Vec::new());
+    }
+    if db.get_database_backend() == DbBackend::Postgres {
+        // One plan for any number of parents; 50 UNION ALL arms cost PostgreSQL 20 ms to plan.
+        let sql = format!(
+            "SELECT t.* FROM unnest(?::bigint[]) AS p(parent_id) CROSS JOIN LATERAL \
+             (SELECT * FROM {table} WHERE workspace_id = ? AND {parent_col} = p.parent_id AND {extra_where} ORDER BY {order} LIMIT ?) AS t"
+        );
+        let values: Vec<Value> = vec![parent_ids.to_vec().into(), ws.into(), (limit as i64).into()];
+        return E::find().from_raw_sql(statement(DbBackend::Postgres, &sql, values)).all(db).await;
     }
     let arm = format!(
         "SELECT * FROM (SELECT * FROM {table} WHERE workspace_id = ? AND {parent_col} = ? AND {extra_where} ORDER BY {order} LIMIT ?) AS p"

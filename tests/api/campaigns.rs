@@ -247,6 +247,4 @@ async fn filters_accept_codes_as_inputs_do(app: TestApp) {
     let data = app.data(&app.keys.analyst, q, json!({ "t": ["email-click"] })).await;
     assert_eq!(data["touchpoints"]["totalCount"], 1);
 }
-both!(
-    filters_accept_codes_as_inputs_do
-);
+both!(filters_accept_codes_as_inputs_do);

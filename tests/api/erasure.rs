@@ -115,6 +115,4 @@ async fn an_upsert_does_not_bring_personal_data_back(app: TestApp) {
     assert_eq!(data["lead"]["phone"], Value::Null);
     assert!(data["lead"]["erasedAt"].is_string());
 }
-both!(
-    an_upsert_does_not_bring_personal_data_back
-);
+both!(an_upsert_does_not_bring_personal_data_back);

@@ -262,6 +262,4 @@ async fn contact_state_changes_show_in_incremental_sync(app: TestApp) {
         "the unsubscribed lead is among the leads changed since {before}: {data}"
     );
 }
-both!(
-    contact_state_changes_show_in_incremental_sync
-);
+both!(contact_state_changes_show_in_incremental_sync);

@@ -143,6 +143,4 @@ async fn each_operation_sees_fresh_data(app: TestApp) {
     assert_eq!(data["leads"]["nodes"][0]["account"]["name"], "Initrode", "over HTTP");
     assert_eq!(ask(&mut socket, "2").await, "Initrode", "over the same WebSocket");
 }
-both!(
-    each_operation_sees_fresh_data
-);
+both!(each_operation_sees_fresh_data);
