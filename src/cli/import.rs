@@ -10,7 +10,7 @@ use std::fmt;
 use std::path::Path;
 use std::str::FromStr;
 
-use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
+use chrono::{DateTime, NaiveDate, NaiveDateTime, SubsecRound, Utc};
 use entity::{account, campaign, campaign_cost, lead, opportunity, opportunity_contact, user, workspace};
 use rust_decimal::Decimal;
 use sea_orm::sea_query::Expr;
@@ -1059,7 +1059,8 @@ async fn apply_parts(
     read_problems: Problems,
     touchpoints: Touchpoints,
 ) -> Result<Counts, BoxError> {
-    let now = Utc::now();
+    // Whole seconds: the same stamp on a million rows, ten bytes shorter each.
+    let now = Utc::now().trunc_subsecs(0);
     let clock = std::time::Instant::now();
     let lap = |what: &str| tracing::debug!(what, seconds = clock.elapsed().as_secs_f64(), "import");
     // Rows with format problems are missing: checking references then would mislead.
@@ -1097,6 +1098,7 @@ async fn apply_parts(
     if read_fine {
         check_touchpoints(&data, &stored, &refs, &rows, &mut p);
     }
+    lap("touchpoints checked");
     if !p.list.is_empty() {
         return Err(Rejected::from(p).into());
     }
@@ -1929,7 +1931,6 @@ async fn write_leads(
     ids: &mut Ids,
 ) -> Result<(Tally, Tally, u64), DbErr> {
     const COLUMNS: &[&str] = &[
-        "workspace_id",
         "external_id",
         "account_id",
         "email",
@@ -1944,23 +1945,11 @@ async fn write_leads(
         "lifecycle_status",
         "stage_id",
         "owner_id",
-        "consents",
-        "custom_fields",
         "converted_at",
         "search_text",
         "created_at",
-        "updated_at",
     ];
-    const HISTORY: &[&str] = &[
-        "workspace_id",
-        "lead_id",
-        "from_stage_id",
-        "to_stage_id",
-        "changed_at",
-        "actor",
-        "reason",
-        "created_at",
-    ];
+    const HISTORY: &[&str] = &["lead_id", "from_stage_id", "to_stage_id", "changed_at", "reason"];
     let (ws, now) = (cx.ws.id, cx.now);
     let funnel = &s.funnel;
     let mut tally = Tally::default();
@@ -1978,20 +1967,16 @@ async fn write_leads(
     let owner = |p: &Patch<String>| p.clone().map(|k| ids.users[&k]);
     let account = |p: &Patch<String>| p.clone().map(|k| ids.accounts[&k]);
     let history_row = |lead: i64, from: Option<i64>, to: i64, at: DateTime<Utc>, reason: &str| {
-        [
-            ws.into(),
-            lead.into(),
-            from.into(),
-            to.into(),
-            ts(at),
-            text(ACTOR),
-            text(reason),
-            ts(now),
-        ]
+        [lead.into(), from.into(), to.into(), ts(at), text(reason)]
     };
     let mut history = Vec::new();
-    let mut ins = Inserter::new("leads", COLUMNS).returning("external_id");
-    let empty = Value::Json(Some(Box::new(serde_json::json!({}))));
+    let empty = || Value::Json(Some(Box::new(serde_json::json!({}))));
+    let mut ins = Inserter::new("leads", COLUMNS)
+        .shared("workspace_id", ws)
+        .shared("consents", empty())
+        .shared("custom_fields", empty())
+        .shared("updated_at", ts(now))
+        .returning("external_id");
     // Per new lead: its key and its stage path.
     let mut paths: Vec<(&str, StagePath<'_>)> = Vec::new();
     for r in rows {
@@ -2014,7 +1999,6 @@ async fn write_leads(
             };
             let current = path.last().map_or(stage, |(k, _)| *k);
             let row = [
-                ws.into(),
                 text(&r.id),
                 initial(&account(&r.account_id)).into(),
                 initial(&r.email).into(),
@@ -2029,8 +2013,6 @@ async fn write_leads(
                 text(r.lifecycle_status.unwrap_or(LifecycleStatus::Lead).as_str()),
                 funnel.ids[current].into(),
                 initial(&owner(&r.owner_id)).into(),
-                empty.clone(),
-                empty.clone(),
                 initial(&r.converted_at).into(),
                 lead_search_text(
                     initial(&r.email).as_deref(),
@@ -2039,7 +2021,6 @@ async fn write_leads(
                 )
                 .into(),
                 ts(created),
-                ts(now),
             ];
             ins.push(db, row).await?;
             paths.push((r.id.as_str(), path));
@@ -2132,8 +2113,9 @@ async fn write_leads(
         })
     });
     let rows = history.into_iter().chain(new_paths);
+    let shared = vec![("workspace_id", ws.into()), ("actor", text(ACTOR)), ("created_at", ts(now))];
     let history = Tally {
-        new: bulk::insert_all(db, "lead_stage_history", HISTORY, rows).await?,
+        new: bulk::insert_all(db, "lead_stage_history", shared, HISTORY, rows).await?,
         ..Tally::default()
     };
     Ok((tally, history, erased))
@@ -2149,15 +2131,7 @@ async fn write_touchpoints(
     stored: &HashSet<String>,
     ids: &Ids,
 ) -> Result<Tally, DbErr> {
-    const COLUMNS: &[&str] = &[
-        "workspace_id",
-        "external_id",
-        "lead_id",
-        "campaign_id",
-        "touch_type",
-        "occurred_at",
-        "created_at",
-    ];
+    const COLUMNS: &[&str] = &["external_id", "lead_id", "campaign_id", "touch_type", "occurred_at"];
     let (ws, now) = (cx.ws.id, cx.now);
     let mut campaigns: HashSet<i64> = HashSet::new();
     let mut unreachable: HashMap<(i64, bool), DateTime<Utc>> = HashMap::new();
@@ -2171,16 +2145,15 @@ async fn write_touchpoints(
             *at = (*at).max(r.occurred_at);
         }
         [
-            ws.into(),
             text(&r.id),
             lead_id.into(),
             campaign_id.into(),
             text(&r.touch_type),
             ts(r.occurred_at),
-            ts(now),
         ]
     });
-    let written = bulk::insert_all(db, "touchpoints", COLUMNS, fresh).await?;
+    let shared = vec![("workspace_id", ws.into()), ("created_at", ts(now))];
+    let written = bulk::insert_all(db, "touchpoints", shared, COLUMNS, fresh).await?;
     let tally = Tally {
         new: written,
         unchanged: rows.len() as u64 - written,

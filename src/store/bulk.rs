@@ -17,14 +17,69 @@ const MAX_ROWS: usize = 2_000;
 /// Keys per `IN (...)` look-up.
 const LOOKUP_CHUNK: usize = 5_000;
 
+/// The shape of multi-row INSERTs into one table: the columns each row gives, and (column, value)
+/// pairs that are the same for every row (the workspace, a timestamp), bound once per statement.
+struct Shape {
+    table: &'static str,
+    shared: Vec<(&'static str, Value)>,
+    columns: &'static [&'static str],
+    /// `RETURNING id, <column>`.
+    returning: Option<&'static str>,
+}
+
+impl Shape {
+    fn rows_per_statement(&self) -> usize {
+        ((MAX_VALUES - self.shared.len()) / self.columns.len()).clamp(1, MAX_ROWS)
+    }
+
+    /// `INSERT ... VALUES ($1, $3, $4), ($1, $5, $6)`: parameters are numbered (`?NNN` on
+    /// SQLite), the shared ones first, so that every row refers to the same shared values.
+    fn sql(&self, backend: DbBackend, rows: usize) -> String {
+        let cols: Vec<String> = self
+            .shared
+            .iter()
+            .map(|(c, _)| *c)
+            .chain(self.columns.iter().copied())
+            .map(quote)
+            .collect();
+        let mut sql = String::with_capacity(64 + rows * cols.len() * 8);
+        let _ = write!(sql, "INSERT INTO {} ({}) VALUES ", quote(self.table), cols.join(", "));
+        let sign = if backend == DbBackend::Postgres { '$' } else { '?' };
+        let shared = self.shared.len();
+        for r in 0..rows {
+            sql.push_str(if r == 0 { "(" } else { ", (" });
+            let own = (0..self.columns.len()).map(|c| shared + r * self.columns.len() + c);
+            for (k, n) in (0..shared).chain(own).enumerate() {
+                if k > 0 {
+                    sql.push_str(", ");
+                }
+                let _ = write!(sql, "{sign}{}", n + 1);
+            }
+            sql.push(')');
+        }
+        if let Some(key) = self.returning {
+            let _ = write!(sql, " RETURNING \"id\", {}", quote(key));
+        }
+        sql
+    }
+
+    /// A statement for `values` (whole rows), reusing `full` when the rows fill a statement.
+    fn statement(&self, backend: DbBackend, full: &mut Option<String>, values: Vec<Value>) -> Statement {
+        let rows = values.len() / self.columns.len();
+        let sql = if rows == self.rows_per_statement() {
+            full.get_or_insert_with(|| self.sql(backend, rows)).clone()
+        } else {
+            self.sql(backend, rows)
+        };
+        let all = self.shared.iter().map(|(_, v)| v.clone()).chain(values);
+        Statement::from_sql_and_values(backend, sql, all)
+    }
+}
+
 /// Rows for one table, buffered and written as multi-row INSERTs. Rows keep their order, so ids
 /// ascend in the order rows were pushed.
 pub struct Inserter {
-    table: &'static str,
-    columns: &'static [&'static str],
-    /// With `RETURNING id, <column>`: collects (id, that column) of every inserted row.
-    returning: Option<&'static str>,
-    rows_per_statement: usize,
+    shape: Shape,
     values: Vec<Value>,
     full_sql: Option<String>,
     written: u64,
@@ -33,30 +88,37 @@ pub struct Inserter {
 
 impl Inserter {
     pub fn new(table: &'static str, columns: &'static [&'static str]) -> Self {
-        let rows_per_statement = (MAX_VALUES / columns.len()).clamp(1, MAX_ROWS);
         Self {
-            table,
-            columns,
-            returning: None,
-            rows_per_statement,
-            values: Vec::with_capacity(rows_per_statement * columns.len()),
+            shape: Shape {
+                table,
+                shared: Vec::new(),
+                columns,
+                returning: None,
+            },
+            values: Vec::new(),
             full_sql: None,
             written: 0,
             returned: Vec::new(),
         }
     }
 
+    /// A column with the same value in every row (not part of the pushed rows).
+    pub fn shared(mut self, column: &'static str, value: impl Into<Value>) -> Self {
+        self.shape.shared.push((column, value.into()));
+        self
+    }
+
     /// Also returns (id, `column`) of each inserted row; `column` must be a non-null text key.
     pub fn returning(mut self, column: &'static str) -> Self {
-        self.returning = Some(column);
+        self.shape.returning = Some(column);
         self
     }
 
     /// Adds one row (values in the order of the columns); writes a statement when one is full.
     pub async fn push<const N: usize>(&mut self, db: &impl ConnectionTrait, row: [Value; N]) -> Result<(), DbErr> {
-        debug_assert_eq!(N, self.columns.len(), "a row of {} has the wrong width", self.table);
+        debug_assert_eq!(N, self.shape.columns.len(), "a row of {} has the wrong width", self.shape.table);
         self.values.extend(row);
-        if self.values.len() >= self.rows_per_statement * self.columns.len() {
+        if self.values.len() >= self.shape.rows_per_statement() * N {
             self.flush(db).await?;
         }
         Ok(())
@@ -66,18 +128,11 @@ impl Inserter {
         if self.values.is_empty() {
             return Ok(());
         }
-        let backend = db.get_database_backend();
-        let rows = self.values.len() / self.columns.len();
-        let sql = if rows == self.rows_per_statement {
-            self.full_sql
-                .get_or_insert_with(|| insert_sql(backend, self.table, self.columns, rows, self.returning))
-                .clone()
-        } else {
-            insert_sql(backend, self.table, self.columns, rows, self.returning)
-        };
-        let values = std::mem::replace(&mut self.values, Vec::with_capacity(self.rows_per_statement * self.columns.len()));
-        let stmt = Statement::from_sql_and_values(backend, sql, values);
-        if self.returning.is_some() {
+        let rows = self.values.len() / self.shape.columns.len();
+        let stmt = self
+            .shape
+            .statement(db.get_database_backend(), &mut self.full_sql, std::mem::take(&mut self.values));
+        if self.shape.returning.is_some() {
             for row in db.query_all_raw(stmt).await? {
                 self.returned
                     .push((row.try_get_by_index::<i64>(0)?, row.try_get_by_index::<String>(1)?));
@@ -96,19 +151,26 @@ impl Inserter {
     }
 }
 
-/// Writes `rows` into `table` as multi-row INSERTs and returns how many were written. The rows of
-/// the next statement are built while the database runs the previous one, so `rows` must not
-/// touch the database.
+/// Writes `rows` into `table` as multi-row INSERTs and returns how many were written; `shared`
+/// (column, value) pairs are the same for every row. The rows of the next statement are built
+/// while the database runs the previous one, so `rows` must not touch the database.
 pub async fn insert_all<const N: usize>(
     db: &impl ConnectionTrait,
     table: &'static str,
+    shared: Vec<(&'static str, Value)>,
     columns: &'static [&'static str],
     mut rows: impl Iterator<Item = [Value; N]>,
 ) -> Result<u64, DbErr> {
     debug_assert_eq!(N, columns.len(), "a row of {table} has the wrong width");
-    let per_statement = (MAX_VALUES / N).clamp(1, MAX_ROWS);
+    let shape = Shape {
+        table,
+        shared,
+        columns,
+        returning: None,
+    };
+    let per_statement = shape.rows_per_statement();
     let backend = db.get_database_backend();
-    let full_sql = insert_sql(backend, table, columns, per_statement, None);
+    let mut full_sql = None;
     let mut take = move || -> Vec<Value> {
         let mut values = Vec::with_capacity(per_statement * N);
         for row in rows.by_ref().take(per_statement) {
@@ -120,12 +182,7 @@ pub async fn insert_all<const N: usize>(
     let mut next = take();
     while !next.is_empty() {
         let n = next.len() / N;
-        let sql = if n == per_statement {
-            full_sql.clone()
-        } else {
-            insert_sql(backend, table, columns, n, None)
-        };
-        let mut exec = std::pin::pin!(db.execute_raw(Statement::from_sql_and_values(backend, sql, next)));
+        let mut exec = std::pin::pin!(db.execute_raw(shape.statement(backend, &mut full_sql, next)));
         // One poll hands the statement to the database; then build the next one meanwhile.
         let early = std::future::poll_fn(|cx| Poll::Ready(exec.as_mut().poll(cx))).await;
         next = take();
@@ -140,33 +197,6 @@ pub async fn insert_all<const N: usize>(
 
 fn quote(ident: &str) -> String {
     format!("\"{ident}\"")
-}
-
-fn insert_sql(backend: DbBackend, table: &str, columns: &[&str], rows: usize, returning: Option<&str>) -> String {
-    let cols: Vec<String> = columns.iter().map(|c| quote(c)).collect();
-    let mut sql = String::with_capacity(64 + rows * columns.len() * 6);
-    let _ = write!(sql, "INSERT INTO {} ({}) VALUES ", quote(table), cols.join(", "));
-    let mut n = 0;
-    for r in 0..rows {
-        sql.push_str(if r == 0 { "(" } else { ", (" });
-        for c in 0..columns.len() {
-            if c > 0 {
-                sql.push_str(", ");
-            }
-            n += 1;
-            match backend {
-                DbBackend::Postgres => {
-                    let _ = write!(sql, "${n}");
-                }
-                _ => sql.push('?'),
-            }
-        }
-        sql.push(')');
-    }
-    if let Some(key) = returning {
-        let _ = write!(sql, " RETURNING \"id\", {}", quote(key));
-    }
-    sql
 }
 
 /// The number of rows of `table` in workspace `ws`.
@@ -316,13 +346,24 @@ mod tests {
 
     #[test]
     fn builds_multi_row_inserts() {
+        let shape = Shape {
+            table: "t",
+            shared: vec![("ws", 1_i64.into())],
+            columns: &["a", "values"],
+            returning: None,
+        };
         assert_eq!(
-            insert_sql(DbBackend::Sqlite, "t", &["a", "values"], 2, None),
-            "INSERT INTO \"t\" (\"a\", \"values\") VALUES (?, ?), (?, ?)"
+            shape.sql(DbBackend::Sqlite, 2),
+            "INSERT INTO \"t\" (\"ws\", \"a\", \"values\") VALUES (?1, ?2, ?3), (?1, ?4, ?5)"
         );
+        let shape = Shape {
+            shared: Vec::new(),
+            returning: Some("k"),
+            ..shape
+        };
         assert_eq!(
-            insert_sql(DbBackend::Postgres, "t", &["a", "b"], 2, Some("k")),
-            "INSERT INTO \"t\" (\"a\", \"b\") VALUES ($1, $2), ($3, $4) RETURNING \"id\", \"k\""
+            shape.sql(DbBackend::Postgres, 2),
+            "INSERT INTO \"t\" (\"a\", \"values\") VALUES ($1, $2), ($3, $4) RETURNING \"id\", \"k\""
         );
     }
 }
