@@ -16,6 +16,8 @@ pub struct Principal {
     pub workspace_id: i64,
     pub role: Role,
     pub key_id: i64,
+    /// The user the key speaks for, if it was made for one (`key create --user`).
+    pub user_id: Option<i64>,
 }
 
 const KEY_PREFIX: &str = "clk_";
@@ -82,6 +84,7 @@ impl KeyResolver {
             workspace_id: row.workspace_id,
             role,
             key_id: row.id,
+            user_id: row.user_id,
         };
         let mut cache = self.cache.write().expect("not poisoned");
         if cache.len() > 10_000 {

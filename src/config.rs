@@ -15,6 +15,33 @@ pub struct Config {
     /// Serve GraphiQL on `GET /graphql` (`--no-graphiql` turns it off).
     pub graphiql: bool,
     pub limits: Limits,
+    pub events: EventSettings,
+}
+
+/// Subscriptions and webhooks.
+#[derive(Debug, Clone)]
+pub struct EventSettings {
+    /// Events the in-process bus holds for slow subscribers; one further behind is told to
+    /// resume from its cursor.
+    pub bus_capacity: usize,
+    /// How often the event heads are polled, as a safety net for lost hints.
+    pub poll: Duration,
+    pub max_subscriptions_per_connection: usize,
+    /// A WebSocket that has not sent `connection_init` by then is closed.
+    pub connection_init_timeout: Duration,
+    pub webhooks: crate::events::webhook::Settings,
+}
+
+impl Default for EventSettings {
+    fn default() -> Self {
+        Self {
+            bus_capacity: 4096,
+            poll: Duration::from_secs(2),
+            max_subscriptions_per_connection: 20,
+            connection_init_timeout: Duration::from_secs(10),
+            webhooks: crate::events::webhook::Settings::default(),
+        }
+    }
 }
 
 /// Limits on what one request may ask of the server.
@@ -50,6 +77,7 @@ impl Default for Config {
             bind: DEFAULT_BIND.parse().expect("valid default address"),
             graphiql: true,
             limits: Limits::default(),
+            events: EventSettings::default(),
         }
     }
 }

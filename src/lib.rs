@@ -1,12 +1,13 @@
 //! closedloop: a GraphQL backend for closed-loop reporting between marketing and sales.
 //!
-//! Layers point one way: `http` -> `graphql` -> `service` -> `store` + `domain`.
+//! Layers point one way: `http` -> `graphql` -> `service` -> `store` + `domain` + `events`.
 pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod db;
 pub mod domain;
 pub mod error;
+pub mod events;
 pub mod graphql;
 pub mod http;
 pub mod service;

@@ -7,6 +7,7 @@ use tokio::net::TcpListener;
 use crate::auth::KeyResolver;
 use crate::config::Config;
 use crate::db::Db;
+use crate::events::{self, Bus};
 use crate::graphql::build_schema;
 use crate::http::{AppState, router};
 
@@ -27,10 +28,14 @@ impl Application {
     pub async fn with_db(config: Config, db: Db) -> Result<Self, crate::BoxError> {
         db.prepare_for_serving().await?;
         let listener = TcpListener::bind(config.bind).await?;
-        let schema = build_schema(Some(db.clone()), &config.limits);
+        let bus = Bus::new(config.events.bus_capacity);
+        events::spawn_feeders(db.conn.clone(), bus.clone(), config.events.poll);
+        events::webhook::spawn(db.conn.clone(), &bus, config.events.webhooks.clone());
+        let schema = build_schema(Some(db.clone()), bus.clone(), &config.limits);
         let state = AppState {
             schema,
             db,
+            bus,
             keys: KeyResolver::default(),
             config: Arc::new(config),
         };

@@ -19,6 +19,12 @@ pub struct Model {
     pub responded_at: Option<DateTimeUtc>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
+    /// The lead's stage before it was handed off.
+    pub from_stage_id: Option<i64>,
+    pub routing_rule_id: Option<i64>,
+    /// When sales must have acted (the MQL stage's SLA), if it has one.
+    pub due_at: Option<DateTimeUtc>,
+    pub responded_by: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

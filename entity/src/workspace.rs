@@ -13,6 +13,8 @@ pub struct Model {
     pub settings: serde_json::Value,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
+    /// Who gets a handoff that no routing rule matches.
+    pub handoff_owner_id: Option<i64>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -43,7 +43,7 @@ pub async fn load(db: &Db) -> Result<Option<String>, BoxError> {
     write_personas(&*txn, ws.id).await?;
     import::apply_in(&*txn, &ws, data).await?;
     txn.commit().await?;
-    let (key, _) = service::workspace::create_key(db, WORKSPACE, Role::Admin, "demo admin").await?;
+    let (key, _) = service::workspace::create_key(db, WORKSPACE, Role::Admin, "demo admin", None).await?;
     Ok(Some(key))
 }
 

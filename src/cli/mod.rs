@@ -109,6 +109,10 @@ pub enum KeyCommand {
         role: Role,
         #[arg(long, default_value = "cli")]
         name: String,
+        /// The user the key acts for (its externalId or e-mail): a SALES key made for a user
+        /// answers and follows only that user's handoffs.
+        #[arg(long)]
+        user: Option<String>,
         #[command(flatten)]
         db: DbArgs,
     },
@@ -170,10 +174,17 @@ pub async fn run(cli: Cli) -> Result<(), BoxError> {
             println!("workspace {:?} created (id {})", ws.name, ws.id);
         }
         Command::Key {
-            command: KeyCommand::Create { workspace, role, name, db },
+            command:
+                KeyCommand::Create {
+                    workspace,
+                    role,
+                    name,
+                    user,
+                    db,
+                },
         } => {
             let database = open(&db).await?;
-            let (key, _) = service::workspace::create_key(&database, &workspace, role, &name).await?;
+            let (key, _) = service::workspace::create_key(&database, &workspace, role, &name, user.as_deref()).await?;
             println!("{key}");
         }
         Command::Seed {

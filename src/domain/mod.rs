@@ -1,5 +1,8 @@
 //! Pure domain code: no database, no GraphQL. Everything here is testable with plain unit tests.
 pub mod email;
+pub mod handoff;
+pub mod ids;
 pub mod money;
+pub mod persona;
 pub mod search;
 pub mod vocab;

@@ -97,6 +97,7 @@ macro_rules! string_enum {
         }
     };
 }
+pub(crate) use string_enum;
 
 string_enum!(
     /// What an API key may do.
@@ -123,7 +124,11 @@ pub enum Action {
     WriteMarketing,
     /// Opportunities and their buying centers.
     WriteDeals,
-    /// GDPR erasure, vocabularies, workspace settings.
+    /// Hand a qualified lead to sales (marketing's side of the handoff).
+    HandOff,
+    /// Accept, reject, recycle or reassign a handoff (sales' side).
+    AnswerHandoff,
+    /// GDPR erasure, vocabularies, workspace settings, the funnel, routing rules, webhooks.
     Administer,
 }
 
@@ -132,8 +137,8 @@ impl Role {
         use Action::*;
         match self {
             Role::Admin => true,
-            Role::Marketing => matches!(action, WriteContacts | WriteMarketing),
-            Role::Sales => matches!(action, WriteContacts | WriteDeals),
+            Role::Marketing => matches!(action, WriteContacts | WriteMarketing | HandOff),
+            Role::Sales => matches!(action, WriteContacts | WriteDeals | AnswerHandoff),
             Role::Analyst => false,
         }
     }
@@ -165,6 +170,8 @@ mod tests {
             Action::WriteContacts,
             Action::WriteMarketing,
             Action::WriteDeals,
+            Action::HandOff,
+            Action::AnswerHandoff,
             Action::Administer,
         ] {
             assert!(!Role::Analyst.allows(action));
@@ -172,5 +179,7 @@ mod tests {
         }
         assert!(Role::Sales.allows(Action::WriteDeals) && !Role::Sales.allows(Action::WriteMarketing));
         assert!(Role::Marketing.allows(Action::WriteMarketing) && !Role::Marketing.allows(Action::WriteDeals));
+        assert!(Role::Marketing.allows(Action::HandOff) && !Role::Marketing.allows(Action::AnswerHandoff));
+        assert!(Role::Sales.allows(Action::AnswerHandoff) && !Role::Sales.allows(Action::HandOff));
     }
 }

@@ -52,3 +52,12 @@ pub enum CloseOutcome {
     Won,
     Lost,
 }
+
+mirror!(
+    /// Where a handoff stands: waiting for sales, or answered.
+    HandoffStatus => crate::domain::handoff::HandoffStatus { Pending, Accepted, Rejected, Recycled }
+);
+mirror!(
+    /// What happened to a handoff.
+    HandoffEventKind => crate::domain::handoff::EventKind { Created, Accepted, Rejected, Recycled, Reassigned }
+);

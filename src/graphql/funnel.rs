@@ -1,11 +1,15 @@
 //! The funnel agreed by marketing and sales.
-use async_graphql::{Context, Enum, ID, Object};
+use async_graphql::{Context, Enum, ID, InputObject, MaybeUndefined, Object, SimpleObject};
 use entity::funnel_stage;
 
+use crate::domain::vocab::Action;
 use crate::graphql::context::ContextExt;
-use crate::graphql::errors::IntoGql;
+use crate::graphql::errors::{IntoGql, UserError, split};
 use crate::graphql::ids::{self, NodeType};
+use crate::graphql::lead::Lead;
 use crate::graphql::pagination::{Conn, PageArgs, TotalCount, connection, is_int};
+use crate::graphql::patch;
+use crate::service::funnel::{self as service, NewStage};
 use crate::store::Scoped;
 use crate::store::page::{CursorKey, Sort, SortValue, fetch_page};
 
@@ -89,5 +93,135 @@ impl FunnelQuery {
             },
             FunnelStage,
         ))
+    }
+}
+
+#[derive(InputObject)]
+pub struct CreateFunnelStageInput {
+    /// Stable key, e.g. DEMO_BOOKED (letters, digits, underscores).
+    pub key: String,
+    pub name: String,
+    pub kind: StageKind,
+    /// Where the stage goes (0 first); the stages from there on move down one. Default: last.
+    pub position: Option<i32>,
+    /// Hours the next team has to act on a lead in this stage.
+    pub sla_hours: Option<i32>,
+}
+
+#[derive(InputObject)]
+pub struct UpdateFunnelStageInput {
+    pub id: ID,
+    pub name: Option<String>,
+    /// Built-in stages keep their kind.
+    pub kind: Option<StageKind>,
+    /// Absent keeps the SLA, null removes it.
+    pub sla_hours: MaybeUndefined<i32>,
+}
+
+#[derive(InputObject)]
+pub struct ReorderFunnelStagesInput {
+    /// Every stage of the funnel, once each, in the new order.
+    pub stage_ids: Vec<ID>,
+}
+
+#[derive(InputObject)]
+pub struct DeleteFunnelStageInput {
+    pub id: ID,
+}
+
+#[derive(InputObject)]
+pub struct MoveLeadToStageInput {
+    pub lead_id: ID,
+    pub stage_id: ID,
+    /// Kept in the stage history.
+    pub reason: Option<String>,
+}
+
+#[derive(SimpleObject)]
+pub struct FunnelStagePayload {
+    pub stage: Option<FunnelStage>,
+    pub user_errors: Vec<UserError>,
+}
+
+#[derive(SimpleObject)]
+pub struct FunnelPayload {
+    /// The whole funnel in its new order.
+    pub stages: Option<Vec<FunnelStage>>,
+    pub user_errors: Vec<UserError>,
+}
+
+#[derive(SimpleObject)]
+pub struct MoveLeadPayload {
+    pub lead: Option<Lead>,
+    pub user_errors: Vec<UserError>,
+}
+
+fn stage_payload(result: Result<funnel_stage::Model, crate::error::ServiceError>) -> async_graphql::Result<FunnelStagePayload> {
+    let (stage, user_errors) = split(result)?;
+    Ok(FunnelStagePayload {
+        stage: stage.map(FunnelStage),
+        user_errors,
+    })
+}
+
+#[derive(Default)]
+pub struct FunnelMutation;
+
+#[Object]
+impl FunnelMutation {
+    /// ADMIN: adds a stage to the funnel.
+    async fn create_funnel_stage(&self, ctx: &Context<'_>, input: CreateFunnelStageInput) -> async_graphql::Result<FunnelStagePayload> {
+        let p = ctx.allowed(Action::Administer)?;
+        let new = NewStage {
+            key: input.key,
+            name: input.name,
+            success: input.kind == StageKind::Success,
+            position: input.position,
+            sla_hours: input.sla_hours,
+        };
+        stage_payload(service::create_stage(ctx.db(), p, new).await)
+    }
+
+    /// ADMIN: renames a stage, changes its kind or its SLA. The key stays.
+    async fn update_funnel_stage(&self, ctx: &Context<'_>, input: UpdateFunnelStageInput) -> async_graphql::Result<FunnelStagePayload> {
+        let p = ctx.allowed(Action::Administer)?;
+        let id = ids::decode(NodeType::FunnelStage, &input.id).gql()?;
+        let success = input.kind.map(|k| k == StageKind::Success);
+        stage_payload(service::update_stage(ctx.db(), p, id, input.name, success, patch(input.sla_hours)).await)
+    }
+
+    /// ADMIN: puts the stages in a new order.
+    async fn reorder_funnel_stages(&self, ctx: &Context<'_>, input: ReorderFunnelStagesInput) -> async_graphql::Result<FunnelPayload> {
+        let p = ctx.allowed(Action::Administer)?;
+        let ids: Vec<i64> = input
+            .stage_ids
+            .iter()
+            .map(|id| ids::decode(NodeType::FunnelStage, id).unwrap_or(0))
+            .collect();
+        let (stages, user_errors) = split(service::reorder(ctx.db(), p, &ids).await)?;
+        Ok(FunnelPayload {
+            stages: stages.map(|s| s.into_iter().map(FunnelStage).collect()),
+            user_errors,
+        })
+    }
+
+    /// ADMIN: deletes a stage that no lead is in and no history refers to (IN_USE otherwise).
+    async fn delete_funnel_stage(&self, ctx: &Context<'_>, input: DeleteFunnelStageInput) -> async_graphql::Result<FunnelStagePayload> {
+        let p = ctx.allowed(Action::Administer)?;
+        let id = ids::decode(NodeType::FunnelStage, &input.id).gql()?;
+        stage_payload(service::delete_stage(ctx.db(), p, id).await)
+    }
+
+    /// Moves a lead to a stage by hand, backward too (recycling); writes a stage-history row.
+    /// A lead with a pending handoff moves through the handoff instead.
+    async fn move_lead_to_stage(&self, ctx: &Context<'_>, input: MoveLeadToStageInput) -> async_graphql::Result<MoveLeadPayload> {
+        let p = ctx.allowed(Action::WriteContacts)?;
+        let lead_id = ids::decode(NodeType::Lead, &input.lead_id).gql()?;
+        let stage_id = ids::decode(NodeType::FunnelStage, &input.stage_id).unwrap_or(0);
+        let (lead, user_errors) = split(service::move_lead_to_stage(ctx.db(), p, lead_id, stage_id, input.reason).await)?;
+        Ok(MoveLeadPayload {
+            lead: lead.map(Lead),
+            user_errors,
+        })
     }
 }

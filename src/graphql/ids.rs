@@ -1,8 +1,7 @@
 //! Opaque global IDs: base64 of `Type:123`, so that `node(id:)` knows what to load.
 use async_graphql::ID;
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
 
+use crate::domain::ids::{global_id, parse_global_id};
 use crate::error::AppError;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -11,11 +10,14 @@ pub enum NodeType {
     Campaign,
     CampaignCost,
     FunnelStage,
+    Handoff,
     Lead,
     Opportunity,
     Persona,
+    RoutingRule,
     Touchpoint,
     User,
+    Webhook,
 }
 
 impl NodeType {
@@ -25,6 +27,9 @@ impl NodeType {
             NodeType::Campaign => "Campaign",
             NodeType::CampaignCost => "CampaignCost",
             NodeType::FunnelStage => "FunnelStage",
+            NodeType::Handoff => "Handoff",
+            NodeType::RoutingRule => "RoutingRule",
+            NodeType::Webhook => "Webhook",
             NodeType::Lead => "Lead",
             NodeType::Opportunity => "Opportunity",
             NodeType::Persona => "Persona",
@@ -33,11 +38,14 @@ impl NodeType {
         }
     }
 
-    const ALL: [NodeType; 9] = [
+    const ALL: [NodeType; 12] = [
         NodeType::Account,
         NodeType::Campaign,
         NodeType::CampaignCost,
         NodeType::FunnelStage,
+        NodeType::Handoff,
+        NodeType::RoutingRule,
+        NodeType::Webhook,
         NodeType::Lead,
         NodeType::Opportunity,
         NodeType::Persona,
@@ -47,17 +55,14 @@ impl NodeType {
 }
 
 pub fn encode(kind: NodeType, id: i64) -> ID {
-    ID(STANDARD.encode(format!("{}:{id}", kind.name())))
+    ID(global_id(kind.name(), id))
 }
 
 /// Any global ID: its type and database ID. `None` for anything that is not one of ours.
 pub fn decode_any(id: &str) -> Option<(NodeType, i64)> {
-    let raw = STANDARD.decode(id.trim()).ok()?;
-    let raw = std::str::from_utf8(&raw).ok()?;
-    let (name, num) = raw.split_once(':')?;
+    let (name, num) = parse_global_id(id)?;
     let kind = NodeType::ALL.into_iter().find(|k| k.name() == name)?;
-    let num: i64 = num.parse().ok()?;
-    (num > 0).then_some((kind, num))
+    Some((kind, num))
 }
 
 /// A global ID that must be of `kind`. A malformed ID or one of another type reads as
@@ -79,6 +84,7 @@ mod tests {
         assert_eq!(decode(NodeType::Lead, &id).unwrap(), 42);
         assert!(decode(NodeType::Account, &id).is_err());
         assert_eq!(decode_any("not base64!"), None);
-        assert_eq!(decode_any(&STANDARD.encode("Lead:-1")), None);
+        use base64::Engine;
+        assert_eq!(decode_any(&base64::engine::general_purpose::STANDARD.encode("Lead:-1")), None);
     }
 }

@@ -1,6 +1,6 @@
 //! Leads: people at accounts, with their funnel stage, touchpoints and deals.
 use async_graphql::{ComplexObject, Context, Enum, ID, InputObject, Json, MaybeUndefined, Object, SimpleObject};
-use entity::lead;
+use entity::{lead, lead_stage_history};
 
 use crate::domain::vocab::Action;
 use crate::graphql::account::Account;
@@ -8,8 +8,11 @@ use crate::graphql::context::ContextExt;
 use crate::graphql::enums::LifecycleStatus;
 use crate::graphql::errors::{IntoGql, UserError, split};
 use crate::graphql::funnel::FunnelStage;
+use crate::graphql::handoff::Handoff;
 use crate::graphql::ids::{self, NodeType};
-use crate::graphql::loaders::{AccountId, CountKey, LeadDeals, LeadTouchpointCount, LeadTouchpoints, Loaders, StageId, UserId};
+use crate::graphql::loaders::{
+    AccountId, CountKey, LeadDeals, LeadHistory, LeadOpenHandoff, LeadTouchpointCount, LeadTouchpoints, Loaders, StageId, UserId,
+};
 use crate::graphql::opportunity::Opportunity;
 use crate::graphql::pagination::{Conn, OrderDirection, PageArgs, TotalCount, connection, is_time};
 use crate::graphql::scalars::DateTime;
@@ -17,7 +20,7 @@ use crate::graphql::touchpoint::{Touchpoint, TouchpointOrder, touchpoint_key};
 use crate::graphql::user::User;
 use crate::graphql::{codes, decode_opt, patch, patch_id};
 use crate::service::lead::{LeadFields, UpsertLead};
-use crate::store::page::{CursorKey, PageRows, Sort, SortValue, fetch_page};
+use crate::store::page::{CursorKey, PageRows, Sort, SortValue, fetch_page, page_in_memory};
 use crate::store::{self, lead::LeadFilter as StoreFilter};
 
 pub struct Lead(pub lead::Model);
@@ -127,6 +130,60 @@ impl Lead {
             .unwrap_or_default();
         Ok(deals.into_iter().map(Opportunity).collect())
     }
+    /// Every change of the lead's stage, oldest first: forward, backward and by the system.
+    #[graphql(complexity = "crate::graphql::pagination::page_complexity(first, last, child_complexity)")]
+    async fn stage_history(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> async_graphql::Result<Conn<StageChange>> {
+        let req = PageArgs {
+            first,
+            after,
+            last,
+            before,
+        }
+        .request(Some(is_time))
+        .gql()?;
+        let rows = ctx
+            .data_unchecked::<Loaders>()
+            .load_one(LeadHistory(self.0.id))
+            .await?
+            .unwrap_or_default();
+        let total = TotalCount::Known(rows.len() as u64);
+        let page = page_in_memory(rows, &req, |h| (h.changed_at, h.id));
+        Ok(connection(
+            page,
+            &req,
+            total,
+            |h| CursorKey {
+                value: Some(SortValue::Time(h.changed_at)),
+                id: h.id,
+            },
+            StageChange,
+        ))
+    }
+    /// The stage the lead was in at `at` (null before it existed).
+    async fn stage_at(&self, ctx: &Context<'_>, at: DateTime) -> async_graphql::Result<Option<FunnelStage>> {
+        let rows = ctx
+            .data_unchecked::<Loaders>()
+            .load_one(LeadHistory(self.0.id))
+            .await?
+            .unwrap_or_default();
+        let Some(stage_id) = stage_at(&rows, at.0) else { return Ok(None) };
+        Ok(ctx.data_unchecked::<Loaders>().load_one(StageId(stage_id)).await?.map(FunnelStage))
+    }
+    /// The pending handoff to sales, if there is one.
+    async fn open_handoff(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Handoff>> {
+        Ok(ctx
+            .data_unchecked::<Loaders>()
+            .load_one(LeadOpenHandoff(self.0.id))
+            .await?
+            .map(Handoff))
+    }
     /// The lead's touchpoints, newest first unless ordered otherwise.
     #[graphql(complexity = "crate::graphql::pagination::page_complexity(first, last, child_complexity)")]
     async fn touchpoints(
@@ -166,6 +223,42 @@ impl Lead {
         let select = store::touchpoint::select(p.workspace_id, &filter);
         let page = fetch_page(&ctx.db().conn, select, &order.sort(), &req).await.gql()?;
         Ok(connection(page, &req, total, touchpoint_key(order), Touchpoint))
+    }
+}
+
+/// The stage a lead was in at `at`: the last change at or before it (history oldest first).
+pub fn stage_at(history: &[lead_stage_history::Model], at: chrono::DateTime<chrono::Utc>) -> Option<i64> {
+    history.iter().rev().find(|h| h.changed_at <= at).map(|h| h.to_stage_id)
+}
+
+/// One change of a lead's funnel stage.
+pub struct StageChange(lead_stage_history::Model);
+
+#[Object]
+impl StageChange {
+    /// Null for the stage a lead was created in.
+    #[graphql(name = "fromStage")]
+    async fn stage_before(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<FunnelStage>> {
+        let Some(id) = self.0.from_stage_id else { return Ok(None) };
+        Ok(ctx.data_unchecked::<Loaders>().load_one(StageId(id)).await?.map(FunnelStage))
+    }
+    async fn to_stage(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<FunnelStage>> {
+        Ok(ctx
+            .data_unchecked::<Loaders>()
+            .load_one(StageId(self.0.to_stage_id))
+            .await?
+            .map(FunnelStage))
+    }
+    /// When the lead entered `toStage`.
+    async fn changed_at(&self) -> DateTime {
+        self.0.changed_at.into()
+    }
+    /// Who moved it: `api-key:<id>`, `import`, `system:...`.
+    async fn actor(&self) -> &str {
+        &self.0.actor
+    }
+    async fn reason(&self) -> Option<&str> {
+        self.0.reason.as_deref()
     }
 }
 

@@ -4,7 +4,9 @@ use std::collections::HashMap;
 use std::hash::Hash;
 
 use async_graphql::dataloader::{DataLoader, HashMapCache, Loader};
-use entity::{account, campaign, campaign_cost, funnel_stage, lead, opportunity, opportunity_contact, touchpoint, user};
+use entity::{
+    account, campaign, campaign_cost, funnel_stage, handoff, lead, lead_stage_history, opportunity, opportunity_contact, touchpoint, user,
+};
 use sea_orm::{ColumnTrait, DatabaseConnection, QueryFilter};
 
 use crate::graphql::errors::gql_error;
@@ -61,6 +63,87 @@ by_id_key!(CampaignId, campaign);
 by_id_key!(StageId, funnel_stage);
 by_id_key!(UserId, user);
 by_id_key!(OpportunityId, opportunity);
+by_id_key!(HandoffId, handoff);
+
+/// The whole stage history of a lead, oldest first (short: a row per stage change).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct LeadHistory(pub i64);
+
+impl Loader<LeadHistory> for DbLoader {
+    type Value = Vec<lead_stage_history::Model>;
+    type Error = async_graphql::Error;
+
+    async fn load(&self, keys: &[LeadHistory]) -> LoadResult<LeadHistory, Vec<lead_stage_history::Model>> {
+        let ids: Vec<i64> = keys.iter().map(|k| k.0).collect();
+        let mut out: HashMap<LeadHistory, Vec<lead_stage_history::Model>> = keys.iter().map(|k| (*k, Vec::new())).collect();
+        for row in store::handoff::history_of(&self.db, self.ws, &ids).await.map_err(err)? {
+            out.entry(LeadHistory(row.lead_id)).or_default().push(row);
+        }
+        Ok(out)
+    }
+}
+
+/// The newest `limit` deliveries of a webhook.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct WebhookDeliveries {
+    pub webhook_id: i64,
+    pub limit: u64,
+}
+
+impl Loader<WebhookDeliveries> for DbLoader {
+    type Value = Vec<entity::webhook_delivery::Model>;
+    type Error = async_graphql::Error;
+
+    async fn load(&self, keys: &[WebhookDeliveries]) -> LoadResult<WebhookDeliveries, Vec<entity::webhook_delivery::Model>> {
+        let mut out: HashMap<WebhookDeliveries, Vec<entity::webhook_delivery::Model>> = keys.iter().map(|k| (*k, Vec::new())).collect();
+        for (limit, group) in group_by(keys, |k| k.limit) {
+            let ids: Vec<i64> = group.iter().map(|k| k.webhook_id).collect();
+            let rows = store::raw::top_n_per_parent::<entity::webhook_delivery::Entity>(
+                &self.db,
+                "webhook_deliveries",
+                "webhook_id",
+                "id DESC",
+                self.ws,
+                &ids,
+                limit,
+                "1 = 1",
+            )
+            .await
+            .map_err(err)?;
+            for row in rows {
+                out.entry(WebhookDeliveries {
+                    webhook_id: row.webhook_id,
+                    limit,
+                })
+                .or_default()
+                .push(row);
+            }
+        }
+        for rows in out.values_mut() {
+            rows.sort_by_key(|d| std::cmp::Reverse(d.id));
+        }
+        Ok(out)
+    }
+}
+
+/// The pending handoff of a lead, if it has one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct LeadOpenHandoff(pub i64);
+
+impl Loader<LeadOpenHandoff> for DbLoader {
+    type Value = handoff::Model;
+    type Error = async_graphql::Error;
+
+    async fn load(&self, keys: &[LeadOpenHandoff]) -> LoadResult<LeadOpenHandoff, handoff::Model> {
+        let ids: Vec<i64> = keys.iter().map(|k| k.0).collect();
+        let rows = handoff::Entity::in_workspace(self.ws)
+            .filter(handoff::Column::OpenLeadId.is_in(ids))
+            .all(&self.db)
+            .await
+            .map_err(err)?;
+        Ok(rows.into_iter().map(|h| (LeadOpenHandoff(h.lead_id), h)).collect())
+    }
+}
 
 /// Groups list keys by everything but the parent id, so that each group is one query.
 fn group_by<K: Clone, G: Hash + Eq>(keys: &[K], group: impl Fn(&K) -> G) -> HashMap<G, Vec<K>> {

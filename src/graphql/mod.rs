@@ -5,6 +5,7 @@ pub mod context;
 pub mod enums;
 pub mod errors;
 pub mod funnel;
+pub mod handoff;
 pub mod ids;
 pub mod lead;
 pub mod limits;
@@ -16,12 +17,14 @@ pub mod persona;
 pub mod scalars;
 pub mod touchpoint;
 pub mod user;
+pub mod webhook;
 pub mod workspace;
 
-use async_graphql::{Context, EmptySubscription, ID, MaybeUndefined, MergedObject, Schema};
+use async_graphql::{Context, ID, MaybeUndefined, MergedObject, Schema};
 
 use crate::config::Limits;
 use crate::db::Db;
+use crate::events::Bus;
 use crate::graphql::ids::NodeType;
 use crate::service::Patch;
 
@@ -36,6 +39,8 @@ pub struct Query(
     opportunity::OpportunityQuery,
     persona::PersonaQuery,
     funnel::FunnelQuery,
+    handoff::HandoffQuery,
+    webhook::WebhookQuery,
     user::UserQuery,
 );
 
@@ -48,14 +53,17 @@ pub struct Mutation(
     opportunity::OpportunityMutation,
     user::UserMutation,
     workspace::WorkspaceMutation,
+    funnel::FunnelMutation,
+    handoff::HandoffMutation,
+    webhook::WebhookMutation,
 );
 
-pub type AppSchema = Schema<Query, Mutation, EmptySubscription>;
+pub type AppSchema = Schema<Query, Mutation, handoff::Subscription>;
 
-/// The schema, with the database and the limits. Per-request data (the caller and the
-/// DataLoader) is added by the HTTP layer.
-pub fn build_schema(db: Option<Db>, limits: &Limits) -> AppSchema {
-    let mut builder = Schema::build(Query::default(), Mutation::default(), EmptySubscription)
+/// The schema, with the database, the event bus and the limits. Per-request data (the caller
+/// and the DataLoader) is added by the HTTP layer.
+pub fn build_schema(db: Option<Db>, bus: Bus, limits: &Limits) -> AppSchema {
+    let mut builder = Schema::build(Query::default(), Mutation::default(), handoff::Subscription)
         .limit_depth(limits.max_depth)
         .limit_complexity(limits.max_complexity)
         .limit_recursive_depth(64)
@@ -66,12 +74,14 @@ pub fn build_schema(db: Option<Db>, limits: &Limits) -> AppSchema {
     if let Some(db) = db {
         builder = builder.data(db);
     }
+    builder = builder.data(bus);
     builder.finish()
 }
 
 /// The SDL of the schema, as checked in at `schema.graphql`.
 pub fn sdl() -> String {
-    build_schema(None, &Limits::default()).sdl_with_options(async_graphql::SDLExportOptions::new().sorted_fields().sorted_enum_items())
+    build_schema(None, Bus::new(16), &Limits::default())
+        .sdl_with_options(async_graphql::SDLExportOptions::new().sorted_fields().sorted_enum_items())
 }
 
 /// `MaybeUndefined` (absent / null / value) as a service patch (keep / clear / set).

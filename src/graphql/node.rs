@@ -1,20 +1,23 @@
 //! `node(id:)` and `nodes(ids:)`: any object by its global ID, within the caller's workspace.
 use async_graphql::{Context, ID, Interface, Object};
-use entity::{campaign_cost, persona, touchpoint};
+use entity::{campaign_cost, persona, touchpoint, webhook};
 
+use crate::domain::vocab::Action;
 use crate::error::AppError;
 use crate::graphql::account::Account;
 use crate::graphql::campaign::{Campaign, CampaignCost};
 use crate::graphql::context::ContextExt;
 use crate::graphql::errors::{IntoGql, gql_error};
 use crate::graphql::funnel::FunnelStage;
+use crate::graphql::handoff::Handoff;
 use crate::graphql::ids::{self, NodeType};
 use crate::graphql::lead::Lead;
-use crate::graphql::loaders::{AccountId, CampaignId, LeadId, Loaders, OpportunityId, StageId, UserId};
+use crate::graphql::loaders::{AccountId, CampaignId, HandoffId, LeadId, Loaders, OpportunityId, StageId, UserId};
 use crate::graphql::opportunity::Opportunity;
 use crate::graphql::persona::Persona;
 use crate::graphql::touchpoint::Touchpoint;
 use crate::graphql::user::User;
+use crate::graphql::webhook::Webhook;
 use crate::store;
 
 // Short-lived (one per resolved ID), so the size of the largest variant does not matter.
@@ -27,11 +30,13 @@ pub enum Node {
     Campaign(Campaign),
     CampaignCost(CampaignCost),
     FunnelStage(FunnelStage),
+    Handoff(Handoff),
     Lead(Lead),
     Opportunity(Opportunity),
     Persona(Persona),
     Touchpoint(Touchpoint),
     User(User),
+    Webhook(Webhook),
 }
 
 const MAX_NODES: usize = 100;
@@ -71,6 +76,13 @@ async fn load(ctx: &Context<'_>, id: &ID) -> async_graphql::Result<Option<Node>>
             .gql()?
             .map(|m| Node::Touchpoint(Touchpoint(m))),
         NodeType::User => loaders.load_one(UserId(num)).await?.map(|m| Node::User(User(m))),
+        NodeType::Handoff => loaders.load_one(HandoffId(num)).await?.map(|m| Node::Handoff(Handoff(m))),
+        // Webhook URLs and delivery logs are ADMIN data; to anyone else they do not exist.
+        NodeType::Webhook if p.role.allows(Action::Administer) => store::by_id::<webhook::Entity>(db, ws, num)
+            .await
+            .gql()?
+            .map(|m| Node::Webhook(Webhook(m))),
+        NodeType::Webhook | NodeType::RoutingRule => None,
     })
 }
 

@@ -1,6 +1,7 @@
 //! The caller's workspace, its vocabularies, and who the caller is.
 use async_graphql::{Context, Enum, InputObject, Object, SimpleObject};
 
+use crate::domain::handoff::VOCAB_REJECT_REASON;
 use crate::domain::vocab::{Action, VOCAB_CHANNEL, VOCAB_TOUCHPOINT_TYPE};
 use crate::graphql::context::ContextExt;
 use crate::graphql::enums::Role;
@@ -12,6 +13,8 @@ use crate::store;
 pub enum VocabularyKind {
     Channel,
     TouchpointType,
+    /// The reasons sales may give when it rejects a handoff.
+    RejectReason,
 }
 
 impl VocabularyKind {
@@ -19,6 +22,7 @@ impl VocabularyKind {
         match self {
             VocabularyKind::Channel => VOCAB_CHANNEL,
             VocabularyKind::TouchpointType => VOCAB_TOUCHPOINT_TYPE,
+            VocabularyKind::RejectReason => VOCAB_REJECT_REASON,
         }
     }
 }
@@ -48,6 +52,10 @@ impl Workspace {
     /// The types touchpoints may have.
     async fn touchpoint_types(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<VocabularyTerm>> {
         vocabulary(ctx, self.0.id, VocabularyKind::TouchpointType).await
+    }
+    /// The reason codes a rejected handoff may give.
+    async fn reject_reasons(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<VocabularyTerm>> {
+        vocabulary(ctx, self.0.id, VocabularyKind::RejectReason).await
     }
 }
 

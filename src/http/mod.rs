@@ -1,6 +1,7 @@
 //! HTTP: our own GraphQL handler (single requests, limits, no mutations over GET), the
 //! WebSocket endpoint, GraphiQL and health checks.
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering as AtomicOrdering};
 
 use async_graphql::http::{ALL_WEBSOCKET_PROTOCOLS, GraphiQLSource};
 use async_graphql::{Data, ErrorExtensionValues, Request, Response as GqlResponse, ServerError};
@@ -11,6 +12,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
+use futures_util::StreamExt;
 use serde::Deserialize;
 use tracing::Instrument;
 
@@ -18,7 +20,9 @@ use crate::auth::{KeyResolver, Principal, bearer};
 use crate::config::Config;
 use crate::db::Db;
 use crate::error::AppError;
+use crate::events::Bus;
 use crate::graphql::AppSchema;
+use crate::graphql::handoff::SubscriptionSlots;
 use crate::graphql::limits::OverGet;
 use crate::graphql::loaders::new_loaders;
 
@@ -26,6 +30,7 @@ use crate::graphql::loaders::new_loaders;
 pub struct AppState {
     pub schema: AppSchema,
     pub db: Db,
+    pub bus: Bus,
     pub keys: KeyResolver,
     pub config: Arc<Config>,
 }
@@ -169,12 +174,24 @@ async fn graphql_get(State(state): State<AppState>, headers: HeaderMap, Query(pa
 }
 
 /// graphql-transport-ws; the API key comes in the `connection_init` payload as
-/// `{"Authorization": "Bearer <key>"}` (or `{"apiKey": "<key>"}`).
+/// `{"Authorization": "Bearer <key>"}` (or `{"apiKey": "<key>"}`). A connection that has not
+/// sent it within the configured time is closed.
 async fn graphql_ws(State(state): State<AppState>, protocol: GraphQLProtocol, upgrade: WebSocketUpgrade) -> Response {
     let schema = state.schema.clone();
     upgrade.protocols(ALL_WEBSOCKET_PROTOCOLS).on_upgrade(move |socket| async move {
         let init_state = state.clone();
-        GraphQLWebSocket::new(socket, schema, protocol)
+        let initialized = Arc::new(AtomicBool::new(false));
+        let init_flag = Arc::clone(&initialized);
+        let (sink, stream) = socket.split();
+        // The client's messages, cut off if `connection_init` does not come in time.
+        let deadline = state.config.events.connection_init_timeout;
+        let stream = stream.take_until(Box::pin(async move {
+            tokio::time::sleep(deadline).await;
+            if initialized.load(AtomicOrdering::SeqCst) {
+                std::future::pending::<()>().await;
+            }
+        }));
+        GraphQLWebSocket::new_with_pair(sink, stream, schema, protocol)
             .on_connection_init(move |payload| async move {
                 let key = payload
                     .get("Authorization")
@@ -188,6 +205,7 @@ async fn graphql_ws(State(state): State<AppState>, protocol: GraphQLProtocol, up
                     .resolve(&init_state.db.conn, key)
                     .await
                     .map_err(|e| async_graphql::Error::new(e.to_string()))?;
+                init_flag.store(true, AtomicOrdering::SeqCst);
                 let mut data = Data::default();
                 data.insert(p);
                 // One loader serves every operation of the connection: it batches, but must not
@@ -195,6 +213,7 @@ async fn graphql_ws(State(state): State<AppState>, protocol: GraphQLProtocol, up
                 let loaders = new_loaders(init_state.db.conn.clone(), p.workspace_id);
                 loaders.enable_all_cache(false);
                 data.insert(loaders);
+                data.insert(SubscriptionSlots::new(init_state.config.events.max_subscriptions_per_connection));
                 Ok(data)
             })
             .serve()

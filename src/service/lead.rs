@@ -306,7 +306,7 @@ pub async fn erase(db: &Db, p: Principal, id: i64) -> ServiceResult<lead::Model>
 }
 
 /// A lead of the workspace that has not been erased.
-async fn live_lead(db: &impl ConnectionTrait, ws: i64, id: i64) -> Result<lead::Model, AppError> {
+pub async fn live_lead(db: &impl ConnectionTrait, ws: i64, id: i64) -> Result<lead::Model, AppError> {
     store::by_id::<lead::Entity>(db, ws, id)
         .await?
         .filter(|l| l.erased_at.is_none())

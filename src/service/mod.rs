@@ -1,11 +1,15 @@
 //! Use cases: one function per thing a user does, each inside one transaction.
 pub mod account;
 pub mod campaign;
+pub mod funnel;
+pub mod handoff;
 pub mod lead;
 pub mod opportunity;
+pub mod persona;
 pub mod touchpoint;
 pub mod user;
 pub mod vocabulary;
+pub mod webhook;
 pub mod workspace;
 
 use entity::funnel_stage;

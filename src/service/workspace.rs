@@ -30,14 +30,30 @@ pub async fn find_or_create(db: &Db, name: &str) -> Result<workspace::Model, App
     }
 }
 
-/// Creates an API key; the key itself is returned once and only its hash is stored.
-pub async fn create_key(db: &Db, workspace: &str, role: Role, name: &str) -> Result<(String, api_key::Model), AppError> {
+/// Creates an API key, optionally for one user (by externalId or e-mail); the key itself is
+/// returned once and only its hash is stored.
+pub async fn create_key(
+    db: &Db,
+    workspace: &str,
+    role: Role,
+    name: &str,
+    user: Option<&str>,
+) -> Result<(String, api_key::Model), AppError> {
     let ws = store::workspace::by_name(&db.conn, workspace.trim())
         .await?
         .ok_or_else(|| AppError::NotFound(format!("no workspace {workspace:?}")))?;
+    let user_id = match user.map(str::trim) {
+        Some(u) => Some(
+            store::workspace::user_by_handle(&db.conn, ws.id, u)
+                .await?
+                .ok_or_else(|| AppError::NotFound(format!("no user {u:?} in workspace {workspace:?}")))?
+                .id,
+        ),
+        None => None,
+    };
     let (key, hash) = auth::generate_key();
     let txn = db.begin_write().await?;
-    let row = store::workspace::insert_key(&*txn, ws.id, name, role, &auth::key_prefix(&key), &hash).await?;
+    let row = store::workspace::insert_key(&*txn, ws.id, name, role, &auth::key_prefix(&key), &hash, user_id).await?;
     txn.commit().await?;
     Ok((key, row))
 }

@@ -2,6 +2,7 @@
 pub mod account;
 pub mod bulk;
 pub mod campaign;
+pub mod handoff;
 pub mod lead;
 pub mod opportunity;
 pub mod page;
@@ -46,7 +47,10 @@ scoped!(
     user,
     lead_stage_history,
     handoff,
-    vocabulary_term
+    vocabulary_term,
+    routing_rule,
+    webhook,
+    webhook_delivery
 );
 
 /// Rows of `E` with the given ids in workspace `ws`; ids of other workspaces are simply absent.

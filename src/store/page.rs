@@ -84,6 +84,29 @@ pub struct Sort<C> {
     pub desc: bool,
 }
 
+/// A page of rows that are in memory already, sorted ascending by `key` (a time and the id),
+/// for short lists loaded whole through a DataLoader (a lead's stage history).
+pub fn page_in_memory<M>(rows: Vec<M>, req: &PageRequest, key: impl Fn(&M) -> (DateTime<Utc>, i64)) -> PageRows<M> {
+    let cursor = req.cursor.as_ref().and_then(|c| match &c.value {
+        Some(SortValue::Time(t)) => Some((*t, c.id)),
+        _ => None,
+    });
+    let limit = req.limit as usize;
+    let mut rows: Vec<M> = match cursor {
+        Some(c) if req.backward => rows.into_iter().filter(|m| key(m) < c).collect(),
+        Some(c) => rows.into_iter().filter(|m| key(m) > c).collect(),
+        None => rows,
+    };
+    let has_more = rows.len() > limit;
+    if req.backward {
+        let skip = rows.len().saturating_sub(limit);
+        rows.drain(..skip);
+    } else {
+        rows.truncate(limit);
+    }
+    PageRows { rows, has_more }
+}
+
 pub async fn fetch_page<E, C>(
     db: &impl ConnectionTrait,
     select: Select<E>,

@@ -4,6 +4,7 @@ use entity::{api_key, funnel_stage, vocabulary_term, workspace};
 use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder};
 
 use super::Scoped;
+use crate::domain::handoff::{DEFAULT_REJECT_REASONS, VOCAB_REJECT_REASON};
 use crate::domain::vocab::{DEFAULT_CHANNELS, DEFAULT_STAGES, DEFAULT_TOUCHPOINT_TYPES, Role, VOCAB_CHANNEL, VOCAB_TOUCHPOINT_TYPE};
 
 pub async fn by_name(db: &impl ConnectionTrait, name: &str) -> Result<Option<workspace::Model>, DbErr> {
@@ -47,6 +48,7 @@ pub async fn insert(db: &impl ConnectionTrait, name: &str, currency: &str) -> Re
         .iter()
         .map(|c| (VOCAB_CHANNEL, *c))
         .chain(DEFAULT_TOUCHPOINT_TYPES.iter().map(|t| (VOCAB_TOUCHPOINT_TYPE, *t)))
+        .chain(DEFAULT_REJECT_REASONS.iter().map(|r| (VOCAB_REJECT_REASON, *r)))
         .map(|(kind, code)| vocabulary_term::ActiveModel {
             workspace_id: Set(ws.id),
             kind: Set(kind.to_owned()),
@@ -80,6 +82,7 @@ pub async fn insert_key(
     role: Role,
     prefix: &str,
     hash: &str,
+    user_id: Option<i64>,
 ) -> Result<api_key::Model, DbErr> {
     api_key::Entity::insert(api_key::ActiveModel {
         workspace_id: Set(ws),
@@ -90,10 +93,25 @@ pub async fn insert_key(
         created_at: Set(Utc::now()),
         last_used_at: Set(None),
         revoked_at: Set(None),
+        user_id: Set(user_id),
         ..Default::default()
     })
     .exec_with_returning(db)
     .await
+}
+
+/// A user of a workspace by external ID or e-mail.
+pub async fn user_by_handle(db: &impl ConnectionTrait, ws: i64, handle: &str) -> Result<Option<entity::user::Model>, DbErr> {
+    use entity::user::Column as C;
+    use sea_orm::sea_query::Condition;
+    entity::user::Entity::in_workspace(ws)
+        .filter(
+            Condition::any()
+                .add(C::ExternalId.eq(handle))
+                .add(C::Email.eq(handle.to_lowercase())),
+        )
+        .one(db)
+        .await
 }
 
 /// The funnel of a workspace, in order.

@@ -8,6 +8,7 @@ mod accounts;
 mod auth;
 mod campaigns;
 mod erasure;
+mod handoffs;
 mod isolation;
 mod leads;
 mod limits;
