@@ -85,6 +85,8 @@ impl StatementLog {
 
 pub struct TestApp {
     pub addr: SocketAddr,
+    /// The database the server uses (for a second server process on PostgreSQL).
+    pub database_url: String,
     pub client: reqwest::Client,
     /// The server's database (same pool), for set-up that the API does not offer.
     pub db: Db,
@@ -307,7 +309,7 @@ impl TestApp {
         });
         TestApp {
             addr,
-
+            database_url: url.to_owned(),
             client: reqwest::Client::new(),
             db,
             keys,
@@ -412,6 +414,8 @@ impl TestApp {
 pub fn test_event_settings() -> EventSettings {
     EventSettings {
         poll: Duration::from_millis(200),
+        max_subscriptions_per_connection: 3,
+        connection_init_timeout: Duration::from_secs(1),
         webhooks: closedloop::events::webhook::Settings {
             retry_base: Duration::from_millis(200),
             retry_max: Duration::from_secs(2),

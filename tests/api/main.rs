@@ -18,6 +18,8 @@ mod nplusone;
 mod opportunities;
 mod pagination;
 mod schema;
+mod subscriptions;
 mod touchpoints;
 mod upserts;
+mod webhooks;
 mod websocket;

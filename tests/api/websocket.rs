@@ -9,10 +9,14 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use crate::helpers::TestApp;
 
-type Socket = WebSocketStream<MaybeTlsStream<tokio::net::TcpStream>>;
+pub type Socket = WebSocketStream<MaybeTlsStream<tokio::net::TcpStream>>;
 
-async fn connect(app: &TestApp) -> Socket {
-    let mut request = app.ws_url().into_client_request().unwrap();
+pub async fn connect(app: &TestApp) -> Socket {
+    connect_to(&app.ws_url()).await
+}
+
+pub async fn connect_to(url: &str) -> Socket {
+    let mut request = url.into_client_request().unwrap();
     request
         .headers_mut()
         .insert("Sec-WebSocket-Protocol", "graphql-transport-ws".parse().unwrap());
@@ -21,12 +25,12 @@ async fn connect(app: &TestApp) -> Socket {
     socket
 }
 
-async fn send(socket: &mut Socket, message: Value) {
+pub async fn send(socket: &mut Socket, message: Value) {
     socket.send(Message::text(message.to_string())).await.unwrap();
 }
 
 /// The next message: `Ok(json)` for a text frame, `Err(close code)` when the server closes.
-async fn next(socket: &mut Socket) -> Result<Value, Option<u16>> {
+pub async fn next(socket: &mut Socket) -> Result<Value, Option<u16>> {
     loop {
         let msg = tokio::time::timeout(Duration::from_secs(10), socket.next())
             .await
