@@ -10,7 +10,8 @@
 //! their buying centers, 2024 and 2025; the same every time (a fixed seed and a fixed "now").
 //!
 //! The rows are built as an import [`Dataset`] and written by the import's code; personas and
-//! their criteria are written beside them in the same transaction.
+//! their criteria, and the handoff loop (routing rules, handoffs and their events), are written
+//! beside them in the same transaction.
 use std::collections::HashSet;
 
 use chrono::{DateTime, Duration, NaiveDate, Utc};
@@ -42,6 +43,7 @@ pub async fn load(db: &Db) -> Result<Option<String>, BoxError> {
     let ws = import::workspace_in(&*txn, WORKSPACE).await?;
     write_personas(&*txn, ws.id).await?;
     import::apply_in(&*txn, &ws, data).await?;
+    super::demo_handoffs::write(&*txn, ws.id).await?;
     txn.commit().await?;
     let (key, _) = service::workspace::create_key(db, WORKSPACE, Role::Admin, "demo admin", None).await?;
     Ok(Some(key))
@@ -162,14 +164,14 @@ async fn write_personas(db: &impl ConnectionTrait, ws: i64) -> Result<(), BoxErr
 }
 
 /// A sales subsidiary: country, company, its reps (name, e-mail) and the markets they cover.
-struct Subsidiary {
-    country: &'static str,
-    company: &'static str,
-    reps: &'static [(&'static str, &'static str)],
-    markets: &'static [&'static str],
+pub(super) struct Subsidiary {
+    pub country: &'static str,
+    pub company: &'static str,
+    pub reps: &'static [(&'static str, &'static str)],
+    pub markets: &'static [&'static str],
 }
 
-const SUBSIDIARIES: &[Subsidiary] = &[
+pub(super) const SUBSIDIARIES: &[Subsidiary] = &[
     Subsidiary {
         country: "DE",
         company: "HydroTec Hydraulik GmbH",

@@ -1,5 +1,6 @@
 //! The `closedloop` command line: serve, migrate, schema, workspaces, keys, seed, import.
 pub mod demo;
+mod demo_handoffs;
 pub mod import;
 pub mod seed;
 
