@@ -8,6 +8,7 @@ pub mod event;
 pub mod funnel_stage;
 pub mod handoff;
 pub mod lead;
+pub mod lead_persona_match;
 pub mod lead_stage_history;
 pub mod opportunity;
 pub mod opportunity_contact;

@@ -3,6 +3,7 @@ pub use sea_orm_migration::prelude::*;
 
 mod m20261125_000001_init;
 mod m20261126_000001_handoffs;
+mod m20261126_000002_persona_matches;
 
 pub struct Migrator;
 
@@ -12,6 +13,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261125_000001_init::Migration),
             Box::new(m20261126_000001_handoffs::Migration),
+            Box::new(m20261126_000002_persona_matches::Migration),
         ]
     }
 }

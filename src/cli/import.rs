@@ -1106,6 +1106,10 @@ async fn apply_parts(
     ids.campaigns.extend(refs.campaigns);
     counts.touchpoints = write_touchpoints(db, &cx, &rows, &refs.stored, &ids).await?;
     lap("touchpoints written");
+    let mut lead_ids: Vec<i64> = ids.leads.values().copied().collect();
+    lead_ids.sort_unstable();
+    crate::service::persona::refresh_leads(db, ws.id, &lead_ids).await?;
+    lap("persona matches written");
     Ok(counts)
 }
 

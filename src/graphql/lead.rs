@@ -11,10 +11,12 @@ use crate::graphql::funnel::FunnelStage;
 use crate::graphql::handoff::Handoff;
 use crate::graphql::ids::{self, NodeType};
 use crate::graphql::loaders::{
-    AccountId, CountKey, LeadDeals, LeadHistory, LeadOpenHandoff, LeadTouchpointCount, LeadTouchpoints, Loaders, StageId, UserId,
+    AccountId, CountKey, LeadDeals, LeadHistory, LeadOpenHandoff, LeadPersonaMatches, LeadTouchpointCount, LeadTouchpoints, Loaders,
+    StageId, UserId,
 };
 use crate::graphql::opportunity::Opportunity;
 use crate::graphql::pagination::{Conn, OrderDirection, PageArgs, TotalCount, connection, is_time};
+use crate::graphql::persona::PersonaMatch;
 use crate::graphql::scalars::DateTime;
 use crate::graphql::touchpoint::{Touchpoint, TouchpointOrder, touchpoint_key};
 use crate::graphql::user::User;
@@ -176,6 +178,21 @@ impl Lead {
         let Some(stage_id) = stage_at(&rows, at.0) else { return Ok(None) };
         Ok(ctx.data_unchecked::<Loaders>().load_one(StageId(stage_id)).await?.map(FunnelStage))
     }
+    /// The personas the lead matches to any degree, with the criteria it meets.
+    async fn persona_matches(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<PersonaMatch>> {
+        let mut rows = ctx
+            .data_unchecked::<Loaders>()
+            .load_one(LeadPersonaMatches(self.0.id))
+            .await?
+            .unwrap_or_default();
+        // Best match first: compare matched/total as fractions, exactly.
+        rows.sort_by(|a, b| {
+            (i64::from(b.matched_weight) * i64::from(a.total_weight))
+                .cmp(&(i64::from(a.matched_weight) * i64::from(b.total_weight)))
+                .then(a.persona_id.cmp(&b.persona_id))
+        });
+        Ok(rows.into_iter().map(PersonaMatch).collect())
+    }
     /// The pending handoff to sales, if there is one.
     async fn open_handoff(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Handoff>> {
         Ok(ctx
@@ -300,6 +317,8 @@ pub struct LeadFilter {
     pub updated_since: Option<DateTime>,
     /// Case-insensitive text contained in the e-mail, first or last name.
     pub search: Option<String>,
+    /// Members of this persona (leads that reach its match threshold).
+    pub persona: Option<ID>,
 }
 
 #[derive(Default)]
@@ -338,6 +357,10 @@ impl LeadQuery {
             updated_since: f.updated_since.map(|t| t.0),
             search: f.search,
             include_erased: false,
+            persona: decode_opt(NodeType::Persona, f.persona.as_ref())?.map(|persona_id| store::lead::PersonaMatchFilter {
+                persona_id,
+                min_match: None,
+            }),
         };
         let order = order_by.unwrap_or_default();
         use lead::Column as C;

@@ -5,7 +5,8 @@ use std::hash::Hash;
 
 use async_graphql::dataloader::{DataLoader, HashMapCache, Loader};
 use entity::{
-    account, campaign, campaign_cost, funnel_stage, handoff, lead, lead_stage_history, opportunity, opportunity_contact, touchpoint, user,
+    account, campaign, campaign_cost, funnel_stage, handoff, lead, lead_persona_match, lead_stage_history, opportunity,
+    opportunity_contact, persona, touchpoint, user,
 };
 use sea_orm::{ColumnTrait, DatabaseConnection, QueryFilter};
 
@@ -64,6 +65,30 @@ by_id_key!(StageId, funnel_stage);
 by_id_key!(UserId, user);
 by_id_key!(OpportunityId, opportunity);
 by_id_key!(HandoffId, handoff);
+by_id_key!(PersonaId, persona);
+
+/// The persona matches of a lead (personas it matches to any degree).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct LeadPersonaMatches(pub i64);
+
+impl Loader<LeadPersonaMatches> for DbLoader {
+    type Value = Vec<lead_persona_match::Model>;
+    type Error = async_graphql::Error;
+
+    async fn load(&self, keys: &[LeadPersonaMatches]) -> LoadResult<LeadPersonaMatches, Vec<lead_persona_match::Model>> {
+        let ids: Vec<i64> = keys.iter().map(|k| k.0).collect();
+        let mut out: HashMap<LeadPersonaMatches, Vec<lead_persona_match::Model>> = keys.iter().map(|k| (*k, Vec::new())).collect();
+        let rows = lead_persona_match::Entity::in_workspace(self.ws)
+            .filter(lead_persona_match::Column::LeadId.is_in(ids))
+            .all(&self.db)
+            .await
+            .map_err(err)?;
+        for row in rows {
+            out.entry(LeadPersonaMatches(row.lead_id)).or_default().push(row);
+        }
+        Ok(out)
+    }
+}
 
 /// The whole stage history of a lead, oldest first (short: a row per stage change).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

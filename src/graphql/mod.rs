@@ -54,6 +54,7 @@ pub struct Mutation(
     user::UserMutation,
     workspace::WorkspaceMutation,
     funnel::FunnelMutation,
+    persona::PersonaMutation,
     handoff::HandoffMutation,
     webhook::WebhookMutation,
 );

@@ -96,7 +96,10 @@ pub async fn upsert(db: &Db, p: Principal, input: AccountInput) -> ServiceResult
                 m.updated_at = now;
                 let mut am = m.into_active_model().reset_all();
                 am.id = sea_orm::ActiveValue::Unchanged(current.id);
-                (am.update(&*txn).await?, false)
+                let saved = am.update(&*txn).await?;
+                // Persona criteria may read the account's attributes.
+                super::persona::refresh_account(&*txn, p.workspace_id, saved.id).await?;
+                (saved, false)
             } else {
                 (current, false)
             }

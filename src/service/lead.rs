@@ -255,6 +255,7 @@ pub async fn upsert(db: &Db, p: Principal, input: UpsertLead) -> ServiceResult<(
         }
         (Err(e), _) => return Err(e.into()),
     };
+    super::persona::refresh_leads(&*txn, ws, &[lead.id]).await?;
     txn.commit().await?;
     Ok((lead, created))
 }
@@ -278,6 +279,7 @@ pub async fn update(db: &Db, p: Principal, id: i64, fields: LeadFields) -> Servi
         AppError::Conflict(_) => ServiceError::invalid(&["input", "email"], "TAKEN", "another lead has this e-mail"),
         e => e.into(),
     })?;
+    super::persona::refresh_leads(&*txn, ws, &[saved.id]).await?;
     txn.commit().await?;
     Ok(saved)
 }
@@ -301,6 +303,7 @@ pub async fn erase(db: &Db, p: Principal, id: i64) -> ServiceResult<lead::Model>
     m.custom_fields = serde_json::json!({});
     m.erased_at = Some(Utc::now());
     let saved = save(&*txn, current, m).await?;
+    super::persona::refresh_leads(&*txn, p.workspace_id, &[saved.id]).await?;
     txn.commit().await?;
     Ok(saved)
 }

@@ -20,6 +20,15 @@ pub struct LeadFilter {
     pub updated_since: Option<DateTime<Utc>>,
     pub search: Option<String>,
     pub include_erased: bool,
+    /// Leads that reach at least `min_match` percent of this persona's weight.
+    pub persona: Option<PersonaMatchFilter>,
+}
+
+/// Leads matching a persona to at least `min_match` percent (`None`: its own threshold).
+#[derive(Debug, Clone, Copy)]
+pub struct PersonaMatchFilter {
+    pub persona_id: i64,
+    pub min_match: Option<i32>,
 }
 
 pub fn select(ws: i64, f: &LeadFilter) -> Select<lead::Entity> {
@@ -60,6 +69,25 @@ pub fn select(ws: i64, f: &LeadFilter) -> Select<lead::Entity> {
     }
     if !f.include_erased {
         s = s.filter(C::ErasedAt.is_null());
+    }
+    if let Some(pf) = f.persona {
+        use entity::lead_persona_match::Column as M;
+        let mut matches = Query::select()
+            .column(M::LeadId)
+            .from(entity::lead_persona_match::Entity)
+            .and_where(M::WorkspaceId.eq(ws))
+            .and_where(M::PersonaId.eq(pf.persona_id))
+            .to_owned();
+        match pf.min_match {
+            // matched / total x 100 >= min, in integers.
+            Some(min) => {
+                matches.and_where(Expr::col(M::MatchedWeight).mul(100).gte(Expr::col(M::TotalWeight).mul(min)));
+            }
+            None => {
+                matches.and_where(M::IsMember.eq(true));
+            }
+        }
+        s = s.filter(C::Id.in_subquery(matches));
     }
     if let Some(q) = f.search.as_deref().filter(|q| !q.trim().is_empty()) {
         let pattern = LikeExpr::new(crate::domain::search::contains_pattern(q)).escape('\\');

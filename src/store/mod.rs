@@ -50,7 +50,8 @@ scoped!(
     vocabulary_term,
     routing_rule,
     webhook,
-    webhook_delivery
+    webhook_delivery,
+    lead_persona_match
 );
 
 /// Rows of `E` with the given ids in workspace `ws`; ids of other workspaces are simply absent.

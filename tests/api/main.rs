@@ -17,6 +17,7 @@ mod node;
 mod nplusone;
 mod opportunities;
 mod pagination;
+mod personas;
 mod schema;
 mod subscriptions;
 mod touchpoints;
