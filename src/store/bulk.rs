@@ -18,7 +18,12 @@ const MAX_ROWS: usize = 2_000;
 const LOOKUP_CHUNK: usize = 5_000;
 
 /// The shape of multi-row INSERTs into one table: the columns each row gives, and (column, value)
-/// pairs that are the same for every row (the workspace, a timestamp), bound once per statement.
+/// pairs that are the same for every row (the workspace, a timestamp).
+///
+/// On PostgreSQL the shared values are bound once per statement and every row refers to them
+/// (`($1, $3, $4), ($1, $5, $6)`). On SQLite every value is an anonymous `?` and the shared ones
+/// are bound again for each row: SQLite looks numbered parameters (`?NNN`) up by walking a list,
+/// which made a statement of 30,000 of them quadratic (an import took 7 times longer).
 struct Shape {
     table: &'static str,
     shared: Vec<(&'static str, Value)>,
@@ -28,12 +33,14 @@ struct Shape {
 }
 
 impl Shape {
-    fn rows_per_statement(&self) -> usize {
-        ((MAX_VALUES - self.shared.len()) / self.columns.len()).clamp(1, MAX_ROWS)
+    fn rows_per_statement(&self, backend: DbBackend) -> usize {
+        let (fixed, per_row) = match backend {
+            DbBackend::Postgres => (self.shared.len(), self.columns.len()),
+            _ => (0, self.shared.len() + self.columns.len()),
+        };
+        ((MAX_VALUES - fixed) / per_row).clamp(1, MAX_ROWS)
     }
 
-    /// `INSERT ... VALUES ($1, $3, $4), ($1, $5, $6)`: parameters are numbered (`?NNN` on
-    /// SQLite), the shared ones first, so that every row refers to the same shared values.
     fn sql(&self, backend: DbBackend, rows: usize) -> String {
         let cols: Vec<String> = self
             .shared
@@ -44,16 +51,19 @@ impl Shape {
             .collect();
         let mut sql = String::with_capacity(64 + rows * cols.len() * 8);
         let _ = write!(sql, "INSERT INTO {} ({}) VALUES ", quote(self.table), cols.join(", "));
-        let sign = if backend == DbBackend::Postgres { '$' } else { '?' };
         let shared = self.shared.len();
         for r in 0..rows {
             sql.push_str(if r == 0 { "(" } else { ", (" });
-            let own = (0..self.columns.len()).map(|c| shared + r * self.columns.len() + c);
-            for (k, n) in (0..shared).chain(own).enumerate() {
-                if k > 0 {
-                    sql.push_str(", ");
+            if backend == DbBackend::Postgres {
+                let own = (0..self.columns.len()).map(|c| shared + r * self.columns.len() + c);
+                for (k, n) in (0..shared).chain(own).enumerate() {
+                    if k > 0 {
+                        sql.push_str(", ");
+                    }
+                    let _ = write!(sql, "${}", n + 1);
                 }
-                let _ = write!(sql, "{sign}{}", n + 1);
+            } else {
+                sql.push_str(&placeholders(cols.len()));
             }
             sql.push(')');
         }
@@ -65,13 +75,23 @@ impl Shape {
 
     /// A statement for `values` (whole rows), reusing `full` when the rows fill a statement.
     fn statement(&self, backend: DbBackend, full: &mut Option<String>, values: Vec<Value>) -> Statement {
-        let rows = values.len() / self.columns.len();
-        let sql = if rows == self.rows_per_statement() {
+        let width = self.columns.len();
+        let rows = values.len() / width;
+        let sql = if rows == self.rows_per_statement(backend) {
             full.get_or_insert_with(|| self.sql(backend, rows)).clone()
         } else {
             self.sql(backend, rows)
         };
-        let all = self.shared.iter().map(|(_, v)| v.clone()).chain(values);
+        let shared = self.shared.iter().map(|(_, v)| v.clone());
+        if backend == DbBackend::Postgres {
+            return Statement::from_sql_and_values(backend, sql, shared.chain(values));
+        }
+        let mut all = Vec::with_capacity(rows * (self.shared.len() + width));
+        let mut values = values.into_iter();
+        for _ in 0..rows {
+            all.extend(shared.clone());
+            all.extend(values.by_ref().take(width));
+        }
         Statement::from_sql_and_values(backend, sql, all)
     }
 }
@@ -118,7 +138,7 @@ impl Inserter {
     pub async fn push<const N: usize>(&mut self, db: &impl ConnectionTrait, row: [Value; N]) -> Result<(), DbErr> {
         debug_assert_eq!(N, self.shape.columns.len(), "a row of {} has the wrong width", self.shape.table);
         self.values.extend(row);
-        if self.values.len() >= self.shape.rows_per_statement() * N {
+        if self.values.len() >= self.shape.rows_per_statement(db.get_database_backend()) * N {
             self.flush(db).await?;
         }
         Ok(())
@@ -168,8 +188,8 @@ pub async fn insert_all<const N: usize>(
         columns,
         returning: None,
     };
-    let per_statement = shape.rows_per_statement();
     let backend = db.get_database_backend();
+    let per_statement = shape.rows_per_statement(backend);
     let mut full_sql = None;
     let mut take = move || -> Vec<Value> {
         let mut values = Vec::with_capacity(per_statement * N);
@@ -354,8 +374,25 @@ mod tests {
         };
         assert_eq!(
             shape.sql(DbBackend::Sqlite, 2),
-            "INSERT INTO \"t\" (\"ws\", \"a\", \"values\") VALUES (?1, ?2, ?3), (?1, ?4, ?5)"
+            "INSERT INTO \"t\" (\"ws\", \"a\", \"values\") VALUES (?, ?, ?), (?, ?, ?)"
         );
+        assert_eq!(
+            shape.sql(DbBackend::Postgres, 2),
+            "INSERT INTO \"t\" (\"ws\", \"a\", \"values\") VALUES ($1, $2, $3), ($1, $4, $5)"
+        );
+        // SQLite binds the shared value again for each row; PostgreSQL once.
+        let mut full = None;
+        let values = vec![2_i64.into(), "x".into(), 3_i64.into(), "y".into()];
+        assert_eq!(
+            shape
+                .statement(DbBackend::Sqlite, &mut full, values.clone())
+                .values
+                .unwrap()
+                .0
+                .len(),
+            6
+        );
+        assert_eq!(shape.statement(DbBackend::Postgres, &mut None, values).values.unwrap().0.len(), 5);
         let shape = Shape {
             shared: Vec::new(),
             returning: Some("k"),
