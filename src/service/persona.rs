@@ -483,7 +483,7 @@ pub async fn update(db: &Db, p: Principal, id: i64, input: PersonaInput) -> Serv
         v.push(&["input", "name"], "TAKEN", "another persona has this name");
     }
     v.finish()?;
-    let recompute = criteria.is_some() || input.match_threshold.is_some_and(|t| t != current.match_threshold);
+    let threshold_changed = input.match_threshold.is_some_and(|t| t != current.match_threshold);
     let mut am = current.into_active_model();
     if let Some(n) = name {
         am.name = Set(n);
@@ -498,9 +498,22 @@ pub async fn update(db: &Db, p: Principal, id: i64, input: PersonaInput) -> Serv
     let saved = am.update(&*txn).await?;
     if let Some(c) = criteria {
         write_criteria(&*txn, ws, id, c).await?;
-    }
-    if recompute {
         refresh_persona(&*txn, ws, id).await?;
+    } else if threshold_changed {
+        // The weights stay: only who reaches the threshold changes, in one statement.
+        use sea_orm::sea_query::{Expr, ExprTrait};
+        let t = saved.match_threshold;
+        lead_persona_match::Entity::update_many()
+            .col_expr(
+                lead_persona_match::Column::IsMember,
+                Expr::col(lead_persona_match::Column::MatchedWeight)
+                    .mul(100)
+                    .gte(Expr::col(lead_persona_match::Column::TotalWeight).mul(t)),
+            )
+            .filter(lead_persona_match::Column::WorkspaceId.eq(ws))
+            .filter(lead_persona_match::Column::PersonaId.eq(id))
+            .exec(&*txn)
+            .await?;
     }
     txn.commit().await?;
     Ok(saved)
