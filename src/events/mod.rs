@@ -86,7 +86,7 @@ impl Bus {
 }
 
 /// Appends an event to the outbox inside the caller's transaction: the next sequence number of
-/// the workspace, the row, a pending delivery for every active webhook that wants the kind, and
+/// the workspace, the row, a pending delivery for every webhook that wants the kind, and
 /// (PostgreSQL) a NOTIFY that is sent when the transaction commits.
 pub async fn append(
     db: &impl ConnectionTrait,
@@ -109,9 +109,9 @@ pub async fn append(
     })
     .exec_with_returning(db)
     .await?;
+    // Paused webhooks collect their deliveries too; the dispatcher sends them once resumed.
     let hooks = webhook_entity::Entity::find()
         .filter(webhook_entity::Column::WorkspaceId.eq(ws))
-        .filter(webhook_entity::Column::Active.eq(true))
         .all(db)
         .await?;
     let wanted = hooks

@@ -220,3 +220,35 @@ async fn webhook_input_is_checked(app: TestApp) {
     assert_eq!(error_code(&resp), "NOT_FOUND");
 }
 both!(webhook_input_is_checked);
+
+async fn a_paused_webhook_keeps_its_deliveries_until_resumed(app: TestApp) {
+    let (receiver, url) = Receiver::start(0).await;
+    let hook = create_webhook(&app, &url, json!([])).await;
+    let update =
+        "mutation($input: UpdateWebhookInput!) { updateWebhook(input: $input) { webhook { active } userErrors { field message code } } }";
+    app.mutate(
+        &app.keys.admin,
+        "updateWebhook",
+        update,
+        json!({ "input": { "id": hook, "active": false } }),
+    )
+    .await;
+    hand_off(&app, "paused1@example.com").await;
+    hand_off(&app, "paused2@example.com").await;
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(receiver.seen.lock().unwrap().len(), 0, "nothing goes out while paused");
+    app.mutate(
+        &app.keys.admin,
+        "updateWebhook",
+        update,
+        json!({ "input": { "id": hook, "active": true } }),
+    )
+    .await;
+    let seen = receiver.wait_for(2).await;
+    let seqs: Vec<i64> = seen
+        .iter()
+        .map(|(_, body, _)| serde_json::from_str::<Value>(body).unwrap()["seq"].as_i64().unwrap())
+        .collect();
+    assert_eq!(seqs, [1, 2]);
+}
+both!(a_paused_webhook_keeps_its_deliveries_until_resumed);
