@@ -28,7 +28,7 @@ impl Application {
     pub async fn with_db(config: Config, db: Db) -> Result<Self, crate::BoxError> {
         db.prepare_for_serving().await?;
         let listener = TcpListener::bind(config.bind).await?;
-        let bus = Bus::new(config.events.bus_capacity);
+        let bus = Bus::with_hub(config.events.bus_capacity, db.conn.clone());
         events::spawn_feeders(db.conn.clone(), bus.clone(), config.events.poll);
         events::webhook::spawn(db.conn.clone(), &bus, config.events.webhooks.clone());
         let schema = build_schema(Some(db.clone()), bus.clone(), &config.limits);

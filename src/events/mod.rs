@@ -37,11 +37,20 @@ pub enum Notice {
     Resync,
 }
 
-/// The in-process broadcast of event hints. Bounded: a subscriber that falls more than its
-/// capacity behind learns so (`Lagged`) instead of holding memory.
+/// The in-process broadcast of events to subscribers. Bounded: a subscriber that falls more than
+/// its capacity behind learns so (`Lagged`) instead of holding memory.
+///
+/// With a hub (`Bus::with_hub`, what the server runs), every notice goes through one task that
+/// hands events to subscribers **in sequence order per workspace**: events that arrive out of
+/// order (two commits published in the other order, a NOTIFY that overtakes a local publish) wait
+/// for the missing ones, and when a number stays missing (a lost NOTIFY, a head the poll saw
+/// first) the hub reads the table once for everybody. Subscribers then take the cheap path (the
+/// next number) almost always; without the hub, a gap made each of 1,000 subscribers read the
+/// table, and the pool's queue made deliveries seconds late.
 #[derive(Clone)]
 pub struct Bus {
     tx: broadcast::Sender<Notice>,
+    hub: Option<tokio::sync::mpsc::UnboundedSender<Notice>>,
     /// Open subscription streams (the head poll runs only while there are some).
     streams: Arc<std::sync::atomic::AtomicUsize>,
 }
@@ -56,12 +65,39 @@ impl Drop for StreamGuard {
 }
 
 impl Bus {
+    /// A bus that passes notices straight on (no ordering, no reads): for tests and the SDL.
     pub fn new(capacity: usize) -> Self {
         let (tx, _) = broadcast::channel(capacity.max(16));
         Self {
             tx,
+            hub: None,
             streams: Arc::default(),
         }
+    }
+
+    /// A bus whose hub orders events and fills gaps from `conn` (spawns the hub task).
+    pub fn with_hub(capacity: usize, conn: DatabaseConnection) -> Self {
+        let mut bus = Self::new(capacity);
+        let (hub_tx, hub_rx) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(hub(hub_rx, bus.tx.clone(), conn));
+        bus.hub = Some(hub_tx);
+        bus
+    }
+
+    pub fn publish(&self, notice: Notice) {
+        match &self.hub {
+            Some(hub) => {
+                let _ = hub.send(notice);
+            }
+            // No receiver is not an error: nobody listens right now.
+            None => {
+                let _ = self.tx.send(notice);
+            }
+        }
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<Notice> {
+        self.tx.subscribe()
     }
 
     /// Marks one more open subscription stream.
@@ -74,14 +110,94 @@ impl Bus {
     pub fn open_streams(&self) -> usize {
         self.streams.load(std::sync::atomic::Ordering::Relaxed)
     }
+}
 
-    pub fn publish(&self, notice: Notice) {
-        // No receiver is not an error: nobody listens right now.
-        let _ = self.tx.send(notice);
+/// How long an out-of-order event waits for the missing ones before the hub reads the table.
+const GAP_WAIT: Duration = Duration::from_millis(100);
+
+/// The hub's view of one workspace.
+struct Ordering {
+    /// The next sequence number to hand out.
+    next: i64,
+    /// Events that came early, waiting for `next`.
+    early: std::collections::BTreeMap<i64, Arc<event::Model>>,
+    /// The highest number a head poll has seen.
+    head: i64,
+    /// Since when the hub has known that it is behind.
+    behind_since: Option<tokio::time::Instant>,
+}
+
+impl Ordering {
+    /// Hands out what is contiguous from `next`.
+    fn flush(&mut self, tx: &broadcast::Sender<Notice>) {
+        while let Some(e) = self.early.remove(&self.next) {
+            self.next += 1;
+            let _ = tx.send(Notice::Event(e));
+        }
+        self.early.retain(|seq, _| *seq >= self.next);
+        let behind = !self.early.is_empty() || self.head >= self.next;
+        self.behind_since = match (behind, self.behind_since) {
+            (false, _) => None,
+            (true, Some(t)) => Some(t),
+            (true, None) => Some(tokio::time::Instant::now()),
+        };
     }
+}
 
-    pub fn subscribe(&self) -> broadcast::Receiver<Notice> {
-        self.tx.subscribe()
+async fn hub(mut rx: tokio::sync::mpsc::UnboundedReceiver<Notice>, tx: broadcast::Sender<Notice>, conn: DatabaseConnection) {
+    let mut state: std::collections::HashMap<i64, Ordering> = std::collections::HashMap::new();
+    let mut tick = tokio::time::interval(GAP_WAIT / 2);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            notice = rx.recv() => match notice {
+                None => return,
+                Some(Notice::Event(e)) => {
+                    let st = state.entry(e.workspace_id).or_insert_with(|| Ordering {
+                        next: e.seq,
+                        early: Default::default(),
+                        head: 0,
+                        behind_since: None,
+                    });
+                    if e.seq >= st.next {
+                        st.early.insert(e.seq, e);
+                    }
+                    st.flush(&tx);
+                }
+                Some(Notice::Head { workspace_id, seq }) => match state.get_mut(&workspace_id) {
+                    Some(st) => {
+                        st.head = st.head.max(seq);
+                        st.flush(&tx);
+                    }
+                    // No event of this workspace went through here yet: its subscribers read.
+                    None => {
+                        let _ = tx.send(Notice::Head { workspace_id, seq });
+                    }
+                },
+                Some(Notice::Resync) => {
+                    let _ = tx.send(Notice::Resync);
+                }
+            },
+            _ = tick.tick() => {
+                let now = tokio::time::Instant::now();
+                for (ws, st) in state.iter_mut() {
+                    if st.behind_since.is_none_or(|t| now.duration_since(t) < GAP_WAIT) {
+                        continue;
+                    }
+                    match after(&conn, *ws, st.next - 1, 500).await {
+                        Ok(rows) => {
+                            for row in rows {
+                                st.early.insert(row.seq, Arc::new(row));
+                            }
+                            // Caught up with the table as it is now.
+                            st.head = 0;
+                            st.flush(&tx);
+                        }
+                        Err(e) => tracing::warn!(error = %e, "reading missed events failed"),
+                    }
+                }
+            }
+        }
     }
 }
 
@@ -272,5 +388,61 @@ async fn poll_heads(conn: DatabaseConnection, bus: Bus, every: Duration) {
                 bus.publish(Notice::Head { workspace_id: ws, seq });
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(seq: i64) -> Arc<event::Model> {
+        Arc::new(event::Model {
+            id: seq,
+            workspace_id: 1,
+            seq,
+            kind: "CREATED".into(),
+            handoff_id: None,
+            lead_id: None,
+            payload: serde_json::json!({}),
+            created_at: Utc::now(),
+        })
+    }
+
+    fn seqs(rx: &mut broadcast::Receiver<Notice>) -> Vec<i64> {
+        let mut out = Vec::new();
+        while let Ok(Notice::Event(e)) = rx.try_recv() {
+            out.push(e.seq);
+        }
+        out
+    }
+
+    #[tokio::test]
+    async fn events_leave_the_hub_in_sequence_order() {
+        let (tx, mut rx) = broadcast::channel(64);
+        let mut st = Ordering {
+            next: 5,
+            early: Default::default(),
+            head: 0,
+            behind_since: None,
+        };
+        // 7 and 6 come before 5: they wait.
+        for seq in [7, 6] {
+            st.early.insert(seq, event(seq));
+            st.flush(&tx);
+        }
+        assert_eq!(seqs(&mut rx), Vec::<i64>::new());
+        assert!(st.behind_since.is_some());
+        st.early.insert(5, event(5));
+        st.flush(&tx);
+        assert_eq!(seqs(&mut rx), [5, 6, 7]);
+        assert!(st.behind_since.is_none());
+        // A repeat (the NOTIFY of an event published locally) is dropped.
+        st.early.insert(6, event(6));
+        st.flush(&tx);
+        assert_eq!(seqs(&mut rx), Vec::<i64>::new());
+        // A head beyond what was handed out means "behind" until the table is read.
+        st.head = 9;
+        st.flush(&tx);
+        assert!(st.behind_since.is_some());
     }
 }
