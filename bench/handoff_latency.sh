@@ -10,13 +10,14 @@
 # Knobs: SCENARIOS ("sqlite pg"), SUBSCRIBERS (1000), HANDOFFS (200), PAUSE_MS (20), WORK (/tmp/hl),
 #        PG_HOST (127.0.0.1), PG_USER (postgres), PG_DB (bench_handoff, dropped and recreated),
 #        PORT_SQLITE (8211), PORT_A (8212), PORT_B (8213), CARGO_TARGET_DIR (<repo>/target),
-#        BUILD (1; 0 skips the builds). Any other variable the bench reads (BATCH, RAMP_MS, ...)
+#        BUILD (1; 0 skips the builds), SERVER_BIN (the server to run; default the release build).
+#        Any other variable the bench reads (BATCH, RAMP_MS, ...)
 #        passes through.
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(dirname "$HERE")
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
-BIN=$CARGO_TARGET_DIR/release/closedloop
+BIN=${SERVER_BIN:-$CARGO_TARGET_DIR/release/closedloop}
 WORK=${WORK:-/tmp/hl}
 SCENARIOS=${SCENARIOS:-"sqlite pg"}
 export SUBSCRIBERS=${SUBSCRIBERS:-1000} HANDOFFS=${HANDOFFS:-200}
@@ -41,10 +42,16 @@ if ! ulimit -n 65536 2>/dev/null; then
 fi
 log "open-file limit: $(ulimit -n)"
 
+# The bench is built (and found) before any server starts, so no build runs during a scenario.
 if [ "${BUILD:-1}" = 1 ]; then
   log "building (release) in $CARGO_TARGET_DIR"
-  (cd "$ROOT" && cargo build --release -q --bin closedloop && cargo bench -q --bench handoff_latency --no-run)
+  (cd "$ROOT" && cargo build --release -q --bin closedloop)
+  BENCH_EXE=$(cd "$ROOT" && cargo bench -q --bench handoff_latency --no-run --message-format=json |
+    grep -o '"executable":"[^"]*handoff_latency[^"]*"' | tail -n1 | cut -d'"' -f4)
+else
+  BENCH_EXE=$(ls -t "$CARGO_TARGET_DIR"/release/deps/handoff_latency-* 2>/dev/null | grep -v '\.d$' | head -n1 || true)
 fi
+[ -n "${BENCH_EXE:-}" ] && [ -x "$BENCH_EXE" ] || die "no bench executable (build it: cargo bench --bench handoff_latency --no-run)"
 [ -x "$BIN" ] || die "no server binary at $BIN"
 
 PIDS=()
@@ -87,7 +94,7 @@ setup() {
 bench() {
   local out=$1
   shift
-  (cd "$ROOT" && env "$@" cargo bench -q --bench handoff_latency) 2>&1 | tee "$out"
+  env "$@" "$BENCH_EXE" 2>&1 | tee "$out"
 }
 
 mkdir -p "$WORK"
@@ -129,6 +136,6 @@ echo
 echo "== handoff latency, $SUBSCRIBERS subscribers x $HANDOFFS handoffs =="
 for r in "${RESULTS[@]}"; do
   echo "-- $r"
-  grep -E '^(deliveries|latency|per handoff|mutation round|server RSS|verdict)' "$WORK/$r.txt" || true
+  grep -E '^(deliveries|latency|per handoff|mutation round|server RSS|CPU over|verdict)' "$WORK/$r.txt" || true
   grep '^SUMMARY' "$WORK/$r.txt" | sed 's/^SUMMARY //'
 done

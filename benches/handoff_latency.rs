@@ -15,7 +15,8 @@
 //! - `SUBSCRIBERS` (1000), `HANDOFFS` (200), `PAUSE_MS` (20, between two handoffs),
 //!   `BATCH` (50 connections opened at once), `RAMP_MS` (50, between two batches),
 //!   `SETTLE_MS` (1000, after the last subscription), `DRAIN_SECS` (15, the longest wait for the
-//!   last deliveries), `TARGET_P99_MS` (50);
+//!   last deliveries), `TARGET_P99_MS` (50), `CLIENT_READ_BUFFER` (4096 bytes: the subscribers'
+//!   tungstenite read buffer), `CLIENT_NODELAY` (1: TCP_NODELAY on the subscribers' sockets);
 //! - `SERVER_PIDS`: comma-separated server pids whose VmRSS is read before and after the
 //!   subscribers connect.
 //!
@@ -31,6 +32,7 @@ use serde_json::{Value, json};
 use tokio::sync::{oneshot, watch};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 const UPSERT_LEAD: &str = "mutation($input: UpsertLeadInput!) { upsertLead(input: $input) { lead { id } userErrors { code message } } }";
 const HAND_OFF: &str = "mutation($input: HandOffLeadInput!) { handOffLead(input: $input) { handoff { id } event { cursor seq } userErrors { code message } } }";
@@ -54,6 +56,8 @@ struct Settings {
     drain: Duration,
     target_p99_ms: f64,
     pids: Vec<u32>,
+    client_read_buffer: usize,
+    client_nodelay: bool,
 }
 
 impl Settings {
@@ -119,6 +123,8 @@ impl Settings {
             drain: Duration::from_secs(num("DRAIN_SECS", 15)?),
             target_p99_ms: num("TARGET_P99_MS", 50)? as f64,
             pids,
+            client_read_buffer: num("CLIENT_READ_BUFFER", 4096)?.max(16) as usize,
+            client_nodelay: num("CLIENT_NODELAY", 1)? != 0,
         })
     }
 }
@@ -131,6 +137,37 @@ fn rss_kib(pid: u32) -> Option<u64> {
         .find_map(|l| l.strip_prefix("VmRSS:"))
         .and_then(|v| v.split_whitespace().next())
         .and_then(|v| v.parse().ok())
+}
+
+/// User + system CPU time of a process in seconds (`"self"` for this one), from /proc/PID/stat.
+fn cpu_secs(pid: &str) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    // USER_HZ is 100 on Linux.
+    Some(ticks as f64 / 100.0)
+}
+
+/// Busy CPU time of the whole machine in seconds (all but idle and iowait), from /proc/stat.
+fn machine_busy_secs() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let ticks: Vec<u64> = stat
+        .lines()
+        .next()?
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|t| t.parse().ok())
+        .collect();
+    let idle = ticks.get(3)? + ticks.get(4)?;
+    Some((ticks.iter().sum::<u64>() - idle) as f64 / 100.0)
+}
+
+/// CPU seconds of each server, then of this process, then of the whole machine.
+fn cpu_all(pids: &[u32]) -> Vec<Option<f64>> {
+    let mut v: Vec<Option<f64>> = pids.iter().map(|p| cpu_secs(&p.to_string())).collect();
+    v.push(cpu_secs("self"));
+    v.push(machine_busy_secs());
+    v
 }
 
 fn rss_all(pids: &[u32]) -> Vec<Option<u64>> {
@@ -229,7 +266,10 @@ async fn subscriber(
         request
             .headers_mut()
             .insert("Sec-WebSocket-Protocol", "graphql-transport-ws".parse().expect("a header value"));
-        let (mut socket, _) = tokio_tungstenite::connect_async(request)
+        // tungstenite zero-fills its whole read buffer (128 KiB by default) on every read
+        // (snapview/tungstenite-rs#547): a small one keeps this client's CPU off the server's cores.
+        let config = WebSocketConfig::default().read_buffer_size(s.client_read_buffer);
+        let (mut socket, _) = tokio_tungstenite::connect_async_with_config(request, Some(config), s.client_nodelay)
             .await
             .map_err(|e| format!("connect: {e}"))?;
         let init = json!({ "type": "connection_init", "payload": { "Authorization": format!("Bearer {}", s.sub_key) } });
@@ -423,6 +463,7 @@ async fn run() -> Result<(), BoxError> {
     // 3. The handoffs, one after the other.
     let mut sent: Vec<Sent> = Vec::with_capacity(s.handoffs);
     let mut mutation_errors: Vec<String> = Vec::new();
+    let cpu_start = cpu_all(&s.pids);
     let run_start = Instant::now();
     for lead in &leads {
         let body = json!({ "query": HAND_OFF, "variables": { "input": { "leadId": lead } } }).to_string();
@@ -463,6 +504,8 @@ async fn run() -> Result<(), BoxError> {
     while delivered.load(Ordering::Relaxed) < early + expected && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    let busy_secs = run_start.elapsed().as_secs_f64();
+    let cpu_end = cpu_all(&s.pids);
     tokio::time::sleep(Duration::from_millis(500)).await;
     let rss_after = rss_all(&s.pids);
     let _ = stop_tx.send(true);
@@ -582,6 +625,32 @@ async fn run() -> Result<(), BoxError> {
             println!("  {n} x {p}");
         }
     }
+    // CPU used from the first handoff to the last delivery, in cores: a server near 2.0 on this
+    // 2-core machine (or the two servers plus this process near it) is saturated.
+    let cores: Vec<Option<f64>> = cpu_start
+        .iter()
+        .zip(&cpu_end)
+        .map(|(a, b)| Some(((b.as_ref()? - a.as_ref()?) / busy_secs * 100.0).round() / 100.0))
+        .collect();
+    let (servers, rest) = cores.split_at(cores.len() - 2);
+    let (client, machine) = (rest[0], rest[1]);
+    let others = machine.map(|m| {
+        let ours: f64 = servers.iter().flatten().sum::<f64>() + client.unwrap_or(0.0);
+        ((m - ours).max(0.0) * 100.0).round() / 100.0
+    });
+    let show = |v: &[Option<f64>]| {
+        v.iter()
+            .map(|c| c.map_or_else(|| "?".to_owned(), |c| format!("{c:.2}")))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    println!(
+        "CPU over {busy_secs:.1} s of handoffs and deliveries, in cores: servers [{}], this bench {}, other processes {} (machine: {} cores)",
+        show(servers),
+        show(&[client]),
+        show(&[others]),
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
     let delta: Vec<i64> = rss_before
         .iter()
         .zip(&rss_subscribed)
@@ -632,6 +701,9 @@ async fn run() -> Result<(), BoxError> {
         "rss_subscribed_kib": rss_subscribed,
         "rss_after_kib": rss_after,
         "kib_per_subscriber": round2(per_sub_kib),
+        "cpu_cores_servers": servers,
+        "cpu_cores_bench": client,
+        "cpu_cores_other_processes": others,
         "complete": ok,
         "p99_under_target": p99 < s.target_p99_ms,
     });
