@@ -106,15 +106,43 @@ impl Handoff {
 }
 
 /// One change of a handoff, as subscribers and webhooks receive it.
+///
+/// One event goes to every subscriber, and each resolves it on its own: the payload is parsed
+/// only when a field needs it (the row's columns answer seq, kind, time, handoff and lead).
 pub struct HandoffEvent {
     row: Arc<event::Model>,
-    data: HandoffEventData,
+    data: std::sync::OnceLock<HandoffEventData>,
 }
 
 impl HandoffEvent {
     pub fn new(row: Arc<event::Model>) -> async_graphql::Result<Self> {
-        let data = serde_json::from_value(row.payload.clone()).map_err(|e| gql_error(AppError::internal(e)))?;
-        Ok(Self { row, data })
+        Ok(Self {
+            row,
+            data: std::sync::OnceLock::new(),
+        })
+    }
+
+    fn data(&self) -> async_graphql::Result<&HandoffEventData> {
+        if let Some(d) = self.data.get() {
+            return Ok(d);
+        }
+        use serde::Deserialize;
+        let parsed = HandoffEventData::deserialize(&self.row.payload).map_err(|e| gql_error(AppError::internal(e)))?;
+        Ok(self.data.get_or_init(|| parsed))
+    }
+
+    fn handoff_id_num(&self) -> async_graphql::Result<i64> {
+        match self.row.handoff_id {
+            Some(id) => Ok(id),
+            None => Ok(self.data()?.handoff_id),
+        }
+    }
+
+    fn lead_id_num(&self) -> async_graphql::Result<i64> {
+        match self.row.lead_id {
+            Some(id) => Ok(id),
+            None => Ok(self.data()?.lead_id),
+        }
     }
 }
 
@@ -138,65 +166,69 @@ impl HandoffEvent {
     async fn handoff(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Handoff>> {
         Ok(ctx
             .data_unchecked::<Loaders>()
-            .load_one(HandoffId(self.data.handoff_id))
+            .load_one(HandoffId(self.handoff_id_num()?))
             .await?
             .map(Handoff))
     }
-    async fn handoff_id(&self) -> ID {
-        ids::encode(NodeType::Handoff, self.data.handoff_id)
+    async fn handoff_id(&self) -> async_graphql::Result<ID> {
+        Ok(ids::encode(NodeType::Handoff, self.handoff_id_num()?))
     }
     async fn lead(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Lead>> {
-        Ok(ctx.data_unchecked::<Loaders>().load_one(LeadId(self.data.lead_id)).await?.map(Lead))
+        Ok(ctx
+            .data_unchecked::<Loaders>()
+            .load_one(LeadId(self.lead_id_num()?))
+            .await?
+            .map(Lead))
     }
-    async fn lead_id(&self) -> ID {
-        ids::encode(NodeType::Lead, self.data.lead_id)
+    async fn lead_id(&self) -> async_graphql::Result<ID> {
+        Ok(ids::encode(NodeType::Lead, self.lead_id_num()?))
     }
     /// The owner after the change.
     async fn owner(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<User>> {
-        user(ctx, self.data.owner_id).await
+        user(ctx, self.data()?.owner_id).await
     }
     /// REASSIGNED: the owner before.
     async fn previous_owner(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<User>> {
-        user(ctx, self.data.previous_owner_id).await
+        user(ctx, self.data()?.previous_owner_id).await
     }
     /// The handoff's status after the change.
-    async fn status(&self) -> HandoffStatus {
-        HandoffStatus::from_db(&self.data.status)
+    async fn status(&self) -> async_graphql::Result<HandoffStatus> {
+        Ok(HandoffStatus::from_db(&self.data()?.status))
     }
     /// The lead's stage before the change (its key is kept even if the stage is renamed).
     #[graphql(name = "fromStageKey")]
-    async fn stage_key_before(&self) -> Option<&str> {
-        self.data.from_stage.as_deref()
+    async fn stage_key_before(&self) -> async_graphql::Result<Option<&str>> {
+        Ok(self.data()?.from_stage.as_deref())
     }
-    async fn to_stage_key(&self) -> Option<&str> {
-        self.data.to_stage.as_deref()
+    async fn to_stage_key(&self) -> async_graphql::Result<Option<&str>> {
+        Ok(self.data()?.to_stage.as_deref())
     }
     #[graphql(name = "fromStage")]
     async fn stage_before(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<FunnelStage>> {
-        stage(ctx, self.data.from_stage_id).await
+        stage(ctx, self.data()?.from_stage_id).await
     }
     async fn to_stage(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<FunnelStage>> {
-        stage(ctx, self.data.to_stage_id).await
+        stage(ctx, self.data()?.to_stage_id).await
     }
-    async fn note(&self) -> Option<&str> {
-        self.data.note.as_deref()
+    async fn note(&self) -> async_graphql::Result<Option<&str>> {
+        Ok(self.data()?.note.as_deref())
     }
-    async fn reason_code(&self) -> Option<&str> {
-        self.data.reason_code.as_deref()
+    async fn reason_code(&self) -> async_graphql::Result<Option<&str>> {
+        Ok(self.data()?.reason_code.as_deref())
     }
-    async fn feedback(&self) -> Option<&str> {
-        self.data.feedback.as_deref()
+    async fn feedback(&self) -> async_graphql::Result<Option<&str>> {
+        Ok(self.data()?.feedback.as_deref())
     }
-    async fn nurture_until(&self) -> Option<DateTime> {
-        self.data.nurture_until.map(Into::into)
+    async fn nurture_until(&self) -> async_graphql::Result<Option<DateTime>> {
+        Ok(self.data()?.nurture_until.map(Into::into))
     }
     /// The lead's cell in the default scoring model ("A1" ... "D4") when one is known.
-    async fn scoring_cell(&self) -> Option<&str> {
-        self.data.scoring_cell.as_deref()
+    async fn scoring_cell(&self) -> async_graphql::Result<Option<&str>> {
+        Ok(self.data()?.scoring_cell.as_deref())
     }
     /// Who made the change.
-    async fn actor(&self) -> &str {
-        &self.data.actor
+    async fn actor(&self) -> async_graphql::Result<&str> {
+        Ok(&self.data()?.actor)
     }
 }
 
