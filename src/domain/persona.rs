@@ -69,20 +69,44 @@ fn equals(value: &Attr, v: &Value) -> bool {
     }
 }
 
-/// The match in percent (0 to 100, exact) and which criteria were met, in order.
-pub fn match_percent<'a>(criteria: &[Criterion<'a>], attr: impl Fn(&str) -> Option<Attr>) -> (Decimal, Vec<bool>) {
-    let total: i64 = criteria.iter().map(|c| i64::from(c.weight.max(0))).sum();
-    let met: Vec<bool> = criteria.iter().map(|c| meets(c, attr(c.attribute).as_ref())).collect();
-    if total == 0 {
-        return (Decimal::ZERO, met);
+/// How a lead matches a persona: the weights (kept as integers, so that a third stays a third)
+/// and which criteria were met, in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Match {
+    pub matched_weight: i32,
+    pub total_weight: i32,
+    pub met: Vec<bool>,
+}
+
+impl Match {
+    /// matched / total x 100, exact (0 without weights).
+    pub fn percent(&self) -> Decimal {
+        percent(self.matched_weight, self.total_weight)
     }
-    let got: i64 = criteria
-        .iter()
-        .zip(&met)
-        .filter(|(_, m)| **m)
-        .map(|(c, _)| i64::from(c.weight.max(0)))
-        .sum();
-    (Decimal::from(got * 100) / Decimal::from(total), met)
+
+    /// Whether the match reaches `threshold` percent, decided in integers.
+    pub fn reaches(&self, threshold: i32) -> bool {
+        self.total_weight > 0 && i64::from(self.matched_weight) * 100 >= i64::from(threshold) * i64::from(self.total_weight)
+    }
+}
+
+/// matched / total x 100, exact (0 when total is 0).
+pub fn percent(matched: i32, total: i32) -> Decimal {
+    if total <= 0 {
+        return Decimal::ZERO;
+    }
+    Decimal::from(i64::from(matched) * 100) / Decimal::from(total)
+}
+
+/// The match of a lead (its attributes through `attr`) with a persona's criteria.
+pub fn evaluate(criteria: &[Criterion<'_>], attr: impl Fn(&str) -> Option<Attr>) -> Match {
+    let met: Vec<bool> = criteria.iter().map(|c| meets(c, attr(c.attribute).as_ref())).collect();
+    let weight = |c: &Criterion<'_>| c.weight.max(0);
+    Match {
+        matched_weight: criteria.iter().zip(&met).filter(|(_, m)| **m).map(|(c, _)| weight(c)).sum(),
+        total_weight: criteria.iter().map(weight).sum(),
+        met,
+    }
 }
 
 #[cfg(test)]
@@ -134,11 +158,12 @@ mod tests {
             "country" => text("DE"),
             _ => None,
         };
-        let (pct, met) = match_percent(&criteria, lead);
+        let m = evaluate(&criteria, lead);
+        let (pct, met) = (m.percent(), m.met.clone());
         // 40 + 30 + 10 of 100; the size is out of range.
         assert_eq!(pct, Decimal::from(80));
         assert_eq!(met, vec![true, true, false, true]);
-        let (pct, _) = match_percent(&criteria[1..3], |_| None);
+        let pct = evaluate(&criteria[1..3], |_| None).percent();
         assert_eq!(pct, Decimal::ZERO);
     }
 
@@ -177,7 +202,9 @@ mod tests {
                 weight: 2,
             },
         ];
-        let (pct, _) = match_percent(&criteria, |k| (k == "a").then(|| Attr::Text("A".into())));
+        let m = evaluate(&criteria, |k| (k == "a").then(|| Attr::Text("A".into())));
+        let pct = m.percent();
+        assert!(!m.reaches(34) && m.reaches(33));
         assert_eq!(pct * Decimal::from(3), Decimal::from(100));
     }
 }

@@ -128,8 +128,7 @@ impl PersonaMatch {
     }
     /// Matched weight / total weight x 100, to two decimal places (half away from zero).
     async fn percent(&self) -> Decimal {
-        let exact =
-            rust_decimal::Decimal::from(i64::from(self.0.matched_weight) * 100) / rust_decimal::Decimal::from(self.0.total_weight.max(1));
+        let exact = crate::domain::persona::percent(self.0.matched_weight, self.0.total_weight);
         let mut d = exact.round_dp_with_strategy(2, rust_decimal::RoundingStrategy::MidpointAwayFromZero);
         d.rescale(2);
         Decimal(d)

@@ -19,7 +19,7 @@ use super::clean;
 use crate::auth::Principal;
 use crate::db::Db;
 use crate::domain::money;
-use crate::domain::persona::{Attr, Criterion, match_percent};
+use crate::domain::persona::{Attr, Criterion, Match, evaluate};
 use crate::error::{AppError, ServiceError, ServiceResult, Validator};
 use crate::store::bulk::Inserter;
 use crate::store::{self, Scoped};
@@ -74,14 +74,6 @@ pub struct Compiled {
     pub criteria: Vec<persona_criterion::Model>,
 }
 
-/// How one lead matches one persona.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Match {
-    pub matched_weight: i32,
-    pub total_weight: i32,
-    pub met: Vec<bool>,
-}
-
 impl Compiled {
     pub fn evaluate(&self, l: &lead::Model, a: Option<&account::Model>) -> Match {
         let criteria: Vec<Criterion<'_>> = self
@@ -94,25 +86,12 @@ impl Compiled {
                 weight: c.weight,
             })
             .collect();
-        let (_, met) = match_percent(&criteria, |name| attribute(l, a, name));
-        let total = self.criteria.iter().map(|c| c.weight.max(0)).sum();
-        let matched = self
-            .criteria
-            .iter()
-            .zip(&met)
-            .filter(|(_, m)| **m)
-            .map(|(c, _)| c.weight.max(0))
-            .sum();
-        Match {
-            matched_weight: matched,
-            total_weight: total,
-            met,
-        }
+        evaluate(&criteria, |name| attribute(l, a, name))
     }
 
-    /// Whether a match reaches the threshold: matched / total x 100 >= threshold, in integers.
+    /// Whether a match reaches the persona's threshold.
     pub fn is_member(&self, m: &Match) -> bool {
-        m.total_weight > 0 && i64::from(m.matched_weight) * 100 >= i64::from(self.persona.match_threshold) * i64::from(m.total_weight)
+        m.reaches(self.persona.match_threshold)
     }
 }
 
