@@ -4,6 +4,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261125_000001_init;
 mod m20261126_000001_handoffs;
 mod m20261126_000002_persona_matches;
+mod m20261126_000003_scoring;
 
 pub struct Migrator;
 
@@ -14,6 +15,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000001_init::Migration),
             Box::new(m20261126_000001_handoffs::Migration),
             Box::new(m20261126_000002_persona_matches::Migration),
+            Box::new(m20261126_000003_scoring::Migration),
         ]
     }
 }

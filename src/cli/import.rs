@@ -1110,6 +1110,9 @@ async fn apply_parts(
     lead_ids.sort_unstable();
     crate::service::persona::refresh_leads(db, ws.id, &lead_ids).await?;
     lap("persona matches written");
+    // An import loads history: scores are brought up to date, but nobody is handed off.
+    crate::service::scoring::refresh_leads(db, ws.id, &lead_ids).await?;
+    lap("scores written");
     Ok(counts)
 }
 

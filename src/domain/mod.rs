@@ -4,5 +4,6 @@ pub mod handoff;
 pub mod ids;
 pub mod money;
 pub mod persona;
+pub mod scoring;
 pub mod search;
 pub mod vocab;

@@ -264,7 +264,8 @@ impl AccountMutation {
             country: patch(input.country),
             customer_status: input.customer_status.map(Into::into),
         };
-        let (result, user_errors) = split(crate::service::account::upsert(ctx.db(), p, input).await)?;
+        let (result, user_errors) =
+            split(crate::service::account::upsert(ctx.db(), ctx.data_unchecked::<crate::events::Bus>(), p, input).await)?;
         let created = result.as_ref().is_some_and(|(_, c)| *c);
         Ok(UpsertAccountPayload {
             account: result.map(|(a, _)| a),

@@ -15,6 +15,7 @@ pub enum NodeType {
     Opportunity,
     Persona,
     RoutingRule,
+    ScoringModel,
     Touchpoint,
     User,
     Webhook,
@@ -29,6 +30,7 @@ impl NodeType {
             NodeType::FunnelStage => "FunnelStage",
             NodeType::Handoff => "Handoff",
             NodeType::RoutingRule => "RoutingRule",
+            NodeType::ScoringModel => "ScoringModel",
             NodeType::Webhook => "Webhook",
             NodeType::Lead => "Lead",
             NodeType::Opportunity => "Opportunity",
@@ -38,13 +40,14 @@ impl NodeType {
         }
     }
 
-    const ALL: [NodeType; 12] = [
+    const ALL: [NodeType; 13] = [
         NodeType::Account,
         NodeType::Campaign,
         NodeType::CampaignCost,
         NodeType::FunnelStage,
         NodeType::Handoff,
         NodeType::RoutingRule,
+        NodeType::ScoringModel,
         NodeType::Webhook,
         NodeType::Lead,
         NodeType::Opportunity,

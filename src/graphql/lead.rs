@@ -18,6 +18,7 @@ use crate::graphql::opportunity::Opportunity;
 use crate::graphql::pagination::{Conn, OrderDirection, PageArgs, TotalCount, connection, is_time};
 use crate::graphql::persona::PersonaMatch;
 use crate::graphql::scalars::DateTime;
+use crate::graphql::scoring::{Grade, LeadScore, ScoreBreakdown, ScoringCell};
 use crate::graphql::touchpoint::{Touchpoint, TouchpointOrder, touchpoint_key};
 use crate::graphql::user::User;
 use crate::graphql::{codes, decode_opt, patch, patch_id};
@@ -193,6 +194,21 @@ impl Lead {
         });
         Ok(rows.into_iter().map(PersonaMatch).collect())
     }
+    /// The lead's score under a scoring model (default: the default model) at `asOf` (default:
+    /// now). Null for an erased lead.
+    async fn score(&self, ctx: &Context<'_>, model: Option<ID>, as_of: Option<DateTime>) -> async_graphql::Result<Option<LeadScore>> {
+        crate::graphql::scoring::lead_score(ctx, self.0.id, model, as_of).await
+    }
+    /// Why the lead has its score: each profile rule, met or not, and each touchpoint up to
+    /// `asOf` with its points, daily cap, decay and contribution.
+    async fn score_breakdown(
+        &self,
+        ctx: &Context<'_>,
+        model: Option<ID>,
+        as_of: Option<DateTime>,
+    ) -> async_graphql::Result<Option<ScoreBreakdown>> {
+        crate::graphql::scoring::lead_breakdown(ctx, self.0.id, model, as_of).await
+    }
     /// The pending handoff to sales, if there is one.
     async fn open_handoff(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Handoff>> {
         Ok(ctx
@@ -319,6 +335,61 @@ pub struct LeadFilter {
     pub search: Option<String>,
     /// Members of this persona (leads that reach its match threshold).
     pub persona: Option<ID>,
+    /// The scoring model `scoringCell`, `grade` and `minActivityScore` refer to (default: the
+    /// workspace's default model). Scores are taken now.
+    pub scoring_model: Option<ID>,
+    /// Leads in one of these cells of the scoring matrix.
+    pub scoring_cell: Option<Vec<ScoringCell>>,
+    /// Leads with one of these profile grades.
+    pub grade: Option<Vec<Grade>>,
+    /// Leads whose activity score now is at least this.
+    pub min_activity_score: Option<f64>,
+}
+
+/// The store's form of a lead filter (resolving the scoring model when a score condition is
+/// given); the `leads` list, `scoringMatrix` and the CSV export share it.
+pub async fn store_filter(ctx: &Context<'_>, f: LeadFilter) -> async_graphql::Result<StoreFilter> {
+    let p = ctx.principal()?;
+    let query = crate::service::scoring::ScoreQuery {
+        cells: f
+            .scoring_cell
+            .map(|c| c.into_iter().map(crate::domain::scoring::Cell::from).collect()),
+        grades: f.grade.map(|g| g.into_iter().map(crate::domain::scoring::Grade::from).collect()),
+        min_activity: f.min_activity_score,
+    };
+    let scoring = if query.is_empty() {
+        None
+    } else {
+        let s = crate::graphql::scoring::resolve_model(ctx, f.scoring_model.as_ref()).await?;
+        Some(
+            crate::service::scoring::score_filter(&ctx.db().conn, p.workspace_id, &s, chrono::Utc::now(), query)
+                .await
+                .gql()?,
+        )
+    };
+    let created = f.created_at.unwrap_or_default();
+    Ok(StoreFilter {
+        stage_keys: f.stage.map(|v| codes(&v)),
+        statuses: f.status.map(|v| {
+            v.into_iter()
+                .map(|s| crate::domain::vocab::LifecycleStatus::from(s).as_str().to_owned())
+                .collect()
+        }),
+        owner_id: decode_opt(NodeType::User, f.owner_id.as_ref())?,
+        account_id: decode_opt(NodeType::Account, f.account_id.as_ref())?,
+        countries: f.country.map(|v| v.iter().map(|c| c.trim().to_ascii_uppercase()).collect()),
+        industries: f.industry,
+        created_from: created.from.map(|t| t.0),
+        created_to: created.to.map(|t| t.0),
+        updated_since: f.updated_since.map(|t| t.0),
+        search: f.search,
+        include_erased: false,
+        persona: decode_opt(NodeType::Persona, f.persona.as_ref())?.map(|persona_id| store::lead::PersonaMatchFilter {
+            persona_id,
+            min_match: None,
+        }),
+        scoring,
+    })
 }
 
 #[derive(Default)]
@@ -339,29 +410,7 @@ impl LeadQuery {
         before: Option<String>,
     ) -> async_graphql::Result<Conn<Lead>> {
         let p = ctx.principal()?;
-        let f = filter.unwrap_or_default();
-        let created = f.created_at.unwrap_or_default();
-        let sf = StoreFilter {
-            stage_keys: f.stage.map(|v| codes(&v)),
-            statuses: f.status.map(|v| {
-                v.into_iter()
-                    .map(|s| crate::domain::vocab::LifecycleStatus::from(s).as_str().to_owned())
-                    .collect()
-            }),
-            owner_id: decode_opt(NodeType::User, f.owner_id.as_ref())?,
-            account_id: decode_opt(NodeType::Account, f.account_id.as_ref())?,
-            countries: f.country.map(|v| v.iter().map(|c| c.trim().to_ascii_uppercase()).collect()),
-            industries: f.industry,
-            created_from: created.from.map(|t| t.0),
-            created_to: created.to.map(|t| t.0),
-            updated_since: f.updated_since.map(|t| t.0),
-            search: f.search,
-            include_erased: false,
-            persona: decode_opt(NodeType::Persona, f.persona.as_ref())?.map(|persona_id| store::lead::PersonaMatchFilter {
-                persona_id,
-                min_match: None,
-            }),
-        };
+        let sf = store_filter(ctx, filter.unwrap_or_default()).await?;
         let order = order_by.unwrap_or_default();
         use lead::Column as C;
         let column = match order.field {
@@ -526,7 +575,8 @@ impl LeadMutation {
             stage: input.stage,
             created_at: input.created_at.map(|t| t.0),
         };
-        let (result, user_errors) = split(crate::service::lead::upsert(ctx.db(), p, upsert).await)?;
+        let (result, user_errors) =
+            split(crate::service::lead::upsert(ctx.db(), ctx.data_unchecked::<crate::events::Bus>(), p, upsert).await)?;
         let created = result.as_ref().is_some_and(|(_, c)| *c);
         Ok(LeadPayload {
             lead: result.map(|(l, _)| l),
@@ -540,7 +590,8 @@ impl LeadMutation {
         let p = ctx.allowed(Action::WriteContacts)?;
         let id = ids::decode(NodeType::Lead, &input.id).gql()?;
         let fields = input.fields.into_fields()?;
-        let (lead, user_errors) = split(crate::service::lead::update(ctx.db(), p, id, fields).await)?;
+        let (lead, user_errors) =
+            split(crate::service::lead::update(ctx.db(), ctx.data_unchecked::<crate::events::Bus>(), p, id, fields).await)?;
         Ok(LeadPayload {
             lead,
             created: false,

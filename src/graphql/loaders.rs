@@ -6,7 +6,7 @@ use std::hash::Hash;
 use async_graphql::dataloader::{DataLoader, HashMapCache, Loader};
 use entity::{
     account, campaign, campaign_cost, funnel_stage, handoff, lead, lead_persona_match, lead_stage_history, opportunity,
-    opportunity_contact, persona, touchpoint, user,
+    opportunity_contact, persona, scoring_model, touchpoint, user,
 };
 use sea_orm::{ColumnTrait, DatabaseConnection, QueryFilter};
 
@@ -66,6 +66,7 @@ by_id_key!(UserId, user);
 by_id_key!(OpportunityId, opportunity);
 by_id_key!(HandoffId, handoff);
 by_id_key!(PersonaId, persona);
+by_id_key!(ScoringModelId, scoring_model);
 
 /// The persona matches of a lead (personas it matches to any degree).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -455,6 +456,96 @@ impl Loader<PersonaCriteria> for DbLoader {
         let mut out: HashMap<PersonaCriteria, Vec<_>> = keys.iter().map(|k| (*k, Vec::new())).collect();
         for row in rows {
             out.entry(PersonaCriteria(row.persona_id)).or_default().push(row);
+        }
+        Ok(out)
+    }
+}
+
+/// A lead's score under a model (`None`: the default) at a time (microseconds since the epoch):
+/// the model, and the score (`None` when the lead has none, e.g. erased). Late rows (touches
+/// after the time) are recomputed from their touchpoints, read for the whole batch at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct LeadScoreAt {
+    pub model: Option<i64>,
+    pub lead: i64,
+    pub at_micros: i64,
+}
+
+pub type ScoreOf = (
+    std::sync::Arc<crate::service::scoring::Scorer>,
+    Option<crate::domain::scoring::Score>,
+);
+
+impl Loader<LeadScoreAt> for DbLoader {
+    type Value = ScoreOf;
+    type Error = async_graphql::Error;
+
+    async fn load(&self, keys: &[LeadScoreAt]) -> LoadResult<LeadScoreAt, ScoreOf> {
+        use crate::service::scoring::{Scorer, scorers, stored_activity, touches_of};
+        use std::sync::Arc;
+        let all: Vec<Arc<Scorer>> = scorers(&self.db, self.ws).await.map_err(err)?.into_iter().map(Arc::new).collect();
+        let pick = |m: Option<i64>| match m {
+            Some(id) => all.iter().find(|s| s.id() == id).cloned(),
+            None => all.iter().find(|s| s.row.is_default).cloned(),
+        };
+        let model_ids: Vec<i64> = keys.iter().filter_map(|k| pick(k.model)).map(|s| s.id()).collect();
+        let lead_ids: Vec<i64> = keys.iter().map(|k| k.lead).collect();
+        let rows = entity::lead_score::Entity::in_workspace(self.ws)
+            .filter(entity::lead_score::Column::ModelId.is_in(model_ids))
+            .filter(entity::lead_score::Column::LeadId.is_in(lead_ids))
+            .all(&self.db)
+            .await
+            .map_err(err)?;
+        let rows: HashMap<(i64, i64), entity::lead_score::Model> = rows.into_iter().map(|r| ((r.model_id, r.lead_id), r)).collect();
+        let at = |k: &LeadScoreAt| chrono::DateTime::from_timestamp_micros(k.at_micros).unwrap_or_default();
+        let late: Vec<i64> = keys
+            .iter()
+            .filter_map(|k| {
+                let s = pick(k.model)?;
+                let r = rows.get(&(s.id(), k.lead))?;
+                r.activity_at.is_some_and(|a| a > at(k)).then_some(k.lead)
+            })
+            .collect();
+        let touches = touches_of(&self.db, self.ws, &late).await.map_err(err)?;
+        let mut out = HashMap::new();
+        for k in keys {
+            let Some(s) = pick(k.model) else { continue };
+            let t = at(k);
+            let score = rows.get(&(s.id(), k.lead)).map(|r| {
+                if r.activity_at.is_some_and(|a| a > t) {
+                    let past: Vec<_> = touches
+                        .get(&k.lead)
+                        .map(|v| v.iter().filter(|x| x.occurred_at <= t).cloned().collect())
+                        .unwrap_or_default();
+                    crate::domain::scoring::Score::at(&s.model, r.profile_score, s.model.activity(&past), t)
+                } else {
+                    crate::domain::scoring::Score::at(&s.model, r.profile_score, stored_activity(r), t)
+                }
+            });
+            out.insert(*k, (s, score));
+        }
+        Ok(out)
+    }
+}
+
+/// Every touchpoint of a lead (for score breakdowns).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct LeadAllTouchpoints(pub i64);
+
+impl Loader<LeadAllTouchpoints> for DbLoader {
+    type Value = Vec<touchpoint::Model>;
+    type Error = async_graphql::Error;
+
+    async fn load(&self, keys: &[LeadAllTouchpoints]) -> LoadResult<LeadAllTouchpoints, Vec<touchpoint::Model>> {
+        let ids: Vec<i64> = keys.iter().map(|k| k.0).collect();
+        let rows = touchpoint::Entity::in_workspace(self.ws)
+            .filter(touchpoint::Column::LeadId.is_in(ids))
+            .all(&self.db)
+            .await
+            .map_err(err)?;
+        let mut out: HashMap<LeadAllTouchpoints, Vec<touchpoint::Model>> = keys.iter().map(|k| (*k, Vec::new())).collect();
+        for row in rows {
+            out.entry(LeadAllTouchpoints(row.lead_id)).or_default().push(row);
         }
         Ok(out)
     }

@@ -15,6 +15,7 @@ pub mod opportunity;
 pub mod pagination;
 pub mod persona;
 pub mod scalars;
+pub mod scoring;
 pub mod touchpoint;
 pub mod user;
 pub mod webhook;
@@ -38,6 +39,7 @@ pub struct Query(
     touchpoint::TouchpointQuery,
     opportunity::OpportunityQuery,
     persona::PersonaQuery,
+    scoring::ScoringQuery,
     funnel::FunnelQuery,
     handoff::HandoffQuery,
     webhook::WebhookQuery,
@@ -55,6 +57,7 @@ pub struct Mutation(
     workspace::WorkspaceMutation,
     funnel::FunnelMutation,
     persona::PersonaMutation,
+    scoring::ScoringMutation,
     handoff::HandoffMutation,
     webhook::WebhookMutation,
 );

@@ -12,9 +12,10 @@ use crate::graphql::funnel::FunnelStage;
 use crate::graphql::handoff::Handoff;
 use crate::graphql::ids::{self, NodeType};
 use crate::graphql::lead::Lead;
-use crate::graphql::loaders::{AccountId, CampaignId, HandoffId, LeadId, Loaders, OpportunityId, StageId, UserId};
+use crate::graphql::loaders::{AccountId, CampaignId, HandoffId, LeadId, Loaders, OpportunityId, ScoringModelId, StageId, UserId};
 use crate::graphql::opportunity::Opportunity;
 use crate::graphql::persona::Persona;
+use crate::graphql::scoring::ScoringModel;
 use crate::graphql::touchpoint::Touchpoint;
 use crate::graphql::user::User;
 use crate::graphql::webhook::Webhook;
@@ -34,6 +35,7 @@ pub enum Node {
     Lead(Lead),
     Opportunity(Opportunity),
     Persona(Persona),
+    ScoringModel(ScoringModel),
     Touchpoint(Touchpoint),
     User(User),
     Webhook(Webhook),
@@ -75,6 +77,10 @@ async fn load(ctx: &Context<'_>, id: &ID) -> async_graphql::Result<Option<Node>>
             .await
             .gql()?
             .map(|m| Node::Touchpoint(Touchpoint(m))),
+        NodeType::ScoringModel => loaders
+            .load_one(ScoringModelId(num))
+            .await?
+            .map(|m| Node::ScoringModel(ScoringModel(m))),
         NodeType::User => loaders.load_one(UserId(num)).await?.map(|m| Node::User(User(m))),
         NodeType::Handoff => loaders.load_one(HandoffId(num)).await?.map(|m| Node::Handoff(Handoff(m))),
         // Webhook URLs and delivery logs are ADMIN data; to anyone else they do not exist.

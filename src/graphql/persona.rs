@@ -214,7 +214,7 @@ pub enum PersonaOperator {
 }
 
 impl PersonaOperator {
-    fn code(self) -> &'static str {
+    pub fn code(self) -> &'static str {
         match self {
             PersonaOperator::Equals => "EQUALS",
             PersonaOperator::In => "IN",

@@ -241,7 +241,8 @@ impl TouchpointMutation {
                 idempotency_key: it.idempotency_key,
             });
         }
-        let (result, user_errors) = split(crate::service::touchpoint::record(ctx.db(), p, items).await)?;
+        let (result, user_errors) =
+            split(crate::service::touchpoint::record(ctx.db(), ctx.data_unchecked::<crate::events::Bus>(), p, items).await)?;
         Ok(match result {
             Some(r) => RecordTouchpointsPayload {
                 recorded_count: r.recorded as i32,

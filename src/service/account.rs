@@ -10,6 +10,7 @@ use crate::db::Db;
 use crate::domain::money;
 use crate::domain::vocab::LifecycleStatus;
 use crate::error::{ServiceResult, Validator};
+use crate::events::Bus;
 use crate::store;
 
 #[derive(Debug, Clone, Default)]
@@ -33,7 +34,7 @@ pub fn country_code(raw: &str) -> Option<String> {
 
 /// Creates the account, or updates the one with the same external ID (or, without one, the
 /// same domain). Sending the same input twice changes nothing the second time.
-pub async fn upsert(db: &Db, p: Principal, input: AccountInput) -> ServiceResult<(account::Model, bool)> {
+pub async fn upsert(db: &Db, bus: &Bus, p: Principal, input: AccountInput) -> ServiceResult<(account::Model, bool)> {
     let mut v = Validator::default();
     let external_id = clean(input.external_id);
     let name = clean(input.name);
@@ -75,6 +76,7 @@ pub async fn upsert(db: &Db, p: Principal, input: AccountInput) -> ServiceResult
     }
     v.finish()?;
     let now = Utc::now();
+    let mut events = Vec::new();
     let (model, created) = match existing {
         Some(current) => {
             let mut m = current.clone();
@@ -99,6 +101,8 @@ pub async fn upsert(db: &Db, p: Principal, input: AccountInput) -> ServiceResult
                 let saved = am.update(&*txn).await?;
                 // Persona criteria may read the account's attributes.
                 super::persona::refresh_account(&*txn, p.workspace_id, saved.id).await?;
+                let entered = super::scoring::refresh_account(&*txn, p.workspace_id, saved.id).await?;
+                events = super::scoring::auto_mql(&*txn, p.workspace_id, entered).await?;
                 (saved, false)
             } else {
                 (current, false)
@@ -133,5 +137,6 @@ pub async fn upsert(db: &Db, p: Principal, input: AccountInput) -> ServiceResult
         }
     };
     txn.commit().await?;
+    super::scoring::publish(bus, events);
     Ok((model, created))
 }

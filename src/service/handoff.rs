@@ -33,6 +33,11 @@ fn stage<'a>(stages: &'a [funnel_stage::Model], key: &str) -> Result<&'a funnel_
         .ok_or_else(|| AppError::internal(format!("the funnel has no {key} stage")))
 }
 
+/// A second handoff of a lead with an open one.
+fn conflict() -> ServiceError {
+    ServiceError::invalid(&["input", "leadId"], "CONFLICT", "the lead has an open handoff already")
+}
+
 /// Commits and tells this process's subscribers (other replicas hear of it through NOTIFY).
 async fn finish(txn: crate::db::WriteTxn<'_>, bus: &Bus, handoff: handoff::Model, event: entity::event::Model) -> ServiceResult<Step> {
     txn.commit().await?;
@@ -49,7 +54,6 @@ pub async fn hand_off(db: &Db, bus: &Bus, p: Principal, lead_id: i64, note: Opti
     let note = clean(note);
     let txn = db.begin_write().await?;
     let lead = live_lead(&*txn, ws, lead_id).await?;
-    let conflict = || ServiceError::invalid(&["input", "leadId"], "CONFLICT", "the lead has an open handoff already");
     if store::handoff::open_of_lead(&*txn, ws, lead_id).await?.is_some() {
         return Err(conflict());
     }
@@ -66,9 +70,24 @@ pub async fn hand_off(db: &Db, bus: &Bus, p: Principal, lead_id: i64, note: Opti
             format!("the lead is in {} already", cur.key),
         ));
     }
-    let (owner_id, rule_id) = route(&*txn, ws, &lead).await?;
-    let now = Utc::now();
-    let who = actor(&p);
+    let (h, event) = open(&*txn, ws, &stages, lead, actor(&p), note, Utc::now()).await?;
+    finish(txn, bus, h, event).await
+}
+
+/// Opens a PENDING handoff of `lead` (checked by the caller: no open handoff, not past MQL)
+/// inside the caller's transaction: routes it, moves the lead to MQL, appends the event.
+pub(crate) async fn open(
+    db: &impl ConnectionTrait,
+    ws: i64,
+    stages: &[funnel_stage::Model],
+    lead: lead::Model,
+    who: String,
+    note: Option<String>,
+    now: DateTime<Utc>,
+) -> ServiceResult<(handoff::Model, entity::event::Model)> {
+    let mql = stage(stages, MQL)?;
+    let current = stages.iter().find(|s| s.id == lead.stage_id);
+    let (owner_id, rule_id) = route(db, ws, &lead).await?;
     let inserted = handoff::ActiveModel {
         workspace_id: Set(ws),
         lead_id: Set(lead.id),
@@ -89,7 +108,7 @@ pub async fn hand_off(db: &Db, bus: &Bus, p: Principal, lead_id: i64, note: Opti
         responded_by: Set(None),
         ..Default::default()
     }
-    .insert(&*txn)
+    .insert(db)
     .await;
     let h = match inserted {
         Ok(h) => h,
@@ -99,7 +118,7 @@ pub async fn hand_off(db: &Db, bus: &Bus, p: Principal, lead_id: i64, note: Opti
     };
     let from = current.map(|s| (s.id, s.key.clone()));
     if lead.stage_id != mql.id {
-        move_lead(&*txn, lead, mql, now, &who, Some("handed off to sales")).await?;
+        move_lead(db, lead, mql, now, &who, Some("handed off to sales")).await?;
     }
     let data = HandoffEventData {
         handoff_id: h.id,
@@ -114,8 +133,8 @@ pub async fn hand_off(db: &Db, bus: &Bus, p: Principal, lead_id: i64, note: Opti
         actor: who,
         ..Default::default()
     };
-    let event = events::append(&*txn, ws, EventKind::Created, &data, now).await?;
-    finish(txn, bus, h, event).await
+    let event = events::append(db, ws, EventKind::Created, &data, now).await?;
+    Ok((h, event))
 }
 
 /// The owner for a new handoff: the first routing rule that matches the lead (turning its

@@ -10,6 +10,7 @@ use crate::domain::email::Email;
 use crate::domain::search::lead_search_text as search_text;
 use crate::domain::vocab::LifecycleStatus;
 use crate::error::{AppError, ServiceError, ServiceResult, Validator};
+use crate::events::Bus;
 use crate::service::account::country_code;
 use crate::store;
 
@@ -143,7 +144,7 @@ async fn save(txn: &impl ConnectionTrait, before: lead::Model, mut after: lead::
 
 /// Creates a lead or updates the one with the same external ID or e-mail. Idempotent: the same
 /// input twice gives the same lead and changes nothing the second time.
-pub async fn upsert(db: &Db, p: Principal, input: UpsertLead) -> ServiceResult<(lead::Model, bool)> {
+pub async fn upsert(db: &Db, bus: &Bus, p: Principal, input: UpsertLead) -> ServiceResult<(lead::Model, bool)> {
     let ws = p.workspace_id;
     let mut v = Validator::default();
     let external_id = clean(input.external_id);
@@ -256,12 +257,15 @@ pub async fn upsert(db: &Db, p: Principal, input: UpsertLead) -> ServiceResult<(
         (Err(e), _) => return Err(e.into()),
     };
     super::persona::refresh_leads(&*txn, ws, &[lead.id]).await?;
+    let entered = super::scoring::refresh_leads(&*txn, ws, &[lead.id]).await?;
+    let events = super::scoring::auto_mql(&*txn, ws, entered).await?;
     txn.commit().await?;
+    super::scoring::publish(bus, events);
     Ok((lead, created))
 }
 
 /// Changes the given fields of one lead.
-pub async fn update(db: &Db, p: Principal, id: i64, fields: LeadFields) -> ServiceResult<lead::Model> {
+pub async fn update(db: &Db, bus: &Bus, p: Principal, id: i64, fields: LeadFields) -> ServiceResult<lead::Model> {
     let ws = p.workspace_id;
     let mut v = Validator::default();
     let txn = db.begin_write().await?;
@@ -280,7 +284,10 @@ pub async fn update(db: &Db, p: Principal, id: i64, fields: LeadFields) -> Servi
         e => e.into(),
     })?;
     super::persona::refresh_leads(&*txn, ws, &[saved.id]).await?;
+    let entered = super::scoring::refresh_leads(&*txn, ws, &[saved.id]).await?;
+    let events = super::scoring::auto_mql(&*txn, ws, entered).await?;
     txn.commit().await?;
+    super::scoring::publish(bus, events);
     Ok(saved)
 }
 
@@ -304,6 +311,8 @@ pub async fn erase(db: &Db, p: Principal, id: i64) -> ServiceResult<lead::Model>
     m.erased_at = Some(Utc::now());
     let saved = save(&*txn, current, m).await?;
     super::persona::refresh_leads(&*txn, p.workspace_id, &[saved.id]).await?;
+    // An erased lead has no scores: it counts in no cell and no export.
+    super::scoring::refresh_leads(&*txn, p.workspace_id, &[saved.id]).await?;
     txn.commit().await?;
     Ok(saved)
 }

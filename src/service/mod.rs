@@ -6,6 +6,8 @@ pub mod handoff;
 pub mod lead;
 pub mod opportunity;
 pub mod persona;
+pub mod scoring;
+pub mod scoring_model;
 pub mod touchpoint;
 pub mod user;
 pub mod vocabulary;

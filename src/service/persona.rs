@@ -286,12 +286,18 @@ pub struct PersonaInput {
     pub criteria: Option<Vec<CriterionInput>>,
 }
 
-/// Checks criteria and turns their values into the stored JSON.
-fn check_criteria(v: &mut Validator, criteria: &[CriterionInput]) -> Vec<(String, String, serde_json::Value, i32)> {
+/// Checks criteria (or profile rules: `list` names the input field) and turns their values into
+/// the stored JSON. `more` checks what else an item has (weights, points), in item order.
+pub(crate) fn check_criteria(
+    v: &mut Validator,
+    list: &str,
+    criteria: &[CriterionInput],
+    more: impl Fn(&mut Validator, usize),
+) -> Vec<(String, String, serde_json::Value, i32)> {
     let mut out = Vec::with_capacity(criteria.len());
     for (i, c) in criteria.iter().enumerate() {
         let at = i.to_string();
-        let field = |f: &str| vec!["input".to_owned(), "criteria".to_owned(), at.clone(), f.to_owned()];
+        let field = |f: &str| vec!["input".to_owned(), list.to_owned(), at.clone(), f.to_owned()];
         let attribute = c.attribute.trim().to_owned();
         let known = ATTRIBUTES.contains(&attribute.as_str()) || attribute.strip_prefix("custom.").is_some_and(|k| !k.is_empty());
         if !known {
@@ -343,12 +349,19 @@ fn check_criteria(v: &mut Validator, criteria: &[CriterionInput]) -> Vec<(String
                 serde_json::Value::Null
             }
         };
-        if !(1..=1000).contains(&c.weight) {
-            v.push_owned(field("weight"), "INVALID", "must be between 1 and 1000");
-        }
+        more(v, i);
         out.push((attribute, operator, json, c.weight));
     }
     out
+}
+
+fn check_persona_criteria(v: &mut Validator, criteria: &[CriterionInput]) -> Vec<(String, String, serde_json::Value, i32)> {
+    check_criteria(v, "criteria", criteria, |v, i| {
+        if !(1..=1000).contains(&criteria[i].weight) {
+            let field = vec!["input".to_owned(), "criteria".to_owned(), i.to_string(), "weight".to_owned()];
+            v.push_owned(field, "INVALID", "must be between 1 and 1000");
+        }
+    })
 }
 
 async fn write_criteria(
@@ -401,7 +414,7 @@ pub async fn create(db: &Db, p: Principal, input: PersonaInput) -> ServiceResult
         v.push(&["input", "name"], "REQUIRED", "a persona needs a name");
     }
     check_threshold(&mut v, input.match_threshold);
-    let criteria = check_criteria(&mut v, input.criteria.as_deref().unwrap_or_default());
+    let criteria = check_persona_criteria(&mut v, input.criteria.as_deref().unwrap_or_default());
     let txn = db.begin_write().await?;
     if let Some(n) = &name
         && persona::Entity::in_workspace(ws)
@@ -436,7 +449,7 @@ pub async fn update(db: &Db, p: Principal, id: i64, input: PersonaInput) -> Serv
     let ws = p.workspace_id;
     let mut v = Validator::default();
     check_threshold(&mut v, input.match_threshold);
-    let criteria = input.criteria.as_deref().map(|c| check_criteria(&mut v, c));
+    let criteria = input.criteria.as_deref().map(|c| check_persona_criteria(&mut v, c));
     let name = match input.name {
         Some(n) => match clean(Some(n)) {
             Some(n) => Some(n),

@@ -10,6 +10,7 @@ use crate::auth::Principal;
 use crate::db::Db;
 use crate::domain::vocab::{VOCAB_TOUCHPOINT_TYPE, normalize_code};
 use crate::error::{AppError, ServiceError, ServiceResult, Validator};
+use crate::events::Bus;
 use crate::store::{self, Scoped};
 
 pub const MAX_BATCH: usize = 10_000;
@@ -41,7 +42,7 @@ pub struct Recorded {
 
 /// Records a batch. Items whose idempotency key or external ID is already recorded (before or
 /// earlier in the same batch) are not written again, so a retried batch counts once.
-pub async fn record(db: &Db, p: Principal, items: Vec<NewTouchpoint>) -> ServiceResult<Recorded> {
+pub async fn record(db: &Db, bus: &Bus, p: Principal, items: Vec<NewTouchpoint>) -> ServiceResult<Recorded> {
     if items.len() > MAX_BATCH {
         return Err(AppError::BadInput(format!("a batch holds at most {MAX_BATCH} touchpoints, not {}", items.len())).into());
     }
@@ -171,6 +172,8 @@ pub async fn record(db: &Db, p: Principal, items: Vec<NewTouchpoint>) -> Service
 
     bump_campaign_counts(conn, ws, &inserted).await?;
     mark_contact_state(conn, ws, &inserted).await?;
+    let entered = super::scoring::add_touchpoints(conn, ws, &inserted).await?;
+    let events = super::scoring::auto_mql(conn, ws, entered).await?;
 
     let existing_ids: Vec<i64> = slots
         .iter()
@@ -199,6 +202,7 @@ pub async fn record(db: &Db, p: Principal, items: Vec<NewTouchpoint>) -> Service
     }
     let recorded = inserted.len();
     txn.commit().await?;
+    super::scoring::publish(bus, events);
     Ok(Recorded {
         recorded,
         duplicates: out.len() - recorded,

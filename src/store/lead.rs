@@ -22,6 +22,8 @@ pub struct LeadFilter {
     pub include_erased: bool,
     /// Leads that reach at least `min_match` percent of this persona's weight.
     pub persona: Option<PersonaMatchFilter>,
+    /// A condition on the leads' scores under one scoring model.
+    pub scoring: Option<super::scoring::ScoreFilter>,
 }
 
 /// Leads matching a persona to at least `min_match` percent (`None`: its own threshold).
@@ -88,6 +90,9 @@ pub fn select(ws: i64, f: &LeadFilter) -> Select<lead::Entity> {
             }
         }
         s = s.filter(C::Id.in_subquery(matches));
+    }
+    if let Some(sf) = &f.scoring {
+        s = s.filter(sf.condition(ws));
     }
     if let Some(q) = f.search.as_deref().filter(|q| !q.trim().is_empty()) {
         let pattern = LikeExpr::new(crate::domain::search::contains_pattern(q)).escape('\\');

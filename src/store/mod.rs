@@ -7,6 +7,7 @@ pub mod lead;
 pub mod opportunity;
 pub mod page;
 pub mod raw;
+pub mod scoring;
 pub mod touchpoint;
 pub mod workspace;
 
@@ -51,7 +52,9 @@ scoped!(
     routing_rule,
     webhook,
     webhook_delivery,
-    lead_persona_match
+    lead_persona_match,
+    scoring_model,
+    lead_score
 );
 
 /// Rows of `E` with the given ids in workspace `ws`; ids of other workspaces are simply absent.

@@ -19,6 +19,7 @@ mod opportunities;
 mod pagination;
 mod personas;
 mod schema;
+mod scoring;
 mod subscriptions;
 mod touchpoints;
 mod upserts;

@@ -1,0 +1,452 @@
+//! Lead scoring: models, scores and their breakdown, the matrix, score filters, automatic
+//! handoffs of leads entering an MQL cell, and bulk re-scoring after a model change.
+use chrono::{Duration, SecondsFormat, Utc};
+use serde_json::{Value, json};
+
+use crate::helpers::{TestApp, error_code, id_of, ids, user_errors};
+
+const MODEL_FIELDS: &str = "scoringModel { id name isDefault version halfLifeDays mqlCells cooldownDays gradeBands { a b c } activityBands { band1 band2 band3 } activityRules { type points dailyCap campaign { id } } profileRules { attribute operator values points } } rescoredLeads handedOff userErrors { field message code }";
+
+async fn create_model(app: &TestApp, input: Value) -> Value {
+    let q = format!("mutation($input: ScoringModelInput!) {{ createScoringModel(input: $input) {{ {MODEL_FIELDS} }} }}");
+    app.data(&app.keys.marketing, &q, json!({ "input": input })).await["createScoringModel"].clone()
+}
+
+async fn update_model(app: &TestApp, id: &str, changes: Value) -> Value {
+    let q = format!("mutation($input: UpdateScoringModelInput!) {{ updateScoringModel(input: $input) {{ {MODEL_FIELDS} }} }}");
+    app.data(&app.keys.marketing, &q, json!({ "input": { "id": id, "changes": changes } }))
+        .await["updateScoringModel"]
+        .clone()
+}
+
+/// Heads of something fit (80 points, grade A); students do not (-50).
+fn fit_model() -> Value {
+    json!({
+        "name": "Default",
+        "profileRules": [
+            { "attribute": "jobTitle", "operator": "CONTAINS", "values": ["head"], "points": 80 },
+            { "attribute": "jobTitle", "operator": "CONTAINS", "values": ["student"], "points": -50 },
+        ],
+    })
+}
+
+fn ago(minutes: i64) -> String {
+    (Utc::now() - Duration::minutes(minutes)).to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+fn touches(lead: &str, types: &[&str], minutes_ago: i64) -> Value {
+    Value::Array(
+        types
+            .iter()
+            .map(|t| json!({ "leadId": lead, "type": t, "occurredAt": ago(minutes_ago) }))
+            .collect(),
+    )
+}
+
+async fn score(app: &TestApp, lead: &str, as_of: Option<&str>) -> Value {
+    let q = "query($id: ID!, $asOf: DateTime) { node(id: $id) { ... on Lead { stage { key } score(asOf: $asOf) { profileScore grade activityScore band cell isMqlCell } } } }";
+    app.data(&app.keys.analyst, q, json!({ "id": lead, "asOf": as_of })).await["node"].clone()
+}
+
+async fn created_events(app: &TestApp, lead: &str) -> usize {
+    let log = app
+        .data(&app.keys.analyst, "{ handoffEventLog(first: 100) { kind lead { id } } }", json!({}))
+        .await;
+    log["handoffEventLog"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "CREATED" && e["lead"]["id"] == lead)
+        .count()
+}
+
+async fn matrix(app: &TestApp, filter: Value) -> Vec<(String, i64)> {
+    let q = "query($f: LeadFilter) { scoringMatrix(filter: $f) { total cells { cell count isMql } } }";
+    let data = app.data(&app.keys.analyst, q, json!({ "f": filter })).await;
+    data["scoringMatrix"]["cells"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| (c["cell"].as_str().unwrap().to_owned(), c["count"].as_i64().unwrap()))
+        .collect()
+}
+
+fn count(m: &[(String, i64)], cell: &str) -> i64 {
+    m.iter().find(|(c, _)| c == cell).map_or(0, |(_, n)| *n)
+}
+
+async fn touchpoints_move_a_lead_into_a1_and_hand_it_off_once(app: TestApp) {
+    let made = create_model(&app, fit_model()).await;
+    assert_eq!(user_errors(&made), vec![]);
+    assert_eq!(made["scoringModel"]["isDefault"], true);
+    assert_eq!(made["scoringModel"]["halfLifeDays"], "30");
+    assert_eq!(made["scoringModel"]["mqlCells"], json!(["A1", "A2", "B1"]));
+    assert_eq!(made["scoringModel"]["activityRules"].as_array().unwrap().len(), 9);
+
+    let head = id_of(
+        &app.upsert_lead(json!({ "email": "head@example.com", "jobTitle": "Head of IT" }))
+            .await,
+    );
+    let s = score(&app, &head, None).await;
+    assert_eq!(
+        s["score"],
+        json!({ "profileScore": 80, "grade": "A", "activityScore": 0.0, "band": 4, "cell": "A4", "isMqlCell": false })
+    );
+
+    // 40 + 30 + 25 = 95 a minute ago: band 2 (50..100), so A2, an MQL cell: handed off.
+    let got = app
+        .record(touches(&head, &["TRADE_FAIR_SCAN", "WHITEPAPER_DOWNLOAD", "WEBINAR_ATTEND"], 1))
+        .await;
+    assert_eq!(user_errors(&got), vec![]);
+    let s = score(&app, &head, None).await;
+    assert_eq!(s["score"]["cell"], "A2");
+    let activity = s["score"]["activityScore"].as_f64().unwrap();
+    assert!(activity < 95.0 && activity > 94.99, "{activity}");
+    assert_eq!(s["stage"]["key"], "MQL");
+    assert_eq!(created_events(&app, &head).await, 1);
+
+    // More touches move it to A1: still an MQL cell, so no second handoff.
+    app.record(touches(&head, &["FORM_SUBMIT", "EMAIL_CLICK"], 0)).await;
+    let s = score(&app, &head, None).await;
+    assert_eq!(s["score"]["cell"], "A1");
+    assert_eq!(created_events(&app, &head).await, 1);
+
+    // An hour ago it had no activity yet.
+    let s = score(&app, &head, Some(&ago(60))).await;
+    assert_eq!(s["score"]["cell"], "A4");
+    assert_eq!(s["score"]["activityScore"], 0.0);
+
+    // The breakdown explains the score: the rules and each touchpoint's part.
+    let q = "query($id: ID!) { node(id: $id) { ... on Lead { scoreBreakdown { score { activityScore profileScore } profileRules { rule { points } matched points } touchpoints { touchpoint { type } points earned decay contribution } } } } }";
+    let b = app.data(&app.keys.analyst, q, json!({ "id": head })).await["node"]["scoreBreakdown"].clone();
+    assert_eq!(
+        b["profileRules"],
+        json!([{ "rule": { "points": 80 }, "matched": true, "points": 80 }, { "rule": { "points": -50 }, "matched": false, "points": 0 }])
+    );
+    let parts = b["touchpoints"].as_array().unwrap();
+    assert_eq!(parts.len(), 5);
+    let sum: f64 = parts.iter().map(|p| p["contribution"].as_f64().unwrap()).sum();
+    let total = b["score"]["activityScore"].as_f64().unwrap();
+    assert!((sum - total).abs() < 1e-9, "{sum} vs {total}");
+    assert!(
+        parts
+            .iter()
+            .all(|p| p["decay"].as_f64().unwrap() <= 1.0 && p["points"] == p["earned"])
+    );
+
+    // A student never fits: D, and not handed off however active.
+    let student = id_of(&app.upsert_lead(json!({ "email": "stud@example.com", "jobTitle": "Student" })).await);
+    app.record(touches(
+        &student,
+        &["TRADE_FAIR_SCAN", "WHITEPAPER_DOWNLOAD", "WEBINAR_ATTEND", "FORM_SUBMIT"],
+        1,
+    ))
+    .await;
+    assert_eq!(score(&app, &student, None).await["score"]["cell"], "D1");
+    assert_eq!(created_events(&app, &student).await, 0);
+
+    // Filters and matrix agree.
+    let q = "query($f: LeadFilter) { leads(first: 10, filter: $f) { nodes { id } } }";
+    let a1 = app.data(&app.keys.analyst, q, json!({ "f": { "scoringCell": ["A1"] } })).await;
+    assert_eq!(ids(&a1["leads"]), [head.as_str()]);
+    let d = app.data(&app.keys.analyst, q, json!({ "f": { "grade": ["D"] } })).await;
+    assert_eq!(ids(&d["leads"]), [student.as_str()]);
+    let active = app.data(&app.keys.analyst, q, json!({ "f": { "minActivityScore": 100 } })).await;
+    assert_eq!(ids(&active["leads"]), [head.clone(), student.clone()]);
+    let m = matrix(&app, json!(null)).await;
+    assert_eq!(m.len(), 16);
+    assert_eq!((count(&m, "A1"), count(&m, "D1"), count(&m, "A4")), (1, 1, 0));
+    // An hour ago both had no activity.
+    let q = "query($at: DateTime) { scoringMatrix(asOf: $at) { total cells { cell count } } }";
+    let past = app.data(&app.keys.analyst, q, json!({ "at": ago(60) })).await;
+    let cells = past["scoringMatrix"]["cells"].as_array().unwrap();
+    let nonzero: Vec<&Value> = cells.iter().filter(|c| c["count"] != 0).collect();
+    // Created seconds ago, they did not exist an hour ago.
+    assert_eq!(nonzero.len(), 0, "{past}");
+}
+both!(touchpoints_move_a_lead_into_a1_and_hand_it_off_once);
+
+async fn a_recycled_lead_in_cool_down_is_not_handed_off_again(app: TestApp) {
+    let model = id_of(&create_model(&app, fit_model()).await["scoringModel"]);
+    let lead = id_of(
+        &app.upsert_lead(json!({ "email": "ann@example.com", "jobTitle": "Head of Sales" }))
+            .await,
+    );
+    app.record(touches(
+        &lead,
+        &["TRADE_FAIR_SCAN", "WHITEPAPER_DOWNLOAD", "WEBINAR_ATTEND", "FORM_SUBMIT"],
+        1,
+    ))
+    .await;
+    assert_eq!(created_events(&app, &lead).await, 1);
+    let open = "query($id: ID!) { node(id: $id) { ... on Lead { openHandoff { id note } } } }";
+    let h = app.data(&app.keys.analyst, open, json!({ "id": lead })).await["node"]["openHandoff"].clone();
+    assert!(h["note"].as_str().unwrap().starts_with("automatic: entered A1"), "{h}");
+    let q = "mutation($input: RecycleHandoffInput!) { recycleHandoff(input: $input) { userErrors { field code } } }";
+    let r = app
+        .data(
+            &app.keys.sales,
+            q,
+            json!({ "input": { "id": h["id"], "feedback": "after the budget round", "nurtureUntil": "2099-01-01T00:00:00Z" } }),
+        )
+        .await;
+    assert_eq!(user_errors(&r["recycleHandoff"]), vec![]);
+
+    // The lead leaves the MQL cells (no longer a head) and comes back: within the 30-day
+    // cool-down, it is not handed off again.
+    let update = |title: &'static str| {
+        let lead = lead.clone();
+        let app = &app;
+        async move {
+            let q = "mutation($input: UpdateLeadInput!) { updateLead(input: $input) { userErrors { field code } } }";
+            app.data(&app.keys.marketing, q, json!({ "input": { "id": lead, "jobTitle": title } }))
+                .await
+        }
+    };
+    update("Sales manager").await;
+    assert_eq!(score(&app, &lead, None).await["score"]["cell"], "D1");
+    update("Head of Sales").await;
+    assert_eq!(score(&app, &lead, None).await["score"]["cell"], "A1");
+    assert_eq!(created_events(&app, &lead).await, 1);
+    assert_eq!(score(&app, &lead, None).await["stage"]["key"], "NURTURE");
+
+    // Without a cool-down the same re-entry hands it off.
+    let changed = update_model(&app, &model, json!({ "cooldownDays": 0 })).await;
+    assert_eq!(changed["scoringModel"]["version"], 2);
+    update("Sales manager").await;
+    update("Head of Sales").await;
+    assert_eq!(created_events(&app, &lead).await, 2);
+    assert_eq!(score(&app, &lead, None).await["stage"]["key"], "MQL");
+}
+both!(a_recycled_lead_in_cool_down_is_not_handed_off_again);
+
+async fn a_model_change_rescores_every_lead_in_bulk(app: TestApp) {
+    // 12 leads: heads (A) with 0..=5 whitepapers, others (D) the same.
+    let mut leads = Vec::new();
+    for i in 0..12 {
+        let title = if i % 2 == 0 { "Head of IT" } else { "Engineer" };
+        let id = id_of(
+            &app.upsert_lead(json!({ "email": format!("l{i}@example.com"), "jobTitle": title }))
+                .await,
+        );
+        let n = i / 2;
+        if n > 0 {
+            app.record(touches(&id, &vec!["WHITEPAPER_DOWNLOAD"; n], 5)).await;
+        }
+        leads.push(id);
+    }
+    // Scored when the model is created: whitepapers are 30 each, so 0 -> band 4, 30 -> 4,
+    // 60 / 90 -> 2, 120 / 150 -> 1 (bands 100 / 50 / 20; 30 is band 3).
+    let made = create_model(&app, fit_model()).await;
+    assert_eq!(made["rescoredLeads"], 12);
+    // The heads now in A1 or A2 were handed off when the model was created.
+    assert_eq!(made["handedOff"], 4);
+    let model = id_of(&made["scoringModel"]);
+    let m = matrix(&app, json!(null)).await;
+    let expected = [
+        ("A1", 2),
+        ("A2", 2),
+        ("A3", 1),
+        ("A4", 1),
+        ("D1", 2),
+        ("D2", 2),
+        ("D3", 1),
+        ("D4", 1),
+    ];
+    for (cell, n) in expected {
+        assert_eq!(count(&m, cell), n, "{cell}: {m:?}");
+    }
+    assert_eq!(m.iter().map(|(_, n)| n).sum::<i64>(), 12);
+
+    // Whitepapers now count 101 (100.99 after five minutes): every lead with one is in band 1. Re-scored in bulk, and the
+    // heads newly in an MQL cell (the ones with 1 whitepaper) are handed off.
+    let changed = update_model(
+        &app,
+        &model,
+        json!({ "activityRules": [{ "type": "WHITEPAPER_DOWNLOAD", "points": 101 }] }),
+    )
+    .await;
+    assert_eq!(user_errors(&changed), vec![]);
+    assert_eq!(changed["rescoredLeads"], 12);
+    assert_eq!(changed["handedOff"], 1);
+    assert_eq!(changed["scoringModel"]["version"], 2);
+    let m = matrix(&app, json!(null)).await;
+    for (cell, n) in [("A1", 5), ("A4", 1), ("D1", 5), ("D4", 1)] {
+        assert_eq!(count(&m, cell), n, "{cell}: {m:?}");
+    }
+    // A rename is not a parameter change: nothing is re-scored.
+    let renamed = update_model(&app, &model, json!({ "name": "Fit and engagement" })).await;
+    assert_eq!(
+        (renamed["rescoredLeads"].clone(), renamed["scoringModel"]["version"].clone()),
+        (json!(0), json!(2))
+    );
+
+    // A second model (not the default) scores the same leads its own way and hands off nobody.
+    let other = create_model(
+        &app,
+        json!({ "name": "Webinars", "activityRules": [{ "type": "WEBINAR_ATTEND", "points": 50 }], "mqlCells": ["D4"] }),
+    )
+    .await;
+    assert_eq!((other["rescoredLeads"].clone(), other["handedOff"].clone()), (json!(12), json!(0)));
+    assert_eq!(other["scoringModel"]["isDefault"], false);
+    let q = "query($m: ID) { scoringMatrix(model: $m) { total cells { cell count } } }";
+    let data = app.data(&app.keys.analyst, q, json!({ "m": id_of(&other["scoringModel"]) })).await;
+    assert_eq!(data["scoringMatrix"]["cells"][15], json!({ "cell": "D4", "count": 12 }));
+    let list = app.data(&app.keys.analyst, "{ scoringModels { name isDefault } }", json!({})).await;
+    assert_eq!(
+        list["scoringModels"],
+        json!([{ "name": "Fit and engagement", "isDefault": true }, { "name": "Webinars", "isDefault": false }])
+    );
+}
+both!(a_model_change_rescores_every_lead_in_bulk);
+
+async fn daily_caps_and_campaign_rules_apply(app: TestApp) {
+    let camp = app.simple_campaign("Spring webinar").await;
+    let made = create_model(
+        &app,
+        json!({
+            "name": "Capped",
+            "activityRules": [
+                { "type": "PAGE_VIEW", "points": 2, "dailyCap": 5 },
+                { "type": "WEBINAR_ATTEND", "points": 25 },
+                { "type": "WEBINAR_ATTEND", "campaignId": camp, "points": 60 },
+            ],
+        }),
+    )
+    .await;
+    assert_eq!(user_errors(&made), vec![]);
+    let lead = id_of(&app.upsert_lead(json!({ "email": "cap@example.com" })).await);
+    // Four page views within a few seconds (yesterday noon, so all on one UTC day) earn
+    // 2 + 2 + 1 + 0 = 5.
+    let day = (Utc::now() - Duration::days(1))
+        .date_naive()
+        .and_hms_opt(12, 0, 0)
+        .unwrap()
+        .and_utc();
+    let items: Vec<Value> = (0..4)
+        .map(|i| {
+            let at = (day + Duration::seconds(i)).to_rfc3339_opts(SecondsFormat::Secs, true);
+            json!({ "leadId": lead, "type": "PAGE_VIEW", "occurredAt": at })
+        })
+        .chain([json!({ "leadId": lead, "type": "WEBINAR_ATTEND", "campaignId": camp, "occurredAt": day.to_rfc3339() })])
+        .collect();
+    assert_eq!(user_errors(&app.record(Value::Array(items)).await), vec![]);
+    let q = "query($id: ID!) { node(id: $id) { ... on Lead { scoreBreakdown { score { activityScore } touchpoints { touchpoint { type } points earned } } } } }";
+    let b = app.data(&app.keys.analyst, q, json!({ "id": lead })).await["node"]["scoreBreakdown"].clone();
+    let earned: Vec<(String, i64, i64)> = b["touchpoints"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            (
+                t["touchpoint"]["type"].as_str().unwrap().to_owned(),
+                t["points"].as_i64().unwrap(),
+                t["earned"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    let pv = |e: i64| ("PAGE_VIEW".to_owned(), 2, e);
+    assert!(earned.contains(&("WEBINAR_ATTEND".to_owned(), 60, 60)), "{earned:?}");
+    let views: Vec<&(String, i64, i64)> = earned.iter().filter(|e| e.0 == "PAGE_VIEW").collect();
+    assert_eq!(views, [&pv(2), &pv(2), &pv(1), &pv(0)]);
+    // 65 points, 12 to 36 hours old with a 30-day half-life.
+    let activity = b["score"]["activityScore"].as_f64().unwrap();
+    let (lo, hi) = (65.0 * (-1.5_f64 / 30.0).exp2(), 65.0 * (-0.5_f64 / 30.0).exp2());
+    assert!(activity > lo && activity < hi, "{activity}");
+
+    // A view recorded later but earlier in the day shifts what the others earned: the stored
+    // score is recomputed and still equals the breakdown's sum.
+    let early = (day - Duration::seconds(30)).to_rfc3339_opts(SecondsFormat::Secs, true);
+    app.record(json!([{ "leadId": lead, "type": "PAGE_VIEW", "occurredAt": early }]))
+        .await;
+    let now = ago(0);
+    let q = "query($id: ID!, $at: DateTime) { node(id: $id) { ... on Lead { scoreBreakdown(asOf: $at) { score { activityScore } touchpoints { earned } } } } }";
+    let b = app.data(&app.keys.analyst, q, json!({ "id": lead, "at": now })).await["node"]["scoreBreakdown"].clone();
+    let sum: i64 = b["touchpoints"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["earned"].as_i64().unwrap())
+        .sum();
+    assert_eq!(sum, 65);
+    let s = score(&app, &lead, Some(&now)).await["score"]["activityScore"].as_f64().unwrap();
+    assert!((s - b["score"]["activityScore"].as_f64().unwrap()).abs() < 1e-9);
+}
+both!(daily_caps_and_campaign_rules_apply);
+
+async fn bad_models_are_refused_and_write_nothing(app: TestApp) {
+    let camp = app.simple_campaign("C").await;
+    let bad = create_model(
+        &app,
+        json!({
+            "name": " ",
+            "halfLifeDays": "0",
+            "gradeBands": { "a": 50, "b": 50, "c": 10 },
+            "activityBands": { "band1": 100, "band2": 50, "band3": 0 },
+            "activityRules": [
+                { "type": "CARRIER_PIGEON", "points": 5 },
+                { "type": "PAGE_VIEW", "campaignId": camp, "points": 5, "dailyCap": 10 },
+                { "type": "EMAIL_OPEN", "points": -1 },
+            ],
+            "profileRules": [{ "attribute": "shoeSize", "operator": "EQUALS", "values": ["42"], "points": 5 }],
+        }),
+    )
+    .await;
+    let mut errors = user_errors(&bad);
+    errors.sort();
+    assert_eq!(
+        errors,
+        vec![
+            ("input.activityBands".into(), "INVALID".into()),
+            ("input.activityRules.0.type".into(), "INVALID".into()),
+            ("input.activityRules.1.dailyCap".into(), "INVALID".into()),
+            ("input.activityRules.2.points".into(), "INVALID".into()),
+            ("input.gradeBands".into(), "INVALID".into()),
+            ("input.halfLifeDays".into(), "INVALID".into()),
+            ("input.name".into(), "REQUIRED".into()),
+            ("input.profileRules.0.attribute".into(), "INVALID".into()),
+        ]
+    );
+    let list = app.data(&app.keys.analyst, "{ scoringModels { id } }", json!({})).await;
+    assert_eq!(list["scoringModels"], json!([]));
+
+    // Without a model, a score query says so.
+    let lead = app.lead("x@example.com").await;
+    let q = "query($id: ID!) { node(id: $id) { ... on Lead { score { cell } } } }";
+    let resp = app.gql(&app.keys.analyst, q, json!({ "id": lead })).await;
+    assert_eq!(error_code(&resp), "BAD_USER_INPUT");
+
+    // Roles: analysts and sales read, only marketing and admins write.
+    let q = format!("mutation($input: ScoringModelInput!) {{ createScoringModel(input: $input) {{ {MODEL_FIELDS} }} }}");
+    for key in [&app.keys.analyst, &app.keys.sales] {
+        let resp = app.gql(key, &q, json!({ "input": fit_model() })).await;
+        assert_eq!(error_code(&resp), "FORBIDDEN");
+    }
+    let first = id_of(&create_model(&app, fit_model()).await["scoringModel"]);
+    let second = create_model(&app, json!({ "name": "Other", "isDefault": true })).await;
+    assert_eq!(second["scoringModel"]["isDefault"], true);
+    // The default cannot be deleted while others exist; others can.
+    let del = format!("mutation($input: DeleteScoringModelInput!) {{ deleteScoringModel(input: $input) {{ {MODEL_FIELDS} }} }}");
+    let refused = app
+        .data(
+            &app.keys.marketing,
+            &del,
+            json!({ "input": { "id": id_of(&second["scoringModel"]) } }),
+        )
+        .await;
+    assert_eq!(
+        user_errors(&refused["deleteScoringModel"]),
+        vec![("input.id".into(), "IS_DEFAULT".into())]
+    );
+    let gone = app.data(&app.keys.marketing, &del, json!({ "input": { "id": first } })).await;
+    assert_eq!(user_errors(&gone["deleteScoringModel"]), vec![]);
+    let node = app
+        .data(
+            &app.keys.analyst,
+            "query($id: ID!) { node(id: $id) { id } }",
+            json!({ "id": first }),
+        )
+        .await;
+    assert_eq!(node["node"], Value::Null);
+}
+both!(bad_models_are_refused_and_write_nothing);
