@@ -461,19 +461,20 @@ impl Loader<PersonaCriteria> for DbLoader {
     }
 }
 
-/// A lead's score under a model (`None`: the default) at a time (microseconds since the epoch):
-/// the model, and the score (`None` when the lead has none, e.g. erased). Late rows (touches
-/// after the time) are recomputed from their touchpoints, read for the whole batch at once.
+/// A lead's score under a model (`None`: the default) at a time (microseconds since the epoch;
+/// `None`: now, one "now" for the whole batch, so that a page of leads is scored at one time):
+/// the model, the score (`None` when the lead has none, e.g. erased) and the time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct LeadScoreAt {
     pub model: Option<i64>,
     pub lead: i64,
-    pub at_micros: i64,
+    pub at_micros: Option<i64>,
 }
 
 pub type ScoreOf = (
     std::sync::Arc<crate::service::scoring::Scorer>,
     Option<crate::domain::scoring::Score>,
+    chrono::DateTime<chrono::Utc>,
 );
 
 impl Loader<LeadScoreAt> for DbLoader {
@@ -481,48 +482,34 @@ impl Loader<LeadScoreAt> for DbLoader {
     type Error = async_graphql::Error;
 
     async fn load(&self, keys: &[LeadScoreAt]) -> LoadResult<LeadScoreAt, ScoreOf> {
-        use crate::service::scoring::{Scorer, scorers, stored_activity, touches_of};
+        use crate::service::scoring::{Scorer, scorers, scores_at};
         use std::sync::Arc;
         let all: Vec<Arc<Scorer>> = scorers(&self.db, self.ws).await.map_err(err)?.into_iter().map(Arc::new).collect();
         let pick = |m: Option<i64>| match m {
             Some(id) => all.iter().find(|s| s.id() == id).cloned(),
             None => all.iter().find(|s| s.row.is_default).cloned(),
         };
-        let model_ids: Vec<i64> = keys.iter().filter_map(|k| pick(k.model)).map(|s| s.id()).collect();
-        let lead_ids: Vec<i64> = keys.iter().map(|k| k.lead).collect();
-        let rows = entity::lead_score::Entity::in_workspace(self.ws)
-            .filter(entity::lead_score::Column::ModelId.is_in(model_ids))
-            .filter(entity::lead_score::Column::LeadId.is_in(lead_ids))
-            .all(&self.db)
-            .await
-            .map_err(err)?;
-        let rows: HashMap<(i64, i64), entity::lead_score::Model> = rows.into_iter().map(|r| ((r.model_id, r.lead_id), r)).collect();
-        let at = |k: &LeadScoreAt| chrono::DateTime::from_timestamp_micros(k.at_micros).unwrap_or_default();
-        let late: Vec<i64> = keys
-            .iter()
-            .filter_map(|k| {
-                let s = pick(k.model)?;
-                let r = rows.get(&(s.id(), k.lead))?;
-                r.activity_at.is_some_and(|a| a > at(k)).then_some(k.lead)
-            })
-            .collect();
-        let touches = touches_of(&self.db, self.ws, &late).await.map_err(err)?;
+        let now = chrono::Utc::now().timestamp_micros();
+        let at = |k: &LeadScoreAt| k.at_micros.unwrap_or(now);
+        // One query per (model, time) asked for; a page of leads asks for one.
+        let mut groups: HashMap<(i64, i64), Vec<i64>> = HashMap::new();
+        for k in keys {
+            if let Some(s) = pick(k.model) {
+                groups.entry((s.id(), at(k))).or_default().push(k.lead);
+            }
+        }
+        let mut scores: HashMap<(i64, i64), HashMap<i64, crate::domain::scoring::Score>> = HashMap::new();
+        for ((model, at), leads) in groups {
+            let s = all.iter().find(|s| s.id() == model).expect("picked");
+            let t = chrono::DateTime::from_timestamp_micros(at).unwrap_or_default();
+            scores.insert((model, at), scores_at(&self.db, self.ws, s, &leads, t).await.map_err(err)?);
+        }
         let mut out = HashMap::new();
         for k in keys {
             let Some(s) = pick(k.model) else { continue };
-            let t = at(k);
-            let score = rows.get(&(s.id(), k.lead)).map(|r| {
-                if r.activity_at.is_some_and(|a| a > t) {
-                    let past: Vec<_> = touches
-                        .get(&k.lead)
-                        .map(|v| v.iter().filter(|x| x.occurred_at <= t).cloned().collect())
-                        .unwrap_or_default();
-                    crate::domain::scoring::Score::at(&s.model, r.profile_score, s.model.activity(&past), t)
-                } else {
-                    crate::domain::scoring::Score::at(&s.model, r.profile_score, stored_activity(r), t)
-                }
-            });
-            out.insert(*k, (s, score));
+            let score = scores.get(&(s.id(), at(k))).and_then(|m| m.get(&k.lead)).copied();
+            let time = chrono::DateTime::from_timestamp_micros(at(k)).unwrap_or_default();
+            out.insert(*k, (s, score, time));
         }
         Ok(out)
     }

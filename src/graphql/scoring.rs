@@ -291,13 +291,12 @@ pub async fn lead_score(
     as_of: Option<DateTime>,
 ) -> async_graphql::Result<Option<LeadScore>> {
     let model = decode_model(model.as_ref())?;
-    let as_of = as_of.map_or_else(Utc::now, |t| t.0);
     let key = LeadScoreAt {
         model,
         lead: lead_id,
-        at_micros: as_of.timestamp_micros(),
+        at_micros: as_of.map(|t| t.0.timestamp_micros()),
     };
-    let Some((scorer, score)) = ctx.data_unchecked::<Loaders>().load_one(key).await? else {
+    let Some((scorer, score, as_of)) = ctx.data_unchecked::<Loaders>().load_one(key).await? else {
         return Err(no_model(model));
     };
     Ok(score.map(|score| LeadScore {

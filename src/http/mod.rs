@@ -1,5 +1,7 @@
 //! HTTP: our own GraphQL handler (single requests, limits, no mutations over GET), the
 //! WebSocket endpoint, GraphiQL and health checks.
+mod export;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering as AtomicOrdering};
 
@@ -40,6 +42,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/graphql", get(graphql_get).post(graphql_post))
         .route("/graphql/ws", get(graphql_ws))
+        .route("/export/leads.csv", get(export::leads_csv))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .layer(DefaultBodyLimit::max(body_limit))

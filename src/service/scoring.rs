@@ -756,3 +756,32 @@ pub async fn matrix(
     }
     Ok(Cell::all().map(|c| (c, counts.get(&c).copied().unwrap_or(0))).collect())
 }
+
+/// The scores at `as_of` of some leads under `s` (leads without a stored score are absent):
+/// by the stored value, or recomputed from the touches at or before `as_of` for leads with
+/// later touches (their touchpoints read in one query for all of them).
+pub async fn scores_at(
+    db: &impl ConnectionTrait,
+    ws: i64,
+    s: &Scorer,
+    lead_ids: &[i64],
+    as_of: DateTime<Utc>,
+) -> Result<HashMap<i64, Score>, DbErr> {
+    let rows = stored(db, ws, &[s.id()], lead_ids).await?;
+    let late: Vec<i64> = rows
+        .values()
+        .filter(|r| r.activity_at.is_some_and(|a| a > as_of))
+        .map(|r| r.lead_id)
+        .collect();
+    let touches = touches_of(db, ws, &late).await?;
+    Ok(rows
+        .into_values()
+        .map(|r| {
+            let score = match touches.get(&r.lead_id) {
+                Some(t) if r.activity_at.is_some_and(|a| a > as_of) => recomputed(s, &r, t, as_of),
+                _ => s.score_of(&r, as_of),
+            };
+            (r.lead_id, score)
+        })
+        .collect())
+}

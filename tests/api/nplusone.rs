@@ -158,3 +158,27 @@ async fn nested_lists_cost_a_fixed_number_of_statements(app: TestApp) {
     assert!(stmts.len() <= 6, "{} statements:\n{}", stmts.len(), summary(&stmts));
 }
 both!(alone: nested_lists_cost_a_fixed_number_of_statements);
+
+async fn scores_of_a_page_cost_a_fixed_number_of_statements(app: TestApp) {
+    seed(&app).await;
+    let q = "mutation { createScoringModel(input: { name: \"Default\" }) { rescoredLeads userErrors { code } } }";
+    assert_eq!(
+        app.data(&app.keys.marketing, q, json!({})).await["createScoringModel"]["rescoredLeads"],
+        60
+    );
+    // Now (every row judged by its stored value) and on Jan 3 (touches after it: recomputed).
+    let page = "query($n: Int!) { leads(first: $n) { nodes { score { cell activityScore }
+      past: score(asOf: \"2026-01-03T00:00:00Z\") { activityScore }
+      scoreBreakdown { touchpoints { earned touchpoint { type } } } } } }";
+    let (_, ten) = statements_of(&app, page, json!({ "n": 10 })).await;
+    let (data, fifty) = statements_of(&app, page, json!({ "n": 50 })).await;
+    let first = &data["leads"]["nodes"][0];
+    // Two opens (5 points each) by Jan 3, at 10:00 on Jan 1 and 2, with a 30-day half-life.
+    let expected = 5.0 * (-(38.0_f64 / 24.0) / 30.0).exp2() + 5.0 * (-(14.0_f64 / 24.0) / 30.0).exp2();
+    assert!((first["past"]["activityScore"].as_f64().unwrap() - expected).abs() < 1e-9);
+    assert_eq!(first["scoreBreakdown"]["touchpoints"].as_array().unwrap().len(), 7);
+    // leads, models, scores (now), scores and touchpoints (Jan 3), lead rows, accounts and all
+    // touchpoints for the breakdowns.
+    assert_batched(&ten, &fifty, 9);
+}
+both!(alone: scores_of_a_page_cost_a_fixed_number_of_statements);

@@ -450,3 +450,84 @@ async fn bad_models_are_refused_and_write_nothing(app: TestApp) {
     assert_eq!(node["node"], Value::Null);
 }
 both!(bad_models_are_refused_and_write_nothing);
+
+async fn export(app: &TestApp, key: Option<&str>, query: &str) -> (u16, String, String) {
+    let mut req = app.client.get(app.url(&format!("/export/leads.csv?{query}")));
+    if let Some(k) = key {
+        req = req.bearer_auth(k);
+    }
+    let resp = req.send().await.unwrap();
+    let status = resp.status().as_u16();
+    let kind = resp
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    (status, kind, resp.text().await.unwrap())
+}
+
+/// The lead IDs of a CSV export (first column), checking the header and CRLF line ends.
+fn csv_ids(body: &str) -> Vec<String> {
+    let mut lines = body.split("\r\n");
+    assert_eq!(
+        lines.next().unwrap(),
+        "id,externalId,email,firstName,lastName,jobTitle,account,country,stage,grade,band,cell,profileScore,activityScore"
+    );
+    lines
+        .filter(|l| !l.is_empty())
+        .map(|l| l.split(',').next().unwrap().to_owned())
+        .collect()
+}
+
+async fn the_csv_export_of_a_cell_lists_exactly_the_leads_the_matrix_counts(app: TestApp) {
+    create_model(&app, fit_model()).await;
+    let acme = app.account(json!({ "name": "Acme, \"the\" company", "externalId": "acme" })).await;
+    // 9 leads over several cells: heads and engineers with 0, 1, 2, 4 whitepapers.
+    for i in 0..9 {
+        let title = if i % 3 == 0 { "Engineer" } else { "Head of R&D" };
+        let id = id_of(
+            &app.upsert_lead(json!({ "email": format!("c{i}@example.com"), "jobTitle": title, "accountId": acme, "firstName": "Zoë" }))
+                .await,
+        );
+        let n = [0, 1, 2, 4][i % 4];
+        if n > 0 {
+            app.record(touches(&id, &vec!["WHITEPAPER_DOWNLOAD"; n], 3)).await;
+        }
+    }
+    let m = matrix(&app, json!(null)).await;
+    let mut nonzero = 0;
+    for (cell, n) in &m {
+        let (status, kind, body) = export(&app, Some(&app.keys.analyst), &format!("cell={cell}")).await;
+        assert_eq!(status, 200);
+        assert_eq!(kind, "text/csv; charset=utf-8; header=present");
+        let exported = csv_ids(&body);
+        assert_eq!(exported.len() as i64, *n, "{cell}: {body}");
+        let q = "query($c: [ScoringCell!]) { leads(first: 100, filter: { scoringCell: $c }) { nodes { id } } }";
+        let listed = app.data(&app.keys.analyst, q, json!({ "c": [cell] })).await;
+        assert_eq!(ids(&listed["leads"]), exported, "{cell}");
+        nonzero += usize::from(*n > 0);
+    }
+    assert!(nonzero >= 4, "{m:?}");
+    // Several cells at once, the whole row quoted where needed, UTF-8 as is.
+    let (_, _, body) = export(&app, Some(&app.keys.analyst), "cell=A1,A2,A3,A4").await;
+    let a: i64 = ["A1", "A2", "A3", "A4"].iter().map(|c| count(&m, c)).sum();
+    assert_eq!(csv_ids(&body).len() as i64, a);
+    assert!(body.contains(",Zoë,,Head of R&D,\"Acme, \"\"the\"\" company\",,"), "{body}");
+
+    // No key: 401; a bad cell: 400 with a code; another workspace sees none of these leads.
+    let (status, _, _) = export(&app, None, "cell=A1").await;
+    assert_eq!(status, 401);
+    let (status, _, body) = export(&app, Some(&app.keys.analyst), "cell=E9").await;
+    assert_eq!(status, 400);
+    assert!(body.contains("BAD_USER_INPUT"), "{body}");
+    create_model_as(&app, &app.other.admin, fit_model()).await;
+    let (status, _, body) = export(&app, Some(&app.other.admin), "cell=A1,A2,A3,A4,D1,D2,D3,D4").await;
+    assert_eq!(status, 200);
+    assert_eq!(csv_ids(&body), Vec::<String>::new());
+}
+both!(the_csv_export_of_a_cell_lists_exactly_the_leads_the_matrix_counts);
+
+async fn create_model_as(app: &TestApp, key: &str, input: Value) -> Value {
+    let q = format!("mutation($input: ScoringModelInput!) {{ createScoringModel(input: $input) {{ {MODEL_FIELDS} }} }}");
+    app.data(key, &q, json!({ "input": input })).await["createScoringModel"].clone()
+}
