@@ -434,6 +434,93 @@ impl Score {
     }
 }
 
+/// What became of a lead in a backtest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// One of its opportunities (created in the range) was won.
+    Won,
+    /// Its opportunities were closed, none won.
+    Lost,
+    /// It has opportunities, still open.
+    Open,
+    /// It was in no opportunity.
+    NoOpportunity,
+}
+
+/// Leads per outcome in one cell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct CellTally {
+    pub leads: u64,
+    pub won: u64,
+    pub lost: u64,
+    pub open: u64,
+    pub no_opportunity: u64,
+}
+
+/// A backtest's counts: per cell (A1 first, row by row), and how the MQL rule predicts WON.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Backtest {
+    pub cells: Vec<(Cell, CellTally)>,
+    /// Leads in an MQL cell (predicted to win).
+    pub predicted: u64,
+    /// Of those, the ones that won.
+    pub predicted_won: u64,
+    /// All leads that won.
+    pub won: u64,
+    /// The MQL cells of the model tested.
+    pub mql_cells: Vec<Cell>,
+}
+
+impl Backtest {
+    /// Tallies (cell, outcome) pairs.
+    pub fn tally(items: impl IntoIterator<Item = (Cell, Outcome)>, mql_cells: &[Cell]) -> Backtest {
+        let mut cells: Vec<(Cell, CellTally)> = Cell::all().map(|c| (c, CellTally::default())).collect();
+        let (mut predicted, mut predicted_won, mut won) = (0, 0, 0);
+        for (cell, outcome) in items {
+            let Some((_, t)) = cells.iter_mut().find(|(c, _)| *c == cell) else {
+                continue;
+            };
+            t.leads += 1;
+            match outcome {
+                Outcome::Won => t.won += 1,
+                Outcome::Lost => t.lost += 1,
+                Outcome::Open => t.open += 1,
+                Outcome::NoOpportunity => t.no_opportunity += 1,
+            }
+            let mql = mql_cells.contains(&cell);
+            predicted += u64::from(mql);
+            won += u64::from(outcome == Outcome::Won);
+            predicted_won += u64::from(mql && outcome == Outcome::Won);
+        }
+        Backtest {
+            cells,
+            predicted,
+            predicted_won,
+            won,
+            mql_cells: mql_cells.to_vec(),
+        }
+    }
+
+    /// Won among the leads in MQL cells / leads in MQL cells, to 4 places (none: `None`).
+    pub fn precision(&self) -> Option<rust_decimal::Decimal> {
+        ratio(self.predicted_won, self.predicted)
+    }
+
+    /// Won among the leads in MQL cells / all won leads, to 4 places (none won: `None`).
+    pub fn recall(&self) -> Option<rust_decimal::Decimal> {
+        ratio(self.predicted_won, self.won)
+    }
+}
+
+fn ratio(n: u64, d: u64) -> Option<rust_decimal::Decimal> {
+    use rust_decimal::{Decimal, RoundingStrategy};
+    (d > 0).then(|| {
+        let mut r = (Decimal::from(n) / Decimal::from(d)).round_dp_with_strategy(4, RoundingStrategy::MidpointAwayFromZero);
+        r.rescale(4);
+        r
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -607,6 +694,64 @@ mod tests {
         assert_eq!(Score::at(&model, 0, a, day(1, 0)).band, 1);
         // No activity: band 4.
         assert_eq!(Score::at(&model, 0, Activity::default(), day(1, 0)).band, 4);
+    }
+
+    #[test]
+    fn backtest_counts_cells_and_the_mql_rule_by_hand() {
+        let c = |s: &str| Cell::parse(s).unwrap();
+        use Outcome::*;
+        // MQL cells A1, A2, B1. In them: 3 won, 1 lost, 1 never an opportunity; elsewhere 1 won
+        // (in C3), 2 lost, 1 open.
+        let items = [
+            (c("A1"), Won),
+            (c("A1"), Won),
+            (c("A2"), Lost),
+            (c("B1"), Won),
+            (c("B1"), NoOpportunity),
+            (c("C3"), Won),
+            (c("C3"), Lost),
+            (c("D4"), Lost),
+            (c("D4"), Open),
+        ];
+        let b = Backtest::tally(items, &[c("A1"), c("A2"), c("B1")]);
+        assert_eq!(b.cells.len(), 16);
+        assert_eq!(
+            b.cells[0],
+            (
+                c("A1"),
+                CellTally {
+                    leads: 2,
+                    won: 2,
+                    ..Default::default()
+                }
+            )
+        );
+        assert_eq!(
+            b.cells[10].1,
+            CellTally {
+                leads: 2,
+                won: 1,
+                lost: 1,
+                ..Default::default()
+            }
+        );
+        assert_eq!(
+            b.cells[15].1,
+            CellTally {
+                leads: 2,
+                lost: 1,
+                open: 1,
+                ..Default::default()
+            }
+        );
+        // Precision 3 / 5 = 0.6; recall 3 / 4 = 0.75.
+        assert_eq!((b.predicted, b.predicted_won, b.won), (5, 3, 4));
+        assert_eq!(b.precision().unwrap().to_string(), "0.6000");
+        assert_eq!(b.recall().unwrap().to_string(), "0.7500");
+        // Two thirds round to 4 places; nothing predicted: no precision.
+        let b = Backtest::tally([(c("A1"), Won), (c("A1"), Won), (c("A1"), Lost)], &[c("A1")]);
+        assert_eq!(b.precision().unwrap().to_string(), "0.6667");
+        assert_eq!(Backtest::tally([(c("D4"), Won)], &[c("A1")]).precision(), None);
     }
 
     fn arb_touches() -> impl Strategy<Value = Vec<(u8, u32, u8)>> {

@@ -61,3 +61,34 @@ pub fn split<T>(result: Result<T, ServiceError>) -> async_graphql::Result<(Optio
         Err(ServiceError::App(e)) => Err(gql_error(e)),
     }
 }
+
+/// A query's result: its value, or a top-level error. Invalid arguments become one
+/// BAD_USER_INPUT error whose `extensions.fields` lists each field's `{field, code, message}`.
+pub fn query_result<T>(result: Result<T, ServiceError>) -> async_graphql::Result<T> {
+    match result {
+        Ok(v) => Ok(v),
+        Err(ServiceError::App(e)) => Err(gql_error(e)),
+        Err(ServiceError::Invalid(errors)) => {
+            let message = errors
+                .iter()
+                .map(|e| format!("{}: {}", e.field.join("."), e.message))
+                .collect::<Vec<_>>()
+                .join("; ");
+            let fields: Vec<async_graphql::Value> = errors
+                .into_iter()
+                .map(|e| {
+                    let mut m = async_graphql::indexmap::IndexMap::new();
+                    m.insert(async_graphql::Name::new("field"), async_graphql::Value::from(e.field.join(".")));
+                    m.insert(async_graphql::Name::new("code"), async_graphql::Value::from(e.code));
+                    m.insert(async_graphql::Name::new("message"), async_graphql::Value::from(e.message));
+                    async_graphql::Value::Object(m)
+                })
+                .collect();
+            let mut err = gql_error(AppError::BadInput(message));
+            err.extensions
+                .get_or_insert_with(async_graphql::ErrorExtensionValues::default)
+                .set("fields", async_graphql::Value::List(fields));
+            Err(err)
+        }
+    }
+}

@@ -9,7 +9,7 @@ use crate::domain::scoring::{self as domain, Cell, Grade as DomainGrade};
 use crate::domain::vocab::Action;
 use crate::graphql::campaign::Campaign;
 use crate::graphql::context::ContextExt;
-use crate::graphql::errors::{IntoGql, UserError, gql_error, split};
+use crate::graphql::errors::{IntoGql, UserError, gql_error, query_result, split};
 use crate::graphql::ids::{self, NodeType};
 use crate::graphql::lead::LeadFilter;
 use crate::graphql::loaders::{AccountId, CampaignId, LeadAllTouchpoints, LeadId, LeadScoreAt, Loaders, ScoringModelId};
@@ -413,6 +413,48 @@ pub struct ScoringMatrix {
     pub cells: Vec<MatrixCell>,
 }
 
+/// A cell's leads in a backtest, by what became of them.
+#[derive(SimpleObject)]
+pub struct BacktestCell {
+    pub cell: ScoringCell,
+    /// One of the draft model's MQL cells.
+    pub is_mql: bool,
+    pub leads: i64,
+    pub won: i64,
+    pub lost: i64,
+    /// In opportunities that are still open.
+    pub open: i64,
+    /// In no opportunity at all.
+    pub no_opportunity: i64,
+}
+
+/// How well the draft model's MQL rule (a lead in an MQL cell) predicts a won deal.
+#[derive(SimpleObject)]
+pub struct MqlRuleQuality {
+    /// Leads in an MQL cell.
+    pub predicted: i64,
+    /// Of those, leads that won.
+    pub predicted_won: i64,
+    /// All leads that won.
+    pub won: i64,
+    /// predictedWon / predicted, 4 places; null when no lead was in an MQL cell.
+    pub precision: Option<Decimal>,
+    /// predictedWon / won, 4 places; null when no lead won.
+    pub recall: Option<Decimal>,
+}
+
+/// A draft model evaluated against history (see `scoringBacktest`).
+#[derive(SimpleObject)]
+pub struct ScoringBacktest {
+    pub from: DateTime,
+    pub to: DateTime,
+    /// Leads evaluated.
+    pub leads: i64,
+    /// All 16 cells, A1 first.
+    pub cells: Vec<BacktestCell>,
+    pub mql_rule: MqlRuleQuality,
+}
+
 #[derive(Default)]
 pub struct ScoringQuery;
 
@@ -437,6 +479,48 @@ impl ScoringQuery {
             .load_one(ScoringModelId(id))
             .await?
             .map(ScoringModel))
+    }
+
+    /// What if: evaluates a draft model against history without saving it. Each lead in an
+    /// opportunity created in [from, to) is scored as of its first such opportunity's
+    /// creation (outcome WON if one of them was won, else LOST if one was lost, else OPEN);
+    /// each lead created before `to` in no opportunity at all is scored as of `to`
+    /// (NO_OPPORTUNITY). Absent fields of the draft take the defaults of createScoringModel.
+    /// Profile scores use the leads' current attributes.
+    async fn scoring_backtest(
+        &self,
+        ctx: &Context<'_>,
+        model: ScoringModelInput,
+        from: DateTime,
+        to: DateTime,
+    ) -> async_graphql::Result<ScoringBacktest> {
+        let p = ctx.principal()?;
+        let b = query_result(models::backtest(ctx.db(), p, model.into(), from.0, to.0).await)?;
+        Ok(ScoringBacktest {
+            from,
+            to,
+            leads: b.cells.iter().map(|(_, t)| t.leads as i64).sum(),
+            mql_rule: MqlRuleQuality {
+                predicted: b.predicted as i64,
+                predicted_won: b.predicted_won as i64,
+                won: b.won as i64,
+                precision: b.precision().map(Decimal),
+                recall: b.recall().map(Decimal),
+            },
+            cells: b
+                .cells
+                .iter()
+                .map(|(c, t)| BacktestCell {
+                    cell: (*c).into(),
+                    is_mql: b.mql_cells.contains(c),
+                    leads: t.leads as i64,
+                    won: t.won as i64,
+                    lost: t.lost as i64,
+                    open: t.open as i64,
+                    no_opportunity: t.no_opportunity as i64,
+                })
+                .collect(),
+        })
     }
 
     /// Leads per cell of a model (default: the default model) at `asOf` (default: now), for

@@ -286,10 +286,11 @@ pub struct PersonaInput {
     pub criteria: Option<Vec<CriterionInput>>,
 }
 
-/// Checks criteria (or profile rules: `list` names the input field) and turns their values into
+/// Checks criteria (or profile rules: `root`.`list` names the input field) and turns their values into
 /// the stored JSON. `more` checks what else an item has (weights, points), in item order.
 pub(crate) fn check_criteria(
     v: &mut Validator,
+    root: &str,
     list: &str,
     criteria: &[CriterionInput],
     more: impl Fn(&mut Validator, usize),
@@ -297,7 +298,7 @@ pub(crate) fn check_criteria(
     let mut out = Vec::with_capacity(criteria.len());
     for (i, c) in criteria.iter().enumerate() {
         let at = i.to_string();
-        let field = |f: &str| vec!["input".to_owned(), list.to_owned(), at.clone(), f.to_owned()];
+        let field = |f: &str| vec![root.to_owned(), list.to_owned(), at.clone(), f.to_owned()];
         let attribute = c.attribute.trim().to_owned();
         let known = ATTRIBUTES.contains(&attribute.as_str()) || attribute.strip_prefix("custom.").is_some_and(|k| !k.is_empty());
         if !known {
@@ -356,7 +357,7 @@ pub(crate) fn check_criteria(
 }
 
 fn check_persona_criteria(v: &mut Validator, criteria: &[CriterionInput]) -> Vec<(String, String, serde_json::Value, i32)> {
-    check_criteria(v, "criteria", criteria, |v, i| {
+    check_criteria(v, "input", "criteria", criteria, |v, i| {
         if !(1..=1000).contains(&criteria[i].weight) {
             let field = vec!["input".to_owned(), "criteria".to_owned(), i.to_string(), "weight".to_owned()];
             v.push_owned(field, "INVALID", "must be between 1 and 1000");

@@ -291,7 +291,7 @@ pub async fn refresh_account(db: &impl ConnectionTrait, ws: i64, account_id: i64
     refresh_leads(db, ws, &ids).await
 }
 
-async fn accounts_of(db: &impl ConnectionTrait, ws: i64, leads: &[lead::Model]) -> Result<HashMap<i64, account::Model>, DbErr> {
+pub(crate) async fn accounts_of(db: &impl ConnectionTrait, ws: i64, leads: &[lead::Model]) -> Result<HashMap<i64, account::Model>, DbErr> {
     let mut ids: Vec<i64> = leads.iter().filter_map(|l| l.account_id).collect();
     ids.sort_unstable();
     ids.dedup();
@@ -377,7 +377,7 @@ pub async fn rescore_model(db: &impl ConnectionTrait, ws: i64, s: &Scorer) -> Re
 }
 
 /// The touchpoints of the leads with IDs in [lo, hi], per lead, in one index range read.
-async fn touches_in_lead_range(db: &impl ConnectionTrait, ws: i64, lo: i64, hi: i64) -> Result<HashMap<i64, Vec<Touch>>, DbErr> {
+pub(crate) async fn touches_in_lead_range(db: &impl ConnectionTrait, ws: i64, lo: i64, hi: i64) -> Result<HashMap<i64, Vec<Touch>>, DbErr> {
     let q = touchpoint::Entity::in_workspace(ws).filter(touchpoint::Column::LeadId.between(lo, hi));
     let mut out: HashMap<i64, Vec<Touch>> = HashMap::new();
     for (lead_id, t) in read_touches(db, q).await? {

@@ -69,6 +69,7 @@ pub async fn draft(
     db: &impl ConnectionTrait,
     ws: i64,
     v: &mut Validator,
+    root: &'static str,
     base: Option<&scoring_model::Model>,
     input: &ModelInput,
 ) -> Result<(Model, i32), DbErr> {
@@ -83,13 +84,13 @@ pub async fn draft(
         let seconds = (days * Decimal::from(SECONDS_PER_DAY)).round().to_i64();
         match seconds {
             Some(s) if days > Decimal::ZERO && s >= 1 && days <= Decimal::from(3650) => m.half_life_seconds = s,
-            _ => v.push(&["input", "halfLifeDays"], "INVALID", "a number of days above 0 and at most 3650"),
+            _ => v.push(&[root, "halfLifeDays"], "INVALID", "a number of days above 0 and at most 3650"),
         }
     }
     if let Some(b) = input.grade_bands {
         if !(b[0] > b[1] && b[1] > b[2]) {
             v.push(
-                &["input", "gradeBands"],
+                &[root, "gradeBands"],
                 "INVALID",
                 "the minimum of A must be above B's, and B's above C's",
             );
@@ -99,7 +100,7 @@ pub async fn draft(
     if let Some(b) = input.activity_bands {
         if !(b[0] > b[1] && b[1] > b[2] && b[2] > 0) {
             v.push(
-                &["input", "activityBands"],
+                &[root, "activityBands"],
                 "INVALID",
                 "the minimum of band 1 must be above band 2's, band 2's above band 3's, and band 3's above 0",
             );
@@ -108,9 +109,9 @@ pub async fn draft(
     }
     if let Some(rules) = &input.profile_rules {
         let conditions: Vec<CriterionInput> = rules.iter().map(|r| r.condition.clone()).collect();
-        let checked = check_criteria(v, "profileRules", &conditions, |v, i| {
+        let checked = check_criteria(v, root, "profileRules", &conditions, |v, i| {
             if !(-1000..=1000).contains(&rules[i].points) {
-                v.push_owned(field("profileRules", i, "points"), "INVALID", "between -1000 and 1000");
+                v.push_owned(field(root, "profileRules", i, "points"), "INVALID", "between -1000 and 1000");
             }
         });
         m.profile_rules = Vec::with_capacity(rules.len());
@@ -124,7 +125,7 @@ pub async fn draft(
         }
     }
     if let Some(rules) = &input.activity_rules {
-        m.activity_rules = activity_rules(db, ws, v, rules).await?;
+        m.activity_rules = activity_rules(db, ws, v, root, rules).await?;
     }
     if let Some(cells) = &input.mql_cells {
         m.mql_cells = Vec::new();
@@ -133,7 +134,7 @@ pub async fn draft(
                 Some(c) if !m.mql_cells.contains(&c) => m.mql_cells.push(c),
                 Some(_) => {}
                 None => v.push_owned(
-                    vec!["input".into(), "mqlCells".into(), i.to_string()],
+                    vec![root.into(), "mqlCells".into(), i.to_string()],
                     "INVALID",
                     "a cell from A1 to D4",
                 ),
@@ -144,19 +145,20 @@ pub async fn draft(
         .cooldown_days
         .unwrap_or(base.map_or(DEFAULT_COOLDOWN_DAYS, |b| b.cooldown_days));
     if !(0..=3650).contains(&cooldown) {
-        v.push(&["input", "cooldownDays"], "INVALID", "between 0 and 3650 days");
+        v.push(&[root, "cooldownDays"], "INVALID", "between 0 and 3650 days");
     }
     Ok((m, cooldown))
 }
 
-fn field(list: &str, i: usize, name: &str) -> Vec<String> {
-    vec!["input".to_owned(), list.to_owned(), i.to_string(), name.to_owned()]
+fn field(root: &str, list: &str, i: usize, name: &str) -> Vec<String> {
+    vec![root.to_owned(), list.to_owned(), i.to_string(), name.to_owned()]
 }
 
 async fn activity_rules(
     db: &impl ConnectionTrait,
     ws: i64,
     v: &mut Validator,
+    root: &str,
     rules: &[ActivityRuleInput],
 ) -> Result<Vec<ActivityRule>, DbErr> {
     let types: HashSet<String> = store::workspace::vocabulary(db, ws, VOCAB_TOUCHPOINT_TYPE)
@@ -175,7 +177,7 @@ async fn activity_rules(
         let code = normalize_code(&r.touch_type).filter(|c| types.contains(c));
         if code.is_none() {
             v.push_owned(
-                field("activityRules", i, "type"),
+                field(root, "activityRules", i, "type"),
                 "INVALID",
                 format!("{:?} is not a touchpoint type of this workspace", r.touch_type),
             );
@@ -184,26 +186,26 @@ async fn activity_rules(
             None => None,
             Some(Ok(id)) if campaigns.contains(id) => Some(*id),
             Some(_) => {
-                v.push_owned(field("activityRules", i, "campaignId"), "NOT_FOUND", "no such campaign");
+                v.push_owned(field(root, "activityRules", i, "campaignId"), "NOT_FOUND", "no such campaign");
                 None
             }
         };
         if !(0..=1000).contains(&r.points) {
-            v.push_owned(field("activityRules", i, "points"), "INVALID", "between 0 and 1000");
+            v.push_owned(field(root, "activityRules", i, "points"), "INVALID", "between 0 and 1000");
         }
         match r.daily_cap {
             Some(_) if r.campaign_id.is_some() => v.push_owned(
-                field("activityRules", i, "dailyCap"),
+                field(root, "activityRules", i, "dailyCap"),
                 "INVALID",
                 "caps are per type and day: set it on the type's rule without a campaign",
             ),
-            Some(c) if c < 1 => v.push_owned(field("activityRules", i, "dailyCap"), "INVALID", "at least 1"),
+            Some(c) if c < 1 => v.push_owned(field(root, "activityRules", i, "dailyCap"), "INVALID", "at least 1"),
             _ => {}
         }
         let Some(code) = code else { continue };
         if out.iter().any(|o| o.touch_type == code && o.campaign_id == campaign_id) {
             v.push_owned(
-                field("activityRules", i, "type"),
+                field(root, "activityRules", i, "type"),
                 "DUPLICATE",
                 "a rule for this type (and campaign) is given twice",
             );
@@ -284,7 +286,7 @@ pub async fn create(db: &Db, bus: &Bus, p: Principal, input: ModelInput) -> Serv
         v.push(&["input", "name"], "REQUIRED", "a scoring model needs a name");
     }
     let txn = db.begin_write().await?;
-    let (m, cooldown) = draft(&*txn, ws, &mut v, None, &input).await?;
+    let (m, cooldown) = draft(&*txn, ws, &mut v, "input", None, &input).await?;
     if let Some(n) = &name
         && name_taken(&*txn, ws, n, None).await?
     {
@@ -339,7 +341,7 @@ pub async fn update(db: &Db, bus: &Bus, p: Principal, id: i64, input: ModelInput
     let current = store::by_id::<scoring_model::Entity>(&*txn, ws, id)
         .await?
         .ok_or_else(|| AppError::not_found("scoring model"))?;
-    let (m, cooldown) = draft(&*txn, ws, &mut v, Some(&current), &input).await?;
+    let (m, cooldown) = draft(&*txn, ws, &mut v, "input", Some(&current), &input).await?;
     let name = match &input.name {
         Some(n) => match clean(Some(n.clone())) {
             Some(n) => Some(n),
@@ -428,4 +430,128 @@ pub async fn delete(db: &Db, p: Principal, id: i64) -> ServiceResult<scoring_mod
     scoring_model::Entity::delete_by_id(id).exec(&*txn).await?;
     txn.commit().await?;
     Ok(current)
+}
+
+/// `scoringBacktest`: a draft model (nothing saved) evaluated against history. Each lead in an
+/// opportunity created in [from, to) is scored as of the creation of its first such
+/// opportunity, with the touchpoints up to then; its outcome is WON when one of those
+/// opportunities was won, else LOST when one was lost, else OPEN. Each lead created before
+/// `to` that is in no opportunity at all is scored as of `to` (NO_OPPORTUNITY). Profile scores
+/// use the leads' attributes as they are now: attribute history is not kept.
+pub async fn backtest(
+    db: &Db,
+    p: Principal,
+    input: ModelInput,
+    from: chrono::DateTime<Utc>,
+    to: chrono::DateTime<Utc>,
+) -> ServiceResult<crate::domain::scoring::Backtest> {
+    use crate::domain::scoring::{Backtest, Outcome, Score};
+    use crate::domain::vocab::OpportunityStatus;
+    use entity::{lead, opportunity, opportunity_contact};
+    use sea_orm::{QueryOrder, QuerySelect};
+    use std::collections::HashMap;
+
+    let ws = p.workspace_id;
+    let mut v = Validator::default();
+    if from >= to {
+        v.push(&["to"], "INVALID", "must be after from");
+    }
+    let conn = &db.conn;
+    let (model, _) = draft(conn, ws, &mut v, "model", None, &input).await?;
+    v.finish()?;
+
+    // Per lead: the creation of its first opportunity in the range, and the outcome.
+    let opps: HashMap<i64, opportunity::Model> = opportunity::Entity::in_workspace(ws)
+        .filter(opportunity::Column::CreatedAt.gte(from))
+        .filter(opportunity::Column::CreatedAt.lt(to))
+        .all(conn)
+        .await?
+        .into_iter()
+        .map(|o| (o.id, o))
+        .collect();
+    let mut in_range: HashMap<i64, (chrono::DateTime<Utc>, Outcome)> = HashMap::new();
+    let mut with_any: HashSet<i64> = HashSet::new();
+    let contacts: Vec<(i64, i64)> = opportunity_contact::Entity::in_workspace(ws)
+        .select_only()
+        .columns([opportunity_contact::Column::LeadId, opportunity_contact::Column::OpportunityId])
+        .into_tuple()
+        .all(conn)
+        .await?;
+    for (lead_id, opp_id) in contacts {
+        with_any.insert(lead_id);
+        let Some(o) = opps.get(&opp_id) else { continue };
+        let outcome = match OpportunityStatus::parse(&o.status) {
+            Some(OpportunityStatus::Won) => Outcome::Won,
+            Some(OpportunityStatus::Lost) => Outcome::Lost,
+            _ => Outcome::Open,
+        };
+        let e = in_range.entry(lead_id).or_insert((o.created_at, outcome));
+        e.0 = e.0.min(o.created_at);
+        e.1 = match (e.1, outcome) {
+            (Outcome::Won, _) | (_, Outcome::Won) => Outcome::Won,
+            (Outcome::Lost, _) | (_, Outcome::Lost) => Outcome::Lost,
+            _ => Outcome::Open,
+        };
+    }
+
+    const PAGE: u64 = 10_000;
+    let scorer = Scorer::new(scoring_model::Model {
+        id: 0,
+        workspace_id: ws,
+        name: String::new(),
+        description: None,
+        is_default: false,
+        half_life_seconds: model.half_life_seconds,
+        grade_a: model.grade_bands[0],
+        grade_b: model.grade_bands[1],
+        grade_c: model.grade_bands[2],
+        band_1: model.activity_bands[0],
+        band_2: model.activity_bands[1],
+        band_3: model.activity_bands[2],
+        mql_cells: cells_json(&model),
+        cooldown_days: 0,
+        profile_rules: serde_json::to_value(&model.profile_rules).unwrap_or_default(),
+        activity_rules: serde_json::to_value(&model.activity_rules).unwrap_or_default(),
+        version: 0,
+        created_at: Utc::now(),
+        updated_at: Utc::now(),
+    });
+    let m = &scorer.model;
+    let mut items = Vec::new();
+    let mut after = 0_i64;
+    loop {
+        let leads = lead::Entity::in_workspace(ws)
+            .filter(lead::Column::Id.gt(after))
+            .filter(lead::Column::ErasedAt.is_null())
+            .order_by_asc(lead::Column::Id)
+            .limit(PAGE)
+            .all(conn)
+            .await?;
+        let (Some(first), Some(last)) = (leads.first(), leads.last()) else {
+            break;
+        };
+        let (lo, hi) = (first.id, last.id);
+        after = hi;
+        let accounts = scoring::accounts_of(conn, ws, &leads).await?;
+        let touches = scoring::touches_in_lead_range(conn, ws, lo, hi).await?;
+        for l in &leads {
+            let (at, outcome) = match in_range.get(&l.id) {
+                Some(x) => *x,
+                None if !with_any.contains(&l.id) && l.created_at < to => (to, Outcome::NoOpportunity),
+                None => continue,
+            };
+            let a = l.account_id.and_then(|id| accounts.get(&id));
+            let profile = m.profile(|name| super::persona::attribute(l, a, name)).score;
+            let past: Vec<_> = touches
+                .get(&l.id)
+                .map(|t| t.iter().filter(|t| t.occurred_at <= at).cloned().collect())
+                .unwrap_or_default();
+            let score = Score::at(m, profile, m.activity(&past), at);
+            items.push((score.cell(), outcome));
+        }
+        if (leads.len() as u64) < PAGE {
+            break;
+        }
+    }
+    Ok(Backtest::tally(items, &m.mql_cells))
 }

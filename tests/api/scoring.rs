@@ -531,3 +531,106 @@ async fn create_model_as(app: &TestApp, key: &str, input: Value) -> Value {
     let q = format!("mutation($input: ScoringModelInput!) {{ createScoringModel(input: $input) {{ {MODEL_FIELDS} }} }}");
     app.data(key, &q, json!({ "input": input })).await["createScoringModel"].clone()
 }
+
+async fn a_backtest_scores_a_draft_model_against_history(app: TestApp) {
+    let acme = app.account(json!({ "name": "Acme" })).await;
+    let lead = |email: &'static str, title: &'static str| {
+        let app = &app;
+        let acme = acme.clone();
+        async move {
+            id_of(
+                &app.upsert_lead(json!({ "email": email, "jobTitle": title, "accountId": acme }))
+                    .await,
+            )
+        }
+    };
+    let deal = |leads: Vec<String>, outcome: Option<&'static str>| {
+        let app = &app;
+        let acme = acme.clone();
+        async move {
+            let id = app
+                .opportunity(json!({ "accountId": acme, "name": "Deal", "amount": "1000" }))
+                .await;
+            let contacts: Vec<Value> = leads.iter().map(|l| json!({ "leadId": l, "role": "Champion" })).collect();
+            let q = "mutation($i: SetBuyingCenterInput!) { setBuyingCenter(input: $i) { userErrors { code } } }";
+            app.data(&app.keys.sales, q, json!({ "i": { "opportunityId": id, "contacts": contacts } }))
+                .await;
+            if let Some(o) = outcome {
+                let q = "mutation($i: CloseOpportunityInput!) { closeOpportunity(input: $i) { userErrors { code } } }";
+                app.data(&app.keys.sales, q, json!({ "i": { "id": id, "outcome": o } })).await;
+            }
+        }
+    };
+    let wp = |n: usize| vec!["WHITEPAPER_DOWNLOAD"; n];
+    let l1 = lead("l1@example.com", "Head of IT").await;
+    app.record(touches(&l1, &wp(4), 5)).await;
+    let l2 = lead("l2@example.com", "Head of IT").await;
+    app.record(touches(&l2, &wp(2), 5)).await;
+    let l3 = lead("l3@example.com", "Engineer").await;
+    app.record(touches(&l3, &wp(4), 5)).await;
+    let _l4 = lead("l4@example.com", "Head of IT").await;
+    let l5 = lead("l5@example.com", "Head of IT").await;
+    app.record(touches(&l5, &wp(4), 5)).await;
+    let l6 = lead("l6@example.com", "Head of IT").await;
+    deal(vec![l1.clone()], Some("WON")).await;
+    deal(vec![l2.clone()], Some("LOST")).await;
+    deal(vec![l3.clone()], Some("WON")).await;
+    deal(vec![l6.clone()], None).await;
+    // L6 became active only after its opportunity was created: that does not count.
+    app.record(touches(&l6, &wp(4), -1)).await;
+
+    let q = "query($m: ScoringModelInput!, $from: DateTime!, $to: DateTime!) { scoringBacktest(model: $m, from: $from, to: $to) {
+      leads cells { cell isMql leads won lost open noOpportunity } mqlRule { predicted predictedWon won precision recall } } }";
+    let vars = json!({ "m": fit_model(), "from": ago(24 * 60), "to": ago(-24 * 60) });
+    let b = app.data(&app.keys.analyst, q, vars).await["scoringBacktest"].clone();
+    assert_eq!(b["leads"], 6);
+    let cell = |c: &str| b["cells"].as_array().unwrap().iter().find(|x| x["cell"] == c).unwrap().clone();
+    assert_eq!(
+        cell("A1"),
+        json!({ "cell": "A1", "isMql": true, "leads": 2, "won": 1, "lost": 0, "open": 0, "noOpportunity": 1 })
+    );
+    assert_eq!(
+        cell("A2"),
+        json!({ "cell": "A2", "isMql": true, "leads": 1, "won": 0, "lost": 1, "open": 0, "noOpportunity": 0 })
+    );
+    assert_eq!(
+        cell("D1"),
+        json!({ "cell": "D1", "isMql": false, "leads": 1, "won": 1, "lost": 0, "open": 0, "noOpportunity": 0 })
+    );
+    assert_eq!(
+        cell("A4"),
+        json!({ "cell": "A4", "isMql": false, "leads": 2, "won": 0, "lost": 0, "open": 1, "noOpportunity": 1 })
+    );
+    // In MQL cells: L1 (won), L2 (lost), L5 (no deal). Won: L1, L3.
+    assert_eq!(
+        b["mqlRule"],
+        json!({ "predicted": 3, "predictedWon": 1, "won": 2, "precision": "0.3333", "recall": "0.5000" })
+    );
+    // Nothing was saved.
+    let list = app.data(&app.keys.analyst, "{ scoringModels { id } }", json!({})).await;
+    assert_eq!(list["scoringModels"], json!([]));
+
+    // A draft that makes engineers fit and counts the MQL cells A1 and D1 catches both wins.
+    let mut draft = fit_model();
+    draft["profileRules"][0]["values"] = json!(["head", "engineer"]);
+    draft["mqlCells"] = json!(["A1"]);
+    let vars = json!({ "m": draft, "from": ago(24 * 60), "to": ago(-24 * 60) });
+    let b = app.data(&app.keys.analyst, q, vars).await["scoringBacktest"].clone();
+    assert_eq!(
+        b["mqlRule"],
+        json!({ "predicted": 3, "predictedWon": 2, "won": 2, "precision": "0.6667", "recall": "1.0000" })
+    );
+
+    // Bad arguments: one error naming each field.
+    let vars = json!({ "m": { "activityBands": { "band1": 1, "band2": 2, "band3": 3 } }, "from": ago(0), "to": ago(60) });
+    let resp = app.gql(&app.keys.analyst, q, vars).await;
+    assert_eq!(error_code(&resp), "BAD_USER_INPUT");
+    let fields: Vec<&str> = resp["errors"][0]["extensions"]["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(fields, ["to", "model.activityBands"]);
+}
+both!(a_backtest_scores_a_draft_model_against_history);
