@@ -43,6 +43,7 @@ pub async fn load(db: &Db) -> Result<Option<String>, BoxError> {
     let ws = import::workspace_in(&*txn, WORKSPACE).await?;
     write_personas(&*txn, ws.id).await?;
     import::apply_in(&*txn, &ws, data).await?;
+    write_scoring_model(&*txn, ws.id).await?;
     super::demo_handoffs::write(&*txn, ws.id).await?;
     txn.commit().await?;
     let (key, _) = service::workspace::create_key(db, WORKSPACE, Role::Admin, "demo admin", None).await?;
@@ -160,6 +161,65 @@ async fn write_personas(db: &impl ConnectionTrait, ws: i64) -> Result<(), BoxErr
         }
     }
     criteria.finish(db).await?;
+    Ok(())
+}
+
+/// The default scoring model: fit from leadership titles, decision roles, machine builders and
+/// mid-sized companies; engagement from the default activity points. Every lead is scored in
+/// bulk (no automatic handoffs: the demo's handoffs are its history).
+async fn write_scoring_model(db: &impl ConnectionTrait, ws: i64) -> Result<(), BoxError> {
+    use crate::domain::scoring::{ActivityRule, ProfileRule};
+    use sea_orm::{ActiveModelTrait, ActiveValue::Set};
+    let rule = |attribute: &str, operator: &str, values: serde_json::Value, points: i32| ProfileRule {
+        attribute: attribute.to_owned(),
+        operator: operator.to_owned(),
+        values,
+        points,
+    };
+    let profile = vec![
+        rule(
+            "jobTitle",
+            "CONTAINS",
+            serde_json::json!([
+                "leiter",
+                "geschäftsführer",
+                "directeur",
+                "direttore",
+                "director",
+                "responsable",
+                "head"
+            ]),
+            30,
+        ),
+        rule("decisionRole", "IN", serde_json::json!(["Decision maker", "Economic buyer"]), 30),
+        rule("industry", "EQUALS", serde_json::json!(["Machine building"]), 20),
+        rule("employeeCount", "RANGE", serde_json::json!([50, 1000]), 20),
+    ];
+    let now = Utc::now();
+    let row = entity::scoring_model::ActiveModel {
+        workspace_id: Set(ws),
+        name: Set("HydroTec fit and engagement".into()),
+        description: Set(Some("Leaders and buyers at machine builders of 50-1,000 staff, who engage.".into())),
+        is_default: Set(true),
+        half_life_seconds: Set(30 * 86_400),
+        grade_a: Set(75),
+        grade_b: Set(50),
+        grade_c: Set(25),
+        band_1: Set(100),
+        band_2: Set(50),
+        band_3: Set(20),
+        mql_cells: Set(serde_json::json!(["A1", "A2", "B1"])),
+        cooldown_days: Set(30),
+        profile_rules: Set(serde_json::to_value(profile)?),
+        activity_rules: Set(serde_json::to_value(ActivityRule::defaults())?),
+        version: Set(1),
+        created_at: Set(now),
+        updated_at: Set(now),
+        ..Default::default()
+    }
+    .insert(db)
+    .await?;
+    service::scoring::rescore_model(db, ws, &service::scoring::Scorer::new(row)).await?;
     Ok(())
 }
 
@@ -1118,6 +1178,8 @@ mod tests {
         assert!(count(&db, "touchpoints").await >= 17_000);
         assert!(count(&db, "campaign_costs").await > 40);
         assert_eq!(count(&db, "api_keys").await, 1);
+        assert_eq!(count(&db, "scoring_models").await, 1);
+        assert_eq!(count(&db, "lead_scores").await, count(&db, "leads").await);
         assert!(load(&db).await.unwrap().is_none(), "the second time nothing is loaded");
         assert_eq!(count(&db, "workspaces").await, 1);
         assert_eq!(count(&db, "api_keys").await, 1);
