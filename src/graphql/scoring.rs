@@ -485,17 +485,19 @@ impl ScoringQuery {
     /// opportunity created in [from, to) is scored as of its first such opportunity's
     /// creation (outcome WON if one of them was won, else LOST if one was lost, else OPEN);
     /// each lead created before `to` in no opportunity at all is scored as of `to`
-    /// (NO_OPPORTUNITY). Absent fields of the draft take the defaults of createScoringModel.
-    /// Profile scores use the leads' current attributes.
+    /// (NO_OPPORTUNITY). Absent fields of the draft are those of the `base` model, or without
+    /// one the defaults of createScoringModel. Profile scores use the leads' current attributes.
     async fn scoring_backtest(
         &self,
         ctx: &Context<'_>,
+        base: Option<ID>,
         model: ScoringModelInput,
         from: DateTime,
         to: DateTime,
     ) -> async_graphql::Result<ScoringBacktest> {
         let p = ctx.principal()?;
-        let b = query_result(models::backtest(ctx.db(), p, model.into(), from.0, to.0).await)?;
+        let base = decode_model(base.as_ref())?;
+        let b = query_result(models::backtest(ctx.db(), p, base, model.into(), from.0, to.0).await)?;
         Ok(ScoringBacktest {
             from,
             to,

@@ -432,7 +432,8 @@ pub async fn delete(db: &Db, p: Principal, id: i64) -> ServiceResult<scoring_mod
     Ok(current)
 }
 
-/// `scoringBacktest`: a draft model (nothing saved) evaluated against history. Each lead in an
+/// `scoringBacktest`: a draft model (nothing saved; absent fields from `base`, or the defaults)
+/// evaluated against history. Each lead in an
 /// opportunity created in [from, to) is scored as of the creation of its first such
 /// opportunity, with the touchpoints up to then; its outcome is WON when one of those
 /// opportunities was won, else LOST when one was lost, else OPEN. Each lead created before
@@ -441,6 +442,7 @@ pub async fn delete(db: &Db, p: Principal, id: i64) -> ServiceResult<scoring_mod
 pub async fn backtest(
     db: &Db,
     p: Principal,
+    base: Option<i64>,
     input: ModelInput,
     from: chrono::DateTime<Utc>,
     to: chrono::DateTime<Utc>,
@@ -457,7 +459,15 @@ pub async fn backtest(
         v.push(&["to"], "INVALID", "must be after from");
     }
     let conn = &db.conn;
-    let (model, _) = draft(conn, ws, &mut v, "model", None, &input).await?;
+    let base = match base {
+        Some(id) => Some(
+            store::by_id::<scoring_model::Entity>(conn, ws, id)
+                .await?
+                .ok_or_else(|| AppError::not_found("scoring model"))?,
+        ),
+        None => None,
+    };
+    let (model, _) = draft(conn, ws, &mut v, "model", base.as_ref(), &input).await?;
     v.finish()?;
 
     // Per lead: the creation of its first opportunity in the range, and the outcome.

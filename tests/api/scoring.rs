@@ -609,6 +609,12 @@ async fn a_backtest_scores_a_draft_model_against_history(app: TestApp) {
     // Nothing was saved.
     let list = app.data(&app.keys.analyst, "{ scoringModels { id } }", json!({})).await;
     assert_eq!(list["scoringModels"], json!([]));
+    // A saved model as the base of an empty draft gives the same.
+    let saved = id_of(&create_model(&app, fit_model()).await["scoringModel"]);
+    let q2 = "query($b: ID, $from: DateTime!, $to: DateTime!) { scoringBacktest(base: $b, model: {}, from: $from, to: $to) { mqlRule { predicted predictedWon won precision recall } } }";
+    let vars = json!({ "b": saved, "from": ago(24 * 60), "to": ago(-24 * 60) });
+    let same = app.data(&app.keys.analyst, q2, vars).await["scoringBacktest"].clone();
+    assert_eq!(same["mqlRule"], b["mqlRule"]);
 
     // A draft that makes engineers fit and counts the MQL cells A1 and D1 catches both wins.
     let mut draft = fit_model();
