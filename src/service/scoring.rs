@@ -91,6 +91,23 @@ pub async fn scorer(db: &impl ConnectionTrait, ws: i64, id: Option<i64>) -> Resu
 /// Values per `IN (...)` list.
 const CHUNK: usize = 900;
 
+/// Serializes the score writes of one workspace until the transaction ends. Each write reads
+/// stored scores and replaces them; two at once (a touchpoint batch and a lead change, or a model
+/// change) would otherwise lose one's update on PostgreSQL. SQLite has one writer anyway.
+async fn lock_scores(db: &impl ConnectionTrait, ws: i64) -> Result<(), DbErr> {
+    if db.get_database_backend() == sea_orm::DbBackend::Postgres {
+        // One key space per purpose: "scoring" in the high bits, the workspace in the low ones.
+        const SCORING: i64 = 0x53_43_4f_52 << 32;
+        let stmt = store::raw::statement(
+            sea_orm::DbBackend::Postgres,
+            "SELECT pg_advisory_xact_lock(?)",
+            vec![(SCORING | (ws & 0xffff_ffff)).into()],
+        );
+        db.execute_raw(stmt).await?;
+    }
+    Ok(())
+}
+
 /// The touchpoints of some leads, as scoring sees them, per lead.
 pub async fn touches_of(db: &impl ConnectionTrait, ws: i64, lead_ids: &[i64]) -> Result<HashMap<i64, Vec<Touch>>, DbErr> {
     let mut out: HashMap<i64, Vec<Touch>> = HashMap::new();
@@ -235,10 +252,15 @@ pub struct Entered(pub Vec<i64>);
 /// Recomputes the scores of some leads under every model (after the leads or their accounts
 /// changed), inside the caller's transaction. Erased leads lose their scores.
 pub async fn refresh_leads(db: &impl ConnectionTrait, ws: i64, lead_ids: &[i64]) -> Result<Entered, DbErr> {
-    let scorers = scorers(db, ws).await?;
-    if scorers.is_empty() || lead_ids.is_empty() {
+    if lead_ids.is_empty() {
         return Ok(Entered::default());
     }
+    let scorers = scorers(db, ws).await?;
+    if scorers.is_empty() {
+        return Ok(Entered::default());
+    }
+    // Without models nothing is written, and lead writes need not wait for each other.
+    lock_scores(db, ws).await?;
     let now = Utc::now();
     let model_ids: Vec<i64> = scorers.iter().map(Scorer::id).collect();
     let mut entered = Vec::new();
@@ -335,6 +357,7 @@ pub async fn mql_members(db: &impl ConnectionTrait, ws: i64, s: &Scorer) -> Resu
 pub async fn rescore_model(db: &impl ConnectionTrait, ws: i64, s: &Scorer) -> Result<(u64, Vec<i64>), DbErr> {
     const PAGE: u64 = 10_000;
     let now = Utc::now();
+    lock_scores(db, ws).await?;
     lead_score::Entity::delete_many()
         .filter(lead_score::Column::WorkspaceId.eq(ws))
         .filter(lead_score::Column::ModelId.eq(s.id()))
@@ -396,6 +419,8 @@ pub async fn add_touchpoints(db: &impl ConnectionTrait, ws: i64, new: &[touchpoi
     if scorers.is_empty() {
         return Ok(Entered::default());
     }
+    // Without models nothing is written, and lead writes need not wait for each other.
+    lock_scores(db, ws).await?;
     let now = Utc::now();
     let mut by_lead: HashMap<i64, Vec<Touch>> = HashMap::new();
     for t in new {

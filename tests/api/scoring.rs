@@ -640,3 +640,29 @@ async fn a_backtest_scores_a_draft_model_against_history(app: TestApp) {
     assert_eq!(fields, ["to", "model.activityBands"]);
 }
 both!(a_backtest_scores_a_draft_model_against_history);
+
+async fn concurrent_batches_for_one_lead_lose_no_points(app: TestApp) {
+    create_model(&app, fit_model()).await;
+    let lead = id_of(
+        &app.upsert_lead(json!({ "email": "busy@example.com", "jobTitle": "Engineer" }))
+            .await,
+    );
+    let batches = (0..8).map(|i| {
+        let app = &app;
+        let items = json!([{ "leadId": lead, "type": "EMAIL_CLICK", "occurredAt": ago(10 + i) }]);
+        async move { app.record(items).await }
+    });
+    for r in futures_util::future::join_all(batches).await {
+        assert_eq!(user_errors(&r), vec![]);
+    }
+    // 8 clicks of 10 points: the stored score equals the sum over the touchpoints.
+    let now = ago(0);
+    let q = "query($id: ID!, $at: DateTime) { node(id: $id) { ... on Lead { score(asOf: $at) { activityScore } scoreBreakdown(asOf: $at) { touchpoints { contribution } } } } }";
+    let d = app.data(&app.keys.analyst, q, json!({ "id": lead, "at": now })).await["node"].clone();
+    let parts = d["scoreBreakdown"]["touchpoints"].as_array().unwrap();
+    assert_eq!(parts.len(), 8);
+    let sum: f64 = parts.iter().map(|p| p["contribution"].as_f64().unwrap()).sum();
+    let stored = d["score"]["activityScore"].as_f64().unwrap();
+    assert!((stored - sum).abs() < 1e-9 && stored > 79.9, "{stored} vs {sum}");
+}
+both!(concurrent_batches_for_one_lead_lose_no_points);
