@@ -100,6 +100,12 @@ impl MigrationTrait for Migration {
                 false,
             ),
             ("ix_lead_scores_lead", &["workspace_id", "lead_id"][..], false),
+            // Rows with touches after a time (a matrix in the past, future-dated touches).
+            (
+                "ix_lead_scores_activity_at",
+                &["workspace_id", "model_id", "activity_at"][..],
+                false,
+            ),
         ] {
             let mut idx = Index::create();
             idx.name(name).table("lead_scores");

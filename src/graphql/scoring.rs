@@ -536,7 +536,7 @@ impl ScoringQuery {
     ) -> async_graphql::Result<ScoringMatrix> {
         let p = ctx.principal()?;
         let s = resolve_model(ctx, model.as_ref()).await?;
-        let as_of = as_of.map_or_else(Utc::now, |t| t.0);
+        let as_of = as_of.map(|t| t.0);
         let leads = match filter {
             Some(f) => Some(crate::store::lead::select(
                 p.workspace_id,
@@ -558,7 +558,7 @@ impl ScoringQuery {
                 })
                 .collect(),
             model: ScoringModel(s.row),
-            as_of: as_of.into(),
+            as_of: as_of.unwrap_or_else(Utc::now).into(),
         })
     }
 }

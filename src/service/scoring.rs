@@ -478,7 +478,8 @@ pub async fn add_touchpoints(db: &impl ConnectionTrait, ws: i64, new: &[touchpoi
             recompute.push(lead_id);
         }
     }
-    let incremental: Vec<i64> = lead_ids.iter().copied().filter(|id| !recompute.contains(id)).collect();
+    let recomputed: HashSet<i64> = recompute.iter().copied().collect();
+    let incremental: Vec<i64> = lead_ids.iter().copied().filter(|id| !recomputed.contains(id)).collect();
     delete_rows(db, ws, &model_ids, &incremental).await?;
     write(db, ws, &rows).await?;
     let mut more = refresh_leads(db, ws, &recompute).await?;
@@ -664,8 +665,9 @@ fn recomputed(s: &Scorer, row: &lead_score::Model, touches: &[Touch], as_of: Dat
     Score::at(&s.model, row.profile_score, s.model.activity(&past), as_of)
 }
 
-/// The scores at `as_of` of the leads with touches after `as_of` (whose stored key cannot say).
-pub async fn late_scores(db: &impl ConnectionTrait, ws: i64, s: &Scorer, as_of: DateTime<Utc>) -> Result<Vec<(i64, Score)>, DbErr> {
+/// The leads with touches after `as_of`, whose stored key cannot say their score then: each
+/// with the cell its key gives and its score at `as_of` recomputed from its touchpoints.
+pub async fn late_scores(db: &impl ConnectionTrait, ws: i64, s: &Scorer, as_of: DateTime<Utc>) -> Result<Vec<(i64, Cell, Score)>, DbErr> {
     let rows = store::scoring::late_rows(db, ws, s.id(), as_of).await?;
     if rows.is_empty() {
         return Ok(Vec::new());
@@ -675,10 +677,8 @@ pub async fn late_scores(db: &impl ConnectionTrait, ws: i64, s: &Scorer, as_of: 
     Ok(rows
         .iter()
         .map(|r| {
-            (
-                r.lead_id,
-                recomputed(s, r, touches.get(&r.lead_id).map(Vec::as_slice).unwrap_or_default(), as_of),
-            )
+            let t = touches.get(&r.lead_id).map(Vec::as_slice).unwrap_or_default();
+            (r.lead_id, s.score_of(r, as_of).cell(), recomputed(s, r, t, as_of))
         })
         .collect())
 }
@@ -715,8 +715,8 @@ pub async fn score_filter(
     let late = late_scores(db, ws, s, as_of)
         .await?
         .into_iter()
-        .filter(|(_, score)| q.admits(score))
-        .map(|(id, _)| id)
+        .filter(|(_, _, score)| q.admits(score))
+        .map(|(id, _, _)| id)
         .collect();
     Ok(store::scoring::ScoreFilter {
         model_id: s.id(),
@@ -736,16 +736,19 @@ pub async fn score_filter(
     })
 }
 
-/// Lead counts per cell (all 16, A1 first) under `s` at `as_of`, for the leads `leads` selects.
-/// Leads created after `as_of` did not exist then and are left out.
+/// Lead counts per cell (all 16, A1 first) under `s` at `as_of` (`None`: now), for the leads
+/// `leads` selects. Leads created after `as_of` did not exist then and are left out.
 pub async fn matrix(
     db: &impl ConnectionTrait,
     ws: i64,
     s: &Scorer,
-    as_of: DateTime<Utc>,
+    as_of: Option<DateTime<Utc>>,
     leads: Option<sea_orm::Select<lead::Entity>>,
 ) -> Result<Vec<(Cell, i64)>, DbErr> {
-    let leads = if as_of < Utc::now() {
+    let now = Utc::now();
+    let past = as_of.filter(|t| *t < now);
+    let as_of = as_of.unwrap_or(now);
+    let leads = if past.is_some() {
         Some(
             leads
                 .unwrap_or_else(|| lead::Entity::in_workspace(ws))
@@ -754,13 +757,15 @@ pub async fn matrix(
     } else {
         leads
     };
-    let mut counts: HashMap<Cell, i64> = store::scoring::matrix(db, ws, s.id(), as_of, s.model.band_bounds(as_of), leads.clone())
+    let mut counts: HashMap<Cell, i64> = store::scoring::matrix(db, ws, s.id(), s.model.band_bounds(as_of), leads.clone())
         .await?
         .into_iter()
         .collect();
+    // Leads with touches after `as_of` were counted by their stored key: move them to the cell
+    // of their score at `as_of`.
     let late = late_scores(db, ws, s, as_of).await?;
     if !late.is_empty() {
-        let ids: Vec<i64> = late.iter().map(|(id, _)| *id).collect();
+        let ids: Vec<i64> = late.iter().map(|l| l.0).collect();
         let mut admitted: HashSet<i64> = HashSet::new();
         for chunk in ids.chunks(CHUNK) {
             let q = leads.clone().unwrap_or_else(|| lead::Entity::in_workspace(ws));
@@ -773,8 +778,9 @@ pub async fn matrix(
                 .await?;
             admitted.extend(found);
         }
-        for (id, score) in late {
+        for (id, by_key, score) in late {
             if admitted.contains(&id) {
+                *counts.entry(by_key).or_default() -= 1;
                 *counts.entry(score.cell()).or_default() += 1;
             }
         }

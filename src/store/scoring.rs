@@ -78,44 +78,90 @@ impl ScoreFilter {
     }
 }
 
-/// Lead counts per cell of the rows judged by key, for the leads `leads` selects (`None`: all).
+/// Lead counts per cell judged by the stored key alone (rows with touches after the time are
+/// the caller's to correct), for the leads `leads` selects (`None`: all).
+///
+/// For all leads: 16 range counts on the (workspace, model, grade, key) index, one statement:
+/// per grade, all rows and the rows at or above each band's bound (cumulative). Counting index
+/// ranges is about twice as fast in SQLite as grouping by a computed band. For a subset: one
+/// pass over the subset with the same cumulative sums.
 pub async fn matrix(
     db: &impl ConnectionTrait,
     ws: i64,
     model_id: i64,
-    as_of: DateTime<Utc>,
     bounds: [f64; 3],
     leads: Option<Select<lead::Entity>>,
 ) -> Result<Vec<(Cell, i64)>, DbErr> {
-    let key = || Expr::col(lead_score::Column::ActivityKey);
-    let band = CaseStatement::new()
-        .case(key().gte(bounds[0]), 1)
-        .case(key().gte(bounds[1]), 2)
-        .case(key().gte(bounds[2]), 3)
-        .finally(4);
-    let mut q: SelectStatement = Query::select()
-        .column(lead_score::Column::Grade)
-        .expr_as(band, Alias::new("band"))
-        .expr_as(Func::count(Expr::col(lead_score::Column::LeadId)), Alias::new("n"))
-        .from(lead_score::Entity)
-        .and_where(lead_score::Column::WorkspaceId.eq(ws))
-        .and_where(lead_score::Column::ModelId.eq(model_id))
-        .cond_where(judged_by_key(as_of))
-        .group_by_col(lead_score::Column::Grade)
-        .add_group_by([Expr::col(Alias::new("band"))])
-        .to_owned();
-    if let Some(select) = leads {
-        let ids = select.select_only().column(lead::Column::Id).into_query();
-        q.and_where(lead_score::Column::LeadId.in_subquery(ids));
+    let backend = db.get_database_backend();
+    // Per grade: [all, >= band 1's bound, >= band 2's, >= band 3's].
+    let mut cumulative: Vec<(Grade, [i64; 4])> = Vec::with_capacity(4);
+    match leads {
+        None => {
+            let mut parts = Vec::with_capacity(16);
+            let mut values: Vec<sea_orm::Value> = Vec::with_capacity(16 * 4);
+            for g in Grade::ALL {
+                for bound in [None, Some(bounds[0]), Some(bounds[1]), Some(bounds[2])] {
+                    let mut part = "(SELECT COUNT(*) FROM lead_scores WHERE workspace_id = ? AND model_id = ? AND grade = ?".to_owned();
+                    values.extend([ws.into(), model_id.into(), g.as_str().into()]);
+                    if let Some(b) = bound {
+                        part.push_str(" AND activity_key >= ?");
+                        values.push(b.into());
+                    }
+                    part.push(')');
+                    parts.push(part);
+                }
+            }
+            let sql = format!("SELECT {}", parts.join(", "));
+            let row = db
+                .query_one_raw(super::raw::statement(backend, &sql, values))
+                .await?
+                .ok_or_else(|| DbErr::RecordNotFound("matrix counts".into()))?;
+            for (i, g) in Grade::ALL.into_iter().enumerate() {
+                let mut n = [0_i64; 4];
+                for (j, x) in n.iter_mut().enumerate() {
+                    *x = row.try_get_by_index::<i64>(i * 4 + j)?;
+                }
+                cumulative.push((g, n));
+            }
+        }
+        Some(select) => {
+            let key = || Expr::col(lead_score::Column::ActivityKey);
+            let at_least = |b: f64| Func::sum(CaseStatement::new().case(key().gte(b), 1).finally(0));
+            let ids = select.select_only().column(lead::Column::Id).into_query();
+            let q: SelectStatement = Query::select()
+                .column(lead_score::Column::Grade)
+                .expr_as(Func::count(Expr::col(lead_score::Column::LeadId)), Alias::new("n"))
+                .expr_as(at_least(bounds[0]), Alias::new("n1"))
+                .expr_as(at_least(bounds[1]), Alias::new("n2"))
+                .expr_as(at_least(bounds[2]), Alias::new("n3"))
+                .from(lead_score::Entity)
+                .and_where(lead_score::Column::WorkspaceId.eq(ws))
+                .and_where(lead_score::Column::ModelId.eq(model_id))
+                .and_where(lead_score::Column::LeadId.in_subquery(ids))
+                .group_by_col(lead_score::Column::Grade)
+                .to_owned();
+            for row in db.query_all_raw(backend.build(&q)).await? {
+                let grade: String = row.try_get("", "grade")?;
+                // SUM is NUMERIC on PostgreSQL and may be NULL over no rows.
+                let sum = |c: &str| -> Result<i64, DbErr> {
+                    Ok(row
+                        .try_get::<Option<i64>>("", c)
+                        .or_else(|_| {
+                            row.try_get::<Option<rust_decimal::Decimal>>("", c)
+                                .map(|d| d.and_then(|d| d.try_into().ok()))
+                        })?
+                        .unwrap_or(0))
+                };
+                if let Some(g) = Grade::parse(&grade) {
+                    cumulative.push((g, [sum("n")?, sum("n1")?, sum("n2")?, sum("n3")?]));
+                }
+            }
+        }
     }
-    let stmt = db.get_database_backend().build(&q);
-    let mut out = Vec::new();
-    for row in db.query_all_raw(stmt).await? {
-        let grade: String = row.try_get("", "grade")?;
-        let band: i32 = row.try_get("", "band")?;
-        let n: i64 = row.try_get("", "n")?;
-        if let Some(grade) = Grade::parse(&grade) {
-            out.push((Cell { grade, band: band as u8 }, n));
+    let mut out = Vec::with_capacity(16);
+    for (grade, [all, b1, b2, b3]) in cumulative {
+        for (band, n) in [(1, b1), (2, b2 - b1), (3, b3 - b2), (4, all - b3)] {
+            out.push((Cell { grade, band }, n));
         }
     }
     Ok(out)

@@ -95,7 +95,11 @@ async fn touchpoints_move_a_lead_into_a1_and_hand_it_off_once(app: TestApp) {
 
     // 40 + 30 + 25 + 20 = 115 a minute ago: band 1, so A1, an MQL cell: handed off, once.
     let got = app
-        .record(touches(&head, &["TRADE_FAIR_SCAN", "WHITEPAPER_DOWNLOAD", "WEBINAR_ATTEND", "FORM_SUBMIT"], 1))
+        .record(touches(
+            &head,
+            &["TRADE_FAIR_SCAN", "WHITEPAPER_DOWNLOAD", "WEBINAR_ATTEND", "FORM_SUBMIT"],
+            1,
+        ))
         .await;
     assert_eq!(user_errors(&got), vec![]);
     let s = score(&app, &head, None).await;
@@ -156,6 +160,11 @@ async fn touchpoints_move_a_lead_into_a1_and_hand_it_off_once(app: TestApp) {
     let m = matrix(&app, json!(null)).await;
     assert_eq!(m.len(), 16);
     assert_eq!((count(&m, "A1"), count(&m, "D1"), count(&m, "A4")), (1, 1, 0));
+    // The same counts for a subset of the leads (the filter of `leads`).
+    let m = matrix(&app, json!({ "search": "stud" })).await;
+    assert_eq!((count(&m, "A1"), count(&m, "D1"), m.iter().map(|(_, n)| n).sum::<i64>()), (0, 1, 1));
+    let m = matrix(&app, json!({ "minActivityScore": 1 })).await;
+    assert_eq!((count(&m, "A1"), count(&m, "D1"), m.iter().map(|(_, n)| n).sum::<i64>()), (1, 1, 2));
     // An hour ago both had no activity.
     let q = "query($at: DateTime) { scoringMatrix(asOf: $at) { total cells { cell count } } }";
     let past = app.data(&app.keys.analyst, q, json!({ "at": ago(60) })).await;
