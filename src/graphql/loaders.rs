@@ -482,7 +482,7 @@ impl Loader<LeadScoreAt> for DbLoader {
     type Error = async_graphql::Error;
 
     async fn load(&self, keys: &[LeadScoreAt]) -> LoadResult<LeadScoreAt, ScoreOf> {
-        use crate::service::scoring::{Scorer, scorers, scores_at};
+        use crate::service::scoring::{Scorer, scorers, scores_for};
         use std::sync::Arc;
         let all: Vec<Arc<Scorer>> = scorers(&self.db, self.ws).await.map_err(err)?.into_iter().map(Arc::new).collect();
         let pick = |m: Option<i64>| match m {
@@ -491,25 +491,15 @@ impl Loader<LeadScoreAt> for DbLoader {
         };
         let now = chrono::Utc::now().timestamp_micros();
         let at = |k: &LeadScoreAt| k.at_micros.unwrap_or(now);
-        // One query per (model, time) asked for; a page of leads asks for one.
-        let mut groups: HashMap<(i64, i64), Vec<i64>> = HashMap::new();
-        for k in keys {
-            if let Some(s) = pick(k.model) {
-                groups.entry((s.id(), at(k))).or_default().push(k.lead);
-            }
-        }
-        let mut scores: HashMap<(i64, i64), HashMap<i64, crate::domain::scoring::Score>> = HashMap::new();
-        for ((model, at), leads) in groups {
-            let s = all.iter().find(|s| s.id() == model).expect("picked");
-            let t = chrono::DateTime::from_timestamp_micros(at).unwrap_or_default();
-            scores.insert((model, at), scores_at(&self.db, self.ws, s, &leads, t).await.map_err(err)?);
-        }
+        let time = |k: &LeadScoreAt| chrono::DateTime::from_timestamp_micros(at(k)).unwrap_or_default();
+        let picked: Vec<(Arc<Scorer>, &LeadScoreAt)> = keys.iter().filter_map(|k| Some((pick(k.model)?, k))).collect();
+        let wanted: Vec<(&Scorer, i64, chrono::DateTime<chrono::Utc>)> =
+            picked.iter().map(|(s, k)| (s.as_ref(), k.lead, time(k))).collect();
+        let scores = scores_for(&self.db, self.ws, &wanted).await.map_err(err)?;
         let mut out = HashMap::new();
-        for k in keys {
-            let Some(s) = pick(k.model) else { continue };
-            let score = scores.get(&(s.id(), at(k))).and_then(|m| m.get(&k.lead)).copied();
-            let time = chrono::DateTime::from_timestamp_micros(at(k)).unwrap_or_default();
-            out.insert(*k, (s, score, time));
+        for (s, k) in &picked {
+            let score = scores.get(&(s.id(), k.lead, time(k))).copied();
+            out.insert(**k, (Arc::clone(s), score, time(k)));
         }
         Ok(out)
     }

@@ -313,13 +313,18 @@ pub async fn lead_breakdown(
     model: Option<ID>,
     as_of: Option<DateTime>,
 ) -> async_graphql::Result<Option<ScoreBreakdown>> {
-    let Some(score) = lead_score(ctx, lead_id, model, as_of).await? else {
-        return Ok(None);
-    };
     let loaders = ctx.data_unchecked::<Loaders>();
-    let Some(lead) = loaders.load_one(LeadId(lead_id)).await? else {
+    // Asked together, so that the loads of a page of leads fall into the same batches.
+    let (score, lead, rows) = futures_util::future::join3(
+        lead_score(ctx, lead_id, model, as_of),
+        loaders.load_one(LeadId(lead_id)),
+        loaders.load_one(LeadAllTouchpoints(lead_id)),
+    )
+    .await;
+    let (Some(score), Some(lead)) = (score?, lead?) else {
         return Ok(None);
     };
+    let rows = rows?.unwrap_or_default();
     let account = match lead.account_id {
         Some(id) => loaders.load_one(AccountId(id)).await?,
         None => None,
@@ -341,7 +346,6 @@ pub async fn lead_breakdown(
             points: if matched { r.points } else { 0 },
         })
         .collect();
-    let rows = loaders.load_one(LeadAllTouchpoints(lead_id)).await?.unwrap_or_default();
     let touches: Vec<domain::Touch> = rows
         .iter()
         .map(|t| domain::Touch {

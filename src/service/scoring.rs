@@ -399,14 +399,57 @@ pub async fn rescore_model(db: &impl ConnectionTrait, ws: i64, s: &Scorer) -> Re
     Ok((scored, in_mql))
 }
 
-/// The touchpoints of the leads with IDs in [lo, hi], per lead, in one index range read.
+/// The touchpoints of the leads with IDs in [lo, hi], per lead, in one range read of the
+/// covering index on (workspace, lead, occurred_at, id, type, campaign).
+///
+/// On SQLite each lead's touches come as one row (`group_concat`): the driver hands rows from
+/// its worker thread one at a time, and at a million touchpoints that hand-over, not SQLite,
+/// was most of the time of a re-score.
 pub(crate) async fn touches_in_lead_range(db: &impl ConnectionTrait, ws: i64, lo: i64, hi: i64) -> Result<HashMap<i64, Vec<Touch>>, DbErr> {
-    let q = touchpoint::Entity::in_workspace(ws).filter(touchpoint::Column::LeadId.between(lo, hi));
     let mut out: HashMap<i64, Vec<Touch>> = HashMap::new();
-    for (lead_id, t) in read_touches(db, q).await? {
-        out.entry(lead_id).or_default().push(t);
+    if db.get_database_backend() != sea_orm::DbBackend::Sqlite {
+        let q = touchpoint::Entity::in_workspace(ws).filter(touchpoint::Column::LeadId.between(lo, hi));
+        for (lead_id, t) in read_touches(db, q).await? {
+            out.entry(lead_id).or_default().push(t);
+        }
+        return Ok(out);
+    }
+    // Touchpoint types are [A-Z0-9_] codes and times RFC 3339, so ',' and ';' separate safely.
+    let sql = "SELECT lead_id, group_concat(id || ',' || coalesce(campaign_id, '') || ',' || occurred_at || ',' || touch_type, ';') \
+               FROM touchpoints WHERE workspace_id = ? AND lead_id BETWEEN ? AND ? GROUP BY lead_id";
+    let stmt = store::raw::statement(sea_orm::DbBackend::Sqlite, sql, vec![ws.into(), lo.into(), hi.into()]);
+    let bad = |what: &str| DbErr::Custom(format!("unreadable touchpoint list: {what}"));
+    for row in db.query_all_raw(stmt).await? {
+        let lead_id: i64 = row.try_get_by_index(0)?;
+        let list: String = row.try_get_by_index(1)?;
+        let touches = out.entry(lead_id).or_default();
+        for item in list.split(';') {
+            let mut f = item.splitn(4, ',');
+            let (Some(id), Some(campaign), Some(at), Some(touch_type)) = (f.next(), f.next(), f.next(), f.next()) else {
+                return Err(bad(item));
+            };
+            touches.push(Touch {
+                id: id.parse().map_err(|_| bad(item))?,
+                campaign_id: if campaign.is_empty() {
+                    None
+                } else {
+                    Some(campaign.parse().map_err(|_| bad(item))?)
+                },
+                occurred_at: parse_time(at).ok_or_else(|| bad(item))?,
+                touch_type: touch_type.to_owned(),
+            });
+        }
     }
     Ok(out)
+}
+
+/// A time as SQLite keeps it (RFC 3339, or "YYYY-MM-DD HH:MM:SS[.f]" taken as UTC).
+fn parse_time(s: &str) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(s).map(|t| t.with_timezone(&Utc)).ok().or_else(|| {
+        chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S%.f")
+            .ok()
+            .map(|t| t.and_utc())
+    })
 }
 
 /// Adds newly recorded touchpoints to the stored scores of their leads, inside the caller's
@@ -788,9 +831,7 @@ pub async fn matrix(
     Ok(Cell::all().map(|c| (c, counts.get(&c).copied().unwrap_or(0))).collect())
 }
 
-/// The scores at `as_of` of some leads under `s` (leads without a stored score are absent):
-/// by the stored value, or recomputed from the touches at or before `as_of` for leads with
-/// later touches (their touchpoints read in one query for all of them).
+/// The scores at `as_of` of some leads under `s` (leads without a stored score are absent).
 pub async fn scores_at(
     db: &impl ConnectionTrait,
     ws: i64,
@@ -798,21 +839,48 @@ pub async fn scores_at(
     lead_ids: &[i64],
     as_of: DateTime<Utc>,
 ) -> Result<HashMap<i64, Score>, DbErr> {
-    let rows = stored(db, ws, &[s.id()], lead_ids).await?;
-    let late: Vec<i64> = rows
-        .values()
-        .filter(|r| r.activity_at.is_some_and(|a| a > as_of))
-        .map(|r| r.lead_id)
-        .collect();
-    let touches = touches_of(db, ws, &late).await?;
-    Ok(rows
-        .into_values()
-        .map(|r| {
-            let score = match touches.get(&r.lead_id) {
-                Some(t) if r.activity_at.is_some_and(|a| a > as_of) => recomputed(s, &r, t, as_of),
-                _ => s.score_of(&r, as_of),
-            };
-            (r.lead_id, score)
-        })
+    let wanted: Vec<(&Scorer, i64, DateTime<Utc>)> = lead_ids.iter().map(|l| (s, *l, as_of)).collect();
+    Ok(scores_for(db, ws, &wanted)
+        .await?
+        .into_iter()
+        .map(|((_, lead, _), score)| (lead, score))
         .collect())
+}
+
+/// Scores of (model, lead, time) triples, keyed by (model id, lead id, time): by the stored
+/// value, or recomputed from the touches at or before the time for a lead with later touches.
+/// One query for the stored rows and at most one for touchpoints, whatever the mix of models
+/// and times (a page of leads asking for its score now and at a past time is one batch).
+pub async fn scores_for(
+    db: &impl ConnectionTrait,
+    ws: i64,
+    wanted: &[(&Scorer, i64, DateTime<Utc>)],
+) -> Result<HashMap<(i64, i64, DateTime<Utc>), Score>, DbErr> {
+    let mut model_ids: Vec<i64> = wanted.iter().map(|(s, _, _)| s.id()).collect();
+    model_ids.sort_unstable();
+    model_ids.dedup();
+    let mut lead_ids: Vec<i64> = wanted.iter().map(|(_, l, _)| *l).collect();
+    lead_ids.sort_unstable();
+    lead_ids.dedup();
+    let rows = stored(db, ws, &model_ids, &lead_ids).await?;
+    let is_late = |r: &lead_score::Model, t: DateTime<Utc>| r.activity_at.is_some_and(|a| a > t);
+    let mut late: Vec<i64> = wanted
+        .iter()
+        .filter(|(s, l, t)| rows.get(&(s.id(), *l)).is_some_and(|r| is_late(r, *t)))
+        .map(|(_, l, _)| *l)
+        .collect();
+    late.sort_unstable();
+    late.dedup();
+    let touches = touches_of(db, ws, &late).await?;
+    let mut out = HashMap::with_capacity(wanted.len());
+    for (s, lead, t) in wanted {
+        let Some(r) = rows.get(&(s.id(), *lead)) else { continue };
+        let score = if is_late(r, *t) {
+            recomputed(s, r, touches.get(lead).map(Vec::as_slice).unwrap_or_default(), *t)
+        } else {
+            s.score_of(r, *t)
+        };
+        out.insert((s.id(), *lead, *t), score);
+    }
+    Ok(out)
 }
