@@ -99,9 +99,10 @@ pub async fn upsert(db: &Db, bus: &Bus, p: Principal, input: AccountInput) -> Se
                 let mut am = m.into_active_model().reset_all();
                 am.id = sea_orm::ActiveValue::Unchanged(current.id);
                 let saved = am.update(&*txn).await?;
-                // Persona criteria may read the account's attributes.
-                super::persona::refresh_account(&*txn, p.workspace_id, saved.id).await?;
-                let entered = super::scoring::refresh_account(&*txn, p.workspace_id, saved.id).await?;
+                // Persona criteria and profile rules may read the account's attributes.
+                let leads = store::lead::ids_of_account(&*txn, p.workspace_id, saved.id).await?;
+                super::persona::refresh_leads(&*txn, p.workspace_id, &leads).await?;
+                let entered = super::scoring::refresh_leads(&*txn, p.workspace_id, &leads).await?;
                 events = super::scoring::auto_mql(&*txn, p.workspace_id, entered).await?;
                 (saved, false)
             } else {

@@ -167,19 +167,6 @@ fn inserter(ws: i64) -> Inserter {
         .shared("updated_at", Utc::now())
 }
 
-async fn accounts_of(db: &impl ConnectionTrait, ws: i64, leads: &[lead::Model]) -> Result<HashMap<i64, account::Model>, DbErr> {
-    let mut ids: Vec<i64> = leads.iter().filter_map(|l| l.account_id).collect();
-    ids.sort_unstable();
-    ids.dedup();
-    let mut out = HashMap::new();
-    for chunk in ids.chunks(5_000) {
-        for a in store::by_ids::<account::Entity>(db, ws, chunk).await? {
-            out.insert(a.id, a);
-        }
-    }
-    Ok(out)
-}
-
 /// Refreshes the matches of some leads with every persona (after the leads or their accounts
 /// changed), inside the caller's transaction.
 pub async fn refresh_leads(db: &impl ConnectionTrait, ws: i64, lead_ids: &[i64]) -> Result<(), DbErr> {
@@ -198,24 +185,12 @@ pub async fn refresh_leads(db: &impl ConnectionTrait, ws: i64, lead_ids: &[i64])
             .exec(db)
             .await?;
         let leads = store::by_ids::<lead::Entity>(db, ws, chunk).await?;
-        let accounts = accounts_of(db, ws, &leads).await?;
+        let accounts = store::account::of_leads(db, ws, &leads).await?;
         let mut ins = inserter(ws);
         write_matches(db, &personas, &leads, &accounts, &mut ins).await?;
         ins.finish(db).await?;
     }
     Ok(())
-}
-
-/// The leads of an account, for refreshing their matches after the account changed.
-pub async fn refresh_account(db: &impl ConnectionTrait, ws: i64, account_id: i64) -> Result<(), DbErr> {
-    let ids: Vec<i64> = lead::Entity::in_workspace(ws)
-        .filter(lead::Column::AccountId.eq(account_id))
-        .select_only()
-        .column(lead::Column::Id)
-        .into_tuple()
-        .all(db)
-        .await?;
-    refresh_leads(db, ws, &ids).await
 }
 
 /// Recomputes one persona over every lead of the workspace, in pages; returns the members.
@@ -233,16 +208,10 @@ pub async fn refresh_persona(db: &impl ConnectionTrait, ws: i64, persona_id: i64
     let mut ins = inserter(ws);
     let mut after = 0_i64;
     loop {
-        let leads = lead::Entity::in_workspace(ws)
-            .filter(lead::Column::Id.gt(after))
-            .filter(lead::Column::ErasedAt.is_null())
-            .order_by_asc(lead::Column::Id)
-            .limit(PAGE)
-            .all(db)
-            .await?;
+        let leads = store::lead::live_page(db, ws, after, PAGE).await?;
         let Some(last) = leads.last() else { break };
         after = last.id;
-        let accounts = accounts_of(db, ws, &leads).await?;
+        let accounts = store::account::of_leads(db, ws, &leads).await?;
         write_matches(db, &personas, &leads, &accounts, &mut ins).await?;
         if (leads.len() as u64) < PAGE {
             break;

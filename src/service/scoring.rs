@@ -88,6 +88,16 @@ pub async fn scorer(db: &impl ConnectionTrait, ws: i64, id: Option<i64>) -> Resu
     Ok(q.one(db).await?.map(Scorer::new))
 }
 
+/// The models whose scores a write must update, with the workspace's score writes locked; none
+/// (and no lock: lead writes need not wait for each other) when the workspace has no model.
+async fn scorers_to_write(db: &impl ConnectionTrait, ws: i64) -> Result<Vec<Scorer>, DbErr> {
+    let all = scorers(db, ws).await?;
+    if !all.is_empty() {
+        lock_scores(db, ws).await?;
+    }
+    Ok(all)
+}
+
 /// Values per `IN (...)` list.
 const CHUNK: usize = 900;
 
@@ -255,12 +265,10 @@ pub async fn refresh_leads(db: &impl ConnectionTrait, ws: i64, lead_ids: &[i64])
     if lead_ids.is_empty() {
         return Ok(Entered::default());
     }
-    let scorers = scorers(db, ws).await?;
+    let scorers = scorers_to_write(db, ws).await?;
     if scorers.is_empty() {
         return Ok(Entered::default());
     }
-    // Without models nothing is written, and lead writes need not wait for each other.
-    lock_scores(db, ws).await?;
     let now = Utc::now();
     let model_ids: Vec<i64> = scorers.iter().map(Scorer::id).collect();
     let mut entered = Vec::new();
@@ -281,7 +289,7 @@ pub async fn refresh_leads(db: &impl ConnectionTrait, ws: i64, lead_ids: &[i64])
             .into_iter()
             .filter(|l| l.erased_at.is_none())
             .collect();
-        let accounts = accounts_of(db, ws, &leads).await?;
+        let accounts = store::account::of_leads(db, ws, &leads).await?;
         let ids: Vec<i64> = leads.iter().map(|l| l.id).collect();
         let touches = touches_of(db, ws, &ids).await?;
         let mut rows = Vec::with_capacity(leads.len() * scorers.len());
@@ -299,34 +307,6 @@ pub async fn refresh_leads(db: &impl ConnectionTrait, ws: i64, lead_ids: &[i64])
         write(db, ws, &rows).await?;
     }
     Ok(Entered(entered))
-}
-
-/// The leads of an account, rescored after the account changed.
-pub async fn refresh_account(db: &impl ConnectionTrait, ws: i64, account_id: i64) -> Result<Entered, DbErr> {
-    let ids: Vec<i64> = lead::Entity::in_workspace(ws)
-        .filter(lead::Column::AccountId.eq(account_id))
-        .select_only()
-        .column(lead::Column::Id)
-        .into_tuple()
-        .all(db)
-        .await?;
-    refresh_leads(db, ws, &ids).await
-}
-
-pub(crate) async fn accounts_of(db: &impl ConnectionTrait, ws: i64, leads: &[lead::Model]) -> Result<HashMap<i64, account::Model>, DbErr> {
-    let mut ids: Vec<i64> = leads.iter().filter_map(|l| l.account_id).collect();
-    ids.sort_unstable();
-    ids.dedup();
-    let mut out = HashMap::new();
-    for chunk in ids.chunks(CHUNK) {
-        out.extend(
-            store::by_ids::<account::Entity>(db, ws, chunk)
-                .await?
-                .into_iter()
-                .map(|a| (a.id, a)),
-        );
-    }
-    Ok(out)
 }
 
 /// The leads in an MQL cell of `s` now, judged from its stored rows (read in pages).
@@ -367,19 +347,13 @@ pub async fn rescore_model(db: &impl ConnectionTrait, ws: i64, s: &Scorer) -> Re
     let mut scored = 0_u64;
     let mut after = 0_i64;
     loop {
-        let leads = lead::Entity::in_workspace(ws)
-            .filter(lead::Column::Id.gt(after))
-            .filter(lead::Column::ErasedAt.is_null())
-            .order_by_asc(lead::Column::Id)
-            .limit(PAGE)
-            .all(db)
-            .await?;
+        let leads = store::lead::live_page(db, ws, after, PAGE).await?;
         let (Some(first), Some(last)) = (leads.first(), leads.last()) else {
             break;
         };
         let (lo, hi) = (first.id, last.id);
         after = hi;
-        let accounts = accounts_of(db, ws, &leads).await?;
+        let accounts = store::account::of_leads(db, ws, &leads).await?;
         let touches = touches_in_lead_range(db, ws, lo, hi).await?;
         let mut rows = Vec::with_capacity(leads.len());
         for l in &leads {
@@ -458,12 +432,10 @@ pub async fn add_touchpoints(db: &impl ConnectionTrait, ws: i64, new: &[touchpoi
     if new.is_empty() {
         return Ok(Entered::default());
     }
-    let scorers = scorers(db, ws).await?;
+    let scorers = scorers_to_write(db, ws).await?;
     if scorers.is_empty() {
         return Ok(Entered::default());
     }
-    // Without models nothing is written, and lead writes need not wait for each other.
-    lock_scores(db, ws).await?;
     let now = Utc::now();
     let mut by_lead: HashMap<i64, Vec<Touch>> = HashMap::new();
     for t in new {

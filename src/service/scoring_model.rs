@@ -449,8 +449,8 @@ pub async fn backtest(
 ) -> ServiceResult<crate::domain::scoring::Backtest> {
     use crate::domain::scoring::{Backtest, Outcome, Score};
     use crate::domain::vocab::OpportunityStatus;
-    use entity::{lead, opportunity, opportunity_contact};
-    use sea_orm::{QueryOrder, QuerySelect};
+    use entity::{opportunity, opportunity_contact};
+    use sea_orm::QuerySelect;
     use std::collections::HashMap;
 
     let ws = p.workspace_id;
@@ -505,44 +505,17 @@ pub async fn backtest(
     }
 
     const PAGE: u64 = 10_000;
-    let scorer = Scorer::new(scoring_model::Model {
-        id: 0,
-        workspace_id: ws,
-        name: String::new(),
-        description: None,
-        is_default: false,
-        half_life_seconds: model.half_life_seconds,
-        grade_a: model.grade_bands[0],
-        grade_b: model.grade_bands[1],
-        grade_c: model.grade_bands[2],
-        band_1: model.activity_bands[0],
-        band_2: model.activity_bands[1],
-        band_3: model.activity_bands[2],
-        mql_cells: cells_json(&model),
-        cooldown_days: 0,
-        profile_rules: serde_json::to_value(&model.profile_rules).unwrap_or_default(),
-        activity_rules: serde_json::to_value(&model.activity_rules).unwrap_or_default(),
-        version: 0,
-        created_at: Utc::now(),
-        updated_at: Utc::now(),
-    });
-    let m = &scorer.model;
+    let m = &model;
     let mut items = Vec::new();
     let mut after = 0_i64;
     loop {
-        let leads = lead::Entity::in_workspace(ws)
-            .filter(lead::Column::Id.gt(after))
-            .filter(lead::Column::ErasedAt.is_null())
-            .order_by_asc(lead::Column::Id)
-            .limit(PAGE)
-            .all(conn)
-            .await?;
+        let leads = store::lead::live_page(conn, ws, after, PAGE).await?;
         let (Some(first), Some(last)) = (leads.first(), leads.last()) else {
             break;
         };
         let (lo, hi) = (first.id, last.id);
         after = hi;
-        let accounts = scoring::accounts_of(conn, ws, &leads).await?;
+        let accounts = store::account::of_leads(conn, ws, &leads).await?;
         let touches = scoring::touches_in_lead_range(conn, ws, lo, hi).await?;
         for l in &leads {
             let (at, outcome) = match in_range.get(&l.id) {

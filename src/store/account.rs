@@ -51,3 +51,24 @@ pub async fn by_domain(db: &impl ConnectionTrait, ws: i64, domain: &str) -> Resu
         .one(db)
         .await
 }
+
+/// The accounts of some leads, by ID (leads without an account have none).
+pub async fn of_leads(
+    db: &impl ConnectionTrait,
+    ws: i64,
+    leads: &[entity::lead::Model],
+) -> Result<std::collections::HashMap<i64, account::Model>, DbErr> {
+    let mut ids: Vec<i64> = leads.iter().filter_map(|l| l.account_id).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let mut out = std::collections::HashMap::with_capacity(ids.len());
+    for chunk in ids.chunks(5_000) {
+        out.extend(
+            super::by_ids::<account::Entity>(db, ws, chunk)
+                .await?
+                .into_iter()
+                .map(|a| (a.id, a)),
+        );
+    }
+    Ok(out)
+}

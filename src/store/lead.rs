@@ -116,3 +116,28 @@ pub async fn by_external_id(db: &impl ConnectionTrait, ws: i64, external_id: &st
 pub async fn first_per_account(db: &impl ConnectionTrait, ws: i64, account_ids: &[i64], limit: u64) -> Result<Vec<lead::Model>, DbErr> {
     super::raw::top_n_per_parent::<lead::Entity>(db, "leads", "account_id", "id ASC", ws, account_ids, limit, "erased_at IS NULL").await
 }
+
+/// The IDs of an account's leads.
+pub async fn ids_of_account(db: &impl ConnectionTrait, ws: i64, account_id: i64) -> Result<Vec<i64>, DbErr> {
+    use sea_orm::QuerySelect;
+    lead::Entity::in_workspace(ws)
+        .filter(lead::Column::AccountId.eq(account_id))
+        .select_only()
+        .column(lead::Column::Id)
+        .into_tuple()
+        .all(db)
+        .await
+}
+
+/// The next `limit` live (not erased) leads after ID `after`, by ID: one page of a walk over
+/// every lead of the workspace.
+pub async fn live_page(db: &impl ConnectionTrait, ws: i64, after: i64, limit: u64) -> Result<Vec<lead::Model>, DbErr> {
+    use sea_orm::{QueryOrder, QuerySelect};
+    lead::Entity::in_workspace(ws)
+        .filter(lead::Column::Id.gt(after))
+        .filter(lead::Column::ErasedAt.is_null())
+        .order_by_asc(lead::Column::Id)
+        .limit(limit)
+        .all(db)
+        .await
+}
