@@ -27,6 +27,8 @@ impl Application {
     /// As `build`, over a database that is connected and migrated already.
     pub async fn with_db(config: Config, db: Db) -> Result<Self, crate::BoxError> {
         db.prepare_for_serving().await?;
+        // Won deals closed before the ledger existed, or by an older version, get their credits.
+        crate::service::attribution::catch_up_all(&db).await?;
         let listener = TcpListener::bind(config.bind).await?;
         let bus = Bus::with_hub(config.events.bus_capacity, db.conn.clone());
         events::spawn_feeders(db.conn.clone(), bus.clone(), config.events.poll);

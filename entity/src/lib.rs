@@ -2,6 +2,8 @@
 
 pub mod account;
 pub mod api_key;
+pub mod attribution_credit;
+pub mod attribution_model;
 pub mod campaign;
 pub mod campaign_cost;
 pub mod event;

@@ -5,6 +5,7 @@ mod m20261125_000001_init;
 mod m20261126_000001_handoffs;
 mod m20261126_000002_persona_matches;
 mod m20261126_000003_scoring;
+mod m20261127_000001_attribution;
 
 pub struct Migrator;
 
@@ -16,6 +17,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000001_handoffs::Migration),
             Box::new(m20261126_000002_persona_matches::Migration),
             Box::new(m20261126_000003_scoring::Migration),
+            Box::new(m20261127_000001_attribution::Migration),
         ]
     }
 }

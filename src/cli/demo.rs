@@ -34,20 +34,34 @@ pub async fn load(db: &Db) -> Result<Option<String>, BoxError> {
     if workspace::Entity::find().one(&db.conn).await?.is_some() {
         return Ok(None);
     }
-    let data = story();
     let txn = db.begin_write().await?;
     // Another process may have been quicker.
     if workspace::Entity::find().one(&*txn).await?.is_some() {
         return Ok(None);
     }
-    let ws = import::workspace_in(&*txn, WORKSPACE).await?;
-    write_personas(&*txn, ws.id).await?;
-    import::apply_in(&*txn, &ws, data).await?;
-    write_scoring_model(&*txn, ws.id).await?;
-    super::demo_handoffs::write(&*txn, ws.id).await?;
+    write_in(&*txn).await?;
     txn.commit().await?;
     let (key, _) = service::workspace::create_key(db, WORKSPACE, Role::Admin, "demo admin", None).await?;
     Ok(Some(key))
+}
+
+/// Writes the demo workspace beside any others (for tests); an ADMIN key of it.
+pub async fn load_beside(db: &Db) -> Result<String, BoxError> {
+    let txn = db.begin_write().await?;
+    write_in(&*txn).await?;
+    txn.commit().await?;
+    let (key, _) = service::workspace::create_key(db, WORKSPACE, Role::Admin, "demo admin", None).await?;
+    Ok(key)
+}
+
+async fn write_in(txn: &impl sea_orm::ConnectionTrait) -> Result<(), BoxError> {
+    let data = story();
+    let ws = import::workspace_in(txn, WORKSPACE).await?;
+    write_personas(txn, ws.id).await?;
+    import::apply_in(txn, &ws, data).await?;
+    write_scoring_model(txn, ws.id).await?;
+    super::demo_handoffs::write(txn, ws.id).await?;
+    Ok(())
 }
 
 /// (name, description, match threshold, criteria: attribute, operator, values, weight)
@@ -1129,6 +1143,13 @@ mod tests {
     use sea_orm::Statement;
 
     use super::*;
+
+    /// The demo (and the import under it) can run in a spawned task: its future is `Send`.
+    #[allow(dead_code)]
+    fn demo_future_is_send(db: &'static Db) {
+        fn assert_send<T: Send>(_: T) {}
+        assert_send(load_beside(db));
+    }
 
     async fn count(db: &Db, table: &str) -> i64 {
         let sql = format!("SELECT COUNT(*) FROM {table}");

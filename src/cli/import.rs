@@ -1113,6 +1113,14 @@ async fn apply_parts(
     // An import loads history: scores are brought up to date, but nobody is handed off.
     crate::service::scoring::refresh_leads(db, ws.id, &lead_ids).await?;
     lap("scores written");
+    // The ledger of every won deal the import touched: its own deals and those of its leads.
+    let mut deals = crate::store::attribution::won_deals_of_leads(db, ws.id, &lead_ids, None).await?;
+    deals.extend(ids.opportunities.values().copied());
+    deals.sort_unstable();
+    deals.dedup();
+    crate::service::attribution::refresh_deals(db, ws.id, &deals).await?;
+    crate::service::attribution::catch_up(db, ws.id).await?;
+    lap("attribution ledger written");
     Ok(counts)
 }
 
@@ -1131,10 +1139,12 @@ async fn touchpoint_refs(
     s: &Stored,
     rows: &[TouchpointRow],
 ) -> Result<TouchpointRefs, DbErr> {
-    let stored = bulk::stored_keys(db, "touchpoints", "external_id", ws, || {
+    // A named function, not a closure: a closure returning borrowed IDs makes this future
+    // not `Send` for every lifetime (rustc cannot prove it general enough).
+    fn row_ids(rows: &[TouchpointRow]) -> Vec<&str> {
         rows.iter().map(|r| r.id.as_str()).collect()
-    })
-    .await?;
+    }
+    let stored = bulk::stored_keys(db, "touchpoints", "external_id", ws, || row_ids(rows)).await?;
     let file_leads: HashSet<&str> = d.leads.iter().map(|r| r.id.as_str()).collect();
     let leads: HashSet<&str> = rows
         .iter()
@@ -1214,16 +1224,19 @@ async fn keyed<E: Scoped>(
         .collect())
 }
 
+/// The codes of one of the workspace's vocabularies. (A function, not an async closure taking
+/// `&str`: such a closure makes the import's future not `Send`, so no task could run it.)
+async fn vocabulary(db: &impl ConnectionTrait, ws: i64, kind: &'static str) -> Result<HashSet<String>, DbErr> {
+    Ok(store::workspace::vocabulary(db, ws, kind)
+        .await?
+        .into_iter()
+        .map(|t| t.code)
+        .collect())
+}
+
 async fn load(db: &impl ConnectionTrait, ws: i64, d: &Dataset) -> Result<Stored, BoxError> {
-    let vocabulary = async |kind: &str| -> Result<HashSet<String>, DbErr> {
-        Ok(store::workspace::vocabulary(db, ws, kind)
-            .await?
-            .into_iter()
-            .map(|t| t.code)
-            .collect())
-    };
-    let channels = vocabulary(VOCAB_CHANNEL).await?;
-    let types = vocabulary(VOCAB_TOUCHPOINT_TYPE).await?;
+    let channels = vocabulary(db, ws, VOCAB_CHANNEL).await?;
+    let types = vocabulary(db, ws, VOCAB_TOUCHPOINT_TYPE).await?;
     let stages = store::workspace::stages(db, ws).await?;
     let first = stages.first().ok_or("the workspace has no funnel stages")?;
     let funnel = Funnel {
@@ -1973,9 +1986,9 @@ async fn write_leads(
     };
     let owner = |p: &Patch<String>| p.clone().map(|k| ids.users[&k]);
     let account = |p: &Patch<String>| p.clone().map(|k| ids.accounts[&k]);
-    let history_row = |lead: i64, from: Option<i64>, to: i64, at: DateTime<Utc>, reason: &str| {
+    fn history_row(lead: i64, from: Option<i64>, to: i64, at: DateTime<Utc>, reason: &str) -> [Value; 5] {
         [lead.into(), from.into(), to.into(), ts(at), text(reason)]
-    };
+    }
     let mut history = Vec::new();
     let empty = || Value::Json(Some(Box::new(serde_json::json!({}))));
     let mut ins = Inserter::new("leads", COLUMNS)
@@ -2119,10 +2132,12 @@ async fn write_leads(
             row
         })
     });
-    let rows = history.into_iter().chain(new_paths);
+    // Collected before the await: a lazy chain of closures held across it makes this future
+    // not `Send` for every lifetime.
+    let rows: Vec<[Value; 5]> = history.into_iter().chain(new_paths).collect();
     let shared = vec![("workspace_id", ws.into()), ("actor", text(ACTOR)), ("created_at", ts(now))];
     let history = Tally {
-        new: bulk::insert_all(db, "lead_stage_history", shared, HISTORY, rows).await?,
+        new: bulk::insert_all(db, "lead_stage_history", shared, HISTORY, rows.into_iter()).await?,
         ..Tally::default()
     };
     Ok((tally, history, erased))

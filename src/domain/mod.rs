@@ -1,7 +1,9 @@
 //! Pure domain code: no database, no GraphQL. Everything here is testable with plain unit tests.
+pub mod attribution;
 pub mod email;
 pub mod handoff;
 pub mod ids;
+pub mod markov;
 pub mod money;
 pub mod persona;
 pub mod scoring;

@@ -67,6 +67,7 @@ by_id_key!(OpportunityId, opportunity);
 by_id_key!(HandoffId, handoff);
 by_id_key!(PersonaId, persona);
 by_id_key!(ScoringModelId, scoring_model);
+by_id_key!(TouchpointId, touchpoint);
 
 /// The persona matches of a lead (personas it matches to any degree).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -523,6 +524,42 @@ impl Loader<LeadAllTouchpoints> for DbLoader {
         let mut out: HashMap<LeadAllTouchpoints, Vec<touchpoint::Model>> = keys.iter().map(|k| (*k, Vec::new())).collect();
         for row in rows {
             out.entry(LeadAllTouchpoints(row.lead_id)).or_default().push(row);
+        }
+        Ok(out)
+    }
+}
+
+/// A won deal's attribution path with a lookback (absent for deals not won).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct DealPath {
+    pub id: i64,
+    pub lookback_days: i64,
+}
+
+impl Loader<DealPath> for DbLoader {
+    type Value = crate::domain::attribution::Deal;
+    type Error = async_graphql::Error;
+
+    async fn load(&self, keys: &[DealPath]) -> Result<HashMap<DealPath, Self::Value>, Self::Error> {
+        use crate::store::attribution as store;
+        let mut out = HashMap::with_capacity(keys.len());
+        let mut lookbacks: Vec<i64> = keys.iter().map(|k| k.lookback_days).collect();
+        lookbacks.sort_unstable();
+        lookbacks.dedup();
+        for lookback_days in lookbacks {
+            let ids: Vec<i64> = keys.iter().filter(|k| k.lookback_days == lookback_days).map(|k| k.id).collect();
+            let won: Vec<store::DealRow> = store::closed_deals_by_ids(&self.db, self.ws, &ids)
+                .await
+                .map_err(err)?
+                .into_iter()
+                .filter(|d| d.status == crate::domain::vocab::OpportunityStatus::Won.as_str())
+                .collect();
+            let paths = crate::service::attribution::paths(&self.db, self.ws, &won, lookback_days)
+                .await
+                .map_err(err)?;
+            for (d, p) in won.iter().zip(paths) {
+                out.insert(DealPath { id: d.id, lookback_days }, p);
+            }
         }
         Ok(out)
     }

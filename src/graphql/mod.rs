@@ -1,5 +1,6 @@
 //! The GraphQL API: thin resolvers that authorize, convert and call services or the store.
 pub mod account;
+pub mod attribution;
 pub mod campaign;
 pub mod context;
 pub mod enums;
@@ -40,6 +41,7 @@ pub struct Query(
     opportunity::OpportunityQuery,
     persona::PersonaQuery,
     scoring::ScoringQuery,
+    attribution::AttributionQuery,
     funnel::FunnelQuery,
     handoff::HandoffQuery,
     webhook::WebhookQuery,
@@ -58,6 +60,7 @@ pub struct Mutation(
     funnel::FunnelMutation,
     persona::PersonaMutation,
     scoring::ScoringMutation,
+    attribution::AttributionMutation,
     handoff::HandoffMutation,
     webhook::WebhookMutation,
 );

@@ -70,6 +70,16 @@ impl Opportunity {
             .unwrap_or_default();
         Ok(rows.into_iter().map(BuyingCenterMember).collect())
     }
+    /// A won deal's amount split over the touches of its path by a model (null unless won):
+    /// the explanation of every number of `attribution`.
+    async fn attribution(
+        &self,
+        ctx: &Context<'_>,
+        model: crate::graphql::attribution::AttributionModelInput,
+        #[graphql(desc = "Days before the close a touch may lie (default 365).")] lookback_days: Option<i64>,
+    ) -> async_graphql::Result<Option<crate::graphql::attribution::OpportunityAttribution>> {
+        crate::graphql::attribution::opportunity_attribution(ctx, &self.0, model, lookback_days).await
+    }
 }
 
 /// A contact in an opportunity's buying center.

@@ -246,12 +246,17 @@ pub async fn move_lead(
     let from = current.stage_id;
     let mut am = current.clone().into_active_model();
     am.stage_id = Set(to.id);
-    if to.key == MQL && current.converted_at.is_none() {
+    let converts = to.key == MQL && current.converted_at.is_none();
+    if converts {
         am.converted_at = Set(Some(at));
     }
     am.updated_at = Set(Utc::now());
     let saved = am.update(db).await?;
     super::lead::record_stage(db, &saved, Some(from), to.id, at, actor, reason).await?;
+    if converts {
+        // W_SHAPED and FULL_PATH key on when a deal's primary contact converted.
+        super::attribution::lead_changed(db, saved.workspace_id, saved.id).await?;
+    }
     Ok(saved)
 }
 

@@ -1,5 +1,6 @@
 //! Use cases: one function per thing a user does, each inside one transaction.
 pub mod account;
+pub mod attribution;
 pub mod campaign;
 pub mod funnel;
 pub mod handoff;

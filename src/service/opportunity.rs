@@ -132,9 +132,14 @@ pub async fn upsert(db: &Db, p: Principal, input: UpsertOpportunity) -> ServiceR
                 (current, false)
             } else {
                 m.updated_at = now;
+                let credited = (m.amount_minor, &m.currency, m.created_at) != (current.amount_minor, &current.currency, current.created_at);
                 let mut am = m.into_active_model().reset_all();
                 am.id = sea_orm::ActiveValue::Unchanged(current.id);
-                (am.update(&*txn).await?, false)
+                let saved = am.update(&*txn).await?;
+                if credited && saved.status == OpportunityStatus::Won.as_str() {
+                    super::attribution::refresh_deals(&*txn, ws, &[saved.id]).await?;
+                }
+                (saved, false)
             }
         }
         None => {
@@ -227,6 +232,9 @@ pub async fn set_buying_center(db: &Db, p: Principal, opportunity_id: i64, conta
     let mut am = opp.clone().into_active_model();
     am.updated_at = Set(now);
     let opp = am.update(&*txn).await?;
+    if opp.status == OpportunityStatus::Won.as_str() {
+        super::attribution::refresh_deals(&*txn, ws, &[opp.id]).await?;
+    }
     txn.commit().await?;
     Ok(opp)
 }
@@ -273,6 +281,9 @@ pub async fn close(
     }
     am.updated_at = Set(Utc::now());
     let saved = am.update(&*txn).await?;
+    if outcome == OpportunityStatus::Won {
+        super::attribution::refresh_deals(&*txn, ws, &[saved.id]).await?;
+    }
     txn.commit().await?;
     Ok(saved)
 }

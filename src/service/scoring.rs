@@ -105,17 +105,7 @@ const CHUNK: usize = 900;
 /// stored scores and replaces them; two at once (a touchpoint batch and a lead change, or a model
 /// change) would otherwise lose one's update on PostgreSQL. SQLite has one writer anyway.
 async fn lock_scores(db: &impl ConnectionTrait, ws: i64) -> Result<(), DbErr> {
-    if db.get_database_backend() == sea_orm::DbBackend::Postgres {
-        // One key space per purpose: "scoring" in the high bits, the workspace in the low ones.
-        const SCORING: i64 = 0x53_43_4f_52 << 32;
-        let stmt = store::raw::statement(
-            sea_orm::DbBackend::Postgres,
-            "SELECT pg_advisory_xact_lock(?)",
-            vec![(SCORING | (ws & 0xffff_ffff)).into()],
-        );
-        db.execute_raw(stmt).await?;
-    }
-    Ok(())
+    store::raw::lock_workspace(db, store::raw::LOCK_SCORING, ws).await
 }
 
 /// The touchpoints of some leads, as scoring sees them, per lead.

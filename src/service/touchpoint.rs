@@ -173,6 +173,7 @@ pub async fn record(db: &Db, bus: &Bus, p: Principal, items: Vec<NewTouchpoint>)
     bump_campaign_counts(conn, ws, &inserted).await?;
     mark_contact_state(conn, ws, &inserted).await?;
     let entered = super::scoring::add_touchpoints(conn, ws, &inserted).await?;
+    super::attribution::touchpoints_recorded(conn, ws, &inserted).await?;
     let events = super::scoring::auto_mql(conn, ws, entered).await?;
 
     let existing_ids: Vec<i64> = slots

@@ -1,5 +1,6 @@
 //! Database queries. Every function takes the workspace it works in; none opens a transaction.
 pub mod account;
+pub mod attribution;
 pub mod bulk;
 pub mod campaign;
 pub mod handoff;
@@ -36,6 +37,8 @@ macro_rules! scoped {
 }
 scoped!(
     account,
+    attribution_model,
+    attribution_credit,
     lead,
     campaign,
     campaign_cost,

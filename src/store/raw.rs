@@ -73,6 +73,22 @@ pub async fn top_n_per_parent<E: EntityTrait>(
     Ok(rows)
 }
 
+/// Lock purposes: one key space each, in the high bits of the advisory lock key.
+pub const LOCK_SCORING: i64 = 0x53_43_4f_52;
+pub const LOCK_LEDGER: i64 = 0x41_54_54_52;
+
+/// Serializes one kind of write in one workspace until the transaction ends: a PostgreSQL
+/// transaction-scoped advisory lock keyed by purpose and workspace. SQLite has one writer anyway.
+/// Where a transaction takes several, it takes them in the order scoring, ledger.
+pub async fn lock_workspace(db: &impl ConnectionTrait, purpose: i64, ws: i64) -> Result<(), DbErr> {
+    if db.get_database_backend() == DbBackend::Postgres {
+        let key = (purpose << 32) | (ws & 0xffff_ffff);
+        db.execute_raw(statement(DbBackend::Postgres, "SELECT pg_advisory_xact_lock(?)", vec![key.into()]))
+            .await?;
+    }
+    Ok(())
+}
+
 /// `?, ?, ?` for `n` values.
 pub fn placeholders(n: usize) -> String {
     vec!["?"; n].join(", ")

@@ -402,6 +402,11 @@ impl TestApp {
         )
     }
 
+    /// Writes the demo company's workspace beside Acme and Globex; an ADMIN key of it.
+    pub async fn demo(&self) -> String {
+        closedloop::cli::demo::load_beside(&self.db).await.expect("load the demo")
+    }
+
     pub async fn user(&self, name: &str, email: &str) -> String {
         let q =
             "mutation($input: UpsertUserInput!) { upsertUser(input: $input) { user { id } created userErrors { field message code } } }";

@@ -5,6 +5,7 @@
 mod helpers;
 
 mod accounts;
+mod attribution;
 mod auth;
 mod campaigns;
 mod erasure;

@@ -1,0 +1,934 @@
+//! Attribution reports: the paths of won deals, every model's credits, groupings, the Markov
+//! model, and the ledger that keeps the configured models' credits per touchpoint.
+//! The rules are in `docs/attribution.md`.
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use chrono::{DateTime, Duration, Utc};
+use entity::{attribution_credit, attribution_model, lead_persona_match};
+use rust_decimal::Decimal;
+use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter};
+use serde_json::json;
+
+use crate::auth::Principal;
+use crate::db::Db;
+use crate::domain::attribution::{self as rules, Credit, DEFAULT_LOOKBACK_DAYS, Deal, Kind, ONE_CONVERSION, Rule, Touch, path_order};
+use crate::domain::markov::{self, Journey};
+use crate::domain::scoring::Cell;
+use crate::domain::vocab::OpportunityStatus;
+use crate::error::{ServiceError, ServiceResult, Validator};
+use crate::store::attribution::{self as store, DealRow, LedgerItem};
+use crate::store::{self as stores, Scoped};
+
+pub const MAX_LOOKBACK_DAYS: i64 = 3_650;
+/// Touchpoints without a campaign are credited to this channel.
+pub const DIRECT: &str = "DIRECT";
+
+/// A model as a query asks for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Model {
+    Rule(Rule),
+    Markov,
+}
+
+impl Model {
+    pub fn kind(&self) -> Kind {
+        match self {
+            Model::Rule(r) => r.kind(),
+            Model::Markov => Kind::Markov,
+        }
+    }
+}
+
+/// What a report's rows are keyed by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Grouping {
+    Campaign,
+    Channel,
+    TouchpointType,
+    Persona,
+    ScoringCell,
+}
+
+/// Where the credits of a report came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// Read from the ledger of this model version.
+    Ledger {
+        model_id: i64,
+        version: i32,
+    },
+    Computed,
+}
+
+/// Whether a query may, must or must not read the ledger.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SourceChoice {
+    #[default]
+    Auto,
+    Ledger,
+    Compute,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum RowKey {
+    /// A campaign, or none (`None`: the "no campaign" row, channel DIRECT).
+    Campaign(Option<i64>),
+    Channel(String),
+    TouchpointType(String),
+    Persona(Option<i64>),
+    ScoringCell(Option<Cell>),
+    /// The deals no touch earned.
+    Unattributed,
+}
+
+impl RowKey {
+    /// The row's key as the API shows it (campaign and persona IDs are filled in by the caller).
+    pub fn label(&self) -> String {
+        match self {
+            RowKey::Campaign(None) => "NO_CAMPAIGN".into(),
+            RowKey::Campaign(Some(id)) | RowKey::Persona(Some(id)) => id.to_string(),
+            RowKey::Channel(c) | RowKey::TouchpointType(c) => c.clone(),
+            RowKey::Persona(None) => "NO_PERSONA".into(),
+            RowKey::ScoringCell(Some(c)) => c.to_string(),
+            RowKey::ScoringCell(None) => "UNSCORED".into(),
+            RowKey::Unattributed => "UNATTRIBUTED".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Row {
+    pub revenue_minor: i64,
+    pub conversion_micros: i64,
+    /// Touches credited (a touch on two deals' paths counts twice).
+    pub touchpoints: i64,
+    /// Deals with a credited touch in the row.
+    pub deals: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Report {
+    pub currency: String,
+    /// By revenue, largest first, then by key.
+    pub rows: Vec<(RowKey, Row)>,
+    /// Won revenue in the range: the sum of the rows.
+    pub revenue_minor: i64,
+    pub conversion_micros: i64,
+    pub deals: i64,
+    pub unattributed_minor: i64,
+    pub source: Source,
+}
+
+/// A report's question, for one or several models.
+#[derive(Debug, Clone)]
+pub struct Query {
+    pub from: DateTime<Utc>,
+    pub to: DateTime<Utc>,
+    pub grouping: Grouping,
+    pub lookback_days: i64,
+    /// Default: the workspace's currency.
+    pub currency: Option<String>,
+    pub source: SourceChoice,
+}
+
+/// One credited touch (or the whole of an unattributed deal when `lead_id` is `None`).
+#[derive(Debug, Clone)]
+struct Item {
+    deal_id: i64,
+    closed_at: DateTime<Utc>,
+    lead_id: Option<i64>,
+    campaign_id: Option<i64>,
+    touch_type: Option<String>,
+    credit: Credit,
+}
+
+fn bad(field: &str, code: &'static str, message: impl Into<String>) -> ServiceError {
+    ServiceError::invalid(&[field], code, message)
+}
+
+pub fn validate_lookback(days: i64) -> ServiceResult<i64> {
+    if (1..=MAX_LOOKBACK_DAYS).contains(&days) {
+        Ok(days)
+    } else {
+        Err(bad("lookbackDays", "INVALID", format!("must be between 1 and {MAX_LOOKBACK_DAYS}")))
+    }
+}
+
+/// The attribution report of a range under one model.
+pub async fn report(db: &Db, p: Principal, model: Model, q: Query) -> ServiceResult<Report> {
+    Ok(reports(db, p, &[model], q).await?.pop().expect("one report per model"))
+}
+
+/// One report per model over the same range and grouping (the side-by-side comparison): the
+/// won deals' paths are read once for all the models that are computed.
+pub async fn reports(db: &Db, p: Principal, models: &[Model], q: Query) -> ServiceResult<Vec<Report>> {
+    let ws = p.workspace_id;
+    let conn = &db.conn;
+    if q.to <= q.from {
+        return Err(bad("range", "INVALID", "`to` must be after `from`"));
+    }
+    validate_lookback(q.lookback_days)?;
+    let currency = match q.currency.clone() {
+        Some(c) => {
+            crate::domain::money::parse_currency(&c).ok_or_else(|| bad("currency", "INVALID", "must be a three-letter ISO 4217 code"))?
+        }
+        None => stores::workspace::by_id(conn, ws)
+            .await?
+            .map(|w| w.currency)
+            .unwrap_or_else(|| "EUR".into()),
+    };
+    let mut computed: Option<(Vec<DealRow>, Vec<Deal>)> = None;
+    let mut out = Vec::with_capacity(models.len());
+    for model in models {
+        let rule = match model {
+            Model::Markov => {
+                if !matches!(q.grouping, Grouping::Campaign | Grouping::Channel) {
+                    return Err(bad("groupBy", "INVALID", "MARKOV groups by CAMPAIGN or CHANNEL only"));
+                }
+                if q.source == SourceChoice::Ledger {
+                    return Err(bad("source", "INVALID", "MARKOV is computed over all paths; it has no ledger"));
+                }
+                out.push(markov_report(conn, ws, &q, currency.clone()).await?);
+                continue;
+            }
+            Model::Rule(r) => r,
+        };
+        let stored = match q.source {
+            SourceChoice::Compute => None,
+            _ => ledger_version(conn, ws, rule, q.lookback_days).await?,
+        };
+        if q.source == SourceChoice::Ledger && stored.is_none() {
+            return Err(bad(
+                "source",
+                "NOT_IN_LEDGER",
+                "the ledger keeps the workspace's current models with the default lookback only",
+            ));
+        }
+        let (items, source) = match stored {
+            Some(m) => {
+                let rows = store::credits_in(conn, ws, m.id, &currency, q.from, q.to).await?;
+                let source = Source::Ledger {
+                    model_id: m.id,
+                    version: m.version,
+                };
+                (rows.into_iter().map(item_of_ledger).collect(), source)
+            }
+            None => {
+                if computed.is_none() {
+                    let deals = store::closed_deals(conn, ws, OpportunityStatus::Won.as_str(), &currency, q.from, q.to).await?;
+                    let paths = paths(conn, ws, &deals, q.lookback_days).await?;
+                    computed = Some((deals, paths));
+                }
+                let (deals, paths) = computed.as_ref().expect("just computed");
+                (credit_items(rule, deals, paths), Source::Computed)
+            }
+        };
+        let mut report = group(conn, ws, q.grouping, &items).await?;
+        report.currency = currency.clone();
+        report.source = source;
+        out.push(report);
+    }
+    Ok(out)
+}
+
+fn item_of_ledger(r: LedgerItem) -> Item {
+    Item {
+        deal_id: r.deal_id,
+        closed_at: r.closed_at,
+        lead_id: r.lead_id,
+        campaign_id: r.campaign_id,
+        touch_type: r.touch_type,
+        credit: Credit {
+            amount_minor: r.amount_minor,
+            conversion_micros: r.conversion_micros,
+        },
+    }
+}
+
+/// The credited touches of deals under a rule (zero credits left out), and an unattributed
+/// item per deal no touch earned.
+fn credit_items(rule: &Rule, deals: &[DealRow], paths: &[Deal]) -> Vec<Item> {
+    let mut items = Vec::new();
+    for (d, path) in deals.iter().zip(paths) {
+        match rule.credit(path) {
+            Some(credits) => {
+                for (t, c) in path.touches.iter().zip(credits) {
+                    if c != Credit::default() {
+                        items.push(Item {
+                            deal_id: d.id,
+                            closed_at: d.closed_at,
+                            lead_id: Some(t.lead_id),
+                            campaign_id: t.campaign_id,
+                            touch_type: Some(t.touch_type.clone()),
+                            credit: c,
+                        });
+                    }
+                }
+            }
+            None => items.push(unattributed(d)),
+        }
+    }
+    items
+}
+
+fn unattributed(d: &DealRow) -> Item {
+    Item {
+        deal_id: d.id,
+        closed_at: d.closed_at,
+        lead_id: None,
+        campaign_id: None,
+        touch_type: None,
+        credit: Credit {
+            amount_minor: d.amount_minor,
+            conversion_micros: ONE_CONVERSION,
+        },
+    }
+}
+
+/// The path of each deal (same order as `deals`): the touches of its buying center in
+/// [closedAt - lookback, closedAt), in path order, with the primary contact's conversion time.
+pub async fn paths(db: &impl ConnectionTrait, ws: i64, deals: &[DealRow], lookback_days: i64) -> Result<Vec<Deal>, DbErr> {
+    let lookback = Duration::days(lookback_days);
+    let ids: Vec<i64> = deals.iter().map(|d| d.id).collect();
+    let mut members: HashMap<i64, Vec<i64>> = HashMap::new();
+    let mut primary: HashMap<i64, i64> = HashMap::new();
+    for (deal, lead, is_primary) in store::buying_centers(db, ws, &ids).await? {
+        members.entry(deal).or_default().push(lead);
+        if is_primary {
+            primary.insert(deal, lead);
+        }
+    }
+    let mut leads: Vec<i64> = members.values().flatten().copied().collect();
+    leads.sort_unstable();
+    leads.dedup();
+    let mut by_lead: HashMap<i64, Vec<Touch>> = HashMap::new();
+    if let (Some(first), Some(last)) = (deals.iter().map(|d| d.closed_at).min(), deals.iter().map(|d| d.closed_at).max()) {
+        for t in store::touches_of_leads(db, ws, &leads, first - lookback, last).await? {
+            by_lead.entry(t.lead_id).or_default().push(t);
+        }
+    }
+    let primaries: Vec<i64> = primary.values().copied().collect();
+    let converted = store::conversions(db, ws, &primaries).await?;
+    let mut out: Vec<Deal> = deals
+        .iter()
+        .map(|d| {
+            let start = d.closed_at - lookback;
+            let touches: Vec<Touch> = members
+                .get(&d.id)
+                .into_iter()
+                .flatten()
+                .flat_map(|l| by_lead.get(l).into_iter().flatten())
+                .filter(|t| t.occurred_at >= start && t.occurred_at < d.closed_at)
+                .cloned()
+                .collect();
+            Deal {
+                amount_minor: d.amount_minor,
+                closed_at: d.closed_at,
+                created_at: d.created_at,
+                primary: primary.get(&d.id).map(|l| (*l, converted.get(l).copied())),
+                touches,
+            }
+        })
+        .collect();
+    order_paths(db, ws, out.iter_mut().map(|d| &mut d.touches)).await?;
+    Ok(out)
+}
+
+/// Sorts paths into [`path_order`], reading external IDs only for touches that share their
+/// time with another touch of the same path (the only place they decide anything).
+async fn order_paths<'a>(db: &impl ConnectionTrait, ws: i64, paths: impl Iterator<Item = &'a mut Vec<Touch>>) -> Result<(), DbErr> {
+    let mut paths: Vec<&mut Vec<Touch>> = paths.collect();
+    let mut tied = Vec::new();
+    for p in paths.iter_mut() {
+        p.sort_by(path_order);
+        for w in p.windows(2) {
+            if w[0].occurred_at == w[1].occurred_at {
+                tied.push(w[0].id);
+                tied.push(w[1].id);
+            }
+        }
+    }
+    if tied.is_empty() {
+        return Ok(());
+    }
+    tied.sort_unstable();
+    tied.dedup();
+    let external = store::external_ids(db, ws, &tied).await?;
+    if external.is_empty() {
+        return Ok(());
+    }
+    for p in paths {
+        for t in p.iter_mut() {
+            if let Some(x) = external.get(&t.id) {
+                t.external_id = Some(x.clone());
+            }
+        }
+        p.sort_by(path_order);
+    }
+    Ok(())
+}
+
+/// The row of each credited touch, summed.
+async fn group(db: &impl ConnectionTrait, ws: i64, grouping: Grouping, items: &[Item]) -> Result<Report, DbErr> {
+    let keys = Keys::load(db, ws, grouping, items).await?;
+    let mut rows: BTreeMap<RowKey, (Row, HashSet<i64>)> = BTreeMap::new();
+    let mut report = Report {
+        currency: String::new(),
+        rows: Vec::new(),
+        revenue_minor: 0,
+        conversion_micros: 0,
+        deals: 0,
+        unattributed_minor: 0,
+        source: Source::Computed,
+    };
+    let mut deals = HashSet::new();
+    for it in items {
+        let key = keys.of(grouping, it);
+        if key == RowKey::Unattributed {
+            report.unattributed_minor += it.credit.amount_minor;
+        }
+        report.revenue_minor += it.credit.amount_minor;
+        report.conversion_micros += it.credit.conversion_micros;
+        deals.insert(it.deal_id);
+        let (row, row_deals) = rows.entry(key).or_default();
+        row.revenue_minor += it.credit.amount_minor;
+        row.conversion_micros += it.credit.conversion_micros;
+        row.touchpoints += i64::from(it.lead_id.is_some());
+        row_deals.insert(it.deal_id);
+    }
+    report.deals = deals.len() as i64;
+    report.rows = rows
+        .into_iter()
+        .map(|(k, (mut row, d))| {
+            row.deals = d.len() as i64;
+            (k, row)
+        })
+        .collect();
+    report
+        .rows
+        .sort_by(|a, b| b.1.revenue_minor.cmp(&a.1.revenue_minor).then_with(|| a.0.cmp(&b.0)));
+    Ok(report)
+}
+
+/// What a grouping needs to know about the credited touches' campaigns and leads.
+#[derive(Default)]
+struct Keys {
+    channels: HashMap<i64, String>,
+    personas: HashMap<i64, i64>,
+    cells: HashMap<(i64, DateTime<Utc>), Cell>,
+}
+
+impl Keys {
+    async fn load(db: &impl ConnectionTrait, ws: i64, grouping: Grouping, items: &[Item]) -> Result<Keys, DbErr> {
+        let mut keys = Keys::default();
+        let mut leads: Vec<i64> = items.iter().filter_map(|i| i.lead_id).collect();
+        leads.sort_unstable();
+        leads.dedup();
+        match grouping {
+            Grouping::Channel => {
+                let mut ids: Vec<i64> = items.iter().filter_map(|i| i.campaign_id).collect();
+                ids.sort_unstable();
+                ids.dedup();
+                keys.channels = stores::by_ids::<entity::campaign::Entity>(db, ws, &ids)
+                    .await?
+                    .into_iter()
+                    .map(|c| (c.id, c.channel))
+                    .collect();
+            }
+            Grouping::Persona => keys.personas = best_personas(db, ws, &leads).await?,
+            Grouping::ScoringCell => {
+                if let Some(s) = super::scoring::scorer(db, ws, None).await? {
+                    let mut wanted: Vec<(&super::scoring::Scorer, i64, DateTime<Utc>)> =
+                        items.iter().filter_map(|i| Some((&s, i.lead_id?, i.closed_at))).collect();
+                    wanted.sort_by_key(|(_, l, t)| (*l, *t));
+                    wanted.dedup_by_key(|(_, l, t)| (*l, *t));
+                    keys.cells = super::scoring::scores_for(db, ws, &wanted)
+                        .await?
+                        .into_iter()
+                        .map(|((_, lead, at), score)| ((lead, at), score.cell()))
+                        .collect();
+                }
+            }
+            Grouping::Campaign | Grouping::TouchpointType => {}
+        }
+        Ok(keys)
+    }
+
+    fn of(&self, grouping: Grouping, it: &Item) -> RowKey {
+        let Some(lead) = it.lead_id else {
+            return RowKey::Unattributed;
+        };
+        match grouping {
+            Grouping::Campaign => RowKey::Campaign(it.campaign_id),
+            Grouping::Channel => RowKey::Channel(
+                it.campaign_id
+                    .and_then(|c| self.channels.get(&c).cloned())
+                    .unwrap_or_else(|| DIRECT.into()),
+            ),
+            Grouping::TouchpointType => RowKey::TouchpointType(it.touch_type.clone().unwrap_or_default()),
+            Grouping::Persona => RowKey::Persona(self.personas.get(&lead).copied()),
+            Grouping::ScoringCell => RowKey::ScoringCell(self.cells.get(&(lead, it.closed_at)).copied()),
+        }
+    }
+}
+
+/// Each lead's persona: of the personas it is a member of, the best match (matched weight over
+/// total weight), ties to the older persona.
+async fn best_personas(db: &impl ConnectionTrait, ws: i64, leads: &[i64]) -> Result<HashMap<i64, i64>, DbErr> {
+    use lead_persona_match::Column as C;
+    let mut best: HashMap<i64, (i64, i64, i64)> = HashMap::new(); // lead -> (matched, total, persona)
+    for chunk in leads.chunks(1_000) {
+        let rows = lead_persona_match::Entity::in_workspace(ws)
+            .filter(C::LeadId.is_in(chunk.iter().copied()))
+            .filter(C::IsMember.eq(true))
+            .all(db)
+            .await?;
+        for r in rows {
+            let cand = (i64::from(r.matched_weight), i64::from(r.total_weight.max(1)), r.persona_id);
+            let e = best.entry(r.lead_id).or_insert(cand);
+            // a/b > c/d  <=>  a*d > c*b (weights are positive).
+            let better = cand.0 * e.1 > e.0 * cand.1 || (cand.0 * e.1 == e.0 * cand.1 && cand.2 < e.2);
+            if better {
+                *e = cand;
+            }
+        }
+    }
+    Ok(best.into_iter().map(|(l, (_, _, p))| (l, p)).collect())
+}
+
+/// MARKOV over the range: converting journeys are the won deals' paths, non-converting ones
+/// the lost deals' paths and the touches before `to` of leads in no deal.
+async fn markov_report(db: &impl ConnectionTrait, ws: i64, q: &Query, currency: String) -> ServiceResult<Report> {
+    let won = store::closed_deals(db, ws, OpportunityStatus::Won.as_str(), &currency, q.from, q.to).await?;
+    let lost = store::closed_deals(db, ws, OpportunityStatus::Lost.as_str(), &currency, q.from, q.to).await?;
+    let won_paths = paths(db, ws, &won, q.lookback_days).await?;
+    let lost_paths = paths(db, ws, &lost, q.lookback_days).await?;
+    let mut lonely = store::touches_of_leads_without_deals(db, ws, q.to).await?;
+    order_paths(db, ws, lonely.values_mut()).await?;
+    let mut lonely: Vec<(i64, Vec<Touch>)> = lonely.into_iter().collect();
+    lonely.sort_unstable_by_key(|(l, _)| *l);
+
+    let channels: HashMap<i64, String> = if q.grouping == Grouping::Channel {
+        store::campaign_channels(db, ws).await?
+    } else {
+        HashMap::new()
+    };
+    let key_of = |t: &Touch| match q.grouping {
+        Grouping::Channel => RowKey::Channel(
+            t.campaign_id
+                .and_then(|c| channels.get(&c).cloned())
+                .unwrap_or_else(|| DIRECT.into()),
+        ),
+        _ => RowKey::Campaign(t.campaign_id),
+    };
+    let mut index: BTreeMap<RowKey, usize> = BTreeMap::new();
+    let mut keys: Vec<RowKey> = Vec::new();
+    let mut journey = |touches: &[Touch], conversion: Option<i64>| Journey {
+        keys: touches
+            .iter()
+            .map(|t| {
+                let k = key_of(t);
+                *index.entry(k.clone()).or_insert_with(|| {
+                    keys.push(k);
+                    keys.len() - 1
+                })
+            })
+            .collect(),
+        conversion,
+    };
+    let mut journeys = Vec::with_capacity(won.len() + lost.len() + lonely.len());
+    let mut unattributed = Vec::new();
+    let mut touched: HashMap<usize, (i64, HashSet<i64>)> = HashMap::new();
+    for (d, p) in won.iter().zip(&won_paths) {
+        if p.touches.is_empty() {
+            unattributed.push(d);
+            continue;
+        }
+        let j = journey(&p.touches, Some(d.amount_minor));
+        for &k in &j.keys {
+            let e = touched.entry(k).or_default();
+            e.0 += 1;
+            e.1.insert(d.id);
+        }
+        journeys.push(j);
+    }
+    for p in &lost_paths {
+        journeys.push(journey(&p.touches, None));
+    }
+    for (_, touches) in &lonely {
+        journeys.push(journey(touches, None));
+    }
+    let mut report = Report {
+        currency,
+        rows: Vec::new(),
+        revenue_minor: 0,
+        conversion_micros: 0,
+        deals: won.len() as i64,
+        unattributed_minor: 0,
+        source: Source::Computed,
+    };
+    if let Some(m) = markov::attribute(keys.len(), &journeys) {
+        for (i, k) in keys.iter().enumerate() {
+            let (touchpoints, deals) = touched.get(&i).map(|(n, d)| (*n, d.len() as i64)).unwrap_or_default();
+            if m.revenue_minor[i] == 0 && m.conversion_micros[i] == 0 {
+                continue;
+            }
+            report.rows.push((
+                k.clone(),
+                Row {
+                    revenue_minor: m.revenue_minor[i],
+                    conversion_micros: m.conversion_micros[i],
+                    touchpoints,
+                    deals,
+                },
+            ));
+        }
+    }
+    if !unattributed.is_empty() {
+        report.rows.push((
+            RowKey::Unattributed,
+            Row {
+                revenue_minor: unattributed.iter().map(|d| d.amount_minor).sum(),
+                conversion_micros: unattributed.len() as i64 * ONE_CONVERSION,
+                touchpoints: 0,
+                deals: unattributed.len() as i64,
+            },
+        ));
+    }
+    report.unattributed_minor = unattributed.iter().map(|d| d.amount_minor).sum();
+    report.revenue_minor = report.rows.iter().map(|(_, r)| r.revenue_minor).sum();
+    report.conversion_micros = report.rows.iter().map(|(_, r)| r.conversion_micros).sum();
+    report
+        .rows
+        .sort_by(|a, b| b.1.revenue_minor.cmp(&a.1.revenue_minor).then_with(|| a.0.cmp(&b.0)));
+    Ok(report)
+}
+
+/// The credit of each touch of one deal's path under a rule: the explanation of its numbers.
+pub struct Explained {
+    pub touches: Vec<Touch>,
+    /// `None`: no touch earned anything (the deal is UNATTRIBUTED).
+    pub credits: Option<Vec<Credit>>,
+}
+
+pub fn explain(rule: &Rule, path: &Deal) -> Explained {
+    Explained {
+        touches: path.touches.clone(),
+        credits: rule.credit(path),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Model versions and the ledger
+
+/// The stored version whose parameters equal a rule's, if it is current and kept with the
+/// lookback asked for.
+async fn ledger_version(
+    db: &impl ConnectionTrait,
+    ws: i64,
+    rule: &Rule,
+    lookback_days: i64,
+) -> Result<Option<attribution_model::Model>, DbErr> {
+    if lookback_days != DEFAULT_LOOKBACK_DAYS {
+        return Ok(None);
+    }
+    let current = attribution_model::Entity::in_workspace(ws)
+        .filter(attribution_model::Column::Kind.eq(rule.kind().as_str()))
+        .filter(attribution_model::Column::IsCurrent.eq(true))
+        .one(db)
+        .await?;
+    Ok(current.filter(|m| rule_of(m).as_ref() == Some(rule)))
+}
+
+/// A stored version's rule (`None` for an unreadable row).
+pub fn rule_of(m: &attribution_model::Model) -> Option<Rule> {
+    let kind = Kind::parse(&m.kind)?;
+    Some(match kind {
+        Kind::TimeDecay => Rule::TimeDecay {
+            half_life_secs: m.params.get("halfLifeSeconds")?.as_i64()?,
+        },
+        Kind::Custom => Rule::Custom(
+            m.params
+                .get("weights")?
+                .as_object()?
+                .iter()
+                .map(|(t, w)| Some((t.clone(), w.as_str()?.parse::<Decimal>().ok()?)))
+                .collect::<Option<BTreeMap<_, _>>>()?,
+        ),
+        k => Rule::default_of(k)?,
+    })
+}
+
+fn params_of(rule: &Rule) -> serde_json::Value {
+    let mut p = json!({ "lookbackDays": DEFAULT_LOOKBACK_DAYS });
+    match rule {
+        Rule::TimeDecay { half_life_secs } => p["halfLifeSeconds"] = json!(half_life_secs),
+        Rule::Custom(w) => {
+            p["weights"] = w
+                .iter()
+                .map(|(t, d)| (t.clone(), json!(d.normalize().to_string())))
+                .collect::<serde_json::Map<_, _>>()
+                .into()
+        }
+        _ => {}
+    }
+    p
+}
+
+/// The current version of every rule-based kind, creating version 1 with the defaults where
+/// a kind has none yet (inside the caller's write transaction).
+/// Takes the workspace's ledger lock: every ledger write goes through here first.
+pub async fn current_models(db: &impl ConnectionTrait, ws: i64) -> Result<Vec<(attribution_model::Model, Rule)>, DbErr> {
+    crate::store::raw::lock_workspace(db, crate::store::raw::LOCK_LEDGER, ws).await?;
+    let mut current: Vec<attribution_model::Model> = store::models(db, ws).await?.into_iter().filter(|m| m.is_current).collect();
+    let now = Utc::now();
+    for kind in Kind::RULES {
+        if current.iter().any(|m| m.kind == kind.as_str()) {
+            continue;
+        }
+        let rule = Rule::default_of(kind).expect("a rule-based kind");
+        let row = attribution_model::ActiveModel {
+            workspace_id: Set(ws),
+            kind: Set(kind.as_str().to_owned()),
+            version: Set(1),
+            params: Set(params_of(&rule)),
+            is_current: Set(true),
+            created_at: Set(now),
+            ..Default::default()
+        }
+        .insert(db)
+        .await?;
+        current.push(row);
+    }
+    Ok(current
+        .into_iter()
+        .filter_map(|m| {
+            let r = rule_of(&m)?;
+            Some((m, r))
+        })
+        .collect())
+}
+
+/// Recomputes the ledger of these deals under the current models, inside the caller's write
+/// transaction: won deals get fresh credits, any other deal loses its credits.
+pub async fn refresh_deals(db: &impl ConnectionTrait, ws: i64, deal_ids: &[i64]) -> Result<(), DbErr> {
+    if deal_ids.is_empty() {
+        return Ok(());
+    }
+    let models = current_models(db, ws).await?;
+    write_credits(db, ws, &models, deal_ids).await
+}
+
+async fn write_credits(
+    db: &impl ConnectionTrait,
+    ws: i64,
+    models: &[(attribution_model::Model, Rule)],
+    deal_ids: &[i64],
+) -> Result<(), DbErr> {
+    let model_ids: Vec<i64> = models.iter().map(|(m, _)| m.id).collect();
+    store::delete_credits(db, ws, deal_ids, &model_ids).await?;
+    let deals: Vec<DealRow> = store::closed_deals_by_ids(db, ws, deal_ids)
+        .await?
+        .into_iter()
+        .filter(|d| d.status == OpportunityStatus::Won.as_str())
+        .collect();
+    if deals.is_empty() {
+        return Ok(());
+    }
+    let paths = paths(db, ws, &deals, DEFAULT_LOOKBACK_DAYS).await?;
+    let mut rows = Vec::new();
+    for (m, rule) in models {
+        for (d, path) in deals.iter().zip(&paths) {
+            let row = |position: usize, t: Option<&Touch>, c: Credit| attribution_credit::ActiveModel {
+                workspace_id: Set(ws),
+                model_id: Set(m.id),
+                opportunity_id: Set(d.id),
+                closed_at: Set(d.closed_at),
+                currency: Set(d.currency.clone()),
+                position: Set(position as i32),
+                touchpoint_id: Set(t.map(|t| t.id)),
+                lead_id: Set(t.map(|t| t.lead_id)),
+                campaign_id: Set(t.and_then(|t| t.campaign_id)),
+                touch_type: Set(t.map(|t| t.touch_type.clone())),
+                amount_minor: Set(c.amount_minor),
+                conversion_micros: Set(c.conversion_micros),
+                ..Default::default()
+            };
+            match rule.credit(path) {
+                Some(credits) => {
+                    for (i, (t, c)) in path.touches.iter().zip(credits).enumerate() {
+                        if c != Credit::default() {
+                            rows.push(row(i, Some(t), c));
+                        }
+                    }
+                }
+                None => rows.push(row(0, None, unattributed(d).credit)),
+            }
+        }
+    }
+    // 14 columns a row; PostgreSQL takes at most 65,535 parameters a statement.
+    for chunk in rows.chunks(2_000) {
+        attribution_credit::Entity::insert_many(chunk.to_vec()).exec(db).await?;
+    }
+    Ok(())
+}
+
+/// Writes the credits that won deals are missing under the current models (after an upgrade
+/// or a bulk import), inside the caller's write transaction. Returns the number of deals.
+pub async fn catch_up(db: &impl ConnectionTrait, ws: i64) -> Result<usize, DbErr> {
+    let models = current_models(db, ws).await?;
+    let mut missing = Vec::new();
+    for (m, _) in &models {
+        missing.extend(store::won_deals_missing_credits(db, ws, m.id).await?);
+    }
+    missing.sort_unstable();
+    missing.dedup();
+    for chunk in missing.chunks(500) {
+        write_credits(db, ws, &models, chunk).await?;
+    }
+    Ok(missing.len())
+}
+
+/// Catches up every workspace, one transaction each (at start-up).
+pub async fn catch_up_all(db: &Db) -> Result<usize, DbErr> {
+    let mut n = 0;
+    for w in entity::workspace::Entity::find().all(&db.conn).await? {
+        let txn = db.begin_write().await?;
+        n += catch_up(&*txn, w.id).await?;
+        txn.commit().await?;
+    }
+    Ok(n)
+}
+
+/// Recomputes the ledger for the won deals whose paths these new touchpoints may enter.
+pub async fn touchpoints_recorded(db: &impl ConnectionTrait, ws: i64, touches: &[entity::touchpoint::Model]) -> Result<(), DbErr> {
+    let Some(earliest) = touches.iter().map(|t| t.occurred_at).min() else {
+        return Ok(());
+    };
+    let mut leads: Vec<i64> = touches.iter().map(|t| t.lead_id).collect();
+    leads.sort_unstable();
+    leads.dedup();
+    let deals = store::won_deals_of_leads(db, ws, &leads, Some(earliest)).await?;
+    refresh_deals(db, ws, &deals).await
+}
+
+/// Recomputes the ledger for the won deals of a lead (its conversion time changed).
+pub async fn lead_changed(db: &impl ConnectionTrait, ws: i64, lead_id: i64) -> Result<(), DbErr> {
+    let deals = store::won_deals_of_leads(db, ws, &[lead_id], None).await?;
+    refresh_deals(db, ws, &deals).await
+}
+
+/// A change of a model's parameters, by an ADMIN.
+pub struct Configure {
+    pub kind: Kind,
+    pub half_life_days: Option<Decimal>,
+    pub weights: Option<Vec<(String, Decimal)>>,
+}
+
+/// Validates a model's parameters into its rule.
+pub fn rule_from(
+    kind: Kind,
+    half_life_days: Option<Decimal>,
+    weights: Option<Vec<(String, Decimal)>>,
+    field: &str,
+) -> ServiceResult<Option<Rule>> {
+    let mut v = Validator::default();
+    if kind != Kind::TimeDecay && half_life_days.is_some() {
+        v.push(&[field, "halfLifeDays"], "INVALID", "only TIME_DECAY has a half-life");
+    }
+    if kind != Kind::Custom && weights.is_some() {
+        v.push(&[field, "weights"], "INVALID", "only CUSTOM has weights");
+    }
+    let rule = match kind {
+        Kind::Markov => None,
+        Kind::TimeDecay => {
+            let days = half_life_days.unwrap_or(Decimal::from(rules::DEFAULT_HALF_LIFE_DAYS));
+            let secs = (days * Decimal::from(86_400)).round();
+            match i64::try_from(secs) {
+                Ok(s) if (1..=MAX_LOOKBACK_DAYS * 86_400).contains(&s) => Some(Rule::TimeDecay { half_life_secs: s }),
+                _ => {
+                    v.push(
+                        &[field, "halfLifeDays"],
+                        "INVALID",
+                        "must be at least one second and at most 3650 days",
+                    );
+                    None
+                }
+            }
+        }
+        Kind::Custom => match weights {
+            None => Some(Rule::default_custom()),
+            Some(list) => {
+                let mut table = BTreeMap::new();
+                for (i, (t, w)) in list.into_iter().enumerate() {
+                    let idx = i.to_string();
+                    let t = t.trim().to_ascii_uppercase();
+                    if t.is_empty() {
+                        v.push(&[field, "weights", &idx, "type"], "REQUIRED", "a touchpoint type is required");
+                    }
+                    if w.is_sign_negative() && !w.is_zero() {
+                        v.push(&[field, "weights", &idx, "weight"], "INVALID", "must not be negative");
+                    } else if w.normalize().scale() > 6 || w > Decimal::from(1_000_000) {
+                        v.push(
+                            &[field, "weights", &idx, "weight"],
+                            "INVALID",
+                            "at most 1,000,000 with 6 decimal places",
+                        );
+                    }
+                    if table.insert(t, w.normalize()).is_some() {
+                        v.push(&[field, "weights", &idx, "type"], "DUPLICATE", "the type is listed twice");
+                    }
+                }
+                Some(Rule::Custom(table))
+            }
+        },
+        k => Rule::default_of(k),
+    };
+    v.finish()?;
+    Ok(rule)
+}
+
+/// A new version of a model with new parameters becomes current, and the ledger of every won
+/// deal is written for it; the old version's credits stay. The same parameters again change
+/// nothing.
+pub async fn configure(db: &Db, p: Principal, c: Configure) -> ServiceResult<(attribution_model::Model, bool)> {
+    let ws = p.workspace_id;
+    if c.kind == Kind::Markov {
+        return Err(bad(
+            "input",
+            "INVALID",
+            "MARKOV has no parameters to keep; it is computed per query",
+        ));
+    }
+    let rule = rule_from(c.kind, c.half_life_days, c.weights, "input")?.expect("a rule-based kind");
+    let txn = db.begin_write().await?;
+    let current = current_models(&*txn, ws).await?;
+    let (old, old_rule) = current
+        .into_iter()
+        .find(|(m, _)| m.kind == c.kind.as_str())
+        .expect("every kind has a current version");
+    if old_rule == rule {
+        txn.commit().await?;
+        return Ok((old, false));
+    }
+    let mut am: attribution_model::ActiveModel = old.clone().into();
+    am.is_current = Set(false);
+    am.update(&*txn).await?;
+    let row = attribution_model::ActiveModel {
+        workspace_id: Set(ws),
+        kind: Set(c.kind.as_str().to_owned()),
+        version: Set(old.version + 1),
+        params: Set(params_of(&rule)),
+        is_current: Set(true),
+        created_at: Set(Utc::now()),
+        ..Default::default()
+    }
+    .insert(&*txn)
+    .await?;
+    let all_won: Vec<i64> = store::won_deals_missing_credits(&*txn, ws, row.id).await?;
+    for chunk in all_won.chunks(500) {
+        write_credits(&*txn, ws, &[(row.clone(), rule.clone())], chunk).await?;
+    }
+    txn.commit().await?;
+    Ok((row, true))
+}

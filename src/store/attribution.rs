@@ -1,0 +1,387 @@
+//! Queries of attribution: the deals of a range, their buying centers and touchpoints, the
+//! paths of leads in no deal (Markov's non-converting journeys), and the ledger.
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use entity::{attribution_credit, attribution_model, lead, opportunity, opportunity_contact, touchpoint};
+use sea_orm::sea_query::Query;
+use sea_orm::{ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+
+use super::Scoped;
+use super::raw::{placeholders, statement};
+use crate::domain::attribution::Touch;
+
+/// IN lists are cut to this many values (both backends take far more; plans stay small).
+const CHUNK: usize = 1_000;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DealRow {
+    pub id: i64,
+    pub amount_minor: i64,
+    pub currency: String,
+    pub status: String,
+    pub closed_at: DateTime<Utc>,
+    pub created_at: DateTime<Utc>,
+}
+
+type DealTuple = (i64, i64, String, String, Option<DateTime<Utc>>, DateTime<Utc>);
+
+fn deal_columns(s: sea_orm::Select<opportunity::Entity>) -> sea_orm::Selector<sea_orm::SelectGetableTuple<DealTuple>> {
+    use opportunity::Column as C;
+    s.select_only()
+        .columns([C::Id, C::AmountMinor, C::Currency, C::Status, C::ClosedAt, C::CreatedAt])
+        .into_tuple::<DealTuple>()
+}
+
+fn deal_rows(rows: Vec<DealTuple>) -> Vec<DealRow> {
+    rows.into_iter()
+        .filter_map(|(id, amount_minor, currency, status, closed_at, created_at)| {
+            Some(DealRow {
+                id,
+                amount_minor,
+                currency,
+                status,
+                closed_at: closed_at?,
+                created_at,
+            })
+        })
+        .collect()
+}
+
+/// Deals closed with `status` in [from, to), in one currency, by close time.
+pub async fn closed_deals(
+    db: &impl ConnectionTrait,
+    ws: i64,
+    status: &str,
+    currency: &str,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Result<Vec<DealRow>, DbErr> {
+    use opportunity::Column as C;
+    let q = opportunity::Entity::in_workspace(ws)
+        .filter(C::Status.eq(status))
+        .filter(C::ClosedAt.gte(from))
+        .filter(C::ClosedAt.lt(to))
+        .filter(C::Currency.eq(currency))
+        .order_by_asc(C::ClosedAt)
+        .order_by_asc(C::Id);
+    Ok(deal_rows(deal_columns(q).all(db).await?))
+}
+
+/// Closed deals with these IDs (others, and open ones, are absent).
+pub async fn closed_deals_by_ids(db: &impl ConnectionTrait, ws: i64, ids: &[i64]) -> Result<Vec<DealRow>, DbErr> {
+    let mut out = Vec::new();
+    for chunk in ids.chunks(CHUNK) {
+        let q = opportunity::Entity::in_workspace(ws).filter(opportunity::Column::Id.is_in(chunk.iter().copied()));
+        out.extend(deal_rows(deal_columns(q).all(db).await?));
+    }
+    Ok(out)
+}
+
+/// (opportunity, lead, is primary) of the buying centers of these deals.
+pub async fn buying_centers(db: &impl ConnectionTrait, ws: i64, deal_ids: &[i64]) -> Result<Vec<(i64, i64, bool)>, DbErr> {
+    use opportunity_contact::Column as C;
+    let mut out = Vec::new();
+    for chunk in deal_ids.chunks(CHUNK) {
+        out.extend(
+            opportunity_contact::Entity::in_workspace(ws)
+                .filter(C::OpportunityId.is_in(chunk.iter().copied()))
+                .select_only()
+                .columns([C::OpportunityId, C::LeadId, C::IsPrimary])
+                .into_tuple::<(i64, i64, bool)>()
+                .all(db)
+                .await?,
+        );
+    }
+    Ok(out)
+}
+
+/// When each of these leads became an MQL (leads that never did are absent).
+pub async fn conversions(db: &impl ConnectionTrait, ws: i64, lead_ids: &[i64]) -> Result<HashMap<i64, DateTime<Utc>>, DbErr> {
+    use lead::Column as C;
+    let mut out = HashMap::new();
+    for chunk in lead_ids.chunks(CHUNK) {
+        let rows = lead::Entity::in_workspace(ws)
+            .filter(C::Id.is_in(chunk.iter().copied()))
+            .filter(C::ConvertedAt.is_not_null())
+            .select_only()
+            .columns([C::Id, C::ConvertedAt])
+            .into_tuple::<(i64, Option<DateTime<Utc>>)>()
+            .all(db)
+            .await?;
+        out.extend(rows.into_iter().filter_map(|(id, at)| Some((id, at?))));
+    }
+    Ok(out)
+}
+
+type TouchTuple = (i64, i64, Option<i64>, String, DateTime<Utc>);
+
+fn touch_of((id, lead_id, campaign_id, touch_type, occurred_at): TouchTuple) -> Touch {
+    Touch {
+        id,
+        external_id: None,
+        lead_id,
+        campaign_id,
+        touch_type,
+        occurred_at,
+    }
+}
+
+/// The touchpoints of these leads with `from <= occurredAt < to`, through the covering index
+/// on (workspace, lead, occurred_at, id, type, campaign). `external_id` is not read here (it is
+/// not in the index); [`external_ids`] fills it in where a path has ties.
+pub async fn touches_of_leads(
+    db: &impl ConnectionTrait,
+    ws: i64,
+    lead_ids: &[i64],
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Result<Vec<Touch>, DbErr> {
+    use touchpoint::Column as C;
+    let mut out = Vec::new();
+    for chunk in lead_ids.chunks(CHUNK) {
+        let rows = touchpoint::Entity::in_workspace(ws)
+            .filter(C::LeadId.is_in(chunk.iter().copied()))
+            .filter(C::OccurredAt.gte(from))
+            .filter(C::OccurredAt.lt(to))
+            .select_only()
+            .columns([C::Id, C::LeadId, C::CampaignId, C::TouchType, C::OccurredAt])
+            .into_tuple::<TouchTuple>()
+            .all(db)
+            .await?;
+        out.extend(rows.into_iter().map(touch_of));
+    }
+    Ok(out)
+}
+
+/// The external IDs of these touchpoints (those without one are absent).
+pub async fn external_ids(db: &impl ConnectionTrait, ws: i64, touch_ids: &[i64]) -> Result<HashMap<i64, String>, DbErr> {
+    use touchpoint::Column as C;
+    let mut out = HashMap::new();
+    for chunk in touch_ids.chunks(CHUNK) {
+        let rows = touchpoint::Entity::in_workspace(ws)
+            .filter(C::Id.is_in(chunk.iter().copied()))
+            .filter(C::ExternalId.is_not_null())
+            .select_only()
+            .columns([C::Id, C::ExternalId])
+            .into_tuple::<(i64, Option<String>)>()
+            .all(db)
+            .await?;
+        out.extend(rows.into_iter().filter_map(|(id, x)| Some((id, x?))));
+    }
+    Ok(out)
+}
+
+/// Every touchpoint before `to` of the leads that are in no opportunity, grouped by lead
+/// (the non-converting journeys of MARKOV). On SQLite each lead's touches come as one row
+/// (`group_concat`): at a million touchpoints, handing rows over one by one from the driver's
+/// thread costs more than SQLite's scan.
+pub async fn touches_of_leads_without_deals(
+    db: &impl ConnectionTrait,
+    ws: i64,
+    to: DateTime<Utc>,
+) -> Result<HashMap<i64, Vec<Touch>>, DbErr> {
+    let backend = db.get_database_backend();
+    let without_deal = "t.workspace_id = ? AND t.occurred_at < ? AND NOT EXISTS \
+        (SELECT 1 FROM opportunity_contacts oc WHERE oc.workspace_id = t.workspace_id AND oc.lead_id = t.lead_id)";
+    let mut out: HashMap<i64, Vec<Touch>> = HashMap::new();
+    let to_value: sea_orm::Value = to.into();
+    if backend != DbBackend::Sqlite {
+        let sql = format!("SELECT t.id, t.lead_id, t.campaign_id, t.touch_type, t.occurred_at FROM touchpoints t WHERE {without_deal}");
+        for row in db.query_all_raw(statement(backend, &sql, vec![ws.into(), to_value])).await? {
+            let t = touch_of((
+                row.try_get_by_index(0)?,
+                row.try_get_by_index(1)?,
+                row.try_get_by_index(2)?,
+                row.try_get_by_index(3)?,
+                row.try_get_by_index(4)?,
+            ));
+            out.entry(t.lead_id).or_default().push(t);
+        }
+        return Ok(out);
+    }
+    // Types are [A-Z0-9_] codes and times RFC 3339: ',' and ';' separate safely.
+    let sql = format!(
+        "SELECT t.lead_id, group_concat(t.id || ',' || coalesce(t.campaign_id, '') || ',' || t.occurred_at || ',' || t.touch_type, ';') \
+         FROM touchpoints t WHERE {without_deal} GROUP BY t.lead_id"
+    );
+    let bad = |what: &str| DbErr::Custom(format!("unreadable touchpoint list: {what}"));
+    for row in db.query_all_raw(statement(backend, &sql, vec![ws.into(), to_value])).await? {
+        let lead_id: i64 = row.try_get_by_index(0)?;
+        let list: String = row.try_get_by_index(1)?;
+        let touches = out.entry(lead_id).or_default();
+        for item in list.split(';') {
+            let mut f = item.splitn(4, ',');
+            let (Some(id), Some(campaign), Some(at), Some(touch_type)) = (f.next(), f.next(), f.next(), f.next()) else {
+                return Err(bad(item));
+            };
+            touches.push(Touch {
+                id: id.parse().map_err(|_| bad(item))?,
+                external_id: None,
+                lead_id,
+                campaign_id: if campaign.is_empty() {
+                    None
+                } else {
+                    Some(campaign.parse().map_err(|_| bad(item))?)
+                },
+                touch_type: touch_type.to_owned(),
+                occurred_at: DateTime::parse_from_rfc3339(at).map_err(|_| bad(item))?.with_timezone(&Utc),
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// The won deals with one of these leads in their buying center (that closed after `after`).
+pub async fn won_deals_of_leads(
+    db: &impl ConnectionTrait,
+    ws: i64,
+    lead_ids: &[i64],
+    after: Option<DateTime<Utc>>,
+) -> Result<Vec<i64>, DbErr> {
+    let mut out = Vec::new();
+    for chunk in lead_ids.chunks(CHUNK) {
+        let sql = format!(
+            "SELECT DISTINCT o.id FROM opportunity_contacts oc JOIN opportunities o ON o.id = oc.opportunity_id \
+             WHERE oc.workspace_id = ? AND oc.lead_id IN ({}) AND o.workspace_id = ? AND o.status = 'WON'{}",
+            placeholders(chunk.len()),
+            if after.is_some() { " AND o.closed_at > ?" } else { "" }
+        );
+        let mut values: Vec<sea_orm::Value> = vec![ws.into()];
+        values.extend(chunk.iter().map(|&id| id.into()));
+        values.push(ws.into());
+        if let Some(t) = after {
+            values.push(t.into());
+        }
+        for row in db.query_all_raw(statement(db.get_database_backend(), &sql, values)).await? {
+            out.push(row.try_get_by_index::<i64>(0)?);
+        }
+    }
+    out.sort_unstable();
+    out.dedup();
+    Ok(out)
+}
+
+/// Campaign ID -> channel, for every campaign of the workspace.
+pub async fn campaign_channels(db: &impl ConnectionTrait, ws: i64) -> Result<HashMap<i64, String>, DbErr> {
+    use entity::campaign::Column as C;
+    Ok(entity::campaign::Entity::in_workspace(ws)
+        .select_only()
+        .columns([C::Id, C::Channel])
+        .into_tuple::<(i64, String)>()
+        .all(db)
+        .await?
+        .into_iter()
+        .collect())
+}
+
+/// Every version of the workspace's attribution models, current ones first.
+pub async fn models(db: &impl ConnectionTrait, ws: i64) -> Result<Vec<attribution_model::Model>, DbErr> {
+    use attribution_model::Column as C;
+    attribution_model::Entity::in_workspace(ws)
+        .order_by_desc(C::IsCurrent)
+        .order_by_asc(C::Kind)
+        .order_by_desc(C::Version)
+        .all(db)
+        .await
+}
+
+/// One ledger row as a report reads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LedgerItem {
+    pub deal_id: i64,
+    pub closed_at: DateTime<Utc>,
+    pub touchpoint_id: Option<i64>,
+    pub lead_id: Option<i64>,
+    pub campaign_id: Option<i64>,
+    pub touch_type: Option<String>,
+    pub amount_minor: i64,
+    pub conversion_micros: i64,
+}
+
+type LedgerTuple = (i64, DateTime<Utc>, Option<i64>, Option<i64>, Option<i64>, Option<String>, i64, i64);
+
+/// The ledger's credits of a model version for the deals closed in [from, to) in a currency:
+/// one range scan of the covering index.
+pub async fn credits_in(
+    db: &impl ConnectionTrait,
+    ws: i64,
+    model_id: i64,
+    currency: &str,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Result<Vec<LedgerItem>, DbErr> {
+    use attribution_credit::Column as C;
+    let rows = attribution_credit::Entity::in_workspace(ws)
+        .filter(C::ModelId.eq(model_id))
+        .filter(C::Currency.eq(currency))
+        .filter(C::ClosedAt.gte(from))
+        .filter(C::ClosedAt.lt(to))
+        .select_only()
+        .columns([
+            C::OpportunityId,
+            C::ClosedAt,
+            C::TouchpointId,
+            C::LeadId,
+            C::CampaignId,
+            C::TouchType,
+            C::AmountMinor,
+            C::ConversionMicros,
+        ])
+        .into_tuple::<LedgerTuple>()
+        .all(db)
+        .await?;
+    Ok(rows
+        .into_iter()
+        .map(
+            |(deal_id, closed_at, touchpoint_id, lead_id, campaign_id, touch_type, amount_minor, conversion_micros)| LedgerItem {
+                deal_id,
+                closed_at,
+                touchpoint_id,
+                lead_id,
+                campaign_id,
+                touch_type,
+                amount_minor,
+                conversion_micros,
+            },
+        )
+        .collect())
+}
+
+/// Removes the credits of these deals under these model versions.
+pub async fn delete_credits(db: &impl ConnectionTrait, ws: i64, deal_ids: &[i64], model_ids: &[i64]) -> Result<(), DbErr> {
+    use attribution_credit::Column as C;
+    for chunk in deal_ids.chunks(CHUNK) {
+        attribution_credit::Entity::delete_many()
+            .filter(C::WorkspaceId.eq(ws))
+            .filter(C::OpportunityId.is_in(chunk.iter().copied()))
+            .filter(C::ModelId.is_in(model_ids.iter().copied()))
+            .exec(db)
+            .await?;
+    }
+    Ok(())
+}
+
+/// Won deals with no credit row under a model version (closed before the version existed, or
+/// written by a bulk import).
+pub async fn won_deals_missing_credits(db: &impl ConnectionTrait, ws: i64, model_id: i64) -> Result<Vec<i64>, DbErr> {
+    use opportunity::Column as C;
+    opportunity::Entity::in_workspace(ws)
+        .filter(C::Status.eq("WON"))
+        .filter(
+            C::Id.not_in_subquery(
+                Query::select()
+                    .column(attribution_credit::Column::OpportunityId)
+                    .from(attribution_credit::Entity)
+                    .and_where(attribution_credit::Column::WorkspaceId.eq(ws))
+                    .and_where(attribution_credit::Column::ModelId.eq(model_id))
+                    .to_owned(),
+            ),
+        )
+        .select_only()
+        .column(C::Id)
+        .order_by_asc(C::Id)
+        .into_tuple::<i64>()
+        .all(db)
+        .await
+}
