@@ -2,6 +2,7 @@
 pub mod demo;
 mod demo_handoffs;
 pub mod import;
+pub mod markov;
 pub mod seed;
 
 use std::net::SocketAddr;
@@ -76,6 +77,30 @@ pub enum Command {
         seed: u64,
         #[arg(long, default_value = "seed")]
         workspace: String,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// Write MARKOV's journeys of a range as ChannelAttribution's path table (path,
+    /// total_conversions, total_null, total_conversion_value) and time the exact solver on them.
+    MarkovPaths {
+        #[arg(long)]
+        workspace: String,
+        /// Start of the range (RFC 3339), inclusive.
+        #[arg(long)]
+        from: chrono::DateTime<chrono::Utc>,
+        /// End of the range (RFC 3339), exclusive.
+        #[arg(long)]
+        to: chrono::DateTime<chrono::Utc>,
+        /// CHANNEL or CAMPAIGN.
+        #[arg(long, default_value = "CHANNEL")]
+        group_by: String,
+        #[arg(long, default_value_t = 365)]
+        lookback_days: i64,
+        #[arg(long)]
+        out: PathBuf,
+        /// Solve this many times and report the fastest and the median.
+        #[arg(long, default_value_t = 5)]
+        repeat: usize,
         #[command(flatten)]
         db: DbArgs,
     },
@@ -199,6 +224,33 @@ pub async fn run(cli: Cli) -> Result<(), BoxError> {
             let report = seed::run(&database, &workspace, leads, seed).await?;
             database.analyze().await?;
             println!("{report} in {:.1} s", started.elapsed().as_secs_f64());
+        }
+        Command::MarkovPaths {
+            workspace,
+            from,
+            to,
+            group_by,
+            lookback_days,
+            out,
+            repeat,
+            db,
+        } => {
+            let grouping = match group_by.to_ascii_uppercase().as_str() {
+                "CHANNEL" => crate::service::attribution::Grouping::Channel,
+                "CAMPAIGN" => crate::service::attribution::Grouping::Campaign,
+                other => return Err(format!("--group-by {other:?}: CHANNEL or CAMPAIGN").into()),
+            };
+            let database = open(&db).await?;
+            let args = markov::Args {
+                workspace: &workspace,
+                from,
+                to,
+                grouping,
+                lookback_days,
+                out: &out,
+                repeat,
+            };
+            print!("{}", markov::run(&database, args).await?);
         }
         Command::Import { dir, workspace, db } => {
             let database = open(&db).await?;

@@ -496,11 +496,22 @@ async fn best_personas(db: &impl ConnectionTrait, ws: i64, leads: &[i64]) -> Res
     Ok(best.into_iter().map(|(l, (_, _, p))| (l, p)).collect())
 }
 
-/// MARKOV over the range: converting journeys are the won deals' paths, non-converting ones
-/// the lost deals' paths and the touches before `to` of leads in no deal.
-async fn markov_report(db: &impl ConnectionTrait, ws: i64, q: &Query, currency: String) -> ServiceResult<Report> {
-    let won = store::closed_deals(db, ws, OpportunityStatus::Won.as_str(), &currency, q.from, q.to).await?;
-    let lost = store::closed_deals(db, ws, OpportunityStatus::Lost.as_str(), &currency, q.from, q.to).await?;
+/// MARKOV's input over a range: the keys (channels or campaigns), one journey per path, and
+/// the won deals without a touch (UNATTRIBUTED).
+pub struct Journeys {
+    pub keys: Vec<RowKey>,
+    pub journeys: Vec<Journey>,
+    pub won: Vec<DealRow>,
+    pub unattributed: Vec<DealRow>,
+    /// Per key: touches on won paths, and the won deals they are on.
+    touched: HashMap<usize, (i64, HashSet<i64>)>,
+}
+
+/// Converting journeys are the won deals' paths; non-converting ones the lost deals' paths and
+/// the touches before `to` of leads in no opportunity.
+pub async fn journeys(db: &impl ConnectionTrait, ws: i64, q: &Query, currency: &str) -> Result<Journeys, DbErr> {
+    let won = store::closed_deals(db, ws, OpportunityStatus::Won.as_str(), currency, q.from, q.to).await?;
+    let lost = store::closed_deals(db, ws, OpportunityStatus::Lost.as_str(), currency, q.from, q.to).await?;
     let won_paths = paths(db, ws, &won, q.lookback_days).await?;
     let lost_paths = paths(db, ws, &lost, q.lookback_days).await?;
     let mut lonely = store::touches_of_leads_without_deals(db, ws, q.to).await?;
@@ -521,7 +532,7 @@ async fn markov_report(db: &impl ConnectionTrait, ws: i64, q: &Query, currency: 
         ),
         _ => RowKey::Campaign(t.campaign_id),
     };
-    let mut index: BTreeMap<RowKey, usize> = BTreeMap::new();
+    let mut index: HashMap<RowKey, usize> = HashMap::new();
     let mut keys: Vec<RowKey> = Vec::new();
     let mut journey = |touches: &[Touch], conversion: Option<i64>| Journey {
         keys: touches
@@ -536,12 +547,12 @@ async fn markov_report(db: &impl ConnectionTrait, ws: i64, q: &Query, currency: 
             .collect(),
         conversion,
     };
-    let mut journeys = Vec::with_capacity(won.len() + lost.len() + lonely.len());
+    let mut out = Vec::with_capacity(won.len() + lost.len() + lonely.len());
     let mut unattributed = Vec::new();
     let mut touched: HashMap<usize, (i64, HashSet<i64>)> = HashMap::new();
     for (d, p) in won.iter().zip(&won_paths) {
         if p.touches.is_empty() {
-            unattributed.push(d);
+            unattributed.push(d.clone());
             continue;
         }
         let j = journey(&p.touches, Some(d.amount_minor));
@@ -550,29 +561,40 @@ async fn markov_report(db: &impl ConnectionTrait, ws: i64, q: &Query, currency: 
             e.0 += 1;
             e.1.insert(d.id);
         }
-        journeys.push(j);
+        out.push(j);
     }
     for p in &lost_paths {
-        journeys.push(journey(&p.touches, None));
+        out.push(journey(&p.touches, None));
     }
     for (_, touches) in &lonely {
-        journeys.push(journey(touches, None));
+        out.push(journey(touches, None));
     }
+    Ok(Journeys {
+        keys,
+        journeys: out,
+        won,
+        unattributed,
+        touched,
+    })
+}
+
+async fn markov_report(db: &impl ConnectionTrait, ws: i64, q: &Query, currency: String) -> ServiceResult<Report> {
+    let j = journeys(db, ws, q, &currency).await?;
     let mut report = Report {
         currency,
         rows: Vec::new(),
         revenue_minor: 0,
         conversion_micros: 0,
-        deals: won.len() as i64,
+        deals: j.won.len() as i64,
         unattributed_minor: 0,
         source: Source::Computed,
     };
-    if let Some(m) = markov::attribute(keys.len(), &journeys) {
-        for (i, k) in keys.iter().enumerate() {
-            let (touchpoints, deals) = touched.get(&i).map(|(n, d)| (*n, d.len() as i64)).unwrap_or_default();
+    if let Some(m) = markov::attribute(j.keys.len(), &j.journeys) {
+        for (i, k) in j.keys.iter().enumerate() {
             if m.revenue_minor[i] == 0 && m.conversion_micros[i] == 0 {
                 continue;
             }
+            let (touchpoints, deals) = j.touched.get(&i).map(|(n, d)| (*n, d.len() as i64)).unwrap_or_default();
             report.rows.push((
                 k.clone(),
                 Row {
@@ -584,18 +606,18 @@ async fn markov_report(db: &impl ConnectionTrait, ws: i64, q: &Query, currency: 
             ));
         }
     }
-    if !unattributed.is_empty() {
+    if !j.unattributed.is_empty() {
+        report.unattributed_minor = j.unattributed.iter().map(|d| d.amount_minor).sum();
         report.rows.push((
             RowKey::Unattributed,
             Row {
-                revenue_minor: unattributed.iter().map(|d| d.amount_minor).sum(),
-                conversion_micros: unattributed.len() as i64 * ONE_CONVERSION,
+                revenue_minor: report.unattributed_minor,
+                conversion_micros: j.unattributed.len() as i64 * ONE_CONVERSION,
                 touchpoints: 0,
-                deals: unattributed.len() as i64,
+                deals: j.unattributed.len() as i64,
             },
         ));
     }
-    report.unattributed_minor = unattributed.iter().map(|d| d.amount_minor).sum();
     report.revenue_minor = report.rows.iter().map(|(_, r)| r.revenue_minor).sum();
     report.conversion_micros = report.rows.iter().map(|(_, r)| r.conversion_micros).sum();
     report
