@@ -182,3 +182,43 @@ async fn scores_of_a_page_cost_a_fixed_number_of_statements(app: TestApp) {
     assert_batched(&ten, &fifty, 7);
 }
 both!(alone: scores_of_a_page_cost_a_fixed_number_of_statements);
+
+/// Each won deal of a page explains its credits: the paths of all of them come from one batch.
+async fn attribution_of_a_page_costs_a_fixed_number_of_statements(app: TestApp) {
+    seed(&app).await;
+    let leads = app
+        .data(&app.keys.admin, "{ leads(first: 60) { nodes { id account { id } } } }", json!({}))
+        .await;
+    let close = "mutation($id: ID!) { closeOpportunity(input: { id: $id, outcome: WON, closedAt: \"2026-02-01T00:00:00Z\" }) { userErrors { code } } }";
+    let set = "mutation($o: ID!, $l: ID!) { setBuyingCenter(input: { opportunityId: $o, contacts: [{ leadId: $l, role: \"Champion\", isPrimary: true }] }) { userErrors { code } } }";
+    for (i, lead) in leads["leads"]["nodes"].as_array().unwrap().iter().enumerate() {
+        let deal = app
+            .opportunity(json!({ "accountId": lead["account"]["id"], "name": format!("Won {i:02}"), "amount": "100", "createdAt": "2026-01-01T00:00:00Z" }))
+            .await;
+        app.mutate(&app.keys.sales, "setBuyingCenter", set, json!({ "o": deal, "l": lead["id"] }))
+            .await;
+        app.mutate(&app.keys.sales, "closeOpportunity", close, json!({ "id": deal })).await;
+    }
+    let page = "query($n: Int!) { opportunities(first: $n, filter: { status: [WON] }) { nodes { name
+      attribution(model: { kind: LINEAR }) { credits { share amount { amount } campaign { name } lead { email } touchpoint { type } } } } } }";
+    let (_, ten) = statements_of(&app, page, json!({ "n": 10 })).await;
+    let (data, fifty) = statements_of(&app, page, json!({ "n": 50 })).await;
+    let nodes = data["opportunities"]["nodes"].as_array().unwrap();
+    assert_eq!(nodes.len(), 50);
+    for n in nodes {
+        let credits = n["attribution"]["credits"].as_array().unwrap();
+        assert_eq!(credits.len(), 7, "{n}");
+        // 100.00 over 7 touches by largest remainder: 14.29 four times, 14.28 three times.
+        let amounts: Vec<&str> = credits.iter().map(|c| c["amount"]["amount"].as_str().unwrap()).collect();
+        assert_eq!(amounts, ["14.29", "14.29", "14.29", "14.29", "14.28", "14.28", "14.28"]);
+        assert!(
+            credits
+                .iter()
+                .all(|c| c["campaign"]["name"].is_string() && c["touchpoint"]["type"] == "EMAIL_OPEN")
+        );
+    }
+    // Deals; their path (deals, buying centers, touchpoints, conversions); campaigns, leads and
+    // touchpoints of the credits.
+    assert_batched(&ten, &fifty, 8);
+}
+both!(alone: attribution_of_a_page_costs_a_fixed_number_of_statements);
