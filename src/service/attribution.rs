@@ -16,7 +16,7 @@ use crate::domain::markov::{self, Journey};
 use crate::domain::scoring::Cell;
 use crate::domain::vocab::OpportunityStatus;
 use crate::error::{ServiceError, ServiceResult, Validator};
-use crate::store::attribution::{self as store, DealRow, LedgerItem};
+use crate::store::attribution::{self as store, DealRow, LedgerGroup};
 use crate::store::{self as stores, Scoped};
 
 pub const MAX_LOOKBACK_DAYS: i64 = 3_650;
@@ -140,6 +140,8 @@ struct Item {
     campaign_id: Option<i64>,
     touch_type: Option<String>,
     credit: Credit,
+    /// Touches the item stands for (1 for a touch, 0 for an unattributed deal, more for a sum).
+    touches: i64,
 }
 
 fn bad(field: &str, code: &'static str, message: impl Into<String>) -> ServiceError {
@@ -204,14 +206,14 @@ pub async fn reports(db: &Db, p: Principal, models: &[Model], q: Query) -> Servi
                 "the ledger keeps the workspace's current models with the default lookback only",
             ));
         }
-        let (items, source) = match stored {
+        let mut report = match stored {
             Some(m) => {
-                let rows = store::credits_in(conn, ws, m.id, &currency, q.from, q.to).await?;
-                let source = Source::Ledger {
+                let mut r = ledger_report(conn, ws, &m, &currency, &q).await?;
+                r.source = Source::Ledger {
                     model_id: m.id,
                     version: m.version,
                 };
-                (rows.into_iter().map(item_of_ledger).collect(), source)
+                r
             }
             None => {
                 if computed.is_none() {
@@ -220,29 +222,100 @@ pub async fn reports(db: &Db, p: Principal, models: &[Model], q: Query) -> Servi
                     computed = Some((deals, paths));
                 }
                 let (deals, paths) = computed.as_ref().expect("just computed");
-                (credit_items(rule, deals, paths), Source::Computed)
+                group(conn, ws, q.grouping, &credit_items(rule, deals, paths)).await?
             }
         };
-        let mut report = group(conn, ws, q.grouping, &items).await?;
         report.currency = currency.clone();
-        report.source = source;
         out.push(report);
     }
     Ok(out)
 }
 
-fn item_of_ledger(r: LedgerItem) -> Item {
-    Item {
-        deal_id: r.deal_id,
-        closed_at: r.closed_at,
-        lead_id: r.lead_id,
-        campaign_id: r.campaign_id,
-        touch_type: r.touch_type,
-        credit: Credit {
-            amount_minor: r.amount_minor,
-            conversion_micros: r.conversion_micros,
-        },
+/// A report from the ledger: summed in SQL by campaign, type or channel; by (lead, deal) for
+/// the groupings that need to know more of the lead.
+async fn ledger_report(
+    db: &impl ConnectionTrait,
+    ws: i64,
+    m: &attribution_model::Model,
+    currency: &str,
+    q: &Query,
+) -> Result<Report, DbErr> {
+    let by = match q.grouping {
+        Grouping::Campaign => LedgerGroup::Campaign,
+        Grouping::TouchpointType => LedgerGroup::TouchpointType,
+        Grouping::Channel => LedgerGroup::Channel,
+        Grouping::Persona | Grouping::ScoringCell => LedgerGroup::LeadAndDeal,
+    };
+    let sums = store::credits_summed(db, ws, m.id, currency, q.from, q.to, by).await?;
+    let mut report = if by == LedgerGroup::LeadAndDeal {
+        let items: Vec<Item> = sums
+            .into_iter()
+            .map(|s| {
+                let (deal_id, closed_at) = s.deal.expect("pairs carry their deal");
+                Item {
+                    deal_id,
+                    closed_at,
+                    lead_id: if s.attributed { s.key.and_then(|k| k.parse().ok()) } else { None },
+                    campaign_id: None,
+                    touch_type: None,
+                    credit: Credit {
+                        amount_minor: s.amount_minor,
+                        conversion_micros: s.conversion_micros,
+                    },
+                    touches: s.touchpoints,
+                }
+            })
+            .collect();
+        group(db, ws, q.grouping, &items).await?
+    } else {
+        let mut r = empty_report();
+        for s in sums {
+            let key = if !s.attributed {
+                RowKey::Unattributed
+            } else {
+                match by {
+                    LedgerGroup::Campaign => RowKey::Campaign(s.key.and_then(|k| k.parse().ok())),
+                    LedgerGroup::TouchpointType => RowKey::TouchpointType(s.key.unwrap_or_default()),
+                    _ => RowKey::Channel(s.key.unwrap_or_else(|| DIRECT.into())),
+                }
+            };
+            if key == RowKey::Unattributed {
+                r.unattributed_minor += s.amount_minor;
+            }
+            r.revenue_minor += s.amount_minor;
+            r.conversion_micros += s.conversion_micros;
+            r.rows.push((
+                key,
+                Row {
+                    revenue_minor: s.amount_minor,
+                    conversion_micros: s.conversion_micros,
+                    touchpoints: s.touchpoints,
+                    deals: s.deals,
+                },
+            ));
+        }
+        sort_rows(&mut r.rows);
+        r
+    };
+    report.deals = store::count_closed_deals(db, ws, OpportunityStatus::Won.as_str(), currency, q.from, q.to).await?;
+    Ok(report)
+}
+
+fn empty_report() -> Report {
+    Report {
+        currency: String::new(),
+        rows: Vec::new(),
+        revenue_minor: 0,
+        conversion_micros: 0,
+        deals: 0,
+        unattributed_minor: 0,
+        source: Source::Computed,
     }
+}
+
+/// By revenue, largest first, then by key.
+fn sort_rows(rows: &mut [(RowKey, Row)]) {
+    rows.sort_by(|a, b| b.1.revenue_minor.cmp(&a.1.revenue_minor).then_with(|| a.0.cmp(&b.0)));
 }
 
 /// The credited touches of deals under a rule (zero credits left out), and an unattributed
@@ -261,6 +334,7 @@ fn credit_items(rule: &Rule, deals: &[DealRow], paths: &[Deal]) -> Vec<Item> {
                             campaign_id: t.campaign_id,
                             touch_type: Some(t.touch_type.clone()),
                             credit: c,
+                            touches: 1,
                         });
                     }
                 }
@@ -282,6 +356,7 @@ fn unattributed(d: &DealRow) -> Item {
             amount_minor: d.amount_minor,
             conversion_micros: ONE_CONVERSION,
         },
+        touches: 0,
     }
 }
 
@@ -372,15 +447,7 @@ async fn order_paths<'a>(db: &impl ConnectionTrait, ws: i64, paths: impl Iterato
 async fn group(db: &impl ConnectionTrait, ws: i64, grouping: Grouping, items: &[Item]) -> Result<Report, DbErr> {
     let keys = Keys::load(db, ws, grouping, items).await?;
     let mut rows: BTreeMap<RowKey, (Row, HashSet<i64>)> = BTreeMap::new();
-    let mut report = Report {
-        currency: String::new(),
-        rows: Vec::new(),
-        revenue_minor: 0,
-        conversion_micros: 0,
-        deals: 0,
-        unattributed_minor: 0,
-        source: Source::Computed,
-    };
+    let mut report = empty_report();
     let mut deals = HashSet::new();
     for it in items {
         let key = keys.of(grouping, it);
@@ -393,7 +460,7 @@ async fn group(db: &impl ConnectionTrait, ws: i64, grouping: Grouping, items: &[
         let (row, row_deals) = rows.entry(key).or_default();
         row.revenue_minor += it.credit.amount_minor;
         row.conversion_micros += it.credit.conversion_micros;
-        row.touchpoints += i64::from(it.lead_id.is_some());
+        row.touchpoints += it.touches;
         row_deals.insert(it.deal_id);
     }
     report.deals = deals.len() as i64;
@@ -404,9 +471,7 @@ async fn group(db: &impl ConnectionTrait, ws: i64, grouping: Grouping, items: &[
             (k, row)
         })
         .collect();
-    report
-        .rows
-        .sort_by(|a, b| b.1.revenue_minor.cmp(&a.1.revenue_minor).then_with(|| a.0.cmp(&b.0)));
+    sort_rows(&mut report.rows);
     Ok(report)
 }
 
@@ -582,12 +647,8 @@ async fn markov_report(db: &impl ConnectionTrait, ws: i64, q: &Query, currency: 
     let j = journeys(db, ws, q, &currency).await?;
     let mut report = Report {
         currency,
-        rows: Vec::new(),
-        revenue_minor: 0,
-        conversion_micros: 0,
         deals: j.won.len() as i64,
-        unattributed_minor: 0,
-        source: Source::Computed,
+        ..empty_report()
     };
     if let Some(m) = markov::attribute(j.keys.len(), &j.journeys) {
         for (i, k) in j.keys.iter().enumerate() {
@@ -620,9 +681,7 @@ async fn markov_report(db: &impl ConnectionTrait, ws: i64, q: &Query, currency: 
     }
     report.revenue_minor = report.rows.iter().map(|(_, r)| r.revenue_minor).sum();
     report.conversion_micros = report.rows.iter().map(|(_, r)| r.conversion_micros).sum();
-    report
-        .rows
-        .sort_by(|a, b| b.1.revenue_minor.cmp(&a.1.revenue_minor).then_with(|| a.0.cmp(&b.0)));
+    sort_rows(&mut report.rows);
     Ok(report)
 }
 

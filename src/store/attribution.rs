@@ -68,6 +68,27 @@ pub async fn closed_deals(
     Ok(deal_rows(deal_columns(q).all(db).await?))
 }
 
+/// How many deals closed with `status` in [from, to) in one currency.
+pub async fn count_closed_deals(
+    db: &impl ConnectionTrait,
+    ws: i64,
+    status: &str,
+    currency: &str,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Result<i64, DbErr> {
+    use opportunity::Column as C;
+    use sea_orm::PaginatorTrait;
+    let n = opportunity::Entity::in_workspace(ws)
+        .filter(C::Status.eq(status))
+        .filter(C::ClosedAt.gte(from))
+        .filter(C::ClosedAt.lt(to))
+        .filter(C::Currency.eq(currency))
+        .count(db)
+        .await?;
+    Ok(n as i64)
+}
+
 /// Closed deals with these IDs (others, and open ones, are absent).
 pub async fn closed_deals_by_ids(db: &impl ConnectionTrait, ws: i64, ids: &[i64]) -> Result<Vec<DealRow>, DbErr> {
     let mut out = Vec::new();
@@ -286,66 +307,89 @@ pub async fn models(db: &impl ConnectionTrait, ws: i64) -> Result<Vec<attributio
         .await
 }
 
-/// One ledger row as a report reads it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LedgerItem {
-    pub deal_id: i64,
-    pub closed_at: DateTime<Utc>,
-    pub touchpoint_id: Option<i64>,
-    pub lead_id: Option<i64>,
-    pub campaign_id: Option<i64>,
-    pub touch_type: Option<String>,
-    pub amount_minor: i64,
-    pub conversion_micros: i64,
+/// What a ledger read sums by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LedgerGroup {
+    Campaign,
+    TouchpointType,
+    /// The campaign's channel (joined), DIRECT without a campaign.
+    Channel,
+    /// (lead, deal) pairs, for groupings by what is known of the lead.
+    LeadAndDeal,
 }
 
-type LedgerTuple = (i64, DateTime<Utc>, Option<i64>, Option<i64>, Option<i64>, Option<String>, i64, i64);
+/// One group of a ledger read. `key` is the campaign ID (as text), the type, the channel or
+/// the lead ID; `None` for the UNATTRIBUTED rows (no touchpoint).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LedgerSum {
+    pub key: Option<String>,
+    /// The campaign grouping's "no campaign" row has a touch but no campaign.
+    pub attributed: bool,
+    /// Only for [`LedgerGroup::LeadAndDeal`].
+    pub deal: Option<(i64, DateTime<Utc>)>,
+    pub amount_minor: i64,
+    pub conversion_micros: i64,
+    pub touchpoints: i64,
+    pub deals: i64,
+}
 
-/// The ledger's credits of a model version for the deals closed in [from, to) in a currency:
-/// one range scan of the covering index.
-pub async fn credits_in(
+/// The ledger's credits of a model version for the deals closed in [from, to) in a currency,
+/// summed in SQL over one range scan of the covering index.
+#[allow(clippy::too_many_arguments)]
+pub async fn credits_summed(
     db: &impl ConnectionTrait,
     ws: i64,
     model_id: i64,
     currency: &str,
     from: DateTime<Utc>,
     to: DateTime<Utc>,
-) -> Result<Vec<LedgerItem>, DbErr> {
-    use attribution_credit::Column as C;
-    let rows = attribution_credit::Entity::in_workspace(ws)
-        .filter(C::ModelId.eq(model_id))
-        .filter(C::Currency.eq(currency))
-        .filter(C::ClosedAt.gte(from))
-        .filter(C::ClosedAt.lt(to))
-        .select_only()
-        .columns([
-            C::OpportunityId,
-            C::ClosedAt,
-            C::TouchpointId,
-            C::LeadId,
-            C::CampaignId,
-            C::TouchType,
-            C::AmountMinor,
-            C::ConversionMicros,
-        ])
-        .into_tuple::<LedgerTuple>()
-        .all(db)
-        .await?;
-    Ok(rows
-        .into_iter()
-        .map(
-            |(deal_id, closed_at, touchpoint_id, lead_id, campaign_id, touch_type, amount_minor, conversion_micros)| LedgerItem {
-                deal_id,
-                closed_at,
-                touchpoint_id,
-                lead_id,
-                campaign_id,
-                touch_type,
-                amount_minor,
-                conversion_micros,
+    by: LedgerGroup,
+) -> Result<Vec<LedgerSum>, DbErr> {
+    let backend = db.get_database_backend();
+    let channel = "CASE WHEN a.touchpoint_id IS NULL THEN NULL ELSE COALESCE(c.channel, 'DIRECT') END";
+    let (select, join, group) = match by {
+        LedgerGroup::Campaign => ("CAST(a.campaign_id AS TEXT)", "", "a.campaign_id"),
+        LedgerGroup::TouchpointType => ("a.touch_type", "", "a.touch_type"),
+        LedgerGroup::Channel => (
+            channel,
+            " LEFT JOIN campaigns c ON c.workspace_id = a.workspace_id AND c.id = a.campaign_id",
+            channel,
+        ),
+        LedgerGroup::LeadAndDeal => (
+            "CAST(a.lead_id AS TEXT), a.opportunity_id, a.closed_at",
+            "",
+            "a.lead_id, a.opportunity_id, a.closed_at",
+        ),
+    };
+    let pair = by == LedgerGroup::LeadAndDeal;
+    let sql = format!(
+        "SELECT {select}, CASE WHEN a.touchpoint_id IS NULL THEN 0 ELSE 1 END, \
+         CAST(SUM(a.amount_minor) AS BIGINT), CAST(SUM(a.conversion_micros) AS BIGINT), COUNT(a.touchpoint_id), \
+         COUNT(DISTINCT a.opportunity_id) \
+         FROM attribution_credits a{join} \
+         WHERE a.workspace_id = ? AND a.model_id = ? AND a.currency = ? AND a.closed_at >= ? AND a.closed_at < ? \
+         GROUP BY {group}, CASE WHEN a.touchpoint_id IS NULL THEN 0 ELSE 1 END"
+    );
+    let values: Vec<sea_orm::Value> = vec![ws.into(), model_id.into(), currency.into(), from.into(), to.into()];
+    let mut out = Vec::new();
+    for row in db.query_all_raw(statement(backend, &sql, values)).await? {
+        let at = if pair { 3 } else { 1 };
+        let attributed: i32 = row.try_get_by_index(at)?;
+        out.push(LedgerSum {
+            key: row.try_get_by_index(0)?,
+            attributed: attributed == 1,
+            deal: if pair {
+                Some((row.try_get_by_index(1)?, row.try_get_by_index(2)?))
+            } else {
+                None
             },
-        )
-        .collect())
+            amount_minor: row.try_get_by_index(at + 1)?,
+            conversion_micros: row.try_get_by_index(at + 2)?,
+            touchpoints: row.try_get_by_index(at + 3)?,
+            deals: row.try_get_by_index(at + 4)?,
+        });
+    }
+    Ok(out)
 }
 
 /// Removes the credits of these deals under these model versions.
