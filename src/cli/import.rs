@@ -918,7 +918,11 @@ pub async fn workspace_in(db: &impl ConnectionTrait, name: &str) -> Result<works
     }
     Ok(match store::workspace::by_name(db, name).await? {
         Some(ws) => ws,
-        None => store::workspace::insert(db, name, NEW_WORKSPACE_CURRENCY).await?,
+        None => {
+            let ws = store::workspace::insert(db, name, NEW_WORKSPACE_CURRENCY).await?;
+            crate::service::attribution::current_models(db, ws.id).await?;
+            ws
+        }
     })
 }
 

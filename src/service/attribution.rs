@@ -757,7 +757,8 @@ fn params_of(rule: &Rule) -> serde_json::Value {
 }
 
 /// The current version of every rule-based kind, creating version 1 with the defaults where
-/// a kind has none yet (inside the caller's write transaction).
+/// a kind has none yet (inside the caller's write transaction; a new workspace gets them at
+/// once, and start-up's catch-up gives them to workspaces older than the ledger).
 /// Takes the workspace's ledger lock: every ledger write goes through here first.
 pub async fn current_models(db: &impl ConnectionTrait, ws: i64) -> Result<Vec<(attribution_model::Model, Rule)>, DbErr> {
     crate::store::raw::lock_workspace(db, crate::store::raw::LOCK_LEDGER, ws).await?;

@@ -18,6 +18,8 @@ pub async fn create(db: &Db, name: &str) -> Result<workspace::Model, AppError> {
         return Err(AppError::Conflict(format!("workspace {name:?} exists already")));
     }
     let ws = store::workspace::insert(&*txn, name, "EUR").await?;
+    // Version 1 of every rule-based attribution model, with the defaults.
+    super::attribution::current_models(&*txn, ws.id).await?;
     txn.commit().await?;
     Ok(ws)
 }
