@@ -339,9 +339,14 @@ def main():
     ap.add_argument("--json-out")
     ap.add_argument("--compare-markov", nargs=2, metavar=("OURS_TXT", "REFERENCE_CSV"),
                     help="compare `closedloop markov-paths` output with bench/markov_reference.py's CSV and exit")
+    ap.add_argument("--exact-markov", nargs=2, metavar=("PATHS_CSV", "OURS_TXT"),
+                    help="solve the removal effects of a path table independently (numpy, one linear solve per "
+                         "key removed), compare with `closedloop markov-paths` output and exit")
     args = ap.parse_args()
     if args.compare_markov:
         return compare_markov(*args.compare_markov)
+    if args.exact_markov:
+        return exact_markov(*args.exact_markov)
     if not args.key:
         ap.error("--key is required")
 
@@ -369,9 +374,8 @@ def main():
 
 
 # --------------------------------------------------------------------------- MARKOV comparison
-def compare_markov(ours_path, ref_path):
-    """Max absolute differences per key between `closedloop markov-paths` (its CSV block) and
-    bench/markov_reference.py (stdout CSV)."""
+def read_ours(ours_path):
+    """key -> row of the CSV block `closedloop markov-paths` prints."""
     ours = {}
     with open(ours_path) as f:
         lines = f.read().splitlines()
@@ -380,6 +384,13 @@ def compare_markov(ours_path, ref_path):
         if not r.get("key") or r.get("total_conversions") is None:
             break
         ours[r["key"]] = r
+    return ours
+
+
+def compare_markov(ours_path, ref_path):
+    """Max absolute differences per key between `closedloop markov-paths` (its CSV block) and
+    bench/markov_reference.py (stdout CSV)."""
+    ours = read_ours(ours_path)
     with open(ref_path) as f:
         ref = {r["channel_name"]: r for r in csv.DictReader(f)}
     cols = [("total_conversions", "credited conversions"), ("total_conversion_value", "credited value"),
@@ -396,6 +407,73 @@ def compare_markov(ours_path, ref_path):
         print(f"  {label}: max |ours - ref| = {d:.6g} (key {k}: ours {float(ours[k][col]):.6g}, ref {float(ref[k][col]):.6g}); "
               f"max relative {max(rel) if rel else 0:.3%}; sums: ours {sum(float(r[col]) for r in ours.values()):.6g}, "
               f"ref {sum(float(r[col]) for r in ref.values()):.6g}")
+    return 0
+
+
+def exact_markov(paths_csv, ours_path):
+    """The first-order chain of a ChannelAttribution path table (consecutive repeats collapsed),
+    its removal effects by brute force: for each key k, the conversion probability from (start)
+    with k's row and column deleted (transitions into k go to (null)), one dense solve each.
+    Value: the conversion probability of a state weighted by the mean value of the conversions
+    ending there. Credited = removal effects normalised to the totals."""
+    import numpy as np
+    t0 = time.perf_counter()
+    names, idx = [], {}
+    trans = defaultdict(float)
+    conv, val, out = defaultdict(float), defaultdict(float), defaultdict(float)
+    total_conv, total_val = 0, Decimal(0)
+    with open(paths_csv, newline="") as f:
+        for r in csv.DictReader(f):
+            c, nul, v = int(r["total_conversions"]), int(r["total_null"]), Decimal(r["total_conversion_value"])
+            seq = []
+            for k in r["path"].split(" > "):
+                if k not in idx:
+                    idx[k] = len(names) + 1
+                    names.append(k)
+                if not seq or seq[-1] != idx[k]:
+                    seq.append(idx[k])
+            prev = 0
+            for s in seq:
+                trans[(prev, s)] += c + nul
+                out[prev] += c + nul
+                prev = s
+            out[prev] += c + nul
+            conv[prev] += c
+            val[prev] += float(v)
+            total_conv += c
+            total_val += v
+    m = len(names) + 1
+    Q = np.zeros((m, m))
+    for (a, b), n in trans.items():
+        Q[a, b] = n / out[a]
+    r = np.array([conv[s] / out[s] if out[s] else 0.0 for s in range(m)])
+    rv = np.array([val[s] / out[s] if out[s] else 0.0 for s in range(m)])  # = r(s) x mean value at s
+    A = np.eye(m) - Q
+    p, pv = np.linalg.solve(A, np.stack([r, rv], axis=1))[0]
+    re, rev = np.zeros(m), np.zeros(m)
+    for k in range(1, m):
+        keep = [s for s in range(m) if s != k]
+        x = np.linalg.solve(A[np.ix_(keep, keep)], np.stack([r[keep], rv[keep]], axis=1))[0]
+        re[k], rev[k] = 1 - x[0] / p, 1 - x[1] / pv
+    solve_s = time.perf_counter() - t0
+    ours = read_ours(ours_path)
+    print(f"independent exact solve (numpy, {m - 1} keys, {m - 1} removals): {solve_s:.2f} s incl. reading; "
+          f"P(conversion) = {p:.10f}; conversions {total_conv}, value {total_val}")
+    missing = [n for n in names if n not in ours]
+    if missing:
+        print(f"  keys missing from ours: {missing[:10]}")
+    cols = [("removal_effects_conversion", re, None), ("removal_effects_conversion_value", rev, None),
+            ("total_conversions", re, total_conv), ("total_conversion_value", rev, float(total_val))]
+    for col, eff, total in cols:
+        worst, wk = 0.0, None
+        for i, n in enumerate(names, start=1):
+            if n not in ours:
+                continue
+            exact = eff[i] if total is None else eff[i] / eff[1:].sum() * total
+            d = abs(float(ours[n][col]) - exact)
+            if d > worst or wk is None:
+                worst, wk = d, n
+        print(f"  {col}: max |ours - exact| = {worst:.3g} (key {wk})")
     return 0
 
 

@@ -16,8 +16,8 @@
 # Knobs: WORK (/tmp/perf), CARGO_TARGET_DIR (<repo>/target), BUILD (1; 0 skips the build),
 #        COMMIT (measure this commit, exported by git archive to /tmp/bench-src-<rev>, instead of
 #        the work tree), PHASES ("http markov reference"), PORT (8398), SERVER_BIN (default the
-#        release build), GEN (/work/shared/bench), REF_REPEAT (3), REF_TIMEOUT (600 s per
-#        reference run); arguments are passed to bench/attribution.py.
+#        release build), GEN (/work/shared/bench), REF_REPEAT (3; REF_REPEAT_CAMPAIGN 1),
+#        REF_TIMEOUT (600 s per reference invocation); arguments are passed to bench/attribution.py.
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(dirname "$HERE")
@@ -27,6 +27,7 @@ WORK=${WORK:-/tmp/perf}
 PHASES=${PHASES:-"http markov reference"}
 PORT=${PORT:-8398}
 REF_REPEAT=${REF_REPEAT:-3}
+REF_REPEAT_CAMPAIGN=${REF_REPEAT_CAMPAIGN:-1}
 REF_TIMEOUT=${REF_TIMEOUT:-600}
 if [ -z "${GEN:-}" ]; then
   for g in "$ROOT/../shared/bench" /work/shared/bench; do [ -f "$g/gen.py" ] && GEN=$g && break; done
@@ -146,23 +147,27 @@ for phase in $PHASES; do
       echo "#### closedloop markov-paths --group-by $g --repeat 5"
       /usr/bin/time -f "(process: wall %e s, max RSS %M KB)" "$BIN" markov-paths --workspace bench "${RANGE[@]}" \
         --group-by "$g" --out "$out" --repeat 5 --database-url "$URL" | tee "$WORK/markov-ours-$g.txt"
+      echo "-- independent check of exactness (numpy, brute-force removals on the same path table):"
+      python3 "$HERE/attribution.py" --exact-markov "$out" "$WORK/markov-ours-$g.txt"
     done
     ;;
   reference)
     for g in CHANNEL CAMPAIGN; do
       lg=$(echo "$g" | tr A-Z a-z)
       paths=$WORK/paths_$lg.csv
+      rep=$REF_REPEAT; [ "$g" = CHANNEL ] || rep=$REF_REPEAT_CAMPAIGN
       [ -f "$paths" ] || die "no $paths (run the markov phase first)"
       for ms in default 1000; do
         extra=(); [ "$ms" = default ] || extra=(--max-step "$ms")
         out=$WORK/markov-ref-$g-$ms.csv
         echo
-        echo "#### ChannelAttribution markov_model on $paths, max_step $ms, --repeat $REF_REPEAT"
-        if timeout "$REF_TIMEOUT" python3 "$HERE/markov_reference.py" "$paths" --repeat "$REF_REPEAT" "${extra[@]}" \
+        echo "#### ChannelAttribution markov_model on $paths, max_step $ms, --repeat $rep"
+        if timeout "$REF_TIMEOUT" python3 "$HERE/markov_reference.py" "$paths" --repeat "$rep" "${extra[@]}" \
           >"$out" 2>"$out.err"; then
           cat "$out.err"
           python3 "$HERE/attribution.py" --compare-markov "$WORK/markov-ours-$g.txt" "$out"
         else
+          echo "(exit status $?)"
           cat "$out.err"
           echo "reference did not finish within $REF_TIMEOUT s (or failed); skipped"
         fi

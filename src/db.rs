@@ -15,9 +15,12 @@ pub struct Db {
     write_lock: Option<Arc<Mutex<()>>>,
 }
 
-/// A write transaction; on SQLite it holds the process-wide write lock until dropped.
+/// A write transaction; on SQLite it holds the process-wide write lock until dropped. Its
+/// commit bumps the data revision of the workspace it writes in, which is what cached reports
+/// are keyed by: any committed write invalidates them, on every replica.
 pub struct WriteTxn<'a> {
     pub txn: DatabaseTransaction,
+    workspace: Option<i64>,
     _guard: Option<MutexGuard<'a, ()>>,
 }
 
@@ -29,7 +32,16 @@ impl std::ops::Deref for WriteTxn<'_> {
 }
 
 impl WriteTxn<'_> {
+    /// The workspace this transaction writes in (for a transaction that learns it late, such as
+    /// an import that creates its workspace).
+    pub fn revises(&mut self, workspace: i64) {
+        self.workspace = Some(workspace);
+    }
+
     pub async fn commit(self) -> Result<(), DbErr> {
+        if let Some(ws) = self.workspace {
+            crate::store::workspace::bump_revision(&self.txn, ws).await?;
+        }
         self.txn.commit().await
     }
 }
@@ -79,14 +91,26 @@ impl Db {
         Migrator::up(&self.conn, None).await
     }
 
-    /// Begin the one transaction of a use case that writes.
-    pub async fn begin_write(&self) -> Result<WriteTxn<'_>, DbErr> {
+    /// Begin the one transaction of a use case that writes in workspace `ws`.
+    pub async fn begin_write(&self, ws: i64) -> Result<WriteTxn<'_>, DbErr> {
+        let mut txn = self.begin_write_unscoped().await?;
+        txn.revises(ws);
+        Ok(txn)
+    }
+
+    /// A write transaction that names its workspace later ([`WriteTxn::revises`]), or writes in
+    /// none.
+    pub async fn begin_write_unscoped(&self) -> Result<WriteTxn<'_>, DbErr> {
         let guard = match &self.write_lock {
             Some(lock) => Some(lock.lock().await),
             None => None,
         };
         let txn = self.conn.begin().await?;
-        Ok(WriteTxn { txn, _guard: guard })
+        Ok(WriteTxn {
+            txn,
+            workspace: None,
+            _guard: guard,
+        })
     }
 
     /// Refreshes the planner's statistics. Without them SQLite picks any index that starts with

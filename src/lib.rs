@@ -2,6 +2,7 @@
 //!
 //! Layers point one way: `http` -> `graphql` -> `service` -> `store` + `domain` + `events`.
 pub mod auth;
+pub mod cache;
 pub mod cli;
 pub mod config;
 pub mod db;

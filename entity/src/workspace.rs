@@ -15,6 +15,8 @@ pub struct Model {
     pub updated_at: DateTimeUtc,
     /// Who gets a handoff that no routing rule matches.
     pub handoff_owner_id: Option<i64>,
+    /// Bumped by every committed write in the workspace; cached reports are keyed by it.
+    pub data_revision: i64,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

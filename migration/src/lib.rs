@@ -6,6 +6,7 @@ mod m20261126_000001_handoffs;
 mod m20261126_000002_persona_matches;
 mod m20261126_000003_scoring;
 mod m20261127_000001_attribution;
+mod m20261127_000002_data_revision;
 
 pub struct Migrator;
 
@@ -18,6 +19,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000002_persona_matches::Migration),
             Box::new(m20261126_000003_scoring::Migration),
             Box::new(m20261127_000001_attribution::Migration),
+            Box::new(m20261127_000002_data_revision::Migration),
         ]
     }
 }

@@ -34,7 +34,7 @@ pub async fn load(db: &Db) -> Result<Option<String>, BoxError> {
     if workspace::Entity::find().one(&db.conn).await?.is_some() {
         return Ok(None);
     }
-    let txn = db.begin_write().await?;
+    let txn = db.begin_write_unscoped().await?;
     // Another process may have been quicker.
     if workspace::Entity::find().one(&*txn).await?.is_some() {
         return Ok(None);
@@ -47,7 +47,7 @@ pub async fn load(db: &Db) -> Result<Option<String>, BoxError> {
 
 /// Writes the demo workspace beside any others (for tests); an ADMIN key of it.
 pub async fn load_beside(db: &Db) -> Result<String, BoxError> {
-    let txn = db.begin_write().await?;
+    let txn = db.begin_write_unscoped().await?;
     write_in(&*txn).await?;
     txn.commit().await?;
     let (key, _) = service::workspace::create_key(db, WORKSPACE, Role::Admin, "demo admin", None).await?;

@@ -859,8 +859,9 @@ pub async fn run(db: &Db, dir: &Path, workspace: &str) -> Result<String, BoxErro
     let touchpoints = Touchpoints::Reading(tokio::task::spawn_blocking(move || read_touchpoints(&owned)));
     let owned = dir.to_owned();
     let (data, problems) = tokio::task::spawn_blocking(move || read_rest(&owned)).await??;
-    let txn = db.begin_write().await?;
+    let mut txn = db.begin_write_unscoped().await?;
     let ws = workspace_in(&*txn, workspace).await?;
+    txn.revises(ws.id);
     let cache = BigCache::enter(&*txn).await?;
     let counts = apply_parts(&*txn, &ws, data, problems, touchpoints).await;
     cache.leave(&*txn).await?;
@@ -872,8 +873,9 @@ pub async fn run(db: &Db, dir: &Path, workspace: &str) -> Result<String, BoxErro
 /// Checks `data` and writes it into the workspace called `workspace` (created if missing) in
 /// one transaction; on any problem nothing is written, not even the workspace.
 pub async fn apply(db: &Db, workspace: &str, data: Dataset) -> Result<Counts, BoxError> {
-    let txn = db.begin_write().await?;
+    let mut txn = db.begin_write_unscoped().await?;
     let ws = workspace_in(&*txn, workspace).await?;
+    txn.revises(ws.id);
     let cache = BigCache::enter(&*txn).await?;
     let counts = apply_in(&*txn, &ws, data).await;
     cache.leave(&*txn).await?;

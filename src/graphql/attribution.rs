@@ -4,6 +4,7 @@ use async_graphql::{ComplexObject, Context, Enum, InputObject, Object, SimpleObj
 use entity::attribution_model;
 use rust_decimal::Decimal as Dec;
 
+use crate::cache::ReportCache;
 use crate::domain::attribution::{DEFAULT_LOOKBACK_DAYS, Kind, Rule};
 use crate::domain::vocab::Action;
 use crate::graphql::campaign::Campaign;
@@ -567,8 +568,9 @@ impl AttributionQuery {
         let model = model_of(ctx, model, "model").await?;
         let kind = model.kind();
         let q = query(range, group_by, lookback_days, currency, source)?;
-        let r = query_result(service::report(ctx.db(), p, model, q).await)?;
-        Ok(AttributionReport::new(kind, r))
+        let cache = ctx.data_unchecked::<ReportCache>();
+        let r = query_result(service::reports_cached(ctx.db(), cache, p, &[model], q).await)?;
+        Ok(AttributionReport::new(kind, r[0].clone()))
     }
 
     /// Several models side by side over the same deals: one row per key, a column per model.
@@ -596,8 +598,9 @@ impl AttributionQuery {
         }
         let kinds: Vec<Kind> = list.iter().map(Model::kind).collect();
         let q = query(range, group_by, lookback_days, currency, source)?;
-        let reports = query_result(service::reports(ctx.db(), p, &list, q).await)?;
-        Ok(comparison(&kinds, reports))
+        let cache = ctx.data_unchecked::<ReportCache>();
+        let reports = query_result(service::reports_cached(ctx.db(), cache, p, &list, q).await)?;
+        Ok(comparison(&kinds, reports.as_ref().clone()))
     }
 
     /// Every version of the workspace's rule-based models, current ones first.

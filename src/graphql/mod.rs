@@ -81,6 +81,7 @@ pub fn build_schema(db: Option<Db>, bus: Bus, limits: &Limits) -> AppSchema {
     if let Some(db) = db {
         builder = builder.data(db);
     }
+    builder = builder.data(crate::cache::ReportCache::default());
     builder = builder.data(bus);
     builder.finish()
 }

@@ -65,7 +65,7 @@ pub async fn upsert(db: &Db, bus: &Bus, p: Principal, input: AccountInput) -> Se
         Patch::Clear => Patch::Clear,
         Patch::Keep => Patch::Keep,
     };
-    let txn = db.begin_write().await?;
+    let txn = db.begin_write(p.workspace_id).await?;
     let existing = match (&external_id, domain.as_set()) {
         (Some(x), _) => store::account::by_external_id(&*txn, p.workspace_id, x).await?,
         (None, Some(d)) => store::account::by_domain(&*txn, p.workspace_id, d).await?,

@@ -2,6 +2,7 @@
 //! model, and the ledger that keeps the configured models' credits per touchpoint.
 //! The rules are in `docs/attribution.md`.
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
 use entity::{attribution_credit, attribution_model, lead_persona_match};
@@ -10,6 +11,7 @@ use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, 
 use serde_json::json;
 
 use crate::auth::Principal;
+use crate::cache::ReportCache;
 use crate::db::Db;
 use crate::domain::attribution::{self as rules, Credit, DEFAULT_LOOKBACK_DAYS, Deal, Kind, ONE_CONVERSION, Rule, Touch, path_order};
 use crate::domain::markov::{self, Journey};
@@ -159,6 +161,14 @@ pub fn validate_lookback(days: i64) -> ServiceResult<i64> {
 /// The attribution report of a range under one model.
 pub async fn report(db: &Db, p: Principal, model: Model, q: Query) -> ServiceResult<Report> {
     Ok(reports(db, p, &[model], q).await?.pop().expect("one report per model"))
+}
+
+/// [`reports`], served from `cache` while the workspace's data do not change.
+pub async fn reports_cached(db: &Db, cache: &ReportCache, p: Principal, models: &[Model], q: Query) -> ServiceResult<Arc<Vec<Report>>> {
+    let key = format!("attribution {models:?} {q:?}");
+    cache
+        .get_or_compute(&db.conn, p.workspace_id, key, || reports(db, p, models, q))
+        .await
 }
 
 /// One report per model over the same range and grouping (the side-by-side comparison): the
@@ -875,7 +885,7 @@ pub async fn catch_up(db: &impl ConnectionTrait, ws: i64) -> Result<usize, DbErr
 pub async fn catch_up_all(db: &Db) -> Result<usize, DbErr> {
     let mut n = 0;
     for w in entity::workspace::Entity::find().all(&db.conn).await? {
-        let txn = db.begin_write().await?;
+        let txn = db.begin_write(w.id).await?;
         n += catch_up(&*txn, w.id).await?;
         txn.commit().await?;
     }
@@ -983,7 +993,7 @@ pub async fn configure(db: &Db, p: Principal, c: Configure) -> ServiceResult<(at
         ));
     }
     let rule = rule_from(c.kind, c.half_life_days, c.weights, "input")?.expect("a rule-based kind");
-    let txn = db.begin_write().await?;
+    let txn = db.begin_write(ws).await?;
     let current = current_models(&*txn, ws).await?;
     let (old, old_rule) = current
         .into_iter()

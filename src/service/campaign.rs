@@ -98,7 +98,7 @@ fn taken(e: AppError) -> ServiceError {
 
 pub async fn create(db: &Db, p: Principal, external_id: Option<String>, f: CampaignFields) -> ServiceResult<campaign::Model> {
     let ws = p.workspace_id;
-    let txn = db.begin_write().await?;
+    let txn = db.begin_write(ws).await?;
     let currency = store::workspace::by_id(&*txn, ws)
         .await?
         .map(|w| w.currency)
@@ -143,7 +143,7 @@ pub async fn create(db: &Db, p: Principal, external_id: Option<String>, f: Campa
 
 pub async fn update(db: &Db, p: Principal, id: i64, f: CampaignFields) -> ServiceResult<campaign::Model> {
     let ws = p.workspace_id;
-    let txn = db.begin_write().await?;
+    let txn = db.begin_write(ws).await?;
     let current = store::by_id::<campaign::Entity>(&*txn, ws, id)
         .await?
         .ok_or_else(|| AppError::not_found("campaign"))?;
@@ -165,7 +165,7 @@ pub async fn update(db: &Db, p: Principal, id: i64, f: CampaignFields) -> Servic
 pub async fn add_cost(db: &Db, p: Principal, campaign_id: i64, c: NewCost) -> ServiceResult<(campaign_cost::Model, campaign::Model)> {
     let ws = p.workspace_id;
     let amount = money::to_minor(c.amount).map_err(|e| ServiceError::invalid(&["input", "amount"], "INVALID", format!("amount {e}")))?;
-    let txn = db.begin_write().await?;
+    let txn = db.begin_write(ws).await?;
     let camp = store::by_id::<campaign::Entity>(&*txn, ws, campaign_id)
         .await?
         .ok_or_else(|| AppError::not_found("campaign"))?;

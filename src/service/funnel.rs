@@ -50,7 +50,7 @@ pub async fn create_stage(db: &Db, p: Principal, input: NewStage) -> ServiceResu
         v.push(&["input", "name"], "REQUIRED", "a stage needs a name");
     }
     check_sla(&mut v, input.sla_hours);
-    let txn = db.begin_write().await?;
+    let txn = db.begin_write(ws).await?;
     let stages = store::workspace::stages(&*txn, ws).await?;
     if let Some(k) = &key
         && stages.iter().any(|s| &s.key == k)
@@ -101,7 +101,7 @@ pub async fn update_stage(
 ) -> ServiceResult<funnel_stage::Model> {
     let mut v = Validator::default();
     check_sla(&mut v, sla_hours.as_set().copied());
-    let txn = db.begin_write().await?;
+    let txn = db.begin_write(p.workspace_id).await?;
     let stage = store::by_id::<funnel_stage::Entity>(&*txn, p.workspace_id, id)
         .await?
         .ok_or_else(|| AppError::not_found("funnel stage"))?;
@@ -149,7 +149,7 @@ pub async fn update_stage(
 
 /// Puts the stages in the given order; `ids` must name every stage of the funnel once.
 pub async fn reorder(db: &Db, p: Principal, ids: &[i64]) -> ServiceResult<Vec<funnel_stage::Model>> {
-    let txn = db.begin_write().await?;
+    let txn = db.begin_write(p.workspace_id).await?;
     let stages = store::workspace::stages(&*txn, p.workspace_id).await?;
     let mut wanted: Vec<i64> = ids.to_vec();
     wanted.sort_unstable();
@@ -183,7 +183,7 @@ pub async fn reorder(db: &Db, p: Principal, ids: &[i64]) -> ServiceResult<Vec<fu
 /// Deletes a stage nobody uses: no lead in it, none ever moved through it, not built in.
 pub async fn delete_stage(db: &Db, p: Principal, id: i64) -> ServiceResult<funnel_stage::Model> {
     let ws = p.workspace_id;
-    let txn = db.begin_write().await?;
+    let txn = db.begin_write(ws).await?;
     let stage = store::by_id::<funnel_stage::Entity>(&*txn, ws, id)
         .await?
         .ok_or_else(|| AppError::not_found("funnel stage"))?;
@@ -264,7 +264,7 @@ pub async fn move_lead(
 /// stage the lead is in (no silent no-op), and a lead with an open handoff (answer it instead).
 pub async fn move_lead_to_stage(db: &Db, p: Principal, lead_id: i64, stage_id: i64, reason: Option<String>) -> ServiceResult<lead::Model> {
     let ws = p.workspace_id;
-    let txn = db.begin_write().await?;
+    let txn = db.begin_write(ws).await?;
     let current = super::lead::live_lead(&*txn, ws, lead_id).await?;
     let Some(stage) = store::by_id::<funnel_stage::Entity>(&*txn, ws, stage_id).await? else {
         return Err(ServiceError::invalid(&["input", "stageId"], "NOT_FOUND", "no such funnel stage"));

@@ -52,7 +52,7 @@ async fn finish(txn: crate::db::WriteTxn<'_>, bus: &Bus, handoff: handoff::Model
 pub async fn hand_off(db: &Db, bus: &Bus, p: Principal, lead_id: i64, note: Option<String>) -> ServiceResult<Step> {
     let ws = p.workspace_id;
     let note = clean(note);
-    let txn = db.begin_write().await?;
+    let txn = db.begin_write(ws).await?;
     let lead = live_lead(&*txn, ws, lead_id).await?;
     if store::handoff::open_of_lead(&*txn, ws, lead_id).await?.is_some() {
         return Err(conflict());
@@ -257,7 +257,7 @@ pub async fn answer(db: &Db, bus: &Bus, p: Principal, id: i64, input: AnswerInpu
     {
         v.push(&["input", "nurtureUntil"], "INVALID", "must lie in the future");
     }
-    let txn = db.begin_write().await?;
+    let txn = db.begin_write(ws).await?;
     if let Some(code) = &reason {
         let known = store::workspace::vocabulary(&*txn, ws, VOCAB_REJECT_REASON).await?;
         if !known.iter().any(|t| &t.code == code) {
@@ -337,7 +337,7 @@ pub async fn answer(db: &Db, bus: &Bus, p: Principal, id: i64, input: AnswerInpu
 /// `reassignHandoff`: a pending handoff goes to another (active) user of the workspace.
 pub async fn reassign(db: &Db, bus: &Bus, p: Principal, id: i64, owner_id: i64) -> ServiceResult<Step> {
     let ws = p.workspace_id;
-    let txn = db.begin_write().await?;
+    let txn = db.begin_write(ws).await?;
     let h = pending_for(&*txn, &p, id).await?;
     let owner = store::by_id::<user::Entity>(&*txn, ws, owner_id).await?.filter(|u| u.active);
     if owner.is_none() {
@@ -403,7 +403,7 @@ pub async fn set_routing(
 ) -> ServiceResult<(Vec<routing_rule::Model>, Option<i64>)> {
     let ws = p.workspace_id;
     let mut v = Validator::default();
-    let txn = db.begin_write().await?;
+    let txn = db.begin_write(ws).await?;
     let users: Vec<i64> = user::Entity::in_workspace(ws)
         .filter(user::Column::Active.eq(true))
         .all(&*txn)

@@ -148,7 +148,7 @@ pub async fn upsert(db: &Db, bus: &Bus, p: Principal, input: UpsertLead) -> Serv
     let ws = p.workspace_id;
     let mut v = Validator::default();
     let external_id = clean(input.external_id);
-    let txn = db.begin_write().await?;
+    let txn = db.begin_write(ws).await?;
     let clean_fields = validate(&*txn, ws, input.fields, &mut v).await?;
     let email = clean_fields.f.email.as_set().cloned();
     if external_id.is_none() && email.is_none() && v.is_empty() {
@@ -268,7 +268,7 @@ pub async fn upsert(db: &Db, bus: &Bus, p: Principal, input: UpsertLead) -> Serv
 pub async fn update(db: &Db, bus: &Bus, p: Principal, id: i64, fields: LeadFields) -> ServiceResult<lead::Model> {
     let ws = p.workspace_id;
     let mut v = Validator::default();
-    let txn = db.begin_write().await?;
+    let txn = db.begin_write(ws).await?;
     let current = live_lead(&*txn, ws, id).await?;
     let cleaned = validate(&*txn, ws, fields, &mut v).await?;
     if matches!(cleaned.f.email, Patch::Clear) && current.external_id.is_none() {
@@ -294,7 +294,7 @@ pub async fn update(db: &Db, bus: &Bus, p: Principal, id: i64, fields: LeadField
 /// GDPR erasure: personal data is removed; the lead stays as an anonymous stub so that its
 /// touchpoints, stage history and deal credits still count and totals do not change.
 pub async fn erase(db: &Db, p: Principal, id: i64) -> ServiceResult<lead::Model> {
-    let txn = db.begin_write().await?;
+    let txn = db.begin_write(p.workspace_id).await?;
     let current = live_lead(&*txn, p.workspace_id, id).await?;
     let mut m = current.clone();
     // The source system's ID goes too: the stub must not be found (or revived) by a later sync.

@@ -47,7 +47,7 @@ pub async fn upsert(db: &Db, p: Principal, input: UpsertOpportunity) -> ServiceR
     let ws = p.workspace_id;
     let mut v = Validator::default();
     let external_id = clean(input.external_id);
-    let txn = db.begin_write().await?;
+    let txn = db.begin_write(ws).await?;
     let existing = match (input.id, &external_id) {
         (Some(id), _) => Some(
             store::by_id::<opportunity::Entity>(&*txn, ws, id)
@@ -178,7 +178,7 @@ pub async fn upsert(db: &Db, p: Principal, input: UpsertOpportunity) -> ServiceR
 pub async fn set_buying_center(db: &Db, p: Principal, opportunity_id: i64, contacts: Vec<Contact>) -> ServiceResult<opportunity::Model> {
     let ws = p.workspace_id;
     let mut v = Validator::default();
-    let txn = db.begin_write().await?;
+    let txn = db.begin_write(ws).await?;
     let opp = store::by_id::<opportunity::Entity>(&*txn, ws, opportunity_id)
         .await?
         .ok_or_else(|| AppError::not_found("opportunity"))?;
@@ -254,7 +254,7 @@ pub async fn close(
         Some(Err(e)) => return Err(ServiceError::invalid(&["input", "amount"], "INVALID", format!("amount {e}"))),
         None => None,
     };
-    let txn = db.begin_write().await?;
+    let txn = db.begin_write(ws).await?;
     let opp = store::by_id::<opportunity::Entity>(&*txn, ws, id)
         .await?
         .ok_or_else(|| AppError::not_found("opportunity"))?;

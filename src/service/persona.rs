@@ -385,7 +385,7 @@ pub async fn create(db: &Db, p: Principal, input: PersonaInput) -> ServiceResult
     }
     check_threshold(&mut v, input.match_threshold);
     let criteria = check_persona_criteria(&mut v, input.criteria.as_deref().unwrap_or_default());
-    let txn = db.begin_write().await?;
+    let txn = db.begin_write(ws).await?;
     if let Some(n) = &name
         && persona::Entity::in_workspace(ws)
             .filter(persona::Column::Name.eq(n))
@@ -430,7 +430,7 @@ pub async fn update(db: &Db, p: Principal, id: i64, input: PersonaInput) -> Serv
         },
         None => None,
     };
-    let txn = db.begin_write().await?;
+    let txn = db.begin_write(ws).await?;
     let current = store::by_id::<persona::Entity>(&*txn, ws, id)
         .await?
         .ok_or_else(|| AppError::not_found("persona"))?;
@@ -485,7 +485,7 @@ pub async fn update(db: &Db, p: Principal, id: i64, input: PersonaInput) -> Serv
 /// stays (IN_USE): deleting it would silently change who gets handoffs.
 pub async fn delete(db: &Db, p: Principal, id: i64) -> ServiceResult<persona::Model> {
     let ws = p.workspace_id;
-    let txn = db.begin_write().await?;
+    let txn = db.begin_write(ws).await?;
     let current = store::by_id::<persona::Entity>(&*txn, ws, id)
         .await?
         .ok_or_else(|| AppError::not_found("persona"))?;

@@ -285,7 +285,7 @@ pub async fn create(db: &Db, bus: &Bus, p: Principal, input: ModelInput) -> Serv
     if name.is_none() {
         v.push(&["input", "name"], "REQUIRED", "a scoring model needs a name");
     }
-    let txn = db.begin_write().await?;
+    let txn = db.begin_write(ws).await?;
     let (m, cooldown) = draft(&*txn, ws, &mut v, "input", None, &input).await?;
     if let Some(n) = &name
         && name_taken(&*txn, ws, n, None).await?
@@ -337,7 +337,7 @@ async fn current_mql(db: &impl ConnectionTrait, ws: i64) -> Result<HashSet<i64>,
 pub async fn update(db: &Db, bus: &Bus, p: Principal, id: i64, input: ModelInput) -> ServiceResult<Saved> {
     let ws = p.workspace_id;
     let mut v = Validator::default();
-    let txn = db.begin_write().await?;
+    let txn = db.begin_write(ws).await?;
     let current = store::by_id::<scoring_model::Entity>(&*txn, ws, id)
         .await?
         .ok_or_else(|| AppError::not_found("scoring model"))?;
@@ -411,7 +411,7 @@ pub async fn update(db: &Db, bus: &Bus, p: Principal, id: i64, input: ModelInput
 /// last one (another must be made the default first).
 pub async fn delete(db: &Db, p: Principal, id: i64) -> ServiceResult<scoring_model::Model> {
     let ws = p.workspace_id;
-    let txn = db.begin_write().await?;
+    let txn = db.begin_write(ws).await?;
     let current = store::by_id::<scoring_model::Entity>(&*txn, ws, id)
         .await?
         .ok_or_else(|| AppError::not_found("scoring model"))?;

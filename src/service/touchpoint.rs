@@ -47,7 +47,7 @@ pub async fn record(db: &Db, bus: &Bus, p: Principal, items: Vec<NewTouchpoint>)
         return Err(AppError::BadInput(format!("a batch holds at most {MAX_BATCH} touchpoints, not {}", items.len())).into());
     }
     let ws = p.workspace_id;
-    let txn = db.begin_write().await?;
+    let txn = db.begin_write(ws).await?;
     let conn = &*txn;
 
     let types: HashSet<String> = store::workspace::vocabulary(conn, ws, VOCAB_TOUCHPOINT_TYPE)

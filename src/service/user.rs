@@ -32,7 +32,7 @@ pub async fn upsert(db: &Db, p: Principal, input: UserInput) -> ServiceResult<(u
         None => None,
     };
     let external_id = clean(input.external_id);
-    let txn = db.begin_write().await?;
+    let txn = db.begin_write(ws).await?;
     let existing = match (&external_id, &email) {
         (Some(x), _) => {
             user::Entity::in_workspace(ws)

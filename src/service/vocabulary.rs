@@ -17,7 +17,7 @@ pub async fn add(db: &Db, p: Principal, kind: &str, raw_code: &str, label: Optio
             "use letters, digits and underscores (at most 64)",
         ));
     };
-    let txn = db.begin_write().await?;
+    let txn = db.begin_write(p.workspace_id).await?;
     if store::workspace::vocabulary(&*txn, p.workspace_id, kind)
         .await?
         .iter()

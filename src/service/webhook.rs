@@ -50,7 +50,7 @@ pub async fn create(db: &Db, p: Principal, url: &str, kinds: &[EventKind], secre
     check_secret(&mut v, secret);
     v.finish()?;
     let now = Utc::now();
-    let txn = db.begin_write().await?;
+    let txn = db.begin_write(p.workspace_id).await?;
     let hook = webhook::ActiveModel {
         workspace_id: Set(p.workspace_id),
         url: Set(url.expect("validated")),
@@ -84,7 +84,7 @@ pub async fn update(db: &Db, p: Principal, id: i64, change: WebhookChange) -> Se
         check_secret(&mut v, s);
     }
     v.finish()?;
-    let txn = db.begin_write().await?;
+    let txn = db.begin_write(p.workspace_id).await?;
     let hook = store::by_id::<webhook::Entity>(&*txn, p.workspace_id, id)
         .await?
         .ok_or_else(|| AppError::not_found("webhook"))?;
@@ -109,7 +109,7 @@ pub async fn update(db: &Db, p: Principal, id: i64, change: WebhookChange) -> Se
 
 /// Deletes a webhook with its delivery log.
 pub async fn delete(db: &Db, p: Principal, id: i64) -> ServiceResult<webhook::Model> {
-    let txn = db.begin_write().await?;
+    let txn = db.begin_write(p.workspace_id).await?;
     let hook = store::by_id::<webhook::Entity>(&*txn, p.workspace_id, id)
         .await?
         .ok_or_else(|| AppError::not_found("webhook"))?;

@@ -11,6 +11,28 @@ pub async fn by_name(db: &impl ConnectionTrait, name: &str) -> Result<Option<wor
     workspace::Entity::find().filter(workspace::Column::Name.eq(name)).one(db).await
 }
 
+/// Counts the committed writes of a workspace (see `WriteTxn`).
+pub async fn bump_revision(db: &impl ConnectionTrait, ws: i64) -> Result<(), DbErr> {
+    workspace::Entity::update_many()
+        .col_expr(workspace::Column::DataRevision, sea_orm::sea_query::Expr::cust("data_revision + 1"))
+        .filter(workspace::Column::Id.eq(ws))
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
+/// The workspace's data revision: it changes with every committed write.
+pub async fn revision(db: &impl ConnectionTrait, ws: i64) -> Result<i64, DbErr> {
+    use sea_orm::QuerySelect;
+    Ok(workspace::Entity::find_by_id(ws)
+        .select_only()
+        .column(workspace::Column::DataRevision)
+        .into_tuple::<i64>()
+        .one(db)
+        .await?
+        .unwrap_or(0))
+}
+
 pub async fn by_id(db: &impl ConnectionTrait, id: i64) -> Result<Option<workspace::Model>, DbErr> {
     workspace::Entity::find_by_id(id).one(db).await
 }
@@ -23,6 +45,7 @@ pub async fn insert(db: &impl ConnectionTrait, name: &str, currency: &str) -> Re
         parent_id: Set(None),
         currency: Set(currency.to_owned()),
         settings: Set(serde_json::json!({})),
+        data_revision: Set(0),
         created_at: Set(now),
         updated_at: Set(now),
         ..Default::default()

@@ -706,3 +706,39 @@ async fn demo_totals_reconcile_and_the_ledger_agrees(app: TestApp) {
     }
 }
 both!(demo_totals_reconcile_and_the_ledger_agrees);
+
+/// A report asked again on unchanged data comes from the cache (one statement: the workspace's
+/// revision); any write makes the next one compute again, with the new figures.
+async fn repeated_reports_come_from_the_cache_until_a_write(app: TestApp) {
+    let f = fixture(&app).await;
+    let vars = json!({ "model": { "kind": "LINEAR" }, "range": q1(), "groupBy": "CHANNEL" });
+    let first = app.data(&app.keys.analyst, REPORT, vars.clone()).await;
+    app.statements.clear();
+    let again = app.data(&app.keys.analyst, REPORT, vars.clone()).await;
+    let statements = app.statements.take();
+    assert_eq!(first, again);
+    assert_eq!(statements.len(), 1, "{statements:#?}");
+    assert!(statements[0].contains("data_revision"), "{statements:#?}");
+    // A campaign moves to another channel: no credit changes, but the report does.
+    let q = "mutation($input: UpdateCampaignInput!) { updateCampaign(input: $input) { userErrors { field code } } }";
+    let p = app
+        .mutate(
+            &app.keys.marketing,
+            "updateCampaign",
+            q,
+            json!({ "input": { "id": f.newsletter, "channel": "CONTENT" } }),
+        )
+        .await;
+    assert_eq!(user_errors(&p), vec![]);
+    let after = app.data(&app.keys.analyst, REPORT, vars).await;
+    assert_eq!(
+        revenue_by_key(&after["attribution"]),
+        map(&[
+            ("WEBINAR", "333.34"),
+            ("CONTENT", "333.33"),
+            ("DIRECT", "333.33"),
+            ("UNATTRIBUTED", "500.00")
+        ])
+    );
+}
+both!(alone: repeated_reports_come_from_the_cache_until_a_write);

@@ -1,0 +1,66 @@
+//! Reports cached by the workspace's data revision: a dashboard polling the same question gets
+//! the same answer without recomputing it, until any write in the workspace commits (see
+//! `WriteTxn`). The revision lives in the database, so a write on one replica invalidates the
+//! caches of all of them; the cost of a hit is one primary-key read.
+use std::any::Any;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use sea_orm::{ConnectionTrait, DbErr};
+
+type Entry = (i64, Arc<dyn Any + Send + Sync>);
+
+pub struct ReportCache {
+    entries: Mutex<HashMap<(i64, String), Entry>>,
+    capacity: usize,
+}
+
+impl ReportCache {
+    pub fn new(capacity: usize) -> Self {
+        Self {
+            entries: Mutex::new(HashMap::new()),
+            capacity,
+        }
+    }
+
+    /// The value cached for `key` in workspace `ws` at its current revision, or `compute`'s
+    /// (stored for the revision read before computing: a write during the computation makes
+    /// the next request compute again).
+    pub async fn get_or_compute<T, E, F, Fut>(&self, db: &impl ConnectionTrait, ws: i64, key: String, compute: F) -> Result<Arc<T>, E>
+    where
+        T: Send + Sync + 'static,
+        E: From<DbErr>,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+    {
+        let revision = crate::store::workspace::revision(db, ws).await?;
+        let id = (ws, key);
+        if let Some((rev, value)) = self.lock().get(&id)
+            && *rev == revision
+            && let Ok(v) = value.clone().downcast::<T>()
+        {
+            return Ok(v);
+        }
+        let value = Arc::new(compute().await?);
+        let mut entries = self.lock();
+        if entries.len() >= self.capacity {
+            // Stale revisions first; if that frees nothing, start over.
+            entries.retain(|(w, _), (rev, _)| *w != ws || *rev == revision);
+            if entries.len() >= self.capacity {
+                entries.clear();
+            }
+        }
+        entries.insert(id, (revision, value.clone()));
+        Ok(value)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(i64, String), Entry>> {
+        self.entries.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl Default for ReportCache {
+    fn default() -> Self {
+        Self::new(512)
+    }
+}
