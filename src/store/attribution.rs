@@ -334,7 +334,8 @@ pub struct LedgerSum {
 }
 
 /// The ledger's credits of a model version for the deals closed in [from, to) in a currency,
-/// summed in SQL over one range scan of the covering index.
+/// summed in SQL over one range scan of the covering index (which holds `lead_id`, NULL exactly
+/// on UNATTRIBUTED rows, but not `touchpoint_id`).
 #[allow(clippy::too_many_arguments)]
 pub async fn credits_summed(
     db: &impl ConnectionTrait,
@@ -346,7 +347,7 @@ pub async fn credits_summed(
     by: LedgerGroup,
 ) -> Result<Vec<LedgerSum>, DbErr> {
     let backend = db.get_database_backend();
-    let channel = "CASE WHEN a.touchpoint_id IS NULL THEN NULL ELSE COALESCE(c.channel, 'DIRECT') END";
+    let channel = "CASE WHEN a.lead_id IS NULL THEN NULL ELSE COALESCE(c.channel, 'DIRECT') END";
     let (select, join, group) = match by {
         LedgerGroup::Campaign => ("CAST(a.campaign_id AS TEXT)", "", "a.campaign_id"),
         LedgerGroup::TouchpointType => ("a.touch_type", "", "a.touch_type"),
@@ -363,12 +364,12 @@ pub async fn credits_summed(
     };
     let pair = by == LedgerGroup::LeadAndDeal;
     let sql = format!(
-        "SELECT {select}, CASE WHEN a.touchpoint_id IS NULL THEN 0 ELSE 1 END, \
-         CAST(SUM(a.amount_minor) AS BIGINT), CAST(SUM(a.conversion_micros) AS BIGINT), COUNT(a.touchpoint_id), \
+        "SELECT {select}, CASE WHEN a.lead_id IS NULL THEN 0 ELSE 1 END, \
+         CAST(SUM(a.amount_minor) AS BIGINT), CAST(SUM(a.conversion_micros) AS BIGINT), COUNT(a.lead_id), \
          COUNT(DISTINCT a.opportunity_id) \
          FROM attribution_credits a{join} \
          WHERE a.workspace_id = ? AND a.model_id = ? AND a.currency = ? AND a.closed_at >= ? AND a.closed_at < ? \
-         GROUP BY {group}, CASE WHEN a.touchpoint_id IS NULL THEN 0 ELSE 1 END"
+         GROUP BY {group}, CASE WHEN a.lead_id IS NULL THEN 0 ELSE 1 END"
     );
     let values: Vec<sea_orm::Value> = vec![ws.into(), model_id.into(), currency.into(), from.into(), to.into()];
     let mut out = Vec::new();
