@@ -3,6 +3,7 @@ pub mod attribution;
 pub mod email;
 pub mod handoff;
 pub mod ids;
+pub mod kpi;
 pub mod markov;
 pub mod money;
 pub mod persona;

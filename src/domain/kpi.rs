@@ -1,0 +1,482 @@
+//! Revenue Performance Management KPIs: conversion, flow and velocity through the funnel,
+//! sales cycle, lead value, ROI and cost ratios, customer lifetime value. One function per
+//! definition of `docs/kpis.md`; every figure is exact (`Decimal`) and rounded once, at the
+//! end, half away from zero: money to cents, rates, ratios and days to 4 places.
+use std::collections::{HashMap, HashSet};
+
+use chrono::{DateTime, Utc};
+use rust_decimal::{Decimal, RoundingStrategy};
+
+/// Rates, ratios and days carry this many decimal places.
+pub const RATE_DIGITS: u32 = 4;
+pub const SECONDS_PER_DAY: i64 = 86_400;
+
+/// A rate, ratio or number of days, rounded as the KPIs are.
+pub fn round4(d: Decimal) -> Decimal {
+    d.round_dp_with_strategy(RATE_DIGITS, RoundingStrategy::MidpointAwayFromZero)
+}
+
+/// Money rounded to cents, half away from zero.
+pub fn round_money(d: Decimal) -> Decimal {
+    d.round_dp_with_strategy(2, RoundingStrategy::MidpointAwayFromZero)
+}
+
+/// `n / d` rounded to 4 places; `None` when `d` is zero.
+pub fn ratio(n: Decimal, d: Decimal) -> Option<Decimal> {
+    (!d.is_zero()).then(|| round4(n / d))
+}
+
+/// One row of stage history: a lead moved into `to` at `at`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Move {
+    pub lead: i64,
+    pub from: Option<i64>,
+    pub to: i64,
+    pub at: DateTime<Utc>,
+}
+
+/// The funnel as the KPIs see it: the success path in order, and the side stages.
+#[derive(Debug, Clone, Default)]
+pub struct Funnel {
+    pub success: Vec<i64>,
+    pub side: HashSet<i64>,
+}
+
+impl Funnel {
+    fn rank(&self, stage: i64) -> Option<usize> {
+        self.success.iter().position(|s| *s == stage)
+    }
+}
+
+/// Each lead's moves in time order (ties by input order, which is the history's order).
+fn by_lead(moves: &[Move]) -> HashMap<i64, Vec<Move>> {
+    let mut out: HashMap<i64, Vec<Move>> = HashMap::new();
+    for m in moves {
+        out.entry(m.lead).or_default().push(*m);
+    }
+    for v in out.values_mut() {
+        v.sort_by_key(|m| m.at);
+    }
+    out
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StageConversion {
+    pub stage: i64,
+    pub next: i64,
+    /// Leads that entered the stage in the range.
+    pub cohort: i64,
+    /// Of them, those that later (by `asOf`) entered any later success-path stage.
+    pub converted: i64,
+    pub rate: Option<Decimal>,
+}
+
+/// Conversion from each success-path stage to the next, and from the first to the last
+/// (Lead -> Customer) as the final entry.
+pub fn conversion(f: &Funnel, moves: &[Move], from: DateTime<Utc>, to: DateTime<Utc>, as_of: DateTime<Utc>) -> Vec<StageConversion> {
+    let leads = by_lead(moves);
+    let mut out = Vec::new();
+    let n = f.success.len();
+    let mut pairs: Vec<(usize, usize)> = (0..n.saturating_sub(1)).map(|i| (i, i + 1)).collect();
+    if n >= 2 {
+        pairs.push((0, n - 1));
+    }
+    for (i, j) in pairs {
+        let (mut cohort, mut converted) = (0, 0);
+        for mv in leads.values() {
+            // The first entry into stage i within the range.
+            let Some(entry) = mv.iter().find(|m| m.to == f.success[i] && m.at >= from && m.at < to) else {
+                continue;
+            };
+            cohort += 1;
+            let target = |m: &&Move| f.rank(m.to).is_some_and(|r| if j == i + 1 { r > i } else { r >= j });
+            if mv.iter().filter(|m| m.at >= entry.at && m.at < as_of).any(|m| target(&m)) {
+                converted += 1;
+            }
+        }
+        out.push(StageConversion {
+            stage: f.success[i],
+            next: f.success[j],
+            cohort,
+            converted,
+            rate: ratio(Decimal::from(converted), Decimal::from(cohort)),
+        });
+    }
+    out
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct StageFlow {
+    pub stage: i64,
+    /// Moves into the stage in the range.
+    pub inflow: i64,
+    /// Moves from the stage to the next success-path stage in the range.
+    pub to_next: i64,
+    /// Moves from the stage into a side stage in the range.
+    pub to_side: i64,
+    /// Moves from the stage anywhere else (back, or skipping ahead) in the range.
+    pub to_other: i64,
+    /// Leads in the stage just before `from` and just before `to`:
+    /// `balance_to = balance_from + inflow - to_next - to_side - to_other`.
+    pub balance_from: i64,
+    pub balance_to: i64,
+}
+
+/// Flow through every stage (success path and side stages) in [from, to).
+pub fn flow(f: &Funnel, stages: &[i64], moves: &[Move], from: DateTime<Utc>, to: DateTime<Utc>) -> Vec<StageFlow> {
+    let leads = by_lead(moves);
+    let mut rows: HashMap<i64, StageFlow> = stages
+        .iter()
+        .map(|s| {
+            (
+                *s,
+                StageFlow {
+                    stage: *s,
+                    ..StageFlow::default()
+                },
+            )
+        })
+        .collect();
+    let next_of = |s: i64| f.rank(s).and_then(|r| f.success.get(r + 1)).copied();
+    for mv in leads.values() {
+        let stage_before = |t: DateTime<Utc>| mv.iter().rfind(|m| m.at < t).map(|m| m.to);
+        if let Some(r) = stage_before(from).and_then(|s| rows.get_mut(&s)) {
+            r.balance_from += 1;
+        }
+        if let Some(r) = stage_before(to).and_then(|s| rows.get_mut(&s)) {
+            r.balance_to += 1;
+        }
+        let mut current: Option<i64> = None;
+        for m in mv {
+            let prev = m.from.or(current);
+            if m.at >= from && m.at < to {
+                if let Some(r) = rows.get_mut(&m.to) {
+                    r.inflow += 1;
+                }
+                if let Some(p) = prev
+                    && let Some(r) = rows.get_mut(&p)
+                {
+                    if Some(m.to) == next_of(p) {
+                        r.to_next += 1;
+                    } else if f.side.contains(&m.to) {
+                        r.to_side += 1;
+                    } else {
+                        r.to_other += 1;
+                    }
+                }
+            }
+            current = Some(m.to);
+        }
+    }
+    stages.iter().filter_map(|s| rows.remove(s)).collect()
+}
+
+/// Median and mean of a list of durations in seconds, in days (4 places); `None` when empty.
+pub fn median_mean_days(mut secs: Vec<i64>) -> Option<(Decimal, Decimal)> {
+    if secs.is_empty() {
+        return None;
+    }
+    secs.sort_unstable();
+    let n = secs.len();
+    let day = Decimal::from(SECONDS_PER_DAY);
+    let median = if n % 2 == 1 {
+        Decimal::from(secs[n / 2]) / day
+    } else {
+        Decimal::from(secs[n / 2 - 1] + secs[n / 2]) / Decimal::from(2) / day
+    };
+    let mean = Decimal::from(secs.iter().sum::<i64>()) / Decimal::from(n as i64) / day;
+    Some((round4(median), round4(mean)))
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StageVelocity {
+    pub stage: i64,
+    pub moves: i64,
+    pub median_days: Option<Decimal>,
+    pub mean_days: Option<Decimal>,
+}
+
+/// Per success-path stage: days from entering it to entering a later success-path stage, for
+/// the moves onward that happened in [from, to) (the entry is the latest one before the move).
+/// The final entry is Lead -> Customer: from entering the first stage to entering the last.
+pub fn velocity(f: &Funnel, moves: &[Move], from: DateTime<Utc>, to: DateTime<Utc>) -> Vec<StageVelocity> {
+    let leads = by_lead(moves);
+    let n = f.success.len();
+    let mut secs: Vec<Vec<i64>> = vec![Vec::new(); n];
+    let mut whole = Vec::new();
+    for mv in leads.values() {
+        for (k, m) in mv.iter().enumerate() {
+            if m.at < from || m.at >= to {
+                continue;
+            }
+            let Some(r) = f.rank(m.to) else { continue };
+            // The stage the lead leaves: its latest success-path entry below r before this move.
+            if let Some(entry) = mv[..k].iter().rev().find(|e| f.rank(e.to).is_some_and(|q| q < r))
+                && let Some(q) = f.rank(entry.to)
+                && !mv[..k].iter().any(|x| x.at > entry.at && f.rank(x.to).is_some_and(|y| y > q))
+            {
+                secs[q].push((m.at - entry.at).num_seconds());
+            }
+            if r == n - 1
+                && let Some(first) = mv[..k].iter().find(|e| e.to == f.success[0])
+            {
+                whole.push((m.at - first.at).num_seconds());
+            }
+        }
+    }
+    let mut out: Vec<StageVelocity> = secs
+        .into_iter()
+        .enumerate()
+        .take(n.saturating_sub(1))
+        .map(|(i, s)| stage_velocity(f.success[i], s))
+        .collect();
+    if n >= 2 {
+        out.push(stage_velocity(f.success[0], whole));
+    }
+    out
+}
+
+fn stage_velocity(stage: i64, secs: Vec<i64>) -> StageVelocity {
+    let moves = secs.len() as i64;
+    let mm = median_mean_days(secs);
+    StageVelocity {
+        stage,
+        moves,
+        median_days: mm.map(|m| m.0),
+        mean_days: mm.map(|m| m.1),
+    }
+}
+
+/// Sales velocity (revenue per day) = open deals x average won amount x win rate / mean sales
+/// cycle in days; `None` when a factor is undefined (no won or lost deal, no cycle).
+pub fn sales_velocity(open: i64, won_amounts: &[Decimal], lost: i64, mean_cycle_days: Option<Decimal>) -> Option<Decimal> {
+    let won = won_amounts.len() as i64;
+    if won == 0 {
+        return None;
+    }
+    let avg = won_amounts.iter().sum::<Decimal>() / Decimal::from(won);
+    let win_rate = Decimal::from(won) / Decimal::from(won + lost);
+    let days = mean_cycle_days.filter(|d| !d.is_zero())?;
+    Some(round_money(Decimal::from(open) * avg * win_rate / days))
+}
+
+/// Customer lifetime value: W + W / max(1, tenure in years) x remaining years, where W is the
+/// won revenue closed before `asOf` and tenure runs from the first won close (days / 365.25).
+pub fn lifetime_value(won: &[(DateTime<Utc>, Decimal)], as_of: DateTime<Utc>, remaining_years: Decimal) -> Option<Decimal> {
+    let before: Vec<&(DateTime<Utc>, Decimal)> = won.iter().filter(|(t, _)| *t < as_of).collect();
+    let first = before.iter().map(|(t, _)| *t).min()?;
+    let w: Decimal = before.iter().map(|(_, a)| *a).sum();
+    let days = Decimal::from((as_of - first).num_seconds()) / Decimal::from(SECONDS_PER_DAY);
+    let tenure = (days / Decimal::new(36_525, 2)).max(Decimal::ONE);
+    Some(round_money(w + w / tenure * remaining_years))
+}
+
+/// ROI and the cost ratios of one campaign (or a sum of campaigns).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Roi {
+    pub revenue: Decimal,
+    pub costs: Decimal,
+    pub production_costs: Decimal,
+    /// (revenue - production costs - costs) / costs; `None` without costs.
+    pub roi: Option<Decimal>,
+    pub revenue_per_cost: Option<Decimal>,
+    pub cost_per_revenue: Option<Decimal>,
+}
+
+pub fn roi(revenue: Decimal, costs: Decimal, cogs_ratio: Decimal) -> Roi {
+    let production = revenue * cogs_ratio;
+    Roi {
+        revenue: round_money(revenue),
+        costs: round_money(costs),
+        production_costs: round_money(production),
+        roi: ratio(revenue - production - costs, costs),
+        revenue_per_cost: ratio(revenue, costs),
+        cost_per_revenue: ratio(costs, revenue),
+    }
+}
+
+/// Money per unit (cost per lead, per MQL, per order), to cents; `None` when there are none.
+pub fn per(costs: Decimal, count: Decimal) -> Option<Decimal> {
+    (!count.is_zero()).then(|| round_money(costs / count))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn day(d: i64) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap() + chrono::Duration::days(d)
+    }
+
+    fn dec(s: &str) -> Decimal {
+        s.parse().unwrap()
+    }
+
+    const LEAD: i64 = 1;
+    const MQL: i64 = 2;
+    const SQL: i64 = 3;
+    const CUSTOMER: i64 = 4;
+    const NURTURE: i64 = 5;
+
+    fn funnel() -> Funnel {
+        Funnel {
+            success: vec![LEAD, MQL, SQL, CUSTOMER],
+            side: [NURTURE].into_iter().collect(),
+        }
+    }
+
+    fn mv(lead: i64, from: Option<i64>, to: i64, d: i64) -> Move {
+        Move {
+            lead,
+            from,
+            to,
+            at: day(d),
+        }
+    }
+
+    /// Lead 1: Lead day 0, MQL day 10, SQL day 20, Customer day 50.
+    /// Lead 2: Lead day 5, MQL day 12, Nurture day 30, MQL day 40.
+    /// Lead 3: Lead day 8, MQL day 15.
+    /// Lead 4: Lead day -10 (before the range), MQL day 2.
+    fn history() -> Vec<Move> {
+        vec![
+            mv(1, None, LEAD, 0),
+            mv(1, Some(LEAD), MQL, 10),
+            mv(1, Some(MQL), SQL, 20),
+            mv(1, Some(SQL), CUSTOMER, 50),
+            mv(2, None, LEAD, 5),
+            mv(2, Some(LEAD), MQL, 12),
+            mv(2, Some(MQL), NURTURE, 30),
+            mv(2, Some(NURTURE), MQL, 40),
+            mv(3, None, LEAD, 8),
+            mv(3, Some(LEAD), MQL, 15),
+            mv(4, None, LEAD, -10),
+            mv(4, Some(LEAD), MQL, 2),
+        ]
+    }
+
+    #[test]
+    fn conversion_by_hand() {
+        // Range days 0-31, as of day 60.
+        let c = conversion(&funnel(), &history(), day(0), day(31), day(60));
+        let got: Vec<(i64, i64, i64, i64, Option<Decimal>)> = c.iter().map(|x| (x.stage, x.next, x.cohort, x.converted, x.rate)).collect();
+        assert_eq!(
+            got,
+            vec![
+                // Leads 1, 2, 3 entered Lead in the range (4 before); all three reached MQL.
+                (LEAD, MQL, 3, 3, Some(dec("1"))),
+                // Leads 1, 2, 3, 4 entered MQL; only lead 1 went further (SQL).
+                (MQL, SQL, 4, 1, Some(dec("0.25"))),
+                // Lead 1 entered SQL and became a customer.
+                (SQL, CUSTOMER, 1, 1, Some(dec("1"))),
+                // Lead -> Customer: 1 of 3.
+                (LEAD, CUSTOMER, 3, 1, Some(dec("0.3333"))),
+            ]
+        );
+        // As of day 40, lead 1 was not yet a customer.
+        let c = conversion(&funnel(), &history(), day(0), day(31), day(40));
+        assert_eq!((c[2].converted, c[2].rate), (0, Some(Decimal::ZERO)));
+        // An empty cohort has no rate.
+        let c = conversion(&funnel(), &history(), day(100), day(200), day(300));
+        assert!(c.iter().all(|x| x.cohort == 0 && x.rate.is_none()));
+    }
+
+    #[test]
+    fn flow_by_hand() {
+        let stages = [LEAD, MQL, SQL, CUSTOMER, NURTURE];
+        let f = flow(&funnel(), &stages, &history(), day(0), day(31));
+        let get = |s: i64| f.iter().find(|x| x.stage == s).unwrap().clone();
+        // Lead: before day 0 only lead 4 was in Lead; 3 came in, 4 left to MQL (next).
+        let lead = get(LEAD);
+        assert_eq!(
+            (lead.balance_from, lead.inflow, lead.to_next, lead.to_side, lead.balance_to),
+            (1, 3, 4, 0, 0)
+        );
+        // MQL: 4 in; lead 1 to SQL (next), lead 2 to Nurture (side); leads 3 and 4 stay.
+        let mql = get(MQL);
+        assert_eq!(
+            (mql.balance_from, mql.inflow, mql.to_next, mql.to_side, mql.to_other, mql.balance_to),
+            (0, 4, 1, 1, 0, 2)
+        );
+        let nurture = get(NURTURE);
+        assert_eq!((nurture.inflow, nurture.balance_to), (1, 1));
+        for x in &f {
+            assert_eq!(
+                x.balance_to,
+                x.balance_from + x.inflow - x.to_next - x.to_side - x.to_other,
+                "{x:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn velocity_by_hand() {
+        // All moves in days 0-60.
+        let v = velocity(&funnel(), &history(), day(-20), day(60));
+        let got: Vec<(i64, i64, Option<Decimal>, Option<Decimal>)> =
+            v.iter().map(|x| (x.stage, x.moves, x.median_days, x.mean_days)).collect();
+        assert_eq!(
+            got,
+            vec![
+                // Lead -> MQL: 10, 7, 7, 12 days (lead 2 re-entering MQL from Nurture is not a
+                // move out of Lead): median 8.5, mean 9.
+                (LEAD, 4, Some(dec("8.5")), Some(dec("9"))),
+                // MQL -> SQL: lead 1, 10 days.
+                (MQL, 1, Some(dec("10")), Some(dec("10"))),
+                (SQL, 1, Some(dec("30")), Some(dec("30"))),
+                // Lead -> Customer: lead 1, 50 days.
+                (LEAD, 1, Some(dec("50")), Some(dec("50"))),
+            ]
+        );
+        assert_eq!(
+            median_mean_days(vec![86_400, 2 * 86_400, 4 * 86_400]),
+            Some((dec("2"), dec("2.3333")))
+        );
+    }
+
+    #[test]
+    fn money_kpis_by_hand() {
+        // ROI: 10,000 attributed, 2,000 costs, 30 % cost of goods: (10000 - 3000 - 2000) / 2000.
+        let r = roi(dec("10000"), dec("2000"), dec("0.3"));
+        assert_eq!(r.roi, Some(dec("2.5")));
+        assert_eq!(r.production_costs, dec("3000.00"));
+        assert_eq!(r.revenue_per_cost, Some(dec("5")));
+        assert_eq!(r.cost_per_revenue, Some(dec("0.2")));
+        // No costs: no ROI, not infinity.
+        assert_eq!(roi(dec("500"), Decimal::ZERO, Decimal::ZERO).roi, None);
+        // Cost per order over fractional conversions: 1,000 / 2.999999 = 333.33.
+        assert_eq!(per(dec("1000"), dec("2.999999")), Some(dec("333.33")));
+        assert_eq!(per(dec("1000"), Decimal::ZERO), None);
+        // Sales velocity: 10 open, won 1,000 and 3,000 (avg 2,000), 2 lost (win rate 0.5),
+        // 40-day cycle: 10 x 2000 x 0.5 / 40 = 250.00 a day.
+        assert_eq!(
+            sales_velocity(10, &[dec("1000"), dec("3000")], 2, Some(dec("40"))),
+            Some(dec("250.00"))
+        );
+        assert_eq!(sales_velocity(10, &[], 2, Some(dec("40"))), None);
+    }
+
+    #[test]
+    fn lifetime_value_by_hand() {
+        let t0 = Utc.with_ymd_and_hms(2024, 1, 1, 0, 0, 0).unwrap();
+        // 30,000 won over 730.5 days = 2 years: 30000 + 30000 / 2 x 3 = 75,000.
+        let won = [(t0, dec("10000")), (t0 + chrono::Duration::days(400), dec("20000"))];
+        let as_of = t0 + chrono::Duration::hours(730 * 24 + 12);
+        assert_eq!(lifetime_value(&won, as_of, dec("3")), Some(dec("75000.00")));
+        // A fresh first deal counts one year: 10,000 + 10,000 x 3.
+        assert_eq!(
+            lifetime_value(&won[..1], t0 + chrono::Duration::days(10), dec("3")),
+            Some(dec("40000.00"))
+        );
+        // Nothing won before asOf: no value.
+        assert_eq!(lifetime_value(&won, t0, dec("3")), None);
+    }
+
+    #[test]
+    fn rounding_is_half_away_from_zero() {
+        assert_eq!(round4(dec("0.33335")), dec("0.3334"));
+        assert_eq!(round4(dec("-0.33335")), dec("-0.3334"));
+        assert_eq!(round_money(dec("2.005")), dec("2.01"));
+    }
+}
