@@ -11,14 +11,18 @@ use rust_decimal::{Decimal, RoundingStrategy};
 pub const RATE_DIGITS: u32 = 4;
 pub const SECONDS_PER_DAY: i64 = 86_400;
 
-/// A rate, ratio or number of days, rounded as the KPIs are.
+/// A rate, ratio or number of days, rounded as the KPIs are and shown with exactly 4 places.
 pub fn round4(d: Decimal) -> Decimal {
-    d.round_dp_with_strategy(RATE_DIGITS, RoundingStrategy::MidpointAwayFromZero)
+    let mut r = d.round_dp_with_strategy(RATE_DIGITS, RoundingStrategy::MidpointAwayFromZero);
+    r.rescale(RATE_DIGITS);
+    r
 }
 
-/// Money rounded to cents, half away from zero.
+/// Money rounded to cents, half away from zero, shown with exactly 2 places.
 pub fn round_money(d: Decimal) -> Decimal {
-    d.round_dp_with_strategy(2, RoundingStrategy::MidpointAwayFromZero)
+    let mut r = d.round_dp_with_strategy(2, RoundingStrategy::MidpointAwayFromZero);
+    r.rescale(2);
+    r
 }
 
 /// `n / d` rounded to 4 places; `None` when `d` is zero.
@@ -478,5 +482,8 @@ mod tests {
         assert_eq!(round4(dec("0.33335")), dec("0.3334"));
         assert_eq!(round4(dec("-0.33335")), dec("-0.3334"));
         assert_eq!(round_money(dec("2.005")), dec("2.01"));
+        // Fixed places, as the API shows them.
+        assert_eq!(round4(dec("1")).to_string(), "1.0000");
+        assert_eq!(round_money(dec("750")).to_string(), "750.00");
     }
 }

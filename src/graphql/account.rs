@@ -27,6 +27,16 @@ impl Account {
     async fn external_id(&self) -> Option<&str> {
         self.0.external_id.as_deref()
     }
+    /// Customer lifetime value at `asOf` (default now): won revenue W before it, plus W per
+    /// year of tenure (at least one) times the workspace's expected remaining years
+    /// (docs/kpis.md); null without a won deal.
+    async fn lifetime_value(
+        &self,
+        ctx: &Context<'_>,
+        as_of: Option<crate::graphql::scalars::DateTime>,
+    ) -> async_graphql::Result<Option<crate::graphql::scalars::Money>> {
+        crate::graphql::kpi::account_lifetime_value(ctx, &self.0, as_of).await
+    }
     async fn name(&self) -> &str {
         &self.0.name
     }

@@ -137,7 +137,7 @@ fn weights_of(w: Option<Vec<TouchpointWeightInput>>) -> Option<Vec<(String, Dec)
 
 /// The model a query names. CUSTOM without weights and TIME_DECAY without a half-life mean the
 /// workspace's current version (or the defaults when it has none yet).
-async fn model_of(ctx: &Context<'_>, input: AttributionModelInput, field: &str) -> async_graphql::Result<Model> {
+pub(crate) async fn model_of(ctx: &Context<'_>, input: AttributionModelInput, field: &str) -> async_graphql::Result<Model> {
     let kind: Kind = input.kind.into();
     let given = input.half_life_days.is_some() || input.weights.is_some();
     let rule = query_result(service::rule_from(

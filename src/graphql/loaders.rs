@@ -564,3 +564,35 @@ impl Loader<DealPath> for DbLoader {
         Ok(out)
     }
 }
+
+/// An account's customer lifetime value at a time (absent without a won deal before it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct AccountLifetimeValue {
+    pub id: i64,
+    pub as_of_micros: i64,
+}
+
+impl Loader<AccountLifetimeValue> for DbLoader {
+    type Value = rust_decimal::Decimal;
+    type Error = async_graphql::Error;
+
+    async fn load(&self, keys: &[AccountLifetimeValue]) -> LoadResult<AccountLifetimeValue, rust_decimal::Decimal> {
+        let mut out = HashMap::with_capacity(keys.len());
+        let mut times: Vec<i64> = keys.iter().map(|k| k.as_of_micros).collect();
+        times.sort_unstable();
+        times.dedup();
+        for micros in times {
+            let ids: Vec<i64> = keys.iter().filter(|k| k.as_of_micros == micros).map(|k| k.id).collect();
+            let as_of = chrono::DateTime::from_timestamp_micros(micros).unwrap_or_default();
+            let values = crate::service::kpi::lifetime_value(&self.db, self.ws, &ids, as_of)
+                .await
+                .map_err(err)?;
+            out.extend(
+                values
+                    .into_iter()
+                    .map(|(id, v)| (AccountLifetimeValue { id, as_of_micros: micros }, v)),
+            );
+        }
+        Ok(out)
+    }
+}

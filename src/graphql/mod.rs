@@ -8,6 +8,7 @@ pub mod errors;
 pub mod funnel;
 pub mod handoff;
 pub mod ids;
+pub mod kpi;
 pub mod lead;
 pub mod limits;
 pub mod loaders;
@@ -42,6 +43,7 @@ pub struct Query(
     persona::PersonaQuery,
     scoring::ScoringQuery,
     attribution::AttributionQuery,
+    kpi::KpiQuery,
     funnel::FunnelQuery,
     handoff::HandoffQuery,
     webhook::WebhookQuery,

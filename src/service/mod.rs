@@ -4,6 +4,7 @@ pub mod attribution;
 pub mod campaign;
 pub mod funnel;
 pub mod handoff;
+pub mod kpi;
 pub mod lead;
 pub mod opportunity;
 pub mod persona;

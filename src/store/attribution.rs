@@ -253,6 +253,28 @@ pub async fn touches_of_leads_without_deals(
     Ok(out)
 }
 
+/// For each lead whose earliest touchpoint lies in [from, to): its touchpoints at that instant
+/// (one, unless several share it). One pass over the covering (workspace, lead, occurred_at)
+/// index for the earliest times, and an index seek per lead.
+pub async fn first_touches(db: &impl ConnectionTrait, ws: i64, from: DateTime<Utc>, to: DateTime<Utc>) -> Result<Vec<Touch>, DbErr> {
+    let sql = "SELECT t.id, t.lead_id, t.campaign_id, t.touch_type, t.occurred_at FROM touchpoints t \
+               JOIN (SELECT lead_id, MIN(occurred_at) AS first FROM touchpoints WHERE workspace_id = ? GROUP BY lead_id) f \
+               ON t.lead_id = f.lead_id AND t.occurred_at = f.first \
+               WHERE t.workspace_id = ? AND f.first >= ? AND f.first < ?";
+    let values: Vec<sea_orm::Value> = vec![ws.into(), ws.into(), from.into(), to.into()];
+    let mut out = Vec::new();
+    for row in db.query_all_raw(statement(db.get_database_backend(), sql, values)).await? {
+        out.push(touch_of((
+            row.try_get_by_index(0)?,
+            row.try_get_by_index(1)?,
+            row.try_get_by_index(2)?,
+            row.try_get_by_index(3)?,
+            row.try_get_by_index(4)?,
+        )));
+    }
+    Ok(out)
+}
+
 /// The won deals with one of these leads in their buying center (that closed after `after`).
 pub async fn won_deals_of_leads(
     db: &impl ConnectionTrait,

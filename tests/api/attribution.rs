@@ -70,18 +70,18 @@ fn q1() -> Value {
     serde_json::from_str(Q1).unwrap()
 }
 
-struct Fixture {
-    deal: String,
-    ada: String,
-    bob: String,
-    newsletter: String,
+pub(crate) struct Fixture {
+    pub deal: String,
+    pub ada: String,
+    pub bob: String,
+    pub newsletter: String,
 }
 
 /// Deal "Rollout" (1,000.00, opened 1 Feb, won 1 Mar 2026) with Ada (primary) and Bob:
 /// path T1 Ada webinar 10 Jan, T2 Bob newsletter 20 Jan, T3 Ada page view without campaign
 /// 10 Feb. Bob's newsletter of 1 Jan 2025 is outside the 365-day lookback, Ada's page view of
 /// 5 Mar after the close. Deal "Support" (500.00, won 15 Mar) has Carol, who has no touches.
-async fn fixture(app: &TestApp) -> Fixture {
+pub(crate) async fn fixture(app: &TestApp) -> Fixture {
     let account = app.account(json!({ "name": "Initech" })).await;
     let ada = id_of(&app.upsert_lead(json!({ "email": "ada@initech.test", "accountId": account })).await);
     let bob = id_of(&app.upsert_lead(json!({ "email": "bob@initech.test", "accountId": account })).await);

@@ -11,6 +11,7 @@ mod campaigns;
 mod erasure;
 mod handoffs;
 mod isolation;
+mod kpis;
 mod leads;
 mod limits;
 mod money;
