@@ -120,7 +120,7 @@ pub struct Deal {
 }
 
 /// A rule-based model with its parameters.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Rule {
     FirstTouch,
     LastTouch,

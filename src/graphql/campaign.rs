@@ -31,6 +31,17 @@ impl Campaign {
         &self.0.name
     }
     /// A code of the workspace's channel vocabulary, e.g. WEBINAR.
+    /// The campaign's closed loop over a range (docs/kpis.md): attributed revenue and
+    /// conversions under a model (default LINEAR), costs, ROI, leads sourced, MQLs, cost per
+    /// lead, MQL and order, forecast against actual. Batched over a page of campaigns.
+    async fn performance(
+        &self,
+        ctx: &Context<'_>,
+        range: crate::graphql::lead::DateTimeRange,
+        model: Option<crate::graphql::attribution::AttributionModelInput>,
+    ) -> async_graphql::Result<Option<crate::graphql::kpi::CampaignPerformance>> {
+        crate::graphql::kpi::campaign_performance(ctx, &self.0, range, model).await
+    }
     async fn channel(&self) -> &str {
         &self.0.channel
     }

@@ -17,7 +17,7 @@ use crate::graphql::errors::{IntoGql, query_result};
 use crate::graphql::funnel::FunnelStage;
 use crate::graphql::ids::{self, NodeType};
 use crate::graphql::lead::DateTimeRange;
-use crate::graphql::loaders::{AccountLifetimeValue, Loaders, StageId, WorkspaceKey};
+use crate::graphql::loaders::{AccountLifetimeValue, CampaignPerformanceKey, Loaders, StageId, WorkspaceKey};
 use crate::graphql::scalars::{DateTime, Decimal, Money};
 use crate::service::attribution::Model;
 use crate::service::kpi::{self as service, Filter, LeadValue, Range, RoiReport, SalesCycle, Velocity};
@@ -279,6 +279,34 @@ pub struct CampaignPerformance {
     currency: String,
 }
 
+/// `campaign.performance`, batched over a page of campaigns (one ROI computation per page).
+pub async fn campaign_performance(
+    ctx: &Context<'_>,
+    campaign: &entity::campaign::Model,
+    range: DateTimeRange,
+    model: Option<AttributionModelInput>,
+) -> async_graphql::Result<Option<CampaignPerformance>> {
+    ctx.principal()?;
+    let r = range_of(range)?;
+    let model = match model {
+        Some(m) => model_of(ctx, m, "model").await?,
+        None => Model::Rule(crate::domain::attribution::Rule::Linear),
+    };
+    let loaders = ctx.data_unchecked::<Loaders>();
+    let key = CampaignPerformanceKey {
+        id: campaign.id,
+        from: r.from,
+        to: r.to,
+        model,
+    };
+    let Some(row) = loaders.load_one(key).await? else { return Ok(None) };
+    let currency = loaders
+        .load_one(WorkspaceKey)
+        .await?
+        .map_or_else(|| "EUR".to_owned(), |w| w.currency);
+    Ok(Some(CampaignPerformance { row, currency }))
+}
+
 #[Object]
 impl CampaignPerformance {
     async fn campaign(&self) -> Campaign {
@@ -508,7 +536,7 @@ impl KpiQuery {
                 ctx,
                 p.workspace_id,
                 key,
-                service::campaign_roi(ctx.db(), p, &r, model.clone(), &f, None),
+                service::campaign_roi(&ctx.db().conn, p.workspace_id, &r, model.clone(), &f, None),
             )
             .await?,
         ))

@@ -596,3 +596,50 @@ impl Loader<AccountLifetimeValue> for DbLoader {
         Ok(out)
     }
 }
+
+/// One campaign's closed loop over a range under an attribution model.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct CampaignPerformanceKey {
+    pub id: i64,
+    pub from: chrono::DateTime<chrono::Utc>,
+    pub to: chrono::DateTime<chrono::Utc>,
+    pub model: crate::service::attribution::Model,
+}
+
+impl Loader<CampaignPerformanceKey> for DbLoader {
+    type Value = crate::service::kpi::CampaignRoi;
+    type Error = async_graphql::Error;
+
+    /// One ROI computation per (range, model) for the whole batch of campaigns.
+    async fn load(&self, keys: &[CampaignPerformanceKey]) -> LoadResult<CampaignPerformanceKey, crate::service::kpi::CampaignRoi> {
+        use crate::service::kpi;
+        let mut groups: HashMap<
+            (
+                chrono::DateTime<chrono::Utc>,
+                chrono::DateTime<chrono::Utc>,
+                crate::service::attribution::Model,
+            ),
+            Vec<i64>,
+        > = HashMap::new();
+        for k in keys {
+            groups.entry((k.from, k.to, k.model.clone())).or_default().push(k.id);
+        }
+        let mut out = HashMap::with_capacity(keys.len());
+        for ((from, to, model), ids) in groups {
+            let range = kpi::Range { from, to };
+            let report = kpi::campaign_roi(&self.db, self.ws, &range, model.clone(), &kpi::Filter::default(), Some(&ids))
+                .await
+                .map_err(|e| crate::graphql::errors::query_result::<()>(Err(e)).unwrap_err())?;
+            for row in report.campaigns {
+                let key = CampaignPerformanceKey {
+                    id: row.campaign.id,
+                    from,
+                    to,
+                    model: model.clone(),
+                };
+                out.insert(key, row);
+            }
+        }
+        Ok(out)
+    }
+}

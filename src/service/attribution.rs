@@ -26,7 +26,7 @@ pub const MAX_LOOKBACK_DAYS: i64 = 3_650;
 pub const DIRECT: &str = "DIRECT";
 
 /// A model as a query asks for it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Model {
     Rule(Rule),
     Markov,
@@ -159,23 +159,21 @@ pub fn validate_lookback(days: i64) -> ServiceResult<i64> {
 }
 
 /// The attribution report of a range under one model.
-pub async fn report(db: &Db, p: Principal, model: Model, q: Query) -> ServiceResult<Report> {
-    Ok(reports(db, p, &[model], q).await?.pop().expect("one report per model"))
+pub async fn report(db: &impl ConnectionTrait, ws: i64, model: Model, q: Query) -> ServiceResult<Report> {
+    Ok(reports(db, ws, &[model], q).await?.pop().expect("one report per model"))
 }
 
 /// [`reports`], served from `cache` while the workspace's data do not change.
 pub async fn reports_cached(db: &Db, cache: &ReportCache, p: Principal, models: &[Model], q: Query) -> ServiceResult<Arc<Vec<Report>>> {
     let key = format!("attribution {models:?} {q:?}");
     cache
-        .get_or_compute(&db.conn, p.workspace_id, key, || reports(db, p, models, q))
+        .get_or_compute(&db.conn, p.workspace_id, key, || reports(&db.conn, p.workspace_id, models, q))
         .await
 }
 
 /// One report per model over the same range and grouping (the side-by-side comparison): the
 /// won deals' paths are read once for all the models that are computed.
-pub async fn reports(db: &Db, p: Principal, models: &[Model], q: Query) -> ServiceResult<Vec<Report>> {
-    let ws = p.workspace_id;
-    let conn = &db.conn;
+pub async fn reports(conn: &impl ConnectionTrait, ws: i64, models: &[Model], q: Query) -> ServiceResult<Vec<Report>> {
     if q.to <= q.from {
         return Err(bad("range", "INVALID", "`to` must be after `from`"));
     }

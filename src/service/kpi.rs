@@ -339,9 +339,14 @@ pub struct RoiReport {
     pub model: Model,
 }
 
-pub async fn campaign_roi(db: &Db, p: Principal, r: &Range, model: Model, f: &Filter, only: Option<&[i64]>) -> ServiceResult<RoiReport> {
-    let ws = p.workspace_id;
-    let conn = &db.conn;
+pub async fn campaign_roi(
+    conn: &impl ConnectionTrait,
+    ws: i64,
+    r: &Range,
+    model: Model,
+    f: &Filter,
+    only: Option<&[i64]>,
+) -> ServiceResult<RoiReport> {
     let currency = workspace_currency(conn, ws).await?;
     let cogs = setting(conn, ws, COGS_RATIO, Decimal::ZERO).await?;
     let q = attribution::Query {
@@ -352,7 +357,7 @@ pub async fn campaign_roi(db: &Db, p: Principal, r: &Range, model: Model, f: &Fi
         currency: Some(currency.clone()),
         source: SourceChoice::Auto,
     };
-    let report = attribution::report(db, p, model.clone(), q).await?;
+    let report = attribution::report(conn, ws, model.clone(), q).await?;
     let mut credited: HashMap<i64, (i64, i64)> = HashMap::new();
     for (k, row) in &report.rows {
         if let RowKey::Campaign(Some(id)) = k {

@@ -88,6 +88,24 @@ async fn roi_and_cost_ratios_by_hand(app: TestApp) {
     );
     assert_eq!(r["channels"][0]["channel"], "WEBINAR");
     assert_eq!(r["channels"][0]["figures"]["roi"], "0.6667");
+    // The same figures on each campaign of a page, in one computation.
+    let q = "query($range: DateTimeRange!) { campaigns(first: 10) { nodes { name performance(range: $range) {
+        figures { roi costs { amount } } leadsSourced costPerOrder { amount } forecastRatio } } } }";
+    app.statements.clear();
+    let page = app.data(&app.keys.analyst, q, json!({ "range": range() })).await;
+    let statements = app.statements.take().len();
+    let webinar_row = page["campaigns"]["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["name"] == "Webinar")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        webinar_row["performance"],
+        json!({ "figures": { "roi": "0.6667", "costs": { "amount": "200.00" } }, "leadsSourced": 1, "costPerOrder": { "amount": "600.00" }, "forecastRatio": "0.6667" })
+    );
+    assert!(statements <= 20, "{statements} statements for a page of performances");
     // A filter by channel keeps only that channel's campaigns.
     let q = "query($range: DateTimeRange!) { campaignRoi(range: $range, filter: { channel: \"email\" }) { campaigns { campaign { name } } total { costs { amount } } } }";
     let r = app.data(&app.keys.analyst, q, json!({ "range": range() })).await["campaignRoi"].clone();
