@@ -274,13 +274,26 @@ def check_report(rep, ref, what, failures):
 
 
 # --------------------------------------------------------------------------- workloads
-def run(c, kind, group, source, warmup, runs, expect_source):
-    v = {"model": {"kind": kind}, "range": RANGE, "groupBy": group, "source": source}
+_SEQ = [0]
+
+
+def variables(kind, group, source, vary):
+    """With `vary`, every request's range ends one second later than the last one's (still every
+    deal): a server that caches reports by their question then answers none from its cache."""
+    rng = RANGE
+    if vary:
+        _SEQ[0] += 1
+        end = datetime(2100, 1, 1) + timedelta(seconds=_SEQ[0])
+        rng = {"from": RANGE["from"], "to": end.strftime("%Y-%m-%dT%H:%M:%SZ")}
+    return {"model": {"kind": kind}, "range": rng, "groupBy": group, "source": source}
+
+
+def run(c, kind, group, source, warmup, runs, expect_source, vary=False):
     for _ in range(warmup):
-        c.post(QUERY, v)
+        c.post(QUERY, variables(kind, group, source, vary))
     times, rep, size = [], None, 0
     for _ in range(runs):
-        dt, d, size = c.post(QUERY, v)
+        dt, d, size = c.post(QUERY, variables(kind, group, source, vary))
         times.append(dt)
         rep = d["attribution"]
         if expect_source and rep["source"] != expect_source:
@@ -293,7 +306,7 @@ def section(c, args, ref, results, failures, name, cases, source, warmup, runs, 
     rows = []
     with Load(args.server_pid) as ld:
         for kind, group in cases:
-            times, rep, size = run(c, kind, group, source, warmup, runs, expect)
+            times, rep, size = run(c, kind, group, source, warmup, runs, expect, args.vary_range)
             ok = check_report(rep, ref, f"{kind} {group} {source}", failures)
             t = rep["totals"]
             tail_v = pct(times, 95) if tail == "p95" else max(times)
@@ -336,6 +349,8 @@ def main():
     ap.add_argument("--compute-runs", type=int, default=5)
     ap.add_argument("--markov-warmup", type=int, default=1)
     ap.add_argument("--markov-runs", type=int, default=3)
+    ap.add_argument("--vary-range", action="store_true",
+                    help="end each request's range one second later than the last (defeats a report cache)")
     ap.add_argument("--json-out")
     ap.add_argument("--compare-markov", nargs=2, metavar=("OURS_TXT", "REFERENCE_CSV"),
                     help="compare `closedloop markov-paths` output with bench/markov_reference.py's CSV and exit")
@@ -354,7 +369,8 @@ def main():
     ref = Reference(args.data_dir)
     c = Client(args.url, args.key)
     results, failures = [], []
-    print(f"range {RANGE['from']} .. {RANGE['to']}; expected: {ref.deals} won deals, revenue {ref.revenue_cents / 100:.2f}")
+    print(f"range {RANGE['from']} .. {RANGE['to']}" + (" (+1 s per request: --vary-range)" if args.vary_range else "")
+          + f"; expected: {ref.deals} won deals, revenue {ref.revenue_cents / 100:.2f}")
     if "ledger" in sections:
         section(c, args, ref, results, failures, "ledger", [(k, "CAMPAIGN") for k in RULES] + [("LINEAR", "CHANNEL")],
                 None, args.ledger_warmup, args.ledger_runs, "LEDGER", "p95")

@@ -10,8 +10,14 @@
 #   ChannelAttribution's markov_model (bench/markov_reference.py, default max_step and 1000) on
 #   the same path tables, compared by bench/attribution.py --compare-markov.
 #
-#   COMMIT=HEAD CARGO_TARGET_DIR=/work/target-release bench/attribution.sh
-#   BUILD=0 PHASES=http CARGO_TARGET_DIR=/work/target-release bench/attribution.sh --ledger-runs 50
+#   COMMIT=HEAD CARGO_TARGET_DIR=/work/target-release-bench bench/attribution.sh
+#   BUILD=0 PHASES=http SERVER_BIN=/tmp/perf/closedloop-<rev> bench/attribution.sh --ledger-runs 50
+#
+# With COMMIT, give the build a target directory no other tree builds into: cargo fingerprints
+# the workspace's own crates (closedloop, entity, migration) by relative path and mtime, and git
+# archive leaves old mtimes, so in a target directory shared with the work tree it takes the work
+# tree's artifacts for fresh and "builds" the commit into the work tree's binary. The binary
+# measured is copied to $WORK/closedloop-<rev> right after the build.
 #
 # Knobs: WORK (/tmp/perf), CARGO_TARGET_DIR (<repo>/target), BUILD (1; 0 skips the build),
 #        COMMIT (measure this commit, exported by git archive to /tmp/bench-src-<rev>, instead of
@@ -53,6 +59,7 @@ stop_server() {
 trap stop_server EXIT
 trap 'exit 130' INT TERM
 
+mkdir -p "$WORK"
 SRC=$ROOT
 if [ -n "${COMMIT:-}" ]; then
   rev=$(git -C "$ROOT" rev-parse --short "$COMMIT")
@@ -70,11 +77,17 @@ fi
 if [ "${BUILD:-1}" = 1 ]; then
   log "building (release) $SOURCE in $CARGO_TARGET_DIR"
   (cd "$SRC" && cargo build --release -q --bin closedloop)
+  # A shared target directory's release/closedloop is overwritten by any other build (of the work
+  # tree, say): measure a private copy, taken right after the build.
+  if [ -n "${COMMIT:-}" ] && [ -z "${SERVER_BIN:-}" ]; then
+    cmp -s "$BIN" "$WORK/closedloop-$rev" ||
+      { cp "$BIN" "$WORK/closedloop-$rev.tmp" && mv "$WORK/closedloop-$rev.tmp" "$WORK/closedloop-$rev"; }
+    BIN=$WORK/closedloop-$rev
+  fi
 fi
 [ -x "$BIN" ] || die "no server binary at $BIN"
 [ "${BUILD:-1}" = 1 ] || SOURCE="$SOURCE (BUILD=0: the binary was not rebuilt and may differ)"
 
-mkdir -p "$WORK"
 if [ ! -f "$DATA/opportunities.csv" ]; then
   [ -n "${GEN:-}" ] || die "no gen.py found (set GEN to the shared bench directory)"
   python3 -c 'import numpy' 2>/dev/null || pip install -q numpy

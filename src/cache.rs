@@ -33,15 +33,32 @@ impl ReportCache {
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<T, E>>,
     {
-        let revision = crate::store::workspace::revision(db, ws).await?;
-        let id = (ws, key);
-        if let Some((rev, value)) = self.lock().get(&id)
-            && *rev == revision
-            && let Ok(v) = value.clone().downcast::<T>()
-        {
+        let (revision, hit) = self.lookup::<T>(db, ws, &key).await?;
+        if let Some(v) = hit {
             return Ok(v);
         }
         let value = Arc::new(compute().await?);
+        self.store(ws, key, revision, value.clone());
+        Ok(value)
+    }
+
+    /// The workspace's current revision, and the value cached for `key` at it.
+    pub async fn lookup<T: Send + Sync + 'static>(
+        &self,
+        db: &impl ConnectionTrait,
+        ws: i64,
+        key: &str,
+    ) -> Result<(i64, Option<Arc<T>>), DbErr> {
+        let revision = crate::store::workspace::revision(db, ws).await?;
+        let hit = match self.lock().get(&(ws, key.to_owned())) {
+            Some((rev, value)) if *rev == revision => value.clone().downcast::<T>().ok(),
+            _ => None,
+        };
+        Ok((revision, hit))
+    }
+
+    /// Keeps a value computed from the data at `revision` (read before computing).
+    pub fn store<T: Send + Sync + 'static>(&self, ws: i64, key: String, revision: i64, value: Arc<T>) {
         let mut entries = self.lock();
         if entries.len() >= self.capacity {
             // Stale revisions first; if that frees nothing, start over.
@@ -50,8 +67,7 @@ impl ReportCache {
                 entries.clear();
             }
         }
-        entries.insert(id, (revision, value.clone()));
-        Ok(value)
+        entries.insert((ws, key), (revision, value));
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(i64, String), Entry>> {

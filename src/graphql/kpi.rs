@@ -17,7 +17,7 @@ use crate::graphql::errors::{IntoGql, query_result};
 use crate::graphql::funnel::FunnelStage;
 use crate::graphql::ids::{self, NodeType};
 use crate::graphql::lead::DateTimeRange;
-use crate::graphql::loaders::{AccountLifetimeValue, CampaignPerformanceKey, Loaders, StageId, WorkspaceKey};
+use crate::graphql::loaders::{AccountLifetimeValue, Loaders, RoiKey, StageId, WorkspaceKey};
 use crate::graphql::scalars::{DateTime, Decimal, Money};
 use crate::service::attribution::Model;
 use crate::service::kpi::{self as service, Filter, LeadValue, Range, RoiReport, SalesCycle, Velocity};
@@ -292,19 +292,38 @@ pub async fn campaign_performance(
         Some(m) => model_of(ctx, m, "model").await?,
         None => Model::Rule(crate::domain::attribution::Rule::Linear),
     };
-    let loaders = ctx.data_unchecked::<Loaders>();
-    let key = CampaignPerformanceKey {
-        id: campaign.id,
-        from: r.from,
-        to: r.to,
-        model,
+    // The same cache entry as `campaignRoi` without a filter; on a miss the loader computes the
+    // report once for the whole page.
+    let ws = campaign.workspace_id;
+    let cache = ctx.data_unchecked::<ReportCache>();
+    let key = roi_key(&r, &model, &Filter::default());
+    let (revision, hit) = cache.lookup::<RoiReport>(&ctx.db().conn, ws, &key).await.gql()?;
+    let report = match hit {
+        Some(r) => r,
+        None => {
+            let loaders = ctx.data_unchecked::<Loaders>();
+            let Some(report) = loaders
+                .load_one(RoiKey {
+                    from: r.from,
+                    to: r.to,
+                    model,
+                })
+                .await?
+            else {
+                return Ok(None);
+            };
+            cache.store(ws, key, revision, report.clone());
+            report
+        }
     };
-    let Some(row) = loaders.load_one(key).await? else { return Ok(None) };
-    let currency = loaders
-        .load_one(WorkspaceKey)
-        .await?
-        .map_or_else(|| "EUR".to_owned(), |w| w.currency);
-    Ok(Some(CampaignPerformance { row, currency }))
+    Ok(report
+        .campaigns
+        .iter()
+        .find(|c| c.campaign.id == campaign.id)
+        .map(|row| CampaignPerformance {
+            row: row.clone(),
+            currency: report.currency.clone(),
+        }))
 }
 
 #[Object]
@@ -464,8 +483,9 @@ impl KpiQuery {
         let p = ctx.principal()?;
         let r = range_of(range)?;
         let f = filter_of(filter)?;
+        // Without `asOf` the answer is "by now", which only a write can change: cached as such.
+        let key = format!("conversion {:?} {:?} {f:?}", (r.from, r.to), as_of.as_ref().map(|t| t.0));
         let as_of = as_of.map_or_else(Utc::now, |t| t.0);
-        let key = format!("conversion {:?} {as_of:?} {f:?}", (r.from, r.to));
         let rows = cached(ctx, p.workspace_id, key, service::conversion(ctx.db(), p, &r, as_of, &f)).await?;
         Ok(rows.iter().cloned().map(StageConversionRow).collect())
     }
@@ -507,8 +527,8 @@ impl KpiQuery {
     ) -> async_graphql::Result<LeadValueReport> {
         let p = ctx.principal()?;
         let f = filter_of(filter)?;
+        let key = format!("value {:?} {f:?}", to.as_ref().map(|t| t.0));
         let to = to.map_or_else(Utc::now, |t| t.0);
-        let key = format!("value {to:?} {f:?}");
         Ok(LeadValueReport(
             cached(ctx, p.workspace_id, key, service::lead_value(ctx.db(), p, to, &f)).await?,
         ))
@@ -530,7 +550,7 @@ impl KpiQuery {
             Some(m) => model_of(ctx, m, "model").await?,
             None => Model::Rule(crate::domain::attribution::Rule::Linear),
         };
-        let key = format!("roi {:?} {model:?} {f:?}", (r.from, r.to));
+        let key = roi_key(&r, &model, &f);
         Ok(CampaignRoiReport(
             cached(
                 ctx,
@@ -541,6 +561,10 @@ impl KpiQuery {
             .await?,
         ))
     }
+}
+
+fn roi_key(r: &Range, model: &Model, f: &Filter) -> String {
+    format!("roi {:?} {model:?} {f:?}", (r.from, r.to))
 }
 
 async fn cached<T: Send + Sync + 'static>(

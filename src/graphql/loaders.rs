@@ -2,6 +2,7 @@
 //! caller's workspace; each key type below is one batched query, however many parents ask.
 use std::collections::HashMap;
 use std::hash::Hash;
+use std::sync::Arc;
 
 use async_graphql::dataloader::{DataLoader, HashMapCache, Loader};
 use entity::{
@@ -597,48 +598,28 @@ impl Loader<AccountLifetimeValue> for DbLoader {
     }
 }
 
-/// One campaign's closed loop over a range under an attribution model.
+/// The ROI report of every campaign over a range under an attribution model; a page of
+/// `campaign.performance` fields asks for the same key, so it is computed once.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct CampaignPerformanceKey {
-    pub id: i64,
+pub struct RoiKey {
     pub from: chrono::DateTime<chrono::Utc>,
     pub to: chrono::DateTime<chrono::Utc>,
     pub model: crate::service::attribution::Model,
 }
 
-impl Loader<CampaignPerformanceKey> for DbLoader {
-    type Value = crate::service::kpi::CampaignRoi;
+impl Loader<RoiKey> for DbLoader {
+    type Value = Arc<crate::service::kpi::RoiReport>;
     type Error = async_graphql::Error;
 
-    /// One ROI computation per (range, model) for the whole batch of campaigns.
-    async fn load(&self, keys: &[CampaignPerformanceKey]) -> LoadResult<CampaignPerformanceKey, crate::service::kpi::CampaignRoi> {
+    async fn load(&self, keys: &[RoiKey]) -> LoadResult<RoiKey, Arc<crate::service::kpi::RoiReport>> {
         use crate::service::kpi;
-        let mut groups: HashMap<
-            (
-                chrono::DateTime<chrono::Utc>,
-                chrono::DateTime<chrono::Utc>,
-                crate::service::attribution::Model,
-            ),
-            Vec<i64>,
-        > = HashMap::new();
-        for k in keys {
-            groups.entry((k.from, k.to, k.model.clone())).or_default().push(k.id);
-        }
         let mut out = HashMap::with_capacity(keys.len());
-        for ((from, to, model), ids) in groups {
-            let range = kpi::Range { from, to };
-            let report = kpi::campaign_roi(&self.db, self.ws, &range, model.clone(), &kpi::Filter::default(), Some(&ids))
+        for k in keys {
+            let range = kpi::Range { from: k.from, to: k.to };
+            let report = kpi::campaign_roi(&self.db, self.ws, &range, k.model.clone(), &kpi::Filter::default(), None)
                 .await
                 .map_err(|e| crate::graphql::errors::query_result::<()>(Err(e)).unwrap_err())?;
-            for row in report.campaigns {
-                let key = CampaignPerformanceKey {
-                    id: row.campaign.id,
-                    from,
-                    to,
-                    model: model.clone(),
-                };
-                out.insert(key, row);
-            }
+            out.insert(k.clone(), Arc::new(report));
         }
         Ok(out)
     }

@@ -1,0 +1,96 @@
+#!/usr/bin/env python3
+"""KPI and ledger workloads through the GraphQL API of a running closedloop server (M dataset).
+
+    python3 bench/kpis.py --url http://127.0.0.1:8398/graphql --key clk_... [--runs 10]
+
+Every query is timed two ways:
+  cold    each run asks for a range ending one second later than the run before, so no run is
+          served from the report cache (the data and the work are the same);
+  cached  the same query again and again: the report cache answers after one read of the
+          workspace's data revision.
+Workloads (range 2000-01-01 .. 2100-01-01, every deal):
+  ledger   attribution(LINEAR, groupBy: CAMPAIGN) from the ledger;
+  compute  attribution(W_SHAPED, groupBy: CAMPAIGN, source: COMPUTE): every path read and credited;
+  markov   attribution(MARKOV, groupBy: CHANNEL): every journey read, the chain solved;
+  rpm      the full rpm query (conversion, flow, velocity, value, ROI);
+  perf50   campaigns(first: 50) { performance(range) { ... } };
+  A3       funnelFlow (leads per stage; balanceTo over all history is the current count);
+  A4       velocity { salesCycle } (sales-cycle length of the deals closed in the range);
+  A5       campaignRoi (ROI per campaign, LINEAR).
+Timing: time.perf_counter around sending the request and reading the whole body; one keep-alive
+connection; standard library only.
+"""
+import argparse
+import http.client
+import json
+import statistics
+import time
+import urllib.parse
+
+RPM = """query($r: DateTimeRange!) { rpm(range: $r) {
+  conversion { cohort converted rate } flow { inflow toNext toSide balanceFrom balanceTo }
+  velocity { stages { moves medianDays meanDays } leadToCustomer { medianDays }
+    salesCycle { won lost open medianDays meanDays winRate salesVelocity { amount } } }
+  value { stages { probability value { amount } leads } databaseValue { amount } }
+  roi { total { revenue { amount } costs { amount } roi } channels { channel figures { roi } }
+    campaigns { campaign { id } figures { roi } leadsSourced mqls costPerLead { amount } costPerOrder { amount } } } } }"""
+QUERIES = {
+    "ledger": """query($r: DateTimeRange!) { attribution(model: { kind: LINEAR }, range: $r, groupBy: CAMPAIGN) {
+        source rows { key revenue { amount } conversions touchpoints deals } totals { revenue { amount } deals } } }""",
+    "compute": """query($r: DateTimeRange!) { attribution(model: { kind: W_SHAPED }, range: $r, groupBy: CAMPAIGN, source: COMPUTE) {
+        source rows { key revenue { amount } } totals { revenue { amount } deals } } }""",
+    "markov": """query($r: DateTimeRange!) { attribution(model: { kind: MARKOV }, range: $r, groupBy: CHANNEL) {
+        rows { key revenue { amount } conversions } totals { revenue { amount } deals } } }""",
+    "rpm": RPM,
+    "perf50": """query($r: DateTimeRange!) { campaigns(first: 50) { nodes { id performance(range: $r) {
+        figures { revenue { amount } costs { amount } roi } conversions leadsSourced mqls costPerLead { amount }
+        costPerOrder { amount } forecastRatio } } } }""",
+    "A3": """query($r: DateTimeRange!) { funnelFlow(range: $r) { stage { key } inflow balanceTo } }""",
+    "A4": """query($r: DateTimeRange!) { velocity(range: $r) { salesCycle { won lost medianDays meanDays winRate } } }""",
+    "A5": """query($r: DateTimeRange!) { campaignRoi(range: $r) { campaigns { campaign { id } figures { revenue { amount } costs { amount } roi } } } }""",
+}
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--url", default="http://127.0.0.1:8398/graphql")
+    ap.add_argument("--key", required=True)
+    ap.add_argument("--runs", type=int, default=10, help="cold runs per workload")
+    ap.add_argument("--cached-runs", type=int, default=30)
+    ap.add_argument("--only", default=" ".join(QUERIES))
+    a = ap.parse_args()
+    u = urllib.parse.urlparse(a.url)
+    conn = http.client.HTTPConnection(u.hostname, u.port, timeout=600)
+    headers = {"content-type": "application/json", "authorization": f"Bearer {a.key}"}
+    second = [0]
+
+    def post(query, r):
+        body = json.dumps({"query": query, "variables": {"r": r}})
+        t = time.perf_counter()
+        conn.request("POST", u.path, body, headers)
+        data = conn.getresponse().read()
+        took = time.perf_counter() - t
+        out = json.loads(data)
+        if out.get("errors"):
+            raise SystemExit(f"errors: {out['errors']}")
+        return took, len(data)
+
+    def fresh_range():
+        second[0] += 1
+        return {"from": "2000-01-01T00:00:00Z", "to": f"2100-01-01T00:{second[0] // 60 % 60:02d}:{second[0] % 60:02d}Z"}
+
+    print(f"{'workload':8} {'cold median ms':>15} {'cold max ms':>12} {'cached median ms':>17} {'cached p95 ms':>14} {'bytes':>8}")
+    for name in a.only.split():
+        q = QUERIES[name]
+        post(q, fresh_range())  # warm the process (pages, plans), not the report cache
+        cold = [post(q, fresh_range())[0] for _ in range(a.runs)]
+        r = fresh_range()
+        _, size = post(q, r)
+        cached = sorted(post(q, r)[0] for _ in range(a.cached_runs))
+        p95 = cached[int(len(cached) * 0.95) - 1]
+        print(f"{name:8} {statistics.median(cold) * 1e3:15.1f} {max(cold) * 1e3:12.1f} "
+              f"{statistics.median(cached) * 1e3:17.2f} {p95 * 1e3:14.2f} {size:8}")
+
+
+if __name__ == "__main__":
+    main()
