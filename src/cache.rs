@@ -9,9 +9,15 @@ use std::sync::{Arc, Mutex};
 use sea_orm::{ConnectionTrait, DbErr};
 
 type Entry = (i64, Arc<dyn Any + Send + Sync>);
+/// A key: the workspace and the question.
+type Key = (i64, String);
+type Gate = Arc<tokio::sync::Mutex<()>>;
 
 pub struct ReportCache {
-    entries: Mutex<HashMap<(i64, String), Entry>>,
+    entries: Mutex<HashMap<Key, Entry>>,
+    /// One computation per key at a time: the fields of a page that ask for the same report
+    /// wait for the first instead of computing it each.
+    computing: Mutex<HashMap<Key, Gate>>,
     capacity: usize,
 }
 
@@ -19,6 +25,7 @@ impl ReportCache {
     pub fn new(capacity: usize) -> Self {
         Self {
             entries: Mutex::new(HashMap::new()),
+            computing: Mutex::new(HashMap::new()),
             capacity,
         }
     }
@@ -37,9 +44,27 @@ impl ReportCache {
         if let Some(v) = hit {
             return Ok(v);
         }
-        let value = Arc::new(compute().await?);
-        self.store(ws, key, revision, value.clone());
-        Ok(value)
+        let id = (ws, key);
+        let gate = {
+            let mut computing = self.computing.lock().unwrap_or_else(|e| e.into_inner());
+            computing.entry(id.clone()).or_default().clone()
+        };
+        let _turn = gate.lock().await;
+        // Whoever held the gate before may have stored it meanwhile.
+        let (revision, hit) = match self.lookup::<T>(db, ws, &id.1).await? {
+            (rev, Some(v)) => (rev, Some(v)),
+            (_, None) => (revision, None),
+        };
+        let value = match hit {
+            Some(v) => Ok(v),
+            None => compute().await.map(|v| {
+                let v = Arc::new(v);
+                self.store(ws, id.1.clone(), revision, v.clone());
+                v
+            }),
+        };
+        self.computing.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
+        value
     }
 
     /// The workspace's current revision, and the value cached for `key` at it.
@@ -70,7 +95,7 @@ impl ReportCache {
         entries.insert((ws, key), (revision, value));
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(i64, String), Entry>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Key, Entry>> {
         self.entries.lock().unwrap_or_else(|e| e.into_inner())
     }
 }

@@ -17,7 +17,7 @@ use crate::graphql::errors::{IntoGql, query_result};
 use crate::graphql::funnel::FunnelStage;
 use crate::graphql::ids::{self, NodeType};
 use crate::graphql::lead::DateTimeRange;
-use crate::graphql::loaders::{AccountLifetimeValue, Loaders, RoiKey, StageId, WorkspaceKey};
+use crate::graphql::loaders::{AccountLifetimeValue, Loaders, StageId, WorkspaceKey};
 use crate::graphql::scalars::{DateTime, Decimal, Money};
 use crate::service::attribution::Model;
 use crate::service::kpi::{self as service, Filter, LeadValue, Range, RoiReport, SalesCycle, Velocity};
@@ -292,30 +292,12 @@ pub async fn campaign_performance(
         Some(m) => model_of(ctx, m, "model").await?,
         None => Model::Rule(crate::domain::attribution::Rule::Linear),
     };
-    // The same cache entry as `campaignRoi` without a filter; on a miss the loader computes the
-    // report once for the whole page.
+    // The same cache entry as `campaignRoi` without a filter: the first field of a page
+    // computes it, the others wait for it.
     let ws = campaign.workspace_id;
-    let cache = ctx.data_unchecked::<ReportCache>();
-    let key = roi_key(&r, &model, &Filter::default());
-    let (revision, hit) = cache.lookup::<RoiReport>(&ctx.db().conn, ws, &key).await.gql()?;
-    let report = match hit {
-        Some(r) => r,
-        None => {
-            let loaders = ctx.data_unchecked::<Loaders>();
-            let Some(report) = loaders
-                .load_one(RoiKey {
-                    from: r.from,
-                    to: r.to,
-                    model,
-                })
-                .await?
-            else {
-                return Ok(None);
-            };
-            cache.store(ws, key, revision, report.clone());
-            report
-        }
-    };
+    let f = Filter::default();
+    let key = roi_key(&r, &model, &f);
+    let report = cached(ctx, ws, key, service::campaign_roi(&ctx.db().conn, ws, &r, model.clone(), &f, None)).await?;
     Ok(report
         .campaigns
         .iter()

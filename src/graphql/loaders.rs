@@ -2,7 +2,6 @@
 //! caller's workspace; each key type below is one batched query, however many parents ask.
 use std::collections::HashMap;
 use std::hash::Hash;
-use std::sync::Arc;
 
 use async_graphql::dataloader::{DataLoader, HashMapCache, Loader};
 use entity::{
@@ -593,33 +592,6 @@ impl Loader<AccountLifetimeValue> for DbLoader {
                     .into_iter()
                     .map(|(id, v)| (AccountLifetimeValue { id, as_of_micros: micros }, v)),
             );
-        }
-        Ok(out)
-    }
-}
-
-/// The ROI report of every campaign over a range under an attribution model; a page of
-/// `campaign.performance` fields asks for the same key, so it is computed once.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct RoiKey {
-    pub from: chrono::DateTime<chrono::Utc>,
-    pub to: chrono::DateTime<chrono::Utc>,
-    pub model: crate::service::attribution::Model,
-}
-
-impl Loader<RoiKey> for DbLoader {
-    type Value = Arc<crate::service::kpi::RoiReport>;
-    type Error = async_graphql::Error;
-
-    async fn load(&self, keys: &[RoiKey]) -> LoadResult<RoiKey, Arc<crate::service::kpi::RoiReport>> {
-        use crate::service::kpi;
-        let mut out = HashMap::with_capacity(keys.len());
-        for k in keys {
-            let range = kpi::Range { from: k.from, to: k.to };
-            let report = kpi::campaign_roi(&self.db, self.ws, &range, k.model.clone(), &kpi::Filter::default(), None)
-                .await
-                .map_err(|e| crate::graphql::errors::query_result::<()>(Err(e)).unwrap_err())?;
-            out.insert(k.clone(), Arc::new(report));
         }
         Ok(out)
     }
