@@ -251,6 +251,60 @@ fn stage_velocity(stage: i64, secs: Vec<i64>) -> StageVelocity {
     }
 }
 
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StageValue {
+    pub stage: i64,
+    /// P(reach the last success-path stage | entered this one) in the reference window, 4 places.
+    pub probability: Option<Decimal>,
+    /// probability x revenue per customer contact, to cents.
+    pub value: Option<Decimal>,
+    /// Leads in the stage just before `to`.
+    pub leads: i64,
+}
+
+/// Lead value per success-path stage over the reference window [window_from, to), and the
+/// database value (the sum of leads x value, rounded once): P(reach the last stage | entered S)
+/// is the conversion of the cohort that entered S in the window to the last stage by `to`.
+pub fn stage_values(
+    f: &Funnel,
+    moves: &[Move],
+    window_from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    per_contact: Option<Decimal>,
+) -> (Vec<StageValue>, Decimal) {
+    let last = f.success.len().saturating_sub(1);
+    let at_to = flow(f, &f.success, moves, to, to + chrono::Duration::seconds(1));
+    let mut database = Decimal::ZERO;
+    let mut out = Vec::with_capacity(f.success.len());
+    for (i, s) in f.success.iter().enumerate() {
+        let leads = at_to.iter().find(|x| x.stage == *s).map_or(0, |x| x.balance_from);
+        let probability = if i == last {
+            Some(Decimal::ONE)
+        } else {
+            let sub = Funnel {
+                success: vec![*s, f.success[last]],
+                side: HashSet::new(),
+            };
+            // Exact: rounded only where it is reported.
+            conversion(&sub, moves, window_from, to, to)
+                .first()
+                .filter(|c| c.cohort > 0)
+                .map(|c| Decimal::from(c.converted) / Decimal::from(c.cohort))
+        };
+        let exact = probability.zip(per_contact).map(|(p, v)| p * v);
+        if let Some(v) = exact {
+            database += v * Decimal::from(leads);
+        }
+        out.push(StageValue {
+            stage: *s,
+            probability: probability.map(round4),
+            value: exact.map(round_money),
+            leads,
+        });
+    }
+    (out, round_money(database))
+}
+
 /// Sales velocity (revenue per day) = open deals x average won amount x win rate / mean sales
 /// cycle in days; `None` when a factor is undefined (no won or lost deal, no cycle).
 pub fn sales_velocity(open: i64, won_amounts: &[Decimal], lost: i64, mean_cycle_days: Option<Decimal>) -> Option<Decimal> {
@@ -296,6 +350,15 @@ pub fn roi(revenue: Decimal, costs: Decimal, cogs_ratio: Decimal) -> Roi {
         roi: ratio(revenue - production - costs, costs),
         revenue_per_cost: ratio(revenue, costs),
         cost_per_revenue: ratio(costs, revenue),
+    }
+}
+
+/// Forecast against actual: (actual - expected, actual / expected); both `None` without an
+/// expectation, the ratio also when it is zero.
+pub fn forecast(actual: Decimal, expected: Option<Decimal>) -> (Option<Decimal>, Option<Decimal>) {
+    match expected {
+        None => (None, None),
+        Some(e) => (Some(round_money(actual - e)), ratio(actual, e)),
     }
 }
 
@@ -440,6 +503,30 @@ mod tests {
     }
 
     #[test]
+    fn lead_value_by_hand() {
+        // Window: the 365 days before day 60 (the whole history). Cohorts: Lead 4 (lead 1 became
+        // a customer), MQL 4 (lead 1), SQL 1 (lead 1). Revenue per customer contact 4,000.
+        // Just before day 60 lead 1 is a customer, leads 2, 3 and 4 are MQLs:
+        // 3 x 1,000 + 1 x 4,000 = 7,000.
+        let (v, database) = stage_values(&funnel(), &history(), day(60 - 365), day(60), Some(dec("4000")));
+        let got: Vec<(i64, Option<Decimal>, Option<Decimal>, i64)> = v.iter().map(|s| (s.stage, s.probability, s.value, s.leads)).collect();
+        assert_eq!(
+            got,
+            vec![
+                (LEAD, Some(dec("0.25")), Some(dec("1000")), 0),
+                (MQL, Some(dec("0.25")), Some(dec("1000")), 3),
+                (SQL, Some(dec("1")), Some(dec("4000")), 0),
+                (CUSTOMER, Some(dec("1")), Some(dec("4000")), 1),
+            ]
+        );
+        assert_eq!(database, dec("7000"));
+        // No customer contact in the window: no values, database value 0.
+        let (v, database) = stage_values(&funnel(), &history(), day(60 - 365), day(60), None);
+        assert!(v.iter().all(|s| s.value.is_none()));
+        assert_eq!(database, Decimal::ZERO);
+    }
+
+    #[test]
     fn money_kpis_by_hand() {
         // ROI: 10,000 attributed, 2,000 costs, 30 % cost of goods: (10000 - 3000 - 2000) / 2000.
         let r = roi(dec("10000"), dec("2000"), dec("0.3"));
@@ -452,6 +539,13 @@ mod tests {
         // Cost per order over fractional conversions: 1,000 / 2.999999 = 333.33.
         assert_eq!(per(dec("1000"), dec("2.999999")), Some(dec("333.33")));
         assert_eq!(per(dec("1000"), Decimal::ZERO), None);
+        // docs/kpis.md: 1,000.00 of costs, 3 leads sourced, 1 handed off.
+        assert_eq!(per(dec("1000"), Decimal::from(3)), Some(dec("333.33")));
+        assert_eq!(per(dec("1000"), Decimal::ONE), Some(dec("1000.00")));
+        // Forecast: expected 8,000, attributed 10,000.
+        assert_eq!(forecast(dec("10000"), Some(dec("8000"))), (Some(dec("2000.00")), Some(dec("1.25"))));
+        assert_eq!(forecast(dec("10000"), None), (None, None));
+        assert_eq!(forecast(dec("10000"), Some(Decimal::ZERO)), (Some(dec("10000.00")), None));
         // Sales velocity: 10 open, won 1,000 and 3,000 (avg 2,000), 2 lost (win rate 0.5),
         // 40-day cycle: 10 x 2000 x 0.5 / 40 = 250.00 a day.
         assert_eq!(

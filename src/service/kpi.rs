@@ -13,7 +13,7 @@ use super::attribution::{self as attribution, Grouping, Model, RowKey, SourceCho
 use crate::auth::Principal;
 use crate::db::Db;
 use crate::domain::attribution::{DEFAULT_LOOKBACK_DAYS, Touch, path_order};
-use crate::domain::kpi::{self, Funnel, Move, Roi, StageConversion, StageFlow, StageVelocity};
+use crate::domain::kpi::{self, Funnel, Move, Roi, StageConversion, StageFlow, StageValue, StageVelocity};
 use crate::domain::money::from_minor;
 use crate::domain::vocab::{OpportunityStatus, STAGE_SUCCESS};
 use crate::error::{ServiceError, ServiceResult};
@@ -230,16 +230,6 @@ pub struct LeadValue {
     pub window_from: DateTime<Utc>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StageValue {
-    pub stage: i64,
-    /// P(reach the last success-path stage | entered this one) in the reference window.
-    pub probability: Option<Decimal>,
-    pub value: Option<Decimal>,
-    /// Leads in the stage at `to`.
-    pub leads: i64,
-}
-
 pub async fn lead_value(db: &Db, p: Principal, to: DateTime<Utc>, f: &Filter) -> ServiceResult<LeadValue> {
     let ws = p.workspace_id;
     let conn = &db.conn;
@@ -269,37 +259,7 @@ pub async fn lead_value(db: &Db, p: Principal, to: DateTime<Utc>, f: &Filter) ->
     }
     let shared: Decimal = won.iter().filter(|d| per_deal.contains_key(&d.0)).map(|d| from_minor(d.1)).sum();
     let per_contact = (!people.is_empty()).then(|| shared / Decimal::from(people.len() as i64));
-    let last = h.funnel.success.len().saturating_sub(1);
-    let mut stages = Vec::new();
-    let mut database = Decimal::ZERO;
-    let at_to = kpi::flow(&h.funnel, &h.funnel.success, &h.moves, to, to + Duration::seconds(1));
-    for (i, s) in h.funnel.success.iter().enumerate() {
-        let leads = at_to.iter().find(|x| x.stage == *s).map_or(0, |x| x.balance_from);
-        // P(reach the last stage | entered S in the window); the last stage reached it.
-        let probability = if i == last {
-            Some(Decimal::ONE)
-        } else {
-            let sub = Funnel {
-                success: vec![*s, h.funnel.success[last]],
-                side: HashSet::new(),
-            };
-            // Exact: the rate is rounded only where it is reported.
-            kpi::conversion(&sub, &h.moves, window_from, to, to)
-                .first()
-                .filter(|c| c.cohort > 0)
-                .map(|c| Decimal::from(c.converted) / Decimal::from(c.cohort))
-        };
-        let exact = probability.zip(per_contact).map(|(p, v)| p * v);
-        if let Some(v) = exact {
-            database += v * Decimal::from(leads);
-        }
-        stages.push(StageValue {
-            stage: *s,
-            probability: probability.map(kpi::round4),
-            value: exact.map(kpi::round_money),
-            leads,
-        });
-    }
+    let (stages, database) = kpi::stage_values(&h.funnel, &h.moves, window_from, to, per_contact);
     Ok(LeadValue {
         stages,
         revenue_per_customer_contact: per_contact.map(kpi::round_money),
@@ -394,6 +354,7 @@ pub async fn campaign_roi(
         let n_leads = leads.get(&c.id).copied().unwrap_or(0);
         let n_mqls = mqls.get(&c.id).copied().unwrap_or(0);
         let expected = c.expected_revenue_minor.map(from_minor);
+        let (forecast_difference, forecast_ratio) = kpi::forecast(revenue, expected);
         rows.push(CampaignRoi {
             roi: kpi::roi(revenue, cost, cogs),
             conversions,
@@ -403,8 +364,8 @@ pub async fn campaign_roi(
             cost_per_mql: kpi::per(cost, Decimal::from(n_mqls)),
             cost_per_order: kpi::per(cost, conversions),
             expected_revenue: expected,
-            forecast_difference: expected.map(|e| kpi::round_money(revenue - e)),
-            forecast_ratio: expected.and_then(|e| kpi::ratio(revenue, e)),
+            forecast_difference,
+            forecast_ratio,
             campaign: c,
         });
     }
