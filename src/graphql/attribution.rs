@@ -9,6 +9,7 @@ use crate::domain::attribution::{DEFAULT_LOOKBACK_DAYS, Kind, Rule};
 use crate::domain::vocab::Action;
 use crate::graphql::campaign::Campaign;
 use crate::graphql::context::ContextExt;
+pub use crate::graphql::enums::AttributionModelKind;
 use crate::graphql::errors::{IntoGql, UserError, query_result, split};
 use crate::graphql::ids::{self, NodeType};
 use crate::graphql::lead::{DateTimeRange, Lead};
@@ -18,53 +19,6 @@ use crate::graphql::scalars::{DateTime, Decimal, Money};
 use crate::graphql::scoring::ScoringCell;
 use crate::graphql::touchpoint::Touchpoint;
 use crate::service::attribution::{self as service, Grouping, Model, Report, RowKey, Source, SourceChoice};
-
-#[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
-pub enum AttributionModelKind {
-    FirstTouch,
-    LastTouch,
-    Linear,
-    TimeDecay,
-    PositionBased,
-    WShaped,
-    FullPath,
-    Custom,
-    Markov,
-}
-
-impl From<AttributionModelKind> for Kind {
-    fn from(k: AttributionModelKind) -> Kind {
-        use AttributionModelKind as A;
-        match k {
-            A::FirstTouch => Kind::FirstTouch,
-            A::LastTouch => Kind::LastTouch,
-            A::Linear => Kind::Linear,
-            A::TimeDecay => Kind::TimeDecay,
-            A::PositionBased => Kind::PositionBased,
-            A::WShaped => Kind::WShaped,
-            A::FullPath => Kind::FullPath,
-            A::Custom => Kind::Custom,
-            A::Markov => Kind::Markov,
-        }
-    }
-}
-
-impl From<Kind> for AttributionModelKind {
-    fn from(k: Kind) -> Self {
-        use AttributionModelKind as A;
-        match k {
-            Kind::FirstTouch => A::FirstTouch,
-            Kind::LastTouch => A::LastTouch,
-            Kind::Linear => A::Linear,
-            Kind::TimeDecay => A::TimeDecay,
-            Kind::PositionBased => A::PositionBased,
-            Kind::WShaped => A::WShaped,
-            Kind::FullPath => A::FullPath,
-            Kind::Custom => A::Custom,
-            Kind::Markov => A::Markov,
-        }
-    }
-}
 
 /// What a report's rows are keyed by.
 #[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
@@ -161,13 +115,14 @@ pub(crate) async fn model_of(ctx: &Context<'_>, input: AttributionModelInput, fi
     Ok(Model::Rule(rule))
 }
 
-fn range_of(range: DateTimeRange) -> async_graphql::Result<(chrono::DateTime<chrono::Utc>, chrono::DateTime<chrono::Utc>)> {
+/// A report's range: both bounds are required (BAD_USER_INPUT on `range` otherwise).
+pub(crate) fn range_of(range: DateTimeRange) -> async_graphql::Result<(chrono::DateTime<chrono::Utc>, chrono::DateTime<chrono::Utc>)> {
     match (range.from, range.to) {
         (Some(f), Some(t)) => Ok((f.0, t.0)),
         _ => query_result(Err(crate::error::ServiceError::invalid(
             &["range"],
             "REQUIRED",
-            "attribution needs both `from` and `to`",
+            "a report needs both `from` and `to`",
         ))),
     }
 }
@@ -395,7 +350,7 @@ pub struct TouchpointWeight {
 #[Object]
 impl AttributionModelVersion {
     async fn kind(&self) -> AttributionModelKind {
-        Kind::parse(&self.0.kind).unwrap_or(Kind::Linear).into()
+        AttributionModelKind::from_db(&self.0.kind)
     }
     async fn version(&self) -> i32 {
         self.0.version

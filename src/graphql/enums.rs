@@ -61,3 +61,6 @@ mirror!(
     /// What happened to a handoff.
     HandoffEventKind => crate::domain::handoff::EventKind { Created, Accepted, Rejected, Recycled, Reassigned }
 );
+mirror!(AttributionModelKind => crate::domain::attribution::Kind {
+    FirstTouch, LastTouch, Linear, TimeDecay, PositionBased, WShaped, FullPath, Custom, Markov
+});

@@ -47,14 +47,8 @@ fn filter_of(f: Option<KpiFilter>) -> async_graphql::Result<Filter> {
 }
 
 fn range_of(range: DateTimeRange) -> async_graphql::Result<Range> {
-    match (range.from, range.to) {
-        (Some(f), Some(t)) => query_result(service::check_range(f.0, t.0)),
-        _ => query_result(Err(crate::error::ServiceError::invalid(
-            &["range"],
-            "REQUIRED",
-            "KPIs need both `from` and `to`",
-        ))),
-    }
+    let (from, to) = crate::graphql::attribution::range_of(range)?;
+    query_result(service::check_range(from, to))
 }
 
 async fn stage(ctx: &Context<'_>, id: i64) -> async_graphql::Result<Option<FunnelStage>> {

@@ -498,16 +498,7 @@ impl Keys {
         leads.sort_unstable();
         leads.dedup();
         match grouping {
-            Grouping::Channel => {
-                let mut ids: Vec<i64> = items.iter().filter_map(|i| i.campaign_id).collect();
-                ids.sort_unstable();
-                ids.dedup();
-                keys.channels = stores::by_ids::<entity::campaign::Entity>(db, ws, &ids)
-                    .await?
-                    .into_iter()
-                    .map(|c| (c.id, c.channel))
-                    .collect();
-            }
+            Grouping::Channel => keys.channels = store::campaign_channels(db, ws).await?,
             Grouping::Persona => keys.personas = best_personas(db, ws, &leads).await?,
             Grouping::ScoringCell => {
                 if let Some(s) = super::scoring::scorer(db, ws, None).await? {

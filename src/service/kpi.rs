@@ -159,7 +159,7 @@ pub async fn velocity(db: &Db, p: Principal, r: &Range, f: &Filter) -> ServiceRe
 type ClosedDeal = (String, i64, DateTime<Utc>, Option<DateTime<Utc>>);
 
 async fn sales_cycle(db: &impl ConnectionTrait, ws: i64, r: &Range) -> Result<SalesCycle, DbErr> {
-    let currency = workspace_currency(db, ws).await?;
+    let currency = settings(db, ws).await?.currency;
     use opportunity::Column as C;
     let closed = opportunity::Entity::in_workspace(ws)
         .filter(C::ClosedAt.gte(r.from))
@@ -201,23 +201,33 @@ async fn sales_cycle(db: &impl ConnectionTrait, ws: i64, r: &Range) -> Result<Sa
     })
 }
 
-async fn workspace_currency(db: &impl ConnectionTrait, ws: i64) -> Result<String, DbErr> {
-    Ok(crate::store::workspace::by_id(db, ws)
-        .await?
-        .map(|w| w.currency)
-        .unwrap_or_else(|| "EUR".into()))
+/// What the KPIs take from the workspace row, read once.
+struct Settings {
+    currency: String,
+    /// Production costs as a share of revenue (`costOfGoodsRatio`, default 0).
+    cogs_ratio: Decimal,
+    /// Customer lifetime value's expected remaining years (`expectedRemainingYears`, default 3).
+    remaining_years: Decimal,
 }
 
-async fn setting(db: &impl ConnectionTrait, ws: i64, key: &str, default: Decimal) -> Result<Decimal, DbErr> {
+async fn settings(db: &impl ConnectionTrait, ws: i64) -> Result<Settings, DbErr> {
     let w = crate::store::workspace::by_id(db, ws).await?;
-    Ok(w.and_then(|w| {
-        w.settings.get(key).and_then(|v| {
-            v.as_str()
-                .and_then(|s| s.parse().ok())
-                .or_else(|| v.as_f64().and_then(Decimal::from_f64_retain))
-        })
+    // A setting is a decimal string or a JSON number, read from its text (no float on the way).
+    let get = |key: &str, default: Decimal| {
+        w.as_ref()
+            .and_then(|w| w.settings.get(key))
+            .and_then(|v| match v {
+                serde_json::Value::String(s) => s.parse().ok(),
+                serde_json::Value::Number(n) => n.to_string().parse().ok(),
+                _ => None,
+            })
+            .unwrap_or(default)
+    };
+    Ok(Settings {
+        cogs_ratio: get(COGS_RATIO, Decimal::ZERO),
+        remaining_years: get(REMAINING_YEARS, Decimal::from(DEFAULT_REMAINING_YEARS)),
+        currency: w.as_ref().map_or_else(|| "EUR".into(), |w| w.currency.clone()),
     })
-    .unwrap_or(default))
 }
 
 /// Lead value per success-path stage and the database value.
@@ -235,7 +245,7 @@ pub async fn lead_value(db: &Db, p: Principal, to: DateTime<Utc>, f: &Filter) ->
     let conn = &db.conn;
     let window_from = to - Duration::days(VALUE_WINDOW_DAYS);
     let h = history(conn, ws, f, to).await?;
-    let currency = workspace_currency(conn, ws).await?;
+    let currency = settings(conn, ws).await?.currency;
     // Revenue per customer contact: each won deal of the window split equally over its buying
     // center, averaged over the contacts that got a share.
     use opportunity::Column as C;
@@ -307,8 +317,11 @@ pub async fn campaign_roi(
     f: &Filter,
     only: Option<&[i64]>,
 ) -> ServiceResult<RoiReport> {
-    let currency = workspace_currency(conn, ws).await?;
-    let cogs = setting(conn, ws, COGS_RATIO, Decimal::ZERO).await?;
+    let Settings {
+        currency,
+        cogs_ratio: cogs,
+        ..
+    } = settings(conn, ws).await?;
     let q = attribution::Query {
         from: r.from,
         to: r.to,
@@ -475,8 +488,11 @@ pub async fn lifetime_value(
     account_ids: &[i64],
     as_of: DateTime<Utc>,
 ) -> Result<HashMap<i64, Decimal>, DbErr> {
-    let years = setting(db, ws, REMAINING_YEARS, Decimal::from(DEFAULT_REMAINING_YEARS)).await?;
-    let currency = workspace_currency(db, ws).await?;
+    let Settings {
+        currency,
+        remaining_years: years,
+        ..
+    } = settings(db, ws).await?;
     use opportunity::Column as C;
     let mut won: HashMap<i64, Vec<(DateTime<Utc>, Decimal)>> = HashMap::new();
     for chunk in account_ids.chunks(1_000) {

@@ -365,55 +365,13 @@ pub async fn rescore_model(db: &impl ConnectionTrait, ws: i64, s: &Scorer) -> Re
 
 /// The touchpoints of the leads with IDs in [lo, hi], per lead, in one range read of the
 /// covering index on (workspace, lead, occurred_at, id, type, campaign).
-///
-/// On SQLite each lead's touches come as one row (`group_concat`): the driver hands rows from
-/// its worker thread one at a time, and at a million touchpoints that hand-over, not SQLite,
-/// was most of the time of a re-score.
 pub(crate) async fn touches_in_lead_range(db: &impl ConnectionTrait, ws: i64, lo: i64, hi: i64) -> Result<HashMap<i64, Vec<Touch>>, DbErr> {
-    let mut out: HashMap<i64, Vec<Touch>> = HashMap::new();
-    if db.get_database_backend() != sea_orm::DbBackend::Sqlite {
-        let q = touchpoint::Entity::in_workspace(ws).filter(touchpoint::Column::LeadId.between(lo, hi));
-        for (lead_id, t) in read_touches(db, q).await? {
-            out.entry(lead_id).or_default().push(t);
-        }
-        return Ok(out);
-    }
-    // Touchpoint types are [A-Z0-9_] codes and times RFC 3339, so ',' and ';' separate safely.
-    let sql = "SELECT lead_id, group_concat(id || ',' || coalesce(campaign_id, '') || ',' || occurred_at || ',' || touch_type, ';') \
-               FROM touchpoints WHERE workspace_id = ? AND lead_id BETWEEN ? AND ? GROUP BY lead_id";
-    let stmt = store::raw::statement(sea_orm::DbBackend::Sqlite, sql, vec![ws.into(), lo.into(), hi.into()]);
-    let bad = |what: &str| DbErr::Custom(format!("unreadable touchpoint list: {what}"));
-    for row in db.query_all_raw(stmt).await? {
-        let lead_id: i64 = row.try_get_by_index(0)?;
-        let list: String = row.try_get_by_index(1)?;
-        let touches = out.entry(lead_id).or_default();
-        for item in list.split(';') {
-            let mut f = item.splitn(4, ',');
-            let (Some(id), Some(campaign), Some(at), Some(touch_type)) = (f.next(), f.next(), f.next(), f.next()) else {
-                return Err(bad(item));
-            };
-            touches.push(Touch {
-                id: id.parse().map_err(|_| bad(item))?,
-                campaign_id: if campaign.is_empty() {
-                    None
-                } else {
-                    Some(campaign.parse().map_err(|_| bad(item))?)
-                },
-                occurred_at: parse_time(at).ok_or_else(|| bad(item))?,
-                touch_type: touch_type.to_owned(),
-            });
-        }
-    }
-    Ok(out)
-}
-
-/// A time as SQLite keeps it (RFC 3339, or "YYYY-MM-DD HH:MM:SS[.f]" taken as UTC).
-fn parse_time(s: &str) -> Option<DateTime<Utc>> {
-    DateTime::parse_from_rfc3339(s).map(|t| t.with_timezone(&Utc)).ok().or_else(|| {
-        chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S%.f")
-            .ok()
-            .map(|t| t.and_utc())
-    })
+    store::touchpoint::per_lead(
+        db,
+        "t.workspace_id = ? AND t.lead_id BETWEEN ? AND ?",
+        vec![ws.into(), lo.into(), hi.into()],
+    )
+    .await
 }
 
 /// Adds newly recorded touchpoints to the stored scores of their leads, inside the caller's

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 use entity::{attribution_credit, attribution_model, lead, opportunity, opportunity_contact, touchpoint};
 use sea_orm::sea_query::Query;
-use sea_orm::{ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 
 use super::Scoped;
 use super::raw::{placeholders, statement};
@@ -194,63 +194,32 @@ pub async fn external_ids(db: &impl ConnectionTrait, ws: i64, touch_ids: &[i64])
 }
 
 /// Every touchpoint before `to` of the leads that are in no opportunity, grouped by lead
-/// (the non-converting journeys of MARKOV). On SQLite each lead's touches come as one row
-/// (`group_concat`): at a million touchpoints, handing rows over one by one from the driver's
-/// thread costs more than SQLite's scan.
+/// (the non-converting journeys of MARKOV).
 pub async fn touches_of_leads_without_deals(
     db: &impl ConnectionTrait,
     ws: i64,
     to: DateTime<Utc>,
 ) -> Result<HashMap<i64, Vec<Touch>>, DbErr> {
-    let backend = db.get_database_backend();
     let without_deal = "t.workspace_id = ? AND t.occurred_at < ? AND NOT EXISTS \
         (SELECT 1 FROM opportunity_contacts oc WHERE oc.workspace_id = t.workspace_id AND oc.lead_id = t.lead_id)";
-    let mut out: HashMap<i64, Vec<Touch>> = HashMap::new();
-    let to_value: sea_orm::Value = to.into();
-    if backend != DbBackend::Sqlite {
-        let sql = format!("SELECT t.id, t.lead_id, t.campaign_id, t.touch_type, t.occurred_at FROM touchpoints t WHERE {without_deal}");
-        for row in db.query_all_raw(statement(backend, &sql, vec![ws.into(), to_value])).await? {
-            let t = touch_of((
-                row.try_get_by_index(0)?,
-                row.try_get_by_index(1)?,
-                row.try_get_by_index(2)?,
-                row.try_get_by_index(3)?,
-                row.try_get_by_index(4)?,
-            ));
-            out.entry(t.lead_id).or_default().push(t);
-        }
-        return Ok(out);
-    }
-    // Types are [A-Z0-9_] codes and times RFC 3339: ',' and ';' separate safely.
-    let sql = format!(
-        "SELECT t.lead_id, group_concat(t.id || ',' || coalesce(t.campaign_id, '') || ',' || t.occurred_at || ',' || t.touch_type, ';') \
-         FROM touchpoints t WHERE {without_deal} GROUP BY t.lead_id"
-    );
-    let bad = |what: &str| DbErr::Custom(format!("unreadable touchpoint list: {what}"));
-    for row in db.query_all_raw(statement(backend, &sql, vec![ws.into(), to_value])).await? {
-        let lead_id: i64 = row.try_get_by_index(0)?;
-        let list: String = row.try_get_by_index(1)?;
-        let touches = out.entry(lead_id).or_default();
-        for item in list.split(';') {
-            let mut f = item.splitn(4, ',');
-            let (Some(id), Some(campaign), Some(at), Some(touch_type)) = (f.next(), f.next(), f.next(), f.next()) else {
-                return Err(bad(item));
-            };
-            touches.push(Touch {
-                id: id.parse().map_err(|_| bad(item))?,
-                external_id: None,
-                lead_id,
-                campaign_id: if campaign.is_empty() {
-                    None
-                } else {
-                    Some(campaign.parse().map_err(|_| bad(item))?)
-                },
-                touch_type: touch_type.to_owned(),
-                occurred_at: DateTime::parse_from_rfc3339(at).map_err(|_| bad(item))?.with_timezone(&Utc),
-            });
-        }
-    }
-    Ok(out)
+    let per_lead = super::touchpoint::per_lead(db, without_deal, vec![ws.into(), to.into()]).await?;
+    Ok(per_lead
+        .into_iter()
+        .map(|(lead_id, touches)| {
+            let touches = touches
+                .into_iter()
+                .map(|t| Touch {
+                    id: t.id,
+                    external_id: None,
+                    lead_id,
+                    campaign_id: t.campaign_id,
+                    touch_type: t.touch_type,
+                    occurred_at: t.occurred_at,
+                })
+                .collect();
+            (lead_id, touches)
+        })
+        .collect())
 }
 
 /// For each lead whose earliest touchpoint lies in [from, to): its touchpoints at that instant

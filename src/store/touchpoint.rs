@@ -1,9 +1,13 @@
 //! Touchpoint queries.
+use std::collections::HashMap;
+
 use chrono::{DateTime, Utc};
 use entity::touchpoint;
-use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, QueryFilter, Select};
+use sea_orm::{ColumnTrait, ConnectionTrait, DbBackend, DbErr, QueryFilter, Select, Value};
 
 use super::Scoped;
+use super::raw::statement;
+use crate::domain::scoring::Touch;
 
 #[derive(Debug, Default, Clone)]
 pub struct TouchpointFilter {
@@ -70,4 +74,65 @@ pub async fn top_per_campaign(
 ) -> Result<Vec<touchpoint::Model>, DbErr> {
     super::raw::top_n_per_parent::<touchpoint::Entity>(db, "touchpoints", "campaign_id", order(newest), ws, campaign_ids, limit, "1 = 1")
         .await
+}
+
+/// The touchpoints that `condition` selects (SQL over `touchpoints t`, with `?` placeholders for
+/// `values`), per lead: id, type, campaign and time, which the covering index on (workspace,
+/// lead, occurred_at, id, type, campaign) holds.
+///
+/// On SQLite each lead's touches come as one row (`group_concat`): the driver hands rows from
+/// its worker thread one at a time, and at a million touchpoints that hand-over, not SQLite,
+/// is most of the time of a bulk read.
+pub async fn per_lead(db: &impl ConnectionTrait, condition: &str, values: Vec<Value>) -> Result<HashMap<i64, Vec<Touch>>, DbErr> {
+    let backend = db.get_database_backend();
+    let mut out: HashMap<i64, Vec<Touch>> = HashMap::new();
+    if backend != DbBackend::Sqlite {
+        let sql = format!("SELECT t.lead_id, t.id, t.touch_type, t.campaign_id, t.occurred_at FROM touchpoints t WHERE {condition}");
+        for row in db.query_all_raw(statement(backend, &sql, values)).await? {
+            out.entry(row.try_get_by_index(0)?).or_default().push(Touch {
+                id: row.try_get_by_index(1)?,
+                touch_type: row.try_get_by_index(2)?,
+                campaign_id: row.try_get_by_index(3)?,
+                occurred_at: row.try_get_by_index(4)?,
+            });
+        }
+        return Ok(out);
+    }
+    // Touchpoint types are [A-Z0-9_] codes and times RFC 3339, so ',' and ';' separate safely.
+    let sql = format!(
+        "SELECT t.lead_id, group_concat(t.id || ',' || coalesce(t.campaign_id, '') || ',' || t.occurred_at || ',' || t.touch_type, ';') \
+         FROM touchpoints t WHERE {condition} GROUP BY t.lead_id"
+    );
+    let bad = |what: &str| DbErr::Custom(format!("unreadable touchpoint list: {what}"));
+    for row in db.query_all_raw(statement(backend, &sql, values)).await? {
+        let lead_id: i64 = row.try_get_by_index(0)?;
+        let list: String = row.try_get_by_index(1)?;
+        let touches = out.entry(lead_id).or_default();
+        for item in list.split(';') {
+            let mut f = item.splitn(4, ',');
+            let (Some(id), Some(campaign), Some(at), Some(touch_type)) = (f.next(), f.next(), f.next(), f.next()) else {
+                return Err(bad(item));
+            };
+            touches.push(Touch {
+                id: id.parse().map_err(|_| bad(item))?,
+                campaign_id: if campaign.is_empty() {
+                    None
+                } else {
+                    Some(campaign.parse().map_err(|_| bad(item))?)
+                },
+                occurred_at: parse_time(at).ok_or_else(|| bad(item))?,
+                touch_type: touch_type.to_owned(),
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// A time as SQLite keeps it (RFC 3339, or "YYYY-MM-DD HH:MM:SS[.f]" taken as UTC).
+fn parse_time(s: &str) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(s).map(|t| t.with_timezone(&Utc)).ok().or_else(|| {
+        chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S%.f")
+            .ok()
+            .map(|t| t.and_utc())
+    })
 }
