@@ -17,6 +17,7 @@ pub struct Model {
     pub end_date: Option<Date>,
     pub budget_minor: Option<i64>,
     pub expected_revenue_minor: Option<i64>,
+    pub expected_leads: Option<i64>,
     pub currency: String,
     pub touchpoint_count: i64,
     pub created_at: DateTimeUtc,

@@ -7,6 +7,7 @@ mod m20261126_000002_persona_matches;
 mod m20261126_000003_scoring;
 mod m20261127_000001_attribution;
 mod m20261127_000002_data_revision;
+mod m20261128_000001_reach;
 
 pub struct Migrator;
 
@@ -20,6 +21,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000003_scoring::Migration),
             Box::new(m20261127_000001_attribution::Migration),
             Box::new(m20261127_000002_data_revision::Migration),
+            Box::new(m20261128_000001_reach::Migration),
         ]
     }
 }

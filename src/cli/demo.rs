@@ -438,6 +438,8 @@ struct Story {
     end: Option<(i32, u32, u32)>,
     budget: i64,
     expected: i64,
+    /// The leads it is expected to source (first touch).
+    expected_leads: i64,
     /// (category, amount in cents, days after the start)
     costs: &'static [(CostCategory, i64, i64)],
     /// Markets it reaches; empty for all.
@@ -458,6 +460,7 @@ const CAMPAIGNS: &[Story] = &[
         end: Some((2024, 12, 31)),
         budget: 1_800_000,
         expected: 24_000_000,
+        expected_leads: 220,
         costs: &[(Content, 780_000, 0), (Production, 240_000, 10), (Media, 635_050, 30)],
         markets: &[],
         weight: 14,
@@ -471,6 +474,7 @@ const CAMPAIGNS: &[Story] = &[
         end: Some((2024, 12, 15)),
         budget: 600_000,
         expected: 6_000_000,
+        expected_leads: 250,
         costs: &[(Software, 288_000, 0), (Content, 260_000, 0)],
         markets: &[],
         weight: 16,
@@ -484,6 +488,7 @@ const CAMPAIGNS: &[Story] = &[
         end: Some((2025, 12, 15)),
         budget: 650_000,
         expected: 7_500_000,
+        expected_leads: 200,
         costs: &[(Software, 300_000, 0), (Content, 289_990, 0)],
         markets: &[],
         weight: 16,
@@ -497,6 +502,7 @@ const CAMPAIGNS: &[Story] = &[
         end: Some((2024, 10, 15)),
         budget: 900_000,
         expected: 12_000_000,
+        expected_leads: 60,
         costs: &[(Software, 120_000, 0), (Production, 350_000, 5), (Media, 279_900, 7)],
         markets: &[],
         weight: 6,
@@ -510,6 +516,7 @@ const CAMPAIGNS: &[Story] = &[
         end: Some((2025, 3, 25)),
         budget: 750_000,
         expected: 15_000_000,
+        expected_leads: 40,
         costs: &[(Software, 120_000, 0), (Production, 410_000, 3)],
         markets: &[],
         weight: 6,
@@ -523,6 +530,7 @@ const CAMPAIGNS: &[Story] = &[
         end: Some((2024, 4, 26)),
         budget: 9_500_000,
         expected: 90_000_000,
+        expected_leads: 60,
         costs: &[
             (Production, 4_850_000, -60),
             (Tickets, 980_000, -30),
@@ -541,6 +549,7 @@ const CAMPAIGNS: &[Story] = &[
         end: Some((2025, 4, 4)),
         budget: 11_000_000,
         expected: 110_000_000,
+        expected_leads: 50,
         costs: &[
             (Production, 5_320_000, -60),
             (Tickets, 1_050_000, -30),
@@ -559,6 +568,7 @@ const CAMPAIGNS: &[Story] = &[
         end: Some((2025, 3, 14)),
         budget: 3_800_000,
         expected: 30_000_000,
+        expected_leads: 20,
         costs: &[(Production, 2_100_000, -45), (Tickets, 420_000, -20), (Other, 560_000, 0)],
         markets: &["FR"],
         weight: 8,
@@ -572,6 +582,7 @@ const CAMPAIGNS: &[Story] = &[
         end: Some((2024, 3, 8)),
         budget: 3_000_000,
         expected: 24_000_000,
+        expected_leads: 15,
         costs: &[(Production, 1_650_000, -45), (Tickets, 380_000, -20), (Other, 495_000, 0)],
         markets: &["IT"],
         weight: 8,
@@ -585,6 +596,7 @@ const CAMPAIGNS: &[Story] = &[
         end: Some((2024, 6, 7)),
         budget: 2_800_000,
         expected: 20_000_000,
+        expected_leads: 15,
         costs: &[(Production, 1_540_000, -45), (Tickets, 350_000, -20), (Other, 410_000, 0)],
         markets: &["ES"],
         weight: 8,
@@ -598,6 +610,7 @@ const CAMPAIGNS: &[Story] = &[
         end: Some((2025, 6, 30)),
         budget: 2_400_000,
         expected: 28_000_000,
+        expected_leads: 100,
         costs: &[
             (Content, 190_000, 0),
             (Media, 725_000, 28),
@@ -616,6 +629,7 @@ const CAMPAIGNS: &[Story] = &[
         end: Some((2024, 8, 31)),
         budget: 1_500_000,
         expected: 16_000_000,
+        expected_leads: 80,
         costs: &[(Media, 480_000, 30), (Media, 480_000, 61), (Media, 512_345, 92)],
         markets: &["DE", "AT", "CH"],
         weight: 8,
@@ -629,6 +643,7 @@ const CAMPAIGNS: &[Story] = &[
         end: Some((2025, 12, 31)),
         budget: 3_600_000,
         expected: 42_000_000,
+        expected_leads: 150,
         costs: &[
             (Media, 410_000, 90),
             (Media, 445_500, 181),
@@ -650,6 +665,7 @@ const CAMPAIGNS: &[Story] = &[
         end: Some((2025, 3, 31)),
         budget: 800_000,
         expected: 14_000_000,
+        expected_leads: 30,
         costs: &[(Software, 90_000, 0), (Content, 120_000, 0), (Discounts, 460_000, 120)],
         markets: &[],
         weight: 6,
@@ -663,6 +679,7 @@ const CAMPAIGNS: &[Story] = &[
         end: Some((2025, 11, 30)),
         budget: 1_400_000,
         expected: 52_000_000,
+        expected_leads: 30,
         costs: &[(Content, 140_000, 0), (Production, 220_000, 14), (Discounts, 850_000, 150)],
         markets: &[],
         weight: 7,
@@ -676,6 +693,7 @@ const CAMPAIGNS: &[Story] = &[
         end: Some((2025, 9, 18)),
         budget: 1_200_000,
         expected: 9_000_000,
+        expected_leads: 10,
         costs: &[(Production, 640_000, -20), (Tickets, 185_000, -10), (Other, 312_480, 0)],
         markets: &["DE", "AT", "CH"],
         weight: 4,
@@ -689,6 +707,7 @@ const CAMPAIGNS: &[Story] = &[
         end: None,
         budget: 1_000_000,
         expected: 12_000_000,
+        expected_leads: 120,
         costs: &[(Software, 240_000, 0), (Content, 310_000, 180), (Content, 295_000, 540)],
         markets: &[],
         weight: 10,
@@ -786,6 +805,7 @@ pub fn story() -> Dataset {
             end_date: last.map_or(Patch::Clear, Patch::Set),
             budget: Patch::Set(c.budget),
             expected_revenue: Patch::Set(c.expected),
+            expected_leads: Patch::Set(c.expected_leads),
             cost: Patch::Keep,
         });
         for (category, amount, offset) in c.costs {
@@ -1060,6 +1080,7 @@ pub fn story() -> Dataset {
         }
         let (role, _) = FUNCTIONS[l.function];
         let owned = !matches!(stage, "LEAD" | "DISQUALIFIED");
+        let has_phone = rng.chance(0.6);
         d.leads.push(LeadRow {
             line: i as u64 + 2,
             id: format!("ld-{:04}", i + 1),
@@ -1072,7 +1093,7 @@ pub fn story() -> Dataset {
             industry: Patch::Set(acc.industry.to_owned()),
             company_size: Patch::Set(size_band(acc.employees).to_owned()),
             country: Patch::Set(market.country.to_owned()),
-            phone: if rng.chance(0.6) {
+            phone: if has_phone {
                 Patch::Set(format!(
                     "+{} {:09}",
                     phone_prefix(market.country),
@@ -1095,12 +1116,61 @@ pub fn story() -> Dataset {
             created_at: Some(at(l.created)),
             converted_at: converted.map_or(Patch::Keep, Patch::Set),
             history,
+            ..contact_data(i as u64, market.country, has_phone)
         });
     }
     d
 }
 
 /// `brandt-vogt-maschinenbau` for "Brandt & Vogt Maschinenbau GmbH": legal forms dropped, ASCII.
+/// A demo lead's social profiles, postal address and consents, from a hash of its number
+/// (not from the story's random stream, whose every figure stays as it was).
+fn contact_data(n: u64, country: &str, has_phone: bool) -> LeadRow {
+    let mut h = n.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    let mut next = |percent: u64| {
+        h = (h ^ (h >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        h = (h ^ (h >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        h ^= h >> 31;
+        h % 100 < percent
+    };
+    let (street, city, postal) = match country {
+        "DE" => ("Industriestraße", "Stuttgart", "70565"),
+        "FR" => ("Rue de l'Industrie", "Lyon", "69007"),
+        "IT" => ("Via dell'Industria", "Bologna", "40138"),
+        "ES" => ("Calle de la Industria", "Bilbao", "48013"),
+        "AT" => ("Industriestraße", "Linz", "4030"),
+        _ => ("Industriestrasse", "Winterthur", "8404"),
+    };
+    let linkedin = next(55);
+    let twitter = next(15);
+    let facebook = next(8);
+    let postal_data = next(70);
+    let set = |on: bool, v: String| if on { Patch::Set(v) } else { Patch::Keep };
+    let mut consents = Vec::new();
+    for (channel, have, percent) in [
+        ("EMAIL", true, 80),
+        ("PHONE", has_phone, 50),
+        ("LINKEDIN", linkedin, 60),
+        ("TWITTER", twitter, 40),
+        ("FACEBOOK", facebook, 30),
+        ("POSTAL", postal_data, 65),
+    ] {
+        if have && next(percent) {
+            consents.push(channel.to_owned());
+        }
+    }
+    LeadRow {
+        linkedin_url: set(linkedin, format!("https://www.linkedin.com/in/demo-lead-{n}")),
+        twitter_handle: set(twitter, format!("@demolead{n}")),
+        facebook_url: set(facebook, format!("https://www.facebook.com/demolead{n}")),
+        street: set(postal_data, format!("{street} {}", n % 120 + 1)),
+        postal_code: set(postal_data, postal.to_owned()),
+        city: set(postal_data, city.to_owned()),
+        consents: Patch::Set(consents),
+        ..LeadRow::default()
+    }
+}
+
 fn domain_slug(name: &str) -> String {
     const LEGAL: &[&str] = &["gmbh", "ag", "kg", "co.", "sas", "sa", "s.a.", "s.p.a.", "s.r.l.", "s.l.", "&"];
     let words: Vec<String> = name

@@ -102,6 +102,7 @@ pub struct CampaignRow {
     pub end_date: Patch<NaiveDate>,
     pub budget: Patch<i64>,
     pub expected_revenue: Patch<i64>,
+    pub expected_leads: Patch<i64>,
     /// Total cost: one cost line (category OTHER, dated `start_date`, note [`COST_NOTE`]).
     pub cost: Patch<i64>,
 }
@@ -130,6 +131,14 @@ pub struct LeadRow {
     pub company_size: Patch<String>,
     pub country: Patch<String>,
     pub phone: Patch<String>,
+    pub linkedin_url: Patch<String>,
+    pub twitter_handle: Patch<String>,
+    pub facebook_url: Patch<String>,
+    pub street: Patch<String>,
+    pub postal_code: Patch<String>,
+    pub city: Patch<String>,
+    /// The channels the lead consented to: the consent map becomes exactly these.
+    pub consents: Patch<Vec<String>>,
     pub lifecycle_status: Option<LifecycleStatus>,
     pub owner_id: Patch<String>,
     /// Funnel stage key.
@@ -312,6 +321,7 @@ const CAMPAIGN_FILE: FileSpec = FileSpec {
         "end_date",
         "budget",
         "expected_revenue",
+        "expected_leads",
         "cost",
     ],
     required: &["id", "name", "channel"],
@@ -335,6 +345,13 @@ const LEAD_FILE: FileSpec = FileSpec {
         "company_size",
         "country",
         "phone",
+        "linkedin_url",
+        "twitter_handle",
+        "facebook_url",
+        "street",
+        "postal_code",
+        "city",
+        "consents",
         "lifecycle_status",
         "owner_id",
         "stage",
@@ -602,6 +619,7 @@ fn campaign_row(c: &mut Cells<'_>) -> Option<CampaignRow> {
         end_date: c.parsed("end_date", parse_date),
         budget: c.parsed("budget", parse_amount),
         expected_revenue: c.parsed("expected_revenue", parse_amount),
+        expected_leads: c.parsed("expected_leads", parse_count),
         cost: c.parsed("cost", parse_amount),
     })
 }
@@ -637,6 +655,13 @@ fn lead_row(c: &mut Cells<'_>) -> Option<LeadRow> {
         company_size: c.text("company_size"),
         country: c.parsed("country", parse_country),
         phone: c.text("phone"),
+        linkedin_url: c.text("linkedin_url"),
+        twitter_handle: c.text("twitter_handle"),
+        facebook_url: c.text("facebook_url"),
+        street: c.text("street"),
+        postal_code: c.text("postal_code"),
+        city: c.text("city"),
+        consents: c.parsed("consents", parse_codes),
         lifecycle_status: c.optional("lifecycle_status", |s| parse_enum(s, LifecycleStatus::parse, LifecycleStatus::ALL)),
         owner_id: c.text("owner_id"),
         stage: c.optional("stage", parse_code),
@@ -767,6 +792,23 @@ fn parse_email(s: &str) -> Result<String, String> {
 
 fn parse_code(s: &str) -> Result<String, String> {
     normalize_code(s).ok_or_else(|| format!("{s:?} is not a code (letters, digits and _)"))
+}
+
+/// Channel codes separated by `;`, `|` or spaces.
+fn parse_codes(s: &str) -> Result<Vec<String>, String> {
+    let mut out: Vec<String> = Vec::new();
+    for part in s.split([';', '|', ' ']).filter(|p| !p.is_empty()) {
+        let c = parse_code(part)?;
+        if !out.contains(&c) {
+            out.push(c);
+        }
+    }
+    Ok(out)
+}
+
+/// The consent map of a list of channel codes.
+fn consent_map(codes: &[String]) -> serde_json::Value {
+    serde_json::Value::Object(codes.iter().map(|c| (c.clone(), serde_json::Value::Bool(true))).collect())
 }
 
 fn parse_enum<T: fmt::Display>(s: &str, parse: fn(&str) -> Option<T>, all: &[T]) -> Result<T, String> {
@@ -1773,6 +1815,7 @@ async fn write_campaigns(db: &impl ConnectionTrait, cx: &Cx<'_>, rows: &[Campaig
         "end_date",
         "budget_minor",
         "expected_revenue_minor",
+        "expected_leads",
         "currency",
         "touchpoint_count",
         "created_at",
@@ -1797,6 +1840,7 @@ async fn write_campaigns(db: &impl ConnectionTrait, cx: &Cx<'_>, rows: &[Campaig
                 end.into(),
                 initial(&r.budget).into(),
                 initial(&r.expected_revenue).into(),
+                initial(&r.expected_leads).into(),
                 text(&cx.ws.currency),
                 0_i64.into(),
                 ts(now),
@@ -1832,6 +1876,7 @@ async fn write_campaigns(db: &impl ConnectionTrait, cx: &Cx<'_>, rows: &[Campaig
             am.expected_revenue_minor = Set(v);
             dirty = true;
         }
+        patch_field!(am, dirty, cur, r, expected_leads);
         if dirty {
             am.updated_at = Set(now);
             update_row::<campaign::Entity>(db, ws, cur.id, am).await?;
@@ -1968,6 +2013,13 @@ async fn write_leads(
         "company_size",
         "country",
         "phone",
+        "linkedin_url",
+        "twitter_handle",
+        "facebook_url",
+        "street",
+        "postal_code",
+        "city",
+        "consents",
         "lifecycle_status",
         "stage_id",
         "owner_id",
@@ -1999,7 +2051,6 @@ async fn write_leads(
     let empty = || Value::Json(Some(Box::new(serde_json::json!({}))));
     let mut ins = Inserter::new("leads", COLUMNS)
         .shared("workspace_id", ws)
-        .shared("consents", empty())
         .shared("custom_fields", empty())
         .shared("updated_at", ts(now))
         .returning("external_id");
@@ -2036,6 +2087,15 @@ async fn write_leads(
                 initial(&r.company_size).into(),
                 initial(&r.country).into(),
                 initial(&r.phone).into(),
+                initial(&r.linkedin_url).into(),
+                initial(&r.twitter_handle).into(),
+                initial(&r.facebook_url).into(),
+                initial(&r.street).into(),
+                initial(&r.postal_code).into(),
+                initial(&r.city).into(),
+                Value::Json(Some(Box::new(
+                    initial(&r.consents).map_or_else(|| serde_json::json!({}), |c| consent_map(&c)),
+                ))),
                 text(r.lifecycle_status.unwrap_or(LifecycleStatus::Lead).as_str()),
                 funnel.ids[current].into(),
                 initial(&owner(&r.owner_id)).into(),
@@ -2075,8 +2135,23 @@ async fn write_leads(
             industry,
             company_size,
             country,
-            phone
+            phone,
+            linkedin_url,
+            twitter_handle,
+            facebook_url,
+            street,
+            postal_code,
+            city
         );
+        let consents = match &r.consents {
+            Patch::Keep => None,
+            Patch::Clear => Some(serde_json::json!({})),
+            Patch::Set(c) => Some(consent_map(c)),
+        };
+        if let Some(c) = consents.filter(|c| *c != cur.consents) {
+            am.consents = Set(c);
+            dirty = true;
+        }
         if let Some(v) = changed(&account(&r.account_id), &cur.account_id) {
             am.account_id = Set(v);
             dirty = true;
@@ -2653,6 +2728,17 @@ mod tests {
             1
         );
         assert_eq!(int(&db, "SELECT COUNT(*) FROM lead_stage_history").await, 2);
+    }
+
+    #[test]
+    fn consent_lists() {
+        let codes = parse_codes("email; PHONE|linkedin  EMAIL").unwrap();
+        assert_eq!(codes, ["EMAIL", "PHONE", "LINKEDIN"]);
+        assert_eq!(
+            consent_map(&codes),
+            serde_json::json!({ "EMAIL": true, "PHONE": true, "LINKEDIN": true })
+        );
+        assert!(parse_codes("EMAIL;e.mail").is_err());
     }
 
     #[test]

@@ -322,6 +322,7 @@ pub fn generate(n: usize, seed: u64) -> Dataset {
             end_date: Patch::Set(last_day),
             budget: Patch::Set(budget_eur * 100),
             expected_revenue: Patch::Set(budget_eur * rng.range(2, 9) * 100),
+            expected_leads: Patch::Keep,
             cost: Patch::Keep,
         });
         // One to three cost lines adding up to what was spent.
@@ -488,6 +489,7 @@ pub fn generate(n: usize, seed: u64) -> Dataset {
             created_at: Some(at(created[l])),
             converted_at: converted.map_or(Patch::Keep, Patch::Set),
             history,
+            ..LeadRow::default()
         });
     }
 

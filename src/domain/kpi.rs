@@ -362,9 +362,63 @@ pub fn forecast(actual: Decimal, expected: Option<Decimal>) -> (Option<Decimal>,
     }
 }
 
+/// Leads sourced against expected: (sourced - expected, sourced / expected); both `None`
+/// without a forecast, the ratio also when it is 0.
+pub fn leads_forecast(sourced: i64, expected: Option<i64>) -> (Option<i64>, Option<Decimal>) {
+    match expected {
+        None => (None, None),
+        Some(e) => (Some(sourced - e), ratio(Decimal::from(sourced), Decimal::from(e))),
+    }
+}
+
 /// Money per unit (cost per lead, per MQL, per order), to cents; `None` when there are none.
 pub fn per(costs: Decimal, count: Decimal) -> Option<Decimal> {
     (!count.is_zero()).then(|| round_money(costs / count))
+}
+
+/// A KPI's time bucket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Bucket {
+    /// ISO weeks, Monday 00:00 UTC to Monday.
+    Week,
+    Month,
+    Quarter,
+}
+
+/// At most this many periods in a series.
+pub const MAX_PERIODS: usize = 366;
+
+/// The periods of a range: [from, to) cut at each bucket boundary (00:00 UTC of a Monday, of
+/// the first of a month, of the first of January, April, July or October), the first and the
+/// last clipped to the range. `None` when there would be more than [`MAX_PERIODS`].
+pub fn periods(from: DateTime<Utc>, to: DateTime<Utc>, bucket: Bucket) -> Option<Vec<(DateTime<Utc>, DateTime<Utc>)>> {
+    use chrono::{Datelike, Months, NaiveTime};
+    // The first boundary strictly after `t`.
+    let next = |t: DateTime<Utc>| -> Option<DateTime<Utc>> {
+        let d = t.date_naive();
+        let start = match bucket {
+            Bucket::Week => d - chrono::Duration::days(i64::from(d.weekday().num_days_from_monday())),
+            Bucket::Month => d.with_day(1)?,
+            Bucket::Quarter => d.with_day(1)?.with_month((d.month0() / 3) * 3 + 1)?,
+        };
+        let after = match bucket {
+            Bucket::Week => start + chrono::Duration::days(7),
+            Bucket::Month => start.checked_add_months(Months::new(1))?,
+            Bucket::Quarter => start.checked_add_months(Months::new(3))?,
+        };
+        Some(after.and_time(NaiveTime::MIN).and_utc())
+    };
+    let mut out = Vec::new();
+    let mut start = from;
+    while start < to {
+        if out.len() == MAX_PERIODS {
+            return None;
+        }
+        let end = next(start)?.min(to);
+        out.push((start, end));
+        start = end;
+    }
+    Some(out)
 }
 
 #[cfg(test)]
@@ -546,6 +600,10 @@ mod tests {
         assert_eq!(forecast(dec("10000"), Some(dec("8000"))), (Some(dec("2000.00")), Some(dec("1.25"))));
         assert_eq!(forecast(dec("10000"), None), (None, None));
         assert_eq!(forecast(dec("10000"), Some(Decimal::ZERO)), (Some(dec("10000.00")), None));
+        // Leads: expected 40, sourced 30.
+        assert_eq!(leads_forecast(30, Some(40)), (Some(-10), Some(dec("0.75"))));
+        assert_eq!(leads_forecast(30, None), (None, None));
+        assert_eq!(leads_forecast(30, Some(0)), (Some(30), None));
         // Sales velocity: 10 open, won 1,000 and 3,000 (avg 2,000), 2 lost (win rate 0.5),
         // 40-day cycle: 10 x 2000 x 0.5 / 40 = 250.00 a day.
         assert_eq!(
@@ -579,5 +637,35 @@ mod tests {
         // Fixed places, as the API shows them.
         assert_eq!(round4(dec("1")).to_string(), "1.0000");
         assert_eq!(round_money(dec("750")).to_string(), "750.00");
+    }
+
+    #[test]
+    fn periods_cut_at_calendar_boundaries() {
+        let t = |y, m, d, h| Utc.with_ymd_and_hms(y, m, d, h, 0, 0).unwrap();
+        // docs/kpis.md, Time buckets: 15 Feb 12:00 to 1 Jun by month and by quarter.
+        let months = periods(t(2026, 2, 15, 12), t(2026, 6, 1, 0), Bucket::Month).unwrap();
+        assert_eq!(
+            months,
+            vec![
+                (t(2026, 2, 15, 12), t(2026, 3, 1, 0)),
+                (t(2026, 3, 1, 0), t(2026, 4, 1, 0)),
+                (t(2026, 4, 1, 0), t(2026, 5, 1, 0)),
+                (t(2026, 5, 1, 0), t(2026, 6, 1, 0)),
+            ]
+        );
+        let quarters = periods(t(2026, 2, 15, 12), t(2026, 6, 1, 0), Bucket::Quarter).unwrap();
+        assert_eq!(
+            quarters,
+            vec![(t(2026, 2, 15, 12), t(2026, 4, 1, 0)), (t(2026, 4, 1, 0), t(2026, 6, 1, 0))]
+        );
+        // 1 Jan 2026 is a Thursday: the first week ends on Monday 5 Jan.
+        let weeks = periods(t(2026, 1, 1, 0), t(2026, 1, 20, 0), Bucket::Week).unwrap();
+        assert_eq!(weeks.len(), 4);
+        assert_eq!(weeks[0], (t(2026, 1, 1, 0), t(2026, 1, 5, 0)));
+        assert_eq!(weeks[3], (t(2026, 1, 19, 0), t(2026, 1, 20, 0)));
+        // December rolls into the next year.
+        let q4 = periods(t(2025, 11, 1, 0), t(2026, 2, 1, 0), Bucket::Quarter).unwrap();
+        assert_eq!(q4[0].1, t(2026, 1, 1, 0));
+        assert!(periods(t(2000, 1, 1, 0), t(2026, 1, 1, 0), Bucket::Week).is_none());
     }
 }

@@ -7,6 +7,7 @@ pub mod kpi;
 pub mod markov;
 pub mod money;
 pub mod persona;
+pub mod reach;
 pub mod scoring;
 pub mod search;
 pub mod vocab;

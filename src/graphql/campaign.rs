@@ -68,6 +68,10 @@ impl Campaign {
     async fn expected_revenue(&self) -> Option<Money> {
         self.0.expected_revenue_minor.map(|m| Money::from_minor(m, &self.0.currency))
     }
+    /// The leads the campaign is expected to source.
+    async fn expected_leads(&self) -> Option<i64> {
+        self.0.expected_leads
+    }
     async fn costs(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<CampaignCost>> {
         let rows = ctx
             .data_unchecked::<Loaders>()
@@ -289,6 +293,8 @@ pub struct CreateCampaignInput {
     pub end_date: Option<Date>,
     pub budget: Option<Decimal>,
     pub expected_revenue: Option<Decimal>,
+    /// The leads the campaign is expected to source.
+    pub expected_leads: Option<i64>,
 }
 
 #[derive(InputObject)]
@@ -303,6 +309,7 @@ pub struct UpdateCampaignInput {
     pub end_date: MaybeUndefined<Date>,
     pub budget: MaybeUndefined<Decimal>,
     pub expected_revenue: MaybeUndefined<Decimal>,
+    pub expected_leads: MaybeUndefined<i64>,
 }
 
 #[derive(InputObject)]
@@ -365,6 +372,7 @@ impl CampaignMutation {
             end_date: input.end_date.map(|d| d.0).into(),
             budget: input.budget.map(|d| d.0).into(),
             expected_revenue: input.expected_revenue.map(|d| d.0).into(),
+            expected_leads: input.expected_leads.into(),
         };
         let (campaign, user_errors) = split(crate::service::campaign::create(ctx.db(), p, input.external_id, fields).await)?;
         Ok(CampaignPayload { campaign, user_errors })
@@ -383,6 +391,7 @@ impl CampaignMutation {
             end_date: patch(input.end_date).map(|d| d.0),
             budget: patch(input.budget).map(|d| d.0),
             expected_revenue: patch(input.expected_revenue).map(|d| d.0),
+            expected_leads: patch(input.expected_leads),
         };
         let (campaign, user_errors) = split(crate::service::campaign::update(ctx.db(), p, id, fields).await)?;
         Ok(CampaignPayload { campaign, user_errors })

@@ -64,3 +64,7 @@ mirror!(
 mirror!(AttributionModelKind => crate::domain::attribution::Kind {
     FirstTouch, LastTouch, Linear, TimeDecay, PositionBased, WShaped, FullPath, Custom, Markov
 });
+mirror!(
+    /// A channel a lead can be contacted on (reach).
+    ReachChannel => crate::domain::reach::ReachChannel { Email, Phone, Linkedin, Twitter, Facebook, Postal }
+);

@@ -3,7 +3,7 @@
 //! root field is served from the report cache while the workspace's data do not change.
 use std::sync::Arc;
 
-use async_graphql::{Context, ID, InputObject, Object, SimpleObject};
+use async_graphql::{Context, Enum, ID, InputObject, Object, SimpleObject};
 use chrono::Utc;
 use rust_decimal::Decimal as Dec;
 
@@ -12,15 +12,16 @@ use crate::domain::kpi::{Roi, StageConversion, StageFlow, StageVelocity};
 use crate::graphql::attribution::{AttributionModelInput, AttributionModelKind, model_of};
 use crate::graphql::campaign::Campaign;
 use crate::graphql::context::ContextExt;
-use crate::graphql::enums::CampaignKind;
+use crate::graphql::enums::{CampaignKind, CostCategory, ReachChannel};
 use crate::graphql::errors::{IntoGql, query_result};
 use crate::graphql::funnel::FunnelStage;
 use crate::graphql::ids::{self, NodeType};
 use crate::graphql::lead::DateTimeRange;
-use crate::graphql::loaders::{AccountLifetimeValue, Loaders, StageId, WorkspaceKey};
+use crate::graphql::loaders::{AccountLifetimeValue, Loaders, PersonaId, StageId, WorkspaceKey};
+use crate::graphql::persona::Persona;
 use crate::graphql::scalars::{DateTime, Decimal, Money};
 use crate::service::attribution::Model;
-use crate::service::kpi::{self as service, Filter, LeadValue, Range, RoiReport, SalesCycle, Velocity};
+use crate::service::kpi::{self as service, Filter, LeadValue, Range, Reach, RoiReport, SalesCycle, Velocity};
 
 #[derive(InputObject, Default, Clone)]
 pub struct KpiFilter {
@@ -267,10 +268,69 @@ fn figures(r: &Roi, currency: &str) -> RoiFigures {
     }
 }
 
-/// The closed loop of one campaign in a range.
+/// The closed loop of one campaign in a range: a row of a cached ROI report.
 pub struct CampaignPerformance {
-    row: service::CampaignRoi,
-    currency: String,
+    report: Arc<RoiReport>,
+    index: usize,
+}
+
+impl CampaignPerformance {
+    fn row(&self) -> &service::CampaignRoi {
+        &self.report.campaigns[self.index]
+    }
+
+    fn money(&self, d: Dec) -> Money {
+        money(d, &self.report.currency)
+    }
+
+    /// The campaign's activity in the report's range: one cached report for all campaigns.
+    async fn activity(&self, ctx: &Context<'_>) -> async_graphql::Result<service::CampaignActivity> {
+        let (r, f) = (&self.report.range, &self.report.filter);
+        let ws = self.row().campaign.workspace_id;
+        let key = format!("activity {:?} {f:?}", (r.from, r.to));
+        let all = cached(ctx, ws, key, service::campaign_activity(&ctx.db().conn, ws, r, f)).await?;
+        Ok(all.get(&self.row().campaign.id).cloned().unwrap_or_default())
+    }
+}
+
+/// A campaign's costs of one category.
+#[derive(SimpleObject)]
+pub struct CategoryCost {
+    pub category: CostCategory,
+    pub amount: Money,
+}
+
+/// An e-mail campaign's statistics over distinct leads.
+#[derive(SimpleObject)]
+pub struct EmailStatistics {
+    /// Leads sent the e-mail (EMAIL_SENT) in the range.
+    pub sent: i64,
+    /// Of them, those without an EMAIL_BOUNCED on the campaign.
+    pub delivered: i64,
+    /// Of the delivered, those with an EMAIL_OPEN on the campaign in the range.
+    pub unique_opens: i64,
+    /// Of the delivered, those with an EMAIL_CLICK on the campaign in the range.
+    pub unique_clicks: i64,
+    /// unique opens / delivered.
+    pub open_rate: Option<Decimal>,
+    /// unique clicks / delivered.
+    pub click_rate: Option<Decimal>,
+    /// unique clicks / unique opens.
+    pub click_to_open_rate: Option<Decimal>,
+}
+
+impl From<crate::domain::reach::EmailStats> for EmailStatistics {
+    fn from(e: crate::domain::reach::EmailStats) -> Self {
+        EmailStatistics {
+            sent: e.sent,
+            delivered: e.delivered,
+            unique_opens: e.unique_opens,
+            unique_clicks: e.unique_clicks,
+            open_rate: e.open_rate.map(Decimal),
+            click_rate: e.click_rate.map(Decimal),
+            click_to_open_rate: e.click_to_open_rate.map(Decimal),
+        }
+    }
 }
 
 /// `campaign.performance`, batched over a page of campaigns (one ROI computation per page).
@@ -295,54 +355,108 @@ pub async fn campaign_performance(
     Ok(report
         .campaigns
         .iter()
-        .find(|c| c.campaign.id == campaign.id)
-        .map(|row| CampaignPerformance {
-            row: row.clone(),
-            currency: report.currency.clone(),
-        }))
+        .position(|c| c.campaign.id == campaign.id)
+        .map(|index| CampaignPerformance { report, index }))
 }
 
 #[Object]
 impl CampaignPerformance {
     async fn campaign(&self) -> Campaign {
-        Campaign(self.row.campaign.clone())
+        Campaign(self.row().campaign.clone())
     }
     async fn figures(&self) -> RoiFigures {
-        figures(&self.row.roi, &self.currency)
+        figures(&self.row().roi, &self.report.currency)
+    }
+    /// Cost lines dated in the range, summed per category (categories with lines only).
+    async fn costs_by_category(&self) -> Vec<CategoryCost> {
+        self.row()
+            .costs_by_category
+            .iter()
+            .map(|(k, a)| CategoryCost {
+                category: crate::domain::vocab::CostCategory::parse(k).map_or(CostCategory::Other, Into::into),
+                amount: self.money(*a),
+            })
+            .collect()
     }
     /// Attributed conversions (fractional deals).
     async fn conversions(&self) -> Decimal {
-        Decimal(self.row.conversions)
+        Decimal(self.row().conversions)
+    }
+    /// Won deals closed in the range that the model credits to the campaign, whole.
+    async fn deals_won(&self) -> i64 {
+        self.row().deals_won
     }
     /// Leads whose first touchpoint of all was on this campaign, in the range.
     async fn leads_sourced(&self) -> i64 {
-        self.row.leads
+        self.row().leads
     }
     /// Of them, those handed to sales.
     async fn mqls(&self) -> i64 {
-        self.row.mqls
+        self.row().mqls
+    }
+    /// Of them, those that entered the SQL stage.
+    async fn sqls(&self) -> i64 {
+        self.row().sqls
+    }
+    /// Distinct leads with a touchpoint on the campaign in the range.
+    async fn leads_touched(&self, ctx: &Context<'_>) -> async_graphql::Result<i64> {
+        Ok(self.activity(ctx).await?.leads_touched)
+    }
+    /// Opportunities (any status) with a buying-center member the campaign touched in the
+    /// range before the deal closed.
+    async fn opportunities_influenced(&self, ctx: &Context<'_>) -> async_graphql::Result<i64> {
+        Ok(self.activity(ctx).await?.opportunities_influenced)
+    }
+    /// Of the influenced opportunities, the open ones.
+    async fn open_opportunities(&self, ctx: &Context<'_>) -> async_graphql::Result<i64> {
+        Ok(self.activity(ctx).await?.open_opportunities)
+    }
+    /// The summed amounts of the open influenced opportunities (workspace currency).
+    async fn open_pipeline(&self, ctx: &Context<'_>) -> async_graphql::Result<Money> {
+        Ok(self.money(self.activity(ctx).await?.open_pipeline))
+    }
+    /// Sends, deliveries, unique opens and clicks and their rates; null for a campaign that
+    /// is not on the EMAIL channel and tracked no e-mail in the range.
+    async fn email(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<EmailStatistics>> {
+        let stats = self.activity(ctx).await?.email;
+        let on_email = self.row().campaign.channel == "EMAIL";
+        Ok(stats
+            .or_else(|| on_email.then(|| crate::domain::reach::EmailStats::new(0, 0, 0, 0)))
+            .map(Into::into))
     }
     async fn cost_per_lead(&self) -> Option<Money> {
-        self.row.cost_per_lead.map(|d| money(d, &self.currency))
+        self.row().cost_per_lead.map(|d| self.money(d))
     }
     async fn cost_per_mql(&self) -> Option<Money> {
-        self.row.cost_per_mql.map(|d| money(d, &self.currency))
+        self.row().cost_per_mql.map(|d| self.money(d))
     }
     /// Costs / attributed conversions.
     async fn cost_per_order(&self) -> Option<Money> {
-        self.row.cost_per_order.map(|d| money(d, &self.currency))
+        self.row().cost_per_order.map(|d| self.money(d))
     }
     /// The campaign's whole expected revenue.
     async fn expected_revenue(&self) -> Option<Money> {
-        self.row.expected_revenue.map(|d| money(d, &self.currency))
+        self.row().expected_revenue.map(|d| self.money(d))
     }
     /// Attributed revenue - expected revenue.
     async fn forecast_difference(&self) -> Option<Money> {
-        self.row.forecast_difference.map(|d| money(d, &self.currency))
+        self.row().forecast_difference.map(|d| self.money(d))
     }
     /// Attributed revenue / expected revenue.
     async fn forecast_ratio(&self) -> Option<Decimal> {
-        self.row.forecast_ratio.map(Decimal)
+        self.row().forecast_ratio.map(Decimal)
+    }
+    /// The leads the campaign is expected to source.
+    async fn expected_leads(&self) -> Option<i64> {
+        self.row().expected_leads
+    }
+    /// Leads sourced - expected leads.
+    async fn leads_difference(&self) -> Option<i64> {
+        self.row().leads_difference
+    }
+    /// Leads sourced / expected leads; null without a forecast or when it is 0.
+    async fn leads_ratio(&self) -> Option<Decimal> {
+        self.row().leads_ratio.map(Decimal)
     }
 }
 
@@ -361,12 +475,10 @@ impl CampaignRoiReport {
     }
     /// By attributed revenue, largest first.
     async fn campaigns(&self) -> Vec<CampaignPerformance> {
-        self.0
-            .campaigns
-            .iter()
-            .map(|row| CampaignPerformance {
-                row: row.clone(),
-                currency: self.0.currency.clone(),
+        (0..self.0.campaigns.len())
+            .map(|index| CampaignPerformance {
+                report: self.0.clone(),
+                index,
             })
             .collect()
     }
@@ -386,15 +498,134 @@ impl CampaignRoiReport {
     }
 }
 
-/// All five RPM sections for one range and filter.
+/// How many leads can be contacted on one channel.
+#[derive(SimpleObject)]
+pub struct ChannelReach {
+    pub channel: ReachChannel,
+    pub reachable: i64,
+    /// reachable / leads, 4 places; null without leads.
+    pub share: Option<Decimal>,
+}
+
+fn channel_rows(rows: &[crate::domain::reach::ChannelReach]) -> Vec<ChannelReach> {
+    rows.iter()
+        .map(|r| ChannelReach {
+            channel: r.channel.into(),
+            reachable: r.reachable,
+            share: r.share.map(Decimal),
+        })
+        .collect()
+}
+
+/// Reach among the members of one persona.
+#[derive(SimpleObject)]
+#[graphql(complex)]
+pub struct PersonaReach {
+    #[graphql(skip)]
+    persona_id: i64,
+    /// Member leads counted.
+    pub leads: i64,
+    pub channels: Vec<ChannelReach>,
+}
+
+#[async_graphql::ComplexObject]
+impl PersonaReach {
+    async fn persona(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Persona>> {
+        Ok(ctx
+            .data_unchecked::<Loaders>()
+            .load_one(PersonaId(self.persona_id))
+            .await?
+            .map(Persona))
+    }
+}
+
+pub struct ReachReport(Arc<Reach>);
+
+#[Object(name = "Reach")]
+impl ReachReport {
+    /// The moment reach is measured at (just before it).
+    async fn at(&self) -> DateTime {
+        self.0.at.into()
+    }
+    /// Leads created before `at` (and kept by the filter).
+    async fn leads(&self) -> i64 {
+        self.0.leads
+    }
+    /// Per channel: EMAIL, PHONE, LINKEDIN, TWITTER, FACEBOOK, POSTAL.
+    async fn channels(&self) -> Vec<ChannelReach> {
+        channel_rows(&self.0.channels)
+    }
+    /// The same per persona, over its member leads (personas without members are left out).
+    async fn personas(&self) -> Vec<PersonaReach> {
+        self.0
+            .personas
+            .iter()
+            .map(|(p, n, rows)| PersonaReach {
+                persona_id: *p,
+                leads: *n,
+                channels: channel_rows(rows),
+            })
+            .collect()
+    }
+}
+
+/// A KPI time bucket.
+#[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
+pub enum KpiBucket {
+    /// ISO weeks (Monday 00:00 UTC).
+    Week,
+    Month,
+    Quarter,
+}
+
+impl From<KpiBucket> for crate::domain::kpi::Bucket {
+    fn from(b: KpiBucket) -> Self {
+        match b {
+            KpiBucket::Week => Self::Week,
+            KpiBucket::Month => Self::Month,
+            KpiBucket::Quarter => Self::Quarter,
+        }
+    }
+}
+
+/// All RPM sections for one range and filter; each is computed only when asked.
 pub struct Rpm {
     range: (chrono::DateTime<Utc>, chrono::DateTime<Utc>),
+    bucket: Option<KpiBucket>,
     filter: Option<KpiFilter>,
     model: Option<AttributionModelInput>,
 }
 
 #[Object(name = "Rpm")]
 impl Rpm {
+    async fn from(&self) -> DateTime {
+        self.range.0.into()
+    }
+    async fn to(&self) -> DateTime {
+        self.range.1.into()
+    }
+    /// The range cut into the query's time buckets (calendar weeks, months or quarters in UTC,
+    /// the first and last clipped to the range), each with every section for its own period:
+    /// the time series of any KPI. Without a bucket, the whole range as one period.
+    async fn periods(&self) -> async_graphql::Result<Vec<Rpm>> {
+        let Some(bucket) = self.bucket else {
+            return Ok(vec![self.period(self.range)]);
+        };
+        let Some(cuts) = crate::domain::kpi::periods(self.range.0, self.range.1, bucket.into()) else {
+            return query_result(Err(crate::error::ServiceError::invalid(
+                &["bucket"],
+                "TOO_MANY_PERIODS",
+                format!(
+                    "at most {} periods: choose a larger bucket or a shorter range",
+                    crate::domain::kpi::MAX_PERIODS
+                ),
+            )));
+        };
+        Ok(cuts.into_iter().map(|r| self.period(r)).collect())
+    }
+    async fn reach(&self, ctx: &Context<'_>) -> async_graphql::Result<ReachReport> {
+        KpiQuery.reach(ctx, Some(self.range.1.into()), self.filter.clone()).await
+    }
     async fn conversion(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<StageConversionRow>> {
         KpiQuery.funnel_conversion(ctx, self.dtr(), None, self.filter.clone()).await
     }
@@ -415,6 +646,15 @@ impl Rpm {
 }
 
 impl Rpm {
+    fn period(&self, range: (chrono::DateTime<Utc>, chrono::DateTime<Utc>)) -> Rpm {
+        Rpm {
+            range,
+            bucket: None,
+            filter: self.filter.clone(),
+            model: self.model.clone(),
+        }
+    }
+
     fn dtr(&self) -> DateTimeRange {
         DateTimeRange {
             from: Some(self.range.0.into()),
@@ -435,15 +675,32 @@ impl KpiQuery {
         ctx: &Context<'_>,
         range: DateTimeRange,
         filter: Option<KpiFilter>,
+        #[graphql(desc = "Cuts the range into periods (`Rpm.periods`): a time series of every KPI.")] bucket: Option<KpiBucket>,
         #[graphql(desc = "The attribution model of the ROI section (default LINEAR).")] model: Option<AttributionModelInput>,
     ) -> async_graphql::Result<Rpm> {
         ctx.principal()?;
         let r = range_of(range)?;
+        // Checked here too, so that a bad filter fails at once and not per section.
+        filter_of(filter.clone())?;
         Ok(Rpm {
             range: (r.from, r.to),
+            bucket,
             filter,
             model,
         })
+    }
+
+    /// How many leads can be contacted on each channel just before `to` (default now): contact
+    /// data present, consent given and not withdrawn, and for e-mail neither bounced nor
+    /// unsubscribed (docs/kpis.md, Reach). Overall and per persona.
+    async fn reach(&self, ctx: &Context<'_>, to: Option<DateTime>, filter: Option<KpiFilter>) -> async_graphql::Result<ReachReport> {
+        let p = ctx.principal()?;
+        let f = filter_of(filter)?;
+        let key = format!("reach {:?} {f:?}", to.as_ref().map(|t| t.0));
+        let to = to.map_or_else(Utc::now, |t| t.0);
+        Ok(ReachReport(
+            cached(ctx, p.workspace_id, key, service::reach(&ctx.db().conn, p.workspace_id, to, &f)).await?,
+        ))
     }
 
     /// Conversion per success-path stage: of the leads that entered it in the range, those that

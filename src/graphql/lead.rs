@@ -5,7 +5,7 @@ use entity::{lead, lead_stage_history};
 use crate::domain::vocab::Action;
 use crate::graphql::account::Account;
 use crate::graphql::context::ContextExt;
-use crate::graphql::enums::LifecycleStatus;
+use crate::graphql::enums::{LifecycleStatus, ReachChannel};
 use crate::graphql::errors::{IntoGql, UserError, split};
 use crate::graphql::funnel::FunnelStage;
 use crate::graphql::handoff::Handoff;
@@ -76,6 +76,33 @@ impl Lead {
     }
     async fn phone(&self) -> Option<&str> {
         self.0.phone.as_deref()
+    }
+    async fn linkedin_url(&self) -> Option<&str> {
+        self.0.linkedin_url.as_deref()
+    }
+    async fn twitter_handle(&self) -> Option<&str> {
+        self.0.twitter_handle.as_deref()
+    }
+    async fn facebook_url(&self) -> Option<&str> {
+        self.0.facebook_url.as_deref()
+    }
+    async fn street(&self) -> Option<&str> {
+        self.0.street.as_deref()
+    }
+    async fn postal_code(&self) -> Option<&str> {
+        self.0.postal_code.as_deref()
+    }
+    async fn city(&self) -> Option<&str> {
+        self.0.city.as_deref()
+    }
+    /// The channels the lead can be contacted on now: contact data present, consent given,
+    /// and for e-mail neither bounced nor unsubscribed (docs/kpis.md, Reach).
+    async fn reachable_channels(&self) -> Vec<ReachChannel> {
+        crate::service::kpi::contact_of(&self.0)
+            .reachable_channels(chrono::Utc::now())
+            .into_iter()
+            .map(Into::into)
+            .collect()
     }
     async fn status(&self) -> LifecycleStatus {
         LifecycleStatus::from_db(&self.0.lifecycle_status)
@@ -491,6 +518,13 @@ pub struct LeadFieldsInput {
     /// ISO 3166 alpha-2, e.g. "DE".
     pub country: MaybeUndefined<String>,
     pub phone: MaybeUndefined<String>,
+    pub linkedin_url: MaybeUndefined<String>,
+    pub twitter_handle: MaybeUndefined<String>,
+    pub facebook_url: MaybeUndefined<String>,
+    /// Postal address: reachable by post with street, postal code and city.
+    pub street: MaybeUndefined<String>,
+    pub postal_code: MaybeUndefined<String>,
+    pub city: MaybeUndefined<String>,
     pub status: Option<LifecycleStatus>,
     pub owner_id: MaybeUndefined<ID>,
     /// Consent per channel, merged into the stored map: {"EMAIL": true}; null removes a key.
@@ -512,6 +546,12 @@ impl LeadFieldsInput {
             company_size: patch(self.company_size),
             country: patch(self.country),
             phone: patch(self.phone),
+            linkedin_url: patch(self.linkedin_url),
+            twitter_handle: patch(self.twitter_handle),
+            facebook_url: patch(self.facebook_url),
+            street: patch(self.street),
+            postal_code: patch(self.postal_code),
+            city: patch(self.city),
             status: self.status.map(Into::into),
             owner_id: patch_id(NodeType::User, self.owner_id)?,
             consents: self.consents.map(|j| j.0),

@@ -23,6 +23,8 @@ pub struct CampaignFields {
     pub end_date: Patch<NaiveDate>,
     pub budget: Patch<Decimal>,
     pub expected_revenue: Patch<Decimal>,
+    /// The leads the campaign is expected to source (forecast against actual).
+    pub expected_leads: Patch<i64>,
 }
 
 pub struct NewCost {
@@ -82,6 +84,12 @@ async fn apply(db: &impl ConnectionTrait, ws: i64, m: &mut campaign::Model, f: C
             },
         }
     }
+    match f.expected_leads {
+        Patch::Set(n) if n < 0 => v.push(&["input", "expectedLeads"], "INVALID", "expectedLeads must not be negative"),
+        p => {
+            p.apply(&mut m.expected_leads);
+        }
+    }
     Ok(())
 }
 
@@ -117,6 +125,7 @@ pub async fn create(db: &Db, p: Principal, external_id: Option<String>, f: Campa
         end_date: None,
         budget_minor: None,
         expected_revenue_minor: None,
+        expected_leads: None,
         currency,
         touchpoint_count: 0,
         created_at: now,

@@ -7,7 +7,7 @@ use std::collections::{HashMap, HashSet};
 use chrono::{DateTime, Duration, NaiveTime, Utc};
 use entity::{campaign, campaign_cost, funnel_stage, handoff, lead, lead_persona_match, lead_stage_history, opportunity};
 use rust_decimal::Decimal;
-use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, QueryFilter, QuerySelect};
+use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, FromQueryResult, QueryFilter, QuerySelect};
 
 use super::attribution::{self as attribution, Grouping, Model, RowKey, SourceChoice};
 use crate::auth::Principal;
@@ -15,6 +15,7 @@ use crate::db::Db;
 use crate::domain::attribution::{DEFAULT_LOOKBACK_DAYS, Touch, path_order};
 use crate::domain::kpi::{self, Funnel, Move, Roi, StageConversion, StageFlow, StageValue, StageVelocity};
 use crate::domain::money::from_minor;
+use crate::domain::reach::{self, ChannelReach, Contact};
 use crate::domain::vocab::{OpportunityStatus, STAGE_SUCCESS};
 use crate::error::{ServiceError, ServiceResult};
 use crate::store::Scoped;
@@ -290,6 +291,12 @@ pub struct CampaignRoi {
     pub leads: i64,
     /// Of them, those handed to sales.
     pub mqls: i64,
+    /// Of them, those that entered the SQL stage.
+    pub sqls: i64,
+    /// Won deals closed in the range that the model credits to the campaign.
+    pub deals_won: i64,
+    /// Cost lines dated in the range, summed per category (categories with lines only).
+    pub costs_by_category: Vec<(String, Decimal)>,
     pub cost_per_lead: Option<Decimal>,
     pub cost_per_mql: Option<Decimal>,
     pub cost_per_order: Option<Decimal>,
@@ -298,6 +305,11 @@ pub struct CampaignRoi {
     pub forecast_difference: Option<Decimal>,
     /// Attributed revenue / expected revenue.
     pub forecast_ratio: Option<Decimal>,
+    pub expected_leads: Option<i64>,
+    /// Leads sourced - expected leads.
+    pub leads_difference: Option<i64>,
+    /// Leads sourced / expected leads.
+    pub leads_ratio: Option<Decimal>,
 }
 
 pub struct RoiReport {
@@ -307,6 +319,9 @@ pub struct RoiReport {
     pub total: Roi,
     pub currency: String,
     pub model: Model,
+    /// What the report was asked for.
+    pub range: Range,
+    pub filter: Filter,
 }
 
 pub async fn campaign_roi(
@@ -331,10 +346,10 @@ pub async fn campaign_roi(
         source: SourceChoice::Auto,
     };
     let report = attribution::report(conn, ws, model.clone(), q).await?;
-    let mut credited: HashMap<i64, (i64, i64)> = HashMap::new();
+    let mut credited: HashMap<i64, (i64, i64, i64)> = HashMap::new();
     for (k, row) in &report.rows {
         if let RowKey::Campaign(Some(id)) = k {
-            credited.insert(*id, (row.revenue_minor, row.conversion_micros));
+            credited.insert(*id, (row.revenue_minor, row.conversion_micros, row.deals));
         }
     }
     let mut q = campaign::Entity::in_workspace(ws);
@@ -350,29 +365,40 @@ pub async fn campaign_roi(
     let campaigns = q.all(conn).await?;
     let ids: Vec<i64> = campaigns.iter().map(|c| c.id).collect();
     let costs = costs_in(conn, ws, &ids, r).await?;
-    let (leads, mqls) = first_touch_leads(conn, ws, r, f).await?;
+    let sourced = first_touch_leads(conn, ws, r, f).await?;
     let mut rows = Vec::with_capacity(campaigns.len());
     let mut by_channel: HashMap<String, (Decimal, Decimal)> = HashMap::new();
     let (mut all_revenue, mut all_costs) = (Decimal::ZERO, Decimal::ZERO);
     for c in campaigns {
-        let (rev, micros) = credited.get(&c.id).copied().unwrap_or_default();
+        let (rev, micros, deals_won) = credited.get(&c.id).copied().unwrap_or_default();
         let revenue = from_minor(rev);
-        let cost = from_minor(costs.get(&c.id).copied().unwrap_or(0));
+        let by_category = costs.get(&c.id).cloned().unwrap_or_default();
+        let cost = from_minor(by_category.iter().map(|(_, a)| a).sum());
         let conversions = Decimal::new(micros, crate::domain::attribution::CONVERSION_DIGITS);
         let e = by_channel.entry(c.channel.clone()).or_default();
         e.0 += revenue;
         e.1 += cost;
         all_revenue += revenue;
         all_costs += cost;
-        let n_leads = leads.get(&c.id).copied().unwrap_or(0);
-        let n_mqls = mqls.get(&c.id).copied().unwrap_or(0);
+        let Sourced {
+            leads: n_leads,
+            mqls: n_mqls,
+            sqls,
+        } = sourced.get(&c.id).copied().unwrap_or_default();
         let expected = c.expected_revenue_minor.map(from_minor);
         let (forecast_difference, forecast_ratio) = kpi::forecast(revenue, expected);
+        let (leads_difference, leads_ratio) = kpi::leads_forecast(n_leads, c.expected_leads);
         rows.push(CampaignRoi {
             roi: kpi::roi(revenue, cost, cogs),
             conversions,
             leads: n_leads,
             mqls: n_mqls,
+            sqls,
+            deals_won,
+            costs_by_category: by_category.into_iter().map(|(k, a)| (k, from_minor(a))).collect(),
+            expected_leads: c.expected_leads,
+            leads_difference,
+            leads_ratio,
             cost_per_lead: kpi::per(cost, Decimal::from(n_leads)),
             cost_per_mql: kpi::per(cost, Decimal::from(n_mqls)),
             cost_per_order: kpi::per(cost, conversions),
@@ -394,11 +420,14 @@ pub async fn campaign_roi(
         total: kpi::roi(all_revenue, all_costs, cogs),
         currency,
         model,
+        range: r.clone(),
+        filter: f.clone(),
     })
 }
 
-/// Cost lines per campaign dated (at 00:00 UTC) in [from, to).
-async fn costs_in(db: &impl ConnectionTrait, ws: i64, ids: &[i64], r: &Range) -> Result<HashMap<i64, i64>, DbErr> {
+/// Cost lines per campaign dated (at 00:00 UTC) in [from, to), summed per category (in
+/// category order).
+async fn costs_in(db: &impl ConnectionTrait, ws: i64, ids: &[i64], r: &Range) -> Result<HashMap<i64, Vec<(String, i64)>>, DbErr> {
     use campaign_cost::Column as C;
     let midnight = |t: DateTime<Utc>| {
         let d = t.date_naive();
@@ -410,32 +439,42 @@ async fn costs_in(db: &impl ConnectionTrait, ws: i64, ids: &[i64], r: &Range) ->
     };
     // Dates d with from <= d 00:00 < to.
     let (first, end) = (midnight(r.from), midnight(r.to));
-    let mut out: HashMap<i64, i64> = HashMap::new();
+    let mut sums: std::collections::BTreeMap<(i64, String), i64> = std::collections::BTreeMap::new();
     for chunk in ids.chunks(1_000) {
         let rows = campaign_cost::Entity::in_workspace(ws)
             .filter(C::CampaignId.is_in(chunk.iter().copied()))
             .filter(C::IncurredOn.gte(first))
             .filter(C::IncurredOn.lt(end))
             .select_only()
-            .columns([C::CampaignId, C::AmountMinor])
-            .into_tuple::<(i64, i64)>()
+            .columns([C::CampaignId, C::Category, C::AmountMinor])
+            .into_tuple::<(i64, String, i64)>()
             .all(db)
             .await?;
-        for (c, a) in rows {
-            *out.entry(c).or_default() += a;
+        for (c, k, a) in rows {
+            *sums.entry((c, k)).or_default() += a;
         }
+    }
+    let mut out: HashMap<i64, Vec<(String, i64)>> = HashMap::new();
+    for ((c, k), a) in sums {
+        out.entry(c).or_default().push((k, a));
     }
     Ok(out)
 }
 
+/// The leads a campaign sourced, and how far they went.
+#[derive(Debug, Clone, Copy, Default)]
+struct Sourced {
+    leads: i64,
+    /// Handed to sales.
+    mqls: i64,
+    /// Entered the SQL stage.
+    sqls: i64,
+}
+
 /// Per campaign: the leads whose first touchpoint of all (ties as in attribution) was on it and
-/// lies in the range, and of them those that were handed to sales.
-async fn first_touch_leads(
-    db: &impl ConnectionTrait,
-    ws: i64,
-    r: &Range,
-    f: &Filter,
-) -> Result<(HashMap<i64, i64>, HashMap<i64, i64>), DbErr> {
+/// lies in the range, of them those that were handed to sales and those that entered the SQL
+/// stage (by now).
+async fn first_touch_leads(db: &impl ConnectionTrait, ws: i64, r: &Range, f: &Filter) -> Result<HashMap<i64, Sourced>, DbErr> {
     let keep = lead_set(db, ws, f).await?;
     let firsts = crate::store::attribution::first_touches(db, ws, r.from, r.to).await?;
     let mut by_lead: HashMap<i64, Vec<Touch>> = HashMap::new();
@@ -470,14 +509,30 @@ async fn first_touch_leads(
                 .await?,
         );
     }
-    let (mut leads, mut mqls): (HashMap<i64, i64>, HashMap<i64, i64>) = (HashMap::new(), HashMap::new());
+    let sql_stage = crate::store::workspace::stages(db, ws)
+        .await?
+        .into_iter()
+        .find(|s| s.key == crate::domain::handoff::SQL);
+    let qualified: HashSet<i64> = match sql_stage {
+        Some(stage) => lead_stage_history::Entity::in_workspace(ws)
+            .filter(lead_stage_history::Column::ToStageId.eq(stage.id))
+            .select_only()
+            .column(lead_stage_history::Column::LeadId)
+            .into_tuple::<i64>()
+            .all(db)
+            .await?
+            .into_iter()
+            .collect(),
+        None => HashSet::new(),
+    };
+    let mut out: HashMap<i64, Sourced> = HashMap::new();
     for (lead, c) in first_campaign {
-        *leads.entry(c).or_default() += 1;
-        if handed.contains(&lead) {
-            *mqls.entry(c).or_default() += 1;
-        }
+        let e = out.entry(c).or_default();
+        e.leads += 1;
+        e.mqls += i64::from(handed.contains(&lead));
+        e.sqls += i64::from(qualified.contains(&lead));
     }
-    Ok((leads, mqls))
+    Ok(out)
 }
 
 /// An account's customer lifetime value as of a time (`None` without a won deal before it).
@@ -514,5 +569,235 @@ pub async fn lifetime_value(
     Ok(won
         .into_iter()
         .filter_map(|(a, deals)| Some((a, kpi::lifetime_value(&deals, as_of, years)?)))
+        .collect())
+}
+
+/// Reach at a moment: per channel over all leads that existed then, and per persona over its
+/// members.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reach {
+    pub at: DateTime<Utc>,
+    pub leads: i64,
+    pub channels: Vec<ChannelReach>,
+    /// (persona, its member leads, reach among them), by persona ID.
+    pub personas: Vec<(i64, i64, Vec<ChannelReach>)>,
+}
+
+#[derive(FromQueryResult)]
+struct ContactRow {
+    id: i64,
+    email: Option<String>,
+    phone: Option<String>,
+    linkedin_url: Option<String>,
+    twitter_handle: Option<String>,
+    facebook_url: Option<String>,
+    street: Option<String>,
+    postal_code: Option<String>,
+    city: Option<String>,
+    consents: serde_json::Value,
+    email_bounced_at: Option<DateTime<Utc>>,
+    unsubscribed_at: Option<DateTime<Utc>>,
+}
+
+/// A [`Contact`] from anything with the lead's contact columns (a lead, a [`ContactRow`]).
+macro_rules! contact {
+    ($r:expr) => {{
+        let r = $r;
+        Contact {
+            email: r.email.is_some(),
+            phone: r.phone.is_some(),
+            linkedin: r.linkedin_url.is_some(),
+            twitter: r.twitter_handle.is_some(),
+            facebook: r.facebook_url.is_some(),
+            postal: r.street.is_some() && r.postal_code.is_some() && r.city.is_some(),
+            consents: Contact::consents_of(&r.consents),
+            email_bounced_at: r.email_bounced_at,
+            unsubscribed_at: r.unsubscribed_at,
+        }
+    }};
+}
+
+/// A lead as reach sees it.
+pub fn contact_of(l: &lead::Model) -> Contact {
+    contact!(l)
+}
+
+/// Reach of the leads created before `at` (erased leads have no contact data and count as
+/// unreachable), with the current consents and contact data and the bounce and unsubscribe
+/// times.
+pub async fn reach(conn: &impl ConnectionTrait, ws: i64, at: DateTime<Utc>, f: &Filter) -> ServiceResult<Reach> {
+    use lead::Column as C;
+    let keep = lead_set(conn, ws, f).await?;
+    let rows = lead::Entity::in_workspace(ws)
+        .filter(C::CreatedAt.lt(at))
+        .select_only()
+        .columns([
+            C::Id,
+            C::Email,
+            C::Phone,
+            C::LinkedinUrl,
+            C::TwitterHandle,
+            C::FacebookUrl,
+            C::Street,
+            C::PostalCode,
+            C::City,
+            C::Consents,
+            C::EmailBouncedAt,
+            C::UnsubscribedAt,
+        ])
+        .into_model::<ContactRow>()
+        .all(conn)
+        .await?;
+    let contacts: HashMap<i64, Contact> = rows
+        .iter()
+        .filter(|r| keep.as_ref().is_none_or(|k| k.contains(&r.id)))
+        .map(|r| (r.id, contact!(r)))
+        .collect();
+    let (leads, channels) = reach::reach(contacts.values(), at);
+    let members = lead_persona_match::Entity::in_workspace(ws)
+        .filter(lead_persona_match::Column::IsMember.eq(true))
+        .select_only()
+        .columns([lead_persona_match::Column::PersonaId, lead_persona_match::Column::LeadId])
+        .into_tuple::<(i64, i64)>()
+        .all(conn)
+        .await?;
+    let mut by_persona: std::collections::BTreeMap<i64, Vec<&Contact>> = std::collections::BTreeMap::new();
+    for (persona, lead) in members {
+        if let Some(c) = contacts.get(&lead) {
+            by_persona.entry(persona).or_default().push(c);
+        }
+    }
+    let personas = by_persona
+        .into_iter()
+        .map(|(p, cs)| {
+            let (n, rows) = reach::reach(cs, at);
+            (p, n, rows)
+        })
+        .collect();
+    Ok(Reach {
+        at,
+        leads,
+        channels,
+        personas,
+    })
+}
+
+/// What a campaign did in a range beyond ROI: its reach into leads and deals, and its e-mail.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CampaignActivity {
+    /// Distinct leads with a touchpoint on the campaign in the range.
+    pub leads_touched: i64,
+    /// Opportunities with a buying-center member touched by the campaign in the range before
+    /// the deal closed (any status).
+    pub opportunities_influenced: i64,
+    /// Of them, the open ones: their amounts summed (workspace currency).
+    pub open_pipeline: Decimal,
+    /// Of them, the open ones.
+    pub open_opportunities: i64,
+    /// E-mail statistics, when the campaign sent or tracked e-mail in the range.
+    pub email: Option<reach::EmailStats>,
+}
+
+/// Touchpoint types the e-mail statistics count.
+const EMAIL_SENT: &str = "EMAIL_SENT";
+const EMAIL_BOUNCED: &str = "EMAIL_BOUNCED";
+const EMAIL_OPEN: &str = "EMAIL_OPEN";
+const EMAIL_CLICK: &str = "EMAIL_CLICK";
+
+/// Per campaign with a touchpoint in the range: leads touched, opportunities influenced and
+/// their open pipeline, e-mail statistics. Leads as the filter keeps them.
+pub async fn campaign_activity(
+    conn: &impl ConnectionTrait,
+    ws: i64,
+    r: &Range,
+    f: &Filter,
+) -> ServiceResult<HashMap<i64, CampaignActivity>> {
+    use entity::touchpoint::Column as T;
+    let keep = lead_set(conn, ws, f).await?;
+    let touches = entity::touchpoint::Entity::in_workspace(ws)
+        .filter(T::OccurredAt.gte(r.from))
+        .filter(T::OccurredAt.lt(r.to))
+        .filter(T::CampaignId.is_not_null())
+        .select_only()
+        .columns([T::CampaignId, T::LeadId, T::TouchType, T::OccurredAt])
+        .into_tuple::<(i64, i64, String, DateTime<Utc>)>()
+        .all(conn)
+        .await?;
+    #[derive(Default)]
+    struct Acc {
+        /// Lead -> its first touch on the campaign in the range.
+        first: HashMap<i64, DateTime<Utc>>,
+        email: [HashSet<i64>; 4],
+    }
+    let mut acc: HashMap<i64, Acc> = HashMap::new();
+    for (c, lead, kind, at) in touches {
+        if keep.as_ref().is_some_and(|k| !k.contains(&lead)) {
+            continue;
+        }
+        let a = acc.entry(c).or_default();
+        let first = a.first.entry(lead).or_insert(at);
+        *first = (*first).min(at);
+        let slot = [EMAIL_SENT, EMAIL_BOUNCED, EMAIL_OPEN, EMAIL_CLICK].iter().position(|k| *k == kind);
+        if let Some(i) = slot {
+            a.email[i].insert(lead);
+        }
+    }
+    // The buying centers of all deals, and the deals themselves.
+    let currency = settings(conn, ws).await?.currency;
+    let mut deals_of: HashMap<i64, Vec<i64>> = HashMap::new();
+    for (deal, lead) in entity::opportunity_contact::Entity::in_workspace(ws)
+        .select_only()
+        .columns([
+            entity::opportunity_contact::Column::OpportunityId,
+            entity::opportunity_contact::Column::LeadId,
+        ])
+        .into_tuple::<(i64, i64)>()
+        .all(conn)
+        .await?
+    {
+        deals_of.entry(lead).or_default().push(deal);
+    }
+    use opportunity::Column as O;
+    /// (status, amount in minor units, currency, closed at).
+    type Deal = (String, i64, String, Option<DateTime<Utc>>);
+    let deals: HashMap<i64, Deal> = opportunity::Entity::in_workspace(ws)
+        .select_only()
+        .columns([O::Id, O::Status, O::AmountMinor, O::Currency, O::ClosedAt])
+        .into_tuple::<(i64, String, i64, String, Option<DateTime<Utc>>)>()
+        .all(conn)
+        .await?
+        .into_iter()
+        .map(|(id, st, amount, cur, closed)| (id, (st, amount, cur, closed)))
+        .collect();
+    let open = OpportunityStatus::Open.as_str();
+    Ok(acc
+        .into_iter()
+        .map(|(c, a)| {
+            let mut influenced: HashSet<i64> = HashSet::new();
+            for (lead, first) in &a.first {
+                for deal in deals_of.get(lead).into_iter().flatten() {
+                    if let Some((_, _, _, closed)) = deals.get(deal)
+                        && closed.is_none_or(|t| *first < t)
+                    {
+                        influenced.insert(*deal);
+                    }
+                }
+            }
+            let open_deals: Vec<&Deal> = influenced.iter().filter_map(|d| deals.get(d)).filter(|d| d.0 == open).collect();
+            let [sent, bounced, opened, clicked] = &a.email;
+            let email = (a.email.iter().any(|s| !s.is_empty())).then(|| {
+                let delivered: HashSet<i64> = sent.difference(bounced).copied().collect();
+                let among = |s: &HashSet<i64>| s.intersection(&delivered).count() as i64;
+                reach::EmailStats::new(sent.len() as i64, delivered.len() as i64, among(opened), among(clicked))
+            });
+            let activity = CampaignActivity {
+                leads_touched: a.first.len() as i64,
+                opportunities_influenced: influenced.len() as i64,
+                open_opportunities: open_deals.len() as i64,
+                open_pipeline: from_minor(open_deals.iter().filter(|d| d.2 == currency).map(|d| d.1).sum()),
+                email,
+            };
+            (c, activity)
+        })
         .collect())
 }

@@ -27,6 +27,13 @@ pub struct LeadFields {
     pub company_size: Patch<String>,
     pub country: Patch<String>,
     pub phone: Patch<String>,
+    /// Contact data of the social and postal channels (reach).
+    pub linkedin_url: Patch<String>,
+    pub twitter_handle: Patch<String>,
+    pub facebook_url: Patch<String>,
+    pub street: Patch<String>,
+    pub postal_code: Patch<String>,
+    pub city: Patch<String>,
     pub status: Option<LifecycleStatus>,
     pub owner_id: Patch<i64>,
     /// Consent per channel, e.g. {"EMAIL": true, "PHONE": false}.
@@ -93,6 +100,12 @@ async fn validate(txn: &impl ConnectionTrait, ws: i64, mut f: LeadFields, v: &mu
     f.industry = trim(f.industry);
     f.company_size = trim(f.company_size);
     f.phone = trim(f.phone);
+    f.linkedin_url = trim(f.linkedin_url);
+    f.twitter_handle = trim(f.twitter_handle);
+    f.facebook_url = trim(f.facebook_url);
+    f.street = trim(f.street);
+    f.postal_code = trim(f.postal_code);
+    f.city = trim(f.city);
     Ok(Clean { f })
 }
 
@@ -100,7 +113,11 @@ async fn validate(txn: &impl ConnectionTrait, ws: i64, mut f: LeadFields, v: &mu
 fn apply(m: &mut lead::Model, c: Clean) -> bool {
     let f = c.f;
     let mut changed = false;
-    changed |= f.email.apply(&mut m.email);
+    if f.email.apply(&mut m.email) {
+        changed = true;
+        // A bounce belongs to the address that bounced: a new address is reachable again.
+        m.email_bounced_at = None;
+    }
     changed |= f.account_id.apply(&mut m.account_id);
     changed |= f.first_name.apply(&mut m.first_name);
     changed |= f.last_name.apply(&mut m.last_name);
@@ -110,6 +127,12 @@ fn apply(m: &mut lead::Model, c: Clean) -> bool {
     changed |= f.company_size.apply(&mut m.company_size);
     changed |= f.country.apply(&mut m.country);
     changed |= f.phone.apply(&mut m.phone);
+    changed |= f.linkedin_url.apply(&mut m.linkedin_url);
+    changed |= f.twitter_handle.apply(&mut m.twitter_handle);
+    changed |= f.facebook_url.apply(&mut m.facebook_url);
+    changed |= f.street.apply(&mut m.street);
+    changed |= f.postal_code.apply(&mut m.postal_code);
+    changed |= f.city.apply(&mut m.city);
     changed |= f.owner_id.apply(&mut m.owner_id);
     if let Some(s) = f.status {
         changed |= m.lifecycle_status != s.as_str();
@@ -223,6 +246,12 @@ pub async fn upsert(db: &Db, bus: &Bus, p: Principal, input: UpsertLead) -> Serv
                 company_size: None,
                 country: None,
                 phone: None,
+                linkedin_url: None,
+                twitter_handle: None,
+                facebook_url: None,
+                street: None,
+                postal_code: None,
+                city: None,
                 lifecycle_status: LifecycleStatus::Lead.as_str().to_owned(),
                 stage_id: stage.id,
                 owner_id: None,
@@ -304,6 +333,12 @@ pub async fn erase(db: &Db, p: Principal, id: i64) -> ServiceResult<lead::Model>
     m.first_name = None;
     m.last_name = None;
     m.phone = None;
+    m.linkedin_url = None;
+    m.twitter_handle = None;
+    m.facebook_url = None;
+    m.street = None;
+    m.postal_code = None;
+    m.city = None;
     m.job_title = None;
     m.decision_role = None;
     m.consents = serde_json::json!({});

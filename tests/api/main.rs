@@ -20,6 +20,7 @@ mod nplusone;
 mod opportunities;
 mod pagination;
 mod personas;
+mod reach;
 mod schema;
 mod scoring;
 mod subscriptions;
