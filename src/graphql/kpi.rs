@@ -719,7 +719,8 @@ impl KpiQuery {
         // Without `asOf` the answer is "by now", which only a write can change: cached as such.
         let key = format!("conversion {:?} {:?} {f:?}", (r.from, r.to), as_of.as_ref().map(|t| t.0));
         let as_of = as_of.map_or_else(Utc::now, |t| t.0);
-        let rows = cached(ctx, p.workspace_id, key, service::conversion(ctx.db(), p, &r, as_of, &f)).await?;
+        let h = history(ctx, p.workspace_id, &f).await?;
+        let rows = cached(ctx, p.workspace_id, key, async { Ok(service::conversion(&h, &r, as_of)) }).await?;
         Ok(rows.iter().cloned().map(StageConversionRow).collect())
     }
 
@@ -734,7 +735,8 @@ impl KpiQuery {
         let r = range_of(range)?;
         let f = filter_of(filter)?;
         let key = format!("flow {:?} {f:?}", (r.from, r.to));
-        let rows = cached(ctx, p.workspace_id, key, service::flow(ctx.db(), p, &r, &f)).await?;
+        let h = history(ctx, p.workspace_id, &f).await?;
+        let rows = cached(ctx, p.workspace_id, key, async { Ok(service::flow(&h, &r)) }).await?;
         Ok(rows.iter().cloned().map(StageFlowRow).collect())
     }
 
@@ -745,8 +747,9 @@ impl KpiQuery {
         let r = range_of(range)?;
         let f = filter_of(filter)?;
         let key = format!("velocity {:?} {f:?}", (r.from, r.to));
+        let h = history(ctx, p.workspace_id, &f).await?;
         Ok(VelocityReport(
-            cached(ctx, p.workspace_id, key, service::velocity(ctx.db(), p, &r, &f)).await?,
+            cached(ctx, p.workspace_id, key, service::velocity(&ctx.db().conn, p.workspace_id, &h, &r)).await?,
         ))
     }
 
@@ -762,8 +765,15 @@ impl KpiQuery {
         let f = filter_of(filter)?;
         let key = format!("value {:?} {f:?}", to.as_ref().map(|t| t.0));
         let to = to.map_or_else(Utc::now, |t| t.0);
+        let h = history(ctx, p.workspace_id, &f).await?;
         Ok(LeadValueReport(
-            cached(ctx, p.workspace_id, key, service::lead_value(ctx.db(), p, to, &f)).await?,
+            cached(
+                ctx,
+                p.workspace_id,
+                key,
+                service::lead_value(&ctx.db().conn, p.workspace_id, &h, to),
+            )
+            .await?,
         ))
     }
 
@@ -798,6 +808,11 @@ impl KpiQuery {
 
 fn roi_key(r: &Range, model: &Model, f: &Filter) -> String {
     format!("roi {:?} {model:?} {f:?}", (r.from, r.to))
+}
+
+/// The stage history the funnel KPIs share: read once per data revision and filter.
+async fn history(ctx: &Context<'_>, ws: i64, f: &Filter) -> async_graphql::Result<Arc<service::History>> {
+    cached(ctx, ws, format!("history {f:?}"), service::history(&ctx.db().conn, ws, f)).await
 }
 
 async fn cached<T: Send + Sync + 'static>(

@@ -10,8 +10,6 @@ use rust_decimal::Decimal;
 use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, FromQueryResult, QueryFilter, QuerySelect};
 
 use super::attribution::{self as attribution, Grouping, Model, RowKey, SourceChoice};
-use crate::auth::Principal;
-use crate::db::Db;
 use crate::domain::attribution::{DEFAULT_LOOKBACK_DAYS, Touch, path_order};
 use crate::domain::kpi::{self, Funnel, Move, Roi, StageConversion, StageFlow, StageValue, StageVelocity};
 use crate::domain::money::from_minor;
@@ -53,7 +51,8 @@ pub fn check_range(from: DateTime<Utc>, to: DateTime<Utc>) -> ServiceResult<Rang
     Ok(Range { from, to })
 }
 
-/// The funnel and the stage history (of the leads the filter keeps).
+/// The funnel and the whole stage history of the leads the filter keeps: read once per data
+/// revision and shared by every funnel KPI of any range (each selects its moves by time).
 pub struct History {
     pub funnel: Funnel,
     pub stages: Vec<funnel_stage::Model>,
@@ -93,7 +92,7 @@ async fn lead_set(db: &impl ConnectionTrait, ws: i64, f: &Filter) -> Result<Opti
     Ok(set)
 }
 
-pub async fn history(db: &impl ConnectionTrait, ws: i64, f: &Filter, until: DateTime<Utc>) -> Result<History, DbErr> {
+pub async fn history(db: &impl ConnectionTrait, ws: i64, f: &Filter) -> ServiceResult<History> {
     let stages = crate::store::workspace::stages(db, ws).await?;
     let funnel = Funnel {
         success: stages.iter().filter(|s| s.kind == STAGE_SUCCESS).map(|s| s.id).collect(),
@@ -102,7 +101,6 @@ pub async fn history(db: &impl ConnectionTrait, ws: i64, f: &Filter, until: Date
     let keep = lead_set(db, ws, f).await?;
     use lead_stage_history::Column as C;
     let rows = lead_stage_history::Entity::in_workspace(ws)
-        .filter(C::ChangedAt.lt(until))
         .select_only()
         .columns([C::LeadId, C::FromStageId, C::ToStageId, C::ChangedAt])
         .into_tuple::<(i64, Option<i64>, i64, DateTime<Utc>)>()
@@ -116,15 +114,13 @@ pub async fn history(db: &impl ConnectionTrait, ws: i64, f: &Filter, until: Date
     Ok(History { funnel, stages, moves })
 }
 
-pub async fn conversion(db: &Db, p: Principal, r: &Range, as_of: DateTime<Utc>, f: &Filter) -> ServiceResult<Vec<StageConversion>> {
-    let h = history(&db.conn, p.workspace_id, f, as_of.max(r.to)).await?;
-    Ok(kpi::conversion(&h.funnel, &h.moves, r.from, r.to, as_of))
+pub fn conversion(h: &History, r: &Range, as_of: DateTime<Utc>) -> Vec<StageConversion> {
+    kpi::conversion(&h.funnel, &h.moves, r.from, r.to, as_of)
 }
 
-pub async fn flow(db: &Db, p: Principal, r: &Range, f: &Filter) -> ServiceResult<Vec<StageFlow>> {
-    let h = history(&db.conn, p.workspace_id, f, r.to).await?;
+pub fn flow(h: &History, r: &Range) -> Vec<StageFlow> {
     let ids: Vec<i64> = h.stages.iter().map(|s| s.id).collect();
-    Ok(kpi::flow(&h.funnel, &ids, &h.moves, r.from, r.to))
+    kpi::flow(&h.funnel, &ids, &h.moves, r.from, r.to)
 }
 
 /// Sales cycle and sales velocity of the deals closed in the range.
@@ -148,11 +144,9 @@ pub struct Velocity {
     pub sales: SalesCycle,
 }
 
-pub async fn velocity(db: &Db, p: Principal, r: &Range, f: &Filter) -> ServiceResult<Velocity> {
-    let ws = p.workspace_id;
-    let h = history(&db.conn, ws, f, r.to).await?;
+pub async fn velocity(conn: &impl ConnectionTrait, ws: i64, h: &History, r: &Range) -> ServiceResult<Velocity> {
     let stages = kpi::velocity(&h.funnel, &h.moves, r.from, r.to);
-    let sales = sales_cycle(&db.conn, ws, r).await?;
+    let sales = sales_cycle(conn, ws, r).await?;
     Ok(Velocity { stages, sales })
 }
 
@@ -241,11 +235,8 @@ pub struct LeadValue {
     pub window_from: DateTime<Utc>,
 }
 
-pub async fn lead_value(db: &Db, p: Principal, to: DateTime<Utc>, f: &Filter) -> ServiceResult<LeadValue> {
-    let ws = p.workspace_id;
-    let conn = &db.conn;
+pub async fn lead_value(conn: &impl ConnectionTrait, ws: i64, h: &History, to: DateTime<Utc>) -> ServiceResult<LeadValue> {
     let window_from = to - Duration::days(VALUE_WINDOW_DAYS);
-    let h = history(conn, ws, f, to).await?;
     let currency = settings(conn, ws).await?.currency;
     // Revenue per customer contact: each won deal of the window split equally over its buying
     // center, averaged over the contacts that got a share.
