@@ -413,7 +413,7 @@ impl CampaignPerformance {
     }
     /// The summed amounts of the open influenced opportunities (workspace currency).
     async fn open_pipeline(&self, ctx: &Context<'_>) -> async_graphql::Result<Money> {
-        Ok(self.money(self.activity(ctx).await?.open_pipeline))
+        Ok(self.money(crate::domain::kpi::round_money(self.activity(ctx).await?.open_pipeline)))
     }
     /// Sends, deliveries, unique opens and clicks and their rates; null for a campaign that
     /// is not on the EMAIL channel and tracked no e-mail in the range.
