@@ -21,7 +21,7 @@ use crate::graphql::loaders::{AccountLifetimeValue, Loaders, PersonaId, StageId,
 use crate::graphql::persona::Persona;
 use crate::graphql::scalars::{DateTime, Decimal, Money};
 use crate::service::attribution::Model;
-use crate::service::kpi::{self as service, Filter, LeadValue, Range, Reach, RoiReport, SalesCycle, Velocity};
+use crate::service::kpi::{self as service, Filter, LeadValue, Range, Reach, RoiReport, SalesCycle};
 
 #[derive(InputObject, Default, Clone)]
 pub struct KpiFilter {
@@ -172,21 +172,41 @@ impl From<&SalesCycle> for SalesCycleReport {
     }
 }
 
-pub struct VelocityReport(Arc<Velocity>);
+/// Velocity of a range: the funnel part (from the stage history) and the sales cycle (from the
+/// deals) are computed, and cached, only when asked.
+pub struct VelocityReport {
+    ws: i64,
+    range: Range,
+    filter: Filter,
+}
+
+impl VelocityReport {
+    async fn stage_rows(&self, ctx: &Context<'_>) -> async_graphql::Result<Arc<Vec<StageVelocity>>> {
+        let (r, f) = (&self.range, &self.filter);
+        let h = history(ctx, self.ws, f).await?;
+        let key = format!("velocity {:?} {f:?}", (r.from, r.to));
+        cached(ctx, self.ws, key, async { Ok(service::stage_velocity(&h, r)) }).await
+    }
+}
 
 #[Object(name = "Velocity")]
 impl VelocityReport {
     /// Per success-path stage (but the last): days to the next.
-    async fn stages(&self) -> Vec<StageVelocityRow> {
-        let n = self.0.stages.len().saturating_sub(1);
-        self.0.stages[..n].iter().cloned().map(StageVelocityRow).collect()
+    async fn stages(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<StageVelocityRow>> {
+        let rows = self.stage_rows(ctx).await?;
+        let n = rows.len().saturating_sub(1);
+        Ok(rows[..n].iter().cloned().map(StageVelocityRow).collect())
     }
     /// From entering the first success-path stage to entering the last.
-    async fn lead_to_customer(&self) -> Option<StageVelocityRow> {
-        self.0.stages.last().cloned().map(StageVelocityRow)
+    async fn lead_to_customer(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<StageVelocityRow>> {
+        Ok(self.stage_rows(ctx).await?.last().cloned().map(StageVelocityRow))
     }
-    async fn sales_cycle(&self) -> SalesCycleReport {
-        (&self.0.sales).into()
+    /// Deals closed in the range (not filtered by persona or owner).
+    async fn sales_cycle(&self, ctx: &Context<'_>) -> async_graphql::Result<SalesCycleReport> {
+        let r = &self.range;
+        let key = format!("sales cycle {:?}", (r.from, r.to));
+        let s = cached(ctx, self.ws, key, service::sales_cycle(&ctx.db().conn, self.ws, r)).await?;
+        Ok(s.as_ref().into())
     }
 }
 
@@ -746,11 +766,11 @@ impl KpiQuery {
         let p = ctx.principal()?;
         let r = range_of(range)?;
         let f = filter_of(filter)?;
-        let key = format!("velocity {:?} {f:?}", (r.from, r.to));
-        let h = history(ctx, p.workspace_id, &f).await?;
-        Ok(VelocityReport(
-            cached(ctx, p.workspace_id, key, service::velocity(&ctx.db().conn, p.workspace_id, &h, &r)).await?,
-        ))
+        Ok(VelocityReport {
+            ws: p.workspace_id,
+            range: r,
+            filter: f,
+        })
     }
 
     /// What a lead in each success-path stage is worth, and the whole database, at `to`

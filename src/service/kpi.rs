@@ -138,22 +138,15 @@ pub struct SalesCycle {
     pub currency: String,
 }
 
-pub struct Velocity {
-    /// Per success-path stage but the last, then Lead -> Customer.
-    pub stages: Vec<StageVelocity>,
-    pub sales: SalesCycle,
-}
-
-pub async fn velocity(conn: &impl ConnectionTrait, ws: i64, h: &History, r: &Range) -> ServiceResult<Velocity> {
-    let stages = kpi::velocity(&h.funnel, &h.moves, r.from, r.to);
-    let sales = sales_cycle(conn, ws, r).await?;
-    Ok(Velocity { stages, sales })
+/// Velocity per success-path stage but the last, then Lead -> Customer.
+pub fn stage_velocity(h: &History, r: &Range) -> Vec<StageVelocity> {
+    kpi::velocity(&h.funnel, &h.moves, r.from, r.to)
 }
 
 /// (status, amount in minor units, created at, closed at).
 type ClosedDeal = (String, i64, DateTime<Utc>, Option<DateTime<Utc>>);
 
-async fn sales_cycle(db: &impl ConnectionTrait, ws: i64, r: &Range) -> Result<SalesCycle, DbErr> {
+pub async fn sales_cycle(db: &impl ConnectionTrait, ws: i64, r: &Range) -> ServiceResult<SalesCycle> {
     let currency = settings(db, ws).await?.currency;
     use opportunity::Column as C;
     let closed = opportunity::Entity::in_workspace(ws)
