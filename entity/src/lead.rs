@@ -35,6 +35,8 @@ pub struct Model {
     pub unsubscribed_at: Option<DateTimeUtc>,
     pub converted_at: Option<DateTimeUtc>,
     pub erased_at: Option<DateTimeUtc>,
+    /// When the earliest touchpoint of the lead occurred (kept by every write of touchpoints).
+    pub first_touch_at: Option<DateTimeUtc>,
     /// Lower-cased e-mail, first and last name (Unicode case folding in Rust), for `search`.
     pub search_text: Option<String>,
     pub created_at: DateTimeUtc,

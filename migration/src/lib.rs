@@ -8,6 +8,7 @@ mod m20261126_000003_scoring;
 mod m20261127_000001_attribution;
 mod m20261127_000002_data_revision;
 mod m20261128_000001_reach;
+mod m20261128_000002_first_touch;
 
 pub struct Migrator;
 
@@ -22,6 +23,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261127_000001_attribution::Migration),
             Box::new(m20261127_000002_data_revision::Migration),
             Box::new(m20261128_000001_reach::Migration),
+            Box::new(m20261128_000002_first_touch::Migration),
         ]
     }
 }

@@ -2224,8 +2224,8 @@ async fn write_leads(
     Ok((tally, history, erased))
 }
 
-/// New touchpoints (stored external IDs are skipped), then the campaign counters and e-mail
-/// reachability they change.
+/// New touchpoints (stored external IDs are skipped), then the campaign counters, first touches
+/// and e-mail reachability they change.
 /// `stored`: external IDs of the touchpoints stored already.
 async fn write_touchpoints(
     db: &impl ConnectionTrait,
@@ -2237,11 +2237,13 @@ async fn write_touchpoints(
     const COLUMNS: &[&str] = &["external_id", "lead_id", "campaign_id", "touch_type", "occurred_at"];
     let (ws, now) = (cx.ws.id, cx.now);
     let mut campaigns: HashSet<i64> = HashSet::new();
+    let mut leads: HashSet<i64> = HashSet::new();
     let mut unreachable: HashMap<(i64, bool), DateTime<Utc>> = HashMap::new();
     let fresh = rows.iter().filter(|r| !stored.contains(&r.id)).map(|r| {
         let lead_id = ids.leads[&r.lead_id];
         let campaign_id = r.campaign_id.as_ref().map(|c| ids.campaigns[c]);
         campaigns.extend(campaign_id);
+        leads.insert(lead_id);
         let bounced = r.touch_type == "EMAIL_BOUNCED";
         if bounced || r.touch_type == "UNSUBSCRIBED" {
             let at = unreachable.entry((lead_id, bounced)).or_insert(r.occurred_at);
@@ -2265,6 +2267,9 @@ async fn write_touchpoints(
     let mut campaigns: Vec<i64> = campaigns.into_iter().collect();
     campaigns.sort_unstable();
     bulk::recount_campaign_touchpoints(db, ws, &campaigns).await?;
+    let mut leads: Vec<i64> = leads.into_iter().collect();
+    leads.sort_unstable();
+    store::lead::refresh_first_touch(db, ws, &leads, now).await?;
     mark_unreachable(db, ws, unreachable).await?;
     Ok(tally)
 }
@@ -2636,6 +2641,33 @@ mod tests {
         assert_eq!(int(&db, "SELECT SUM(amount_minor) FROM campaign_costs").await, 160_030);
         assert_eq!(int(&db, "SELECT touchpoint_count FROM campaigns WHERE external_id = 'c1'").await, 2);
         assert_eq!(int(&db, "SELECT COUNT(*) FROM lead_stage_history").await, 7);
+    }
+
+    /// The stored time of touchpoint `t` is the stored first touch of lead `l`.
+    async fn first_touch_is(db: &Db, l: &str, t: &str) -> bool {
+        let sql = format!(
+            "SELECT COUNT(*) FROM leads l JOIN touchpoints t ON t.workspace_id = l.workspace_id \
+             AND t.occurred_at = l.first_touch_at WHERE l.external_id = '{l}' AND t.external_id = '{t}'"
+        );
+        int(db, &sql).await == 1
+    }
+
+    #[tokio::test]
+    async fn first_touches_follow_the_imported_touchpoints() {
+        let db = db().await;
+        run(&db, &fixture("first", &all_files()), "hydraulik").await.unwrap();
+        assert!(first_touch_is(&db, "l1", "t1").await);
+        assert!(first_touch_is(&db, "l2", "t4").await);
+        assert!(first_touch_is(&db, "l3", "t3").await);
+        // An earlier touchpoint of l1 becomes its first touch; a later one of l3 changes nothing.
+        let touchpoints = format!("{TOUCHPOINTS_CSV}t5,l1,c1,EMAIL_OPEN,2025-01-16 08:00:00\nt6,l3,c1,EMAIL_OPEN,2025-05-01 08:00:00\n");
+        let report = run(&db, &fixture("first2", &[(TOUCHPOINTS, &touchpoints)]), "hydraulik")
+            .await
+            .unwrap();
+        assert!(report.contains("touchpoints 2 new, 4 unchanged"), "{report}");
+        assert!(first_touch_is(&db, "l1", "t5").await);
+        assert!(first_touch_is(&db, "l2", "t4").await);
+        assert!(first_touch_is(&db, "l3", "t3").await);
     }
 
     #[tokio::test]

@@ -118,6 +118,10 @@ impl Lead {
     async fn converted_at(&self) -> Option<DateTime> {
         self.0.converted_at.map(Into::into)
     }
+    /// The time of the lead's earliest touchpoint.
+    async fn first_touch_at(&self) -> Option<DateTime> {
+        self.0.first_touch_at.map(Into::into)
+    }
     async fn email_bounced_at(&self) -> Option<DateTime> {
         self.0.email_bounced_at.map(Into::into)
     }

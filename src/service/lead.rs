@@ -162,6 +162,9 @@ async fn save(txn: &impl ConnectionTrait, before: lead::Model, mut after: lead::
     after.updated_at = Utc::now();
     let mut am = after.into_active_model().reset_all();
     am.id = sea_orm::ActiveValue::Unchanged(before.id);
+    // Kept by the writes of touchpoints alone: a lead read before a concurrent batch of
+    // touchpoints committed must not write back the first touch it read.
+    am.first_touch_at = sea_orm::ActiveValue::NotSet;
     Ok(am.update(txn).await?)
 }
 
@@ -261,6 +264,7 @@ pub async fn upsert(db: &Db, bus: &Bus, p: Principal, input: UpsertLead) -> Serv
                 unsubscribed_at: None,
                 converted_at: None,
                 erased_at: None,
+                first_touch_at: None,
                 search_text: None,
                 created_at,
                 updated_at: now,

@@ -172,6 +172,7 @@ pub async fn record(db: &Db, bus: &Bus, p: Principal, items: Vec<NewTouchpoint>)
 
     bump_campaign_counts(conn, ws, &inserted).await?;
     mark_contact_state(conn, ws, &inserted).await?;
+    mark_first_touch(conn, ws, &inserted).await?;
     let entered = super::scoring::add_touchpoints(conn, ws, &inserted).await?;
     super::attribution::touchpoints_recorded(conn, ws, &inserted).await?;
     let events = super::scoring::auto_mql(conn, ws, entered).await?;
@@ -280,6 +281,16 @@ async fn mark_contact_state(db: &impl ConnectionTrait, ws: i64, rows: &[touchpoi
                 .await?;
         }
     }
+    Ok(())
+}
+
+/// Keeps `leads.first_touch_at` the earliest touch of each lead: one set-based UPDATE per
+/// thousand leads of the batch, writing only those whose earliest touch is now earlier.
+async fn mark_first_touch(db: &impl ConnectionTrait, ws: i64, rows: &[touchpoint::Model]) -> Result<(), DbErr> {
+    let mut leads: Vec<i64> = rows.iter().map(|t| t.lead_id).collect();
+    leads.sort_unstable();
+    leads.dedup();
+    store::lead::refresh_first_touch(db, ws, &leads, Utc::now()).await?;
     Ok(())
 }
 

@@ -223,14 +223,14 @@ pub async fn touches_of_leads_without_deals(
 }
 
 /// For each lead whose earliest touchpoint lies in [from, to): its touchpoints at that instant
-/// (one, unless several share it). One pass over the covering (workspace, lead, occurred_at)
-/// index for the earliest times, and an index seek per lead.
+/// (one, unless several share it). A range scan of the leads' (workspace, first_touch_at)
+/// index, and a seek per lead into the covering (workspace, lead, occurred_at) index of
+/// touchpoints.
 pub async fn first_touches(db: &impl ConnectionTrait, ws: i64, from: DateTime<Utc>, to: DateTime<Utc>) -> Result<Vec<Touch>, DbErr> {
-    let sql = "SELECT t.id, t.lead_id, t.campaign_id, t.touch_type, t.occurred_at FROM touchpoints t \
-               JOIN (SELECT lead_id, MIN(occurred_at) AS first FROM touchpoints WHERE workspace_id = ? GROUP BY lead_id) f \
-               ON t.lead_id = f.lead_id AND t.occurred_at = f.first \
-               WHERE t.workspace_id = ? AND f.first >= ? AND f.first < ?";
-    let values: Vec<sea_orm::Value> = vec![ws.into(), ws.into(), from.into(), to.into()];
+    let sql = "SELECT t.id, t.lead_id, t.campaign_id, t.touch_type, t.occurred_at FROM leads l \
+               JOIN touchpoints t ON t.workspace_id = l.workspace_id AND t.lead_id = l.id AND t.occurred_at = l.first_touch_at \
+               WHERE l.workspace_id = ? AND l.first_touch_at >= ? AND l.first_touch_at < ?";
+    let values: Vec<sea_orm::Value> = vec![ws.into(), from.into(), to.into()];
     let mut out = Vec::new();
     for row in db.query_all_raw(statement(db.get_database_backend(), sql, values)).await? {
         out.push(touch_of((

@@ -141,3 +141,29 @@ pub async fn live_page(db: &impl ConnectionTrait, ws: i64, after: i64, limit: u6
         .all(db)
         .await
 }
+
+/// Sets `first_touch_at` of these leads to the time of their earliest touchpoint, after
+/// touchpoints were written: one statement per thousand leads, and only rows whose value
+/// changes are written (their `updated_at` becomes `now`, so that an incremental sync sees the
+/// change). The value is the stored MIN itself, so that on SQLite (times as text) it equals
+/// that touchpoint's `occurred_at` exactly. Returns the number of leads changed.
+pub async fn refresh_first_touch(db: &impl ConnectionTrait, ws: i64, lead_ids: &[i64], now: DateTime<Utc>) -> Result<u64, DbErr> {
+    use super::raw::{placeholders, statement};
+    const CHUNK: usize = 1_000;
+    let backend = db.get_database_backend();
+    let first = "(SELECT MIN(t.occurred_at) FROM touchpoints t WHERE t.workspace_id = leads.workspace_id AND t.lead_id = leads.id)";
+    let mut changed = 0;
+    for chunk in lead_ids.chunks(CHUNK) {
+        let sql = format!(
+            "UPDATE leads SET first_touch_at = {first}, updated_at = ? \
+             WHERE workspace_id = ? AND id IN ({}) AND first_touch_at IS DISTINCT FROM {first}",
+            placeholders(chunk.len())
+        );
+        let mut values: Vec<sea_orm::Value> = Vec::with_capacity(chunk.len() + 2);
+        values.push(now.into());
+        values.push(ws.into());
+        values.extend(chunk.iter().map(|&id| id.into()));
+        changed += db.execute_raw(statement(backend, &sql, values)).await?.rows_affected();
+    }
+    Ok(changed)
+}

@@ -263,3 +263,108 @@ async fn contact_state_changes_show_in_incremental_sync(app: TestApp) {
     );
 }
 both!(contact_state_changes_show_in_incremental_sync);
+
+async fn the_first_touch_is_the_earliest_touchpoint(app: TestApp) {
+    let ada = app.lead("ada@example.com").await;
+    let bob = app.lead("bob@example.com").await;
+    let q = "query($ids: [ID!]!) { nodes(ids: $ids) { ... on Lead { firstTouchAt updatedAt } } }";
+    let vars = json!({ "ids": [ada, bob] });
+    let first_touches = |data: &Value| -> Vec<Value> {
+        data["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| n["firstTouchAt"].clone())
+            .collect()
+    };
+    let data = app.data(&app.keys.analyst, q, vars.clone()).await;
+    assert_eq!(
+        first_touches(&data),
+        vec![Value::Null, Value::Null],
+        "no touchpoint, no first touch"
+    );
+
+    // The earliest of a batch, per lead.
+    let batch = json!([
+        { "leadId": ada, "type": "PAGE_VIEW", "occurredAt": "2026-03-02T09:00:00Z" },
+        { "leadId": ada, "type": "PAGE_VIEW", "occurredAt": "2026-03-01T09:00:00Z" },
+        { "leadId": bob, "type": "PAGE_VIEW", "occurredAt": "2026-03-05T09:00:00Z" },
+    ]);
+    assert_eq!(app.record(batch).await["recordedCount"], 3);
+    let data = app.data(&app.keys.analyst, q, vars.clone()).await;
+    assert_eq!(
+        first_touches(&data),
+        vec![json!("2026-03-01T09:00:00Z"), json!("2026-03-05T09:00:00Z")]
+    );
+    let ada_updated = data["nodes"][0]["updatedAt"].clone();
+
+    // A later touchpoint leaves it (and the lead) alone; an earlier one recorded later lowers it.
+    let later = json!([{ "leadId": ada, "type": "MEETING", "occurredAt": "2026-04-01T09:00:00Z" }]);
+    assert_eq!(app.record(later).await["recordedCount"], 1);
+    let data = app.data(&app.keys.analyst, q, vars.clone()).await;
+    assert_eq!(
+        first_touches(&data),
+        vec![json!("2026-03-01T09:00:00Z"), json!("2026-03-05T09:00:00Z")]
+    );
+    assert_eq!(data["nodes"][0]["updatedAt"], ada_updated, "nothing of the lead changed");
+    let earlier = json!([{ "leadId": bob, "type": "EMAIL_OPEN", "occurredAt": "2026-02-01T09:00:00.250Z" }]);
+    assert_eq!(app.record(earlier).await["recordedCount"], 1);
+    let data = app.data(&app.keys.analyst, q, vars.clone()).await;
+    assert_eq!(
+        first_touches(&data),
+        vec![json!("2026-03-01T09:00:00Z"), json!("2026-02-01T09:00:00.250Z")]
+    );
+
+    // An update of the lead keeps it.
+    let upsert = "mutation($input: UpsertLeadInput!) { upsertLead(input: $input) { lead { firstName firstTouchAt } userErrors { code } } }";
+    let input = json!({ "input": { "email": "ada@example.com", "firstName": "Ada" } });
+    let updated = app.mutate(&app.keys.admin, "upsertLead", upsert, input).await;
+    assert_eq!(
+        updated["lead"],
+        json!({ "firstName": "Ada", "firstTouchAt": "2026-03-01T09:00:00Z" })
+    );
+}
+both!(the_first_touch_is_the_earliest_touchpoint);
+
+/// On the demo company: every lead's first touch is its earliest touchpoint, and the first
+/// touches of a range are those the MIN over all touchpoints finds.
+async fn first_touches_agree_with_a_min_over_the_touchpoints(app: TestApp) {
+    use chrono::{TimeZone, Utc};
+    use closedloop::store::raw::statement;
+    use sea_orm::ConnectionTrait;
+    app.demo().await;
+    let db = &app.db.conn;
+    let backend = db.get_database_backend();
+    let ws = closedloop::store::workspace::by_name(db, closedloop::cli::demo::WORKSPACE)
+        .await
+        .unwrap()
+        .unwrap()
+        .id;
+    let stale = "SELECT COUNT(*) FROM leads l WHERE l.workspace_id = ? AND l.first_touch_at IS DISTINCT FROM \
+                 (SELECT MIN(t.occurred_at) FROM touchpoints t WHERE t.workspace_id = l.workspace_id AND t.lead_id = l.id)";
+    let row = db.query_one_raw(statement(backend, stale, vec![ws.into()])).await.unwrap().unwrap();
+    assert_eq!(row.try_get_by_index::<i64>(0).unwrap(), 0);
+
+    let by_min = "SELECT t.id FROM touchpoints t \
+                  JOIN (SELECT lead_id, MIN(occurred_at) AS first FROM touchpoints WHERE workspace_id = ? GROUP BY lead_id) f \
+                  ON t.lead_id = f.lead_id AND t.occurred_at = f.first \
+                  WHERE t.workspace_id = ? AND f.first >= ? AND f.first < ?";
+    let at = |y, m| Utc.with_ymd_and_hms(y, m, 1, 0, 0, 0).unwrap();
+    for (from, to) in [(at(2000, 1), at(2100, 1)), (at(2025, 1), at(2026, 1)), (at(2025, 4), at(2025, 7))] {
+        let values = vec![ws.into(), ws.into(), from.into(), to.into()];
+        let mut expected: Vec<i64> = db
+            .query_all_raw(statement(backend, by_min, values))
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| r.try_get_by_index(0).unwrap())
+            .collect();
+        expected.sort_unstable();
+        let touches = closedloop::store::attribution::first_touches(db, ws, from, to).await.unwrap();
+        let mut got: Vec<i64> = touches.iter().map(|t| t.id).collect();
+        got.sort_unstable();
+        assert!(!expected.is_empty(), "{from}..{to}");
+        assert_eq!(got, expected, "{from}..{to}");
+    }
+}
+both!(first_touches_agree_with_a_min_over_the_touchpoints);
