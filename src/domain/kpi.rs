@@ -376,6 +376,40 @@ pub fn per(costs: Decimal, count: Decimal) -> Option<Decimal> {
     (!count.is_zero()).then(|| round_money(costs / count))
 }
 
+/// The funnel now: per success-path stage, its leads and those that reached it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SnapshotRow {
+    pub stage: i64,
+    /// Leads whose current stage it is.
+    pub leads: i64,
+    /// Leads whose current stage is it or a later success-path stage.
+    pub reached: i64,
+    /// reached / the previous stage's reached, 4 places; `None` for the first stage or when the
+    /// previous stage was reached by nobody.
+    pub conversion: Option<Decimal>,
+}
+
+/// The funnel snapshot from the count of leads per current stage (side stages count nowhere).
+pub fn snapshot(f: &Funnel, leads_in: &HashMap<i64, i64>) -> Vec<SnapshotRow> {
+    let counts: Vec<i64> = f.success.iter().map(|s| leads_in.get(s).copied().unwrap_or(0)).collect();
+    let mut reached: Vec<i64> = counts.clone();
+    for i in (0..reached.len().saturating_sub(1)).rev() {
+        reached[i] += reached[i + 1];
+    }
+    f.success
+        .iter()
+        .enumerate()
+        .map(|(i, s)| SnapshotRow {
+            stage: *s,
+            leads: counts[i],
+            reached: reached[i],
+            conversion: (i > 0)
+                .then(|| ratio(Decimal::from(reached[i]), Decimal::from(reached[i - 1])))
+                .flatten(),
+        })
+        .collect()
+}
+
 /// A KPI's time bucket.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Bucket {
@@ -667,5 +701,27 @@ mod tests {
         let q4 = periods(t(2025, 11, 1, 0), t(2026, 2, 1, 0), Bucket::Quarter).unwrap();
         assert_eq!(q4[0].1, t(2026, 1, 1, 0));
         assert!(periods(t(2000, 1, 1, 0), t(2026, 1, 1, 0), Bucket::Week).is_none());
+    }
+
+    /// docs/kpis.md, Funnel snapshot: 50 leads in Lead, 30 in MQL, 15 in SQL, 5 Customers and
+    /// 20 in Nurture.
+    #[test]
+    fn snapshot_by_hand() {
+        let counts: HashMap<i64, i64> = [(LEAD, 50), (MQL, 30), (SQL, 15), (CUSTOMER, 5), (NURTURE, 20)]
+            .into_iter()
+            .collect();
+        let rows = snapshot(&funnel(), &counts);
+        let got: Vec<(i64, i64, Option<Decimal>)> = rows.iter().map(|r| (r.leads, r.reached, r.conversion)).collect();
+        assert_eq!(
+            got,
+            vec![
+                (50, 100, None),
+                (30, 50, Some(dec("0.5000"))),
+                (15, 20, Some(dec("0.4000"))),
+                (5, 5, Some(dec("0.2500"))),
+            ]
+        );
+        let empty = snapshot(&funnel(), &HashMap::new());
+        assert_eq!(empty[1].conversion, None);
     }
 }

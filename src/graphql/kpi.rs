@@ -88,6 +88,28 @@ impl StageConversionRow {
     }
 }
 
+/// A success-path stage now.
+pub struct SnapshotRow(crate::domain::kpi::SnapshotRow);
+
+#[Object(name = "FunnelSnapshotRow")]
+impl SnapshotRow {
+    async fn stage(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<FunnelStage>> {
+        stage(ctx, self.0.stage).await
+    }
+    /// Leads whose current stage it is.
+    async fn leads(&self) -> i64 {
+        self.0.leads
+    }
+    /// Leads whose current stage is it or a later success-path stage.
+    async fn reached(&self) -> i64 {
+        self.0.reached
+    }
+    /// reached / the previous stage's reached, 4 places; null for the first stage.
+    async fn conversion_from_previous(&self) -> Option<Decimal> {
+        self.0.conversion.map(Decimal)
+    }
+}
+
 pub struct StageFlowRow(StageFlow);
 
 #[Object(name = "StageFlow")]
@@ -742,6 +764,16 @@ impl KpiQuery {
         let h = history(ctx, p.workspace_id, &f).await?;
         let rows = cached(ctx, p.workspace_id, key, async { Ok(service::conversion(&h, &r, as_of)) }).await?;
         Ok(rows.iter().cloned().map(StageConversionRow).collect())
+    }
+
+    /// The funnel as it stands: per success-path stage, the leads in it and those that reached
+    /// it (now in it or a later success-path stage), and the conversion from the previous one.
+    async fn funnel_snapshot(&self, ctx: &Context<'_>, filter: Option<KpiFilter>) -> async_graphql::Result<Vec<SnapshotRow>> {
+        let p = ctx.principal()?;
+        let f = filter_of(filter)?;
+        let key = format!("snapshot {f:?}");
+        let rows = cached(ctx, p.workspace_id, key, service::snapshot(&ctx.db().conn, p.workspace_id, &f)).await?;
+        Ok(rows.iter().cloned().map(SnapshotRow).collect())
     }
 
     /// Moves in and out of every stage in the range, and its balance before and after.

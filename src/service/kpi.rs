@@ -123,6 +123,50 @@ pub fn flow(h: &History, r: &Range) -> Vec<StageFlow> {
     kpi::flow(&h.funnel, &ids, &h.moves, r.from, r.to)
 }
 
+/// The funnel now: leads per current stage and how many reached each success-path stage.
+pub async fn snapshot(conn: &impl ConnectionTrait, ws: i64, f: &Filter) -> ServiceResult<Vec<kpi::SnapshotRow>> {
+    let stages = crate::store::workspace::stages(conn, ws).await?;
+    let funnel = Funnel {
+        success: stages.iter().filter(|s| s.kind == STAGE_SUCCESS).map(|s| s.id).collect(),
+        side: stages.iter().filter(|s| s.kind != STAGE_SUCCESS).map(|s| s.id).collect(),
+    };
+    use lead::Column as C;
+    let mut counts: HashMap<i64, i64> = HashMap::new();
+    match f.persona_id {
+        // Counted by the (workspace, stage) index.
+        None => {
+            let mut q = lead::Entity::in_workspace(ws);
+            if let Some(o) = f.owner_id {
+                q = q.filter(C::OwnerId.eq(o));
+            }
+            let rows = q
+                .select_only()
+                .column(C::StageId)
+                .column_as(C::Id.count(), "n")
+                .group_by(C::StageId)
+                .into_tuple::<(i64, i64)>()
+                .all(conn)
+                .await?;
+            counts.extend(rows);
+        }
+        Some(_) => {
+            let keep = lead_set(conn, ws, f).await?.unwrap_or_default();
+            let rows = lead::Entity::in_workspace(ws)
+                .select_only()
+                .columns([C::Id, C::StageId])
+                .into_tuple::<(i64, i64)>()
+                .all(conn)
+                .await?;
+            for (id, stage) in rows {
+                if keep.contains(&id) {
+                    *counts.entry(stage).or_default() += 1;
+                }
+            }
+        }
+    }
+    Ok(kpi::snapshot(&funnel, &counts))
+}
+
 /// Sales cycle and sales velocity of the deals closed in the range.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SalesCycle {

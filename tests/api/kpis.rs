@@ -150,6 +150,20 @@ async fn sales_cycle_funnel_and_lifetime_value_by_hand(app: TestApp) {
         &json!({ "stage": { "key": "LEAD" }, "inflow": 3, "toNext": 1, "toSide": 0, "toOther": 0, "balanceFrom": 0, "balanceTo": 2 })
     );
 
+    // The funnel now: Bob and Carol in Lead, Ada in MQL.
+    let q = "{ funnelSnapshot { stage { key } leads reached conversionFromPrevious } }";
+    let snap = app.data(&app.keys.analyst, q, json!({})).await["funnelSnapshot"].clone();
+    assert_eq!(
+        snap,
+        json!([
+            { "stage": { "key": "LEAD" }, "leads": 2, "reached": 3, "conversionFromPrevious": null },
+            { "stage": { "key": "MQL" }, "leads": 1, "reached": 1, "conversionFromPrevious": "0.3333" },
+            { "stage": { "key": "SQL" }, "leads": 0, "reached": 0, "conversionFromPrevious": "0.0000" },
+            { "stage": { "key": "OPPORTUNITY" }, "leads": 0, "reached": 0, "conversionFromPrevious": null },
+            { "stage": { "key": "CUSTOMER" }, "leads": 0, "reached": 0, "conversionFromPrevious": null },
+        ])
+    );
+
     // Lifetime value of Initech a year after its first deal: 1,500 won, tenure 365 days (under
     // a year, so one year): 1500 + 1500 x 3 = 6,000.00; before any deal: null.
     let q = "query($id: ID!, $at: DateTime) { opportunity(id: $id) { account { lifetimeValue(asOf: $at) { amount currency } } } }";
