@@ -154,15 +154,18 @@ pub async fn refresh_first_touch(db: &impl ConnectionTrait, ws: i64, lead_ids: &
     let first = "(SELECT MIN(t.occurred_at) FROM touchpoints t WHERE t.workspace_id = leads.workspace_id AND t.lead_id = leads.id)";
     let mut changed = 0;
     for chunk in lead_ids.chunks(CHUNK) {
+        // `+workspace_id`: looked up by primary key. Without statistics for every index of leads
+        // (a database not analyzed yet, or just migrated), SQLite otherwise walked all the
+        // workspace's leads in an index that starts with workspace_id, for every statement.
         let sql = format!(
             "UPDATE leads SET first_touch_at = {first}, updated_at = ? \
-             WHERE workspace_id = ? AND id IN ({}) AND first_touch_at IS DISTINCT FROM {first}",
+             WHERE id IN ({}) AND +workspace_id = ? AND first_touch_at IS DISTINCT FROM {first}",
             placeholders(chunk.len())
         );
         let mut values: Vec<sea_orm::Value> = Vec::with_capacity(chunk.len() + 2);
         values.push(now.into());
-        values.push(ws.into());
         values.extend(chunk.iter().map(|&id| id.into()));
+        values.push(ws.into());
         changed += db.execute_raw(statement(backend, &sql, values)).await?.rows_affected();
     }
     Ok(changed)
