@@ -726,65 +726,22 @@ pub struct CampaignActivity {
     pub email: Option<reach::EmailStats>,
 }
 
-/// Touchpoint types the e-mail statistics count.
-const EMAIL_SENT: &str = "EMAIL_SENT";
-const EMAIL_BOUNCED: &str = "EMAIL_BOUNCED";
-const EMAIL_OPEN: &str = "EMAIL_OPEN";
-const EMAIL_CLICK: &str = "EMAIL_CLICK";
-
 /// Per campaign with a touchpoint in the range: leads touched, opportunities influenced and
-/// their open pipeline, e-mail statistics. Leads as the filter keeps them.
+/// their open pipeline, e-mail statistics. Leads as the filter keeps them. Counted in SQL.
 pub async fn campaign_activity(
     conn: &impl ConnectionTrait,
     ws: i64,
     r: &Range,
     f: &Filter,
 ) -> ServiceResult<HashMap<i64, CampaignActivity>> {
-    use entity::touchpoint::Column as T;
-    let keep = lead_set(conn, ws, f).await?;
-    let touches = entity::touchpoint::Entity::in_workspace(ws)
-        .filter(T::OccurredAt.gte(r.from))
-        .filter(T::OccurredAt.lt(r.to))
-        .filter(T::CampaignId.is_not_null())
-        .select_only()
-        .columns([T::CampaignId, T::LeadId, T::TouchType, T::OccurredAt])
-        .into_tuple::<(i64, i64, String, DateTime<Utc>)>()
-        .all(conn)
-        .await?;
-    #[derive(Default)]
-    struct Acc {
-        /// Lead -> its first touch on the campaign in the range.
-        first: HashMap<i64, DateTime<Utc>>,
-        email: [HashSet<i64>; 4],
-    }
-    let mut acc: HashMap<i64, Acc> = HashMap::new();
-    for (c, lead, kind, at) in touches {
-        if keep.as_ref().is_some_and(|k| !k.contains(&lead)) {
-            continue;
-        }
-        let a = acc.entry(c).or_default();
-        let first = a.first.entry(lead).or_insert(at);
-        *first = (*first).min(at);
-        let slot = [EMAIL_SENT, EMAIL_BOUNCED, EMAIL_OPEN, EMAIL_CLICK].iter().position(|k| *k == kind);
-        if let Some(i) = slot {
-            a.email[i].insert(lead);
-        }
-    }
-    // The buying centers of all deals, and the deals themselves.
+    use crate::store::campaign::{LeadScope, first_touches_of_buying_centers, touch_counts};
+    let scope = LeadScope {
+        persona_id: f.persona_id,
+        owner_id: f.owner_id,
+    };
+    let counts = touch_counts(conn, ws, r.from, r.to, scope).await?;
+    let touched = first_touches_of_buying_centers(conn, ws, r.from, r.to, scope).await?;
     let currency = settings(conn, ws).await?.currency;
-    let mut deals_of: HashMap<i64, Vec<i64>> = HashMap::new();
-    for (deal, lead) in entity::opportunity_contact::Entity::in_workspace(ws)
-        .select_only()
-        .columns([
-            entity::opportunity_contact::Column::OpportunityId,
-            entity::opportunity_contact::Column::LeadId,
-        ])
-        .into_tuple::<(i64, i64)>()
-        .all(conn)
-        .await?
-    {
-        deals_of.entry(lead).or_default().push(deal);
-    }
     use opportunity::Column as O;
     /// (status, amount in minor units, currency, closed at).
     type Deal = (String, i64, String, Option<DateTime<Utc>>);
@@ -798,32 +755,28 @@ pub async fn campaign_activity(
         .map(|(id, st, amount, cur, closed)| (id, (st, amount, cur, closed)))
         .collect();
     let open = OpportunityStatus::Open.as_str();
-    Ok(acc
+    // Influenced: touched before the deal closed (an open deal: at any time in the range).
+    let mut influenced: HashMap<i64, Vec<&Deal>> = HashMap::new();
+    for (campaign, deal, first) in &touched {
+        if let Some(d) = deals.get(deal)
+            && d.3.is_none_or(|closed| *first < closed)
+        {
+            influenced.entry(*campaign).or_default().push(d);
+        }
+    }
+    Ok(counts
         .into_iter()
-        .map(|(c, a)| {
-            let mut influenced: HashSet<i64> = HashSet::new();
-            for (lead, first) in &a.first {
-                for deal in deals_of.get(lead).into_iter().flatten() {
-                    if let Some((_, _, _, closed)) = deals.get(deal)
-                        && closed.is_none_or(|t| *first < t)
-                    {
-                        influenced.insert(*deal);
-                    }
-                }
-            }
-            let open_deals: Vec<&Deal> = influenced.iter().filter_map(|d| deals.get(d)).filter(|d| d.0 == open).collect();
-            let [sent, bounced, opened, clicked] = &a.email;
-            let email = (a.email.iter().any(|s| !s.is_empty())).then(|| {
-                let delivered: HashSet<i64> = sent.difference(bounced).copied().collect();
-                let among = |s: &HashSet<i64>| s.intersection(&delivered).count() as i64;
-                reach::EmailStats::new(sent.len() as i64, delivered.len() as i64, among(opened), among(clicked))
-            });
+        .map(|(c, n)| {
+            let deals = influenced.remove(&c).unwrap_or_default();
+            let open_deals: Vec<&&Deal> = deals.iter().filter(|d| d.0 == open).collect();
             let activity = CampaignActivity {
-                leads_touched: a.first.len() as i64,
-                opportunities_influenced: influenced.len() as i64,
+                leads_touched: n.leads,
+                opportunities_influenced: deals.len() as i64,
                 open_opportunities: open_deals.len() as i64,
                 open_pipeline: from_minor(open_deals.iter().filter(|d| d.2 == currency).map(|d| d.1).sum()),
-                email,
+                email: n
+                    .email_touched
+                    .then(|| reach::EmailStats::new(n.sent, n.delivered, n.opened, n.clicked)),
             };
             (c, activity)
         })

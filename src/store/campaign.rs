@@ -1,9 +1,12 @@
 //! Campaign and cost queries.
-use chrono::NaiveDate;
+use std::collections::HashMap;
+
+use chrono::{DateTime, NaiveDate, Utc};
 use entity::{campaign, campaign_cost};
 use sea_orm::{ColumnTrait, Condition, ConnectionTrait, DbErr, QueryFilter, QueryOrder, Select};
 
 use super::Scoped;
+use super::raw::statement;
 
 #[derive(Debug, Default, Clone)]
 pub struct CampaignFilter {
@@ -48,4 +51,107 @@ pub async fn costs_of(db: &impl ConnectionTrait, ws: i64, campaign_ids: &[i64]) 
         .order_by_asc(campaign_cost::Column::Id)
         .all(db)
         .await
+}
+
+/// Restricts touchpoints `t` to some leads: members of a persona, leads of an owner.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LeadScope {
+    pub persona_id: Option<i64>,
+    pub owner_id: Option<i64>,
+}
+
+impl LeadScope {
+    fn sql(&self, ws: i64, values: &mut Vec<sea_orm::Value>) -> String {
+        let mut out = String::new();
+        if let Some(p) = self.persona_id {
+            out.push_str(
+                " AND t.lead_id IN (SELECT m.lead_id FROM lead_persona_matches m \
+                 WHERE m.workspace_id = ? AND m.persona_id = ? AND m.is_member = ?)",
+            );
+            values.extend([ws.into(), p.into(), true.into()]);
+        }
+        if let Some(o) = self.owner_id {
+            out.push_str(" AND t.lead_id IN (SELECT l.id FROM leads l WHERE l.workspace_id = ? AND l.owner_id = ?)");
+            values.extend([ws.into(), o.into()]);
+        }
+        out
+    }
+}
+
+/// Per campaign, over its touchpoints in [from, to) of the leads in scope: distinct leads
+/// touched, and distinct leads sent an e-mail, of them not bounced, of those opened and
+/// clicked, and whether it had any e-mail touchpoint. Aggregated in SQL: one row per campaign.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TouchCounts {
+    pub leads: i64,
+    pub email_touched: bool,
+    pub sent: i64,
+    pub delivered: i64,
+    pub opened: i64,
+    pub clicked: i64,
+}
+
+pub async fn touch_counts(
+    db: &impl ConnectionTrait,
+    ws: i64,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    scope: LeadScope,
+) -> Result<HashMap<i64, TouchCounts>, DbErr> {
+    let flag = |kind: &str| format!("MAX(CASE WHEN t.touch_type = '{kind}' THEN 1 ELSE 0 END)");
+    let mut values: Vec<sea_orm::Value> = vec![ws.into(), from.into(), to.into()];
+    let scope = scope.sql(ws, &mut values);
+    let sql = format!(
+        "SELECT campaign_id, COUNT(*), SUM(e), SUM(s), SUM(s * (1 - b)), SUM(s * (1 - b) * o), SUM(s * (1 - b) * c) FROM (\
+           SELECT t.campaign_id, t.lead_id, \
+             MAX(CASE WHEN t.touch_type IN ('EMAIL_SENT', 'EMAIL_BOUNCED', 'EMAIL_OPEN', 'EMAIL_CLICK') THEN 1 ELSE 0 END) AS e, \
+             {} AS s, {} AS b, {} AS o, {} AS c \
+           FROM touchpoints t WHERE t.workspace_id = ? AND t.occurred_at >= ? AND t.occurred_at < ? \
+             AND t.campaign_id IS NOT NULL{scope} \
+           GROUP BY t.campaign_id, t.lead_id) x GROUP BY campaign_id",
+        flag("EMAIL_SENT"),
+        flag("EMAIL_BOUNCED"),
+        flag("EMAIL_OPEN"),
+        flag("EMAIL_CLICK"),
+    );
+    let mut out = HashMap::new();
+    for row in db.query_all_raw(statement(db.get_database_backend(), &sql, values)).await? {
+        let n = |i: usize| -> Result<i64, DbErr> { row.try_get_by_index::<i64>(i) };
+        out.insert(
+            n(0)?,
+            TouchCounts {
+                leads: n(1)?,
+                email_touched: n(2)? > 0,
+                sent: n(3)?,
+                delivered: n(4)?,
+                opened: n(5)?,
+                clicked: n(6)?,
+            },
+        );
+    }
+    Ok(out)
+}
+
+/// Per (campaign, opportunity): the first touchpoint in [from, to) of the leads in scope that
+/// are in the opportunity's buying center.
+pub async fn first_touches_of_buying_centers(
+    db: &impl ConnectionTrait,
+    ws: i64,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    scope: LeadScope,
+) -> Result<Vec<(i64, i64, DateTime<Utc>)>, DbErr> {
+    let mut values: Vec<sea_orm::Value> = vec![ws.into(), from.into(), to.into()];
+    let scope = scope.sql(ws, &mut values);
+    let sql = format!(
+        "SELECT t.campaign_id, oc.opportunity_id, MIN(t.occurred_at) FROM opportunity_contacts oc \
+         JOIN touchpoints t ON t.workspace_id = oc.workspace_id AND t.lead_id = oc.lead_id \
+         WHERE oc.workspace_id = ? AND t.occurred_at >= ? AND t.occurred_at < ? AND t.campaign_id IS NOT NULL{scope} \
+         GROUP BY t.campaign_id, oc.opportunity_id"
+    );
+    let mut out = Vec::new();
+    for row in db.query_all_raw(statement(db.get_database_backend(), &sql, values)).await? {
+        out.push((row.try_get_by_index(0)?, row.try_get_by_index(1)?, row.try_get_by_index(2)?));
+    }
+    Ok(out)
 }

@@ -256,6 +256,38 @@ async fn campaign_extras_and_email_statistics_by_hand(app: TestApp) {
         (&Value::Null, &json!(1), &json!(1), &Value::Null)
     );
 
+    // With an owner filter only the owner's leads count: A, once Sam owns it.
+    let sam = app.user("Sam Sales", "sam@initech.test").await;
+    let q = "query($range: DateTimeRange!, $owner: ID) { campaignRoi(range: $range, filter: { ownerId: $owner }) {
+        campaigns { campaign { name } leadsTouched opportunitiesInfluenced email { sent uniqueOpens } } } }";
+    let owned = |report: &Value| {
+        report["campaignRoi"]["campaigns"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["campaign"]["name"] == "Newsletter")
+            .unwrap()
+            .clone()
+    };
+    let before = app.data(&app.keys.analyst, q, json!({ "range": q1(), "owner": sam })).await;
+    assert_eq!(
+        owned(&before),
+        json!({ "campaign": { "name": "Newsletter" }, "leadsTouched": 0, "opportunitiesInfluenced": 0, "email": { "sent": 0, "uniqueOpens": 0 } })
+    );
+    let update = "mutation($input: UpdateLeadInput!) { updateLead(input: $input) { userErrors { field code } } }";
+    app.mutate(
+        &app.keys.marketing,
+        "updateLead",
+        update,
+        json!({ "input": { "id": f.a, "ownerId": sam } }),
+    )
+    .await;
+    let after = app.data(&app.keys.analyst, q, json!({ "range": q1(), "owner": sam })).await;
+    assert_eq!(
+        owned(&after),
+        json!({ "campaign": { "name": "Newsletter" }, "leadsTouched": 1, "opportunitiesInfluenced": 1, "email": { "sent": 1, "uniqueOpens": 1 } })
+    );
+
     // expectedLeads is validated and can be cleared.
     let q =
         "mutation($input: UpdateCampaignInput!) { updateCampaign(input: $input) { campaign { expectedLeads } userErrors { field code } } }";
