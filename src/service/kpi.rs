@@ -7,7 +7,7 @@ use std::collections::{HashMap, HashSet};
 use chrono::{DateTime, Duration, NaiveTime, Utc};
 use entity::{campaign, campaign_cost, funnel_stage, handoff, lead, lead_persona_match, lead_stage_history, opportunity};
 use rust_decimal::Decimal;
-use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, FromQueryResult, QueryFilter, QuerySelect};
+use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, QueryFilter, QuerySelect};
 
 use super::attribution::{self as attribution, Grouping, Model, RowKey, SourceChoice};
 use crate::domain::attribution::{DEFAULT_LOOKBACK_DAYS, Touch, path_order};
@@ -611,75 +611,30 @@ pub struct Reach {
     pub personas: Vec<(i64, i64, Vec<ChannelReach>)>,
 }
 
-#[derive(FromQueryResult)]
-struct ContactRow {
-    id: i64,
-    email: Option<String>,
-    phone: Option<String>,
-    linkedin_url: Option<String>,
-    twitter_handle: Option<String>,
-    facebook_url: Option<String>,
-    street: Option<String>,
-    postal_code: Option<String>,
-    city: Option<String>,
-    consents: serde_json::Value,
-    email_bounced_at: Option<DateTime<Utc>>,
-    unsubscribed_at: Option<DateTime<Utc>>,
-}
-
-/// A [`Contact`] from anything with the lead's contact columns (a lead, a [`ContactRow`]).
-macro_rules! contact {
-    ($r:expr) => {{
-        let r = $r;
-        Contact {
-            email: r.email.is_some(),
-            phone: r.phone.is_some(),
-            linkedin: r.linkedin_url.is_some(),
-            twitter: r.twitter_handle.is_some(),
-            facebook: r.facebook_url.is_some(),
-            postal: r.street.is_some() && r.postal_code.is_some() && r.city.is_some(),
-            consents: Contact::consents_of(&r.consents),
-            email_bounced_at: r.email_bounced_at,
-            unsubscribed_at: r.unsubscribed_at,
-        }
-    }};
-}
-
 /// A lead as reach sees it.
-pub fn contact_of(l: &lead::Model) -> Contact {
-    contact!(l)
+pub fn contact_of(r: &lead::Model) -> Contact {
+    Contact {
+        email: r.email.is_some(),
+        phone: r.phone.is_some(),
+        linkedin: r.linkedin_url.is_some(),
+        twitter: r.twitter_handle.is_some(),
+        facebook: r.facebook_url.is_some(),
+        postal: r.street.is_some() && r.postal_code.is_some() && r.city.is_some(),
+        consents: Contact::consents_of(&r.consents),
+        email_bounced_at: r.email_bounced_at,
+        unsubscribed_at: r.unsubscribed_at,
+    }
 }
 
 /// Reach of the leads created before `at` (erased leads have no contact data and count as
 /// unreachable), with the current consents and contact data and the bounce and unsubscribe
 /// times.
 pub async fn reach(conn: &impl ConnectionTrait, ws: i64, at: DateTime<Utc>, f: &Filter) -> ServiceResult<Reach> {
-    use lead::Column as C;
     let keep = lead_set(conn, ws, f).await?;
-    let rows = lead::Entity::in_workspace(ws)
-        .filter(C::CreatedAt.lt(at))
-        .select_only()
-        .columns([
-            C::Id,
-            C::Email,
-            C::Phone,
-            C::LinkedinUrl,
-            C::TwitterHandle,
-            C::FacebookUrl,
-            C::Street,
-            C::PostalCode,
-            C::City,
-            C::Consents,
-            C::EmailBouncedAt,
-            C::UnsubscribedAt,
-        ])
-        .into_model::<ContactRow>()
-        .all(conn)
-        .await?;
-    let contacts: HashMap<i64, Contact> = rows
-        .iter()
-        .filter(|r| keep.as_ref().is_none_or(|k| k.contains(&r.id)))
-        .map(|r| (r.id, contact!(r)))
+    let contacts: HashMap<i64, Contact> = crate::store::lead::contact_facts(conn, ws, at)
+        .await?
+        .into_iter()
+        .filter(|(id, _)| keep.as_ref().is_none_or(|k| k.contains(id)))
         .collect();
     let (leads, channels) = reach::reach(contacts.values(), at);
     let members = lead_persona_match::Entity::in_workspace(ws)

@@ -5,6 +5,7 @@ use sea_orm::sea_query::{Expr, ExprTrait, LikeExpr, Query};
 use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, QueryFilter, Select};
 
 use super::Scoped;
+use crate::domain::reach::{Contact, ReachChannel};
 
 /// Filters of the `leads` list; every set field narrows the result.
 #[derive(Debug, Default, Clone)]
@@ -169,4 +170,64 @@ pub async fn refresh_first_touch(db: &impl ConnectionTrait, ws: i64, lead_ids: &
         changed += db.execute_raw(statement(backend, &sql, values)).await?.rows_affected();
     }
     Ok(changed)
+}
+
+/// What reach needs of every lead created before `at`, read as facts computed in SQL (which
+/// contact data is present, which consents are exactly `true`, as bit masks in
+/// [`ReachChannel::ALL`] order) instead of decoding every lead's consent map.
+pub async fn contact_facts(db: &impl ConnectionTrait, ws: i64, at: DateTime<Utc>) -> Result<Vec<(i64, Contact)>, DbErr> {
+    let backend = db.get_database_backend();
+    let consent = |code: &str| match backend {
+        sea_orm::DbBackend::Postgres => format!("l.consents -> '{code}' = 'true'::jsonb"),
+        _ => format!("json_type(l.consents, '$.{code}') = 'true'"),
+    };
+    let present = [
+        "l.email IS NOT NULL",
+        "l.phone IS NOT NULL",
+        "l.linkedin_url IS NOT NULL",
+        "l.twitter_handle IS NOT NULL",
+        "l.facebook_url IS NOT NULL",
+        "l.street IS NOT NULL AND l.postal_code IS NOT NULL AND l.city IS NOT NULL",
+    ];
+    let mask = |conditions: Vec<String>| {
+        conditions
+            .iter()
+            .enumerate()
+            .map(|(i, c)| format!("CASE WHEN {c} THEN {} ELSE 0 END", 1 << i))
+            .collect::<Vec<_>>()
+            .join(" + ")
+    };
+    // BIGINT: PostgreSQL would sum the integers as int4.
+    let mask = |conditions: Vec<String>| format!("CAST({} AS BIGINT)", mask(conditions));
+    let sql = format!(
+        "SELECT l.id, {}, {}, l.email_bounced_at, l.unsubscribed_at FROM leads l WHERE l.workspace_id = ? AND l.created_at < ?",
+        mask(present.iter().map(|c| c.to_string()).collect()),
+        mask(ReachChannel::ALL.iter().map(|c| consent(c.code())).collect()),
+    );
+    let mut out = Vec::new();
+    for row in db
+        .query_all_raw(super::raw::statement(backend, &sql, vec![ws.into(), at.into()]))
+        .await?
+    {
+        let (data, consents): (i64, i64) = (row.try_get_by_index(1)?, row.try_get_by_index(2)?);
+        let bit = |m: i64, i: usize| m & (1 << i) != 0;
+        let c = Contact {
+            email: bit(data, 0),
+            phone: bit(data, 1),
+            linkedin: bit(data, 2),
+            twitter: bit(data, 3),
+            facebook: bit(data, 4),
+            postal: bit(data, 5),
+            consents: ReachChannel::ALL
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| bit(consents, *i))
+                .map(|(_, c)| *c)
+                .collect(),
+            email_bounced_at: row.try_get_by_index(3)?,
+            unsubscribed_at: row.try_get_by_index(4)?,
+        };
+        out.push((row.try_get_by_index(0)?, c));
+    }
+    Ok(out)
 }
