@@ -91,9 +91,10 @@ fn summary(stmts: &[String]) -> String {
 }
 
 /// The statements of a page of 10 and of 50 are the same few queries: the same set of shapes,
-/// at most `max_shapes` of them, none run more than twice. DataLoader batches the keys that
-/// arrive within 1 ms, so on a busy machine one batch may split in two; one query per row
-/// would run a shape 10 and 50 times.
+/// at most `max_shapes` of them, none run more than three times. DataLoader batches the keys
+/// that arrive within its window (`loaders::BATCH_WINDOW`), so on a machine busy with other
+/// work (seen: a release build beside the suite) one batch may split in two or three; one
+/// query per row would run a shape 10 and 50 times.
 fn assert_batched(ten: &[String], fifty: &[String], max_shapes: usize) {
     let shapes = |stmts: &[String]| stmts.iter().map(|s| shape(s)).collect::<std::collections::BTreeSet<_>>();
     let (s10, s50) = (shapes(ten), shapes(fifty));
@@ -108,7 +109,7 @@ fn assert_batched(ten: &[String], fifty: &[String], max_shapes: usize) {
     for stmts in [ten, fifty] {
         for s in &s50 {
             let n = stmts.iter().filter(|t| shape(t) == *s).count();
-            assert!(n <= 2, "a query ran {n} times for one page:\n{}", summary(stmts));
+            assert!(n <= 3, "a query ran {n} times for one page:\n{}", summary(stmts));
         }
     }
 }
