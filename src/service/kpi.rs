@@ -7,7 +7,7 @@ use std::collections::{HashMap, HashSet};
 use chrono::{DateTime, Duration, NaiveTime, Utc};
 use entity::{campaign, campaign_cost, funnel_stage, handoff, lead, lead_persona_match, lead_stage_history, opportunity};
 use rust_decimal::Decimal;
-use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, QueryFilter, QuerySelect};
+use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, PaginatorTrait, QueryFilter, QuerySelect};
 
 use super::attribution::{self as attribution, Grouping, Model, RowKey, SourceChoice};
 use crate::domain::attribution::{DEFAULT_LOOKBACK_DAYS, Touch, path_order};
@@ -207,12 +207,8 @@ pub async fn sales_cycle(db: &impl ConnectionTrait, ws: i64, r: &Range) -> Servi
     let open = opportunity::Entity::in_workspace(ws)
         .filter(C::Status.eq(OpportunityStatus::Open.as_str()))
         .filter(C::Currency.eq(currency.as_str()))
-        .select_only()
-        .column(C::Id)
-        .into_tuple::<i64>()
-        .all(db)
-        .await?
-        .len() as i64;
+        .count(db)
+        .await? as i64;
     let secs: Vec<i64> = won.iter().filter_map(|d| Some((d.3? - d.2).num_seconds())).collect();
     // Sales velocity divides by the exact mean, not the rounded one it reports.
     let exact_mean_days = (!secs.is_empty())
