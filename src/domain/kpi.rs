@@ -78,7 +78,17 @@ pub struct StageConversion {
 /// Conversion from each success-path stage to the next, and from the first to the last
 /// (Lead -> Customer) as the final entry.
 pub fn conversion(f: &Funnel, moves: &[Move], from: DateTime<Utc>, to: DateTime<Utc>, as_of: DateTime<Utc>) -> Vec<StageConversion> {
-    let leads = by_lead(moves);
+    conversion_of(f, &by_lead(moves), from, to, as_of)
+}
+
+/// [`conversion`] over moves already grouped by lead.
+fn conversion_of(
+    f: &Funnel,
+    leads: &HashMap<i64, Vec<Move>>,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    as_of: DateTime<Utc>,
+) -> Vec<StageConversion> {
     let mut out = Vec::new();
     let n = f.success.len();
     let mut pairs: Vec<(usize, usize)> = (0..n.saturating_sub(1)).map(|i| (i, i + 1)).collect();
@@ -128,7 +138,11 @@ pub struct StageFlow {
 
 /// Flow through every stage (success path and side stages) in [from, to).
 pub fn flow(f: &Funnel, stages: &[i64], moves: &[Move], from: DateTime<Utc>, to: DateTime<Utc>) -> Vec<StageFlow> {
-    let leads = by_lead(moves);
+    flow_of(f, stages, &by_lead(moves), from, to)
+}
+
+/// [`flow`] over moves already grouped by lead.
+fn flow_of(f: &Funnel, stages: &[i64], leads: &HashMap<i64, Vec<Move>>, from: DateTime<Utc>, to: DateTime<Utc>) -> Vec<StageFlow> {
     let mut rows: HashMap<i64, StageFlow> = stages
         .iter()
         .map(|s| {
@@ -273,7 +287,9 @@ pub fn stage_values(
     per_contact: Option<Decimal>,
 ) -> (Vec<StageValue>, Decimal) {
     let last = f.success.len().saturating_sub(1);
-    let at_to = flow(f, &f.success, moves, to, to + chrono::Duration::seconds(1));
+    // Grouped once for the balance and every stage's conversion.
+    let grouped = by_lead(moves);
+    let at_to = flow_of(f, &f.success, &grouped, to, to + chrono::Duration::seconds(1));
     let mut database = Decimal::ZERO;
     let mut out = Vec::with_capacity(f.success.len());
     for (i, s) in f.success.iter().enumerate() {
@@ -286,7 +302,7 @@ pub fn stage_values(
                 side: HashSet::new(),
             };
             // Exact: rounded only where it is reported.
-            conversion(&sub, moves, window_from, to, to)
+            conversion_of(&sub, &grouped, window_from, to, to)
                 .first()
                 .filter(|c| c.cohort > 0)
                 .map(|c| Decimal::from(c.converted) / Decimal::from(c.cohort))
