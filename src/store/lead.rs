@@ -181,6 +181,7 @@ pub async fn contact_facts(db: &impl ConnectionTrait, ws: i64, at: DateTime<Utc>
         sea_orm::DbBackend::Postgres => format!("l.consents -> '{code}' = 'true'::jsonb"),
         _ => format!("json_type(l.consents, '$.{code}') = 'true'"),
     };
+    // In `ReachChannel::ALL` order.
     let present = [
         "l.email IS NOT NULL",
         "l.phone IS NOT NULL",
@@ -189,16 +190,15 @@ pub async fn contact_facts(db: &impl ConnectionTrait, ws: i64, at: DateTime<Utc>
         "l.facebook_url IS NOT NULL",
         "l.street IS NOT NULL AND l.postal_code IS NOT NULL AND l.city IS NOT NULL",
     ];
+    // Bit i set when condition i holds; BIGINT, as PostgreSQL would add the integers as int4.
     let mask = |conditions: Vec<String>| {
-        conditions
+        let bits: Vec<String> = conditions
             .iter()
             .enumerate()
             .map(|(i, c)| format!("CASE WHEN {c} THEN {} ELSE 0 END", 1 << i))
-            .collect::<Vec<_>>()
-            .join(" + ")
+            .collect();
+        format!("CAST({} AS BIGINT)", bits.join(" + "))
     };
-    // BIGINT: PostgreSQL would sum the integers as int4.
-    let mask = |conditions: Vec<String>| format!("CAST({} AS BIGINT)", mask(conditions));
     let sql = format!(
         "SELECT l.id, {}, {}, l.email_bounced_at, l.unsubscribed_at FROM leads l WHERE l.workspace_id = ? AND l.created_at < ?",
         mask(present.iter().map(|c| c.to_string()).collect()),
