@@ -52,8 +52,11 @@ impl Funnel {
     }
 }
 
+/// Moves grouped by lead, each lead's in time order: what every funnel KPI walks.
+pub type ByLead = HashMap<i64, Vec<Move>>;
+
 /// Each lead's moves in time order (ties by input order, which is the history's order).
-fn by_lead(moves: &[Move]) -> HashMap<i64, Vec<Move>> {
+pub fn by_lead(moves: &[Move]) -> ByLead {
     let mut out: HashMap<i64, Vec<Move>> = HashMap::new();
     for m in moves {
         out.entry(m.lead).or_default().push(*m);
@@ -82,13 +85,7 @@ pub fn conversion(f: &Funnel, moves: &[Move], from: DateTime<Utc>, to: DateTime<
 }
 
 /// [`conversion`] over moves already grouped by lead.
-fn conversion_of(
-    f: &Funnel,
-    leads: &HashMap<i64, Vec<Move>>,
-    from: DateTime<Utc>,
-    to: DateTime<Utc>,
-    as_of: DateTime<Utc>,
-) -> Vec<StageConversion> {
+pub fn conversion_of(f: &Funnel, leads: &ByLead, from: DateTime<Utc>, to: DateTime<Utc>, as_of: DateTime<Utc>) -> Vec<StageConversion> {
     let mut out = Vec::new();
     let n = f.success.len();
     let mut pairs: Vec<(usize, usize)> = (0..n.saturating_sub(1)).map(|i| (i, i + 1)).collect();
@@ -142,7 +139,7 @@ pub fn flow(f: &Funnel, stages: &[i64], moves: &[Move], from: DateTime<Utc>, to:
 }
 
 /// [`flow`] over moves already grouped by lead.
-fn flow_of(f: &Funnel, stages: &[i64], leads: &HashMap<i64, Vec<Move>>, from: DateTime<Utc>, to: DateTime<Utc>) -> Vec<StageFlow> {
+pub fn flow_of(f: &Funnel, stages: &[i64], leads: &ByLead, from: DateTime<Utc>, to: DateTime<Utc>) -> Vec<StageFlow> {
     let mut rows: HashMap<i64, StageFlow> = stages
         .iter()
         .map(|s| {
@@ -218,7 +215,11 @@ pub struct StageVelocity {
 /// the moves onward that happened in [from, to) (the entry is the latest one before the move).
 /// The final entry is Lead -> Customer: from entering the first stage to entering the last.
 pub fn velocity(f: &Funnel, moves: &[Move], from: DateTime<Utc>, to: DateTime<Utc>) -> Vec<StageVelocity> {
-    let leads = by_lead(moves);
+    velocity_of(f, &by_lead(moves), from, to)
+}
+
+/// [`velocity`] over moves already grouped by lead.
+pub fn velocity_of(f: &Funnel, leads: &ByLead, from: DateTime<Utc>, to: DateTime<Utc>) -> Vec<StageVelocity> {
     let n = f.success.len();
     let mut secs: Vec<Vec<i64>> = vec![Vec::new(); n];
     let mut whole = Vec::new();
@@ -286,10 +287,19 @@ pub fn stage_values(
     to: DateTime<Utc>,
     per_contact: Option<Decimal>,
 ) -> (Vec<StageValue>, Decimal) {
+    stage_values_of(f, &by_lead(moves), window_from, to, per_contact)
+}
+
+/// [`stage_values`] over moves already grouped by lead.
+pub fn stage_values_of(
+    f: &Funnel,
+    grouped: &ByLead,
+    window_from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    per_contact: Option<Decimal>,
+) -> (Vec<StageValue>, Decimal) {
     let last = f.success.len().saturating_sub(1);
-    // Grouped once for the balance and every stage's conversion.
-    let grouped = by_lead(moves);
-    let at_to = flow_of(f, &f.success, &grouped, to, to + chrono::Duration::seconds(1));
+    let at_to = flow_of(f, &f.success, grouped, to, to + chrono::Duration::seconds(1));
     let mut database = Decimal::ZERO;
     let mut out = Vec::with_capacity(f.success.len());
     for (i, s) in f.success.iter().enumerate() {
@@ -302,7 +312,7 @@ pub fn stage_values(
                 side: HashSet::new(),
             };
             // Exact: rounded only where it is reported.
-            conversion_of(&sub, &grouped, window_from, to, to)
+            conversion_of(&sub, grouped, window_from, to, to)
                 .first()
                 .filter(|c| c.cohort > 0)
                 .map(|c| Decimal::from(c.converted) / Decimal::from(c.cohort))

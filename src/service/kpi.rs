@@ -56,7 +56,8 @@ pub fn check_range(from: DateTime<Utc>, to: DateTime<Utc>) -> ServiceResult<Rang
 pub struct History {
     pub funnel: Funnel,
     pub stages: Vec<funnel_stage::Model>,
-    pub moves: Vec<Move>,
+    /// The moves, grouped by lead once here instead of once per KPI.
+    pub by_lead: kpi::ByLead,
 }
 
 async fn lead_set(db: &impl ConnectionTrait, ws: i64, f: &Filter) -> Result<Option<HashSet<i64>>, DbErr> {
@@ -106,21 +107,25 @@ pub async fn history(db: &impl ConnectionTrait, ws: i64, f: &Filter) -> ServiceR
         .into_tuple::<(i64, Option<i64>, i64, DateTime<Utc>)>()
         .all(db)
         .await?;
-    let moves = rows
+    let moves: Vec<Move> = rows
         .into_iter()
         .filter(|(l, ..)| keep.as_ref().is_none_or(|k| k.contains(l)))
         .map(|(lead, from, to, at)| Move { lead, from, to, at })
         .collect();
-    Ok(History { funnel, stages, moves })
+    Ok(History {
+        funnel,
+        stages,
+        by_lead: kpi::by_lead(&moves),
+    })
 }
 
 pub fn conversion(h: &History, r: &Range, as_of: DateTime<Utc>) -> Vec<StageConversion> {
-    kpi::conversion(&h.funnel, &h.moves, r.from, r.to, as_of)
+    kpi::conversion_of(&h.funnel, &h.by_lead, r.from, r.to, as_of)
 }
 
 pub fn flow(h: &History, r: &Range) -> Vec<StageFlow> {
     let ids: Vec<i64> = h.stages.iter().map(|s| s.id).collect();
-    kpi::flow(&h.funnel, &ids, &h.moves, r.from, r.to)
+    kpi::flow_of(&h.funnel, &ids, &h.by_lead, r.from, r.to)
 }
 
 /// The funnel now: leads per current stage and how many reached each success-path stage.
@@ -184,7 +189,7 @@ pub struct SalesCycle {
 
 /// Velocity per success-path stage but the last, then Lead -> Customer.
 pub fn stage_velocity(h: &History, r: &Range) -> Vec<StageVelocity> {
-    kpi::velocity(&h.funnel, &h.moves, r.from, r.to)
+    kpi::velocity_of(&h.funnel, &h.by_lead, r.from, r.to)
 }
 
 /// (status, amount in minor units, created at, closed at).
@@ -294,7 +299,7 @@ pub async fn lead_value(conn: &impl ConnectionTrait, ws: i64, h: &History, to: D
     }
     let shared: Decimal = won.iter().filter(|d| per_deal.contains_key(&d.0)).map(|d| from_minor(d.1)).sum();
     let per_contact = (!people.is_empty()).then(|| shared / Decimal::from(people.len() as i64));
-    let (stages, database) = kpi::stage_values(&h.funnel, &h.moves, window_from, to, per_contact);
+    let (stages, database) = kpi::stage_values_of(&h.funnel, &h.by_lead, window_from, to, per_contact);
     Ok(LeadValue {
         stages,
         revenue_per_customer_contact: per_contact.map(kpi::round_money),
