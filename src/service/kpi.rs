@@ -93,12 +93,17 @@ async fn lead_set(db: &impl ConnectionTrait, ws: i64, f: &Filter) -> Result<Opti
     Ok(set)
 }
 
-pub async fn history(db: &impl ConnectionTrait, ws: i64, f: &Filter) -> ServiceResult<History> {
-    let stages = crate::store::workspace::stages(db, ws).await?;
-    let funnel = Funnel {
+/// The funnel as the KPIs see it: the SUCCESS stages in funnel order, the others as side stages.
+fn funnel_of(stages: &[funnel_stage::Model]) -> Funnel {
+    Funnel {
         success: stages.iter().filter(|s| s.kind == STAGE_SUCCESS).map(|s| s.id).collect(),
         side: stages.iter().filter(|s| s.kind != STAGE_SUCCESS).map(|s| s.id).collect(),
-    };
+    }
+}
+
+pub async fn history(db: &impl ConnectionTrait, ws: i64, f: &Filter) -> ServiceResult<History> {
+    let stages = crate::store::workspace::stages(db, ws).await?;
+    let funnel = funnel_of(&stages);
     let keep = lead_set(db, ws, f).await?;
     use lead_stage_history::Column as C;
     let rows = lead_stage_history::Entity::in_workspace(ws)
@@ -131,10 +136,7 @@ pub fn flow(h: &History, r: &Range) -> Vec<StageFlow> {
 /// The funnel now: leads per current stage and how many reached each success-path stage.
 pub async fn snapshot(conn: &impl ConnectionTrait, ws: i64, f: &Filter) -> ServiceResult<Vec<kpi::SnapshotRow>> {
     let stages = crate::store::workspace::stages(conn, ws).await?;
-    let funnel = Funnel {
-        success: stages.iter().filter(|s| s.kind == STAGE_SUCCESS).map(|s| s.id).collect(),
-        side: stages.iter().filter(|s| s.kind != STAGE_SUCCESS).map(|s| s.id).collect(),
-    };
+    let funnel = funnel_of(&stages);
     use lead::Column as C;
     let mut counts: HashMap<i64, i64> = HashMap::new();
     match f.persona_id {
@@ -538,10 +540,7 @@ async fn first_touch_leads(db: &impl ConnectionTrait, ws: i64, r: &Range, f: &Fi
                 .await?,
         );
     }
-    let sql_stage = crate::store::workspace::stages(db, ws)
-        .await?
-        .into_iter()
-        .find(|s| s.key == crate::domain::handoff::SQL);
+    let sql_stage = super::stage_by_key(db, ws, crate::domain::handoff::SQL).await?;
     let qualified: HashSet<i64> = match sql_stage {
         Some(stage) => lead_stage_history::Entity::in_workspace(ws)
             .filter(lead_stage_history::Column::ToStageId.eq(stage.id))

@@ -93,19 +93,23 @@ async fn validate(txn: &impl ConnectionTrait, ws: i64, mut f: LeadFields, v: &mu
         Patch::Set(s) => Patch::Set(s.trim().to_owned()),
         other => other,
     };
-    f.first_name = trim(f.first_name);
-    f.last_name = trim(f.last_name);
-    f.job_title = trim(f.job_title);
-    f.decision_role = trim(f.decision_role);
-    f.industry = trim(f.industry);
-    f.company_size = trim(f.company_size);
-    f.phone = trim(f.phone);
-    f.linkedin_url = trim(f.linkedin_url);
-    f.twitter_handle = trim(f.twitter_handle);
-    f.facebook_url = trim(f.facebook_url);
-    f.street = trim(f.street);
-    f.postal_code = trim(f.postal_code);
-    f.city = trim(f.city);
+    for p in [
+        &mut f.first_name,
+        &mut f.last_name,
+        &mut f.job_title,
+        &mut f.decision_role,
+        &mut f.industry,
+        &mut f.company_size,
+        &mut f.phone,
+        &mut f.linkedin_url,
+        &mut f.twitter_handle,
+        &mut f.facebook_url,
+        &mut f.street,
+        &mut f.postal_code,
+        &mut f.city,
+    ] {
+        *p = trim(std::mem::replace(p, Patch::Keep));
+    }
     Ok(Clean { f })
 }
 
