@@ -9,6 +9,7 @@ use crate::config::Config;
 use crate::db::Db;
 use crate::events::{self, Bus};
 use crate::graphql::build_schema;
+use crate::graphql::limits::Guarded;
 use crate::http::{AppState, router};
 
 pub struct Application {
@@ -33,7 +34,11 @@ impl Application {
         let bus = Bus::with_hub(config.events.bus_capacity, db.conn.clone());
         events::spawn_feeders(db.conn.clone(), bus.clone(), config.events.poll);
         events::webhook::spawn(db.conn.clone(), &bus, config.events.webhooks.clone());
-        let schema = build_schema(Some(db.clone()), bus.clone(), &config.limits);
+        let schema = Guarded::new(
+            build_schema(Some(db.clone()), bus.clone(), &config.limits),
+            config.limits.max_aliases,
+            config.limits.max_root_fields,
+        );
         let state = AppState {
             schema,
             db,

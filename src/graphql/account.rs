@@ -1,6 +1,7 @@
 //! Accounts: companies, with their leads.
 use async_graphql::{ComplexObject, Context, Enum, ID, InputObject, MaybeUndefined, Object, SimpleObject};
 use entity::account;
+use futures_util::FutureExt;
 
 use crate::domain::vocab::Action;
 use crate::graphql::context::ContextExt;
@@ -35,7 +36,7 @@ impl Account {
         ctx: &Context<'_>,
         as_of: Option<crate::graphql::scalars::DateTime>,
     ) -> async_graphql::Result<Option<crate::graphql::scalars::Money>> {
-        crate::graphql::kpi::account_lifetime_value(ctx, &self.0, as_of).await
+        crate::graphql::kpi::account_lifetime_value(ctx, &self.0, as_of).boxed().await
     }
     async fn name(&self) -> &str {
         &self.0.name
@@ -107,7 +108,7 @@ impl Account {
             id: entity::lead::Column::Id,
             desc: false,
         };
-        let page = fetch_page(&ctx.db().conn, select, &sort, &req).await.gql()?;
+        let page = fetch_page(&ctx.db().conn, select, &sort, &req).boxed().await.gql()?;
         Ok(connection(page, &req, total, |l| CursorKey::id(l.id), Lead))
     }
 }

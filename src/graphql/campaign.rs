@@ -1,6 +1,7 @@
 //! Campaigns, their cost lines and touchpoints.
 use async_graphql::{ComplexObject, Context, Enum, ID, InputObject, MaybeUndefined, Object, SimpleObject};
 use entity::{campaign, campaign_cost};
+use futures_util::FutureExt;
 
 use crate::domain::vocab::Action;
 use crate::graphql::codes;
@@ -40,7 +41,7 @@ impl Campaign {
         range: crate::graphql::lead::DateTimeRange,
         model: Option<crate::graphql::attribution::AttributionModelInput>,
     ) -> async_graphql::Result<Option<crate::graphql::kpi::CampaignPerformance>> {
-        crate::graphql::kpi::campaign_performance(ctx, &self.0, range, model).await
+        crate::graphql::kpi::campaign_performance(ctx, &self.0, range, model).boxed().await
     }
     async fn channel(&self) -> &str {
         &self.0.channel
@@ -136,7 +137,7 @@ impl Campaign {
             ..Default::default()
         };
         let select = store::touchpoint::select(p.workspace_id, &filter);
-        let page = fetch_page(&ctx.db().conn, select, &order.sort(), &req).await.gql()?;
+        let page = fetch_page(&ctx.db().conn, select, &order.sort(), &req).boxed().await.gql()?;
         Ok(connection(page, &req, total, touchpoint_key(order), Touchpoint))
     }
 }

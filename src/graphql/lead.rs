@@ -1,6 +1,7 @@
 //! Leads: people at accounts, with their funnel stage, touchpoints and deals.
 use async_graphql::{ComplexObject, Context, Enum, ID, InputObject, Json, MaybeUndefined, Object, SimpleObject};
 use entity::{lead, lead_stage_history};
+use futures_util::FutureExt;
 
 use crate::domain::vocab::Action;
 use crate::graphql::account::Account;
@@ -228,7 +229,7 @@ impl Lead {
     /// The lead's score under a scoring model (default: the default model) at `asOf` (default:
     /// now). Null for an erased lead.
     async fn score(&self, ctx: &Context<'_>, model: Option<ID>, as_of: Option<DateTime>) -> async_graphql::Result<Option<LeadScore>> {
-        crate::graphql::scoring::lead_score(ctx, self.0.id, model, as_of).await
+        crate::graphql::scoring::lead_score(ctx, self.0.id, model, as_of).boxed().await
     }
     /// Why the lead has its score: each profile rule, met or not, and each touchpoint up to
     /// `asOf` with its points, daily cap, decay and contribution.
@@ -238,7 +239,7 @@ impl Lead {
         model: Option<ID>,
         as_of: Option<DateTime>,
     ) -> async_graphql::Result<Option<ScoreBreakdown>> {
-        crate::graphql::scoring::lead_breakdown(ctx, self.0.id, model, as_of).await
+        crate::graphql::scoring::lead_breakdown(ctx, self.0.id, model, as_of).boxed().await
     }
     /// The pending handoff to sales, if there is one.
     async fn open_handoff(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Handoff>> {
@@ -285,7 +286,7 @@ impl Lead {
             ..Default::default()
         };
         let select = store::touchpoint::select(p.workspace_id, &filter);
-        let page = fetch_page(&ctx.db().conn, select, &order.sort(), &req).await.gql()?;
+        let page = fetch_page(&ctx.db().conn, select, &order.sort(), &req).boxed().await.gql()?;
         Ok(connection(page, &req, total, touchpoint_key(order), Touchpoint))
     }
 }

@@ -75,11 +75,7 @@ pub fn build_schema(db: Option<Db>, bus: Bus, limits: &Limits) -> AppSchema {
     let mut builder = Schema::build(Query::default(), Mutation::default(), handoff::Subscription)
         .limit_depth(limits.max_depth)
         .limit_complexity(limits.max_complexity)
-        .limit_recursive_depth(64)
-        .extension(limits::QueryLimits {
-            max_aliases: limits.max_aliases,
-            max_root_fields: limits.max_root_fields,
-        });
+        .limit_recursive_depth(64);
     if let Some(db) = db {
         builder = builder.data(db);
     }

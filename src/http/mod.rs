@@ -23,14 +23,13 @@ use crate::config::Config;
 use crate::db::Db;
 use crate::error::AppError;
 use crate::events::Bus;
-use crate::graphql::AppSchema;
 use crate::graphql::handoff::SubscriptionSlots;
-use crate::graphql::limits::OverGet;
+use crate::graphql::limits::Guarded;
 use crate::graphql::loaders::new_loaders;
 
 #[derive(Clone)]
 pub struct AppState {
-    pub schema: AppSchema,
+    pub schema: Guarded,
     pub db: Db,
     pub bus: Bus,
     pub keys: KeyResolver,
@@ -76,14 +75,14 @@ async fn caller(state: &AppState, headers: &HeaderMap) -> Result<Option<Principa
     state.keys.resolve(&state.db.conn, key).await.map(Some)
 }
 
-async fn execute(state: &AppState, principal: Option<Principal>, mut request: Request) -> Response {
+async fn execute(state: &AppState, principal: Option<Principal>, mut request: Request, over_get: bool) -> Response {
     if let Some(p) = principal {
         request = request.data(p).data(new_loaders(state.db.conn.clone(), p.workspace_id));
     }
     let operation = request.operation_name.clone().unwrap_or_else(|| "anonymous".into());
     let span = tracing::info_span!("graphql", operation = %operation);
     let timeout = state.config.limits.request_timeout;
-    let response = match tokio::time::timeout(timeout, state.schema.execute(request).instrument(span)).await {
+    let response = match tokio::time::timeout(timeout, state.schema.execute_http(request, over_get).instrument(span)).await {
         Ok(r) => r,
         Err(_) => {
             let mut e = ServerError::new(format!("the request took longer than {} s", timeout.as_secs()), None);
@@ -138,7 +137,7 @@ async fn graphql_post(State(state): State<AppState>, headers: HeaderMap, body: B
             );
         }
     };
-    execute(&state, principal, request).await
+    execute(&state, principal, request, false).await
 }
 
 #[derive(Deserialize)]
@@ -165,7 +164,7 @@ async fn graphql_get(State(state): State<AppState>, headers: HeaderMap, Query(pa
         Ok(p) => p,
         Err(e) => return error_response(StatusCode::UNAUTHORIZED, e),
     };
-    let mut request = Request::new(query).data(OverGet);
+    let mut request = Request::new(query);
     request.operation_name = params.operation_name;
     if let Some(v) = params.variables {
         match serde_json::from_str(&v) {
@@ -173,7 +172,7 @@ async fn graphql_get(State(state): State<AppState>, headers: HeaderMap, Query(pa
             Err(e) => return error_response(StatusCode::BAD_REQUEST, AppError::BadInput(format!("variables are not JSON: {e}"))),
         }
     }
-    execute(&state, principal, request).await
+    execute(&state, principal, request, true).await
 }
 
 /// graphql-transport-ws; the API key comes in the `connection_init` payload as

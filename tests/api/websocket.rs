@@ -83,6 +83,41 @@ async fn a_valid_key_is_acknowledged_and_can_query(app: TestApp) {
 }
 both!(a_valid_key_is_acknowledged_and_can_query);
 
+async fn the_shape_limits_hold_over_the_socket(app: TestApp) {
+    let mut socket = connect(&app).await;
+    send(
+        &mut socket,
+        json!({ "type": "connection_init", "payload": { "apiKey": app.keys.analyst } }),
+    )
+    .await;
+    assert_eq!(next(&mut socket).await, Ok(json!({ "type": "connection_ack" })));
+    let aliases: String = (0..31).map(|i| format!("a{i}: role ")).collect();
+    let q = format!("{{ viewer {{ {aliases} }} }}");
+    send(&mut socket, json!({ "id": "1", "type": "subscribe", "payload": { "query": q } })).await;
+    let reply = next(&mut socket).await.unwrap();
+    assert_eq!(reply["payload"]["errors"][0]["extensions"]["code"], "QUERY_TOO_COMPLEX", "{reply}");
+    assert_eq!(next(&mut socket).await, Ok(json!({ "id": "1", "type": "complete" })));
+
+    // A subscription is checked before it starts.
+    let roots: String = (0..21).map(|i| format!("h{i}: handoffEvents {{ seq }} ")).collect();
+    let q = format!("subscription {{ {roots} }}");
+    send(&mut socket, json!({ "id": "2", "type": "subscribe", "payload": { "query": q } })).await;
+    let reply = next(&mut socket).await.unwrap();
+    assert_eq!(reply["id"], "2");
+    assert_eq!(reply["payload"]["errors"][0]["extensions"]["code"], "QUERY_TOO_COMPLEX", "{reply}");
+    assert_eq!(next(&mut socket).await, Ok(json!({ "id": "2", "type": "complete" })));
+
+    // And the connection still serves what is within the limits.
+    send(
+        &mut socket,
+        json!({ "id": "3", "type": "subscribe", "payload": { "query": "{ viewer { role } }" } }),
+    )
+    .await;
+    let reply = next(&mut socket).await.unwrap();
+    assert_eq!(reply["payload"]["data"], json!({ "viewer": { "role": "ANALYST" } }), "{reply}");
+}
+both!(the_shape_limits_hold_over_the_socket);
+
 async fn a_bad_key_is_refused(app: TestApp) {
     for payload in [
         json!({ "Authorization": "Bearer clk_0000000000000000000000000000000000000000000000" }),
