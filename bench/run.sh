@@ -6,7 +6,8 @@
 #   STEPS="serve load" bench/run.sh    # reuse the imported databases
 #
 # Knobs: WORK, PG_URL (an empty database is created as closedloop_bench), CONNS (4,16), DURATION (20),
-#        TARGETS (closedloop-pg,closedloop-sqlite), STEPS ("gen import serve load").
+#        TARGETS (closedloop-pg,closedloop-sqlite), STEPS ("gen import serve load"),
+#        BIN (default: the release binary under CARGO_TARGET_DIR or target/; built first unless BUILD=0).
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(dirname "$HERE")
@@ -18,7 +19,7 @@ CONNS=${CONNS:-4,16}
 DURATION=${DURATION:-20}
 TARGETS=${TARGETS:-closedloop-pg,closedloop-sqlite}
 STEPS=${STEPS:-"gen import serve load"}
-BIN=$ROOT/target/release/closedloop
+BIN=${BIN:-${CARGO_TARGET_DIR:-$ROOT/target}/release/closedloop}
 has() { [[ " $STEPS " == *" $1 "* ]]; }
 log() { echo "[$(date +%H:%M:%S)] $*" >&2; }
 PIDS=()
@@ -26,7 +27,7 @@ trap 'for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null || true; 
 
 command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
 python3 -c 'import numpy' 2>/dev/null || pip install -q numpy
-(cd "$ROOT" && cargo build --release -q)
+[ "${BUILD:-1}" = 0 ] || (cd "$ROOT" && cargo build --release -q)
 
 if has gen; then
   [ -f "$WORK/data/M/touchpoints.csv" ] || python3 "$ROOT/../shared/bench/gen.py" --scale M --out "$WORK/data/M"
