@@ -84,7 +84,7 @@ impl ScoreFilter {
 /// For all leads: 16 range counts on the (workspace, model, grade, key) index, one statement:
 /// per grade, all rows and the rows at or above each band's bound (cumulative). Counting index
 /// ranges is about twice as fast in SQLite as grouping by a computed band. For a subset: one
-/// pass over the subset with the same cumulative sums.
+/// pass over the subset, probing each lead's score row, with the same cumulative sums.
 pub async fn matrix(
     db: &impl ConnectionTrait,
     ws: i64,
@@ -125,20 +125,29 @@ pub async fn matrix(
             }
         }
         Some(select) => {
-            let key = || Expr::col(lead_score::Column::ActivityKey);
+            use lead_score::Column as S;
+            let ls = || lead_score::Entity;
+            let key = || Expr::col((ls(), S::ActivityKey));
             let at_least = |b: f64| Func::sum(CaseStatement::new().case(key().gte(b), 1).finally(0));
             let ids = select.select_only().column(lead::Column::Id).into_query();
+            let subset = Alias::new("subset");
+            // Driven from the subset: each of its leads is one probe of (workspace, model, lead).
+            // Left to itself, SQLite walks every score row of the model in grade order (for the
+            // GROUP BY) and tests each against the subset: 3 times slower for a persona of a
+            // sixth of the leads. A CROSS JOIN is how SQLite is told the order; PostgreSQL plans
+            // it as the inner join it is.
             let q: SelectStatement = Query::select()
-                .column(lead_score::Column::Grade)
-                .expr_as(Func::count(Expr::col(lead_score::Column::LeadId)), Alias::new("n"))
+                .expr_as(Expr::col((ls(), S::Grade)), Alias::new("grade"))
+                .expr_as(Func::count(Expr::col((ls(), S::LeadId))), Alias::new("n"))
                 .expr_as(at_least(bounds[0]), Alias::new("n1"))
                 .expr_as(at_least(bounds[1]), Alias::new("n2"))
                 .expr_as(at_least(bounds[2]), Alias::new("n3"))
-                .from(lead_score::Entity)
-                .and_where(lead_score::Column::WorkspaceId.eq(ws))
-                .and_where(lead_score::Column::ModelId.eq(model_id))
-                .and_where(lead_score::Column::LeadId.in_subquery(ids))
-                .group_by_col(lead_score::Column::Grade)
+                .from_subquery(ids, subset.clone())
+                .cross_join(ls())
+                .and_where(Expr::col((ls(), S::WorkspaceId)).eq(ws))
+                .and_where(Expr::col((ls(), S::ModelId)).eq(model_id))
+                .and_where(Expr::col((ls(), S::LeadId)).equals((subset, lead::Column::Id)))
+                .group_by_col((ls(), S::Grade))
                 .to_owned();
             for row in db.query_all_raw(backend.build(&q)).await? {
                 let grade: String = row.try_get("", "grade")?;
