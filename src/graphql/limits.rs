@@ -30,8 +30,9 @@ impl Guarded {
         }
     }
 
-    /// Runs a request that arrived over HTTP; `over_get` refuses mutations.
-    pub async fn execute_http(&self, mut request: Request, over_get: bool) -> Response {
+    /// Runs a request once its shape is within the limits; `over_get` (a request that came as
+    /// an HTTP GET) refuses mutations.
+    pub async fn execute_checked(&self, mut request: Request, over_get: bool) -> Response {
         match self.check(&mut request, over_get) {
             Ok(()) => self.schema.execute(request).await,
             Err(e) => Response::from_errors(vec![e]),
@@ -66,7 +67,7 @@ impl Guarded {
 /// What the WebSocket endpoint runs operations with.
 impl Executor for Guarded {
     async fn execute(&self, request: Request) -> Response {
-        self.execute_http(request, false).await
+        self.execute_checked(request, false).await
     }
 
     fn execute_stream(&self, mut request: Request, session_data: Option<Arc<Data>>) -> BoxStream<'static, Response> {

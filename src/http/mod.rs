@@ -82,7 +82,7 @@ async fn execute(state: &AppState, principal: Option<Principal>, mut request: Re
     let operation = request.operation_name.clone().unwrap_or_else(|| "anonymous".into());
     let span = tracing::info_span!("graphql", operation = %operation);
     let timeout = state.config.limits.request_timeout;
-    let response = match tokio::time::timeout(timeout, state.schema.execute_http(request, over_get).instrument(span)).await {
+    let response = match tokio::time::timeout(timeout, state.schema.execute_checked(request, over_get).instrument(span)).await {
         Ok(r) => r,
         Err(_) => {
             let mut e = ServerError::new(format!("the request took longer than {} s", timeout.as_secs()), None);
