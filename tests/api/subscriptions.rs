@@ -5,18 +5,9 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use crate::helpers::{Backend, Sharing, TestApp, id_of};
-use crate::websocket::{Socket, connect, connect_to, next, send};
+use crate::websocket::{Socket, connect, connect_to, init, next, send};
 
 const EVENT: &str = "cursor seq kind leadId owner { name }";
-
-async fn init(socket: &mut Socket, key: &str) {
-    send(
-        socket,
-        json!({ "type": "connection_init", "payload": { "Authorization": format!("Bearer {key}") } }),
-    )
-    .await;
-    assert_eq!(next(socket).await, Ok(json!({ "type": "connection_ack" })));
-}
 
 /// Opens a socket on `url`, authenticates and subscribes with `args` (e.g. `(after: "...")`).
 async fn subscribe(url: &str, key: &str, args: &str) -> Socket {

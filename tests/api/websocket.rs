@@ -25,6 +25,16 @@ pub async fn connect_to(url: &str) -> Socket {
     socket
 }
 
+/// Sends `connection_init` with `key` as a bearer token and waits for the ack.
+pub async fn init(socket: &mut Socket, key: &str) {
+    send(
+        socket,
+        json!({ "type": "connection_init", "payload": { "Authorization": format!("Bearer {key}") } }),
+    )
+    .await;
+    assert_eq!(next(socket).await, Ok(json!({ "type": "connection_ack" })));
+}
+
 pub async fn send(socket: &mut Socket, message: Value) {
     socket.send(Message::text(message.to_string())).await.unwrap();
 }
@@ -85,12 +95,7 @@ both!(a_valid_key_is_acknowledged_and_can_query);
 
 async fn the_shape_limits_hold_over_the_socket(app: TestApp) {
     let mut socket = connect(&app).await;
-    send(
-        &mut socket,
-        json!({ "type": "connection_init", "payload": { "apiKey": app.keys.analyst } }),
-    )
-    .await;
-    assert_eq!(next(&mut socket).await, Ok(json!({ "type": "connection_ack" })));
+    init(&mut socket, &app.keys.analyst).await;
     let aliases: String = (0..31).map(|i| format!("a{i}: role ")).collect();
     let q = format!("{{ viewer {{ {aliases} }} }}");
     send(&mut socket, json!({ "id": "1", "type": "subscribe", "payload": { "query": q } })).await;
