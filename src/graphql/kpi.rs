@@ -333,6 +333,16 @@ impl CampaignPerformance {
         let all = cached(ctx, ws, key, service::campaign_activity(&ctx.db().conn, ws, r, f)).await?;
         Ok(all.get(&self.row().campaign.id).cloned().unwrap_or_default())
     }
+
+    /// The leads the campaign sourced in the report's range: one cached report for all
+    /// campaigns, read only by the fields that need it.
+    async fn sourced(&self, ctx: &Context<'_>) -> async_graphql::Result<service::Sourced> {
+        let (r, f) = (&self.report.range, &self.report.filter);
+        let ws = self.row().campaign.workspace_id;
+        let key = format!("sourced {:?} {f:?}", (r.from, r.to));
+        let all = cached(ctx, ws, key, service::campaign_sourcing(&ctx.db().conn, ws, r, f)).await?;
+        Ok(all.get(&self.row().campaign.id).copied().unwrap_or_default())
+    }
 }
 
 /// A campaign's costs of one category.
@@ -429,16 +439,16 @@ impl CampaignPerformance {
         self.row().deals_won
     }
     /// Leads whose first touchpoint of all was on this campaign, in the range.
-    async fn leads_sourced(&self) -> i64 {
-        self.row().leads
+    async fn leads_sourced(&self, ctx: &Context<'_>) -> async_graphql::Result<i64> {
+        Ok(self.sourced(ctx).await?.leads)
     }
     /// Of them, those handed to sales.
-    async fn mqls(&self) -> i64 {
-        self.row().mqls
+    async fn mqls(&self, ctx: &Context<'_>) -> async_graphql::Result<i64> {
+        Ok(self.sourced(ctx).await?.mqls)
     }
     /// Of them, those that entered the SQL stage.
-    async fn sqls(&self) -> i64 {
-        self.row().sqls
+    async fn sqls(&self, ctx: &Context<'_>) -> async_graphql::Result<i64> {
+        Ok(self.sourced(ctx).await?.sqls)
     }
     /// Distinct leads with a touchpoint on the campaign in the range.
     async fn leads_touched(&self, ctx: &Context<'_>) -> async_graphql::Result<i64> {
@@ -466,11 +476,15 @@ impl CampaignPerformance {
             .or_else(|| on_email.then(|| crate::domain::reach::EmailStats::new(0, 0, 0, 0)))
             .map(Into::into))
     }
-    async fn cost_per_lead(&self) -> Option<Money> {
-        self.row().cost_per_lead.map(|d| self.money(d))
+    /// Costs / leads sourced.
+    async fn cost_per_lead(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Money>> {
+        let s = self.sourced(ctx).await?;
+        Ok(self.row().cost_per_lead(s).map(|d| self.money(d)))
     }
-    async fn cost_per_mql(&self) -> Option<Money> {
-        self.row().cost_per_mql.map(|d| self.money(d))
+    /// Costs / sourced leads handed to sales.
+    async fn cost_per_mql(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Money>> {
+        let s = self.sourced(ctx).await?;
+        Ok(self.row().cost_per_mql(s).map(|d| self.money(d)))
     }
     /// Costs / attributed conversions.
     async fn cost_per_order(&self) -> Option<Money> {
@@ -490,15 +504,17 @@ impl CampaignPerformance {
     }
     /// The leads the campaign is expected to source.
     async fn expected_leads(&self) -> Option<i64> {
-        self.row().expected_leads
+        self.row().campaign.expected_leads
     }
     /// Leads sourced - expected leads.
-    async fn leads_difference(&self) -> Option<i64> {
-        self.row().leads_difference
+    async fn leads_difference(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<i64>> {
+        let s = self.sourced(ctx).await?;
+        Ok(self.row().leads_forecast(s).0)
     }
     /// Leads sourced / expected leads; null without a forecast or when it is 0.
-    async fn leads_ratio(&self) -> Option<Decimal> {
-        self.row().leads_ratio.map(Decimal)
+    async fn leads_ratio(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Decimal>> {
+        let s = self.sourced(ctx).await?;
+        Ok(self.row().leads_forecast(s).1.map(Decimal))
     }
 }
 

@@ -311,36 +311,40 @@ pub async fn lead_value(conn: &impl ConnectionTrait, ws: i64, h: &History, to: D
     })
 }
 
-/// ROI and the cost ratios of one campaign in a range.
+/// ROI and the cost ratios of one campaign in a range. What depends on the leads the campaign
+/// sourced (cost per lead and per MQL, leads against the forecast) is in [`Sourced`], read
+/// apart by [`campaign_sourcing`] only when asked for: it walks the first touch of every lead.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CampaignRoi {
     pub campaign: campaign::Model,
     pub roi: Roi,
     /// Attributed conversions (fractional deals), exact.
     pub conversions: Decimal,
-    /// Leads whose first touch of all was this campaign, in the range.
-    pub leads: i64,
-    /// Of them, those handed to sales.
-    pub mqls: i64,
-    /// Of them, those that entered the SQL stage.
-    pub sqls: i64,
     /// Won deals closed in the range that the model credits to the campaign.
     pub deals_won: i64,
     /// Cost lines dated in the range, summed per category (categories with lines only).
     pub costs_by_category: Vec<(String, Decimal)>,
-    pub cost_per_lead: Option<Decimal>,
-    pub cost_per_mql: Option<Decimal>,
     pub cost_per_order: Option<Decimal>,
     pub expected_revenue: Option<Decimal>,
     /// Attributed revenue - expected revenue.
     pub forecast_difference: Option<Decimal>,
     /// Attributed revenue / expected revenue.
     pub forecast_ratio: Option<Decimal>,
-    pub expected_leads: Option<i64>,
-    /// Leads sourced - expected leads.
-    pub leads_difference: Option<i64>,
-    /// Leads sourced / expected leads.
-    pub leads_ratio: Option<Decimal>,
+}
+
+impl CampaignRoi {
+    /// Costs per lead sourced; `None` without leads.
+    pub fn cost_per_lead(&self, s: Sourced) -> Option<Decimal> {
+        kpi::per(self.roi.costs, Decimal::from(s.leads))
+    }
+    /// Costs per sourced lead handed to sales; `None` without any.
+    pub fn cost_per_mql(&self, s: Sourced) -> Option<Decimal> {
+        kpi::per(self.roi.costs, Decimal::from(s.mqls))
+    }
+    /// Leads sourced - expected leads, and their ratio (`None` without a forecast).
+    pub fn leads_forecast(&self, s: Sourced) -> (Option<i64>, Option<Decimal>) {
+        kpi::leads_forecast(s.leads, self.campaign.expected_leads)
+    }
 }
 
 pub struct RoiReport {
@@ -396,7 +400,6 @@ pub async fn campaign_roi(
     let campaigns = q.all(conn).await?;
     let ids: Vec<i64> = campaigns.iter().map(|c| c.id).collect();
     let costs = costs_in(conn, ws, &ids, r).await?;
-    let sourced = first_touch_leads(conn, ws, r, f).await?;
     let mut rows = Vec::with_capacity(campaigns.len());
     let mut by_channel: HashMap<String, (Decimal, Decimal)> = HashMap::new();
     let (mut all_revenue, mut all_costs) = (Decimal::ZERO, Decimal::ZERO);
@@ -411,27 +414,13 @@ pub async fn campaign_roi(
         e.1 += cost;
         all_revenue += revenue;
         all_costs += cost;
-        let Sourced {
-            leads: n_leads,
-            mqls: n_mqls,
-            sqls,
-        } = sourced.get(&c.id).copied().unwrap_or_default();
         let expected = c.expected_revenue_minor.map(from_minor);
         let (forecast_difference, forecast_ratio) = kpi::forecast(revenue, expected);
-        let (leads_difference, leads_ratio) = kpi::leads_forecast(n_leads, c.expected_leads);
         rows.push(CampaignRoi {
             roi: kpi::roi(revenue, cost, cogs),
             conversions,
-            leads: n_leads,
-            mqls: n_mqls,
-            sqls,
             deals_won,
             costs_by_category: by_category.into_iter().map(|(k, a)| (k, from_minor(a))).collect(),
-            expected_leads: c.expected_leads,
-            leads_difference,
-            leads_ratio,
-            cost_per_lead: kpi::per(cost, Decimal::from(n_leads)),
-            cost_per_mql: kpi::per(cost, Decimal::from(n_mqls)),
             cost_per_order: kpi::per(cost, conversions),
             expected_revenue: expected,
             forecast_difference,
@@ -493,19 +482,19 @@ async fn costs_in(db: &impl ConnectionTrait, ws: i64, ids: &[i64], r: &Range) ->
 }
 
 /// The leads a campaign sourced, and how far they went.
-#[derive(Debug, Clone, Copy, Default)]
-struct Sourced {
-    leads: i64,
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Sourced {
+    pub leads: i64,
     /// Handed to sales.
-    mqls: i64,
+    pub mqls: i64,
     /// Entered the SQL stage.
-    sqls: i64,
+    pub sqls: i64,
 }
 
 /// Per campaign: the leads whose first touchpoint of all (ties as in attribution) was on it and
 /// lies in the range, of them those that were handed to sales and those that entered the SQL
 /// stage (by now).
-async fn first_touch_leads(db: &impl ConnectionTrait, ws: i64, r: &Range, f: &Filter) -> Result<HashMap<i64, Sourced>, DbErr> {
+pub async fn campaign_sourcing(db: &impl ConnectionTrait, ws: i64, r: &Range, f: &Filter) -> ServiceResult<HashMap<i64, Sourced>> {
     let keep = lead_set(db, ws, f).await?;
     let firsts = crate::store::attribution::first_touches(db, ws, r.from, r.to).await?;
     let mut by_lead: HashMap<i64, Vec<Touch>> = HashMap::new();
