@@ -2,6 +2,7 @@
 
 pub mod account;
 pub mod api_key;
+pub mod attribution_campaign_month;
 pub mod attribution_credit;
 pub mod attribution_model;
 pub mod campaign;

@@ -9,6 +9,7 @@ mod m20261127_000001_attribution;
 mod m20261127_000002_data_revision;
 mod m20261128_000001_reach;
 mod m20261128_000002_first_touch;
+mod m20261129_000001_ledger_months;
 
 pub struct Migrator;
 
@@ -24,6 +25,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261127_000002_data_revision::Migration),
             Box::new(m20261128_000001_reach::Migration),
             Box::new(m20261128_000002_first_touch::Migration),
+            Box::new(m20261129_000001_ledger_months::Migration),
         ]
     }
 }

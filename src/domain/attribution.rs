@@ -433,6 +433,30 @@ pub fn half_power(dt_secs: i64, half_life_secs: i64) -> u128 {
     if whole >= 64 { 0 } else { v >> whole }
 }
 
+// ---------------------------------------------------------------------------------------------
+// Calendar months of the ledger's monthly sums
+
+/// 00:00 UTC of the first day of `t`'s month.
+pub fn month_start(t: DateTime<Utc>) -> DateTime<Utc> {
+    use chrono::Datelike;
+    let d = t.date_naive();
+    d.with_day(1).unwrap_or(d).and_time(chrono::NaiveTime::MIN).and_utc()
+}
+
+/// The first instant of the month after `t`'s (`None` past chrono's last year).
+pub fn next_month(t: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    month_start(t).checked_add_months(chrono::Months::new(1))
+}
+
+/// The whole calendar months inside [from, to): (first month's start, end of the last), or
+/// `None` when no month fits. The rest of the range is at most the part before the first and
+/// the part after the last.
+pub fn whole_months(from: DateTime<Utc>, to: DateTime<Utc>) -> Option<(DateTime<Utc>, DateTime<Utc>)> {
+    let first = if month_start(from) == from { from } else { next_month(from)? };
+    let end = month_start(to);
+    (first < end).then_some((first, end))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -441,6 +465,30 @@ mod tests {
 
     fn at(day: i64) -> DateTime<Utc> {
         Utc.with_ymd_and_hms(2025, 1, 1, 0, 0, 0).unwrap() + chrono::Duration::days(day)
+    }
+
+    #[test]
+    fn whole_months_of_a_range() {
+        let t = |y, m, d, h| Utc.with_ymd_and_hms(y, m, d, h, 0, 0).unwrap();
+        assert_eq!(month_start(t(2025, 3, 17, 9)), t(2025, 3, 1, 0));
+        assert_eq!(next_month(t(2025, 12, 31, 23)), Some(t(2026, 1, 1, 0)));
+        // Aligned at both ends: all of it.
+        assert_eq!(
+            whole_months(t(2025, 1, 1, 0), t(2025, 4, 1, 0)),
+            Some((t(2025, 1, 1, 0), t(2025, 4, 1, 0)))
+        );
+        // Ragged ends: the months strictly inside.
+        assert_eq!(
+            whole_months(t(2025, 1, 1, 1), t(2025, 4, 30, 0)),
+            Some((t(2025, 2, 1, 0), t(2025, 4, 1, 0)))
+        );
+        // Inside one month, or across one boundary only: none.
+        assert_eq!(whole_months(t(2025, 1, 2, 0), t(2025, 1, 30, 0)), None);
+        assert_eq!(whole_months(t(2025, 1, 2, 0), t(2025, 2, 27, 0)), None);
+        assert_eq!(
+            whole_months(t(2025, 1, 2, 0), t(2025, 3, 1, 0)),
+            Some((t(2025, 2, 1, 0), t(2025, 3, 1, 0)))
+        );
     }
 
     fn touch(id: i64, lead: i64, day: i64, ty: &str) -> Touch {

@@ -13,7 +13,10 @@ use serde_json::json;
 use crate::auth::Principal;
 use crate::cache::ReportCache;
 use crate::db::Db;
-use crate::domain::attribution::{self as rules, Credit, DEFAULT_LOOKBACK_DAYS, Deal, Kind, ONE_CONVERSION, Rule, Touch, path_order};
+use crate::domain::attribution::{
+    self as rules, Credit, DEFAULT_LOOKBACK_DAYS, Deal, Kind, ONE_CONVERSION, Rule, Touch, month_start, next_month, path_order,
+    whole_months,
+};
 use crate::domain::markov::{self, Journey};
 use crate::domain::scoring::Cell;
 use crate::domain::vocab::OpportunityStatus;
@@ -254,7 +257,10 @@ async fn ledger_report(
         Grouping::Channel => LedgerGroup::Channel,
         Grouping::Persona | Grouping::ScoringCell => LedgerGroup::LeadAndDeal,
     };
-    let sums = store::credits_summed(db, ws, m.id, currency, q.from, q.to, by).await?;
+    let sums = match by {
+        LedgerGroup::Campaign => campaign_sums(db, ws, m.id, currency, q.from, q.to).await?,
+        _ => store::credits_summed(db, ws, m.id, currency, q.from, q.to, by).await?,
+    };
     let mut report = if by == LedgerGroup::LeadAndDeal {
         let items: Vec<Item> = sums
             .into_iter()
@@ -307,6 +313,46 @@ async fn ledger_report(
     };
     report.deals = store::count_closed_deals(db, ws, OpportunityStatus::Won.as_str(), currency, q.from, q.to).await?;
     Ok(report)
+}
+
+/// The ledger summed per campaign: the whole months of the range from the monthly sums, the
+/// ragged ends (if any) from the ledger itself; the parts are disjoint sets of deals, so their
+/// sums, deal counts included, add up.
+async fn campaign_sums(
+    db: &impl ConnectionTrait,
+    ws: i64,
+    model_id: i64,
+    currency: &str,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Result<Vec<store::LedgerSum>, DbErr> {
+    let raw = |a, b| store::credits_summed(db, ws, model_id, currency, a, b, LedgerGroup::Campaign);
+    let Some((first, end)) = whole_months(from, to) else {
+        return raw(from, to).await;
+    };
+    let mut parts = store::campaign_months_summed(db, ws, model_id, currency, first, end).await?;
+    if from < first {
+        parts.extend(raw(from, first).await?);
+    }
+    if end < to {
+        parts.extend(raw(end, to).await?);
+    }
+    let mut merged: HashMap<(Option<String>, bool), store::LedgerSum> = HashMap::new();
+    for p in parts {
+        match merged.entry((p.key.clone(), p.attributed)) {
+            std::collections::hash_map::Entry::Vacant(e) => {
+                e.insert(p);
+            }
+            std::collections::hash_map::Entry::Occupied(mut e) => {
+                let s = e.get_mut();
+                s.amount_minor += p.amount_minor;
+                s.conversion_micros += p.conversion_micros;
+                s.touchpoints += p.touchpoints;
+                s.deals += p.deals;
+            }
+        }
+    }
+    Ok(merged.into_values().collect())
 }
 
 fn empty_report() -> Report {
@@ -800,12 +846,36 @@ pub async fn refresh_deals(db: &impl ConnectionTrait, ws: i64, deal_ids: &[i64])
     write_credits(db, ws, &models, deal_ids).await
 }
 
+/// Rewrites the ledger of these deals under these model versions, 500 deals at a time, then
+/// the monthly campaign sums of every month a deal left or entered.
 async fn write_credits(
     db: &impl ConnectionTrait,
     ws: i64,
     models: &[(attribution_model::Model, Rule)],
     deal_ids: &[i64],
 ) -> Result<(), DbErr> {
+    let model_ids: Vec<i64> = models.iter().map(|(m, _)| m.id).collect();
+    let mut months = std::collections::BTreeSet::new();
+    for chunk in deal_ids.chunks(500) {
+        let closes = store::credited_closes(db, ws, chunk, &model_ids).await?;
+        months.extend(closes.into_iter().map(month_start));
+        months.extend(write_deal_credits(db, ws, models, chunk).await?.into_iter().map(month_start));
+    }
+    for month in months {
+        let next = next_month(month).ok_or_else(|| DbErr::Custom(format!("no month after {month}")))?;
+        store::refresh_campaign_month(db, ws, &model_ids, month, next).await?;
+    }
+    Ok(())
+}
+
+/// Replaces the ledger rows of these deals under these model versions; returns the close times
+/// of the won deals among them.
+async fn write_deal_credits(
+    db: &impl ConnectionTrait,
+    ws: i64,
+    models: &[(attribution_model::Model, Rule)],
+    deal_ids: &[i64],
+) -> Result<Vec<DateTime<Utc>>, DbErr> {
     let model_ids: Vec<i64> = models.iter().map(|(m, _)| m.id).collect();
     store::delete_credits(db, ws, deal_ids, &model_ids).await?;
     let deals: Vec<DealRow> = store::closed_deals_by_ids(db, ws, deal_ids)
@@ -814,7 +884,7 @@ async fn write_credits(
         .filter(|d| d.status == OpportunityStatus::Won.as_str())
         .collect();
     if deals.is_empty() {
-        return Ok(());
+        return Ok(Vec::new());
     }
     let paths = paths(db, ws, &deals, DEFAULT_LOOKBACK_DAYS).await?;
     let mut rows = Vec::new();
@@ -851,7 +921,7 @@ async fn write_credits(
     for chunk in rows.chunks(2_000) {
         attribution_credit::Entity::insert_many(chunk.to_vec()).exec(db).await?;
     }
-    Ok(())
+    Ok(deals.iter().map(|d| d.closed_at).collect())
 }
 
 /// Writes the credits that won deals are missing under the current models (after an upgrade
@@ -864,9 +934,7 @@ pub async fn catch_up(db: &impl ConnectionTrait, ws: i64) -> Result<usize, DbErr
     }
     missing.sort_unstable();
     missing.dedup();
-    for chunk in missing.chunks(500) {
-        write_credits(db, ws, &models, chunk).await?;
-    }
+    write_credits(db, ws, &models, &missing).await?;
     Ok(missing.len())
 }
 
@@ -1007,9 +1075,7 @@ pub async fn configure(db: &Db, p: Principal, c: Configure) -> ServiceResult<(at
     .insert(&*txn)
     .await?;
     let all_won: Vec<i64> = store::won_deals_missing_credits(&*txn, ws, row.id).await?;
-    for chunk in all_won.chunks(500) {
-        write_credits(&*txn, ws, &[(row.clone(), rule.clone())], chunk).await?;
-    }
+    write_credits(&*txn, ws, &[(row.clone(), rule.clone())], &all_won).await?;
     txn.commit().await?;
     Ok((row, true))
 }

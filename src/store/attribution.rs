@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
-use entity::{attribution_credit, attribution_model, lead, opportunity, opportunity_contact, touchpoint};
+use entity::{attribution_campaign_month, attribution_credit, attribution_model, lead, opportunity, opportunity_contact, touchpoint};
 use sea_orm::sea_query::Query;
 use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 
@@ -384,6 +384,98 @@ pub async fn credits_summed(
         });
     }
     Ok(out)
+}
+
+/// The ledger of a model version summed per campaign over the whole months [from_month,
+/// to_month), from `attribution_campaign_months`: one streaming pass over the campaign-ordered
+/// covering index, no sort. `touchpoints` and `deals` add up over months because a deal closes
+/// in one month.
+pub async fn campaign_months_summed(
+    db: &impl ConnectionTrait,
+    ws: i64,
+    model_id: i64,
+    currency: &str,
+    from_month: DateTime<Utc>,
+    to_month: DateTime<Utc>,
+) -> Result<Vec<LedgerSum>, DbErr> {
+    let sql = "SELECT CAST(campaign_id AS TEXT), attributed, CAST(SUM(amount_minor) AS BIGINT), \
+               CAST(SUM(conversion_micros) AS BIGINT), CAST(SUM(touchpoints) AS BIGINT), CAST(SUM(deals) AS BIGINT) \
+               FROM attribution_campaign_months \
+               WHERE workspace_id = ? AND model_id = ? AND currency = ? AND month_start >= ? AND month_start < ? \
+               GROUP BY campaign_id, attributed";
+    let values: Vec<sea_orm::Value> = vec![ws.into(), model_id.into(), currency.into(), from_month.into(), to_month.into()];
+    let mut out = Vec::new();
+    for row in db.query_all_raw(statement(db.get_database_backend(), sql, values)).await? {
+        out.push(LedgerSum {
+            key: row.try_get_by_index(0)?,
+            attributed: row.try_get_by_index(1)?,
+            deal: None,
+            amount_minor: row.try_get_by_index(2)?,
+            conversion_micros: row.try_get_by_index(3)?,
+            touchpoints: row.try_get_by_index(4)?,
+            deals: row.try_get_by_index(5)?,
+        });
+    }
+    Ok(out)
+}
+
+/// The close times of these deals' ledger rows under these model versions (what a rewrite of
+/// their credits takes out of the monthly sums).
+pub async fn credited_closes(db: &impl ConnectionTrait, ws: i64, deal_ids: &[i64], model_ids: &[i64]) -> Result<Vec<DateTime<Utc>>, DbErr> {
+    use attribution_credit::Column as C;
+    let mut out = Vec::new();
+    for chunk in deal_ids.chunks(CHUNK) {
+        out.extend(
+            attribution_credit::Entity::in_workspace(ws)
+                .filter(C::OpportunityId.is_in(chunk.iter().copied()))
+                .filter(C::ModelId.is_in(model_ids.iter().copied()))
+                .select_only()
+                .column(C::ClosedAt)
+                .distinct()
+                .into_tuple::<DateTime<Utc>>()
+                .all(db)
+                .await?,
+        );
+    }
+    Ok(out)
+}
+
+/// Sums the ledger of these model versions for the deals closed in [month, next) into
+/// `attribution_campaign_months`, replacing the month's rows: the monthly sums stay equal to
+/// the ledger they are read instead of.
+pub async fn refresh_campaign_month(
+    db: &impl ConnectionTrait,
+    ws: i64,
+    model_ids: &[i64],
+    month: DateTime<Utc>,
+    next: DateTime<Utc>,
+) -> Result<(), DbErr> {
+    use attribution_campaign_month::Column as M;
+    if model_ids.is_empty() {
+        return Ok(());
+    }
+    attribution_campaign_month::Entity::delete_many()
+        .filter(M::WorkspaceId.eq(ws))
+        .filter(M::ModelId.is_in(model_ids.iter().copied()))
+        .filter(M::MonthStart.eq(month))
+        .exec(db)
+        .await?;
+    let sql = format!(
+        "INSERT INTO attribution_campaign_months (workspace_id, model_id, currency, month_start, campaign_id, attributed, \
+         amount_minor, conversion_micros, touchpoints, deals) \
+         SELECT workspace_id, model_id, currency, ?, campaign_id, lead_id IS NOT NULL, CAST(SUM(amount_minor) AS BIGINT), \
+         CAST(SUM(conversion_micros) AS BIGINT), COUNT(lead_id), COUNT(DISTINCT opportunity_id) \
+         FROM attribution_credits \
+         WHERE workspace_id = ? AND model_id IN ({}) AND closed_at >= ? AND closed_at < ? \
+         GROUP BY workspace_id, model_id, currency, campaign_id, lead_id IS NOT NULL",
+        placeholders(model_ids.len())
+    );
+    let mut values: Vec<sea_orm::Value> = vec![month.into(), ws.into()];
+    values.extend(model_ids.iter().map(|&id| id.into()));
+    values.push(month.into());
+    values.push(next.into());
+    db.execute_raw(statement(db.get_database_backend(), &sql, values)).await?;
+    Ok(())
 }
 
 /// Removes the credits of these deals under these model versions.

@@ -39,6 +39,7 @@ scoped!(
     account,
     attribution_model,
     attribution_credit,
+    attribution_campaign_month,
     lead,
     campaign,
     campaign_cost,

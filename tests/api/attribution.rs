@@ -687,6 +687,17 @@ async fn demo_totals_reconcile_and_the_ledger_agrees(app: TestApp) {
             }
         }
     }
+    // Ragged ends: the whole months inside come from the ledger's monthly campaign sums, the
+    // ends from the ledger's rows; together they equal the computation.
+    let ragged = json!({ "from": "2024-02-14T09:30:00Z", "to": "2025-10-03T17:00:00Z" });
+    for kind in RULES {
+        let model = json!({ "kind": kind });
+        let ledger = report(&app, &key, model.clone(), ragged.clone(), "CAMPAIGN", json!({ "source": "LEDGER" })).await;
+        let computed = report(&app, &key, model, ragged.clone(), "CAMPAIGN", json!({ "source": "COMPUTE" })).await;
+        assert_eq!(ledger["source"], "LEDGER", "{kind}");
+        assert_eq!(ledger["rows"], computed["rows"], "{kind} over a ragged range");
+        assert_eq!(ledger["totals"], computed["totals"], "{kind} over a ragged range");
+    }
     // Each deal's explanation sums to its amount, and its shares to one.
     let q = "query($id: ID!, $model: AttributionModelInput!) { opportunity(id: $id) { attribution(model: $model) { unattributed credits { share amount { amount } } } } }";
     for (id, amount) in &won {
