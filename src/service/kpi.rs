@@ -194,34 +194,34 @@ pub fn stage_velocity(h: &History, r: &Range) -> Vec<StageVelocity> {
     kpi::velocity_of(&h.funnel, &h.by_lead, r.from, r.to)
 }
 
-/// (status, amount in minor units, created at, closed at).
-type ClosedDeal = (String, i64, DateTime<Utc>, Option<DateTime<Utc>>);
+/// (amount in minor units, created at, closed at) of a won deal.
+type WonDeal = (i64, DateTime<Utc>, Option<DateTime<Utc>>);
 
 pub async fn sales_cycle(db: &impl ConnectionTrait, ws: i64, r: &Range) -> ServiceResult<SalesCycle> {
     let currency = settings(db, ws).await?.currency;
     use opportunity::Column as C;
-    let closed = opportunity::Entity::in_workspace(ws)
-        .filter(C::ClosedAt.gte(r.from))
-        .filter(C::ClosedAt.lt(r.to))
-        .filter(C::Currency.eq(currency.as_str()))
+    // Only the won deals are read row by row (for the median); the others are counted in SQL,
+    // each through the (workspace, status, closed_at) index.
+    let with_status = |status: OpportunityStatus| {
+        opportunity::Entity::in_workspace(ws)
+            .filter(C::Status.eq(status.as_str()))
+            .filter(C::Currency.eq(currency.as_str()))
+    };
+    let closed_in = |q: sea_orm::Select<opportunity::Entity>| q.filter(C::ClosedAt.gte(r.from)).filter(C::ClosedAt.lt(r.to));
+    let won = closed_in(with_status(OpportunityStatus::Won))
         .select_only()
-        .columns([C::Status, C::AmountMinor, C::CreatedAt, C::ClosedAt])
-        .into_tuple::<ClosedDeal>()
+        .columns([C::AmountMinor, C::CreatedAt, C::ClosedAt])
+        .into_tuple::<WonDeal>()
         .all(db)
         .await?;
-    let won: Vec<&ClosedDeal> = closed.iter().filter(|d| d.0 == OpportunityStatus::Won.as_str()).collect();
-    let lost = closed.iter().filter(|d| d.0 == OpportunityStatus::Lost.as_str()).count() as i64;
-    let open = opportunity::Entity::in_workspace(ws)
-        .filter(C::Status.eq(OpportunityStatus::Open.as_str()))
-        .filter(C::Currency.eq(currency.as_str()))
-        .count(db)
-        .await? as i64;
-    let secs: Vec<i64> = won.iter().filter_map(|d| Some((d.3? - d.2).num_seconds())).collect();
+    let lost = closed_in(with_status(OpportunityStatus::Lost)).count(db).await? as i64;
+    let open = with_status(OpportunityStatus::Open).count(db).await? as i64;
+    let secs: Vec<i64> = won.iter().filter_map(|d| Some((d.2? - d.1).num_seconds())).collect();
     // Sales velocity divides by the exact mean, not the rounded one it reports.
     let exact_mean_days = (!secs.is_empty())
         .then(|| Decimal::from(secs.iter().sum::<i64>()) / Decimal::from(secs.len() as i64) / Decimal::from(kpi::SECONDS_PER_DAY));
     let cycle = kpi::median_mean_days(secs);
-    let amounts: Vec<Decimal> = won.iter().map(|d| from_minor(d.1)).collect();
+    let amounts: Vec<Decimal> = won.iter().map(|d| from_minor(d.0)).collect();
     let n = won.len() as i64;
     Ok(SalesCycle {
         won: n,
