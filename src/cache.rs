@@ -40,8 +40,18 @@ impl ReportCache {
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<T, E>>,
     {
-        let (revision, hit) = self.lookup::<T>(db, ws, &key).await?;
-        if let Some(v) = hit {
+        let revision = crate::store::workspace::revision(db, ws).await?;
+        self.get_or_compute_at(ws, revision, key, compute).await
+    }
+
+    /// [`Self::get_or_compute`] at a revision the caller read (once for a whole request).
+    pub async fn get_or_compute_at<T, E, F, Fut>(&self, ws: i64, revision: i64, key: String, compute: F) -> Result<Arc<T>, E>
+    where
+        T: Send + Sync + 'static,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+    {
+        if let Some(v) = self.get::<T>(ws, &key, revision) {
             return Ok(v);
         }
         let id = (ws, key);
@@ -51,11 +61,7 @@ impl ReportCache {
         };
         let _turn = gate.lock().await;
         // Whoever held the gate before may have stored it meanwhile.
-        let (revision, hit) = match self.lookup::<T>(db, ws, &id.1).await? {
-            (rev, Some(v)) => (rev, Some(v)),
-            (_, None) => (revision, None),
-        };
-        let value = match hit {
+        let value = match self.get::<T>(ws, &id.1, revision) {
             Some(v) => Ok(v),
             None => compute().await.map(|v| {
                 let v = Arc::new(v);
@@ -67,24 +73,21 @@ impl ReportCache {
         value
     }
 
-    /// The workspace's current revision, and the value cached for `key` at it.
-    pub async fn lookup<T: Send + Sync + 'static>(
-        &self,
-        db: &impl ConnectionTrait,
-        ws: i64,
-        key: &str,
-    ) -> Result<(i64, Option<Arc<T>>), DbErr> {
-        let revision = crate::store::workspace::revision(db, ws).await?;
-        let hit = match self.lock().get(&(ws, key.to_owned())) {
+    /// The value cached for `key` at `revision`.
+    fn get<T: Send + Sync + 'static>(&self, ws: i64, key: &str, revision: i64) -> Option<Arc<T>> {
+        match self.lock().get(&(ws, key.to_owned())) {
             Some((rev, value)) if *rev == revision => value.clone().downcast::<T>().ok(),
             _ => None,
-        };
-        Ok((revision, hit))
+        }
     }
 
-    /// Keeps a value computed from the data at `revision` (read before computing).
+    /// Keeps a value computed from the data at `revision` (read before computing), unless a
+    /// value of a later revision is kept already.
     pub fn store<T: Send + Sync + 'static>(&self, ws: i64, key: String, revision: i64, value: Arc<T>) {
         let mut entries = self.lock();
+        if entries.get(&(ws, key.clone())).is_some_and(|(rev, _)| *rev > revision) {
+            return;
+        }
         if entries.len() >= self.capacity {
             // Stale revisions first; if that frees nothing, start over.
             entries.retain(|(w, _), (rev, _)| *w != ws || *rev == revision);

@@ -37,6 +37,8 @@ pub struct Model {
     pub erased_at: Option<DateTimeUtc>,
     /// When the earliest touchpoint of the lead occurred (kept by every write of touchpoints).
     pub first_touch_at: Option<DateTimeUtc>,
+    /// The campaign of the first touchpoint in path order (NULL: none, or it had no campaign).
+    pub first_touch_campaign_id: Option<i64>,
     /// Lower-cased e-mail, first and last name (Unicode case folding in Rust), for `search`.
     pub search_text: Option<String>,
     pub created_at: DateTimeUtc,

@@ -10,6 +10,7 @@ mod m20261127_000002_data_revision;
 mod m20261128_000001_reach;
 mod m20261128_000002_first_touch;
 mod m20261129_000001_ledger_months;
+mod m20261129_000002_first_touch_campaign;
 
 pub struct Migrator;
 
@@ -26,6 +27,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261128_000001_reach::Migration),
             Box::new(m20261128_000002_first_touch::Migration),
             Box::new(m20261129_000001_ledger_months::Migration),
+            Box::new(m20261129_000002_first_touch_campaign::Migration),
         ]
     }
 }

@@ -17,7 +17,7 @@ use crate::graphql::errors::{IntoGql, query_result};
 use crate::graphql::funnel::FunnelStage;
 use crate::graphql::ids::{self, NodeType};
 use crate::graphql::lead::DateTimeRange;
-use crate::graphql::loaders::{AccountLifetimeValue, Loaders, PersonaId, StageId, WorkspaceKey};
+use crate::graphql::loaders::{AccountLifetimeValue, Loaders, PersonaId, RevisionKey, StageId, WorkspaceKey};
 use crate::graphql::persona::Persona;
 use crate::graphql::scalars::{DateTime, Decimal, Money};
 use crate::service::attribution::Model;
@@ -890,7 +890,17 @@ async fn cached<T: Send + Sync + 'static>(
     compute: impl Future<Output = crate::error::ServiceResult<T>>,
 ) -> async_graphql::Result<Arc<T>> {
     let cache = ctx.data_unchecked::<ReportCache>();
-    query_result(cache.get_or_compute(&ctx.db().conn, ws, key, || compute).await)
+    // Over HTTP the revision is read once per request, not once for every field of every row
+    // that asks for a report (a socket's loader caches nothing: there, once per field).
+    if ctx.principal()?.workspace_id != ws {
+        return query_result(cache.get_or_compute(&ctx.db().conn, ws, key, || compute).await);
+    }
+    let revision = ctx
+        .data_unchecked::<Loaders>()
+        .load_one(RevisionKey)
+        .await?
+        .ok_or_else(|| async_graphql::Error::new("the workspace's revision is missing"))?;
+    query_result(cache.get_or_compute_at(ws, revision, key, || compute).await)
 }
 
 /// `account.lifetimeValue`, batched over a page of accounts.

@@ -378,6 +378,21 @@ impl Loader<WorkspaceKey> for DbLoader {
     }
 }
 
+/// The caller's workspace's data revision, read once per request (the report cache's key to
+/// freshness; a page of 50 campaigns asks it for every field of every row).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct RevisionKey;
+
+impl Loader<RevisionKey> for DbLoader {
+    type Value = i64;
+    type Error = async_graphql::Error;
+
+    async fn load(&self, _: &[RevisionKey]) -> LoadResult<RevisionKey, i64> {
+        let revision = store::workspace::revision(&self.db, self.ws).await.map_err(err)?;
+        Ok(HashMap::from([(RevisionKey, revision)]))
+    }
+}
+
 /// Number of touchpoints of a lead.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct LeadTouchpointCount(pub i64);

@@ -5,12 +5,12 @@
 use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Duration, NaiveTime, Utc};
-use entity::{campaign, campaign_cost, funnel_stage, handoff, lead, lead_persona_match, lead_stage_history, opportunity};
+use entity::{campaign, campaign_cost, funnel_stage, lead, lead_persona_match, lead_stage_history, opportunity};
 use rust_decimal::Decimal;
 use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, PaginatorTrait, QueryFilter, QuerySelect};
 
 use super::attribution::{self as attribution, Grouping, Model, RowKey, SourceChoice};
-use crate::domain::attribution::{DEFAULT_LOOKBACK_DAYS, Touch, path_order};
+use crate::domain::attribution::DEFAULT_LOOKBACK_DAYS;
 use crate::domain::kpi::{self, Funnel, Move, Roi, StageConversion, StageFlow, StageValue, StageVelocity};
 use crate::domain::money::from_minor;
 use crate::domain::reach::{self, ChannelReach, Contact};
@@ -493,61 +493,51 @@ pub struct Sourced {
 
 /// Per campaign: the leads whose first touchpoint of all (ties as in attribution) was on it and
 /// lies in the range, of them those that were handed to sales and those that entered the SQL
-/// stage (by now).
+/// stage (by now). One aggregate over the leads' (workspace, first touch, first-touch campaign)
+/// index; the handed-off and SQL leads are each read once into a set the scan probes.
 pub async fn campaign_sourcing(db: &impl ConnectionTrait, ws: i64, r: &Range, f: &Filter) -> ServiceResult<HashMap<i64, Sourced>> {
-    let keep = lead_set(db, ws, f).await?;
-    let firsts = crate::store::attribution::first_touches(db, ws, r.from, r.to).await?;
-    let mut by_lead: HashMap<i64, Vec<Touch>> = HashMap::new();
-    for t in firsts {
-        if keep.as_ref().is_none_or(|k| k.contains(&t.lead_id)) {
-            by_lead.entry(t.lead_id).or_default().push(t);
-        }
-    }
-    // Ties on the first instant: external IDs decide.
-    let tied: Vec<i64> = by_lead.values().filter(|v| v.len() > 1).flatten().map(|t| t.id).collect();
-    let external = crate::store::attribution::external_ids(db, ws, &tied).await?;
-    let mut first_campaign: HashMap<i64, i64> = HashMap::new();
-    for (lead, mut touches) in by_lead {
-        for t in touches.iter_mut() {
-            t.external_id = external.get(&t.id).cloned();
-        }
-        touches.sort_by(path_order);
-        if let Some(c) = touches[0].campaign_id {
-            first_campaign.insert(lead, c);
-        }
-    }
-    let lead_ids: Vec<i64> = first_campaign.keys().copied().collect();
-    let mut handed: HashSet<i64> = HashSet::new();
-    for chunk in lead_ids.chunks(1_000) {
-        handed.extend(
-            handoff::Entity::in_workspace(ws)
-                .filter(handoff::Column::LeadId.is_in(chunk.iter().copied()))
-                .select_only()
-                .column(handoff::Column::LeadId)
-                .into_tuple::<i64>()
-                .all(db)
-                .await?,
-        );
-    }
     let sql_stage = super::stage_by_key(db, ws, crate::domain::handoff::SQL).await?;
-    let qualified: HashSet<i64> = match sql_stage {
-        Some(stage) => lead_stage_history::Entity::in_workspace(ws)
-            .filter(lead_stage_history::Column::ToStageId.eq(stage.id))
-            .select_only()
-            .column(lead_stage_history::Column::LeadId)
-            .into_tuple::<i64>()
-            .all(db)
-            .await?
-            .into_iter()
-            .collect(),
-        None => HashSet::new(),
+    let mut values: Vec<sea_orm::Value> = vec![ws.into()];
+    let qualified = match &sql_stage {
+        Some(stage) => {
+            values.extend([ws.into(), stage.id.into()]);
+            "CASE WHEN l.id IN (SELECT s.lead_id FROM lead_stage_history s WHERE s.workspace_id = ? AND s.to_stage_id = ?) \
+             THEN 1 ELSE 0 END"
+        }
+        None => "0",
     };
+    let mut sql = format!(
+        "SELECT l.first_touch_campaign_id, COUNT(*), \
+         CAST(SUM(CASE WHEN l.id IN (SELECT h.lead_id FROM handoffs h WHERE h.workspace_id = ?) THEN 1 ELSE 0 END) AS BIGINT), \
+         CAST(SUM({qualified}) AS BIGINT) \
+         FROM leads l WHERE l.workspace_id = ? AND l.first_touch_at >= ? AND l.first_touch_at < ? \
+         AND l.first_touch_campaign_id IS NOT NULL"
+    );
+    values.extend([ws.into(), r.from.into(), r.to.into()]);
+    if let Some(o) = f.owner_id {
+        sql.push_str(" AND l.owner_id = ?");
+        values.push(o.into());
+    }
+    if let Some(p) = f.persona_id {
+        sql.push_str(
+            " AND l.id IN (SELECT m.lead_id FROM lead_persona_matches m WHERE m.workspace_id = ? AND m.persona_id = ? AND m.is_member = ?)",
+        );
+        values.extend([ws.into(), p.into(), true.into()]);
+    }
+    sql.push_str(" GROUP BY l.first_touch_campaign_id");
     let mut out: HashMap<i64, Sourced> = HashMap::new();
-    for (lead, c) in first_campaign {
-        let e = out.entry(c).or_default();
-        e.leads += 1;
-        e.mqls += i64::from(handed.contains(&lead));
-        e.sqls += i64::from(qualified.contains(&lead));
+    for row in db
+        .query_all_raw(crate::store::raw::statement(db.get_database_backend(), &sql, values))
+        .await?
+    {
+        out.insert(
+            row.try_get_by_index(0)?,
+            Sourced {
+                leads: row.try_get_by_index(1)?,
+                mqls: row.try_get_by_index(2)?,
+                sqls: row.try_get_by_index(3)?,
+            },
+        );
     }
     Ok(out)
 }

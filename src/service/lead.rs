@@ -169,6 +169,7 @@ async fn save(txn: &impl ConnectionTrait, before: lead::Model, mut after: lead::
     // Kept by the writes of touchpoints alone: a lead read before a concurrent batch of
     // touchpoints committed must not write back the first touch it read.
     am.first_touch_at = sea_orm::ActiveValue::NotSet;
+    am.first_touch_campaign_id = sea_orm::ActiveValue::NotSet;
     Ok(am.update(txn).await?)
 }
 
@@ -269,6 +270,7 @@ pub async fn upsert(db: &Db, bus: &Bus, p: Principal, input: UpsertLead) -> Serv
                 converted_at: None,
                 erased_at: None,
                 first_touch_at: None,
+                first_touch_campaign_id: None,
                 search_text: None,
                 created_at,
                 updated_at: now,

@@ -222,30 +222,6 @@ pub async fn touches_of_leads_without_deals(
         .collect())
 }
 
-/// For each lead whose earliest touchpoint lies in [from, to): its touchpoints at that instant
-/// (one, unless several share it). A range scan of the leads' (workspace, first_touch_at)
-/// index, and a seek per lead into the covering (workspace, lead, occurred_at) index of
-/// touchpoints. CROSS JOIN keeps that order on SQLite (PostgreSQL reads it as an inner join):
-/// without statistics SQLite 3.40 started from the touchpoints of the range instead (1.1 s
-/// instead of 0.1 s for a year of the M dataset).
-pub async fn first_touches(db: &impl ConnectionTrait, ws: i64, from: DateTime<Utc>, to: DateTime<Utc>) -> Result<Vec<Touch>, DbErr> {
-    let sql = "SELECT t.id, t.lead_id, t.campaign_id, t.touch_type, t.occurred_at FROM leads l CROSS JOIN touchpoints t \
-               WHERE l.workspace_id = ? AND l.first_touch_at >= ? AND l.first_touch_at < ? \
-               AND t.workspace_id = l.workspace_id AND t.lead_id = l.id AND t.occurred_at = l.first_touch_at";
-    let values: Vec<sea_orm::Value> = vec![ws.into(), from.into(), to.into()];
-    let mut out = Vec::new();
-    for row in db.query_all_raw(statement(db.get_database_backend(), sql, values)).await? {
-        out.push(touch_of((
-            row.try_get_by_index(0)?,
-            row.try_get_by_index(1)?,
-            row.try_get_by_index(2)?,
-            row.try_get_by_index(3)?,
-            row.try_get_by_index(4)?,
-        )));
-    }
-    Ok(out)
-}
-
 /// The won deals with one of these leads in their buying center (that closed after `after`).
 pub async fn won_deals_of_leads(
     db: &impl ConnectionTrait,

@@ -143,16 +143,28 @@ pub async fn live_page(db: &impl ConnectionTrait, ws: i64, after: i64, limit: u6
         .await
 }
 
-/// Sets `first_touch_at` of these leads to the time of their earliest touchpoint, after
-/// touchpoints were written: one statement per thousand leads, and only rows whose value
-/// changes are written (their `updated_at` becomes `now`, so that an incremental sync sees the
-/// change). The value is the stored MIN itself, so that on SQLite (times as text) it equals
-/// that touchpoint's `occurred_at` exactly. Returns the number of leads changed.
+/// Sets `first_touch_at` of these leads to the time of their earliest touchpoint, and
+/// `first_touch_campaign_id` to the campaign of their first touchpoint in path order (ties at
+/// that instant by external ID in byte order, none first, then by ID), after touchpoints were
+/// written: two statements per thousand leads, and only rows whose value changes are written (a
+/// new first touch makes `updated_at` `now`, so that an incremental sync sees the change). The
+/// time is the stored MIN itself, so that on SQLite (times as text) it equals that touchpoint's
+/// `occurred_at` exactly. Returns the number of leads whose first touch time changed.
 pub async fn refresh_first_touch(db: &impl ConnectionTrait, ws: i64, lead_ids: &[i64], now: DateTime<Utc>) -> Result<u64, DbErr> {
     use super::raw::{placeholders, statement};
     const CHUNK: usize = 1_000;
     let backend = db.get_database_backend();
     let first = "(SELECT MIN(t.occurred_at) FROM touchpoints t WHERE t.workspace_id = leads.workspace_id AND t.lead_id = leads.id)";
+    // Byte order of external IDs, as `path_order` compares them: SQLite's BINARY collation,
+    // PostgreSQL's "C".
+    let collate = match backend {
+        sea_orm::DbBackend::Postgres => " COLLATE \"C\"",
+        _ => "",
+    };
+    let campaign = format!(
+        "(SELECT t.campaign_id FROM touchpoints t WHERE t.workspace_id = leads.workspace_id AND t.lead_id = leads.id \
+         AND t.occurred_at = leads.first_touch_at ORDER BY t.external_id{collate} NULLS FIRST, t.id LIMIT 1)"
+    );
     let mut changed = 0;
     for chunk in lead_ids.chunks(CHUNK) {
         // `+workspace_id`: looked up by primary key. Without statistics for every index of leads
@@ -168,6 +180,16 @@ pub async fn refresh_first_touch(db: &impl ConnectionTrait, ws: i64, lead_ids: &
         values.extend(chunk.iter().map(|&id| id.into()));
         values.push(ws.into());
         changed += db.execute_raw(statement(backend, &sql, values)).await?.rows_affected();
+        // After the time: a touch at the same instant can win the tie and change the campaign.
+        let sql = format!(
+            "UPDATE leads SET first_touch_campaign_id = {campaign} \
+             WHERE id IN ({}) AND +workspace_id = ? AND first_touch_campaign_id IS DISTINCT FROM {campaign}",
+            placeholders(chunk.len())
+        );
+        let mut values: Vec<sea_orm::Value> = Vec::with_capacity(chunk.len() + 1);
+        values.extend(chunk.iter().map(|&id| id.into()));
+        values.push(ws.into());
+        db.execute_raw(statement(backend, &sql, values)).await?;
     }
     Ok(changed)
 }

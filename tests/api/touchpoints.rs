@@ -326,12 +326,14 @@ async fn the_first_touch_is_the_earliest_touchpoint(app: TestApp) {
 }
 both!(the_first_touch_is_the_earliest_touchpoint);
 
-/// On the demo company: every lead's first touch is its earliest touchpoint, and the first
-/// touches of a range are those the MIN over all touchpoints finds.
-async fn first_touches_agree_with_a_min_over_the_touchpoints(app: TestApp) {
-    use chrono::{TimeZone, Utc};
+/// On the demo company: every lead's first touch is its earliest touchpoint, and its first-touch
+/// campaign is the campaign of its first touchpoint in path order, computed here from all of
+/// the workspace's touchpoints.
+async fn first_touches_agree_with_the_touchpoints(app: TestApp) {
+    use chrono::{DateTime, Utc};
     use closedloop::store::raw::statement;
     use sea_orm::ConnectionTrait;
+    use std::collections::HashMap;
     app.demo().await;
     let db = &app.db.conn;
     let backend = db.get_database_backend();
@@ -345,26 +347,80 @@ async fn first_touches_agree_with_a_min_over_the_touchpoints(app: TestApp) {
     let row = db.query_one_raw(statement(backend, stale, vec![ws.into()])).await.unwrap().unwrap();
     assert_eq!(row.try_get_by_index::<i64>(0).unwrap(), 0);
 
-    let by_min = "SELECT t.id FROM touchpoints t \
-                  JOIN (SELECT lead_id, MIN(occurred_at) AS first FROM touchpoints WHERE workspace_id = ? GROUP BY lead_id) f \
-                  ON t.lead_id = f.lead_id AND t.occurred_at = f.first \
-                  WHERE t.workspace_id = ? AND f.first >= ? AND f.first < ?";
-    let at = |y, m| Utc.with_ymd_and_hms(y, m, 1, 0, 0, 0).unwrap();
-    for (from, to) in [(at(2000, 1), at(2100, 1)), (at(2025, 1), at(2026, 1)), (at(2025, 4), at(2025, 7))] {
-        let values = vec![ws.into(), ws.into(), from.into(), to.into()];
-        let mut expected: Vec<i64> = db
-            .query_all_raw(statement(backend, by_min, values))
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|r| r.try_get_by_index(0).unwrap())
-            .collect();
-        expected.sort_unstable();
-        let touches = closedloop::store::attribution::first_touches(db, ws, from, to).await.unwrap();
-        let mut got: Vec<i64> = touches.iter().map(|t| t.id).collect();
-        got.sort_unstable();
-        assert!(!expected.is_empty(), "{from}..{to}");
-        assert_eq!(got, expected, "{from}..{to}");
+    type Key = (DateTime<Utc>, Option<String>, i64);
+    let mut first: HashMap<i64, (Key, Option<i64>)> = HashMap::new();
+    let all = "SELECT lead_id, occurred_at, external_id, id, campaign_id FROM touchpoints WHERE workspace_id = ?";
+    for r in db.query_all_raw(statement(backend, all, vec![ws.into()])).await.unwrap() {
+        let lead: i64 = r.try_get_by_index(0).unwrap();
+        let key: Key = (
+            r.try_get_by_index(1).unwrap(),
+            r.try_get_by_index(2).unwrap(),
+            r.try_get_by_index(3).unwrap(),
+        );
+        let campaign: Option<i64> = r.try_get_by_index(4).unwrap();
+        let e = first.entry(lead).or_insert_with(|| (key.clone(), campaign));
+        if key < e.0 {
+            *e = (key, campaign);
+        }
     }
+    let leads = "SELECT id, first_touch_campaign_id FROM leads WHERE workspace_id = ?";
+    let mut with_campaign = 0;
+    for r in db.query_all_raw(statement(backend, leads, vec![ws.into()])).await.unwrap() {
+        let id: i64 = r.try_get_by_index(0).unwrap();
+        let stored: Option<i64> = r.try_get_by_index(1).unwrap();
+        assert_eq!(stored, first.get(&id).and_then(|f| f.1), "lead {id}");
+        with_campaign += usize::from(stored.is_some());
+    }
+    assert!(with_campaign > 10, "the demo's leads were sourced by campaigns: {with_campaign}");
 }
-both!(first_touches_agree_with_a_min_over_the_touchpoints);
+both!(first_touches_agree_with_the_touchpoints);
+
+/// The campaign that sourced a lead is that of its first touchpoint in path order: at the same
+/// instant, by external ID (none first), whatever order the touches were recorded in.
+async fn the_sourcing_campaign_follows_path_order(app: TestApp) {
+    let ada = app.lead("ada@example.com").await;
+    let webinar = app.simple_campaign("Webinar").await;
+    let newsletter = app.simple_campaign("Newsletter").await;
+    let q = "query { campaignRoi(range: { from: \"2026-01-01T00:00:00Z\", to: \"2027-01-01T00:00:00Z\" }) {
+        campaigns { campaign { name } leadsSourced } } }";
+    let sourced = || async {
+        let data = app.data(&app.keys.analyst, q, json!({})).await;
+        let mut rows: Vec<(String, i64)> = data["campaignRoi"]["campaigns"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| {
+                (
+                    c["campaign"]["name"].as_str().unwrap().to_owned(),
+                    c["leadsSourced"].as_i64().unwrap(),
+                )
+            })
+            .collect();
+        rows.sort();
+        rows
+    };
+    let at = "2026-03-01T09:00:00Z";
+    let touch = |campaign: &str, ext: Option<&str>| {
+        let mut t = json!({ "leadId": ada, "type": "PAGE_VIEW", "occurredAt": at });
+        if !campaign.is_empty() {
+            t["campaignId"] = json!(campaign);
+        }
+        if let Some(x) = ext {
+            t["externalId"] = json!(x);
+        }
+        json!([t])
+    };
+    app.record(touch(&newsletter, Some("t-b"))).await;
+    assert_eq!(sourced().await, vec![("Newsletter".into(), 1), ("Webinar".into(), 0)]);
+    // "t-a" comes before "t-b".
+    app.record(touch(&webinar, Some("t-a"))).await;
+    assert_eq!(sourced().await, vec![("Newsletter".into(), 0), ("Webinar".into(), 1)]);
+    // A touch without an external ID comes before both.
+    app.record(touch(&newsletter, None)).await;
+    assert_eq!(sourced().await, vec![("Newsletter".into(), 1), ("Webinar".into(), 0)]);
+    // An earlier touch without a campaign: no campaign sourced the lead.
+    let earlier = json!([{ "leadId": ada, "type": "PAGE_VIEW", "occurredAt": "2026-02-01T09:00:00Z" }]);
+    app.record(earlier).await;
+    assert_eq!(sourced().await, vec![("Newsletter".into(), 0), ("Webinar".into(), 0)]);
+}
+both!(the_sourcing_campaign_follows_path_order);
