@@ -1,6 +1,7 @@
 //! RPM KPIs as typed objects: funnel conversion and flow, velocity and the sales cycle, lead
 //! value, campaign ROI with cost ratios and forecast, and all of them at once (`rpm`). Every
 //! root field is served from the report cache while the workspace's data do not change.
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use async_graphql::{Context, Enum, ID, InputObject, Object, SimpleObject};
@@ -314,6 +315,17 @@ fn figures(r: &Roi, currency: &str) -> RoiFigures {
 pub struct CampaignPerformance {
     report: Arc<RoiReport>,
     index: usize,
+    /// The per-campaign reports the rows of one `campaignRoi` share, looked up once for all of
+    /// them (each row of `campaign.performance` has its own).
+    shared: Arc<SharedReports>,
+}
+
+type PerCampaign<T> = Arc<HashMap<i64, T>>;
+
+#[derive(Default)]
+struct SharedReports {
+    activity: tokio::sync::OnceCell<PerCampaign<service::CampaignActivity>>,
+    sourced: tokio::sync::OnceCell<PerCampaign<service::Sourced>>,
 }
 
 impl CampaignPerformance {
@@ -329,8 +341,14 @@ impl CampaignPerformance {
     async fn activity(&self, ctx: &Context<'_>) -> async_graphql::Result<service::CampaignActivity> {
         let (r, f) = (&self.report.range, &self.report.filter);
         let ws = self.row().campaign.workspace_id;
-        let key = format!("activity {:?} {f:?}", (r.from, r.to));
-        let all = cached(ctx, ws, key, service::campaign_activity(&ctx.db().conn, ws, r, f)).await?;
+        let all = self
+            .shared
+            .activity
+            .get_or_try_init(|| {
+                let key = format!("activity {:?} {f:?}", (r.from, r.to));
+                cached(ctx, ws, key, service::campaign_activity(&ctx.db().conn, ws, r, f))
+            })
+            .await?;
         Ok(all.get(&self.row().campaign.id).cloned().unwrap_or_default())
     }
 
@@ -339,8 +357,14 @@ impl CampaignPerformance {
     async fn sourced(&self, ctx: &Context<'_>) -> async_graphql::Result<service::Sourced> {
         let (r, f) = (&self.report.range, &self.report.filter);
         let ws = self.row().campaign.workspace_id;
-        let key = format!("sourced {:?} {f:?}", (r.from, r.to));
-        let all = cached(ctx, ws, key, service::campaign_sourcing(&ctx.db().conn, ws, r, f)).await?;
+        let all = self
+            .shared
+            .sourced
+            .get_or_try_init(|| {
+                let key = format!("sourced {:?} {f:?}", (r.from, r.to));
+                cached(ctx, ws, key, service::campaign_sourcing(&ctx.db().conn, ws, r, f))
+            })
+            .await?;
         Ok(all.get(&self.row().campaign.id).copied().unwrap_or_default())
     }
 }
@@ -408,7 +432,11 @@ pub async fn campaign_performance(
         .campaigns
         .iter()
         .position(|c| c.campaign.id == campaign.id)
-        .map(|index| CampaignPerformance { report, index }))
+        .map(|index| CampaignPerformance {
+            report,
+            index,
+            shared: Arc::default(),
+        }))
 }
 
 #[Object]
@@ -533,10 +561,12 @@ impl CampaignRoiReport {
     }
     /// By attributed revenue, largest first.
     async fn campaigns(&self) -> Vec<CampaignPerformance> {
+        let shared = Arc::<SharedReports>::default();
         (0..self.0.campaigns.len())
             .map(|index| CampaignPerformance {
                 report: self.0.clone(),
                 index,
+                shared: shared.clone(),
             })
             .collect()
     }
