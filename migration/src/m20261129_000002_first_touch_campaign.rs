@@ -20,17 +20,18 @@ impl MigrationTrait for Migration {
             )
             .await?;
         // The same statement as `store::lead::refresh_first_touch` (byte order of external IDs:
-        // SQLite's BINARY collation, PostgreSQL's "C").
-        let collate = match manager.get_database_backend() {
-            DatabaseBackend::Postgres => " COLLATE \"C\"",
-            _ => "",
+        // PostgreSQL's "C" collation, SQLite's BINARY; `+` keeps SQLite without statistics from
+        // reading the order off the (workspace, external ID) index for every lead).
+        let external = match manager.get_database_backend() {
+            DatabaseBackend::Postgres => "t.external_id COLLATE \"C\"",
+            _ => "+t.external_id",
         };
         manager
             .get_connection()
             .execute_unprepared(&format!(
                 "UPDATE leads SET first_touch_campaign_id = (SELECT t.campaign_id FROM touchpoints t \
                  WHERE t.workspace_id = leads.workspace_id AND t.lead_id = leads.id AND t.occurred_at = leads.first_touch_at \
-                 ORDER BY t.external_id{collate} NULLS FIRST, t.id LIMIT 1) WHERE first_touch_at IS NOT NULL"
+                 ORDER BY {external} NULLS FIRST, t.id LIMIT 1) WHERE first_touch_at IS NOT NULL"
             ))
             .await?;
         // A new name: on SQLite the pool's other connections may still hold the old schema when

@@ -155,15 +155,17 @@ pub async fn refresh_first_touch(db: &impl ConnectionTrait, ws: i64, lead_ids: &
     const CHUNK: usize = 1_000;
     let backend = db.get_database_backend();
     let first = "(SELECT MIN(t.occurred_at) FROM touchpoints t WHERE t.workspace_id = leads.workspace_id AND t.lead_id = leads.id)";
-    // Byte order of external IDs, as `path_order` compares them: SQLite's BINARY collation,
-    // PostgreSQL's "C".
-    let collate = match backend {
-        sea_orm::DbBackend::Postgres => " COLLATE \"C\"",
-        _ => "",
+    // Byte order of external IDs, as `path_order` compares them: PostgreSQL's "C" collation,
+    // SQLite's BINARY. On SQLite `+` keeps the order from being read off the (workspace,
+    // external ID) index: without statistics SQLite 3.40 walked the whole workspace's
+    // touchpoints in that index for every lead instead of seeking the lead's first instant.
+    let external = match backend {
+        sea_orm::DbBackend::Postgres => "t.external_id COLLATE \"C\"",
+        _ => "+t.external_id",
     };
     let campaign = format!(
         "(SELECT t.campaign_id FROM touchpoints t WHERE t.workspace_id = leads.workspace_id AND t.lead_id = leads.id \
-         AND t.occurred_at = leads.first_touch_at ORDER BY t.external_id{collate} NULLS FIRST, t.id LIMIT 1)"
+         AND t.occurred_at = leads.first_touch_at ORDER BY {external} NULLS FIRST, t.id LIMIT 1)"
     );
     let mut changed = 0;
     for chunk in lead_ids.chunks(CHUNK) {
