@@ -19,6 +19,9 @@ Workloads (range 2000-01-01 .. 2100-01-01, every deal):
   A3       funnelSnapshot (leads per current stage, reached, conversion from the previous);
   A4       velocity { salesCycle } (sales-cycle length of the deals closed in the range);
   A5       campaignRoi (ROI per campaign, LINEAR).
+  ledger:KIND, compute:KIND
+           attribution(KIND, groupBy: CAMPAIGN) with source LEDGER / COMPUTE, for any rule-based
+           model (FIRST_TOUCH LAST_TOUCH LINEAR TIME_DECAY POSITION_BASED W_SHAPED FULL_PATH CUSTOM).
 Timing: time.perf_counter around sending the request and reading the whole body; one keep-alive
 connection; standard library only.
 """
@@ -56,6 +59,16 @@ QUERIES = {
     "A4": """query($r: DateTimeRange!) { velocity(range: $r) { salesCycle { won lost medianDays meanDays winRate } } }""",
     "A5": """query($r: DateTimeRange!) { campaignRoi(range: $r) { campaigns { campaign { id } figures { revenue { amount } costs { amount } roi } } } }""",
 }
+
+
+def query_of(name):
+    if ":" not in name:
+        return QUERIES[name]
+    source, kind = name.split(":")
+    source = {"ledger": "LEDGER", "compute": "COMPUTE"}[source]
+    return ("query($r: DateTimeRange!) { attribution(model: { kind: %s }, range: $r, groupBy: CAMPAIGN, source: %s) {"
+            " source rows { key revenue { amount } conversions touchpoints deals } totals { revenue { amount } deals } } }"
+            % (kind, source))
 
 
 def main():
@@ -98,16 +111,16 @@ def main():
         invalidate()
         return post(q, fresh_range())[0]
 
-    print(f"{'workload':8} {'cold median ms':>15} {'cold max ms':>12} {'cached median ms':>17} {'cached p95 ms':>14} {'bytes':>8}")
+    print(f"{'workload':22} {'cold median ms':>15} {'cold max ms':>12} {'cached median ms':>17} {'cached p95 ms':>14} {'bytes':>8}")
     for name in a.only.split():
-        q = QUERIES[name]
+        q = query_of(name)
         post(q, fresh_range())  # warm the process (pages, plans), not the report cache
         cold = [cold_run(q) for _ in range(a.runs)]
         r = fresh_range()
         _, size = post(q, r)
         cached = sorted(post(q, r)[0] for _ in range(a.cached_runs))
         p95 = cached[int(len(cached) * 0.95) - 1]
-        print(f"{name:8} {statistics.median(cold) * 1e3:15.1f} {max(cold) * 1e3:12.1f} "
+        print(f"{name:22} {statistics.median(cold) * 1e3:15.1f} {max(cold) * 1e3:12.1f} "
               f"{statistics.median(cached) * 1e3:17.2f} {p95 * 1e3:14.2f} {size:8}")
 
 
