@@ -11,6 +11,7 @@ mod m20261128_000001_reach;
 mod m20261128_000002_first_touch;
 mod m20261129_000001_ledger_months;
 mod m20261129_000002_first_touch_campaign;
+mod m20261129_000003_partial_unique_keys;
 
 pub struct Migrator;
 
@@ -28,6 +29,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261128_000002_first_touch::Migration),
             Box::new(m20261129_000001_ledger_months::Migration),
             Box::new(m20261129_000002_first_touch_campaign::Migration),
+            Box::new(m20261129_000003_partial_unique_keys::Migration),
         ]
     }
 }
