@@ -339,33 +339,38 @@ impl CampaignPerformance {
 
     /// The campaign's activity in the report's range: one cached report for all campaigns.
     async fn activity(&self, ctx: &Context<'_>) -> async_graphql::Result<service::CampaignActivity> {
-        let (r, f) = (&self.report.range, &self.report.filter);
-        let ws = self.row().campaign.workspace_id;
-        let all = self
-            .shared
-            .activity
-            .get_or_try_init(|| {
-                let key = format!("activity {:?} {f:?}", (r.from, r.to));
-                cached(ctx, ws, key, service::campaign_activity(&ctx.db().conn, ws, r, f))
-            })
-            .await?;
-        Ok(all.get(&self.row().campaign.id).cloned().unwrap_or_default())
+        let (ws, r, f) = (self.row().campaign.workspace_id, &self.report.range, &self.report.filter);
+        let compute = service::campaign_activity(&ctx.db().conn, ws, r, f);
+        self.per_campaign(ctx, &self.shared.activity, "activity", compute).await
     }
 
     /// The leads the campaign sourced in the report's range: one cached report for all
     /// campaigns, read only by the fields that need it.
     async fn sourced(&self, ctx: &Context<'_>) -> async_graphql::Result<service::Sourced> {
+        let (ws, r, f) = (self.row().campaign.workspace_id, &self.report.range, &self.report.filter);
+        let compute = service::campaign_sourcing(&ctx.db().conn, ws, r, f);
+        self.per_campaign(ctx, &self.shared.sourced, "sourced", compute).await
+    }
+
+    /// This campaign's entry of a per-campaign report over the report's range and filter:
+    /// looked up in the report cache once for all the rows that share `cell`.
+    async fn per_campaign<T, Fut>(
+        &self,
+        ctx: &Context<'_>,
+        cell: &tokio::sync::OnceCell<PerCampaign<T>>,
+        report: &str,
+        compute: Fut,
+    ) -> async_graphql::Result<T>
+    where
+        T: Clone + Default + Send + Sync + 'static,
+        Fut: Future<Output = crate::error::ServiceResult<HashMap<i64, T>>>,
+    {
         let (r, f) = (&self.report.range, &self.report.filter);
         let ws = self.row().campaign.workspace_id;
-        let all = self
-            .shared
-            .sourced
-            .get_or_try_init(|| {
-                let key = format!("sourced {:?} {f:?}", (r.from, r.to));
-                cached(ctx, ws, key, service::campaign_sourcing(&ctx.db().conn, ws, r, f))
-            })
+        let all = cell
+            .get_or_try_init(|| cached(ctx, ws, format!("{report} {:?} {f:?}", (r.from, r.to)), compute))
             .await?;
-        Ok(all.get(&self.row().campaign.id).copied().unwrap_or_default())
+        Ok(all.get(&self.row().campaign.id).cloned().unwrap_or_default())
     }
 }
 
