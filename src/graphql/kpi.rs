@@ -925,9 +925,12 @@ async fn cached<T: Send + Sync + 'static>(
     compute: impl Future<Output = crate::error::ServiceResult<T>>,
 ) -> async_graphql::Result<Arc<T>> {
     let cache = ctx.data_unchecked::<ReportCache>();
-    // Over HTTP the revision is read once per request, not once for every field of every row
-    // that asks for a report (a socket's loader caches nothing: there, once per field).
-    if ctx.principal()?.workspace_id != ws {
+    // In a query over HTTP the revision is read once per request, not once for every field of
+    // every row that asks for a report (a socket's loader caches nothing: there, once per
+    // field). A mutation's payload reads it anew: an earlier mutation of the same request may
+    // have written since.
+    let mutation = ctx.query_env.operation.node.ty == async_graphql::parser::types::OperationType::Mutation;
+    if mutation || ctx.principal()?.workspace_id != ws {
         return query_result(cache.get_or_compute(&ctx.db().conn, ws, key, || compute).await);
     }
     let revision = ctx

@@ -190,3 +190,18 @@ async fn sales_cycle_funnel_and_lifetime_value_by_hand(app: TestApp) {
     assert_eq!(error_code(&resp), "BAD_USER_INPUT");
 }
 both!(sales_cycle_funnel_and_lifetime_value_by_hand);
+
+/// Reports in mutation payloads see the writes before them, even those of an earlier mutation
+/// in the same request (the report cache's revision is read anew in a mutation).
+async fn a_payload_report_sees_the_mutation_before_it(app: TestApp) {
+    let webinar = app.simple_campaign("Webinar").await;
+    let q = "mutation($id: ID!) {
+        a: addCampaignCost(input: { campaignId: $id, category: MEDIA, amount: \"100.00\", incurredOn: \"2026-03-01\" }) {
+            campaign { performance(range: { from: \"2026-01-01T00:00:00Z\", to: \"2027-01-01T00:00:00Z\" }) { figures { costs { amount } } } } }
+        b: addCampaignCost(input: { campaignId: $id, category: MEDIA, amount: \"50.00\", incurredOn: \"2026-03-02\" }) {
+            campaign { performance(range: { from: \"2026-01-01T00:00:00Z\", to: \"2027-01-01T00:00:00Z\" }) { figures { costs { amount } } } } } }";
+    let data = app.data(&app.keys.admin, q, json!({ "id": webinar })).await;
+    let costs = |k: &str| data[k]["campaign"]["performance"]["figures"]["costs"]["amount"].clone();
+    assert_eq!((costs("a"), costs("b")), (json!("100.00"), json!("150.00")), "{data}");
+}
+both!(a_payload_report_sees_the_mutation_before_it);
