@@ -313,7 +313,8 @@ pub async fn lead_value(conn: &impl ConnectionTrait, ws: i64, h: &History, to: D
 
 /// ROI and the cost ratios of one campaign in a range. What depends on the leads the campaign
 /// sourced (cost per lead and per MQL, leads against the forecast) is in [`Sourced`], read
-/// apart by [`campaign_sourcing`] only when asked for: it walks the first touch of every lead.
+/// apart by [`campaign_sourcing`] only when asked for: it counts every lead first touched in
+/// the range.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CampaignRoi {
     pub campaign: campaign::Model,
