@@ -340,7 +340,7 @@ impl CampaignPerformance {
     /// The campaign's activity in the report's range: one cached report for all campaigns.
     async fn activity(&self, ctx: &Context<'_>) -> async_graphql::Result<service::CampaignActivity> {
         let (ws, r, f) = (self.row().campaign.workspace_id, &self.report.range, &self.report.filter);
-        let compute = service::campaign_activity(&ctx.db().conn, ws, r, f);
+        let compute = || service::campaign_activity(&ctx.db().conn, ws, r, f);
         self.per_campaign(ctx, &self.shared.activity, "activity", compute).await
     }
 
@@ -348,18 +348,21 @@ impl CampaignPerformance {
     /// campaigns, read only by the fields that need it.
     async fn sourced(&self, ctx: &Context<'_>) -> async_graphql::Result<service::Sourced> {
         let (ws, r, f) = (self.row().campaign.workspace_id, &self.report.range, &self.report.filter);
-        let compute = service::campaign_sourcing(&ctx.db().conn, ws, r, f);
+        let compute = || service::campaign_sourcing(&ctx.db().conn, ws, r, f);
         self.per_campaign(ctx, &self.shared.sourced, "sourced", compute).await
     }
 
     /// This campaign's entry of a per-campaign report over the report's range and filter:
-    /// looked up in the report cache once for all the rows that share `cell`.
+    /// looked up in the report cache once for all the rows that share `cell`. `compute` makes
+    /// the report's future only then, on the heap: a service future is large, and inline it
+    /// would make every field's future of every row as large (async-graphql sizes a field's
+    /// future by the largest field of the object).
     async fn per_campaign<T, Fut>(
         &self,
         ctx: &Context<'_>,
         cell: &tokio::sync::OnceCell<PerCampaign<T>>,
         report: &str,
-        compute: Fut,
+        compute: impl FnOnce() -> Fut,
     ) -> async_graphql::Result<T>
     where
         T: Clone + Default + Send + Sync + 'static,
@@ -368,7 +371,7 @@ impl CampaignPerformance {
         let (r, f) = (&self.report.range, &self.report.filter);
         let ws = self.row().campaign.workspace_id;
         let all = cell
-            .get_or_try_init(|| cached(ctx, ws, format!("{report} {:?} {f:?}", (r.from, r.to)), compute))
+            .get_or_try_init(|| Box::pin(cached(ctx, ws, format!("{report} {:?} {f:?}", (r.from, r.to)), compute())))
             .await?;
         Ok(all.get(&self.row().campaign.id).cloned().unwrap_or_default())
     }
