@@ -859,7 +859,12 @@ async fn write_credits(
     for chunk in deal_ids.chunks(500) {
         let closes = store::credited_closes(db, ws, chunk, &model_ids).await?;
         months.extend(closes.into_iter().map(month_start));
-        months.extend(write_deal_credits(db, ws, models, chunk).await?.into_iter().map(month_start));
+        months.extend(
+            write_deal_credits(db, ws, models, &model_ids, chunk)
+                .await?
+                .into_iter()
+                .map(month_start),
+        );
     }
     for month in months {
         let next = next_month(month).ok_or_else(|| DbErr::Custom(format!("no month after {month}")))?;
@@ -868,16 +873,16 @@ async fn write_credits(
     Ok(())
 }
 
-/// Replaces the ledger rows of these deals under these model versions; returns the close times
-/// of the won deals among them.
+/// Replaces the ledger rows of these deals under these model versions (`model_ids` are their
+/// IDs); returns the close times of the won deals among them.
 async fn write_deal_credits(
     db: &impl ConnectionTrait,
     ws: i64,
     models: &[(attribution_model::Model, Rule)],
+    model_ids: &[i64],
     deal_ids: &[i64],
 ) -> Result<Vec<DateTime<Utc>>, DbErr> {
-    let model_ids: Vec<i64> = models.iter().map(|(m, _)| m.id).collect();
-    store::delete_credits(db, ws, deal_ids, &model_ids).await?;
+    store::delete_credits(db, ws, deal_ids, model_ids).await?;
     let deals: Vec<DealRow> = store::closed_deals_by_ids(db, ws, deal_ids)
         .await?
         .into_iter()

@@ -494,53 +494,14 @@ pub struct Sourced {
 
 /// Per campaign: the leads whose first touchpoint of all (ties as in attribution) was on it and
 /// lies in the range, of them those that were handed to sales and those that entered the SQL
-/// stage (by now). One aggregate over the leads' (workspace, first touch, first-touch campaign)
-/// index; the handed-off and SQL leads are each read once into a set the scan probes.
+/// stage (by now). One aggregate in SQL ([`crate::store::lead::sourced_by_campaign`]).
 pub async fn campaign_sourcing(db: &impl ConnectionTrait, ws: i64, r: &Range, f: &Filter) -> ServiceResult<HashMap<i64, Sourced>> {
     let sql_stage = super::stage_by_key(db, ws, crate::domain::handoff::SQL).await?;
-    let mut values: Vec<sea_orm::Value> = vec![ws.into()];
-    let qualified = match &sql_stage {
-        Some(stage) => {
-            values.extend([ws.into(), stage.id.into()]);
-            "CASE WHEN l.id IN (SELECT s.lead_id FROM lead_stage_history s WHERE s.workspace_id = ? AND s.to_stage_id = ?) \
-             THEN 1 ELSE 0 END"
-        }
-        None => "0",
-    };
-    let mut sql = format!(
-        "SELECT l.first_touch_campaign_id, COUNT(*), \
-         CAST(SUM(CASE WHEN l.id IN (SELECT h.lead_id FROM handoffs h WHERE h.workspace_id = ?) THEN 1 ELSE 0 END) AS BIGINT), \
-         CAST(SUM({qualified}) AS BIGINT) \
-         FROM leads l WHERE l.workspace_id = ? AND l.first_touch_at >= ? AND l.first_touch_at < ? \
-         AND l.first_touch_campaign_id IS NOT NULL"
-    );
-    values.extend([ws.into(), r.from.into(), r.to.into()]);
-    if let Some(o) = f.owner_id {
-        sql.push_str(" AND l.owner_id = ?");
-        values.push(o.into());
-    }
-    if let Some(p) = f.persona_id {
-        sql.push_str(
-            " AND l.id IN (SELECT m.lead_id FROM lead_persona_matches m WHERE m.workspace_id = ? AND m.persona_id = ? AND m.is_member = ?)",
-        );
-        values.extend([ws.into(), p.into(), true.into()]);
-    }
-    sql.push_str(" GROUP BY l.first_touch_campaign_id");
-    let mut out: HashMap<i64, Sourced> = HashMap::new();
-    for row in db
-        .query_all_raw(crate::store::raw::statement(db.get_database_backend(), &sql, values))
-        .await?
-    {
-        out.insert(
-            row.try_get_by_index(0)?,
-            Sourced {
-                leads: row.try_get_by_index(1)?,
-                mqls: row.try_get_by_index(2)?,
-                sqls: row.try_get_by_index(3)?,
-            },
-        );
-    }
-    Ok(out)
+    let rows = crate::store::lead::sourced_by_campaign(db, ws, (r.from, r.to), sql_stage.map(|s| s.id), f.owner_id, f.persona_id).await?;
+    Ok(rows
+        .into_iter()
+        .map(|(campaign, leads, mqls, sqls)| (campaign, Sourced { leads, mqls, sqls }))
+        .collect())
 }
 
 /// An account's customer lifetime value as of a time (`None` without a won deal before it).

@@ -196,6 +196,59 @@ pub async fn refresh_first_touch(db: &impl ConnectionTrait, ws: i64, lead_ids: &
     Ok(changed)
 }
 
+/// Per first-touch campaign, of the leads first touched in [from, to) (optionally of one owner
+/// and members of one persona): (campaign, leads, of them with a handoff, of them that ever
+/// entered `sql_stage`). One aggregate over the (workspace, first touch, first-touch campaign)
+/// index; the handed-off and SQL leads are each read once into a set the scan probes.
+pub async fn sourced_by_campaign(
+    db: &impl ConnectionTrait,
+    ws: i64,
+    (from, to): (DateTime<Utc>, DateTime<Utc>),
+    sql_stage: Option<i64>,
+    owner_id: Option<i64>,
+    persona_id: Option<i64>,
+) -> Result<Vec<(i64, i64, i64, i64)>, DbErr> {
+    use super::raw::statement;
+    let mut values: Vec<sea_orm::Value> = vec![ws.into()];
+    let qualified = match sql_stage {
+        Some(stage) => {
+            values.extend([ws.into(), stage.into()]);
+            "CASE WHEN l.id IN (SELECT s.lead_id FROM lead_stage_history s WHERE s.workspace_id = ? AND s.to_stage_id = ?) \
+             THEN 1 ELSE 0 END"
+        }
+        None => "0",
+    };
+    let mut sql = format!(
+        "SELECT l.first_touch_campaign_id, COUNT(*), \
+         CAST(SUM(CASE WHEN l.id IN (SELECT h.lead_id FROM handoffs h WHERE h.workspace_id = ?) THEN 1 ELSE 0 END) AS BIGINT), \
+         CAST(SUM({qualified}) AS BIGINT) \
+         FROM leads l WHERE l.workspace_id = ? AND l.first_touch_at >= ? AND l.first_touch_at < ? \
+         AND l.first_touch_campaign_id IS NOT NULL"
+    );
+    values.extend([ws.into(), from.into(), to.into()]);
+    if let Some(o) = owner_id {
+        sql.push_str(" AND l.owner_id = ?");
+        values.push(o.into());
+    }
+    if let Some(p) = persona_id {
+        sql.push_str(
+            " AND l.id IN (SELECT m.lead_id FROM lead_persona_matches m WHERE m.workspace_id = ? AND m.persona_id = ? AND m.is_member = ?)",
+        );
+        values.extend([ws.into(), p.into(), true.into()]);
+    }
+    sql.push_str(" GROUP BY l.first_touch_campaign_id");
+    let mut out = Vec::new();
+    for row in db.query_all_raw(statement(db.get_database_backend(), &sql, values)).await? {
+        out.push((
+            row.try_get_by_index(0)?,
+            row.try_get_by_index(1)?,
+            row.try_get_by_index(2)?,
+            row.try_get_by_index(3)?,
+        ));
+    }
+    Ok(out)
+}
+
 /// What reach needs of every lead created before `at`, read as facts computed in SQL (which
 /// contact data is present, which consents are exactly `true`, as bit masks in
 /// [`ReachChannel::ALL`] order) instead of decoding every lead's consent map.
