@@ -12,6 +12,7 @@ mod m20261128_000002_first_touch;
 mod m20261129_000001_ledger_months;
 mod m20261129_000002_first_touch_campaign;
 mod m20261129_000003_partial_unique_keys;
+mod m20261130_000001_deal_cycle_index;
 
 pub struct Migrator;
 
@@ -30,6 +31,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261129_000001_ledger_months::Migration),
             Box::new(m20261129_000002_first_touch_campaign::Migration),
             Box::new(m20261129_000003_partial_unique_keys::Migration),
+            Box::new(m20261130_000001_deal_cycle_index::Migration),
         ]
     }
 }
