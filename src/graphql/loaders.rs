@@ -81,7 +81,7 @@ impl Loader<LeadPersonaMatches> for DbLoader {
         let ids: Vec<i64> = keys.iter().map(|k| k.0).collect();
         let mut out: HashMap<LeadPersonaMatches, Vec<lead_persona_match::Model>> = keys.iter().map(|k| (*k, Vec::new())).collect();
         let rows = lead_persona_match::Entity::in_workspace(self.ws)
-            .filter(lead_persona_match::Column::LeadId.is_in(ids))
+            .filter(store::id_in(&self.db, lead_persona_match::Column::LeadId, &ids))
             .all(&self.db)
             .await
             .map_err(err)?;
@@ -164,7 +164,7 @@ impl Loader<LeadOpenHandoff> for DbLoader {
     async fn load(&self, keys: &[LeadOpenHandoff]) -> LoadResult<LeadOpenHandoff, handoff::Model> {
         let ids: Vec<i64> = keys.iter().map(|k| k.0).collect();
         let rows = handoff::Entity::in_workspace(self.ws)
-            .filter(handoff::Column::OpenLeadId.is_in(ids))
+            .filter(store::id_in(&self.db, handoff::Column::OpenLeadId, &ids))
             .all(&self.db)
             .await
             .map_err(err)?;
@@ -435,7 +435,7 @@ async fn count_by<E: Scoped>(
     ids: &[i64],
 ) -> Result<HashMap<i64, u64>, sea_orm::DbErr> {
     use sea_orm::QuerySelect;
-    let mut select = E::in_workspace(ws).filter(parent.is_in(ids.iter().copied()));
+    let mut select = E::in_workspace(ws).filter(store::id_in(db, parent, ids));
     if let Ok(erased) = <E::Column as std::str::FromStr>::from_str("erased_at") {
         select = select.filter(erased.is_null());
     }
@@ -463,7 +463,7 @@ impl Loader<PersonaCriteria> for DbLoader {
         use sea_orm::QueryOrder;
         let ids: Vec<i64> = keys.iter().map(|k| k.0).collect();
         let rows = Entity::in_workspace(self.ws)
-            .filter(Column::PersonaId.is_in(ids))
+            .filter(store::id_in(&self.db, Column::PersonaId, &ids))
             .order_by_asc(Column::Position)
             .order_by_asc(Column::Id)
             .all(&self.db)
@@ -532,7 +532,7 @@ impl Loader<LeadAllTouchpoints> for DbLoader {
     async fn load(&self, keys: &[LeadAllTouchpoints]) -> LoadResult<LeadAllTouchpoints, Vec<touchpoint::Model>> {
         let ids: Vec<i64> = keys.iter().map(|k| k.0).collect();
         let rows = touchpoint::Entity::in_workspace(self.ws)
-            .filter(touchpoint::Column::LeadId.is_in(ids))
+            .filter(store::id_in(&self.db, touchpoint::Column::LeadId, &ids))
             .all(&self.db)
             .await
             .map_err(err)?;

@@ -46,7 +46,7 @@ pub async fn by_external_id(db: &impl ConnectionTrait, ws: i64, external_id: &st
 
 pub async fn costs_of(db: &impl ConnectionTrait, ws: i64, campaign_ids: &[i64]) -> Result<Vec<campaign_cost::Model>, DbErr> {
     campaign_cost::Entity::in_workspace(ws)
-        .filter(campaign_cost::Column::CampaignId.is_in(campaign_ids.iter().copied()))
+        .filter(super::id_in(db, campaign_cost::Column::CampaignId, campaign_ids))
         .order_by_asc(campaign_cost::Column::IncurredOn)
         .order_by_asc(campaign_cost::Column::Id)
         .all(db)

@@ -71,7 +71,7 @@ pub async fn rules(db: &impl ConnectionTrait, ws: i64) -> Result<Vec<routing_rul
 pub async fn history_of(db: &impl ConnectionTrait, ws: i64, lead_ids: &[i64]) -> Result<Vec<lead_stage_history::Model>, DbErr> {
     use lead_stage_history::Column as C;
     lead_stage_history::Entity::in_workspace(ws)
-        .filter(C::LeadId.is_in(lead_ids.iter().copied()))
+        .filter(super::id_in(db, C::LeadId, lead_ids))
         .order_by_asc(C::LeadId)
         .order_by_asc(C::ChangedAt)
         .order_by_asc(C::Id)

@@ -41,7 +41,7 @@ pub async fn by_external_id(db: &impl ConnectionTrait, ws: i64, external_id: &st
 /// Buying-center rows of the given opportunities, primary contact first.
 pub async fn contacts_of(db: &impl ConnectionTrait, ws: i64, opportunity_ids: &[i64]) -> Result<Vec<opportunity_contact::Model>, DbErr> {
     opportunity_contact::Entity::in_workspace(ws)
-        .filter(opportunity_contact::Column::OpportunityId.is_in(opportunity_ids.iter().copied()))
+        .filter(super::id_in(db, opportunity_contact::Column::OpportunityId, opportunity_ids))
         .order_by_desc(opportunity_contact::Column::IsPrimary)
         .order_by_asc(opportunity_contact::Column::Id)
         .all(db)
@@ -51,7 +51,7 @@ pub async fn contacts_of(db: &impl ConnectionTrait, ws: i64, opportunity_ids: &[
 /// Buying-center rows of the given leads.
 pub async fn contacts_of_leads(db: &impl ConnectionTrait, ws: i64, lead_ids: &[i64]) -> Result<Vec<opportunity_contact::Model>, DbErr> {
     opportunity_contact::Entity::in_workspace(ws)
-        .filter(opportunity_contact::Column::LeadId.is_in(lead_ids.iter().copied()))
+        .filter(super::id_in(db, opportunity_contact::Column::LeadId, lead_ids))
         .all(db)
         .await
 }
