@@ -6,7 +6,7 @@ use tokio::net::TcpListener;
 
 use crate::auth::KeyResolver;
 use crate::config::Config;
-use crate::db::Db;
+use crate::db::{Checkpoints, Db};
 use crate::events::{self, Bus};
 use crate::graphql::build_schema;
 use crate::graphql::limits::Guarded;
@@ -20,7 +20,7 @@ pub struct Application {
 impl Application {
     /// Connects, migrates, binds. The server runs once `run_until_stopped` is awaited.
     pub async fn build(config: Config) -> Result<Self, crate::BoxError> {
-        let db = Db::connect(&config.database_url).await?;
+        let db = Db::connect_with(&config.database_url, Checkpoints::Background).await?;
         db.migrate().await?;
         Self::with_db(config, db).await
     }

@@ -8,6 +8,7 @@ mod accounts;
 mod attribution;
 mod auth;
 mod campaigns;
+mod checkpoints;
 mod erasure;
 mod handoffs;
 mod isolation;
