@@ -4,7 +4,7 @@ use std::collections::{HashMap, HashSet};
 use chrono::{DateTime, Utc};
 use entity::{campaign, lead, touchpoint};
 use sea_orm::sea_query::{Expr, ExprTrait};
-use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter};
+use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QuerySelect};
 
 use crate::auth::Principal;
 use crate::db::Db;
@@ -172,7 +172,7 @@ pub async fn record(db: &Db, bus: &Bus, p: Principal, items: Vec<NewTouchpoint>)
 
     bump_campaign_counts(conn, ws, &inserted).await?;
     mark_contact_state(conn, ws, &inserted).await?;
-    mark_first_touch(conn, ws, &inserted).await?;
+    mark_first_touch(conn, ws, &inserted, &refs.first_touch).await?;
     let entered = super::scoring::add_touchpoints(conn, ws, &inserted).await?;
     super::attribution::touchpoints_recorded(conn, ws, &inserted).await?;
     let events = super::scoring::auto_mql(conn, ws, entered).await?;
@@ -286,10 +286,32 @@ async fn mark_contact_state(db: &impl ConnectionTrait, ws: i64, rows: &[touchpoi
 
 /// Keeps `leads.first_touch_at` the earliest touch of each lead: one set-based UPDATE per
 /// thousand leads of the batch, writing only those whose earliest touch is now earlier.
-async fn mark_first_touch(db: &impl ConnectionTrait, ws: i64, rows: &[touchpoint::Model]) -> Result<(), DbErr> {
-    let mut leads: Vec<i64> = rows.iter().map(|t| t.lead_id).collect();
+/// Refreshes the first touch of the leads whose first touch the new rows can be: those that had
+/// none, or had one no earlier than their earliest new touch (at the same instant, the tie-break
+/// may pick a new one). A stored first touch only ever moves earlier, so a lead whose new touches
+/// are all later keeps it, and costs no statement; batches of recent activity skip most leads.
+async fn mark_first_touch(
+    db: &impl ConnectionTrait,
+    ws: i64,
+    rows: &[touchpoint::Model],
+    first_touch: &HashMap<i64, Option<DateTime<Utc>>>,
+) -> Result<(), DbErr> {
+    let mut earliest: HashMap<i64, DateTime<Utc>> = HashMap::new();
+    for t in rows {
+        earliest
+            .entry(t.lead_id)
+            .and_modify(|at| *at = Ord::min(*at, t.occurred_at))
+            .or_insert(t.occurred_at);
+    }
+    let mut leads: Vec<i64> = earliest
+        .into_iter()
+        .filter(|(lead, new)| match first_touch.get(lead) {
+            Some(Some(stored)) => new <= stored,
+            _ => true,
+        })
+        .map(|(lead, _)| lead)
+        .collect();
     leads.sort_unstable();
-    leads.dedup();
     store::lead::refresh_first_touch(db, ws, &leads, Utc::now()).await?;
     Ok(())
 }
@@ -304,6 +326,8 @@ struct Refs {
     campaigns_by_ext: HashMap<String, i64>,
     existing_keys: HashMap<String, i64>,
     existing_ext: HashMap<String, i64>,
+    /// The stored first touch of every lead found.
+    first_touch: HashMap<i64, Option<DateTime<Utc>>>,
 }
 
 impl Refs {
@@ -336,31 +360,35 @@ impl Refs {
         let mut r = Refs::default();
         use lead::Column as L;
         let live = L::ErasedAt.is_null();
+        // Only what the batch needs of a lead: its ID, the key it was named by, its first touch.
+        type LeadRef = (i64, Option<String>, Option<DateTime<Utc>>);
+        let lead_refs = |key: L, filter: Expr| {
+            lead::Entity::in_workspace(ws)
+                .filter(filter)
+                .select_only()
+                .columns([L::Id, key, L::FirstTouchAt])
+                .into_tuple::<LeadRef>()
+        };
         for chunk in lead_ids.chunks(LOOKUP_CHUNK) {
-            let rows = lead::Entity::in_workspace(ws)
-                .filter(L::Id.is_in(chunk.iter().copied()))
-                .filter(live.clone())
-                .all(db)
-                .await?;
-            r.lead_ids.extend(rows.into_iter().map(|l| l.id));
-        }
-        for chunk in lead_ext.chunks(LOOKUP_CHUNK) {
-            for l in lead::Entity::in_workspace(ws)
-                .filter(L::ExternalId.is_in(chunk.iter().cloned()))
-                .filter(live.clone())
+            for (id, _, first) in lead_refs(L::ExternalId, L::Id.is_in(chunk.iter().copied()).and(live.clone()))
                 .all(db)
                 .await?
             {
-                r.leads_by_ext.insert(l.external_id.clone().unwrap_or_default(), l.id);
+                r.lead_ids.insert(id);
+                r.first_touch.insert(id, first);
+            }
+        }
+        for chunk in lead_ext.chunks(LOOKUP_CHUNK) {
+            let by_ext = L::ExternalId.is_in(chunk.iter().cloned()).and(live.clone());
+            for (id, ext, first) in lead_refs(L::ExternalId, by_ext).all(db).await? {
+                r.leads_by_ext.insert(ext.unwrap_or_default(), id);
+                r.first_touch.insert(id, first);
             }
         }
         for chunk in lead_emails.chunks(LOOKUP_CHUNK) {
-            for l in lead::Entity::in_workspace(ws)
-                .filter(L::Email.is_in(chunk.iter().cloned()))
-                .all(db)
-                .await?
-            {
-                r.leads_by_email.insert(l.email.clone().unwrap_or_default(), l.id);
+            for (id, email, first) in lead_refs(L::Email, L::Email.is_in(chunk.iter().cloned())).all(db).await? {
+                r.leads_by_email.insert(email.unwrap_or_default(), id);
+                r.first_touch.insert(id, first);
             }
         }
         use campaign::Column as C;
