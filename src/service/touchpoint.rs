@@ -284,12 +284,12 @@ async fn mark_contact_state(db: &impl ConnectionTrait, ws: i64, rows: &[touchpoi
     Ok(())
 }
 
-/// Keeps `leads.first_touch_at` the earliest touch of each lead: one set-based UPDATE per
-/// thousand leads of the batch, writing only those whose earliest touch is now earlier.
-/// Refreshes the first touch of the leads whose first touch the new rows can be: those that had
-/// none, or had one no earlier than their earliest new touch (at the same instant, the tie-break
-/// may pick a new one). A stored first touch only ever moves earlier, so a lead whose new touches
-/// are all later keeps it, and costs no statement; batches of recent activity skip most leads.
+/// Keeps each lead's first touch (time and campaign) current after a batch, through
+/// [`store::lead::refresh_first_touch`], for the leads whose first touch the new rows can be:
+/// those that had none, or had one no earlier than their earliest new touch (at the same instant
+/// the tie-break may pick a new one). A stored first touch only ever moves earlier, so a lead
+/// whose new touches are all later keeps it and costs no statement; a batch of recent activity
+/// skips most of its leads.
 async fn mark_first_touch(
     db: &impl ConnectionTrait,
     ws: i64,

@@ -74,8 +74,8 @@ pub async fn by_ids<E: Scoped>(db: &impl ConnectionTrait, ws: i64, ids: &[i64]) 
 /// one prepared statement (on PostgreSQL, one plan) serves every batch a DataLoader sends. SQLite
 /// reads the IDs from one JSON array parameter (`json_each`), PostgreSQL from one bigint array
 /// (`= ANY`). With `IN (?, ?, ...)` every batch size was a statement of its own: prepared anew,
-/// and pushing the others out of the connection's statement cache (on Q2 of BENCHMARKS.md, 4 %
-/// of the server's CPU went to preparing statements).
+/// and pushing the others out of the connection's statement cache (under Q2 of BENCHMARKS.md,
+/// 3 to 4 % of the server's CPU went to preparing statements).
 pub fn id_in(db: &impl ConnectionTrait, col: impl ColumnTrait, ids: &[i64]) -> Expr {
     id_in_on(db.get_database_backend(), col, ids)
 }
@@ -101,6 +101,7 @@ fn id_in_on(backend: DbBackend, col: impl ColumnTrait, ids: &[i64]) -> Expr {
 pub async fn by_id<E: Scoped>(db: &impl ConnectionTrait, ws: i64, id: i64) -> Result<Option<E::Model>, DbErr> {
     E::in_workspace(ws).filter(E::id_col().eq(id)).one(db).await
 }
+
 #[cfg(test)]
 mod tests {
     use sea_orm::{DbBackend, EntityTrait, QueryFilter, QueryTrait};
