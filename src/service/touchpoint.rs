@@ -16,7 +16,7 @@ use crate::store::{self, Scoped};
 pub const MAX_BATCH: usize = 10_000;
 /// Rows per INSERT statement (SQLite allows 32,766 bound values).
 const INSERT_CHUNK: usize = 2_000;
-/// Values per `IN (...)` list.
+/// Values per `IN (...)` list of text keys (ID lists are one parameter: [`store::id_in`]).
 const LOOKUP_CHUNK: usize = 900;
 
 #[derive(Debug, Clone)]
@@ -181,15 +181,11 @@ pub async fn record(db: &Db, bus: &Bus, p: Principal, items: Vec<NewTouchpoint>)
         .iter()
         .filter_map(|s| if let Slot::Existing(id) = s { Some(*id) } else { None })
         .collect();
-    let mut existing: HashMap<i64, touchpoint::Model> = HashMap::new();
-    for ids in existing_ids.chunks(LOOKUP_CHUNK) {
-        existing.extend(
-            store::by_ids::<touchpoint::Entity>(conn, ws, ids)
-                .await?
-                .into_iter()
-                .map(|t| (t.id, t)),
-        );
-    }
+    let existing: HashMap<i64, touchpoint::Model> = store::by_ids::<touchpoint::Entity>(conn, ws, &existing_ids)
+        .await?
+        .into_iter()
+        .map(|t| (t.id, t))
+        .collect();
     let mut out: Vec<touchpoint::Model> = Vec::with_capacity(slots.len());
     for slot in &slots {
         let row = match slot {
@@ -369,11 +365,9 @@ impl Refs {
                 .columns([L::Id, key, L::FirstTouchAt])
                 .into_tuple::<LeadRef>()
         };
-        for chunk in lead_ids.chunks(LOOKUP_CHUNK) {
-            for (id, _, first) in lead_refs(L::ExternalId, L::Id.is_in(chunk.iter().copied()).and(live.clone()))
-                .all(db)
-                .await?
-            {
+        if !lead_ids.is_empty() {
+            let by_id = store::id_in(db, L::Id, &lead_ids).and(live.clone());
+            for (id, _, first) in lead_refs(L::ExternalId, by_id).all(db).await? {
                 r.lead_ids.insert(id);
                 r.first_touch.insert(id, first);
             }
@@ -392,15 +386,12 @@ impl Refs {
             }
         }
         use campaign::Column as C;
-        for chunk in camp_ids.chunks(LOOKUP_CHUNK) {
-            for c in campaign::Entity::in_workspace(ws)
-                .filter(C::Id.is_in(chunk.iter().copied()))
-                .all(db)
+        r.campaign_ids.extend(
+            store::by_ids::<campaign::Entity>(db, ws, &camp_ids)
                 .await?
-            {
-                r.campaign_ids.insert(c.id);
-            }
-        }
+                .into_iter()
+                .map(|c| c.id),
+        );
         for chunk in camp_ext.chunks(LOOKUP_CHUNK) {
             for c in campaign::Entity::in_workspace(ws)
                 .filter(C::ExternalId.is_in(chunk.iter().cloned()))
