@@ -4,7 +4,7 @@ use std::collections::{HashMap, HashSet};
 use chrono::{DateTime, Utc};
 use entity::{campaign, lead, touchpoint};
 use sea_orm::sea_query::{Expr, ExprTrait};
-use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QuerySelect};
+use sea_orm::{ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, QueryFilter, QuerySelect};
 
 use crate::auth::Principal;
 use crate::db::Db;
@@ -14,10 +14,6 @@ use crate::events::Bus;
 use crate::store::{self, Scoped};
 
 pub const MAX_BATCH: usize = 10_000;
-/// Rows per INSERT statement (SQLite allows 32,766 bound values).
-const INSERT_CHUNK: usize = 2_000;
-/// Values per `IN (...)` list of text keys (ID lists are one parameter: [`store::id_in`]).
-const LOOKUP_CHUNK: usize = 900;
 
 #[derive(Debug, Clone)]
 pub struct NewTouchpoint {
@@ -121,7 +117,7 @@ pub async fn record(db: &Db, bus: &Bus, p: Principal, items: Vec<NewTouchpoint>)
         New(usize),
     }
     let mut slots = Vec::with_capacity(items.len());
-    let mut fresh: Vec<touchpoint::ActiveModel> = Vec::new();
+    let mut inserted: Vec<touchpoint::Model> = Vec::new();
     let now = Utc::now();
     for (i, (it, r)) in items.iter().zip(resolved).enumerate() {
         let (lead_id, campaign_id, code) = r.expect("validated");
@@ -144,31 +140,33 @@ pub async fn record(db: &Db, bus: &Bus, p: Principal, items: Vec<NewTouchpoint>)
         if let Some(x) = ext {
             seen_ext.insert(x.to_owned(), i);
         }
-        slots.push(Slot::New(fresh.len()));
-        fresh.push(touchpoint::ActiveModel {
-            workspace_id: Set(ws),
-            external_id: Set(ext.map(str::to_owned)),
-            idempotency_key: Set(key.map(str::to_owned)),
-            lead_id: Set(lead_id),
-            campaign_id: Set(campaign_id),
-            touch_type: Set(code),
-            occurred_at: Set(it.occurred_at),
-            created_at: Set(now),
-            ..Default::default()
+        slots.push(Slot::New(inserted.len()));
+        inserted.push(touchpoint::Model {
+            id: 0,
+            workspace_id: ws,
+            external_id: ext.map(str::to_owned),
+            idempotency_key: key.map(str::to_owned),
+            lead_id,
+            campaign_id,
+            touch_type: code,
+            occurred_at: it.occurred_at,
+            created_at: now,
         });
     }
 
-    let mut inserted: Vec<touchpoint::Model> = Vec::with_capacity(fresh.len());
-    let mut chunk = Vec::with_capacity(INSERT_CHUNK);
-    for am in fresh {
-        chunk.push(am);
-        if chunk.len() == INSERT_CHUNK {
-            inserted.extend(insert_chunk(conn, std::mem::take(&mut chunk)).await?);
-        }
+    if conn.get_database_backend() == DbBackend::Sqlite {
+        // See store::touchpoint::insert_batch; the commit checks the keys.
+        conn.execute_unprepared("PRAGMA defer_foreign_keys = ON").await?;
     }
-    inserted.extend(insert_chunk(conn, chunk).await?);
-    // One multi-row INSERT assigns ids in row order.
-    inserted.sort_by_key(|t| t.id);
+    store::touchpoint::insert_batch(conn, &mut inserted).await.map_err(|e| {
+        if crate::error::is_unique_violation(&e) {
+            ServiceError::App(AppError::Conflict(
+                "a concurrent request recorded some of these touchpoints; retry the batch and they count once".into(),
+            ))
+        } else {
+            e.into()
+        }
+    })?;
 
     bump_campaign_counts(conn, ws, &inserted).await?;
     mark_contact_state(conn, ws, &inserted).await?;
@@ -216,21 +214,6 @@ fn lead_field(it: &NewTouchpoint) -> &'static str {
     } else {
         "leadId"
     }
-}
-
-async fn insert_chunk(db: &impl ConnectionTrait, rows: Vec<touchpoint::ActiveModel>) -> Result<Vec<touchpoint::Model>, ServiceError> {
-    if rows.is_empty() {
-        return Ok(Vec::new());
-    }
-    touchpoint::Entity::insert_many(rows).exec_with_returning(db).await.map_err(|e| {
-        if crate::error::is_unique_violation(&e) {
-            ServiceError::App(AppError::Conflict(
-                "a concurrent request recorded some of these touchpoints; retry the batch and they count once".into(),
-            ))
-        } else {
-            e.into()
-        }
-    })
 }
 
 /// Keeps `campaigns.touchpoint_count` equal to the number of the campaign's touchpoints.
@@ -372,53 +355,60 @@ impl Refs {
                 r.first_touch.insert(id, first);
             }
         }
-        for chunk in lead_ext.chunks(LOOKUP_CHUNK) {
-            let by_ext = L::ExternalId.is_in(chunk.iter().cloned()).and(live.clone());
+        if !lead_ext.is_empty() {
+            let by_ext = store::text_in(db, L::ExternalId, &lead_ext).and(live.clone());
             for (id, ext, first) in lead_refs(L::ExternalId, by_ext).all(db).await? {
                 r.leads_by_ext.insert(ext.unwrap_or_default(), id);
                 r.first_touch.insert(id, first);
             }
         }
-        for chunk in lead_emails.chunks(LOOKUP_CHUNK) {
-            for (id, email, first) in lead_refs(L::Email, L::Email.is_in(chunk.iter().cloned())).all(db).await? {
+        if !lead_emails.is_empty() {
+            let by_email = store::text_in(db, L::Email, &lead_emails).and(live);
+            for (id, email, first) in lead_refs(L::Email, by_email).all(db).await? {
                 r.leads_by_email.insert(email.unwrap_or_default(), id);
                 r.first_touch.insert(id, first);
             }
         }
         use campaign::Column as C;
-        r.campaign_ids.extend(
-            store::by_ids::<campaign::Entity>(db, ws, &camp_ids)
-                .await?
-                .into_iter()
-                .map(|c| c.id),
-        );
-        for chunk in camp_ext.chunks(LOOKUP_CHUNK) {
-            for c in campaign::Entity::in_workspace(ws)
-                .filter(C::ExternalId.is_in(chunk.iter().cloned()))
+        // Campaigns and touchpoints already recorded: only their IDs and the keys they were named by.
+        if !camp_ids.is_empty() {
+            r.campaign_ids.extend(
+                campaign::Entity::in_workspace(ws)
+                    .filter(store::id_in(db, C::Id, &camp_ids))
+                    .select_only()
+                    .column(C::Id)
+                    .into_tuple::<i64>()
+                    .all(db)
+                    .await?,
+            );
+        }
+        if !camp_ext.is_empty() {
+            let rows = campaign::Entity::in_workspace(ws)
+                .filter(store::text_in(db, C::ExternalId, &camp_ext))
+                .select_only()
+                .columns([C::Id, C::ExternalId])
+                .into_tuple::<(i64, Option<String>)>()
                 .all(db)
-                .await?
-            {
-                r.campaigns_by_ext.insert(c.external_id.clone().unwrap_or_default(), c.id);
-            }
+                .await?;
+            r.campaigns_by_ext
+                .extend(rows.into_iter().map(|(id, ext)| (ext.unwrap_or_default(), id)));
         }
         use touchpoint::Column as T;
-        for chunk in keys.chunks(LOOKUP_CHUNK) {
-            for t in touchpoint::Entity::in_workspace(ws)
-                .filter(T::IdempotencyKey.is_in(chunk.iter().cloned()))
-                .all(db)
-                .await?
-            {
-                r.existing_keys.insert(t.idempotency_key.clone().unwrap_or_default(), t.id);
+        for (key, values, found) in [
+            (T::IdempotencyKey, &keys, &mut r.existing_keys),
+            (T::ExternalId, &exts, &mut r.existing_ext),
+        ] {
+            if values.is_empty() {
+                continue;
             }
-        }
-        for chunk in exts.chunks(LOOKUP_CHUNK) {
-            for t in touchpoint::Entity::in_workspace(ws)
-                .filter(T::ExternalId.is_in(chunk.iter().cloned()))
+            let rows = touchpoint::Entity::in_workspace(ws)
+                .filter(store::text_in(db, key, values))
+                .select_only()
+                .columns([T::Id, key])
+                .into_tuple::<(i64, Option<String>)>()
                 .all(db)
-                .await?
-            {
-                r.existing_ext.insert(t.external_id.clone().unwrap_or_default(), t.id);
-            }
+                .await?;
+            found.extend(rows.into_iter().map(|(id, k)| (k.unwrap_or_default(), id)));
         }
         Ok(r)
     }

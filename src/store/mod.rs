@@ -98,6 +98,19 @@ fn id_in_on(backend: DbBackend, col: impl ColumnTrait, ids: &[i64]) -> Expr {
     }
 }
 
+/// `col IN (values)` for text keys (external IDs, e-mail addresses, idempotency keys), as
+/// [`id_in`] does for IDs: one parameter, a JSON array of strings on SQLite and a text array on
+/// PostgreSQL, however many values there are.
+pub fn text_in(db: &impl ConnectionTrait, col: impl ColumnTrait, values: &[String]) -> Expr {
+    match db.get_database_backend() {
+        DbBackend::Postgres => Expr::cust_with_exprs("$1 = ANY($2)", [col.into_expr(), Expr::val(values.to_vec())]),
+        _ => {
+            let json = serde_json::to_string(values).expect("a list of strings is JSON");
+            Expr::cust_with_exprs("? IN (SELECT value FROM json_each(?))", [col.into_expr(), Expr::val(json)])
+        }
+    }
+}
+
 pub async fn by_id<E: Scoped>(db: &impl ConnectionTrait, ws: i64, id: i64) -> Result<Option<E::Model>, DbErr> {
     E::in_workspace(ws).filter(E::id_col().eq(id)).one(db).await
 }

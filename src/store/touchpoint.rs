@@ -1,7 +1,7 @@
 //! Touchpoint queries.
 use std::collections::HashMap;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SecondsFormat, Timelike, Utc};
 use entity::touchpoint;
 use sea_orm::{ColumnTrait, ConnectionTrait, DbBackend, DbErr, QueryFilter, Select, Value};
 
@@ -37,6 +37,81 @@ pub fn select(ws: i64, f: &TouchpointFilter) -> Select<touchpoint::Entity> {
         s = s.filter(C::OccurredAt.lt(t));
     }
     s
+}
+
+/// Inserts `rows` (their `id` is ignored) in one statement and sets each row's `id`; on
+/// PostgreSQL, which keeps microseconds, their times are cut to what it stores.
+///
+/// The rows travel as one JSON array parameter, read by `json_each` on SQLite and
+/// `jsonb_array_elements` on PostgreSQL, instead of eight bound values per row: one short
+/// statement, prepared once, for any batch size. Rows are inserted in the order of `rows`, so
+/// the returned IDs, which only grow, are assigned in that order.
+///
+/// On SQLite the statement is `INSERT OR FAIL`, and the caller's transaction defers its
+/// foreign-key checks to the commit (`PRAGMA defer_foreign_keys`, reset by the commit). A
+/// multi-row statement that may abort half-way makes SQLite copy every page it changes into a
+/// statement journal first, so that it can undo the statement alone; one that stops with
+/// `FAIL` keeps the rows it wrote and needs none. A failure still rolls back everything: the
+/// caller returns the error and its transaction is dropped, uncommitted.
+pub async fn insert_batch(db: &impl ConnectionTrait, rows: &mut [touchpoint::Model]) -> Result<(), DbErr> {
+    let backend = db.get_database_backend();
+    if backend == DbBackend::Postgres {
+        let micros = |t: DateTime<Utc>| t.with_nanosecond(t.nanosecond() / 1_000 * 1_000).unwrap_or(t);
+        for r in rows.iter_mut() {
+            r.occurred_at = micros(r.occurred_at);
+            r.created_at = micros(r.created_at);
+        }
+    }
+    let Some(first) = rows.first() else {
+        return Ok(());
+    };
+    let (ws, created_at) = (first.workspace_id, first.created_at);
+    debug_assert!(rows.iter().all(|r| r.workspace_id == ws && r.created_at == created_at));
+    // The text SQLite keeps for a time (sqlx's encoding), which PostgreSQL reads as well.
+    let at = |t: &DateTime<Utc>| t.to_rfc3339_opts(SecondsFormat::AutoSi, false);
+    let json = serde_json::to_string(
+        &rows
+            .iter()
+            .map(|r| {
+                (
+                    r.external_id.as_deref(),
+                    r.idempotency_key.as_deref(),
+                    r.lead_id,
+                    r.campaign_id,
+                    r.touch_type.as_str(),
+                    at(&r.occurred_at),
+                )
+            })
+            .collect::<Vec<_>>(),
+    )
+    .map_err(|e| DbErr::Custom(format!("touchpoint batch: {e}")))?;
+    let columns = "workspace_id, external_id, idempotency_key, lead_id, campaign_id, touch_type, occurred_at, created_at";
+    let sql = match backend {
+        DbBackend::Postgres => format!(
+            "INSERT INTO touchpoints ({columns}) \
+             SELECT ?, j.v ->> 0, j.v ->> 1, (j.v ->> 2)::bigint, (j.v ->> 3)::bigint, j.v ->> 4, (j.v ->> 5)::timestamptz, ? \
+             FROM jsonb_array_elements(?::jsonb) WITH ORDINALITY AS j(v, n) ORDER BY j.n RETURNING id"
+        ),
+        _ => format!(
+            "INSERT OR FAIL INTO touchpoints ({columns}) \
+             SELECT ?, value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5, ? \
+             FROM json_each(?) ORDER BY key RETURNING id"
+        ),
+    };
+    let values: Vec<Value> = vec![ws.into(), created_at.into(), json.into()];
+    let mut ids: Vec<i64> = Vec::with_capacity(rows.len());
+    for row in db.query_all_raw(statement(backend, &sql, values)).await? {
+        ids.push(row.try_get_by_index(0)?);
+    }
+    if ids.len() != rows.len() {
+        return Err(DbErr::Custom(format!("inserted {} touchpoints of {}", ids.len(), rows.len())));
+    }
+    // RETURNING promises no order; the IDs grow in insertion order.
+    ids.sort_unstable();
+    for (row, id) in rows.iter_mut().zip(ids) {
+        row.id = id;
+    }
+    Ok(())
 }
 
 /// Which end of a parent's touchpoints a nested page starts from.

@@ -518,3 +518,13 @@ pub fn global_id(type_name: &str, id: i64) -> String {
     use base64::Engine;
     base64::engine::general_purpose::STANDARD.encode(format!("{type_name}:{id}"))
 }
+
+/// The database ID inside a global ID.
+pub fn decode_id(global: &str) -> i64 {
+    use base64::Engine;
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(global)
+        .expect("a global ID is base64");
+    let text = String::from_utf8(raw).expect("a global ID is UTF-8");
+    text.rsplit_once(':').and_then(|(_, id)| id.parse().ok()).expect("Type:id")
+}

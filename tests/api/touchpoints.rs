@@ -424,3 +424,67 @@ async fn the_sourcing_campaign_follows_path_order(app: TestApp) {
     assert_eq!(sourced().await, vec![("Newsletter".into(), 0), ("Webinar".into(), 0)]);
 }
 both!(the_sourcing_campaign_follows_path_order);
+
+/// The touchpoints a batch returns are the rows stored, in input order, whichever way each item
+/// names its lead and campaign, with text that needs escaping and times to the nanosecond (kept
+/// as given on SQLite, to the microsecond on PostgreSQL).
+async fn a_batch_returns_the_rows_it_stored(app: TestApp) {
+    let ada = app
+        .upsert_lead(json!({ "email": "ada@example.com", "externalId": "crm-ada" }))
+        .await;
+    let bob = app.lead("bob@example.com").await;
+    let campaign = app
+        .campaign(json!({ "name": "Fair", "channel": "EVENT", "kind": "ACQUISITION", "externalId": "crm-fair" }))
+        .await;
+    let items = json!([
+        { "leadExternalId": "crm-ada", "campaignExternalId": "crm-fair", "type": "TRADE_FAIR_SCAN", "occurredAt": "2026-03-01T09:00:00.123456789Z", "idempotencyKey": "k \"quoted\" ß ✓", "externalId": "x\\1" },
+        { "leadEmail": "BOB@example.com", "type": "page_view", "occurredAt": "2026-03-01T09:00:01Z", "externalId": "line\nbreak" },
+        { "leadId": bob, "campaignId": campaign, "type": "EMAIL_OPEN", "occurredAt": "2026-02-28T23:59:59.5Z" },
+    ]);
+    let q = "mutation($input: RecordTouchpointsInput!) { recordTouchpoints(input: $input) { recordedCount userErrors { field message code }
+        touchpoints { id type occurredAt createdAt idempotencyKey externalId lead { id } campaign { id } } } }";
+    let payload = app.data(&app.keys.admin, q, json!({ "input": { "items": items } })).await["recordTouchpoints"].clone();
+    assert_eq!(payload["userErrors"], json!([]));
+    assert_eq!(payload["recordedCount"], 3);
+    let returned = payload["touchpoints"].as_array().unwrap().clone();
+    let fields = |t: &Value| {
+        (
+            t["type"].clone(),
+            t["idempotencyKey"].clone(),
+            t["externalId"].clone(),
+            t["lead"]["id"].clone(),
+            t["campaign"]["id"].clone(),
+        )
+    };
+    let expected = [
+        (
+            json!("TRADE_FAIR_SCAN"),
+            json!("k \"quoted\" ß ✓"),
+            json!("x\\1"),
+            json!(id_of(&ada)),
+            json!(campaign),
+        ),
+        (json!("PAGE_VIEW"), Value::Null, json!("line\nbreak"), json!(bob), Value::Null),
+        (json!("EMAIL_OPEN"), Value::Null, Value::Null, json!(bob), json!(campaign)),
+    ];
+    for (t, want) in returned.iter().zip(&expected) {
+        assert_eq!(&fields(t), want);
+    }
+    let ids: Vec<i64> = returned
+        .iter()
+        .map(|t| crate::helpers::decode_id(t["id"].as_str().unwrap()))
+        .collect();
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "IDs grow in input order: {ids:?}");
+    let first_at = returned[0]["occurredAt"].as_str().unwrap();
+    assert!(
+        first_at == "2026-03-01T09:00:00.123456789Z" || first_at == "2026-03-01T09:00:00.123456Z",
+        "{first_at}"
+    );
+    // Read back one by one: the same values.
+    let read = "query($id: ID!) { node(id: $id) { ... on Touchpoint { id type occurredAt createdAt idempotencyKey externalId lead { id } campaign { id } } } }";
+    for t in &returned {
+        let data = app.data(&app.keys.analyst, read, json!({ "id": t["id"] })).await;
+        assert_eq!(&data["node"], t);
+    }
+}
+both!(a_batch_returns_the_rows_it_stored);
