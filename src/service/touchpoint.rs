@@ -4,7 +4,7 @@ use std::collections::{HashMap, HashSet};
 use chrono::{DateTime, Utc};
 use entity::{campaign, lead, touchpoint};
 use sea_orm::sea_query::{Expr, ExprTrait};
-use sea_orm::{ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, QueryFilter, QuerySelect};
+use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QuerySelect};
 
 use crate::auth::Principal;
 use crate::db::Db;
@@ -154,10 +154,6 @@ pub async fn record(db: &Db, bus: &Bus, p: Principal, items: Vec<NewTouchpoint>)
         });
     }
 
-    if conn.get_database_backend() == DbBackend::Sqlite {
-        // See store::touchpoint::insert_batch; the commit checks the keys.
-        conn.execute_unprepared("PRAGMA defer_foreign_keys = ON").await?;
-    }
     store::touchpoint::insert_batch(conn, &mut inserted).await.map_err(|e| {
         if crate::error::is_unique_violation(&e) {
             ServiceError::App(AppError::Conflict(

@@ -81,31 +81,27 @@ pub fn id_in(db: &impl ConnectionTrait, col: impl ColumnTrait, ids: &[i64]) -> E
 }
 
 fn id_in_on(backend: DbBackend, col: impl ColumnTrait, ids: &[i64]) -> Expr {
-    match backend {
-        DbBackend::Postgres => Expr::cust_with_exprs("$1 = ANY($2)", [col.into_expr(), Expr::val(ids.to_vec())]),
-        _ => {
-            let mut json = String::with_capacity(ids.len() * 8 + 2);
-            json.push('[');
-            for (i, id) in ids.iter().enumerate() {
-                if i > 0 {
-                    json.push(',');
-                }
-                json.push_str(&id.to_string());
-            }
-            json.push(']');
-            Expr::cust_with_exprs("? IN (SELECT value FROM json_each(?))", [col.into_expr(), Expr::val(json)])
-        }
-    }
+    in_one_parameter(backend, col, ids)
 }
 
 /// `col IN (values)` for text keys (external IDs, e-mail addresses, idempotency keys), as
 /// [`id_in`] does for IDs: one parameter, a JSON array of strings on SQLite and a text array on
 /// PostgreSQL, however many values there are.
 pub fn text_in(db: &impl ConnectionTrait, col: impl ColumnTrait, values: &[String]) -> Expr {
-    match db.get_database_backend() {
+    in_one_parameter(db.get_database_backend(), col, values)
+}
+
+/// `col IN (values)` with the values as one parameter: a JSON array read by `json_each` on
+/// SQLite, an array for `= ANY` on PostgreSQL.
+fn in_one_parameter<T>(backend: DbBackend, col: impl ColumnTrait, values: &[T]) -> Expr
+where
+    T: serde::Serialize + Clone,
+    Vec<T>: Into<sea_orm::Value>,
+{
+    match backend {
         DbBackend::Postgres => Expr::cust_with_exprs("$1 = ANY($2)", [col.into_expr(), Expr::val(values.to_vec())]),
         _ => {
-            let json = serde_json::to_string(values).expect("a list of strings is JSON");
+            let json = serde_json::to_string(values).expect("a list of numbers or strings is JSON");
             Expr::cust_with_exprs("? IN (SELECT value FROM json_each(?))", [col.into_expr(), Expr::val(json)])
         }
     }
@@ -143,5 +139,20 @@ mod tests {
         let (text, values) = sql(DbBackend::Postgres, &[7, 8, 9]);
         assert!(text.ends_with(r#"WHERE "accounts"."id" = ANY($1)"#), "{text}");
         assert_eq!(values, vec![sea_orm::Value::from(vec![7i64, 8, 9])]);
+    }
+
+    #[test]
+    fn text_lists_are_one_escaped_parameter() {
+        let keys = vec!["a\"b".to_owned(), "ß\n".to_owned()];
+        let statement = entity::account::Entity::find()
+            .filter(super::in_one_parameter(
+                DbBackend::Sqlite,
+                entity::account::Column::ExternalId,
+                &keys,
+            ))
+            .build(DbBackend::Sqlite);
+        assert!(statement.sql.ends_with("IN (SELECT value FROM json_each(?))"), "{}", statement.sql);
+        let values = statement.values.map(|v| v.0).unwrap_or_default();
+        assert_eq!(values, vec![sea_orm::Value::from(r#"["a\"b","ß\n"]"#)]);
     }
 }

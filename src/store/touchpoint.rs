@@ -47,8 +47,9 @@ pub fn select(ws: i64, f: &TouchpointFilter) -> Select<touchpoint::Entity> {
 /// statement, prepared once, for any batch size. Rows are inserted in the order of `rows`, so
 /// the returned IDs, which only grow, are assigned in that order.
 ///
-/// On SQLite the statement is `INSERT OR FAIL`, and the caller's transaction defers its
-/// foreign-key checks to the commit (`PRAGMA defer_foreign_keys`, reset by the commit). A
+/// On SQLite the statement is `INSERT OR FAIL`, and the caller's transaction (every caller has
+/// one) defers its foreign-key checks to the commit (`PRAGMA defer_foreign_keys`, which the
+/// commit resets). A
 /// multi-row statement that may abort half-way makes SQLite copy every page it changes into a
 /// statement journal first, so that it can undo the statement alone; one that stops with
 /// `FAIL` keeps the rows it wrote and needs none. A failure still rolls back everything: the
@@ -98,6 +99,9 @@ pub async fn insert_batch(db: &impl ConnectionTrait, rows: &mut [touchpoint::Mod
              FROM json_each(?) ORDER BY key RETURNING id"
         ),
     };
+    if backend == DbBackend::Sqlite {
+        db.execute_unprepared("PRAGMA defer_foreign_keys = ON").await?;
+    }
     let values: Vec<Value> = vec![ws.into(), created_at.into(), json.into()];
     let mut ids: Vec<i64> = Vec::with_capacity(rows.len());
     for row in db.query_all_raw(statement(backend, &sql, values)).await? {
