@@ -30,6 +30,9 @@ pub enum Checkpoints {
     Background,
 }
 
+/// How long a pooled connection may sit idle before its next checkout checks it first.
+const PING_IF_IDLE_FOR: Duration = Duration::from_secs(30);
+
 /// The longest the background checkpointer waits without a write transaction.
 const CHECKPOINT_EVERY: Duration = Duration::from_secs(5);
 
@@ -89,9 +92,13 @@ impl Db {
         // CLOSEDLOOP_LOG_SQL=1 logs every statement with its time (target `sqlx::query`, level
         // INFO; e.g. RUST_LOG=warn,sqlx=info), for finding where a request's time goes.
         let log_sql = std::env::var_os("CLOSEDLOOP_LOG_SQL").is_some_and(|v| v != "0");
+        // A pooled connection is checked (a round trip to PostgreSQL, a hop to SQLite's worker
+        // thread) only when it has been idle for a while, not on every checkout: a request that
+        // runs three statements would otherwise pay six round trips.
         opts.sqlx_logging(log_sql)
             .sqlx_logging_level(tracing::log::LevelFilter::Info)
             .acquire_timeout(Duration::from_secs(10))
+            .test_before_acquire_if_idle_for(PING_IF_IDLE_FOR)
             .max_connections(if memory {
                 1
             } else if sqlite {
