@@ -25,7 +25,7 @@ use crate::error::AppError;
 use crate::events::Bus;
 use crate::graphql::handoff::SubscriptionSlots;
 use crate::graphql::limits::Guarded;
-use crate::graphql::loaders::new_loaders;
+use crate::graphql::loaders::{PollGate, new_loaders};
 
 #[derive(Clone)]
 pub struct AppState {
@@ -76,13 +76,17 @@ async fn caller(state: &AppState, headers: &HeaderMap) -> Result<Option<Principa
 }
 
 async fn execute(state: &AppState, principal: Option<Principal>, mut request: Request, over_get: bool) -> Response {
+    let gate = Arc::new(PollGate::default());
     if let Some(p) = principal {
-        request = request.data(p).data(new_loaders(state.db.conn.clone(), p.workspace_id));
+        request = request
+            .data(p)
+            .data(new_loaders(state.db.conn.clone(), p.workspace_id, gate.clone()));
     }
     let operation = request.operation_name.clone().unwrap_or_else(|| "anonymous".into());
     let span = tracing::info_span!("graphql", operation = %operation);
     let timeout = state.config.limits.request_timeout;
-    let response = match tokio::time::timeout(timeout, state.schema.execute_checked(request, over_get).instrument(span)).await {
+    let run = gate.drive(state.schema.execute_checked(request, over_get));
+    let response = match tokio::time::timeout(timeout, run.instrument(span)).await {
         Ok(r) => r,
         Err(_) => {
             let mut e = ServerError::new(format!("the request took longer than {} s", timeout.as_secs()), None);
@@ -198,7 +202,10 @@ async fn graphql_ws(State(state): State<AppState>, protocol: GraphQLProtocol, up
                     std::future::pending::<()>().await;
                 }
             }));
-            GraphQLWebSocket::new_with_pair(sink, stream, schema, protocol)
+            // The connection is one task: its operations' loads are batched per poll of it.
+            let gate = Arc::new(PollGate::default());
+            let init_gate = gate.clone();
+            let connection = GraphQLWebSocket::new_with_pair(sink, stream, schema, protocol)
                 .on_connection_init(move |payload| async move {
                     let key = payload
                         .get("Authorization")
@@ -217,13 +224,13 @@ async fn graphql_ws(State(state): State<AppState>, protocol: GraphQLProtocol, up
                     data.insert(p);
                     // One loader serves every operation of the connection: it batches, but must not
                     // cache, or a later operation would see the data of an earlier one.
-                    let loaders = new_loaders(init_state.db.conn.clone(), p.workspace_id);
+                    let loaders = new_loaders(init_state.db.conn.clone(), p.workspace_id, init_gate);
                     loaders.enable_all_cache(false);
                     data.insert(loaders);
                     data.insert(SubscriptionSlots::new(init_state.config.events.max_subscriptions_per_connection));
                     Ok(data)
                 })
-                .serve()
-                .await
+                .serve();
+            gate.drive(connection).await
         })
 }
