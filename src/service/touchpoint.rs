@@ -220,18 +220,8 @@ async fn bump_campaign_counts(db: &impl ConnectionTrait, ws: i64, rows: &[touchp
             *per_campaign.entry(c).or_default() += 1;
         }
     }
-    for (campaign_id, n) in per_campaign {
-        campaign::Entity::update_many()
-            .col_expr(
-                campaign::Column::TouchpointCount,
-                Expr::col(campaign::Column::TouchpointCount).add(n),
-            )
-            .filter(campaign::Column::WorkspaceId.eq(ws))
-            .filter(campaign::Column::Id.eq(campaign_id))
-            .exec(db)
-            .await?;
-    }
-    Ok(())
+    let counts: Vec<(i64, i64)> = per_campaign.into_iter().collect();
+    store::campaign::add_touchpoint_counts(db, ws, &counts).await
 }
 
 /// EMAIL_BOUNCED and UNSUBSCRIBED touchpoints change whether a lead can be reached by e-mail.

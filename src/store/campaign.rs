@@ -3,7 +3,7 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use entity::{campaign, campaign_cost};
-use sea_orm::{ColumnTrait, Condition, ConnectionTrait, DbErr, QueryFilter, QueryOrder, Select};
+use sea_orm::{ColumnTrait, Condition, ConnectionTrait, DbBackend, DbErr, QueryFilter, QueryOrder, Select};
 
 use super::Scoped;
 use super::raw::statement;
@@ -154,4 +154,32 @@ pub async fn first_touches_of_buying_centers(
         out.push((row.try_get_by_index(0)?, row.try_get_by_index(1)?, row.try_get_by_index(2)?));
     }
     Ok(out)
+}
+
+/// Adds `n` to the stored touchpoint count of each `(campaign ID, n)`, in one statement however
+/// many campaigns a batch of touchpoints names (the pairs travel as one JSON array on SQLite,
+/// two arrays on PostgreSQL).
+pub async fn add_touchpoint_counts(db: &impl ConnectionTrait, ws: i64, counts: &[(i64, i64)]) -> Result<(), DbErr> {
+    if counts.is_empty() {
+        return Ok(());
+    }
+    let backend = db.get_database_backend();
+    let (sql, values): (&str, Vec<sea_orm::Value>) = match backend {
+        DbBackend::Postgres => {
+            let (ids, added): (Vec<i64>, Vec<i64>) = counts.iter().copied().unzip();
+            (
+                "UPDATE campaigns AS c SET touchpoint_count = c.touchpoint_count + d.n \
+                 FROM unnest(?::bigint[], ?::bigint[]) AS d(id, n) WHERE c.workspace_id = ? AND c.id = d.id",
+                vec![ids.into(), added.into(), ws.into()],
+            )
+        }
+        _ => (
+            "UPDATE campaigns SET touchpoint_count = touchpoint_count + d.n \
+             FROM (SELECT value ->> 0 AS id, value ->> 1 AS n FROM json_each(?)) AS d \
+             WHERE campaigns.workspace_id = ? AND campaigns.id = d.id",
+            vec![serde_json::to_string(counts).expect("pairs of integers are JSON").into(), ws.into()],
+        ),
+    };
+    db.execute_raw(statement(backend, sql, values)).await?;
+    Ok(())
 }
