@@ -39,7 +39,8 @@ pub fn new_loaders(db: DatabaseConnection, workspace_id: i64, gate: Arc<PollGate
             batch.await;
         })
     };
-    // async-graphql's own delay is off: the gate decides when a batch is complete.
+    // async-graphql's own delay is off (its timer, async-io's, is ready at once for a zero
+    // delay): the gate decides when a batch is complete.
     DataLoader::with_cache(DbLoader { db, ws: workspace_id }, spawn, HashMapCache::default()).delay(Duration::ZERO)
 }
 

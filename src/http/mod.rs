@@ -202,7 +202,7 @@ async fn graphql_ws(State(state): State<AppState>, protocol: GraphQLProtocol, up
                     std::future::pending::<()>().await;
                 }
             }));
-            // The connection is one task: its operations' loads are batched per poll of it.
+            // The connection is one task: its operations' loads are batched per round of it.
             let gate = Arc::new(PollGate::default());
             let init_gate = gate.clone();
             let connection = GraphQLWebSocket::new_with_pair(sink, stream, schema, protocol)
