@@ -70,6 +70,28 @@ async fn retried_batch_counts_once(app: TestApp) {
 }
 both!(retried_batch_counts_once);
 
+/// One batch naming several campaigns adds to each campaign's stored count what it gave it.
+async fn a_batch_counts_per_campaign(app: TestApp) {
+    let ada = app.lead("ada@example.com").await;
+    let (news, fair) = (app.simple_campaign("Newsletter").await, app.simple_campaign("Trade fair").await);
+    let item = |campaign: Option<&str>, minute: u32| json!({ "leadId": ada, "campaignId": campaign, "type": "PAGE_VIEW", "occurredAt": format!("2026-03-01T09:{minute:02}:00Z") });
+    let batch = json!([
+        item(Some(&news), 1),
+        item(Some(&fair), 2),
+        item(None, 3),
+        item(Some(&news), 4),
+        item(Some(&fair), 5),
+        item(Some(&fair), 6)
+    ]);
+    assert_eq!(app.record(batch).await["recordedCount"], 6);
+    assert_eq!(campaign_counts(&app, &news).await, (2, 2));
+    assert_eq!(campaign_counts(&app, &fair).await, (3, 3));
+    assert_eq!(app.record(json!([item(Some(&fair), 7)])).await["recordedCount"], 1);
+    assert_eq!(campaign_counts(&app, &news).await, (2, 2));
+    assert_eq!(campaign_counts(&app, &fair).await, (4, 4));
+}
+both!(a_batch_counts_per_campaign);
+
 async fn a_bad_item_fails_the_whole_batch(app: TestApp) {
     let ada = app.lead("ada@example.com").await;
     let campaign = app.simple_campaign("Newsletter").await;
