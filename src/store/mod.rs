@@ -77,11 +77,7 @@ pub async fn by_ids<E: Scoped>(db: &impl ConnectionTrait, ws: i64, ids: &[i64]) 
 /// and pushing the others out of the connection's statement cache (under Q2 of BENCHMARKS.md,
 /// 3 to 4 % of the server's CPU went to preparing statements).
 pub fn id_in(db: &impl ConnectionTrait, col: impl ColumnTrait, ids: &[i64]) -> Expr {
-    id_in_on(db.get_database_backend(), col, ids)
-}
-
-fn id_in_on(backend: DbBackend, col: impl ColumnTrait, ids: &[i64]) -> Expr {
-    in_one_parameter(backend, col, ids)
+    in_one_parameter(db.get_database_backend(), col, ids)
 }
 
 /// `col IN (values)` for text keys (external IDs, e-mail addresses, idempotency keys), as
@@ -117,7 +113,7 @@ mod tests {
 
     fn sql(backend: DbBackend, ids: &[i64]) -> (String, Vec<sea_orm::Value>) {
         let statement = entity::account::Entity::find()
-            .filter(super::id_in_on(backend, entity::account::Column::Id, ids))
+            .filter(super::in_one_parameter(backend, entity::account::Column::Id, ids))
             .build(backend);
         (statement.sql, statement.values.map(|v| v.0).unwrap_or_default())
     }

@@ -49,10 +49,9 @@ pub fn select(ws: i64, f: &TouchpointFilter) -> Select<touchpoint::Entity> {
 ///
 /// On SQLite the statement is `INSERT OR FAIL`, and the caller's transaction (every caller has
 /// one) defers its foreign-key checks to the commit (`PRAGMA defer_foreign_keys`, which the
-/// commit resets). A
-/// multi-row statement that may abort half-way makes SQLite copy every page it changes into a
-/// statement journal first, so that it can undo the statement alone; one that stops with
-/// `FAIL` keeps the rows it wrote and needs none. A failure still rolls back everything: the
+/// commit resets). A multi-row statement that may abort half-way makes SQLite copy every page
+/// it changes into a statement journal first, so that it can undo the statement alone; one that
+/// stops with `FAIL` keeps the rows it wrote and needs none. A failure still rolls back everything: the
 /// caller returns the error and its transaction is dropped, uncommitted.
 pub async fn insert_batch(db: &impl ConnectionTrait, rows: &mut [touchpoint::Model]) -> Result<(), DbErr> {
     let backend = db.get_database_backend();
