@@ -277,7 +277,7 @@ impl RoutingRule {
             .as_array()
             .map(|a| a.iter().filter_map(serde_json::Value::as_i64).map(UserId).collect())
             .unwrap_or_default();
-        let mut found = ctx.data_unchecked::<Loaders>().load_many(ids.iter().copied()).await?;
+        let mut found = ctx.data_unchecked::<Loaders>().load_many(ids.clone()).await?;
         Ok(ids.iter().filter_map(|k| found.remove(k)).map(User).collect())
     }
 }

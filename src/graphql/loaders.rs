@@ -23,7 +23,40 @@ use crate::graphql::errors::gql_error;
 use crate::store::touchpoint::Newest;
 use crate::store::{self, Scoped};
 
-pub type Loaders = DataLoader<DbLoader, HashMapCache>;
+/// The request's DataLoader. Its loads come boxed: a resolver that awaits a load then keeps only
+/// a pointer in its state, instead of the DataLoader's own future (some hundred bytes). Every field
+/// of an object shares the state of its type's `resolve_field` future, which async-graphql moves
+/// when it boxes each field's future: unboxed loads made every scalar field of a `Touchpoint` or a
+/// `Lead` as large as its largest nested load, and `memmove` took 6.5 % of the server's CPU under
+/// Q2 of BENCHMARKS.md.
+pub struct Loaders(DataLoader<DbLoader, HashMapCache>);
+
+impl Loaders {
+    /// The value of one key, batched with the request's other loads of its type.
+    pub fn load_one<K>(&self, key: K) -> BoxFuture<'_, Result<Option<<DbLoader as Loader<K>>::Value>, async_graphql::Error>>
+    where
+        K: Send + Sync + Hash + Eq + Clone + 'static,
+        DbLoader: Loader<K, Error = async_graphql::Error>,
+    {
+        Box::pin(self.0.load_one(key))
+    }
+
+    /// The values of several keys (absent keys are left out).
+    pub fn load_many<K, I>(&self, keys: I) -> BoxFuture<'_, LoadResult<K, <DbLoader as Loader<K>>::Value>>
+    where
+        K: Send + Sync + Hash + Eq + Clone + 'static,
+        I: IntoIterator<Item = K> + Send + 'static,
+        I::IntoIter: Send,
+        DbLoader: Loader<K, Error = async_graphql::Error>,
+    {
+        Box::pin(self.0.load_many(keys))
+    }
+
+    /// Turns the per-key cache on or off (a WebSocket connection's loaders must not cache).
+    pub fn enable_all_cache(&self, enable: bool) {
+        self.0.enable_all_cache(enable);
+    }
+}
 
 /// How long a batch waits at most for the round that added its keys to end. Only a load made
 /// outside the task that a [`PollGate`] drives can wait this long; none does.
@@ -41,7 +74,7 @@ pub fn new_loaders(db: DatabaseConnection, workspace_id: i64, gate: Arc<PollGate
     };
     // async-graphql's own delay is off (its timer, async-io's, is ready at once for a zero
     // delay): the gate decides when a batch is complete.
-    DataLoader::with_cache(DbLoader { db, ws: workspace_id }, spawn, HashMapCache::default()).delay(Duration::ZERO)
+    Loaders(DataLoader::with_cache(DbLoader { db, ws: workspace_id }, spawn, HashMapCache::default()).delay(Duration::ZERO))
 }
 
 /// Closes a request's DataLoader batches when the request's task has nothing left to do but
