@@ -2,7 +2,7 @@
 use chrono::{DateTime, Utc};
 use entity::{funnel_stage, lead};
 use sea_orm::sea_query::{Expr, ExprTrait, LikeExpr, Query};
-use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, QueryFilter, Select};
+use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, QueryFilter, QuerySelect, Select};
 
 use super::Scoped;
 use crate::domain::reach::{Contact, ReachChannel};
@@ -107,10 +107,10 @@ pub async fn by_email(db: &impl ConnectionTrait, ws: i64, email: &str) -> Result
 }
 
 pub async fn by_external_id(db: &impl ConnectionTrait, ws: i64, external_id: &str) -> Result<Option<lead::Model>, DbErr> {
-    lead::Entity::in_workspace(ws)
+    let select = lead::Entity::in_workspace(ws)
         .filter(lead::Column::ExternalId.eq(external_id))
-        .one(db)
-        .await
+        .limit(1);
+    Ok(super::all(db, select).await?.pop())
 }
 
 /// The first `limit` leads of each account, by id.

@@ -3,6 +3,7 @@ pub mod account;
 pub mod attribution;
 pub mod bulk;
 pub mod campaign;
+pub mod decode;
 pub mod handoff;
 pub mod lead;
 pub mod opportunity;
@@ -13,7 +14,7 @@ pub mod touchpoint;
 pub mod workspace;
 
 use sea_orm::sea_query::Expr;
-use sea_orm::{ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, QueryFilter, Select};
+use sea_orm::{ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, FromQueryResult, QueryFilter, QueryResult, QueryTrait, Select};
 
 /// A table whose rows belong to a workspace.
 pub trait Scoped: EntityTrait {
@@ -25,31 +26,50 @@ pub trait Scoped: EntityTrait {
     fn in_workspace(ws: i64) -> Select<Self> {
         Self::find().filter(Self::workspace_col().eq(ws))
     }
+
+    /// The models of rows of this table (all its columns, by name, in any order). The tables
+    /// that the API reads most decode by position ([`decode`]); the others through sea-orm.
+    fn models(rows: &[QueryResult]) -> Result<Vec<Self::Model>, DbErr> {
+        rows.iter().map(|row| Self::Model::from_query_result(row, "")).collect()
+    }
+}
+
+/// The rows of `select` (which selects all of `E`'s columns), as models.
+pub async fn all<E: Scoped>(db: &impl ConnectionTrait, select: Select<E>) -> Result<Vec<E::Model>, DbErr> {
+    let rows = db.query_all_raw(select.build(db.get_database_backend())).await?;
+    E::models(&rows)
 }
 
 macro_rules! scoped {
-    ($($m:ident),+) => {$(
-        impl Scoped for entity::$m::Entity {
-            fn workspace_col() -> Self::Column { entity::$m::Column::WorkspaceId }
-            fn id_col() -> Self::Column { entity::$m::Column::Id }
-            fn id_of(model: &Self::Model) -> i64 { model.id }
-        }
-    )+};
+    ($($m:ident),+ ; decoded: $($d:ident),+) => {
+        $(
+            impl Scoped for entity::$m::Entity {
+                fn workspace_col() -> Self::Column { entity::$m::Column::WorkspaceId }
+                fn id_col() -> Self::Column { entity::$m::Column::Id }
+                fn id_of(model: &Self::Model) -> i64 { model.id }
+            }
+        )+
+        $(
+            impl Scoped for entity::$d::Entity {
+                fn workspace_col() -> Self::Column { entity::$d::Column::WorkspaceId }
+                fn id_col() -> Self::Column { entity::$d::Column::Id }
+                fn id_of(model: &Self::Model) -> i64 { model.id }
+                fn models(rows: &[QueryResult]) -> Result<Vec<Self::Model>, DbErr> {
+                    decode::all(rows)
+                }
+            }
+        )+
+    };
 }
 scoped!(
-    account,
     attribution_model,
     attribution_credit,
     attribution_campaign_month,
-    lead,
-    campaign,
     campaign_cost,
-    touchpoint,
     opportunity,
     opportunity_contact,
     persona,
     persona_criterion,
-    funnel_stage,
     user,
     lead_stage_history,
     handoff,
@@ -59,7 +79,8 @@ scoped!(
     webhook_delivery,
     lead_persona_match,
     scoring_model,
-    lead_score
+    lead_score;
+    decoded: account, lead, campaign, touchpoint, funnel_stage
 );
 
 /// Rows of `E` with the given ids in workspace `ws`; ids of other workspaces are simply absent.
@@ -67,7 +88,7 @@ pub async fn by_ids<E: Scoped>(db: &impl ConnectionTrait, ws: i64, ids: &[i64]) 
     if ids.is_empty() {
         return Ok(Vec::new());
     }
-    E::in_workspace(ws).filter(id_in(db, E::id_col(), ids)).all(db).await
+    all(db, E::in_workspace(ws).filter(id_in(db, E::id_col(), ids))).await
 }
 
 /// `col IN (ids)` in a statement whose text does not depend on how many IDs there are, so that

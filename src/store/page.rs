@@ -3,7 +3,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, NaiveDate, Utc};
 use sea_orm::sea_query::{Expr, ExprTrait, SimpleExpr};
-use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, EntityTrait, Order, QueryOrder, QuerySelect, Select, Value};
+use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, Order, QueryOrder, QuerySelect, Select, Value};
 use serde::{Deserialize, Serialize};
 
 /// The sort key of one row, as kept in a cursor.
@@ -114,7 +114,7 @@ pub async fn fetch_page<E, C>(
     req: &PageRequest,
 ) -> Result<PageRows<E::Model>, DbErr>
 where
-    E: EntityTrait<Column = C>,
+    E: super::Scoped<Column = C>,
     C: ColumnTrait,
 {
     // Scanning backward reverses the order; the rows are flipped back afterwards.
@@ -127,7 +127,7 @@ where
     if let Some(col) = sort.column {
         select = select.order_by(col, order.clone());
     }
-    let mut rows = select.order_by(sort.id, order).limit(req.limit + 1).all(db).await?;
+    let mut rows = super::all(db, select.order_by(sort.id, order).limit(req.limit + 1)).await?;
     let has_more = rows.len() as u64 > req.limit;
     rows.truncate(req.limit as usize);
     if req.backward {

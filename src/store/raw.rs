@@ -1,6 +1,6 @@
 //! Hand-written SQL for what the query builder cannot express (window functions), written once
 //! with `?` placeholders and numbered for PostgreSQL.
-use sea_orm::{ConnectionTrait, DbBackend, DbErr, EntityTrait, Statement, Value};
+use sea_orm::{ConnectionTrait, DbBackend, DbErr, Statement, Value};
 
 pub fn statement(backend: DbBackend, sql: &str, values: Vec<Value>) -> Statement {
     let sql = match backend {
@@ -28,7 +28,7 @@ pub fn statement(backend: DbBackend, sql: &str, values: Vec<Value>) -> Statement
 /// by UNION ALL on SQLite (a window function over all parents' rows was 3 times slower there),
 /// by a LATERAL join over an array of parent ids on PostgreSQL.
 #[allow(clippy::too_many_arguments)]
-pub async fn top_n_per_parent<E: EntityTrait>(
+pub async fn top_n_per_parent<E: super::Scoped>(
     db: &impl ConnectionTrait,
     table: &str,
     parent_col: &str,
@@ -48,7 +48,7 @@ pub async fn top_n_per_parent<E: EntityTrait>(
              (SELECT * FROM {table} WHERE workspace_id = ? AND {parent_col} = p.parent_id AND {extra_where} ORDER BY {order} LIMIT ?) AS t"
         );
         let values: Vec<Value> = vec![parent_ids.to_vec().into(), ws.into(), (limit as i64).into()];
-        return E::find().from_raw_sql(statement(DbBackend::Postgres, &sql, values)).all(db).await;
+        return E::models(&db.query_all_raw(statement(DbBackend::Postgres, &sql, values)).await?);
     }
     let arm = format!(
         "SELECT * FROM (SELECT * FROM {table} WHERE workspace_id = ? AND {parent_col} = ? AND {extra_where} ORDER BY {order} LIMIT ?) AS p"
@@ -63,12 +63,9 @@ pub async fn top_n_per_parent<E: EntityTrait>(
             values.push(id.into());
             values.push((limit as i64).into());
         }
-        rows.extend(
-            E::find()
-                .from_raw_sql(statement(db.get_database_backend(), &sql, values))
-                .all(db)
-                .await?,
-        );
+        rows.extend(E::models(
+            &db.query_all_raw(statement(db.get_database_backend(), &sql, values)).await?,
+        )?);
     }
     Ok(rows)
 }

@@ -9,6 +9,7 @@ mod attribution;
 mod auth;
 mod campaigns;
 mod checkpoints;
+mod decode;
 mod erasure;
 mod handoffs;
 mod isolation;

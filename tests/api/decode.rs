@@ -1,0 +1,51 @@
+//! The tables read by position (`store::decode`) come out exactly as sea-orm's own decoding
+//! gives them: every column, NULLs, JSON, dates and times, on both databases, whether the
+//! columns come in the entity's order (`SELECT "t"."id", ...`) or the table's (`SELECT *`).
+use closedloop::store::Scoped;
+use entity::{account, campaign, funnel_stage, lead, touchpoint};
+use sea_orm::{ConnectionTrait, FromQueryResult, QueryOrder, Statement};
+use serde_json::json;
+
+use crate::helpers::TestApp;
+
+async fn same_as_sea_orm<E>(app: &TestApp, table: &str, min_rows: usize)
+where
+    E: Scoped,
+    E::Model: PartialEq + std::fmt::Debug,
+{
+    let db = &app.db.conn;
+    let by_sea_orm = E::find().order_by_asc(E::id_col()).all(db).await.unwrap();
+    assert!(by_sea_orm.len() >= min_rows, "{table}: only {} rows", by_sea_orm.len());
+
+    let entity_order = closedloop::store::all(db, E::find().order_by_asc(E::id_col())).await.unwrap();
+    assert_eq!(entity_order, by_sea_orm, "{table}, columns in the entity's order");
+
+    let sql = format!("SELECT * FROM {table} ORDER BY id");
+    let rows = db
+        .query_all_raw(Statement::from_string(db.get_database_backend(), sql))
+        .await
+        .unwrap();
+    let by_position = E::models(&rows).unwrap();
+    let by_name: Vec<E::Model> = rows.iter().map(|r| E::Model::from_query_result(r, "").unwrap()).collect();
+    assert_eq!(by_position, by_name, "{table}, columns in the table's order");
+    assert_eq!(by_position, by_sea_orm, "{table}");
+}
+
+async fn models_decode_as_sea_orm_decodes_them(app: TestApp) {
+    app.demo().await;
+    // A lead with custom fields, and an erased one (NULLs where the demo has values).
+    let lead = app
+        .upsert_lead(json!({ "email": "decode@example.com", "firstName": "Dora", "customFields": { "score": 7, "tags": ["a"] } }))
+        .await;
+    let id = lead["id"].as_str().unwrap().to_owned();
+    let erase = "mutation($input: EraseLeadInput!) { eraseLead(input: $input) { userErrors { code } } }";
+    let erased = app.data(&app.keys.admin, erase, json!({ "input": { "id": id } })).await;
+    assert_eq!(erased["eraseLead"]["userErrors"], json!([]));
+
+    same_as_sea_orm::<lead::Entity>(&app, "leads", 1_000).await;
+    same_as_sea_orm::<account::Entity>(&app, "accounts", 10).await;
+    same_as_sea_orm::<campaign::Entity>(&app, "campaigns", 5).await;
+    same_as_sea_orm::<touchpoint::Entity>(&app, "touchpoints", 1_000).await;
+    same_as_sea_orm::<funnel_stage::Entity>(&app, "funnel_stages", 3).await;
+}
+both!(models_decode_as_sea_orm_decodes_them);
