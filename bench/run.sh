@@ -44,6 +44,12 @@ if has import; then
 fi
 
 if has serve; then
+  # A server left running on a port would answer instead of the binary under test.
+  for port in 8000 8001; do
+    if curl -s -o /dev/null "http://127.0.0.1:$port/healthz"; then
+      echo "port $port is taken by a running server; stop it first" >&2; exit 1
+    fi
+  done
   export CLOSEDLOOP_KEY CLOSEDLOOP_SQLITE_KEY
   CLOSEDLOOP_KEY=$("$BIN" key create --workspace m --role analyst --name bench --database-url "$PG_URL")
   CLOSEDLOOP_SQLITE_KEY=$("$BIN" key create --workspace m --role analyst --name bench --database-url "$SQLITE_URL")
