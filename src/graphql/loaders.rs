@@ -24,7 +24,7 @@ use crate::store::touchpoint::Newest;
 use crate::store::{self, Scoped};
 
 /// The request's DataLoader. Its loads come boxed: a resolver that awaits a load then keeps only
-/// a pointer in its state, instead of the DataLoader's own future (some hundred bytes). Every field
+/// a pointer in its state, instead of the DataLoader's own future. Every field
 /// of an object shares the state of its type's `resolve_field` future, which async-graphql moves
 /// when it boxes each field's future: unboxed loads made every scalar field of a `Touchpoint` or a
 /// `Lead` as large as its largest nested load, and `memmove` took 6.5 % of the server's CPU under

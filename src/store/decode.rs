@@ -9,6 +9,7 @@
 //! once per result, and each value is read by position with the driver's own decoding: the same
 //! `Option<T>` decoding that sea-orm calls for these types, so values come out the same (a test
 //! compares the two on both databases).
+use chrono::{DateTime, NaiveDate, Utc};
 use sea_orm::sqlx::Row;
 use sea_orm::{DbErr, QueryResult};
 
@@ -91,8 +92,6 @@ macro_rules! decoded {
         }
     };
 }
-
-use chrono::{DateTime, NaiveDate, Utc};
 
 decoded!(entity::lead::Model {
     id: i64,
