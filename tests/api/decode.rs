@@ -3,7 +3,7 @@
 //! columns come in the entity's order (`SELECT "t"."id", ...`) or the table's (`SELECT *`).
 use closedloop::store::Scoped;
 use entity::{account, campaign, funnel_stage, lead, touchpoint};
-use sea_orm::{ConnectionTrait, FromQueryResult, QueryOrder, Statement};
+use sea_orm::{ConnectionTrait, EntityTrait, FromQueryResult, QueryOrder, Statement};
 use serde_json::json;
 
 use crate::helpers::TestApp;
@@ -34,13 +34,17 @@ where
 async fn models_decode_as_sea_orm_decodes_them(app: TestApp) {
     app.demo().await;
     // A lead with custom fields, and an erased one (NULLs where the demo has values).
-    let lead = app
-        .upsert_lead(json!({ "email": "decode@example.com", "firstName": "Dora", "customFields": { "score": 7, "tags": ["a"] } }))
+    app.upsert_lead(json!({ "email": "custom@example.com", "firstName": "Dora", "customFields": { "score": 7, "tags": ["a"] } }))
         .await;
-    let id = lead["id"].as_str().unwrap().to_owned();
+    let id = app.lead("erased@example.com").await;
     let erase = "mutation($input: EraseLeadInput!) { eraseLead(input: $input) { userErrors { code } } }";
     let erased = app.data(&app.keys.admin, erase, json!({ "input": { "id": id } })).await;
     assert_eq!(erased["eraseLead"]["userErrors"], json!([]));
+
+    let leads = closedloop::store::all(&app.db.conn, lead::Entity::find()).await.unwrap();
+    let custom = leads.iter().find(|l| l.email.as_deref() == Some("custom@example.com")).unwrap();
+    assert_eq!(custom.custom_fields, json!({ "score": 7, "tags": ["a"] }));
+    assert!(leads.iter().any(|l| l.erased_at.is_some() && l.email.is_none()));
 
     same_as_sea_orm::<lead::Entity>(&app, "leads", 1_000).await;
     same_as_sea_orm::<account::Entity>(&app, "accounts", 10).await;
