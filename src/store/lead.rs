@@ -2,7 +2,7 @@
 use chrono::{DateTime, Utc};
 use entity::{funnel_stage, lead};
 use sea_orm::sea_query::{Expr, ExprTrait, LikeExpr, Query};
-use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, QueryFilter, QuerySelect, Select};
+use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, QueryFilter, Select};
 
 use super::Scoped;
 use crate::domain::reach::{Contact, ReachChannel};
@@ -103,14 +103,11 @@ pub fn select(ws: i64, f: &LeadFilter) -> Select<lead::Entity> {
 }
 
 pub async fn by_email(db: &impl ConnectionTrait, ws: i64, email: &str) -> Result<Option<lead::Model>, DbErr> {
-    lead::Entity::in_workspace(ws).filter(lead::Column::Email.eq(email)).one(db).await
+    super::one(db, lead::Entity::in_workspace(ws).filter(lead::Column::Email.eq(email))).await
 }
 
 pub async fn by_external_id(db: &impl ConnectionTrait, ws: i64, external_id: &str) -> Result<Option<lead::Model>, DbErr> {
-    let select = lead::Entity::in_workspace(ws)
-        .filter(lead::Column::ExternalId.eq(external_id))
-        .limit(1);
-    Ok(super::all(db, select).await?.pop())
+    super::one(db, lead::Entity::in_workspace(ws).filter(lead::Column::ExternalId.eq(external_id))).await
 }
 
 /// The first `limit` leads of each account, by id.

@@ -14,7 +14,9 @@ pub mod touchpoint;
 pub mod workspace;
 
 use sea_orm::sea_query::Expr;
-use sea_orm::{ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, FromQueryResult, QueryFilter, QueryResult, QueryTrait, Select};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, FromQueryResult, QueryFilter, QueryResult, QuerySelect, QueryTrait, Select,
+};
 
 /// A table whose rows belong to a workspace.
 pub trait Scoped: EntityTrait {
@@ -40,25 +42,27 @@ pub async fn all<E: Scoped>(db: &impl ConnectionTrait, select: Select<E>) -> Res
     E::models(&rows)
 }
 
+/// The first row of `select`, as a model, decoded as [`all`] decodes.
+pub async fn one<E: Scoped>(db: &impl ConnectionTrait, select: Select<E>) -> Result<Option<E::Model>, DbErr> {
+    Ok(all(db, select.limit(1)).await?.pop())
+}
+
 macro_rules! scoped {
     ($($m:ident),+ ; decoded: $($d:ident),+) => {
-        $(
-            impl Scoped for entity::$m::Entity {
-                fn workspace_col() -> Self::Column { entity::$m::Column::WorkspaceId }
-                fn id_col() -> Self::Column { entity::$m::Column::Id }
-                fn id_of(model: &Self::Model) -> i64 { model.id }
+        $(scoped!(@impl $m {});)+
+        $(scoped!(@impl $d {
+            fn models(rows: &[QueryResult]) -> Result<Vec<Self::Model>, DbErr> {
+                decode::all(rows)
             }
-        )+
-        $(
-            impl Scoped for entity::$d::Entity {
-                fn workspace_col() -> Self::Column { entity::$d::Column::WorkspaceId }
-                fn id_col() -> Self::Column { entity::$d::Column::Id }
-                fn id_of(model: &Self::Model) -> i64 { model.id }
-                fn models(rows: &[QueryResult]) -> Result<Vec<Self::Model>, DbErr> {
-                    decode::all(rows)
-                }
-            }
-        )+
+        });)+
+    };
+    (@impl $m:ident { $($extra:item)* }) => {
+        impl Scoped for entity::$m::Entity {
+            fn workspace_col() -> Self::Column { entity::$m::Column::WorkspaceId }
+            fn id_col() -> Self::Column { entity::$m::Column::Id }
+            fn id_of(model: &Self::Model) -> i64 { model.id }
+            $($extra)*
+        }
     };
 }
 scoped!(
@@ -125,7 +129,7 @@ where
 }
 
 pub async fn by_id<E: Scoped>(db: &impl ConnectionTrait, ws: i64, id: i64) -> Result<Option<E::Model>, DbErr> {
-    E::in_workspace(ws).filter(E::id_col().eq(id)).one(db).await
+    one(db, E::in_workspace(ws).filter(E::id_col().eq(id))).await
 }
 
 #[cfg(test)]

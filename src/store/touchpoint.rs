@@ -51,8 +51,8 @@ pub fn select(ws: i64, f: &TouchpointFilter) -> Select<touchpoint::Entity> {
 /// one) defers its foreign-key checks to the commit (`PRAGMA defer_foreign_keys`, which the
 /// commit resets). A multi-row statement that may abort half-way makes SQLite copy every page
 /// it changes into a statement journal first, so that it can undo the statement alone; one that
-/// stops with `FAIL` keeps the rows it wrote and needs none. A failure still rolls back everything: the
-/// caller returns the error and its transaction is dropped, uncommitted.
+/// stops with `FAIL` keeps the rows it wrote and needs none. A failure still rolls back
+/// everything: the caller returns the error and its transaction is dropped, uncommitted.
 pub async fn insert_batch(db: &impl ConnectionTrait, rows: &mut [touchpoint::Model]) -> Result<(), DbErr> {
     let backend = db.get_database_backend();
     if backend == DbBackend::Postgres {
