@@ -12,6 +12,8 @@ Phases (each expects a fresh copy of the imported database):
   full      W1 createScoringModel + updateScoringModel x3; W2 scoringMatrix (no filter, and
             filtered by a persona); W3 the same 5 batches of recordTouchpoints with the model
             present; W2 again after the batches (cells then include active leads).
+  record    W3 only, against whatever models the database holds (to profile the write path on
+            a copy of a database that a full phase left behind).
 
 Every workload prints /proc/loadavg before and after, and the CPU used by other processes
 (cores, from /proc/stat minus the server's and this script's CPU) while it ran.
@@ -417,7 +419,7 @@ def main():
     ap.add_argument("--url", required=True)
     ap.add_argument("--key", required=True)
     ap.add_argument("--import-dir", default="/tmp/perf/import/M")
-    ap.add_argument("--phase", choices=["baseline", "full"], required=True)
+    ap.add_argument("--phase", choices=["baseline", "full", "record"], required=True)
     ap.add_argument("--server-pid", type=int, default=0)
     ap.add_argument("--update-runs", type=int, default=3)
     ap.add_argument("--matrix-warmup", type=int, default=3)
@@ -445,6 +447,9 @@ def main():
         if d["scoringModels"]:
             raise SystemExit("baseline phase needs a database without scoring models")
         w3(c, args, results, lead_ids, campaign_ids, "no scoring model")
+    elif args.phase == "record":
+        _, d = c.post("{ scoringModels { id } }")
+        w3(c, args, results, lead_ids, campaign_ids, f"{len(d['scoringModels'])} scoring model(s)")
     else:
         w1_models(c, args, industries, results)
         persona_id = make_persona(c, args, industries, results)
