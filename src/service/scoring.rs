@@ -194,6 +194,48 @@ async fn write(db: &impl ConnectionTrait, ws: i64, rows: &[Computed]) -> Result<
     Ok(())
 }
 
+/// Rewrites the stored scores of `rows`, which exist (the caller holds the scoring lock and
+/// read them), in place: one `UPDATE … FROM` per chunk. A delete and an insert would also
+/// rewrite the entries of the (model, lead) and lead indexes, a random page each per lead.
+async fn update(db: &impl ConnectionTrait, ws: i64, rows: &[Computed]) -> Result<(), DbErr> {
+    const COLUMNS: usize = SCORE_COLUMNS.len();
+    let backend = db.get_database_backend();
+    let row = format!("({})", store::raw::placeholders(COLUMNS));
+    let now = Utc::now();
+    for chunk in rows.chunks(CHUNK) {
+        let sql = format!(
+            "WITH d ({}) AS (VALUES {}) \
+             UPDATE lead_scores SET profile_score = d.profile_score, grade = d.grade, activity_value = d.activity_value, \
+             activity_at = d.activity_at, activity_key = d.activity_key, updated_at = ? \
+             FROM d WHERE lead_scores.workspace_id = ? AND lead_scores.model_id = d.model_id AND lead_scores.lead_id = d.lead_id",
+            SCORE_COLUMNS.join(", "),
+            vec![row.as_str(); chunk.len()].join(", "),
+        );
+        let mut values: Vec<sea_orm::Value> = Vec::with_capacity(chunk.len() * COLUMNS + 2);
+        for c in chunk {
+            values.extend([
+                c.model_id.into(),
+                c.lead_id.into(),
+                c.profile.into(),
+                c.grade.as_str().into(),
+                c.activity.value.into(),
+                c.activity.at.into(),
+                c.activity.key(c.half_life_seconds).into(),
+            ]);
+        }
+        values.extend([now.into(), ws.into()]);
+        let done = db.execute_raw(store::raw::statement(backend, &sql, values)).await?;
+        if done.rows_affected() != chunk.len() as u64 {
+            return Err(DbErr::Custom(format!(
+                "updated {} stored scores of {}",
+                done.rows_affected(),
+                chunk.len()
+            )));
+        }
+    }
+    Ok(())
+}
+
 async fn delete_rows(db: &impl ConnectionTrait, ws: i64, model_ids: &[i64], lead_ids: &[i64]) -> Result<(), DbErr> {
     for chunk in lead_ids.chunks(CHUNK) {
         lead_score::Entity::delete_many()
@@ -441,10 +483,7 @@ pub async fn add_touchpoints(db: &impl ConnectionTrait, ws: i64, new: &[touchpoi
             recompute.push(lead_id);
         }
     }
-    let recomputed: HashSet<i64> = recompute.iter().copied().collect();
-    let incremental: Vec<i64> = lead_ids.iter().copied().filter(|id| !recomputed.contains(id)).collect();
-    delete_rows(db, ws, &model_ids, &incremental).await?;
-    write(db, ws, &rows).await?;
+    update(db, ws, &rows).await?;
     let mut more = refresh_leads(db, ws, &recompute).await?;
     entered.append(&mut more.0);
     Ok(Entered(entered))

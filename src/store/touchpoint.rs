@@ -44,8 +44,13 @@ pub fn select(ws: i64, f: &TouchpointFilter) -> Select<touchpoint::Entity> {
 ///
 /// The rows travel as one JSON array parameter, read by `json_each` on SQLite and
 /// `jsonb_array_elements` on PostgreSQL, instead of eight bound values per row: one short
-/// statement, prepared once, for any batch size. Rows are inserted in the order of `rows`, so
-/// the returned IDs, which only grow, are assigned in that order.
+/// statement, prepared once, for any batch size.
+///
+/// Rows go in ordered by lead and time (ties in the order of `rows`), the order of the lead
+/// index, whose entries are most of a batch's cost: a batch names thousands of leads, and in
+/// that order each leaf page of the index is found once, next to the one before, instead of at
+/// a random place per row. The IDs, which only grow, are assigned in that order too; each
+/// lead's touchpoints still get them in the order of their times.
 ///
 /// On SQLite the statement is `INSERT OR FAIL`, and the caller's transaction (every caller has
 /// one) defers its foreign-key checks to the commit (`PRAGMA defer_foreign_keys`, which the
@@ -69,9 +74,12 @@ pub async fn insert_batch(db: &impl ConnectionTrait, rows: &mut [touchpoint::Mod
     debug_assert!(rows.iter().all(|r| r.workspace_id == ws && r.created_at == created_at));
     // The text SQLite keeps for a time (sqlx's encoding), which PostgreSQL reads as well.
     let at = |t: &DateTime<Utc>| t.to_rfc3339_opts(SecondsFormat::AutoSi, false);
+    let mut order: Vec<usize> = (0..rows.len()).collect();
+    order.sort_by_key(|&i| (rows[i].lead_id, rows[i].occurred_at));
     let json = serde_json::to_string(
-        &rows
+        &order
             .iter()
+            .map(|&i| &rows[i])
             .map(|r| {
                 (
                     r.external_id.as_deref(),
@@ -111,8 +119,8 @@ pub async fn insert_batch(db: &impl ConnectionTrait, rows: &mut [touchpoint::Mod
     }
     // RETURNING promises no order; the IDs grow in insertion order.
     ids.sort_unstable();
-    for (row, id) in rows.iter_mut().zip(ids) {
-        row.id = id;
+    for (i, id) in order.into_iter().zip(ids) {
+        rows[i].id = id;
     }
     Ok(())
 }
