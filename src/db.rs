@@ -111,6 +111,7 @@ impl Db {
             // Every new connection to :memory: would be a new, empty database.
             opts.idle_timeout(None::<Duration>).max_lifetime(None::<Duration>);
         }
+        let background = sqlite && !memory && checkpoints == Checkpoints::Background;
         if sqlite {
             // `cache_spill = off`: a write transaction keeps the pages it changes in memory until
             // its commit writes each of them once to the write-ahead log. With spilling on, a
@@ -118,20 +119,20 @@ impl Db {
             // touchpoints changes some 5,000 index pages) writes pages to the log mid-way, changes
             // them again and writes them again: 60 MB of log per such batch instead of about 20,
             // and a commit of 350 ms. The cache still keeps at most `cache_size` clean pages.
-            opts.map_sqlx_sqlite_opts(|o| {
-                o.foreign_keys(true)
+            //
+            // One closure sets every pragma: a second `map_sqlx_sqlite_opts` replaces the first.
+            opts.map_sqlx_sqlite_opts(move |o| {
+                let o = o
+                    .foreign_keys(true)
                     .journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
                     .synchronous(sea_orm::sqlx::sqlite::SqliteSynchronous::Normal)
                     .busy_timeout(Duration::from_secs(10))
                     .pragma("cache_size", "-16384")
                     .pragma("cache_spill", "off")
                     .pragma("mmap_size", "1073741824")
-                    .pragma("temp_store", "memory")
+                    .pragma("temp_store", "memory");
+                if background { o.pragma("wal_autocheckpoint", "0") } else { o }
             });
-        }
-        let background = sqlite && !memory && checkpoints == Checkpoints::Background;
-        if background {
-            opts.map_sqlx_sqlite_opts(|o| o.pragma("wal_autocheckpoint", "0"));
         }
         let conn = Database::connect(opts).await?;
         let checkpointer = background.then(|| {

@@ -12,7 +12,7 @@ use clap::{Parser, Subcommand};
 
 use crate::BoxError;
 use crate::config::{self, Config};
-use crate::db::Db;
+use crate::db::{Checkpoints, Db};
 use crate::domain::vocab::Role;
 use crate::service;
 use crate::startup::Application;
@@ -149,7 +149,11 @@ fn parse_role(s: &str) -> Result<Role, String> {
 }
 
 async fn open(db: &DbArgs) -> Result<Db, BoxError> {
-    let db = Db::connect(&db.database_url)
+    open_with(db, Checkpoints::OnCommit).await
+}
+
+async fn open_with(db: &DbArgs, checkpoints: Checkpoints) -> Result<Db, BoxError> {
+    let db = Db::connect_with(&db.database_url, checkpoints)
         .await
         .map_err(|e| format!("cannot open {}: {e}", config::redact_url(&db.database_url)))?;
     db.migrate().await?;
@@ -164,7 +168,8 @@ pub async fn run(cli: Cli) -> Result<(), BoxError> {
             no_graphiql,
             db,
         } => {
-            let database = open(&db).await?;
+            // As `Application::build` connects: the server checkpoints in the background.
+            let database = open_with(&db, Checkpoints::Background).await?;
             if demo {
                 match demo::load(&database).await? {
                     Some(key) => {

@@ -7,9 +7,13 @@ use closedloop::db::{Checkpoints, Db};
 use sea_orm::{ConnectionTrait, DbBackend, Statement};
 
 async fn autocheckpoint(db: &Db) -> i64 {
+    pragma(db, "wal_autocheckpoint").await
+}
+
+async fn pragma(db: &Db, name: &str) -> i64 {
     let row = db
         .conn
-        .query_one_raw(Statement::from_string(DbBackend::Sqlite, "PRAGMA wal_autocheckpoint"))
+        .query_one_raw(Statement::from_string(DbBackend::Sqlite, format!("PRAGMA {name}")))
         .await
         .unwrap()
         .unwrap();
@@ -28,6 +32,12 @@ async fn the_server_checkpoints_sqlite_after_writes_in_the_background() {
 
     let db = Db::connect_with(&url("serve.db"), Checkpoints::Background).await.unwrap();
     assert_eq!(autocheckpoint(&db).await, 0, "no commit runs a checkpoint");
+    // ... and the connection keeps the rest of its settings (sea-orm keeps one options closure).
+    for db in [&oneshot, &db] {
+        assert_eq!(pragma(db, "foreign_keys").await, 1);
+        assert_eq!(pragma(db, "cache_spill").await, 0);
+        assert_eq!(pragma(db, "cache_size").await, -16384);
+    }
     let before = db.checkpoints_done();
     let txn = db.begin_write_unscoped().await.unwrap();
     txn.execute_unprepared("CREATE TABLE t (x INTEGER)").await.unwrap();
