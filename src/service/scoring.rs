@@ -587,6 +587,10 @@ fn add_to(s: &Scorer, mut activity: Activity, lead_id: i64, touches: &[Touch], e
 /// Hands off, through the handoff state machine, the leads that entered an MQL cell of the
 /// default model, unless a lead is in SQL or later, has an open handoff, or was recycled by
 /// sales less than the model's cool-down ago. Returns the events to publish after the commit.
+///
+/// What decides each lead (the lead, an open handoff, a recent recycle, its stored score) is
+/// read for all of them in four statements; a batch of touchpoints can bring hundreds of leads
+/// into an MQL cell at once.
 pub async fn auto_mql(db: &impl ConnectionTrait, ws: i64, entered: Entered) -> ServiceResult<Vec<event::Model>> {
     if entered.0.is_empty() {
         return Ok(Vec::new());
@@ -598,34 +602,43 @@ pub async fn auto_mql(db: &impl ConnectionTrait, ws: i64, entered: Entered) -> S
     let cooldown = Duration::days(i64::from(s.row.cooldown_days));
     let stages = store::workspace::stages(db, ws).await?;
     let mql_position = stages.iter().find(|st| st.key == crate::domain::handoff::MQL).map(|st| st.position);
-    let mut events = Vec::new();
     let mut ids = entered.0;
     ids.sort_unstable();
     ids.dedup();
-    for lead_id in ids {
-        let Some(l) = store::by_id::<lead::Entity>(db, ws, lead_id)
-            .await?
-            .filter(|l| l.erased_at.is_none())
-        else {
-            continue;
-        };
+    let mut leads = store::by_ids::<lead::Entity>(db, ws, &ids).await?;
+    // In ID order, as the events and the routing rules' round-robin turns follow.
+    leads.sort_unstable_by_key(|l| l.id);
+    let open: HashSet<i64> = handoff::Entity::in_workspace(ws)
+        .filter(store::id_in(db, handoff::Column::OpenLeadId, &ids))
+        .select_only()
+        .column(handoff::Column::LeadId)
+        .into_tuple::<i64>()
+        .all(db)
+        .await?
+        .into_iter()
+        .collect();
+    let recycled: HashSet<i64> = handoff::Entity::in_workspace(ws)
+        .filter(store::id_in(db, handoff::Column::LeadId, &ids))
+        .filter(handoff::Column::Status.eq(HandoffStatus::Recycled.as_str()))
+        .filter(handoff::Column::RespondedAt.gt(now - cooldown))
+        .select_only()
+        .column(handoff::Column::LeadId)
+        .into_tuple::<i64>()
+        .all(db)
+        .await?
+        .into_iter()
+        .collect();
+    let mut scores = stored(db, ws, &[s.id()], &ids).await?;
+    let mut events = Vec::new();
+    for l in leads {
         let past_mql = stages
             .iter()
             .find(|st| st.id == l.stage_id)
             .is_some_and(|st| st.kind == STAGE_SUCCESS && mql_position.is_some_and(|m| st.position > m));
-        if past_mql || store::handoff::open_of_lead(db, ws, lead_id).await?.is_some() {
+        if l.erased_at.is_some() || past_mql || open.contains(&l.id) || recycled.contains(&l.id) {
             continue;
         }
-        let recycled = handoff::Entity::in_workspace(ws)
-            .filter(handoff::Column::LeadId.eq(lead_id))
-            .filter(handoff::Column::Status.eq(HandoffStatus::Recycled.as_str()))
-            .filter(handoff::Column::RespondedAt.gt(now - cooldown))
-            .one(db)
-            .await?;
-        if recycled.is_some() {
-            continue;
-        }
-        let score = stored(db, ws, &[s.id()], &[lead_id]).await?.remove(&(s.id(), lead_id));
+        let score = scores.remove(&(s.id(), l.id));
         let cell = score.map(|r| s.score_of(&r, now).cell().to_string()).unwrap_or_default();
         let note = format!("automatic: entered {cell} of scoring model {}", s.row.name);
         let (_, e) = super::handoff::open(db, ws, &stages, l, format!("scoring-model:{}", s.id()), Some(note), now).await?;

@@ -229,6 +229,44 @@ async fn a_recycled_lead_in_cool_down_is_not_handed_off_again(app: TestApp) {
 }
 both!(a_recycled_lead_in_cool_down_is_not_handed_off_again);
 
+/// One batch brings several leads into A1: each is handed off once, except the one that sales
+/// already has (an open handoff made by hand before its score got there).
+async fn one_batch_hands_off_every_lead_it_brings_into_an_mql_cell(app: TestApp) {
+    create_model(&app, fit_model()).await;
+    let mut leads = Vec::new();
+    for email in ["a@example.com", "b@example.com", "c@example.com"] {
+        leads.push(id_of(
+            &app.upsert_lead(json!({ "email": email, "jobTitle": "Head of Production" })).await,
+        ));
+    }
+    let q = "mutation($input: HandOffLeadInput!) { handOffLead(input: $input) { userErrors { field code } } }";
+    let p = app
+        .mutate(&app.keys.marketing, "handOffLead", q, json!({ "input": { "leadId": leads[2] } }))
+        .await;
+    assert_eq!(user_errors(&p), vec![]);
+    let mut items = Vec::new();
+    for lead in &leads {
+        let hot = touches(
+            lead,
+            &["TRADE_FAIR_SCAN", "WHITEPAPER_DOWNLOAD", "WEBINAR_ATTEND", "FORM_SUBMIT"],
+            1,
+        );
+        items.extend(hot.as_array().unwrap().iter().cloned());
+    }
+    assert_eq!(user_errors(&app.record(Value::Array(items)).await), vec![]);
+    for lead in &leads {
+        assert_eq!(score(&app, lead, None).await["score"]["cell"], "A1");
+        assert_eq!(created_events(&app, lead).await, 1, "one handoff each, the manual one included");
+    }
+    let open = "query($id: ID!) { node(id: $id) { ... on Lead { openHandoff { note } } } }";
+    for (lead, automatic) in leads.iter().zip([true, true, false]) {
+        let note = app.data(&app.keys.analyst, open, json!({ "id": lead })).await["node"]["openHandoff"]["note"].clone();
+        let by_model = note.as_str().is_some_and(|n| n.starts_with("automatic: entered A1"));
+        assert_eq!(by_model, automatic, "{lead}: {note}");
+    }
+}
+both!(one_batch_hands_off_every_lead_it_brings_into_an_mql_cell);
+
 async fn a_model_change_rescores_every_lead_in_bulk(app: TestApp) {
     // 12 leads: heads (A) with 0..=5 whitepapers, others (D) the same.
     let mut leads = Vec::new();
