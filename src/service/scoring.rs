@@ -161,6 +161,22 @@ struct Computed {
     half_life_seconds: i64,
 }
 
+impl Computed {
+    /// The row's values in the order of [`SCORE_COLUMNS`].
+    fn values(&self) -> [sea_orm::Value; SCORE_COLUMNS.len()] {
+        [
+            self.model_id.into(),
+            self.lead_id.into(),
+            self.profile.into(),
+            self.grade.as_str().into(),
+            self.activity.value.into(),
+            self.activity.at.into(),
+            self.activity.key(self.half_life_seconds).into(),
+        ]
+    }
+}
+
+/// The columns a stored score is written with; the first two, (model, lead), are its key.
 const SCORE_COLUMNS: &[&str] = &[
     "model_id",
     "lead_id",
@@ -176,19 +192,7 @@ async fn write(db: &impl ConnectionTrait, ws: i64, rows: &[Computed]) -> Result<
         .shared("workspace_id", ws)
         .shared("updated_at", Utc::now());
     for c in rows {
-        ins.push(
-            db,
-            [
-                c.model_id.into(),
-                c.lead_id.into(),
-                c.profile.into(),
-                c.grade.as_str().into(),
-                c.activity.value.into(),
-                c.activity.at.into(),
-                c.activity.key(c.half_life_seconds).into(),
-            ],
-        )
-        .await?;
+        ins.push(db, c.values()).await?;
     }
     ins.finish(db).await?;
     Ok(())
@@ -201,27 +205,20 @@ async fn update(db: &impl ConnectionTrait, ws: i64, rows: &[Computed]) -> Result
     const COLUMNS: usize = SCORE_COLUMNS.len();
     let backend = db.get_database_backend();
     let row = format!("({})", store::raw::placeholders(COLUMNS));
+    // Every column but the key (model, lead), from the rows of `d`.
+    let set: Vec<String> = SCORE_COLUMNS[2..].iter().map(|c| format!("{c} = d.{c}")).collect();
     let now = Utc::now();
     for chunk in rows.chunks(CHUNK) {
         let sql = format!(
-            "WITH d ({}) AS (VALUES {}) \
-             UPDATE lead_scores SET profile_score = d.profile_score, grade = d.grade, activity_value = d.activity_value, \
-             activity_at = d.activity_at, activity_key = d.activity_key, updated_at = ? \
+            "WITH d ({}) AS (VALUES {}) UPDATE lead_scores SET {}, updated_at = ? \
              FROM d WHERE lead_scores.workspace_id = ? AND lead_scores.model_id = d.model_id AND lead_scores.lead_id = d.lead_id",
             SCORE_COLUMNS.join(", "),
             vec![row.as_str(); chunk.len()].join(", "),
+            set.join(", "),
         );
         let mut values: Vec<sea_orm::Value> = Vec::with_capacity(chunk.len() * COLUMNS + 2);
         for c in chunk {
-            values.extend([
-                c.model_id.into(),
-                c.lead_id.into(),
-                c.profile.into(),
-                c.grade.as_str().into(),
-                c.activity.value.into(),
-                c.activity.at.into(),
-                c.activity.key(c.half_life_seconds).into(),
-            ]);
+            values.extend(c.values());
         }
         values.extend([now.into(), ws.into()]);
         let done = db.execute_raw(store::raw::statement(backend, &sql, values)).await?;
