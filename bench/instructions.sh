@@ -16,7 +16,8 @@ PORT=${PORT:-8020}
 HERE=$(cd "$(dirname "$0")" && pwd)
 command -v valgrind >/dev/null || { apt-get update -qq && apt-get install -y -qq valgrind; }
 OUT=$(mktemp -d)
-trap 'kill "$SERVER" 2>/dev/null || true; rm -rf "$OUT"' EXIT
+# KEEP=DIR keeps the callgrind dump there, for callgrind_annotate.
+trap 'kill "$SERVER" 2>/dev/null || true; [ -n "${KEEP:-}" ] && mkdir -p "$KEEP" && cp "$OUT"/callgrind.*.1 "$KEEP"/ 2>/dev/null; rm -rf "$OUT"' EXIT
 KEY=$("$BIN" key create --workspace m --role analyst --name instructions --database-url "$URL")
 valgrind --tool=callgrind --callgrind-out-file="$OUT/callgrind.%p" \
   "$BIN" serve --bind "127.0.0.1:$PORT" --no-graphiql --database-url "$URL" >"$OUT/server.log" 2>&1 &
