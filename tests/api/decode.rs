@@ -53,3 +53,22 @@ async fn models_decode_as_sea_orm_decodes_them(app: TestApp) {
     same_as_sea_orm::<funnel_stage::Entity>(&app, "funnel_stages", 3).await;
 }
 both!(models_decode_as_sea_orm_decodes_them);
+
+/// A result whose column has another type than the model's field is refused, naming the
+/// column, not read as something else (PostgreSQL checks the column once per result, SQLite
+/// each value).
+async fn a_column_of_another_type_is_refused(app: TestApp) {
+    app.demo().await;
+    let db = &app.db.conn;
+    let sql = "SELECT id, workspace_id, external_id, name, domain, industry, \
+               CAST(employee_count AS TEXT) AS employee_count, annual_revenue_minor, country, \
+               customer_status, created_at, updated_at FROM accounts WHERE employee_count IS NOT NULL ORDER BY id";
+    let rows = db
+        .query_all_raw(Statement::from_string(db.get_database_backend(), sql))
+        .await
+        .unwrap();
+    assert!(rows.len() >= 2, "the demo has accounts with a head count");
+    let err = account::Entity::models(&rows).unwrap_err().to_string();
+    assert!(err.contains("employee_count"), "{err}");
+}
+both!(a_column_of_another_type_is_refused);
