@@ -34,7 +34,7 @@ impl Guarded {
             schema,
             max_aliases,
             max_root_fields,
-            documents: Arc::new(Documents::new(DOCUMENTS_KEPT, MAX_KEPT_QUERY_BYTES)),
+            documents: Arc::new(Documents::new(KEPT_QUERY_BYTES, MAX_KEPT_QUERY_BYTES)),
         }
     }
 
@@ -94,51 +94,66 @@ impl Executor for Guarded {
     }
 }
 
-/// How many parsed documents [`Guarded`] keeps, and the longest query text it keeps one for.
-const DOCUMENTS_KEPT: usize = 512;
+/// How much query text [`Guarded`] keeps parsed documents for, in all and at most per text. A
+/// parsed document takes 30 to 40 times the memory of its text (Q1 to Q3 of `bench/queries`:
+/// 119 to 330 bytes of text, 5 to 10 KiB parsed), so this is about 10 MiB at most.
+const KEPT_QUERY_BYTES: usize = 256 * 1024;
 const MAX_KEPT_QUERY_BYTES: usize = 16 * 1024;
 
-/// Parsed documents by query text: at most `capacity` of them, each of a text of at most
-/// `max_bytes` bytes; when full, an arbitrary one makes room for the next. Only documents that
+/// Parsed documents by query text, for texts of at most `max_bytes` bytes and at most `budget`
+/// bytes of text in all; when full, arbitrary ones make room for the next. Only documents that
 /// parsed are kept, so a text that does not parse is parsed (and refused) every time.
 struct Documents {
-    by_text: Mutex<HashMap<Box<str>, ExecutableDocument>>,
-    capacity: usize,
+    kept: Mutex<Kept>,
+    budget: usize,
     max_bytes: usize,
 }
 
+#[derive(Default)]
+struct Kept {
+    by_text: HashMap<Box<str>, ExecutableDocument>,
+    /// The length of the texts in `by_text`.
+    bytes: usize,
+}
+
 impl Documents {
-    fn new(capacity: usize, max_bytes: usize) -> Self {
+    fn new(budget: usize, max_bytes: usize) -> Self {
         Self {
-            by_text: Mutex::new(HashMap::new()),
-            capacity,
-            max_bytes,
+            kept: Mutex::new(Kept::default()),
+            budget,
+            max_bytes: max_bytes.min(budget),
         }
     }
 
     /// A copy of the document of `text`, which each request may change (async-graphql drops the
     /// selections a request's `@skip` and `@include` leave out).
     fn get(&self, text: &str) -> Option<ExecutableDocument> {
-        self.by_text.lock().unwrap_or_else(PoisonError::into_inner).get(text).cloned()
+        self.kept.lock().unwrap_or_else(PoisonError::into_inner).by_text.get(text).cloned()
     }
 
     fn keep(&self, text: &str, doc: ExecutableDocument) {
-        if text.len() > self.max_bytes || self.capacity == 0 {
+        if text.len() > self.max_bytes {
             return;
         }
-        let mut by_text = self.by_text.lock().unwrap_or_else(PoisonError::into_inner);
-        if by_text.len() >= self.capacity && !by_text.contains_key(text) {
-            let evicted = by_text.keys().next().cloned();
-            if let Some(evicted) = evicted {
-                by_text.remove(&evicted);
-            }
+        let mut kept = self.kept.lock().unwrap_or_else(PoisonError::into_inner);
+        if kept.by_text.contains_key(text) {
+            return;
         }
-        by_text.insert(text.into(), doc);
+        while kept.bytes + text.len() > self.budget {
+            let Some(evicted) = kept.by_text.keys().next().cloned() else {
+                break;
+            };
+            kept.by_text.remove(&evicted);
+            kept.bytes -= evicted.len();
+        }
+        kept.bytes += text.len();
+        kept.by_text.insert(text.into(), doc);
     }
 
     #[cfg(test)]
-    fn len(&self) -> usize {
-        self.by_text.lock().unwrap_or_else(PoisonError::into_inner).len()
+    fn bytes_and_len(&self) -> (usize, usize) {
+        let kept = self.kept.lock().unwrap_or_else(PoisonError::into_inner);
+        (kept.bytes, kept.by_text.len())
     }
 }
 
@@ -171,7 +186,7 @@ mod tests {
 
     #[test]
     fn a_kept_document_is_the_one_its_text_parses_to() {
-        let docs = Documents::new(4, 1024);
+        let docs = Documents::new(1024, 1024);
         let text = "query Q($id: ID!) { lead(id: $id) { id email } }";
         assert!(docs.get(text).is_none());
         docs.keep(text, doc(text));
@@ -181,18 +196,23 @@ mod tests {
     }
 
     #[test]
-    fn at_most_capacity_documents_are_kept_and_long_texts_not_at_all() {
-        let docs = Documents::new(3, 64);
+    fn at_most_the_budget_of_text_is_kept_and_long_texts_not_at_all() {
+        let docs = Documents::new(60, 40);
+        let mut texts = Vec::new();
         for i in 0..10 {
             let text = format!("{{ a{i}: __typename }}");
+            assert_eq!(text.len(), 18);
+            docs.keep(&text, doc(&text));
             docs.keep(&text, doc(&text));
             assert!(docs.get(&text).is_some(), "the newest document is kept");
+            texts.push(text);
         }
-        assert_eq!(docs.len(), 3);
-        let long = format!("{{ {} }}", "__typename ".repeat(10));
-        assert!(long.len() > 64);
+        assert_eq!(docs.bytes_and_len(), (54, 3));
+        assert_eq!(texts.iter().filter(|t| docs.get(t).is_some()).count(), 3);
+        let long = format!("{{ {} }}", "__typename ".repeat(4));
+        assert!(long.len() > 40);
         docs.keep(&long, doc(&long));
         assert!(docs.get(&long).is_none());
-        assert_eq!(docs.len(), 3);
+        assert_eq!(docs.bytes_and_len(), (54, 3));
     }
 }
