@@ -52,10 +52,11 @@ impl Guarded {
     fn check(&self, request: &mut Request, over_get: bool) -> Result<(), ServerError> {
         match self.documents.get(&request.query) {
             Some(doc) => request.set_parsed_query(doc),
-            None => {
+            None if self.documents.takes(&request.query) => {
                 let doc = request.parsed_query()?.clone();
                 self.documents.keep(&request.query, doc);
             }
+            None => {}
         }
         let doc = request.parsed_query()?;
         let mut aliases: usize = doc.fragments.values().map(|f| count_aliases(&f.node.selection_set.node)).sum();
@@ -131,8 +132,14 @@ impl Documents {
         self.kept.lock().unwrap_or_else(PoisonError::into_inner).by_text.get(text).cloned()
     }
 
+    /// Whether a document of `text` would be kept (so that a long text's document is not
+    /// copied for nothing).
+    fn takes(&self, text: &str) -> bool {
+        text.len() <= self.max_bytes
+    }
+
     fn keep(&self, text: &str, doc: ExecutableDocument) {
-        if text.len() > self.max_bytes {
+        if !self.takes(text) {
             return;
         }
         let mut kept = self.kept.lock().unwrap_or_else(PoisonError::into_inner);
@@ -211,6 +218,7 @@ mod tests {
         assert_eq!(texts.iter().filter(|t| docs.get(t).is_some()).count(), 3);
         let long = format!("{{ {} }}", "__typename ".repeat(4));
         assert!(long.len() > 40);
+        assert!(!docs.takes(&long));
         docs.keep(&long, doc(&long));
         assert!(docs.get(&long).is_none());
         assert_eq!(docs.bytes_and_len(), (54, 3));

@@ -12,6 +12,19 @@ async fn get_graphql(app: &TestApp, key: &str, params: &[(&str, &str)]) -> (u16,
     (resp.status().as_u16(), resp.json().await.unwrap())
 }
 
+async fn post_operation(app: &TestApp, key: &str, query: &str, operation: &str) -> Value {
+    let body = json!({ "query": query, "operationName": operation, "variables": {} });
+    let resp = app
+        .client
+        .post(app.url("/graphql"))
+        .bearer_auth(key)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    resp.json().await.unwrap()
+}
+
 /// `levels` times `leads(first: 1) { nodes { account {`, then `name`: 3 × levels + 1 deep.
 fn nested(levels: usize) -> String {
     let open = "leads(first: 1) { nodes { account { ".repeat(levels);
@@ -84,6 +97,42 @@ async fn too_many_aliases_or_root_fields_are_refused(app: TestApp) {
     assert_eq!(error_code(&resp), "QUERY_TOO_COMPLEX", "{resp}");
 }
 both!(too_many_aliases_or_root_fields_are_refused);
+
+/// The server parses a query text once and runs a copy of that document for later requests
+/// with the same text: each still runs with its own variables, directives and operation, and is
+/// still validated against its own variables.
+async fn a_query_text_sent_again_runs_with_its_own_variables(app: TestApp) {
+    app.lead("ada@example.com").await;
+    let q = "query($withEmail: Boolean!, $skipRole: Boolean!) { \
+             viewer { __typename role @skip(if: $skipRole) } \
+             leads(first: 5) { nodes { __typename email @include(if: $withEmail) } } }";
+    let all = json!({
+        "viewer": { "__typename": "Viewer", "role": "ANALYST" },
+        "leads": { "nodes": [{ "__typename": "Lead", "email": "ada@example.com" }] }
+    });
+    let vars = |with_email: bool, skip_role: bool| json!({ "withEmail": with_email, "skipRole": skip_role });
+    assert_eq!(app.data(&app.keys.analyst, q, vars(true, false)).await, all);
+    let none = app.data(&app.keys.analyst, q, vars(false, true)).await;
+    let bare = json!({ "viewer": { "__typename": "Viewer" }, "leads": { "nodes": [{ "__typename": "Lead" }] } });
+    assert_eq!(none, bare);
+    assert_eq!(app.data(&app.keys.analyst, q, vars(true, false)).await, all);
+
+    let two = "query Role { viewer { role } } query Count { leads(first: 1) { totalCount } }";
+    for _ in 0..2 {
+        let resp = post_operation(&app, &app.keys.analyst, two, "Role").await;
+        assert_eq!(data_of(resp), json!({ "viewer": { "role": "ANALYST" } }));
+        let resp = post_operation(&app, &app.keys.analyst, two, "Count").await;
+        assert_eq!(data_of(resp), json!({ "leads": { "totalCount": 1 } }));
+    }
+
+    let page = "query($n: Int!) { leads(first: $n) { nodes { email } } }";
+    let data = app.data(&app.keys.analyst, page, json!({ "n": 1 })).await;
+    assert_eq!(data["leads"]["nodes"][0]["email"], "ada@example.com");
+    let resp = app.gql(&app.keys.analyst, page, json!({ "n": "one" })).await;
+    assert_eq!(error_code(&resp), "BAD_USER_INPUT", "{resp}");
+    assert!(resp.get("data").is_none_or(Value::is_null), "not executed: {resp}");
+}
+both!(a_query_text_sent_again_runs_with_its_own_variables);
 
 async fn get_runs_queries_but_not_mutations(app: TestApp) {
     let (status, body) = get_graphql(&app, &app.keys.analyst, &[("query", "{ viewer { role } }")]).await;
