@@ -16,7 +16,7 @@ use crate::domain::money::from_minor;
 use crate::domain::reach::{self, ChannelReach, Contact};
 use crate::domain::vocab::{OpportunityStatus, STAGE_SUCCESS};
 use crate::error::{ServiceError, ServiceResult};
-use crate::store::Scoped;
+use crate::store::{self, Scoped};
 
 /// The workspace setting keys and their defaults.
 pub const COGS_RATIO: &str = "costOfGoodsRatio";
@@ -63,28 +63,15 @@ pub struct History {
 async fn lead_set(db: &impl ConnectionTrait, ws: i64, f: &Filter) -> Result<Option<HashSet<i64>>, DbErr> {
     let mut set: Option<HashSet<i64>> = None;
     if let Some(p) = f.persona_id {
-        let ids: HashSet<i64> = lead_persona_match::Entity::in_workspace(ws)
+        let members = lead_persona_match::Entity::in_workspace(ws)
             .filter(lead_persona_match::Column::PersonaId.eq(p))
-            .filter(lead_persona_match::Column::IsMember.eq(true))
-            .select_only()
-            .column(lead_persona_match::Column::LeadId)
-            .into_tuple::<i64>()
-            .all(db)
-            .await?
-            .into_iter()
-            .collect();
+            .filter(lead_persona_match::Column::IsMember.eq(true));
+        let ids = store::id_set(db, members, lead_persona_match::Column::LeadId).await?;
         set = Some(ids);
     }
     if let Some(o) = f.owner_id {
-        let ids: HashSet<i64> = lead::Entity::in_workspace(ws)
-            .filter(lead::Column::OwnerId.eq(o))
-            .select_only()
-            .column(lead::Column::Id)
-            .into_tuple::<i64>()
-            .all(db)
-            .await?
-            .into_iter()
-            .collect();
+        let owned = lead::Entity::in_workspace(ws).filter(lead::Column::OwnerId.eq(o));
+        let ids = store::id_set(db, owned, lead::Column::Id).await?;
         set = Some(match set {
             Some(s) => s.intersection(&ids).copied().collect(),
             None => ids,

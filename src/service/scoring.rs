@@ -605,26 +605,21 @@ pub async fn auto_mql(db: &impl ConnectionTrait, ws: i64, entered: Entered) -> S
     let mut leads = store::by_ids::<lead::Entity>(db, ws, &ids).await?;
     // In ID order, as the events and the routing rules' round-robin turns follow.
     leads.sort_unstable_by_key(|l| l.id);
-    let open: HashSet<i64> = handoff::Entity::in_workspace(ws)
-        .filter(store::id_in(db, handoff::Column::OpenLeadId, &ids))
-        .select_only()
-        .column(handoff::Column::LeadId)
-        .into_tuple::<i64>()
-        .all(db)
-        .await?
-        .into_iter()
-        .collect();
-    let recycled: HashSet<i64> = handoff::Entity::in_workspace(ws)
-        .filter(store::id_in(db, handoff::Column::LeadId, &ids))
-        .filter(handoff::Column::Status.eq(HandoffStatus::Recycled.as_str()))
-        .filter(handoff::Column::RespondedAt.gt(now - cooldown))
-        .select_only()
-        .column(handoff::Column::LeadId)
-        .into_tuple::<i64>()
-        .all(db)
-        .await?
-        .into_iter()
-        .collect();
+    let open = store::id_set(
+        db,
+        handoff::Entity::in_workspace(ws).filter(store::id_in(db, handoff::Column::OpenLeadId, &ids)),
+        handoff::Column::LeadId,
+    )
+    .await?;
+    let recycled = store::id_set(
+        db,
+        handoff::Entity::in_workspace(ws)
+            .filter(store::id_in(db, handoff::Column::LeadId, &ids))
+            .filter(handoff::Column::Status.eq(HandoffStatus::Recycled.as_str()))
+            .filter(handoff::Column::RespondedAt.gt(now - cooldown)),
+        handoff::Column::LeadId,
+    )
+    .await?;
     let mut scores = stored(db, ws, &[s.id()], &ids).await?;
     let mut events = Vec::new();
     for l in leads {

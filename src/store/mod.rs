@@ -36,6 +36,22 @@ pub trait Scoped: EntityTrait {
     }
 }
 
+/// The distinct values of the ID column `column` in the rows of `select`.
+pub async fn id_set<E: EntityTrait>(
+    db: &impl ConnectionTrait,
+    select: Select<E>,
+    column: E::Column,
+) -> Result<std::collections::HashSet<i64>, DbErr> {
+    Ok(select
+        .select_only()
+        .column(column)
+        .into_tuple::<i64>()
+        .all(db)
+        .await?
+        .into_iter()
+        .collect())
+}
+
 /// The rows of `select` (which selects all of `E`'s columns), as models.
 pub async fn all<E: Scoped>(db: &impl ConnectionTrait, select: Select<E>) -> Result<Vec<E::Model>, DbErr> {
     let rows = db.query_all_raw(select.build(db.get_database_backend())).await?;
