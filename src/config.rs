@@ -44,28 +44,77 @@ impl Default for EventSettings {
     }
 }
 
-/// Limits on what one request may ask of the server.
+/// Limits on what one request may ask of the server. SECURITY.md lists them with their defaults.
 #[derive(Debug, Clone)]
 pub struct Limits {
     /// Largest accepted request body; a `recordTouchpoints` batch of 10,000 fits in 8 MiB.
     pub max_body_bytes: usize,
+    /// Tokens in a query text (names, values, punctuators), counted before it is parsed; the
+    /// GraphiQL introspection query has about 400.
+    pub max_tokens: usize,
+    /// Brackets (`{`, `[`, `(`) open at once in a query text, counted before it is parsed.
+    pub max_nesting: usize,
     pub max_depth: usize,
     pub max_complexity: usize,
+    /// Fields of a document with every fragment spread expanded, fragment definitions included:
+    /// what validation walks.
+    pub max_fields: usize,
     pub max_aliases: usize,
     pub max_root_fields: usize,
-    /// Wall-clock limit for executing one operation.
+    /// Directives in a document (fragments expanded), and on any one field or fragment.
+    pub max_directives: usize,
+    pub max_directives_per_field: usize,
+    /// Wall-clock limit for one request: parsing, validation and execution.
     pub request_timeout: Duration,
+    pub connections: ConnectionLimits,
 }
 
 impl Default for Limits {
     fn default() -> Self {
         Self {
             max_body_bytes: 8 * 1024 * 1024,
+            max_tokens: 20_000,
+            max_nesting: 64,
             max_depth: 12,
             max_complexity: 20_000,
+            max_fields: 5_000,
             max_aliases: 30,
             max_root_fields: 20,
+            max_directives: 50,
+            max_directives_per_field: 3,
             request_timeout: Duration::from_secs(30),
+            connections: ConnectionLimits::default(),
+        }
+    }
+}
+
+/// What one HTTP connection may hold of the server, so that slow or idle clients cannot tie up
+/// its sockets and tasks.
+#[derive(Debug, Clone)]
+pub struct ConnectionLimits {
+    /// Connections served at once; further ones wait in the listen queue until one closes.
+    pub max_connections: usize,
+    /// Time to receive a request's headers, from its first byte.
+    pub header_read_timeout: Duration,
+    /// Time to receive a whole request body.
+    pub body_read_timeout: Duration,
+    /// Bytes per second a body must keep arriving at, measured over each `body_rate_window`
+    /// once the first window has passed.
+    pub min_body_bytes_per_second: u64,
+    pub body_rate_window: Duration,
+    /// A kept-alive connection with no request for this long is closed.
+    pub idle_timeout: Duration,
+}
+
+impl Default for ConnectionLimits {
+    fn default() -> Self {
+        Self {
+            max_connections: 1_024,
+            header_read_timeout: Duration::from_secs(10),
+            body_read_timeout: Duration::from_secs(60),
+            min_body_bytes_per_second: 1_024,
+            body_rate_window: Duration::from_secs(5),
+            idle_timeout: Duration::from_secs(60),
         }
     }
 }

@@ -10,7 +10,7 @@ use crate::db::{Checkpoints, Db};
 use crate::events::{self, Bus};
 use crate::graphql::build_schema;
 use crate::graphql::limits::Guarded;
-use crate::http::{AppState, router};
+use crate::http::{AppState, router, serve};
 
 pub struct Application {
     listener: TcpListener,
@@ -34,11 +34,7 @@ impl Application {
         let bus = Bus::with_hub(config.events.bus_capacity, db.conn.clone());
         events::spawn_feeders(db.conn.clone(), bus.clone(), config.events.poll);
         events::webhook::spawn(db.conn.clone(), &bus, config.events.webhooks.clone());
-        let schema = Guarded::new(
-            build_schema(Some(db.clone()), bus.clone(), &config.limits),
-            config.limits.max_aliases,
-            config.limits.max_root_fields,
-        );
+        let schema = Guarded::new(build_schema(Some(db.clone()), bus.clone(), &config.limits), &config.limits);
         let state = AppState {
             schema,
             db,
@@ -58,9 +54,8 @@ impl Application {
     }
 
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        axum::serve(self.listener, router(self.state))
-            .with_graceful_shutdown(shutdown_signal())
-            .await
+        let limits = self.state.config.limits.connections.clone();
+        serve(self.listener, router(self.state), limits, shutdown_signal()).await
     }
 }
 

@@ -7,11 +7,12 @@ pub mod seed;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
 use crate::BoxError;
-use crate::config::{self, Config};
+use crate::config::{self, Config, ConnectionLimits, Limits};
 use crate::db::{Checkpoints, Db};
 use crate::domain::vocab::Role;
 use crate::service;
@@ -36,6 +37,51 @@ pub struct DbArgs {
     pub database_url: String,
 }
 
+/// What one request and one connection may take of `serve` (SECURITY.md explains each).
+#[derive(clap::Args, Debug, Clone)]
+pub struct LimitArgs {
+    /// Connections served at once; more wait in the listen queue.
+    #[arg(long, env = "MAX_CONNECTIONS", default_value_t = Limits::default().connections.max_connections)]
+    pub max_connections: usize,
+    /// Seconds a client has to send a request's headers.
+    #[arg(long, env = "HEADER_READ_TIMEOUT", default_value_t = Limits::default().connections.header_read_timeout.as_secs())]
+    pub header_read_timeout: u64,
+    /// Seconds a client has to send a whole request body.
+    #[arg(long, env = "BODY_READ_TIMEOUT", default_value_t = Limits::default().connections.body_read_timeout.as_secs())]
+    pub body_read_timeout: u64,
+    /// Bytes per second a request body must arrive at, over every 5 seconds.
+    #[arg(long, env = "MIN_BODY_RATE", default_value_t = Limits::default().connections.min_body_bytes_per_second)]
+    pub min_body_rate: u64,
+    /// Seconds a kept-alive connection may sit idle.
+    #[arg(long, env = "IDLE_TIMEOUT", default_value_t = Limits::default().connections.idle_timeout.as_secs())]
+    pub idle_timeout: u64,
+    /// Seconds one GraphQL request may take, parsing, validation and execution included.
+    #[arg(long, env = "REQUEST_TIMEOUT", default_value_t = Limits::default().request_timeout.as_secs())]
+    pub request_timeout: u64,
+    /// Largest request body in bytes.
+    #[arg(long, env = "MAX_BODY_BYTES", default_value_t = Limits::default().max_body_bytes)]
+    pub max_body_bytes: usize,
+}
+
+impl LimitArgs {
+    pub fn into_limits(self) -> Limits {
+        let defaults = Limits::default();
+        Limits {
+            max_body_bytes: self.max_body_bytes,
+            request_timeout: Duration::from_secs(self.request_timeout),
+            connections: ConnectionLimits {
+                max_connections: self.max_connections.max(1),
+                header_read_timeout: Duration::from_secs(self.header_read_timeout),
+                body_read_timeout: Duration::from_secs(self.body_read_timeout),
+                min_body_bytes_per_second: self.min_body_rate,
+                idle_timeout: Duration::from_secs(self.idle_timeout),
+                ..defaults.connections
+            },
+            ..defaults
+        }
+    }
+}
+
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Migrate the database and serve the API (GraphiQL on GET /graphql).
@@ -48,6 +94,8 @@ pub enum Command {
         /// Do not serve GraphiQL.
         #[arg(long)]
         no_graphiql: bool,
+        #[command(flatten)]
+        limits: LimitArgs,
         #[command(flatten)]
         db: DbArgs,
     },
@@ -166,6 +214,7 @@ pub async fn run(cli: Cli) -> Result<(), BoxError> {
             bind,
             demo,
             no_graphiql,
+            limits,
             db,
         } => {
             // As `Application::build` connects: the server checkpoints in the background.
@@ -184,6 +233,7 @@ pub async fn run(cli: Cli) -> Result<(), BoxError> {
                 database_url: db.database_url.clone(),
                 bind,
                 graphiql: !no_graphiql,
+                limits: limits.into_limits(),
                 ..Config::default()
             };
             let app = Application::with_db(config, database).await?;

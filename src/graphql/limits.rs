@@ -1,5 +1,7 @@
-//! Limits on the shape of a query that async-graphql does not enforce itself: aliases, root
-//! fields, and no mutations over GET. Depth and complexity are set on the schema.
+//! Limits on the size and shape of a query, checked before the schema sees it: tokens and
+//! nesting of the text, then fields, depth, aliases and directives with fragments expanded
+//! (measured without expanding them, `shape`), root fields, and no mutations over GET.
+//! Complexity, which needs the schema's per-field costs, is left to the schema.
 //!
 //! They are checked by [`Guarded`], which parses each request before the schema runs it, over
 //! HTTP and over WebSocket alike. They were an async-graphql extension once; but with any
@@ -14,26 +16,26 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use async_graphql::futures_util::stream::{self, BoxStream, StreamExt};
-use async_graphql::parser::types::{ExecutableDocument, OperationType, Selection, SelectionSet};
+use async_graphql::parser::types::{ExecutableDocument, OperationType};
 use async_graphql::{Data, Executor, Request, Response, ServerError};
 
+use crate::config::Limits;
 use crate::graphql::AppSchema;
+use crate::graphql::shape::{self, FragmentCycle};
 
 /// The schema behind the shape limits.
 #[derive(Clone)]
 pub struct Guarded {
     schema: AppSchema,
-    max_aliases: usize,
-    max_root_fields: usize,
+    limits: Arc<Limits>,
     documents: Arc<Documents>,
 }
 
 impl Guarded {
-    pub fn new(schema: AppSchema, max_aliases: usize, max_root_fields: usize) -> Self {
+    pub fn new(schema: AppSchema, limits: &Limits) -> Self {
         Self {
             schema,
-            max_aliases,
-            max_root_fields,
+            limits: Arc::new(limits.clone()),
             documents: Arc::new(Documents::new(KEPT_QUERY_BYTES, MAX_KEPT_QUERY_BYTES)),
         }
     }
@@ -47,25 +49,29 @@ impl Guarded {
         }
     }
 
-    /// Parses the request, or takes the document parsed for an earlier request of the same text
-    /// (the schema then runs that document), and checks its shape.
+    /// Takes the document parsed for an earlier request of the same text (the schema then runs
+    /// that document), or lexes, parses and measures the text; then checks what depends on the
+    /// request (root fields, mutations over GET).
     fn check(&self, request: &mut Request, over_get: bool) -> Result<(), ServerError> {
         match self.documents.get(&request.query) {
             Some(doc) => request.set_parsed_query(doc),
-            None if self.documents.takes(&request.query) => {
-                let doc = request.parsed_query()?.clone();
-                self.documents.keep(&request.query, doc);
+            None => {
+                self.check_text(&request.query)?;
+                let kept = self.documents.takes(&request.query);
+                let doc = request.parsed_query()?;
+                self.check_document(doc)?;
+                if kept {
+                    let doc = doc.clone();
+                    self.documents.keep(&request.query, doc);
+                }
             }
-            None => {}
         }
         let doc = request.parsed_query()?;
-        let mut aliases: usize = doc.fragments.values().map(|f| count_aliases(&f.node.selection_set.node)).sum();
         for (_, op) in doc.operations.iter() {
-            aliases += count_aliases(&op.node.selection_set.node);
-            if op.node.selection_set.node.items.len() > self.max_root_fields {
+            if op.node.selection_set.node.items.len() > self.limits.max_root_fields {
                 return Err(too_complex(format!(
                     "an operation may select at most {} root fields",
-                    self.max_root_fields
+                    self.limits.max_root_fields
                 )));
             }
             if op.node.ty == OperationType::Mutation && over_get {
@@ -74,8 +80,56 @@ impl Guarded {
                 return Err(e);
             }
         }
-        if aliases > self.max_aliases {
-            return Err(too_complex(format!("a query may use at most {} aliases", self.max_aliases)));
+        Ok(())
+    }
+
+    /// Bounds the parser's work: tokens and bracket nesting, counted in one pass over the text.
+    fn check_text(&self, text: &str) -> Result<(), ServerError> {
+        let l = &self.limits;
+        let lexed = shape::lex(text, l.max_tokens, l.max_nesting);
+        if lexed.tokens > l.max_tokens {
+            return Err(too_complex(format!("a query may have at most {} tokens", l.max_tokens)));
+        }
+        if lexed.nesting > l.max_nesting {
+            return Err(too_complex(format!("a query may nest brackets at most {} deep", l.max_nesting)));
+        }
+        Ok(())
+    }
+
+    /// Bounds validation's and execution's work: the document's shape with its fragments
+    /// expanded, measured without expanding them. async-graphql's own depth, directive and
+    /// complexity checks expand them, so they run only after this.
+    fn check_document(&self, doc: &ExecutableDocument) -> Result<(), ServerError> {
+        let l = &self.limits;
+        let m = shape::measure(doc).map_err(|FragmentCycle(name)| {
+            let mut e = ServerError::new(format!("fragment {name} spreads itself, directly or through others"), None);
+            e.extensions.get_or_insert_with(Default::default).set("code", "BAD_USER_INPUT");
+            e
+        })?;
+        let over = |n: u64, max: usize| n > max as u64;
+        if over(m.validated_fields, l.max_fields) {
+            return Err(too_complex(format!(
+                "a query may select at most {} fields with its fragments expanded",
+                l.max_fields
+            )));
+        }
+        if over(m.operations.depth, l.max_depth) {
+            return Err(too_complex(format!(
+                "the query is nested too deep (at most {} levels)",
+                l.max_depth
+            )));
+        }
+        if over(m.operations.aliases, l.max_aliases) {
+            return Err(too_complex(format!("a query may use at most {} aliases", l.max_aliases)));
+        }
+        if over(m.operations.directives, l.max_directives) {
+            return Err(too_complex(format!("a query may use at most {} directives", l.max_directives)));
+        }
+        if over(m.directives_on_one, l.max_directives_per_field) {
+            return Err(too_complex(format!(
+                "a field or fragment may carry at most {} directives",
+                l.max_directives_per_field
+            )));
         }
         Ok(())
     }
@@ -168,17 +222,6 @@ pub fn too_complex(message: impl Into<String>) -> ServerError {
     let mut e = ServerError::new(message, None);
     e.extensions.get_or_insert_with(Default::default).set("code", "QUERY_TOO_COMPLEX");
     e
-}
-
-fn count_aliases(set: &SelectionSet) -> usize {
-    set.items
-        .iter()
-        .map(|s| match &s.node {
-            Selection::Field(f) => usize::from(f.node.alias.is_some()) + count_aliases(&f.node.selection_set.node),
-            Selection::InlineFragment(f) => count_aliases(&f.node.selection_set.node),
-            Selection::FragmentSpread(_) => 0,
-        })
-        .sum()
 }
 
 #[cfg(test)]

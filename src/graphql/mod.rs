@@ -18,6 +18,7 @@ pub mod pagination;
 pub mod persona;
 pub mod scalars;
 pub mod scoring;
+pub mod shape;
 pub mod touchpoint;
 pub mod user;
 pub mod webhook;
@@ -72,8 +73,8 @@ pub type AppSchema = Schema<Query, Mutation, handoff::Subscription>;
 /// The schema, with the database, the event bus and the limits. Per-request data (the caller
 /// and the DataLoader) is added by the HTTP layer.
 pub fn build_schema(db: Option<Db>, bus: Bus, limits: &Limits) -> AppSchema {
+    // Depth is limited by `limits::Guarded`, which does not count introspection.
     let mut builder = Schema::build(Query::default(), Mutation::default(), handoff::Subscription)
-        .limit_depth(limits.max_depth)
         .limit_complexity(limits.max_complexity)
         .limit_recursive_depth(64);
     if let Some(db) = db {

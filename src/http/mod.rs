@@ -1,6 +1,10 @@
 //! HTTP: our own GraphQL handler (single requests, limits, no mutations over GET), the
 //! WebSocket endpoint, GraphiQL and health checks.
+mod body;
 mod export;
+mod serve;
+
+pub use serve::serve;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering as AtomicOrdering};
@@ -8,8 +12,8 @@ use std::sync::atomic::{AtomicBool, Ordering as AtomicOrdering};
 use async_graphql::http::{ALL_WEBSOCKET_PROTOCOLS, GraphiQLSource};
 use async_graphql::{Data, ErrorExtensionValues, Request, Response as GqlResponse, ServerError};
 use async_graphql_axum::{GraphQLProtocol, GraphQLWebSocket};
-use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, Query, State, WebSocketUpgrade};
+use axum::body::Body;
+use axum::extract::{Query, State, WebSocketUpgrade};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
@@ -18,6 +22,7 @@ use futures_util::StreamExt;
 use serde::Deserialize;
 use tracing::Instrument;
 
+use self::body::BodyLimits;
 use crate::auth::{KeyResolver, Principal, bearer};
 use crate::config::Config;
 use crate::db::Db;
@@ -37,14 +42,12 @@ pub struct AppState {
 }
 
 pub fn router(state: AppState) -> Router {
-    let body_limit = state.config.limits.max_body_bytes;
     Router::new()
         .route("/graphql", get(graphql_get).post(graphql_post))
         .route("/graphql/ws", get(graphql_ws))
         .route("/export/leads.csv", get(export::leads_csv))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
-        .layer(DefaultBodyLimit::max(body_limit))
         .with_state(state)
 }
 
@@ -59,10 +62,13 @@ async fn readyz(State(state): State<AppState>) -> Response {
 }
 
 fn error_response(status: StatusCode, err: AppError) -> Response {
-    let mut e = ServerError::new(err.to_string(), None);
-    e.extensions
-        .get_or_insert_with(ErrorExtensionValues::default)
-        .set("code", err.code());
+    coded_response(status, err.code(), err.to_string())
+}
+
+/// A GraphQL-shaped error (`{"errors": [{"message", "extensions": {"code"}}]}`) with a status.
+fn coded_response(status: StatusCode, code: &'static str, message: String) -> Response {
+    let mut e = ServerError::new(message, None);
+    e.extensions.get_or_insert_with(ErrorExtensionValues::default).set("code", code);
     (status, Json(GqlResponse::from_errors(vec![e]))).into_response()
 }
 
@@ -120,10 +126,18 @@ fn with_error_codes(mut response: GqlResponse) -> GqlResponse {
     response
 }
 
-async fn graphql_post(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+async fn graphql_post(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
     let principal = match caller(&state, &headers).await {
         Ok(p) => p,
         Err(e) => return error_response(StatusCode::UNAUTHORIZED, e),
+    };
+    let length = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok());
+    let body = match body::read(body, length, BodyLimits::of(&state.config.limits)).await {
+        Ok(b) => b,
+        Err(e) => return coded_response(e.status(), e.code(), e.message()),
     };
     let trimmed = body.iter().position(|b| !b.is_ascii_whitespace()).map(|i| body[i]);
     if trimmed == Some(b'[') {

@@ -5,6 +5,7 @@
 mod helpers;
 
 mod accounts;
+mod adversarial;
 mod attribution;
 mod auth;
 mod campaigns;
