@@ -42,11 +42,31 @@ impl Guarded {
 
     /// Runs a request once its shape is within the limits; `over_get` (a request that came as
     /// an HTTP GET) refuses mutations.
-    pub async fn execute_checked(&self, mut request: Request, over_get: bool) -> Response {
-        match self.check(&mut request, over_get) {
-            Ok(()) => self.schema.execute(request).await,
+    pub async fn execute_checked(&self, request: Request, over_get: bool) -> Response {
+        match self.checked(request, over_get).await {
+            Ok(request) => self.schema.execute(request).await,
             Err(e) => Response::from_errors(vec![e]),
         }
+    }
+
+    /// The request, checked. A text too long to be kept (which no earlier request parsed for
+    /// it) is lexed, parsed and measured on a blocking thread, so that a client sending large
+    /// documents does not hold up the runtime's other requests meanwhile.
+    async fn checked(&self, mut request: Request, over_get: bool) -> Result<Request, ServerError> {
+        if self.documents.takes(&request.query) {
+            return self.check(&mut request, over_get).map(|()| request);
+        }
+        let this = self.clone();
+        tokio::task::spawn_blocking(move || this.check(&mut request, over_get).map(|()| request))
+            .await
+            .unwrap_or_else(|e| {
+                tracing::error!(error = %e, "checking a query failed");
+                let mut e = ServerError::new("internal error", None);
+                e.extensions
+                    .get_or_insert_with(Default::default)
+                    .set("code", "INTERNAL_SERVER_ERROR");
+                Err(e)
+            })
     }
 
     /// Takes the document parsed for an earlier request of the same text (the schema then runs
@@ -141,11 +161,14 @@ impl Executor for Guarded {
         self.execute_checked(request, false).await
     }
 
-    fn execute_stream(&self, mut request: Request, session_data: Option<Arc<Data>>) -> BoxStream<'static, Response> {
-        match self.check(&mut request, false) {
-            Ok(()) => Executor::execute_stream(&self.schema, request, session_data),
-            Err(e) => stream::once(async move { Response::from_errors(vec![e]) }).boxed(),
-        }
+    fn execute_stream(&self, request: Request, session_data: Option<Arc<Data>>) -> BoxStream<'static, Response> {
+        let this = self.clone();
+        stream::once(async move { this.checked(request, false).await.map(|r| (this, r)) })
+            .flat_map(move |checked| match checked {
+                Ok((this, request)) => Executor::execute_stream(&this.schema, request, session_data.clone()),
+                Err(e) => stream::once(async move { Response::from_errors(vec![e]) }).boxed(),
+            })
+            .boxed()
     }
 }
 

@@ -131,6 +131,13 @@ async fn graphql_post(State(state): State<AppState>, headers: HeaderMap, body: B
         Ok(p) => p,
         Err(e) => return error_response(StatusCode::UNAUTHORIZED, e),
     };
+    if !is_json(&headers) {
+        // A form or text/plain POST is what a browser sends cross-site without asking (CSRF).
+        return error_response(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            AppError::BadInput("send the request as JSON, with Content-Type: application/json".into()),
+        );
+    }
     let length = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
@@ -156,6 +163,15 @@ async fn graphql_post(State(state): State<AppState>, headers: HeaderMap, body: B
         }
     };
     execute(&state, principal, request, false).await
+}
+
+/// Whether the request says its body is JSON (`application/json`, parameters allowed).
+fn is_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json"))
 }
 
 #[derive(Deserialize)]

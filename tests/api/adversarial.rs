@@ -327,3 +327,63 @@ async fn an_oversized_body_gets_a_coded_json_error(app: TestApp) {
     assert_eq!(error_code(&body), "PAYLOAD_TOO_LARGE", "{body}");
 }
 both!(an_oversized_body_gets_a_coded_json_error);
+
+/// graphql-cop's checks, as it sends them: each is refused or finds nothing to report.
+async fn graphql_cop_finds_nothing(app: TestApp) {
+    let key = &app.keys.analyst;
+    let post = |content_type: &'static str, body: String| {
+        app.client
+            .post(app.url("/graphql"))
+            .bearer_auth(key)
+            .header("Content-Type", content_type)
+            .body(body)
+            .send()
+    };
+
+    // Alias overloading: 101 aliases of one field.
+    let aliases: String = (0..=100).map(|i| format!("alias{i}:__typename ")).collect();
+    let resp = app.gql(key, &format!("query cop {{ {aliases} }}"), json!({})).await;
+    assert_eq!(error_code(&resp), "QUERY_TOO_COMPLEX", "{resp}");
+
+    // Array-based batching.
+    let batch = json!([{ "query": "query cop { __typename }" }, { "query": "query cop { __typename }" }]);
+    let resp = post("application/json", batch.to_string()).await.unwrap();
+    assert_eq!(resp.status().as_u16(), 400);
+
+    // Directive overloading: one error, not ten.
+    let resp = app
+        .gql(key, "query cop { __typename @aa@aa@aa@aa@aa@aa@aa@aa@aa@aa }", json!({}))
+        .await;
+    assert_eq!(resp["errors"].as_array().map(Vec::len), Some(1), "{resp}");
+
+    // Mutations over GET.
+    let resp = app
+        .client
+        .get(app.url("/graphql"))
+        .bearer_auth(key)
+        .query(&[("query", "mutation cop { __typename }")])
+        .send()
+        .await
+        .unwrap();
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(error_code(&body), "BAD_USER_INPUT", "{body}");
+    assert!(body.get("data").is_none_or(Value::is_null), "{body}");
+
+    // POST bodies a browser sends cross-site without a preflight (CSRF): form and plain text.
+    let resp = post("application/x-www-form-urlencoded", "query=query+cop+%7B__typename%7D".into())
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 415);
+    let resp = post("text/plain", json!({ "query": "query cop { __typename }" }).to_string())
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 415);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(error_code(&body), "BAD_USER_INPUT", "{body}");
+
+    // Trace mode: no tracing in the response's extensions.
+    let resp = app.gql(key, "query cop { __typename }", json!({})).await;
+    assert_eq!(resp["data"]["__typename"], "Query");
+    assert!(resp.get("extensions").is_none_or(|e| e.get("tracing").is_none()), "{resp}");
+}
+both!(graphql_cop_finds_nothing);
