@@ -27,6 +27,7 @@ mod reach;
 mod schema;
 mod scoring;
 mod subscriptions;
+mod sweep;
 mod touchpoints;
 mod upserts;
 mod webhooks;
