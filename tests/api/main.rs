@@ -11,6 +11,7 @@ mod campaigns;
 mod checkpoints;
 mod decode;
 mod erasure;
+mod export;
 mod handoffs;
 mod isolation;
 mod kpis;
