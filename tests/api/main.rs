@@ -29,5 +29,6 @@ mod scoring;
 mod subscriptions;
 mod touchpoints;
 mod upserts;
+mod user_keys;
 mod webhooks;
 mod websocket;
