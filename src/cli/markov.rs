@@ -1,8 +1,7 @@
 //! `closedloop markov-paths`: MARKOV's journeys of a range written as ChannelAttribution's path
 //! table (so the reference package can run on exactly the same paths), and the exact solver
-//! timed on them.
+//! timed on them. Both tables are CSV with formula-like cells prefixed (`domain::spreadsheet`).
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 use std::path::Path;
 use std::time::Instant;
 
@@ -12,6 +11,7 @@ use crate::BoxError;
 use crate::db::Db;
 use crate::domain::markov;
 use crate::domain::money::from_minor;
+use crate::domain::spreadsheet;
 use crate::service::attribution::{self as service, Grouping, SourceChoice};
 use crate::store;
 
@@ -67,11 +67,15 @@ pub async fn run(db: &Db, a: Args<'_>) -> Result<String, BoxError> {
             None => e.1 += 1,
         }
     }
-    let mut csv = String::from("path,total_conversions,total_null,total_conversion_value\n");
+    let mut csv = csv::Writer::from_writer(Vec::new());
+    spreadsheet::write_row(&mut csv, ["path", "total_conversions", "total_null", "total_conversion_value"])?;
     for (path, (conv, null, value)) in &table {
-        writeln!(csv, "\"{path}\",{conv},{null},{}", from_minor(*value))?;
+        spreadsheet::write_row(
+            &mut csv,
+            [path.clone(), conv.to_string(), null.to_string(), from_minor(*value).to_string()],
+        )?;
     }
-    std::fs::write(a.out, csv)?;
+    std::fs::write(a.out, csv.into_inner().map_err(|e| e.to_string())?)?;
 
     let mut times = Vec::with_capacity(a.repeat.max(1));
     let mut result = None;
@@ -95,19 +99,32 @@ pub async fn run(db: &Db, a: Args<'_>) -> Result<String, BoxError> {
         times.len(),
     );
     if let Some(m) = result {
-        report.push_str("key,total_conversions,total_conversion_value,removal_effects_conversion,removal_effects_conversion_value\n");
+        let mut csv = csv::Writer::from_writer(Vec::new());
+        spreadsheet::write_row(
+            &mut csv,
+            [
+                "key",
+                "total_conversions",
+                "total_conversion_value",
+                "removal_effects_conversion",
+                "removal_effects_conversion_value",
+            ],
+        )?;
         let mut rows: Vec<(String, usize)> = (0..j.keys.len()).map(|k| (label(k), k)).collect();
         rows.sort();
         for (name, k) in rows {
-            writeln!(
-                report,
-                "{name},{},{},{:.10},{:.10}",
-                rust_decimal::Decimal::new(m.conversion_micros[k], 6),
-                from_minor(m.revenue_minor[k]),
-                m.removal_effects[k],
-                m.value_removal_effects[k]
+            spreadsheet::write_row(
+                &mut csv,
+                [
+                    name,
+                    rust_decimal::Decimal::new(m.conversion_micros[k], 6).to_string(),
+                    from_minor(m.revenue_minor[k]).to_string(),
+                    format!("{:.10}", m.removal_effects[k]),
+                    format!("{:.10}", m.value_removal_effects[k]),
+                ],
             )?;
         }
+        report.push_str(&String::from_utf8(csv.into_inner().map_err(|e| e.to_string())?)?);
     }
     Ok(report)
 }

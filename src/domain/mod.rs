@@ -10,4 +10,5 @@ pub mod persona;
 pub mod reach;
 pub mod scoring;
 pub mod search;
+pub mod spreadsheet;
 pub mod vocab;

@@ -287,9 +287,22 @@ async fn next_seq(db: &impl ConnectionTrait, ws: i64) -> Result<i64, DbErr> {
 
 /// Events of a workspace after `after_seq`, oldest first, at most `limit`.
 pub async fn after(db: &impl ConnectionTrait, ws: i64, after_seq: i64, limit: u64) -> Result<Vec<event::Model>, DbErr> {
+    after_matching(db, ws, after_seq, limit, &stream::Filter::default()).await
+}
+
+/// Events of a workspace after `after_seq` that `filter` keeps (filtered in the query), oldest
+/// first, at most `limit`.
+pub async fn after_matching(
+    db: &impl ConnectionTrait,
+    ws: i64,
+    after_seq: i64,
+    limit: u64,
+    filter: &stream::Filter,
+) -> Result<Vec<event::Model>, DbErr> {
     event::Entity::find()
         .filter(event::Column::WorkspaceId.eq(ws))
         .filter(event::Column::Seq.gt(after_seq))
+        .filter(filter.condition(db.get_database_backend()))
         .order_by_asc(event::Column::Seq)
         .limit(limit)
         .all(db)

@@ -10,7 +10,8 @@ use std::sync::Arc;
 
 use entity::event;
 use futures_util::Stream;
-use sea_orm::{DatabaseConnection, DbErr};
+use sea_orm::sea_query::{Condition, Expr};
+use sea_orm::{ColumnTrait, DatabaseConnection, DbBackend, DbErr};
 use tokio::sync::broadcast::error::RecvError;
 
 use super::{Bus, Notice};
@@ -19,15 +20,35 @@ use crate::domain::handoff::EventKind;
 /// Events read from the table per query while catching up.
 const PAGE: u64 = 500;
 
-/// Which events a subscriber wants.
+/// Which events a subscriber (or a page of the event log) wants.
 #[derive(Debug, Clone, Default)]
 pub struct Filter {
-    /// Events of handoffs this user owns or owned before a reassignment.
+    /// Events this user was the handoff's owner at: its owner after the change (`ownerId`) or,
+    /// for REASSIGNED, before it (`previousOwnerId`). A user who reassigns a handoff away sees
+    /// that event and none after it.
     pub owner_id: Option<i64>,
     pub kinds: Option<Vec<EventKind>>,
 }
 
 impl Filter {
+    /// The test of [`Filter::matches`] as a condition on the `events` table, so that a page of
+    /// the log is filled with matching events and not thinned out after it was read.
+    pub fn condition(&self, backend: DbBackend) -> Condition {
+        let mut all = Condition::all();
+        if let Some(kinds) = &self.kinds {
+            all = all.add(event::Column::Kind.is_in(kinds.iter().map(|k| k.as_str())));
+        }
+        if let Some(owner) = self.owner_id {
+            // `owner` is an i64, so writing it into the SQL text cannot inject anything.
+            let field = |name: &str| match backend {
+                DbBackend::Postgres => Expr::cust(format!("(payload ->> '{name}') = '{owner}'")),
+                _ => Expr::cust(format!("json_extract(payload, '$.{name}') = {owner}")),
+            };
+            all = all.add(Condition::any().add(field("ownerId")).add(field("previousOwnerId")));
+        }
+        all
+    }
+
     pub fn matches(&self, e: &event::Model) -> bool {
         let kind_ok = self.kinds.as_ref().is_none_or(|ks| ks.iter().any(|k| k.as_str() == e.kind));
         let owner_ok = self.owner_id.is_none_or(|o| {
@@ -76,6 +97,8 @@ pub fn events(
             if read_table {
                 read_table = false;
                 loop {
+                    // Unfiltered: `last` must pass every number, or a wanted live event would
+                    // look like a gap and send the stream back to the table each time.
                     let rows = match super::after(&conn, ws, last, PAGE).await {
                         Ok(rows) => rows,
                         Err(e) => {

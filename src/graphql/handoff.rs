@@ -10,7 +10,7 @@ use futures_util::{Stream, StreamExt};
 
 use crate::domain::handoff::{self as machine, Answer, HandoffEventData};
 use crate::domain::ids::{event_cursor, parse_event_cursor};
-use crate::domain::vocab::{Action, Role};
+use crate::domain::vocab::Action;
 use crate::error::AppError;
 use crate::events::stream::{Filter, StreamError};
 use crate::events::{self, Bus};
@@ -26,7 +26,7 @@ use crate::graphql::persona::Persona;
 use crate::graphql::scalars::DateTime;
 use crate::graphql::user::User;
 use crate::graphql::{decode_opt, patch_id};
-use crate::service::handoff::{AnswerInput, RuleInput, Step};
+use crate::service::handoff::{self as handoff_service, AnswerInput, RuleInput, Step};
 use crate::store;
 use crate::store::page::{CursorKey, Sort, SortValue, fetch_page};
 
@@ -162,13 +162,10 @@ impl HandoffEvent {
     async fn occurred_at(&self) -> DateTime {
         self.row.created_at.into()
     }
-    /// The handoff as it is now (it may have changed since the event).
+    /// The handoff as it is now (it may have changed since the event); null for a SALES key
+    /// made for a user when the handoff has another owner now.
     async fn handoff(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Handoff>> {
-        Ok(ctx
-            .data_unchecked::<Loaders>()
-            .load_one(HandoffId(self.handoff_id_num()?))
-            .await?
-            .map(Handoff))
+        load_visible(ctx, self.handoff_id_num()?).await
     }
     async fn handoff_id(&self) -> async_graphql::Result<ID> {
         Ok(ids::encode(NodeType::Handoff, self.handoff_id_num()?))
@@ -230,6 +227,14 @@ impl HandoffEvent {
     async fn actor(&self) -> async_graphql::Result<&str> {
         Ok(&self.data()?.actor)
     }
+}
+
+/// A handoff by ID if the caller sees it (see `service::handoff::visible`): one row, so it is
+/// checked after loading.
+pub(crate) async fn load_visible(ctx: &Context<'_>, id: i64) -> async_graphql::Result<Option<Handoff>> {
+    let p = ctx.principal()?;
+    let h = ctx.data_unchecked::<Loaders>().load_one(HandoffId(id)).await?;
+    Ok(h.filter(|h| handoff_service::visible(&p, h)).map(Handoff))
 }
 
 async fn user(ctx: &Context<'_>, id: Option<i64>) -> async_graphql::Result<Option<User>> {
@@ -339,7 +344,8 @@ pub struct HandoffStats {
 #[derive(InputObject, Default)]
 pub struct HandoffFilter {
     pub status: Option<Vec<HandoffStatus>>,
-    /// The owning sales user.
+    /// The owning sales user. A SALES key made for a user always gets that user's handoffs
+    /// (FORBIDDEN for another user).
     pub owner_id: Option<ID>,
     pub lead_id: Option<ID>,
     pub created_at: Option<DateTimeRange>,
@@ -358,7 +364,8 @@ pub struct HandoffQuery;
 
 #[Object]
 impl HandoffQuery {
-    /// Handoffs by creation time (oldest first unless ordered otherwise).
+    /// Handoffs by creation time (oldest first unless ordered otherwise). A SALES key made for
+    /// a user lists the handoffs that user owns now.
     #[allow(clippy::too_many_arguments)]
     #[graphql(complexity = "crate::graphql::pagination::page_complexity(first, last, child_complexity)")]
     async fn handoffs(
@@ -387,7 +394,7 @@ impl HandoffQuery {
             statuses: f
                 .status
                 .map(|v| v.into_iter().map(|s| machine::HandoffStatus::from(s).as_str().to_owned()).collect()),
-            owner_id: decode_opt(NodeType::User, f.owner_id.as_ref())?,
+            owner_id: handoff_service::owner_scope(&p, decode_opt(NodeType::User, f.owner_id.as_ref())?).gql()?,
             lead_id: decode_opt(NodeType::Lead, f.lead_id.as_ref())?,
             created_from: range.from.map(|t| t.0),
             created_to: range.to.map(|t| t.0),
@@ -413,21 +420,25 @@ impl HandoffQuery {
         ))
     }
 
+    /// A handoff by ID; null when it is not in your workspace or, for a SALES key made for a
+    /// user, when another user owns it.
     async fn handoff(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Option<Handoff>> {
         ctx.principal()?;
         let Ok(id) = ids::decode(NodeType::Handoff, &id) else {
             return Ok(None);
         };
-        Ok(ctx.data_unchecked::<Loaders>().load_one(HandoffId(id)).await?.map(Handoff))
+        load_visible(ctx, id).await
     }
 
-    /// Outcomes, reasons, answer times and SLA breaches of the handoffs created in `range`.
+    /// Outcomes, reasons, answer times and SLA breaches of the handoffs created in `range` (a
+    /// SALES key made for a user: of that user's handoffs).
     async fn handoff_stats(&self, ctx: &Context<'_>, range: DateTimeRange) -> async_graphql::Result<HandoffStats> {
         let p = ctx.principal()?;
         let (Some(from), Some(to)) = (range.from, range.to) else {
             return Err(gql_error(AppError::BadInput("handoffStats needs range.from and range.to".into())));
         };
-        let rows = store::handoff::for_stats(&ctx.db().conn, p.workspace_id, from.0, to.0)
+        let owner = handoff_service::bound_user(&p);
+        let rows = store::handoff::for_stats(&ctx.db().conn, p.workspace_id, from.0, to.0, owner)
             .await
             .gql()?;
         Ok(stats(&rows, Utc::now()))
@@ -446,7 +457,8 @@ impl HandoffQuery {
     }
 
     /// Stored handoff events after a cursor, oldest first: the polling twin of the
-    /// `handoffEvents` subscription (at most 500 at a time).
+    /// `handoffEvents` subscription (at most 500 at a time). A SALES key made for a user gets
+    /// the events of that user's handoffs only, as the subscription does.
     async fn handoff_event_log(
         &self,
         ctx: &Context<'_>,
@@ -456,7 +468,13 @@ impl HandoffQuery {
         let p = ctx.principal()?;
         let after = cursor_arg(after.as_deref())?.unwrap_or(0);
         let limit = first.clamp(0, 500) as u64;
-        let rows = events::after(&ctx.db().conn, p.workspace_id, after, limit).await.gql()?;
+        let filter = Filter {
+            owner_id: handoff_service::bound_user(&p),
+            kinds: None,
+        };
+        let rows = events::after_matching(&ctx.db().conn, p.workspace_id, after, limit, &filter)
+            .await
+            .gql()?;
         rows.into_iter().map(|r| HandoffEvent::new(Arc::new(r))).collect()
     }
 }
@@ -728,25 +746,20 @@ pub struct Subscription;
 impl Subscription {
     /// Handoff events of your workspace: first the stored ones after `after` (a cursor from an
     /// earlier event), then live ones, without a gap or a duplicate. Without `after`, only events
-    /// from now on. A subscriber that falls too far behind gets an error with code
-    /// SUBSCRIBER_TOO_SLOW and `extensions.resumeAfter`, the cursor to resume from.
+    /// from now on. A SALES key made for a user follows only that user's handoffs, whether
+    /// `ownerId` is given or not (FORBIDDEN for another user). A subscriber that falls too far
+    /// behind gets an error with code SUBSCRIBER_TOO_SLOW and `extensions.resumeAfter`, the
+    /// cursor to resume from.
     async fn handoff_events(
         &self,
         ctx: &Context<'_>,
         after: Option<String>,
-        #[graphql(desc = "Only handoffs this user owns (or owned before a reassignment).")] owner_id: Option<ID>,
+        #[graphql(desc = "Only events at which this user owned the handoff: its owner after the change, or before it for REASSIGNED.")]
+        owner_id: Option<ID>,
         kinds: Option<Vec<HandoffEventKind>>,
     ) -> async_graphql::Result<impl Stream<Item = async_graphql::Result<HandoffEvent>> + use<>> {
         let p = ctx.principal()?;
-        let owner = decode_opt(NodeType::User, owner_id.as_ref())?;
-        if p.role == Role::Sales
-            && let (Some(me), Some(o)) = (p.user_id, owner)
-            && me != o
-        {
-            return Err(gql_error(AppError::Forbidden(
-                "this key acts for one sales user and may follow only that user's handoffs".into(),
-            )));
-        }
+        let owner = handoff_service::owner_scope(&p, decode_opt(NodeType::User, owner_id.as_ref())?).gql()?;
         let after = cursor_arg(after.as_deref())?;
         let db = ctx.db().conn.clone();
         if let Some(seq) = after {

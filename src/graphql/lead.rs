@@ -241,12 +241,15 @@ impl Lead {
     ) -> async_graphql::Result<Option<ScoreBreakdown>> {
         crate::graphql::scoring::lead_breakdown(ctx, self.0.id, model, as_of).boxed().await
     }
-    /// The pending handoff to sales, if there is one.
+    /// The pending handoff to sales, if there is one (for a SALES key made for a user: if that
+    /// user owns it).
     async fn open_handoff(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Handoff>> {
+        let p = ctx.principal()?;
         Ok(ctx
             .data_unchecked::<Loaders>()
             .load_one(LeadOpenHandoff(self.0.id))
             .await?
+            .filter(|h| crate::service::handoff::visible(&p, h))
             .map(Handoff))
     }
     /// The lead's touchpoints, newest first unless ordered otherwise.

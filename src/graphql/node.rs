@@ -12,7 +12,7 @@ use crate::graphql::funnel::FunnelStage;
 use crate::graphql::handoff::Handoff;
 use crate::graphql::ids::{self, NodeType};
 use crate::graphql::lead::Lead;
-use crate::graphql::loaders::{AccountId, CampaignId, HandoffId, LeadId, Loaders, OpportunityId, ScoringModelId, StageId, UserId};
+use crate::graphql::loaders::{AccountId, CampaignId, LeadId, Loaders, OpportunityId, ScoringModelId, StageId, UserId};
 use crate::graphql::opportunity::Opportunity;
 use crate::graphql::persona::Persona;
 use crate::graphql::scoring::ScoringModel;
@@ -82,7 +82,8 @@ async fn load(ctx: &Context<'_>, id: &ID) -> async_graphql::Result<Option<Node>>
             .await?
             .map(|m| Node::ScoringModel(ScoringModel(m))),
         NodeType::User => loaders.load_one(UserId(num)).await?.map(|m| Node::User(User(m))),
-        NodeType::Handoff => loaders.load_one(HandoffId(num)).await?.map(|m| Node::Handoff(Handoff(m))),
+        // Another user's handoff does not exist for a SALES key made for a user.
+        NodeType::Handoff => crate::graphql::handoff::load_visible(ctx, num).await?.map(Node::Handoff),
         // Webhook URLs and delivery logs are ADMIN data; to anyone else they do not exist.
         NodeType::Webhook if p.role.allows(Action::Administer) => store::by_id::<webhook::Entity>(db, ws, num)
             .await

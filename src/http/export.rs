@@ -1,7 +1,8 @@
 //! `GET /export/leads.csv`: the leads of scoring cells (and/or a persona) as RFC 4180 CSV in
 //! UTF-8, streamed in pages from one read transaction, so that a list can go to a CRM. The same
 //! score conditions as `leads(filter:)` and `scoringMatrix`, so the export of a cell lists
-//! exactly the leads the matrix counts there.
+//! exactly the leads the matrix counts there. A cell that begins like a spreadsheet formula is
+//! prefixed with `'` (see `domain::spreadsheet`).
 use std::collections::HashMap;
 
 use axum::body::{Body, Bytes};
@@ -16,6 +17,7 @@ use serde::Deserialize;
 use super::{AppState, caller, error_response};
 use crate::domain::ids::global_id;
 use crate::domain::scoring::{Cell, Grade};
+use crate::domain::spreadsheet;
 use crate::error::AppError;
 use crate::service::scoring::{self, ScoreQuery, Scorer};
 use crate::store::lead::{LeadFilter, PersonaMatchFilter};
@@ -235,14 +237,15 @@ async fn page(
 }
 
 /// RFC 4180 rows (CRLF line ends, fields quoted when needed), with the header row first when
-/// asked.
+/// asked. Every cell goes through [`spreadsheet::cell`], so no lead's data runs as a formula.
 fn csv_rows(rows: &[[String; 14]], header: bool) -> Vec<u8> {
     let mut w = csv::WriterBuilder::new().terminator(csv::Terminator::CRLF).from_writer(Vec::new());
+    // Writing into a Vec<u8> cannot fail.
     if header {
-        let _ = w.write_record(HEADER);
+        let _ = spreadsheet::write_row(&mut w, HEADER);
     }
     for r in rows {
-        let _ = w.write_record(r);
+        let _ = spreadsheet::write_row(&mut w, r);
     }
     w.into_inner().unwrap_or_default()
 }

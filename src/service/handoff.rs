@@ -190,18 +190,39 @@ pub struct AnswerInput {
     pub nurture_until: Option<DateTime<Utc>>,
 }
 
+/// The user a key is bound to for handoffs: a SALES key made for a user (`key create --user`)
+/// sees, follows and answers only the handoffs that user owns now. Other keys: `None`, the
+/// whole workspace.
+pub fn bound_user(p: &Principal) -> Option<i64> {
+    if p.role == Role::Sales { p.user_id } else { None }
+}
+
+/// The owner a handoff list, log or subscription is narrowed to: `asked` (the `ownerId`
+/// argument), forced to the key's user for a bound key. Asking a bound key for another user is
+/// FORBIDDEN (the argument names a user, not a handoff, so refusing leaks nothing).
+pub fn owner_scope(p: &Principal, asked: Option<i64>) -> Result<Option<i64>, AppError> {
+    match (bound_user(p), asked) {
+        (Some(me), Some(other)) if other != me => Err(AppError::Forbidden(
+            "this key acts for one sales user and sees only that user's handoffs".into(),
+        )),
+        (Some(me), _) => Ok(Some(me)),
+        (None, asked) => Ok(asked),
+    }
+}
+
+/// Whether the caller sees this handoff at all: for a bound key, another user's handoff does not
+/// exist (null, NOT_FOUND), as another workspace's does not.
+pub fn visible(p: &Principal, h: &handoff::Model) -> bool {
+    bound_user(p).is_none_or(|me| h.owner_id == Some(me))
+}
+
 /// A pending handoff the caller may act on. A SALES key made for a user acts on that user's
-/// handoffs only.
+/// handoffs only; another user's handoff is NOT_FOUND to it, as in every read.
 async fn pending_for(db: &impl ConnectionTrait, p: &Principal, id: i64) -> ServiceResult<handoff::Model> {
     let h = store::by_id::<handoff::Entity>(db, p.workspace_id, id)
         .await?
+        .filter(|h| visible(p, h))
         .ok_or_else(|| AppError::not_found("handoff"))?;
-    if p.role == Role::Sales
-        && let Some(me) = p.user_id
-        && h.owner_id != Some(me)
-    {
-        return Err(AppError::Forbidden("this key acts for another sales user than the handoff's owner".into()).into());
-    }
     let status = HandoffStatus::parse(&h.status).ok_or_else(|| AppError::internal("stored handoff has an unknown status"))?;
     if let Err(machine::StepError::NotPending(done)) = machine::check_pending(status) {
         return Err(ServiceError::invalid(

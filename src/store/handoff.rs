@@ -79,17 +79,22 @@ pub async fn history_of(db: &impl ConnectionTrait, ws: i64, lead_ids: &[i64]) ->
         .await
 }
 
-/// What `handoffStats` needs of the handoffs created in a range.
+/// What `handoffStats` needs of the handoffs created in a range (of one owner's, when given).
 pub async fn for_stats(
     db: &impl ConnectionTrait,
     ws: i64,
     from: DateTime<Utc>,
     to: DateTime<Utc>,
+    owner_id: Option<i64>,
 ) -> Result<Vec<(String, Option<String>, DateTime<Utc>, Option<DateTime<Utc>>, Option<DateTime<Utc>>)>, DbErr> {
     use handoff::Column as C;
-    handoff::Entity::in_workspace(ws)
-        .filter(C::CreatedAt.gte(from))
-        .filter(C::CreatedAt.lt(to))
+    let filter = HandoffFilter {
+        owner_id,
+        created_from: Some(from),
+        created_to: Some(to),
+        ..Default::default()
+    };
+    select(ws, &filter)
         .select_only()
         .columns([C::Status, C::ReasonCode, C::CreatedAt, C::RespondedAt, C::DueAt])
         .into_tuple()

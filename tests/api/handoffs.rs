@@ -222,8 +222,9 @@ async fn a_sales_key_made_for_a_user_answers_only_that_users_handoffs(app: TestA
     let lead = app.lead("owned@example.com").await;
     let h = id_of(&hand_off(&app, &app.keys.marketing, &lead).await["handoff"]);
     let accept = "mutation($input: AcceptHandoffInput!) { acceptHandoff(input: $input) { handoff { id } } }";
+    // Ann's handoff does not exist for Ben's key (as another workspace's does not).
     let resp = app.gql(&ben_key, accept, json!({ "input": { "id": h } })).await;
-    assert_eq!(error_code(&resp), "FORBIDDEN");
+    assert_eq!(error_code(&resp), "NOT_FOUND");
     // Ann reassigns it to Ben; now Ben's key may answer.
     let ben = app
         .data(&app.keys.admin, "{ users(first: 10) { nodes { id name } } }", json!({}))
