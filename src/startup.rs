@@ -35,7 +35,7 @@ impl Application {
         events::spawn_feeders(db.conn.clone(), bus.clone(), config.events.poll);
         events::webhook::spawn(db.conn.clone(), &bus, config.events.webhooks.clone());
         let schema = Guarded::new(
-            build_schema(Some(db.clone()), bus.clone(), &config.limits),
+            build_schema(Some(db.clone()), bus.clone(), &config.limits, &config.events.webhooks.allow),
             config.limits.max_aliases,
             config.limits.max_root_fields,
         );
