@@ -29,6 +29,8 @@ pub struct EventSettings {
     pub max_subscriptions_per_connection: usize,
     /// A WebSocket that has not sent `connection_init` by then is closed.
     pub connection_init_timeout: Duration,
+    /// Retries, timeouts, and the networks webhooks may reach besides public addresses
+    /// (`--webhook-allow`, `WEBHOOK_ALLOW`; none by default).
     pub webhooks: crate::events::webhook::Settings,
 }
 

@@ -34,7 +34,10 @@ impl Application {
         let bus = Bus::with_hub(config.events.bus_capacity, db.conn.clone());
         events::spawn_feeders(db.conn.clone(), bus.clone(), config.events.poll);
         events::webhook::spawn(db.conn.clone(), &bus, config.events.webhooks.clone());
-        let schema = Guarded::new(build_schema(Some(db.clone()), bus.clone(), &config.limits), &config.limits);
+        let schema = Guarded::new(
+            build_schema(Some(db.clone()), bus.clone(), &config.limits, &config.events.webhooks.allow),
+            &config.limits,
+        );
         let state = AppState {
             schema,
             db,

@@ -14,6 +14,7 @@ use clap::{Parser, Subcommand};
 use crate::BoxError;
 use crate::config::{self, Config, ConnectionLimits, Limits};
 use crate::db::{Checkpoints, Db};
+use crate::domain::destination::AllowList;
 use crate::domain::vocab::Role;
 use crate::service;
 use crate::startup::Application;
@@ -94,6 +95,10 @@ pub enum Command {
         /// Do not serve GraphiQL.
         #[arg(long)]
         no_graphiql: bool,
+        /// A network webhooks may reach besides public addresses, e.g. 10.0.0.0/8 for an
+        /// on-premise receiver (repeatable; the variable takes a comma-separated list).
+        #[arg(long = "webhook-allow", env = "WEBHOOK_ALLOW", value_name = "CIDR", value_delimiter = ',', value_parser = crate::domain::destination::parse_net)]
+        webhook_allow: Vec<ipnet::IpNet>,
         #[command(flatten)]
         limits: LimitArgs,
         #[command(flatten)]
@@ -214,6 +219,7 @@ pub async fn run(cli: Cli) -> Result<(), BoxError> {
             bind,
             demo,
             no_graphiql,
+            webhook_allow,
             limits,
             db,
         } => {
@@ -229,13 +235,18 @@ pub async fn run(cli: Cli) -> Result<(), BoxError> {
                     None => println!("The database has data already; the demo was not loaded."),
                 }
             }
-            let config = Config {
+            let mut config = Config {
                 database_url: db.database_url.clone(),
                 bind,
                 graphiql: !no_graphiql,
                 limits: limits.into_limits(),
                 ..Config::default()
             };
+            if !webhook_allow.is_empty() {
+                let nets: Vec<String> = webhook_allow.iter().map(ToString::to_string).collect();
+                tracing::info!(networks = %nets.join(","), "webhooks may reach these networks besides public addresses");
+            }
+            config.events.webhooks.allow = AllowList::new(webhook_allow);
             let app = Application::with_db(config, database).await?;
             let addr = app.local_addr();
             tracing::info!(%addr, database = %config::redact_url(&db.database_url), "serving");
@@ -316,4 +327,31 @@ pub async fn run(cli: Cli) -> Result<(), BoxError> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::{Cli, Command};
+
+    #[test]
+    fn webhook_allow_is_repeatable_and_checked() {
+        let cli = Cli::try_parse_from([
+            "closedloop",
+            "serve",
+            "--webhook-allow",
+            "127.0.0.0/8",
+            "--webhook-allow",
+            "fd00::/8,10.1.2.3",
+        ])
+        .unwrap();
+        let Command::Serve { webhook_allow, .. } = cli.command else {
+            panic!("serve");
+        };
+        let nets: Vec<String> = webhook_allow.iter().map(ToString::to_string).collect();
+        assert_eq!(nets, ["127.0.0.0/8", "fd00::/8", "10.1.2.3/32"]);
+        let err = Cli::try_parse_from(["closedloop", "serve", "--webhook-allow", "intranet"]).unwrap_err();
+        assert!(err.to_string().contains("\"intranet\" is not a network"), "{err}");
+    }
 }

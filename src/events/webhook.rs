@@ -7,6 +7,12 @@
 //! `X-Closedloop-Event` (kind), `X-Closedloop-Event-Id` (the event's cursor, for deduplication),
 //! `X-Closedloop-Delivery` (attempt number) and `X-Closedloop-Signature: t=<unix seconds>,v1=<hex>`,
 //! where the hex is HMAC-SHA256 with the webhook's secret over `"<t>.<body>"`.
+//!
+//! Where it goes: each attempt checks the URL again against the allow-list of this server, and
+//! the client's resolver keeps only the addresses a webhook may reach, so the connection goes to
+//! an address that was checked (no window for DNS rebinding). Redirects are not followed and no
+//! proxy is used. A refused attempt is a failed attempt, logged, and nothing is sent.
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,6 +24,7 @@ use sha2::Sha256;
 use tokio::sync::broadcast::error::RecvError;
 
 use super::{Bus, Notice};
+use crate::domain::destination::{AllowList, Refusal};
 use crate::domain::handoff::{EventKind, HandoffEventData};
 
 pub const PENDING: &str = "PENDING";
@@ -35,6 +42,9 @@ pub struct Settings {
     pub timeout: Duration,
     /// How often the dispatcher looks for due retries when no event wakes it.
     pub poll: Duration,
+    /// `--webhook-allow` / `WEBHOOK_ALLOW`: networks webhooks may reach besides public addresses
+    /// (e.g. 10.0.0.0/8 for an on-premise receiver); empty by default.
+    pub allow: AllowList,
 }
 
 impl Default for Settings {
@@ -45,6 +55,7 @@ impl Default for Settings {
             max_attempts: 10,
             timeout: Duration::from_secs(10),
             poll: Duration::from_secs(1),
+            allow: AllowList::default(),
         }
     }
 }
@@ -73,11 +84,84 @@ pub fn backoff(s: &Settings, attempts: i32) -> Duration {
     s.retry_base.saturating_mul(1 << exp).min(s.retry_max)
 }
 
+/// The client deliveries go through: it connects only to addresses `allow` permits, follows no
+/// redirect (the signed POST would go wherever the receiver says) and uses no proxy (which would
+/// resolve the name itself, past our resolver).
+pub fn client(settings: &Settings) -> reqwest::Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .timeout(settings.timeout)
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
+        .dns_resolver(Arc::new(CheckedResolver {
+            allow: settings.allow.clone(),
+        }))
+        .build()
+}
+
+/// Resolves host names with the system resolver and keeps only the addresses a webhook may
+/// reach. reqwest does not ask it about IP literals: `check_url` covers those.
+struct CheckedResolver {
+    allow: AllowList,
+}
+
+impl reqwest::dns::Resolve for CheckedResolver {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let allow = self.allow.clone();
+        let host = name.as_str().to_owned();
+        Box::pin(async move {
+            let addrs = resolve_checked(&allow, &host).await?;
+            Ok(Box::new(addrs.into_iter()) as reqwest::dns::Addrs)
+        })
+    }
+}
+
+/// The addresses of `host` that `allow` permits (port 0: the client puts in the URL's), or the
+/// refusal naming every address it resolved to.
+pub async fn resolve_checked(allow: &AllowList, host: &str) -> Result<Vec<SocketAddr>, Box<dyn std::error::Error + Send + Sync>> {
+    let found: Vec<SocketAddr> = tokio::net::lookup_host((host, 0)).await?.collect();
+    let mut refused = Vec::new();
+    let mut allowed = Vec::new();
+    for addr in found {
+        match allow.check(addr.ip()) {
+            Ok(()) => allowed.push(addr),
+            Err(Refusal::Address { ip, range }) => refused.push((ip, range)),
+            Err(other) => return Err(Box::new(other)),
+        }
+    }
+    if allowed.is_empty() {
+        return Err(Box::new(Refusal::Resolved {
+            host: host.to_owned(),
+            refused,
+        }));
+    }
+    Ok(allowed)
+}
+
+/// What is logged for a failed request: our refusal if the resolver made it, else reqwest's
+/// message and its causes, without the URL.
+fn request_error(e: reqwest::Error) -> String {
+    let e = e.without_url();
+    let mut source = std::error::Error::source(&e);
+    let mut causes = Vec::new();
+    while let Some(cause) = source {
+        if let Some(refusal) = cause.downcast_ref::<Refusal>() {
+            return format!("not sent: {refusal}");
+        }
+        causes.push(cause.to_string());
+        source = cause.source();
+    }
+    causes.dedup();
+    std::iter::once(format!("request failed: {e}"))
+        .chain(causes)
+        .collect::<Vec<_>>()
+        .join(": ")
+}
+
 /// Runs the dispatcher until the process ends: woken by events on the bus, and every `poll`.
 pub fn spawn(conn: DatabaseConnection, bus: &Bus, settings: Settings) {
     let mut rx = bus.subscribe();
     tokio::spawn(async move {
-        let client = match reqwest::Client::builder().timeout(settings.timeout).build() {
+        let client = match client(&settings) {
             Ok(c) => c,
             Err(e) => {
                 tracing::error!(error = %e, "no HTTP client; webhooks are not delivered");
@@ -215,6 +299,10 @@ impl Dispatcher {
             }
             failure => {
                 let (code, message) = match failure {
+                    Ok(code) if (300..400).contains(&code) => (
+                        Some(i32::from(code)),
+                        format!("the receiver answered {code}; redirects are not followed"),
+                    ),
                     Ok(code) => (Some(i32::from(code)), format!("the receiver answered {code}")),
                     Err(message) => (None, message),
                 };
@@ -234,12 +322,14 @@ impl Dispatcher {
     }
 
     async fn post(&self, hook: &webhook::Model, ev: &event::Model, attempt: i32) -> Result<u16, String> {
+        // Checked again: the allow-list may have shrunk since the webhook was registered.
+        let url = self.settings.allow.check_url(&hook.url).map_err(|r| format!("not sent: {r}"))?;
         let data: HandoffEventData = serde_json::from_value(ev.payload.clone()).map_err(|e| format!("stored event unreadable: {e}"))?;
         let body = serde_json::to_vec(&data.public_json(&ev.kind, ev.seq, ev.created_at)).map_err(|e| e.to_string())?;
         let t = Utc::now().timestamp();
         let response = self
             .client
-            .post(&hook.url)
+            .post(url)
             .header("content-type", "application/json")
             .header("user-agent", "closedloop-webhooks/1")
             .header("x-closedloop-event", ev.kind.as_str())
@@ -249,11 +339,7 @@ impl Dispatcher {
             .body(body)
             .send()
             .await
-            .map_err(|e| {
-                // reqwest's message without the URL: it may carry credentials.
-                let e = e.without_url();
-                format!("request failed: {e}")
-            })?;
+            .map_err(request_error)?;
         Ok(response.status().as_u16())
     }
 }
@@ -280,6 +366,68 @@ mod tests {
         assert_eq!(backoff(&s, 1), Duration::from_secs(2));
         assert_eq!(backoff(&s, 3), Duration::from_secs(8));
         assert_eq!(backoff(&s, 9), Duration::from_secs(60));
+    }
+
+    fn settings(allow: &[&str]) -> Settings {
+        let nets = allow.iter().map(|n| crate::domain::destination::parse_net(n).unwrap());
+        Settings {
+            timeout: Duration::from_secs(5),
+            allow: AllowList::new(nets),
+            ..Settings::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn the_resolver_keeps_only_allowed_addresses() {
+        let refused = resolve_checked(&settings(&[]).allow, "localhost").await.unwrap_err();
+        let refusal = refused.downcast_ref::<Refusal>().expect("a refusal");
+        assert_eq!(refusal.code(), "DESTINATION_NOT_ALLOWED");
+        assert!(
+            refusal
+                .to_string()
+                .starts_with("localhost resolves only to addresses a webhook may not reach: "),
+            "{refusal}"
+        );
+        let allowed = resolve_checked(&settings(&["127.0.0.0/8"]).allow, "localhost").await.unwrap();
+        assert!(!allowed.is_empty());
+        assert!(allowed.iter().all(|a| a.ip().is_loopback() && a.ip().is_ipv4()), "{allowed:?}");
+    }
+
+    #[tokio::test]
+    async fn the_client_does_not_connect_to_a_name_that_resolves_to_a_refused_address() {
+        // A receiver on loopback that counts connections.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let count = Arc::clone(&accepted);
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                use tokio::io::{AsyncReadExt, AsyncWriteExt};
+                // The request has no body: it ends with its headers.
+                let mut request = Vec::new();
+                let mut buf = [0_u8; 1024];
+                while !request.ends_with(b"\r\n\r\n") {
+                    match socket.read(&mut buf).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => request.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let _ = socket.write_all(b"HTTP/1.1 204 No Content\r\ncontent-length: 0\r\n\r\n").await;
+            }
+        });
+        let url = format!("http://localhost:{port}/hook");
+        let err = client(&settings(&[])).unwrap().post(&url).send().await.unwrap_err();
+        let message = request_error(err);
+        assert!(
+            message.starts_with("not sent: localhost resolves only to addresses a webhook may not reach: 127.0.0.1 (a loopback address)"),
+            "{message}"
+        );
+        assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 0, "nothing was sent");
+        // The same client with loopback allowed connects: the refusal above was the resolver's.
+        let ok = client(&settings(&["127.0.0.0/8"])).unwrap().post(&url).send().await.unwrap();
+        assert_eq!(ok.status().as_u16(), 204);
+        assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 1);
     }
 
     #[test]

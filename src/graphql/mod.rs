@@ -28,6 +28,7 @@ use async_graphql::{Context, ID, MaybeUndefined, MergedObject, Schema};
 
 use crate::config::Limits;
 use crate::db::Db;
+use crate::domain::destination::AllowList;
 use crate::events::Bus;
 use crate::graphql::ids::NodeType;
 use crate::service::Patch;
@@ -70,9 +71,9 @@ pub struct Mutation(
 
 pub type AppSchema = Schema<Query, Mutation, handoff::Subscription>;
 
-/// The schema, with the database, the event bus and the limits. Per-request data (the caller
-/// and the DataLoader) is added by the HTTP layer.
-pub fn build_schema(db: Option<Db>, bus: Bus, limits: &Limits) -> AppSchema {
+/// The schema, with the database, the event bus, the limits and the networks webhooks may reach
+/// besides public ones. Per-request data (the caller and the DataLoader) is added by the HTTP layer.
+pub fn build_schema(db: Option<Db>, bus: Bus, limits: &Limits, webhook_allow: &AllowList) -> AppSchema {
     // Depth is limited by `limits::Guarded`, which does not count introspection.
     let mut builder = Schema::build(Query::default(), Mutation::default(), handoff::Subscription)
         .limit_complexity(limits.max_complexity)
@@ -82,12 +83,13 @@ pub fn build_schema(db: Option<Db>, bus: Bus, limits: &Limits) -> AppSchema {
     }
     builder = builder.data(crate::cache::ReportCache::default());
     builder = builder.data(bus);
+    builder = builder.data(webhook_allow.clone());
     builder.finish()
 }
 
 /// The SDL of the schema, as checked in at `schema.graphql`.
 pub fn sdl() -> String {
-    build_schema(None, Bus::new(16), &Limits::default())
+    build_schema(None, Bus::new(16), &Limits::default(), &AllowList::EMPTY)
         .sdl_with_options(async_graphql::SDLExportOptions::new().sorted_fields().sorted_enum_items())
 }
 

@@ -3,6 +3,7 @@ use async_graphql::{Context, ID, InputObject, Object, SimpleObject};
 use entity::{webhook, webhook_delivery};
 use sea_orm::{ColumnTrait, QueryFilter};
 
+use crate::domain::destination::AllowList;
 use crate::domain::vocab::Action;
 use crate::events::webhook::{DELIVERED, FAILED};
 use crate::graphql::context::ContextExt;
@@ -178,7 +179,8 @@ impl WebhookQuery {
 
 #[derive(InputObject)]
 pub struct CreateWebhookInput {
-    /// An http(s) URL.
+    /// An http(s) URL to a public address (or a network the server allow-lists), without
+    /// credentials; refused with DESTINATION_NOT_ALLOWED or CREDENTIALS_NOT_ALLOWED.
     pub url: String,
     /// The kinds to send; empty or absent means all.
     #[graphql(default)]
@@ -215,6 +217,12 @@ fn payload(result: Result<webhook::Model, crate::error::ServiceError>) -> async_
     })
 }
 
+/// The server's `--webhook-allow`; none (public addresses only) if the schema was built without.
+fn allow_list<'a>(ctx: &'a Context<'_>) -> &'a AllowList {
+    static NONE: AllowList = AllowList::EMPTY;
+    ctx.data_opt::<AllowList>().unwrap_or(&NONE)
+}
+
 #[derive(Default)]
 pub struct WebhookMutation;
 
@@ -224,7 +232,7 @@ impl WebhookMutation {
     async fn create_webhook(&self, ctx: &Context<'_>, input: CreateWebhookInput) -> async_graphql::Result<WebhookPayload> {
         let p = ctx.allowed(Action::Administer)?;
         let kinds: Vec<_> = input.kinds.into_iter().map(Into::into).collect();
-        payload(service::create(ctx.db(), p, &input.url, &kinds, &input.secret).await)
+        payload(service::create(ctx.db(), p, allow_list(ctx), &input.url, &kinds, &input.secret).await)
     }
 
     /// ADMIN: changes a webhook; `active: false` pauses it.
@@ -237,7 +245,7 @@ impl WebhookMutation {
             secret: input.secret,
             active: input.active,
         };
-        payload(service::update(ctx.db(), p, id, change).await)
+        payload(service::update(ctx.db(), p, allow_list(ctx), id, change).await)
     }
 
     /// ADMIN: deletes a webhook and its delivery log.

@@ -1,10 +1,13 @@
 //! Webhooks: where events go for sales tools that cannot hold a WebSocket (ADMIN keeps them).
+//! A URL is refused unless it is http(s), without credentials, to a public address or to a
+//! network the server allow-lists (`domain::destination`); delivery checks it again.
 use chrono::Utc;
 use entity::webhook;
 use sea_orm::{ActiveModelTrait, ActiveValue::Set, EntityTrait, IntoActiveModel};
 
 use crate::auth::Principal;
 use crate::db::Db;
+use crate::domain::destination::AllowList;
 use crate::domain::handoff::EventKind;
 use crate::error::{AppError, ServiceResult, Validator};
 use crate::store;
@@ -12,15 +15,11 @@ use crate::store;
 /// The shortest secret accepted: the HMAC key must not be guessable.
 pub const MIN_SECRET: usize = 16;
 
-fn check_url(v: &mut Validator, raw: &str) -> Option<String> {
-    match reqwest::Url::parse(raw.trim()) {
-        Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => Some(u.to_string()),
-        Ok(_) => {
-            v.push(&["input", "url"], "INVALID", "only http and https URLs with a host are allowed");
-            None
-        }
-        Err(e) => {
-            v.push(&["input", "url"], "INVALID", format!("not a URL: {e}"));
+fn check_url(v: &mut Validator, allow: &AllowList, raw: &str) -> Option<String> {
+    match allow.check_url(raw) {
+        Ok(u) => Some(u.to_string()),
+        Err(refusal) => {
+            v.push(&["input", "url"], refusal.code(), refusal.to_string());
             None
         }
     }
@@ -43,10 +42,18 @@ fn kinds_json(kinds: &[EventKind]) -> serde_json::Value {
     serde_json::json!(list)
 }
 
-/// `createWebhook`: events of `kinds` (all when empty) are POSTed to `url`, signed with `secret`.
-pub async fn create(db: &Db, p: Principal, url: &str, kinds: &[EventKind], secret: &str) -> ServiceResult<webhook::Model> {
+/// `createWebhook`: events of `kinds` (all when empty) are POSTed to `url`, signed with `secret`;
+/// `allow` is the server's `--webhook-allow`.
+pub async fn create(
+    db: &Db,
+    p: Principal,
+    allow: &AllowList,
+    url: &str,
+    kinds: &[EventKind],
+    secret: &str,
+) -> ServiceResult<webhook::Model> {
     let mut v = Validator::default();
-    let url = check_url(&mut v, url);
+    let url = check_url(&mut v, allow, url);
     check_secret(&mut v, secret);
     v.finish()?;
     let now = Utc::now();
@@ -77,9 +84,9 @@ pub struct WebhookChange {
     pub active: Option<bool>,
 }
 
-pub async fn update(db: &Db, p: Principal, id: i64, change: WebhookChange) -> ServiceResult<webhook::Model> {
+pub async fn update(db: &Db, p: Principal, allow: &AllowList, id: i64, change: WebhookChange) -> ServiceResult<webhook::Model> {
     let mut v = Validator::default();
-    let url = change.url.as_deref().and_then(|u| check_url(&mut v, u));
+    let url = change.url.as_deref().and_then(|u| check_url(&mut v, allow, u));
     if let Some(s) = &change.secret {
         check_secret(&mut v, s);
     }

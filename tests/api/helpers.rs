@@ -5,6 +5,7 @@ use std::sync::{Arc, Mutex};
 
 use closedloop::config::{Config, EventSettings};
 use closedloop::db::Db;
+use closedloop::domain::destination::{AllowList, parse_net};
 use closedloop::domain::vocab::Role;
 use closedloop::service::workspace;
 use closedloop::startup::Application;
@@ -17,27 +18,43 @@ use tokio::task::JoinHandle;
 /// `async fn name(app: TestApp)`. The PostgreSQL one passes without running when
 /// `TEST_DATABASE_URL` is not set. Attributes before the name go on both tests;
 /// `both!(name, sqlite: #[ignore = "..."])` puts one on the SQLite test only;
-/// `both!(alone: name)` runs while no other test runs.
+/// `both!(alone: name)` runs while no other test runs. The server lets webhooks reach loopback
+/// (the tests' receivers); `both!(public_only: name)` starts it without that, as in production.
 macro_rules! both {
     ($(#[$m:meta])* $name:ident $(, sqlite: #[$s:meta])?) => {
-        both!(@tests Shared, [$(#[$m])*], [$(#[$s])?], $name);
+        both!(@tests Shared, test_event_settings, [$(#[$m])*], [$(#[$s])?], $name);
     };
     (alone: $(#[$m:meta])* $name:ident) => {
-        both!(@tests Alone, [$(#[$m])*], [], $name);
+        both!(@tests Alone, test_event_settings, [$(#[$m])*], [], $name);
     };
-    (@tests $sharing:ident, [$(#[$m:meta])*], [$(#[$s:meta])*], $name:ident) => {
+    (public_only: $(#[$m:meta])* $name:ident) => {
+        both!(@tests Shared, public_only_event_settings, [$(#[$m])*], [], $name);
+    };
+    (@tests $sharing:ident, $events:ident, [$(#[$m:meta])*], [$(#[$s:meta])*], $name:ident) => {
         mod $name {
             #[tokio::test]
             $(#[$m])*
             $(#[$s])*
             async fn sqlite() {
-                $crate::helpers::run($crate::helpers::Backend::Sqlite, $crate::helpers::Sharing::$sharing, super::$name).await
+                $crate::helpers::run_with(
+                    $crate::helpers::Backend::Sqlite,
+                    $crate::helpers::Sharing::$sharing,
+                    $crate::helpers::$events(),
+                    super::$name,
+                )
+                .await
             }
 
             #[tokio::test]
             $(#[$m])*
             async fn postgres() {
-                $crate::helpers::run($crate::helpers::Backend::Postgres, $crate::helpers::Sharing::$sharing, super::$name).await
+                $crate::helpers::run_with(
+                    $crate::helpers::Backend::Postgres,
+                    $crate::helpers::Sharing::$sharing,
+                    $crate::helpers::$events(),
+                    super::$name,
+                )
+                .await
             }
         }
     };
@@ -240,6 +257,15 @@ where
     F: FnOnce(TestApp) -> Fut,
     Fut: Future<Output = ()> + Send + 'static,
 {
+    run_with(backend, sharing, test_event_settings(), test).await
+}
+
+/// As `run`, with the server's event settings given.
+pub async fn run_with<F, Fut>(backend: Backend, sharing: Sharing, events: EventSettings, test: F)
+where
+    F: FnOnce(TestApp) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
     if backend == Backend::Postgres && std::env::var_os("TEST_DATABASE_URL").is_none() {
         return;
     }
@@ -247,7 +273,7 @@ where
         Sharing::Shared => (Some(RUNNING.read().await), None),
         Sharing::Alone => (None, Some(RUNNING.write().await)),
     };
-    let Some(mut app) = TestApp::spawn(backend).await else {
+    let Some(mut app) = TestApp::spawn(backend, events).await else {
         return;
     };
     let pg = app.pg.take();
@@ -266,18 +292,18 @@ where
 impl TestApp {
     /// A fresh app on `backend`: SQLite in memory, or a new database in the PostgreSQL server of
     /// `TEST_DATABASE_URL` (`None` when that is not set; [`run`] drops the database afterwards).
-    pub async fn spawn(backend: Backend) -> Option<TestApp> {
+    pub async fn spawn(backend: Backend, events: EventSettings) -> Option<TestApp> {
         match backend {
-            Backend::Sqlite => Some(Self::spawn_on("sqlite::memory:", None).await),
+            Backend::Sqlite => Some(Self::spawn_on("sqlite::memory:", None, events).await),
             Backend::Postgres => {
                 let admin_url = std::env::var("TEST_DATABASE_URL").ok()?;
                 let (pg, url) = PgDatabase::create(&admin_url).await;
-                Some(Self::spawn_on(&url, Some(pg)).await)
+                Some(Self::spawn_on(&url, Some(pg), events).await)
             }
         }
     }
 
-    async fn spawn_on(url: &str, pg: Option<PgDatabase>) -> TestApp {
+    async fn spawn_on(url: &str, pg: Option<PgDatabase>, events: EventSettings) -> TestApp {
         init_logging();
         let mut db = Db::connect(url).await.expect("connect to the test database");
         db.migrate().await.expect("migrate");
@@ -299,7 +325,7 @@ impl TestApp {
         let config = Config {
             database_url: url.to_owned(),
             bind: "127.0.0.1:0".parse().unwrap(),
-            events: test_event_settings(),
+            events,
             ..Config::default()
         };
         let app = Application::with_db(config, db.clone()).await.expect("build the application");
@@ -415,7 +441,8 @@ impl TestApp {
     }
 }
 
-/// Event settings for tests: quick webhook retries and polls.
+/// Event settings for tests: quick webhook retries and polls, and webhooks may reach loopback
+/// (127.0.0.0/8 and ::1), where the tests' receivers listen.
 pub fn test_event_settings() -> EventSettings {
     EventSettings {
         poll: Duration::from_millis(200),
@@ -427,9 +454,18 @@ pub fn test_event_settings() -> EventSettings {
             max_attempts: 5,
             timeout: Duration::from_secs(5),
             poll: Duration::from_millis(100),
+            allow: AllowList::new(["127.0.0.0/8", "::1/128"].map(|n| parse_net(n).expect("a network"))),
         },
         ..EventSettings::default()
     }
+}
+
+/// As `test_event_settings`, with webhooks to public addresses only, as a server started without
+/// `--webhook-allow`.
+pub fn public_only_event_settings() -> EventSettings {
+    let mut events = test_event_settings();
+    events.webhooks.allow = AllowList::default();
+    events
 }
 
 /// Server logs stay quiet unless `TEST_LOG` is set: `TEST_LOG=1` for info, or a filter such as

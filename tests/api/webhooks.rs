@@ -1,4 +1,5 @@
-//! Webhooks: signed POSTs of handoff events, retried after failures, in order, with a log.
+//! Webhooks: signed POSTs of handoff events, retried after failures, in order, with a log;
+//! only to public addresses and allow-listed networks, and never through a redirect.
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -7,7 +8,9 @@ use hmac::{Hmac, KeyInit, Mac};
 use serde_json::{Value, json};
 use sha2::Sha256;
 
-use crate::helpers::{TestApp, error_code, id_of, user_errors};
+use closedloop::domain::destination::{AllowList, parse_net};
+
+use crate::helpers::{TestApp, error_code, global_id, id_of, user_errors};
 
 const SECRET: &str = "whsec_0123456789abcdef";
 
@@ -252,3 +255,223 @@ async fn a_paused_webhook_keeps_its_deliveries_until_resumed(app: TestApp) {
     assert_eq!(seqs, [1, 2]);
 }
 both!(a_paused_webhook_keeps_its_deliveries_until_resumed);
+
+const CREATE: &str =
+    "mutation($input: CreateWebhookInput!) { createWebhook(input: $input) { webhook { id url } userErrors { field message code } } }";
+const UPDATE: &str =
+    "mutation($input: UpdateWebhookInput!) { updateWebhook(input: $input) { webhook { id url } userErrors { field message code } } }";
+
+/// The URLs users registered to probe the server's network, with the code each is refused with.
+const PROBES: [(&str, &str); 10] = [
+    ("http://127.0.0.1:8080/hook", "DESTINATION_NOT_ALLOWED"),
+    ("http://localhost:8080/hook", "DESTINATION_NOT_ALLOWED"),
+    ("http://[::1]:8080/hook", "DESTINATION_NOT_ALLOWED"),
+    ("http://169.254.169.254/latest/meta-data/", "DESTINATION_NOT_ALLOWED"),
+    ("http://10.0.0.1/hook", "DESTINATION_NOT_ALLOWED"),
+    ("http://0.0.0.0:5432/", "DESTINATION_NOT_ALLOWED"),
+    ("http://2130706433/hook", "DESTINATION_NOT_ALLOWED"),
+    ("http://[::ffff:127.0.0.1]/hook", "DESTINATION_NOT_ALLOWED"),
+    ("https://user:pw@hooks.example.com/hook", "CREDENTIALS_NOT_ALLOWED"),
+    ("https://user@hooks.example.com/hook", "CREDENTIALS_NOT_ALLOWED"),
+];
+
+/// The workspace's webhook URLs, from the API.
+async fn webhook_urls(app: &TestApp) -> Vec<String> {
+    let list = app
+        .data(&app.keys.admin, "{ webhooks(first: 50) { nodes { url } } }", json!({}))
+        .await;
+    list["webhooks"]["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["url"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+async fn network_probes_are_refused_at_registration(app: TestApp) {
+    let public = app
+        .mutate(
+            &app.keys.admin,
+            "createWebhook",
+            CREATE,
+            json!({ "input": { "url": "https://hooks.example.com/closedloop", "secret": SECRET } }),
+        )
+        .await;
+    let id = id_of(&public["webhook"]);
+    for (url, code) in PROBES {
+        let made = app
+            .data(&app.keys.admin, CREATE, json!({ "input": { "url": url, "secret": SECRET } }))
+            .await;
+        assert_eq!(made["createWebhook"]["webhook"], Value::Null, "{url}");
+        assert_eq!(
+            user_errors(&made["createWebhook"]),
+            vec![("input.url".into(), code.into())],
+            "{url}"
+        );
+        let message = made["createWebhook"]["userErrors"][0]["message"].as_str().unwrap();
+        assert!(!message.contains("pw"), "the message does not repeat a password: {message}");
+        let changed = app
+            .data(&app.keys.admin, UPDATE, json!({ "input": { "id": id, "url": url } }))
+            .await;
+        assert_eq!(changed["updateWebhook"]["webhook"], Value::Null, "{url}");
+        assert_eq!(
+            user_errors(&changed["updateWebhook"]),
+            vec![("input.url".into(), code.into())],
+            "{url}"
+        );
+    }
+    let made = app
+        .data(
+            &app.keys.admin,
+            CREATE,
+            json!({ "input": { "url": "http://169.254.169.254/", "secret": SECRET } }),
+        )
+        .await;
+    assert_eq!(
+        made["createWebhook"]["userErrors"][0]["message"],
+        "169.254.169.254 is a link-local address; webhooks reach public addresses only, unless the server allow-lists the network (--webhook-allow)"
+    );
+    // Nothing was written: the one public webhook, unchanged.
+    assert_eq!(webhook_urls(&app).await, ["https://hooks.example.com/closedloop"]);
+}
+both!(public_only: network_probes_are_refused_at_registration);
+
+async fn the_allow_list_opens_its_networks_and_no_others(app: TestApp) {
+    // The test server allow-lists 127.0.0.0/8 and ::1, as `--webhook-allow` would.
+    for url in [
+        "http://127.0.0.1:8080/hook",
+        "http://127.9.9.9/hook",
+        "http://[::1]:8080/hook",
+        "http://localhost:8080/hook",
+    ] {
+        let made = app
+            .mutate(
+                &app.keys.admin,
+                "createWebhook",
+                CREATE,
+                json!({ "input": { "url": url, "secret": SECRET } }),
+            )
+            .await;
+        assert_eq!(made["webhook"]["url"], url);
+    }
+    for (url, code) in [
+        ("http://169.254.169.254/latest/meta-data/", "DESTINATION_NOT_ALLOWED"),
+        ("http://10.0.0.1/hook", "DESTINATION_NOT_ALLOWED"),
+        ("http://0.0.0.0:5432/", "DESTINATION_NOT_ALLOWED"),
+        ("http://user:pw@127.0.0.1:8080/hook", "CREDENTIALS_NOT_ALLOWED"),
+    ] {
+        let made = app
+            .data(&app.keys.admin, CREATE, json!({ "input": { "url": url, "secret": SECRET } }))
+            .await;
+        assert_eq!(
+            user_errors(&made["createWebhook"]),
+            vec![("input.url".into(), code.into())],
+            "{url}"
+        );
+    }
+    assert_eq!(webhook_urls(&app).await.len(), 4);
+}
+both!(the_allow_list_opens_its_networks_and_no_others);
+
+/// A receiver that answers every POST with `307` to `location` and counts them.
+async fn redirecting_receiver(location: String) -> (Arc<Mutex<usize>>, String) {
+    let count = Arc::new(Mutex::new(0));
+    let seen = count.clone();
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move || {
+            let seen = seen.clone();
+            let location = location.clone();
+            async move {
+                *seen.lock().unwrap() += 1;
+                (StatusCode::TEMPORARY_REDIRECT, [("location", location)])
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (count, url)
+}
+
+async fn a_redirect_is_not_followed(app: TestApp) {
+    let (target, target_url) = Receiver::start(0).await;
+    let (redirects, url) = redirecting_receiver(target_url).await;
+    let hook = create_webhook(&app, &url, json!([])).await;
+    hand_off(&app, "redirect@example.com").await;
+
+    let q = "query($id: ID!) { node(id: $id) { ... on Webhook { deliveries(first: 10) { nodes { status attempts lastStatusCode lastError } } } } }";
+    let mut delivery = Value::Null;
+    for _ in 0..100 {
+        let log = app.data(&app.keys.admin, q, json!({ "id": hook })).await;
+        delivery = log["node"]["deliveries"]["nodes"][0].clone();
+        if delivery["attempts"].as_i64() >= Some(2) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(delivery["status"], "PENDING", "{delivery:#}");
+    assert!(delivery["attempts"].as_i64() >= Some(2), "{delivery:#}");
+    assert_eq!(delivery["lastStatusCode"], 307);
+    assert_eq!(delivery["lastError"], "the receiver answered 307; redirects are not followed");
+    assert!(*redirects.lock().unwrap() >= 2);
+    assert_eq!(target.seen.lock().unwrap().len(), 0, "the redirect's target got nothing");
+}
+both!(a_redirect_is_not_followed);
+
+async fn a_webhook_no_longer_allowed_is_not_sent(app: TestApp) {
+    // Registered while the server allow-listed loopback; this server was started without it.
+    let (receiver, url) = Receiver::start(0).await;
+    let by_name = url.replace("127.0.0.1", "localhost");
+    let admin = closedloop::auth::KeyResolver::default()
+        .resolve(&app.db.conn, &app.keys.admin)
+        .await
+        .unwrap();
+    let loopback = AllowList::new([parse_net("127.0.0.0/8").unwrap()]);
+    let mut hooks = Vec::new();
+    for u in [&url, &by_name] {
+        let hook = closedloop::service::webhook::create(&app.db, admin, &loopback, u, &[], SECRET)
+            .await
+            .unwrap();
+        hooks.push(global_id("Webhook", hook.id));
+    }
+    // Today's API refuses them.
+    for u in [&url, &by_name] {
+        let made = app
+            .data(&app.keys.admin, CREATE, json!({ "input": { "url": u, "secret": SECRET } }))
+            .await;
+        assert_eq!(
+            user_errors(&made["createWebhook"]),
+            vec![("input.url".into(), "DESTINATION_NOT_ALLOWED".into())]
+        );
+    }
+    hand_off(&app, "no-longer@example.com").await;
+
+    let q = "query($id: ID!) { node(id: $id) { ... on Webhook { deliveries(first: 10) { nodes { status attempts lastStatusCode lastError deliveredAt } } } } }";
+    for (hook, refused) in hooks
+        .iter()
+        .zip(["127.0.0.1 is a loopback address", "localhost is a loopback name"])
+    {
+        let mut delivery = Value::Null;
+        for _ in 0..100 {
+            let log = app.data(&app.keys.admin, q, json!({ "id": hook })).await;
+            delivery = log["node"]["deliveries"]["nodes"][0].clone();
+            if delivery["attempts"].as_i64() >= Some(2) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert!(delivery["attempts"].as_i64() >= Some(2), "{delivery:#}");
+        assert_eq!(delivery["status"], "PENDING");
+        assert_eq!(delivery["lastStatusCode"], Value::Null);
+        assert_eq!(delivery["deliveredAt"], Value::Null);
+        assert_eq!(
+            delivery["lastError"],
+            format!(
+                "not sent: {refused}; webhooks reach public addresses only, unless the server allow-lists the network (--webhook-allow)"
+            )
+        );
+    }
+    assert_eq!(receiver.seen.lock().unwrap().len(), 0, "nothing was sent");
+}
+both!(public_only: a_webhook_no_longer_allowed_is_not_sent);
