@@ -354,4 +354,19 @@ mod tests {
         let err = Cli::try_parse_from(["closedloop", "serve", "--webhook-allow", "intranet"]).unwrap_err();
         assert!(err.to_string().contains("\"intranet\" is not a network"), "{err}");
     }
+
+    #[test]
+    fn connection_limits_come_from_flags_and_keep_their_defaults_otherwise() {
+        let cli = Cli::try_parse_from(["closedloop", "serve", "--max-connections", "5", "--idle-timeout", "7"]).unwrap();
+        let Command::Serve { limits, .. } = cli.command else {
+            panic!("serve");
+        };
+        let limits = limits.into_limits();
+        let defaults = crate::config::Limits::default();
+        assert_eq!(limits.connections.max_connections, 5);
+        assert_eq!(limits.connections.idle_timeout, std::time::Duration::from_secs(7));
+        assert_eq!(limits.connections.header_read_timeout, defaults.connections.header_read_timeout);
+        assert_eq!(limits.request_timeout, defaults.request_timeout);
+        assert_eq!(limits.max_body_bytes, defaults.max_body_bytes);
+    }
 }
