@@ -4,15 +4,18 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use migration::{Migrator, MigratorTrait};
-use sea_orm::{ConnectOptions, Database, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr, TransactionTrait};
+use sea_orm::{
+    ConnectOptions, Database, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr, SqliteTransactionMode, TransactionOptions,
+    TransactionTrait,
+};
 use tokio::sync::{Mutex, MutexGuard, Notify};
 
 /// The connection pool plus what SQLite needs to take writes safely.
 #[derive(Clone)]
 pub struct Db {
     pub conn: DatabaseConnection,
-    /// SQLite allows one writer; a deferred transaction that upgrades to a writer can fail with
-    /// SQLITE_BUSY without waiting, so write transactions take this lock first (IMMEDIATE in effect).
+    /// SQLite allows one writer: write transactions of this process take this lock first, then
+    /// begin IMMEDIATE (see [`Db::begin_write_unscoped`]).
     write_lock: Option<Arc<Mutex<()>>>,
     /// Set when a background task checkpoints SQLite's write-ahead log ([`Checkpoints::Background`]).
     checkpointer: Option<Arc<Checkpointer>>,
@@ -212,7 +215,19 @@ impl Db {
             Some(lock) => Some(lock.lock().await),
             None => None,
         };
-        let txn = self.conn.begin().await?;
+        // IMMEDIATE on SQLite: the transaction takes the database's write lock at BEGIN, waiting
+        // (busy timeout) for a writer outside this lock (webhook bookkeeping, another process).
+        // A deferred one would read a snapshot first and fail its first write with
+        // SQLITE_BUSY_SNAPSHOT (517) if such a writer committed in between; no wait helps then.
+        let txn = if self.write_lock.is_some() {
+            let options = TransactionOptions {
+                sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+                ..TransactionOptions::default()
+            };
+            self.conn.begin_with_options(options).await?
+        } else {
+            self.conn.begin().await?
+        };
         Ok(WriteTxn {
             txn,
             workspace: None,
