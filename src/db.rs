@@ -172,7 +172,7 @@ impl Db {
             None => None,
         };
         let mut last = Ok(false);
-        for attempt in 0..5u64 {
+        for attempt in 0..3u64 {
             let row = self
                 .conn
                 .query_one_raw(Statement::from_string(DbBackend::Sqlite, "PRAGMA wal_checkpoint(TRUNCATE)"))
