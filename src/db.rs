@@ -4,18 +4,23 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use migration::{Migrator, MigratorTrait};
-use sea_orm::{ConnectOptions, Database, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr, TransactionTrait};
+use sea_orm::{
+    ConnectOptions, Database, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr, SqliteTransactionMode, TransactionOptions,
+    TransactionTrait,
+};
 use tokio::sync::{Mutex, MutexGuard, Notify};
 
 /// The connection pool plus what SQLite needs to take writes safely.
 #[derive(Clone)]
 pub struct Db {
     pub conn: DatabaseConnection,
-    /// SQLite allows one writer; a deferred transaction that upgrades to a writer can fail with
-    /// SQLITE_BUSY without waiting, so write transactions take this lock first (IMMEDIATE in effect).
+    /// SQLite allows one writer: write transactions of this process take this lock first, then
+    /// begin IMMEDIATE (see [`Db::begin_write_unscoped`]).
     write_lock: Option<Arc<Mutex<()>>>,
     /// Set when a background task checkpoints SQLite's write-ahead log ([`Checkpoints::Background`]).
     checkpointer: Option<Arc<Checkpointer>>,
+    /// SQLite in a file (with a write-ahead log), not in memory.
+    sqlite_file: bool,
 }
 
 /// Who copies SQLite's write-ahead log back into the database file (a checkpoint).
@@ -130,7 +135,10 @@ impl Db {
                     .pragma("cache_size", "-16384")
                     .pragma("cache_spill", "off")
                     .pragma("mmap_size", "1073741824")
-                    .pragma("temp_store", "memory");
+                    .pragma("temp_store", "memory")
+                    // Deleted and overwritten content is zeroed, so an erased e-mail does not
+                    // linger in free space of the file's pages.
+                    .pragma("secure_delete", "on");
                 if background { o.pragma("wal_autocheckpoint", "0") } else { o }
             });
         }
@@ -144,7 +152,40 @@ impl Db {
             conn,
             write_lock: sqlite.then(|| Arc::new(Mutex::new(()))),
             checkpointer,
+            sqlite_file: sqlite && !memory,
         })
+    }
+
+    /// After an erasure: SQLite copies its write-ahead log into the database file and truncates
+    /// the log to zero bytes, since older versions of the erased rows' pages live on in the log
+    /// until then (`secure_delete` has already zeroed them in the file's pages). Holds the write
+    /// lock, so no writer of this process adds frames meanwhile; waits (busy timeout) for readers
+    /// of older snapshots. Returns whether the log was emptied. PostgreSQL keeps dead row
+    /// versions until VACUUM (docs/erasure.md); in-memory SQLite has no file.
+    pub async fn truncate_wal(&self) -> Result<bool, DbErr> {
+        use sea_orm::{ConnectionTrait, Statement};
+        if !self.sqlite_file {
+            return Ok(true);
+        }
+        let _guard = match &self.write_lock {
+            Some(lock) => Some(lock.lock().await),
+            None => None,
+        };
+        let mut last = Ok(false);
+        for attempt in 0..3u64 {
+            let row = self
+                .conn
+                .query_one_raw(Statement::from_string(DbBackend::Sqlite, "PRAGMA wal_checkpoint(TRUNCATE)"))
+                .await;
+            // (busy, log frames, checkpointed frames): busy = 1 when a reader held it back; an
+            // error when the background checkpointer was running at that moment.
+            last = row.and_then(|r| Ok(r.map(|r| r.try_get_by_index::<i64>(0)).transpose()? == Some(0)));
+            if matches!(last, Ok(true)) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50 * (attempt + 1))).await;
+        }
+        last
     }
 
     /// How many background checkpoints have run (none without [`Checkpoints::Background`]).
@@ -174,7 +215,19 @@ impl Db {
             Some(lock) => Some(lock.lock().await),
             None => None,
         };
-        let txn = self.conn.begin().await?;
+        // IMMEDIATE on SQLite: the transaction takes the database's write lock at BEGIN, waiting
+        // (busy timeout) for a writer outside this lock (webhook bookkeeping, another process).
+        // A deferred one would read a snapshot first and fail its first write with
+        // SQLITE_BUSY_SNAPSHOT (517) if such a writer committed in between; no wait helps then.
+        let txn = if self.write_lock.is_some() {
+            let options = TransactionOptions {
+                sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+                ..TransactionOptions::default()
+            };
+            self.conn.begin_with_options(options).await?
+        } else {
+            self.conn.begin().await?
+        };
         Ok(WriteTxn {
             txn,
             workspace: None,

@@ -7,7 +7,7 @@
 //! (`seed`) and the demo build a `Dataset` in memory and are written by the same code.
 use std::collections::{HashMap, HashSet};
 use std::fmt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime, SubsecRound, Utc};
@@ -846,9 +846,10 @@ pub struct Counts {
     pub opportunity_contacts: Tally,
 }
 
-impl fmt::Display for Counts {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let tables = [
+impl Counts {
+    /// The tally of every table, named as in the report.
+    pub fn tables(&self) -> [(&'static str, Tally); 9] {
+        [
             ("users", self.users),
             ("accounts", self.accounts),
             ("campaigns", self.campaigns),
@@ -858,9 +859,19 @@ impl fmt::Display for Counts {
             ("touchpoints", self.touchpoints),
             ("opportunities", self.opportunities),
             ("opportunity_contacts", self.opportunity_contacts),
-        ];
+        ]
+    }
+
+    /// Rows inserted, changed or removed, over all tables: 0 when the import changed nothing.
+    pub fn written(&self) -> u64 {
+        self.tables().iter().map(|(_, t)| t.new + t.updated + t.removed).sum()
+    }
+}
+
+impl fmt::Display for Counts {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut parts = Vec::new();
-        for (name, t) in tables {
+        for (name, t) in self.tables() {
             let mut bits = Vec::new();
             for (n, what) in [
                 (t.new, "new"),
@@ -890,8 +901,28 @@ impl fmt::Display for Counts {
 // ---------------------------------------------------------------------------------------------
 // Writing
 
+/// What one `closedloop import` did: where it read, which workspace it wrote, and the rows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Report {
+    pub dir: PathBuf,
+    pub workspace: String,
+    pub counts: Counts,
+}
+
+impl fmt::Display for Report {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "imported {} into workspace {:?}: {}",
+            self.dir.display(),
+            self.workspace,
+            self.counts
+        )
+    }
+}
+
 /// `closedloop import DIR --workspace NAME`.
-pub async fn run(db: &Db, dir: &Path, workspace: &str) -> Result<String, BoxError> {
+pub async fn run(db: &Db, dir: &Path, workspace: &str) -> Result<Report, BoxError> {
     if !dir.is_dir() {
         return Err(format!("{} is not a directory", dir.display()).into());
     }
@@ -909,7 +940,11 @@ pub async fn run(db: &Db, dir: &Path, workspace: &str) -> Result<String, BoxErro
     cache.leave(&*txn).await?;
     let counts = counts?;
     txn.commit().await?;
-    Ok(format!("imported {} into workspace {:?}: {counts}", dir.display(), ws.name))
+    Ok(Report {
+        dir: dir.to_owned(),
+        workspace: ws.name,
+        counts,
+    })
 }
 
 /// Checks `data` and writes it into the workspace called `workspace` (created if missing) in
@@ -2456,6 +2491,20 @@ mod tests {
     use super::*;
 
     /// A fresh directory under the system's temp dir holding the given files.
+    fn new(n: u64) -> Tally {
+        Tally {
+            new: n,
+            ..Tally::default()
+        }
+    }
+
+    fn unchanged(n: u64) -> Tally {
+        Tally {
+            unchanged: n,
+            ..Tally::default()
+        }
+    }
+
     fn fixture(name: &str, files: &[(&str, &str)]) -> PathBuf {
         let dir = std::env::temp_dir().join(format!("closedloop-import-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
@@ -2544,8 +2593,8 @@ mod tests {
         let db = db().await;
         let dir = fixture("small", &all_files());
         let report = run(&db, &dir, "hydraulik").await.unwrap();
-        assert!(report.contains("accounts 2 new"), "{report}");
-        assert!(report.contains("touchpoints 4 new"), "{report}");
+        assert_eq!(report.counts.accounts, new(2), "{report}");
+        assert_eq!(report.counts.touchpoints, new(4), "{report}");
         assert_eq!(table_counts(&db).await, vec![1, 0, 2, 2, 3, 3, 6, 4, 2, 2]);
 
         // Money is exact: 1500.50 (cost column, OTHER) + 0.10 + 0.20.
@@ -2622,8 +2671,8 @@ mod tests {
         let before = table_counts(&db).await;
         let updated_at = int(&db, "SELECT COUNT(DISTINCT updated_at) FROM leads").await;
         let report = run(&db, &dir, "hydraulik").await.unwrap();
-        assert!(!report.contains("new") && !report.contains("updated"), "{report}");
-        assert!(report.contains("touchpoints 4 unchanged"), "{report}");
+        assert_eq!(report.counts.written(), 0, "{report}");
+        assert_eq!(report.counts.touchpoints, unchanged(4), "{report}");
         assert_eq!(table_counts(&db).await, before);
         assert_eq!(int(&db, "SELECT COUNT(DISTINCT updated_at) FROM leads").await, updated_at);
         assert_eq!(int(&db, "SELECT SUM(touchpoint_count) FROM campaigns").await, 3);
@@ -2635,9 +2684,24 @@ mod tests {
         let touchpoints = format!("{TOUCHPOINTS_CSV}t5,l2,c1,EMAIL_OPEN,2025-02-01 08:00:00\n");
         let dir = fixture("rerun2", &[(LEADS, &leads), (CAMPAIGNS, &campaigns), (TOUCHPOINTS, &touchpoints)]);
         let report = run(&db, &dir, "hydraulik").await.unwrap();
-        assert!(report.contains("leads 1 updated, 2 unchanged"), "{report}");
-        assert!(report.contains("campaign_costs 1 updated"), "{report}");
-        assert!(report.contains("touchpoints 1 new, 4 unchanged"), "{report}");
+        let c = &report.counts;
+        assert_eq!(
+            c.leads,
+            Tally {
+                updated: 1,
+                ..unchanged(2)
+            },
+            "{report}"
+        );
+        assert_eq!(
+            c.campaign_costs,
+            Tally {
+                updated: 1,
+                ..Tally::default()
+            },
+            "{report}"
+        );
+        assert_eq!(c.touchpoints, Tally { new: 1, ..unchanged(4) }, "{report}");
         assert_eq!(int(&db, "SELECT SUM(amount_minor) FROM campaign_costs").await, 160_030);
         assert_eq!(int(&db, "SELECT touchpoint_count FROM campaigns WHERE external_id = 'c1'").await, 2);
         assert_eq!(int(&db, "SELECT COUNT(*) FROM lead_stage_history").await, 7);
@@ -2664,7 +2728,7 @@ mod tests {
         let report = run(&db, &fixture("first2", &[(TOUCHPOINTS, &touchpoints)]), "hydraulik")
             .await
             .unwrap();
-        assert!(report.contains("touchpoints 2 new, 4 unchanged"), "{report}");
+        assert_eq!(report.counts.touchpoints, Tally { new: 2, ..unchanged(4) }, "{report}");
         assert!(first_touch_is(&db, "l1", "t5").await);
         assert!(first_touch_is(&db, "l2", "t4").await);
         assert!(first_touch_is(&db, "l3", "t3").await);
@@ -2732,14 +2796,40 @@ mod tests {
         let db = db().await;
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/import");
         let report = run(&db, &dir, "example").await.unwrap();
-        assert!(report.contains("touchpoints 4 new"), "{report}");
+        assert_eq!(report.counts.touchpoints, new(4), "{report}");
         assert_eq!(table_counts(&db).await, vec![1, 1, 2, 2, 3, 3, 6, 4, 2, 3]);
         assert_eq!(
             int(&db, "SELECT SUM(amount_minor) FROM campaign_costs").await,
             150_050 + 4_850_000 + 980_000
         );
         let again = run(&db, &dir, "example").await.unwrap();
-        assert!(!again.contains("new") && !again.contains("updated"), "{again}");
+        assert_eq!(again.counts.written(), 0, "{again}");
+        assert_eq!(again.counts.touchpoints, unchanged(4), "{again}");
+    }
+
+    /// The report names the directory, and a checkout's path may hold any word: tests read the
+    /// counts, never the absence of a word from the text.
+    #[tokio::test]
+    async fn a_directory_named_new_and_updated_reimports_unchanged() {
+        let db = db().await;
+        let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/import");
+        let files: Vec<(String, String)> = std::fs::read_dir(&example)
+            .unwrap()
+            .map(|e| {
+                let path = e.unwrap().path();
+                (
+                    path.file_name().unwrap().to_string_lossy().into_owned(),
+                    std::fs::read_to_string(&path).unwrap(),
+                )
+            })
+            .collect();
+        let files: Vec<(&str, &str)> = files.iter().map(|(f, t)| (f.as_str(), t.as_str())).collect();
+        let dir = fixture("new-updated", &files);
+        assert_eq!(run(&db, &dir, "example").await.unwrap().counts.touchpoints, new(4));
+        let again = run(&db, &dir, "example").await.unwrap();
+        assert!(again.to_string().contains("new-updated"), "the report names the directory: {again}");
+        assert_eq!(again.counts.written(), 0, "{again}");
+        assert_eq!(again.counts.touchpoints, unchanged(4), "{again}");
     }
 
     #[tokio::test]
@@ -2750,7 +2840,7 @@ mod tests {
             &[(LEADS, "\u{feff}ID,Email,converted_at\n\nl1,A@B.example,2025-01-01 00:00:00\n\n")],
         );
         let report = run(&db, &dir, "w").await.unwrap();
-        assert!(report.contains("leads 1 new"), "{report}");
+        assert_eq!(report.counts.leads, new(1), "{report}");
         assert_eq!(
             int(
                 &db,

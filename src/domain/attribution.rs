@@ -13,6 +13,8 @@ use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
 use chrono::{DateTime, Utc};
+use num_bigint::BigUint;
+use num_integer::Integer;
 use rust_decimal::Decimal;
 
 /// Fractional deals (conversion credit) are reported with this many decimal places.
@@ -245,6 +247,76 @@ impl Credit {
     pub fn conversions(&self) -> Decimal {
         Decimal::new(self.conversion_micros, CONVERSION_DIGITS)
     }
+}
+
+/// Attributed conversions kept exact: a sum of deal shares `part / whole` (the weights of the
+/// touches a row gets over the deal's total weight) as one reduced fraction. The millionths of
+/// [`Credit`] are each rounded; a ratio over conversions (cost per order) divides by this sum and
+/// rounds once, at the end.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Conversions {
+    num: BigUint,
+    den: BigUint,
+}
+
+impl Default for Conversions {
+    fn default() -> Self {
+        Self {
+            num: BigUint::ZERO,
+            den: BigUint::from(1u8),
+        }
+    }
+}
+
+impl Conversions {
+    /// `micros` millionths of a deal (MARKOV credits, which have no per-deal weights).
+    pub fn from_micros(micros: i64) -> Self {
+        let mut c = Self::default();
+        c.add_share(u128::try_from(micros.max(0)).unwrap_or_default(), ONE_CONVERSION as u128);
+        c
+    }
+
+    /// Adds `part / whole` of one deal; nothing when `whole` is zero.
+    pub fn add_share(&mut self, part: u128, whole: u128) {
+        if part == 0 || whole == 0 {
+            return;
+        }
+        let (part, whole) = (BigUint::from(part), BigUint::from(whole));
+        self.num = &self.num * &whole + part * &self.den;
+        self.den *= whole;
+        let g = self.num.gcd(&self.den);
+        if g > BigUint::from(1u8) {
+            self.num /= &g;
+            self.den /= g;
+        }
+    }
+
+    pub fn is_zero(&self) -> bool {
+        self.num == BigUint::ZERO
+    }
+
+    /// The value rounded half away from zero to `dp` places; `None` past Decimal's range.
+    pub fn round(&self, dp: u32) -> Option<Decimal> {
+        rounded_quotient(&self.num, &self.den, dp)
+    }
+
+    /// `amount_minor` (cents) per conversion, rounded once to cents; `None` without conversions
+    /// or past Decimal's range.
+    pub fn money_per(&self, amount_minor: i64) -> Option<Decimal> {
+        if self.is_zero() || amount_minor < 0 {
+            return None;
+        }
+        // amount / (num / den) = amount_minor * den / (num * 100), to 2 places.
+        rounded_quotient(&(BigUint::from(amount_minor as u64) * &self.den), &(&self.num * 100u8), 2)
+    }
+}
+
+/// `n / d` rounded half away from zero to `dp` places, for non-negative n and positive d.
+fn rounded_quotient(n: &BigUint, d: &BigUint, dp: u32) -> Option<Decimal> {
+    let scaled = n * BigUint::from(10u8).pow(dp);
+    let q = (scaled * 2u8 + d) / (d * 2u8);
+    let q = i128::try_from(&q).ok()?;
+    Decimal::try_from_i128_with_scale(q, dp).ok()
 }
 
 /// An amount and one whole conversion split by the weights; `None` when all weights are zero.
@@ -514,6 +586,44 @@ mod tests {
 
     fn amounts(rule: &Rule, d: &Deal) -> Vec<i64> {
         rule.credit(d).unwrap().iter().map(|c| c.amount_minor).collect()
+    }
+
+    /// Cost per order divides by the exact conversions, rounded once: a campaign holds the first
+    /// touch of a deal split three ways and of one split seven ways (LINEAR).
+    #[test]
+    fn cost_per_order_divides_by_exact_conversions_split_three_and_seven_ways() {
+        let linear = Rule::default_of(Kind::Linear).unwrap();
+        let three = deal(90_000, (1..=3).map(|i| touch(i, 1, i, "EMAIL_OPEN")).collect());
+        let seven = deal(70_000, (1..=7).map(|i| touch(i, 1, i, "EMAIL_OPEN")).collect());
+        let mut exact = Conversions::default();
+        let mut micros = 0;
+        for d in [&three, &seven] {
+            let w = linear.weights(d);
+            exact.add_share(w[0], w.iter().sum());
+            micros += linear.credit(d).unwrap()[0].conversion_micros;
+        }
+        // Exact: 1/3 + 1/7 = 10/21 = 0.476190476... Millionths: 1,000,000 / 3 = 333,333 rest 1,
+        // which goes to the first touch: 333,334; 1,000,000 / 7 = 142,857 rest 1: 142,858.
+        assert_eq!(micros, 333_334 + 142_858);
+        assert_eq!(exact.round(6), Some(Decimal::new(476_190, 6)));
+        assert_eq!(exact.round(9), Some(Decimal::new(476_190_476, 9)));
+        // Costs 1,000.00: 1,000 / (10/21) = 21,000 / 10 = 2,100.00 exactly. The rounded shares
+        // would give 1,000 / 0.476192 = 2,099.9908... = 2,099.99, a cent short.
+        assert_eq!(exact.money_per(100_000), Some(Decimal::new(210_000, 2)));
+        assert_eq!(Conversions::from_micros(micros).money_per(100_000), Some(Decimal::new(209_999, 2)));
+        // Costs 0.01 over 2/3 of a deal: 0.015 exactly, half a cent, rounded away from zero.
+        let mut two_thirds = Conversions::default();
+        two_thirds.add_share(2, 3);
+        assert_eq!(two_thirds.money_per(1), Some(Decimal::new(2, 2)));
+        // 7.00 over 3/7 + 4/7 = 1 deal: 7.00.
+        let mut whole = Conversions::default();
+        whole.add_share(3, 7);
+        whole.add_share(4, 7);
+        assert_eq!(
+            (whole.round(6), whole.money_per(700)),
+            (Some(Decimal::new(1_000_000, 6)), Some(Decimal::new(700, 2)))
+        );
+        assert_eq!(Conversions::default().money_per(100), None);
     }
 
     #[test]

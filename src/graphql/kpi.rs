@@ -522,7 +522,7 @@ impl CampaignPerformance {
         let s = self.sourced(ctx).await?;
         Ok(self.row().cost_per_mql(s).map(|d| self.money(d)))
     }
-    /// Costs / attributed conversions.
+    /// Costs / the exact attributed conversions (not the rounded `conversions`), to cents.
     async fn cost_per_order(&self) -> Option<Money> {
         self.row().cost_per_order.map(|d| self.money(d))
     }

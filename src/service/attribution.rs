@@ -399,6 +399,34 @@ fn credit_items(rule: &Rule, deals: &[DealRow], paths: &[Deal]) -> Vec<Item> {
     items
 }
 
+/// Exact attributed conversions per campaign (`None`: touches without one) under a rule-based
+/// model, over the won deals closed in [from, to) in `currency`: a deal's touches on a campaign
+/// add their weight over the deal's total weight, unrounded (cost per order divides by these).
+pub async fn exact_campaign_conversions(
+    conn: &impl ConnectionTrait,
+    ws: i64,
+    rule: &Rule,
+    range: (DateTime<Utc>, DateTime<Utc>),
+    lookback_days: i64,
+    currency: &str,
+) -> Result<HashMap<Option<i64>, rules::Conversions>, DbErr> {
+    let deals = store::closed_deals(conn, ws, OpportunityStatus::Won.as_str(), currency, range.0, range.1).await?;
+    let paths = paths(conn, ws, &deals, lookback_days).await?;
+    let mut out: HashMap<Option<i64>, rules::Conversions> = HashMap::new();
+    for path in &paths {
+        let weights = rule.weights(path);
+        let total: u128 = weights.iter().sum();
+        let mut parts: HashMap<Option<i64>, u128> = HashMap::new();
+        for (t, w) in path.touches.iter().zip(&weights) {
+            *parts.entry(t.campaign_id).or_default() += w;
+        }
+        for (campaign, part) in parts {
+            out.entry(campaign).or_default().add_share(part, total);
+        }
+    }
+    Ok(out)
+}
+
 fn unattributed(d: &DealRow) -> Item {
     Item {
         deal_id: d.id,

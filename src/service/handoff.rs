@@ -70,12 +70,20 @@ pub async fn hand_off(db: &Db, bus: &Bus, p: Principal, lead_id: i64, note: Opti
             format!("the lead is in {} already", cur.key),
         ));
     }
-    let (h, event) = open(&*txn, ws, &stages, lead, actor(&p), note, Utc::now()).await?;
+    let now = Utc::now();
+    let cell = scoring_cell(&*txn, ws, lead.id, now).await?;
+    let (h, event) = open(&*txn, ws, &stages, lead, actor(&p), note, cell, now).await?;
     finish(txn, bus, h, event).await
 }
 
+/// The lead's cell in the default scoring model, which every handoff event carries.
+async fn scoring_cell(db: &impl ConnectionTrait, ws: i64, lead_id: i64, now: DateTime<Utc>) -> Result<Option<String>, AppError> {
+    Ok(super::scoring::default_cell(db, ws, lead_id, now).await?.map(|c| c.to_string()))
+}
+
 /// Opens a PENDING handoff of `lead` (checked by the caller: no open handoff, not past MQL)
-/// inside the caller's transaction: routes it, moves the lead to MQL, appends the event.
+/// inside the caller's transaction: routes it, moves the lead to MQL, appends the event, which
+/// carries `cell` (the lead's cell in the default scoring model, read by the caller).
 pub(crate) async fn open(
     db: &impl ConnectionTrait,
     ws: i64,
@@ -83,6 +91,7 @@ pub(crate) async fn open(
     lead: lead::Model,
     who: String,
     note: Option<String>,
+    cell: Option<String>,
     now: DateTime<Utc>,
 ) -> ServiceResult<(handoff::Model, entity::event::Model)> {
     let mql = stage(stages, MQL)?;
@@ -130,6 +139,7 @@ pub(crate) async fn open(
         to_stage: Some(mql.key.clone()),
         status: h.status.clone(),
         note,
+        scoring_cell: cell,
         actor: who,
         ..Default::default()
     };
@@ -345,6 +355,7 @@ pub async fn answer(db: &Db, bus: &Bus, p: Principal, id: i64, input: AnswerInpu
         reason_code: reason,
         feedback,
         nurture_until: input.nurture_until.filter(|_| input.answer == Answer::Recycle),
+        scoring_cell: scoring_cell(&*txn, ws, lead.id, now).await?,
         actor: who,
         ..Default::default()
     };
@@ -394,6 +405,7 @@ pub async fn reassign(db: &Db, bus: &Bus, p: Principal, id: i64, owner_id: i64) 
         to_stage: stage.map(|s| s.key),
         status: h.status.clone(),
         note: h.note.clone(),
+        scoring_cell: scoring_cell(&*txn, ws, h.lead_id, now).await?,
         actor: actor(&p),
         ..Default::default()
     };

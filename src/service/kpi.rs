@@ -10,7 +10,7 @@ use rust_decimal::Decimal;
 use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, PaginatorTrait, QueryFilter, QuerySelect};
 
 use super::attribution::{self as attribution, Grouping, Model, RowKey, SourceChoice};
-use crate::domain::attribution::DEFAULT_LOOKBACK_DAYS;
+use crate::domain::attribution::{Conversions, DEFAULT_LOOKBACK_DAYS};
 use crate::domain::kpi::{self, Funnel, Move, Roi, StageConversion, StageFlow, StageValue, StageVelocity};
 use crate::domain::money::from_minor;
 use crate::domain::reach::{self, ChannelReach, Contact};
@@ -306,12 +306,14 @@ pub async fn lead_value(conn: &impl ConnectionTrait, ws: i64, h: &History, to: D
 pub struct CampaignRoi {
     pub campaign: campaign::Model,
     pub roi: Roi,
-    /// Attributed conversions (fractional deals), exact.
+    /// Attributed conversions (fractional deals) as the attribution report credits them: the
+    /// sum of each deal's millionths, so that a deal's rows add up to one.
     pub conversions: Decimal,
     /// Won deals closed in the range that the model credits to the campaign.
     pub deals_won: i64,
     /// Cost lines dated in the range, summed per category (categories with lines only).
     pub costs_by_category: Vec<(String, Decimal)>,
+    /// Costs / the exact (unrounded) attributed conversions, rounded once to cents.
     pub cost_per_order: Option<Decimal>,
     pub expected_revenue: Option<Decimal>,
     /// Attributed revenue - expected revenue.
@@ -369,6 +371,13 @@ pub async fn campaign_roi(
         source: SourceChoice::Auto,
     };
     let report = attribution::report(conn, ws, model.clone(), q).await?;
+    // Cost per order divides by exact conversions: the report's millionths are each rounded.
+    let exact = match &model {
+        Model::Rule(rule) => {
+            Some(attribution::exact_campaign_conversions(conn, ws, rule, (r.from, r.to), DEFAULT_LOOKBACK_DAYS, &currency).await?)
+        }
+        Model::Markov => None,
+    };
     let mut credited: HashMap<i64, (i64, i64, i64)> = HashMap::new();
     for (k, row) in &report.rows {
         if let RowKey::Campaign(Some(id)) = k {
@@ -395,8 +404,14 @@ pub async fn campaign_roi(
         let (rev, micros, deals_won) = credited.get(&c.id).copied().unwrap_or_default();
         let revenue = from_minor(rev);
         let by_category = costs.get(&c.id).cloned().unwrap_or_default();
-        let cost = from_minor(by_category.iter().map(|(_, a)| a).sum());
+        let cost_minor: i64 = by_category.iter().map(|(_, a)| a).sum();
+        let cost = from_minor(cost_minor);
         let conversions = Decimal::new(micros, crate::domain::attribution::CONVERSION_DIGITS);
+        let cost_per_order = match &exact {
+            Some(exact) => exact.get(&Some(c.id)).and_then(|x| x.money_per(cost_minor)),
+            // MARKOV splits the range's conversions once, in millionths: nothing finer exists.
+            None => Conversions::from_micros(micros).money_per(cost_minor),
+        };
         let e = by_channel.entry(c.channel.clone()).or_default();
         e.0 += revenue;
         e.1 += cost;
@@ -409,7 +424,7 @@ pub async fn campaign_roi(
             conversions,
             deals_won,
             costs_by_category: by_category.into_iter().map(|(k, a)| (k, from_minor(a))).collect(),
-            cost_per_order: kpi::per(cost, conversions),
+            cost_per_order,
             expected_revenue: expected,
             forecast_difference,
             forecast_ratio,

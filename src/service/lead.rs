@@ -359,6 +359,15 @@ pub async fn erase(db: &Db, p: Principal, id: i64) -> ServiceResult<lead::Model>
     // An erased lead has no scores: it counts in no cell and no export.
     super::scoring::refresh_leads(&*txn, p.workspace_id, &[saved.id]).await?;
     txn.commit().await?;
+    // The erased values must not survive in SQLite's write-ahead log either.
+    match db.truncate_wal().await {
+        Ok(true) => {}
+        Ok(false) => tracing::warn!(
+            lead = saved.id,
+            "erased, but readers kept the write-ahead log from being emptied: older page versions stay in it until the next erasure"
+        ),
+        Err(e) => tracing::warn!(lead = saved.id, error = %e, "erased, but emptying the write-ahead log failed"),
+    }
     Ok(saved)
 }
 

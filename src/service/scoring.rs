@@ -630,13 +630,29 @@ pub async fn auto_mql(db: &impl ConnectionTrait, ws: i64, entered: Entered) -> S
         if l.erased_at.is_some() || past_mql || open.contains(&l.id) || recycled.contains(&l.id) {
             continue;
         }
-        let score = scores.remove(&(s.id(), l.id));
-        let cell = score.map(|r| s.score_of(&r, now).cell().to_string()).unwrap_or_default();
-        let note = format!("automatic: entered {cell} of scoring model {}", s.row.name);
-        let (_, e) = super::handoff::open(db, ws, &stages, l, format!("scoring-model:{}", s.id()), Some(note), now).await?;
+        let cell = scores.remove(&(s.id(), l.id)).map(|r| s.score_of(&r, now).cell().to_string());
+        let note = format!(
+            "automatic: entered {} of scoring model {}",
+            cell.as_deref().unwrap_or_default(),
+            s.row.name
+        );
+        let who = format!("scoring-model:{}", s.id());
+        let (_, e) = super::handoff::open(db, ws, &stages, l, who, Some(note), cell, now).await?;
         events.push(e);
     }
     Ok(events)
+}
+
+/// The lead's cell in the workspace's default model at `now`, as handoff events carry it; `None`
+/// without a default model or without a stored score of the lead.
+pub async fn default_cell(db: &impl ConnectionTrait, ws: i64, lead_id: i64, now: DateTime<Utc>) -> Result<Option<Cell>, DbErr> {
+    let Some(s) = scorer(db, ws, None).await? else {
+        return Ok(None);
+    };
+    let Some(row) = stored(db, ws, &[s.id()], &[lead_id]).await?.remove(&(s.id(), lead_id)) else {
+        return Ok(None);
+    };
+    Ok(Some(score_at(db, ws, &s, &row, now).await?.cell()))
 }
 
 /// Tells this process's subscribers of events committed by a scoring step.

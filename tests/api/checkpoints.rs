@@ -22,9 +22,9 @@ async fn pragma(db: &Db, name: &str) -> i64 {
 
 #[tokio::test]
 async fn the_server_checkpoints_sqlite_after_writes_in_the_background() {
-    let dir = std::env::temp_dir().join(format!("closedloop-checkpoints-{}", std::process::id()));
+    let dir = crate::helpers::scratch_dir("checkpoints");
     std::fs::create_dir_all(&dir).unwrap();
-    let url = |name: &str| format!("sqlite://{}?mode=rwc", dir.join(name).display());
+    let url = |name: &str| crate::helpers::sqlite_file_url(&dir.join(name));
 
     let oneshot = Db::connect(&url("oneshot.db")).await.unwrap();
     assert_eq!(autocheckpoint(&oneshot).await, 1000, "one-shot commands keep SQLite's default");

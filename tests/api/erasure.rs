@@ -116,3 +116,48 @@ async fn an_upsert_does_not_bring_personal_data_back(app: TestApp) {
     assert!(data["lead"]["erasedAt"].is_string());
 }
 both!(an_upsert_does_not_bring_personal_data_back);
+
+/// The bytes of every file of the SQLite database at `db` (the file, its log and shared memory).
+fn database_bytes(db: &std::path::Path) -> Vec<(String, Vec<u8>)> {
+    ["", "-wal", "-shm"]
+        .iter()
+        .filter_map(|suffix| {
+            let path = format!("{}{suffix}", db.display());
+            std::fs::read(&path).ok().map(|bytes| (path, bytes))
+        })
+        .collect()
+}
+
+fn holds(bytes: &[u8], needle: &str) -> bool {
+    bytes.windows(needle.len()).any(|w| w == needle.as_bytes())
+}
+
+/// Erasure leaves no copy of the e-mail in a SQLite file database: not in the free space of its
+/// pages (secure_delete) and not in older page versions in its write-ahead log (truncated).
+#[tokio::test]
+async fn an_erased_email_leaves_no_bytes_in_the_sqlite_files() {
+    let dir = crate::helpers::scratch_dir("erasure");
+    let app = TestApp::spawn_sqlite_file(&dir).await;
+    let db = dir.join("closedloop.db");
+    let email = format!("erase-me-{}@initech.test", std::process::id());
+    let ada = id_of(&app.upsert_lead(json!({ "email": email, "firstName": "Ada" })).await);
+    // More versions of the row, in the log and (once checkpointed) in the file.
+    for title in ["CTO", "CEO", "Founder"] {
+        let q = "mutation($id: ID!, $t: String) { updateLead(input: { id: $id, jobTitle: $t }) { lead { id } } }";
+        app.data(&app.keys.admin, q, json!({ "id": ada, "t": title })).await;
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    assert!(
+        database_bytes(&db).iter().any(|(_, bytes)| holds(bytes, &email)),
+        "the e-mail is stored before the erasure"
+    );
+
+    let erase = "mutation($id: ID!) { eraseLead(input: { id: $id }) { lead { email } userErrors { code } } }";
+    let payload = app.mutate(&app.keys.admin, "eraseLead", erase, json!({ "id": ada })).await;
+    assert_eq!(payload["lead"]["email"], Value::Null);
+    for (path, bytes) in database_bytes(&db) {
+        assert!(!holds(&bytes, &email), "{path} still holds the erased e-mail");
+    }
+    drop(app);
+    let _ = std::fs::remove_dir_all(&dir);
+}

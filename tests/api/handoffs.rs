@@ -569,3 +569,67 @@ async fn overdue_handoffs_are_found_by_their_sla(app: TestApp) {
     assert_eq!(seen["stats"], json!({ "withSla": 2, "slaBreaches": 1 }));
 }
 both!(overdue_handoffs_are_found_by_their_sla);
+
+/// Handoffs while a webhook is registered (its dispatcher writes delivery bookkeeping between
+/// and during the requests' transactions) and other writers run: no request fails. On a SQLite
+/// file, a deferred transaction that read before the dispatcher's commit could not write
+/// afterwards (SQLITE_BUSY_SNAPSHOT, "code: 517"): 14 of 60 handoffs answered
+/// INTERNAL_SERVER_ERROR.
+async fn writes_beside_a_webhook_never_fail(app: TestApp) {
+    let (receiver, url) = crate::webhooks::Receiver::start(0).await;
+    crate::webhooks::create_webhook(&app, &url, json!([])).await;
+    let mut leads = Vec::new();
+    for i in 0..60 {
+        leads.push(app.lead(&format!("busy{i}@example.com")).await);
+    }
+    let failures = |resp: &Value, field: &str| -> Vec<String> {
+        let mut out: Vec<String> = resp["errors"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|e| format!("{}: {}", e["extensions"]["code"], e["message"]))
+            .collect();
+        if resp["data"][field].is_object() {
+            out.extend(user_errors(&resp["data"][field]).into_iter().map(|(f, c)| format!("{f}: {c}")));
+        }
+        out
+    };
+    let handoffs = async {
+        let q = "mutation($input: HandOffLeadInput!) { handOffLead(input: $input) { handoff { id } userErrors { field message code } } }";
+        let mut failed = Vec::new();
+        for lead in &leads {
+            let resp = app.gql(&app.keys.marketing, q, json!({ "input": { "leadId": lead } })).await;
+            failed.extend(failures(&resp, "handOffLead"));
+        }
+        failed
+    };
+    let others = async {
+        let q = "mutation($input: UpsertLeadInput!) { upsertLead(input: $input) { lead { id } userErrors { field message code } } }";
+        let t = "mutation($input: RecordTouchpointsInput!) { recordTouchpoints(input: $input) { recordedCount userErrors { field message code } } }";
+        let mut failed = Vec::new();
+        for (i, lead) in leads.iter().enumerate().take(40) {
+            let input = json!({ "input": { "email": format!("other{i}@example.com"), "jobTitle": "Buyer" } });
+            failed.extend(failures(&app.gql(&app.keys.marketing, q, input).await, "upsertLead"));
+            let items = json!([{ "leadId": lead, "type": "PAGE_VIEW", "occurredAt": "2026-03-01T09:00:00Z" }]);
+            failed.extend(failures(
+                &app.gql(&app.keys.marketing, t, json!({ "input": { "items": items } })).await,
+                "recordTouchpoints",
+            ));
+        }
+        failed
+    };
+    let (h, o) = tokio::join!(handoffs, others);
+    assert_eq!(h, Vec::<String>::new(), "handoffs failed");
+    assert_eq!(o, Vec::<String>::new(), "other writes failed");
+    let delivered = receiver.wait_for(60).await;
+    assert_eq!(delivered.len(), 60, "every handoff's event reached the webhook");
+}
+both!(writes_beside_a_webhook_never_fail);
+
+#[tokio::test]
+async fn writes_beside_a_webhook_never_fail_on_a_sqlite_file() {
+    let dir = crate::helpers::scratch_dir("busy");
+    let app = TestApp::spawn_sqlite_file(&dir).await;
+    writes_beside_a_webhook_never_fail(app).await;
+    let _ = std::fs::remove_dir_all(&dir);
+}

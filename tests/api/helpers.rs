@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
 use closedloop::config::{Config, EventSettings};
-use closedloop::db::Db;
+use closedloop::db::{Checkpoints, Db};
 use closedloop::domain::destination::{AllowList, parse_net};
 use closedloop::domain::vocab::Role;
 use closedloop::service::workspace;
@@ -303,9 +303,21 @@ impl TestApp {
         }
     }
 
+    /// A fresh app on a SQLite file in `dir` (created if missing), connected as `serve` connects
+    /// (background checkpoints); the caller removes `dir`.
+    pub async fn spawn_sqlite_file(dir: &std::path::Path) -> TestApp {
+        std::fs::create_dir_all(dir).expect("create the test directory");
+        let url = sqlite_file_url(&dir.join("closedloop.db"));
+        Self::spawn_with(&url, None, Checkpoints::Background, test_event_settings()).await
+    }
+
     async fn spawn_on(url: &str, pg: Option<PgDatabase>, events: EventSettings) -> TestApp {
+        Self::spawn_with(url, pg, Checkpoints::OnCommit, events).await
+    }
+
+    async fn spawn_with(url: &str, pg: Option<PgDatabase>, checkpoints: Checkpoints, events: EventSettings) -> TestApp {
         init_logging();
-        let mut db = Db::connect(url).await.expect("connect to the test database");
+        let mut db = Db::connect_with(url, checkpoints).await.expect("connect to the test database");
         db.migrate().await.expect("migrate");
         let keys = workspace_with_keys(&db, "Acme").await;
         let other = workspace_with_keys(&db, "Globex").await;
@@ -439,6 +451,24 @@ impl TestApp {
         let input = json!({ "name": name, "email": email });
         id_of(&self.mutate(&self.keys.admin, "upsertUser", q, json!({ "input": input })).await["user"])
     }
+}
+
+/// A new directory under the system's temporary directory, named `prefix` and a random part.
+pub fn scratch_dir(prefix: &str) -> std::path::PathBuf {
+    std::env::temp_dir().join(random_name(&format!("closedloop-{prefix}-")))
+}
+
+/// The URL of a SQLite file (created if missing) at `path`, whatever characters the path holds:
+/// sqlx reads the part before `?` percent-decoded.
+pub fn sqlite_file_url(path: &std::path::Path) -> String {
+    let mut encoded = String::new();
+    for c in path.to_string_lossy().chars() {
+        match c {
+            '%' | '?' | '#' => encoded.push_str(&format!("%{:02X}", c as u32)),
+            c => encoded.push(c),
+        }
+    }
+    format!("sqlite://{encoded}?mode=rwc")
 }
 
 /// Event settings for tests: quick webhook retries and polls, and webhooks may reach loopback

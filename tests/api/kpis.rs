@@ -205,3 +205,62 @@ async fn a_payload_report_sees_the_mutation_before_it(app: TestApp) {
     assert_eq!((costs("a"), costs("b")), (json!("100.00"), json!("150.00")), "{data}");
 }
 both!(a_payload_report_sees_the_mutation_before_it);
+
+/// Cost per order divides by the exact attributed conversions, not by the sum of rounded
+/// millionths: "Fair" has the first of three touches of one deal and the first of seven of
+/// another (LINEAR), and 1,000.00 of costs.
+async fn cost_per_order_divides_by_exact_conversions(app: TestApp) {
+    let account = app.account(json!({ "name": "Initech" })).await;
+    let ada = crate::helpers::id_of(&app.upsert_lead(json!({ "email": "ada@initech.test", "accountId": account })).await);
+    let bob = crate::helpers::id_of(&app.upsert_lead(json!({ "email": "bob@initech.test", "accountId": account })).await);
+    let fair = app.simple_campaign("Fair").await;
+    let other = app.simple_campaign("Other").await;
+    let touch = |lead: &str, campaign: &str, day: u32| json!({ "leadId": lead, "campaignId": campaign, "type": "EMAIL_OPEN", "occurredAt": format!("2026-01-{day:02}T10:00:00Z") });
+    let mut items = vec![touch(&ada, &fair, 10), touch(&ada, &other, 11), touch(&ada, &other, 12)];
+    items.push(touch(&bob, &fair, 13));
+    items.extend((14..20).map(|day| touch(&bob, &other, day)));
+    assert_eq!(app.record(json!(items)).await["recordedCount"], 10);
+    let set = "mutation($input: SetBuyingCenterInput!) { setBuyingCenter(input: $input) { userErrors { field code } } }";
+    let close = "mutation($input: CloseOpportunityInput!) { closeOpportunity(input: $input) { userErrors { field code } } }";
+    for (lead, amount, closed) in [(&ada, "900", "2026-02-01T00:00:00Z"), (&bob, "700", "2026-02-02T00:00:00Z")] {
+        let deal = app
+            .opportunity(
+                json!({ "accountId": account, "name": format!("Deal {amount}"), "amount": amount, "createdAt": "2026-01-20T00:00:00Z" }),
+            )
+            .await;
+        let contacts = json!([{ "leadId": lead, "role": "Decision maker", "isPrimary": true }]);
+        let input = json!({ "input": { "opportunityId": deal, "contacts": contacts } });
+        app.mutate(&app.keys.sales, "setBuyingCenter", set, input).await;
+        let input = json!({ "input": { "id": deal, "outcome": "WON", "closedAt": closed } });
+        app.mutate(&app.keys.sales, "closeOpportunity", close, input).await;
+    }
+    cost(&app, &fair, "1000", "2026-01-15").await;
+
+    let q = "query($range: DateTimeRange!) { campaignRoi(range: $range) { model campaigns { campaign { name } conversions costPerOrder { amount } } } }";
+    let r = app.data(&app.keys.analyst, q, json!({ "range": range() })).await["campaignRoi"].clone();
+    assert_eq!(r["model"], "LINEAR");
+    // Exact conversions of Fair: 1/3 + 1/7 = 10/21; 1,000 / (10/21) = 21,000 / 10 = 2,100.00.
+    // Credited millionths: 333,334 + 142,858 (each deal's leftover millionth goes to its first
+    // touch) = 0.476192, and 1,000 / 0.476192 = 2,099.9908 would be 2,099.99, a cent short.
+    // Other: 2/3 + 6/7 of the deals and no costs: 0.00 per order.
+    let fair_row = r["campaigns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["campaign"]["name"] == "Fair")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        fair_row,
+        json!({ "campaign": { "name": "Fair" }, "conversions": "0.476192", "costPerOrder": { "amount": "2100.00" } })
+    );
+    let other_row = r["campaigns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["campaign"]["name"] == "Other")
+        .unwrap()
+        .clone();
+    assert_eq!(other_row["costPerOrder"], json!({ "amount": "0.00" }));
+}
+both!(cost_per_order_divides_by_exact_conversions);

@@ -713,3 +713,96 @@ async fn concurrent_batches_for_one_lead_lose_no_points(app: TestApp) {
     assert!((stored - sum).abs() < 1e-9 && stored > 79.9, "{stored} vs {sum}");
 }
 both!(concurrent_batches_for_one_lead_lose_no_points);
+
+/// Every handoff event carries the lead's cell in the default model, in all three channels: the
+/// event log, the subscription and the webhook. A hand-made handoff and its answer (A1 is no MQL
+/// cell yet), then one the model makes once A1 becomes an MQL cell.
+async fn handoff_events_carry_the_scoring_cell_everywhere(app: TestApp) {
+    use crate::websocket::{connect_to, init, next, send};
+    let model = create_model(
+        &app,
+        json!({ "name": "Fit", "profileRules": fit_model()["profileRules"], "mqlCells": ["B1"] }),
+    )
+    .await;
+    assert_eq!(user_errors(&model), vec![]);
+    let (receiver, url) = crate::webhooks::Receiver::start(0).await;
+    crate::webhooks::create_webhook(&app, &url, json!([])).await;
+    let mut socket = connect_to(&app.ws_url()).await;
+    init(&mut socket, &app.keys.analyst).await;
+    let sub = "subscription { handoffEvents { seq kind scoringCell } }";
+    send(&mut socket, json!({ "id": "s", "type": "subscribe", "payload": { "query": sub } })).await;
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+
+    let hot = ["TRADE_FAIR_SCAN", "WHITEPAPER_DOWNLOAD", "WEBINAR_ATTEND", "FORM_SUBMIT"];
+    let ada = id_of(
+        &app.upsert_lead(json!({ "email": "ada@example.com", "jobTitle": "Head of IT" }))
+            .await,
+    );
+    app.record(touches(&ada, &hot, 1)).await;
+    assert_eq!(score(&app, &ada, None).await["score"]["cell"], "A1");
+    let q = "mutation($input: HandOffLeadInput!) { handOffLead(input: $input) { handoff { id } event { scoringCell } userErrors { field message code } } }";
+    let made = app
+        .mutate(&app.keys.marketing, "handOffLead", q, json!({ "input": { "leadId": ada } }))
+        .await;
+    assert_eq!(made["event"]["scoringCell"], "A1");
+    let q = "mutation($input: AcceptHandoffInput!) { acceptHandoff(input: $input) { userErrors { field message code } } }";
+    app.mutate(
+        &app.keys.sales,
+        "acceptHandoff",
+        q,
+        json!({ "input": { "id": made["handoff"]["id"] } }),
+    )
+    .await;
+
+    let bob = id_of(
+        &app.upsert_lead(json!({ "email": "bob@example.com", "jobTitle": "Head of Sales" }))
+            .await,
+    );
+    app.record(touches(&bob, &hot, 1)).await;
+    let changed = update_model(&app, &id_of(&model["scoringModel"]), json!({ "mqlCells": ["A1"] })).await;
+    assert_eq!(changed["handedOff"], 1, "{changed}");
+
+    let expected = json!([
+        { "seq": 1, "kind": "CREATED", "scoringCell": "A1" },
+        { "seq": 2, "kind": "ACCEPTED", "scoringCell": "A1" },
+        { "seq": 3, "kind": "CREATED", "scoringCell": "A1" },
+    ]);
+    let log = app
+        .data(
+            &app.keys.analyst,
+            "{ handoffEventLog(first: 10) { seq kind scoringCell actor } }",
+            json!({}),
+        )
+        .await;
+    let logged: Vec<Value> = log["handoffEventLog"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| json!({ "seq": e["seq"], "kind": e["kind"], "scoringCell": e["scoringCell"] }))
+        .collect();
+    assert_eq!(json!(logged), expected, "{log}");
+    assert!(
+        log["handoffEventLog"][2]["actor"].as_str().unwrap().starts_with("scoring-model:"),
+        "{log}"
+    );
+
+    let mut live = Vec::new();
+    for _ in 0..3 {
+        let msg = next(&mut socket).await.expect("an event");
+        assert_eq!(msg["type"], "next", "{msg:#}");
+        live.push(msg["payload"]["data"]["handoffEvents"].clone());
+    }
+    assert_eq!(json!(live), expected);
+
+    let posted: Vec<Value> = receiver
+        .wait_for(3)
+        .await
+        .iter()
+        .map(|(_, body, _)| {
+            let b: Value = serde_json::from_str(body).unwrap();
+            json!({ "seq": b["seq"], "kind": b["kind"], "scoringCell": b["scoringCell"] })
+        })
+        .collect();
+    assert_eq!(json!(posted), expected);
+}
+both!(handoff_events_carry_the_scoring_cell_everywhere);

@@ -16,13 +16,13 @@ const SECRET: &str = "whsec_0123456789abcdef";
 
 /// A local receiver that answers 500 to the first `fail` requests and records every request.
 #[derive(Clone, Default)]
-struct Receiver {
+pub(crate) struct Receiver {
     seen: Arc<Mutex<Vec<(HeaderMap, String, u16)>>>,
     fail: Arc<Mutex<usize>>,
 }
 
 impl Receiver {
-    async fn start(fail: usize) -> (Self, String) {
+    pub(crate) async fn start(fail: usize) -> (Self, String) {
         let r = Receiver::default();
         *r.fail.lock().unwrap() = fail;
         let state = r.clone();
@@ -50,7 +50,7 @@ impl Receiver {
     }
 
     /// Waits until `n` requests have come in.
-    async fn wait_for(&self, n: usize) -> Vec<(HeaderMap, String, u16)> {
+    pub(crate) async fn wait_for(&self, n: usize) -> Vec<(HeaderMap, String, u16)> {
         for _ in 0..200 {
             if self.seen.lock().unwrap().len() >= n {
                 break;
@@ -72,7 +72,7 @@ fn verify(headers: &HeaderMap, body: &str, secret: &str) -> bool {
     expected == v1
 }
 
-async fn create_webhook(app: &TestApp, url: &str, kinds: Value) -> String {
+pub(crate) async fn create_webhook(app: &TestApp, url: &str, kinds: Value) -> String {
     let q = "mutation($input: CreateWebhookInput!) { createWebhook(input: $input) { webhook { id url active secretHint } userErrors { field message code } } }";
     let made = app
         .mutate(
