@@ -1,8 +1,9 @@
 //! HTTP: our own GraphQL handler (single requests, limits, no mutations over GET), the
-//! WebSocket endpoint, GraphiQL and health checks.
+//! WebSocket endpoint (graphql-transport-ws in `websocket`), GraphiQL and health checks.
 mod body;
 mod export;
 mod serve;
+mod websocket;
 
 pub use serve::serve;
 
@@ -209,58 +210,76 @@ async fn graphql_get(State(state): State<AppState>, headers: HeaderMap, Query(pa
     execute(&state, principal, request, true).await
 }
 
-/// graphql-transport-ws; the API key comes in the `connection_init` payload as
-/// `{"Authorization": "Bearer <key>"}` (or `{"apiKey": "<key>"}`). A connection that has not
-/// sent it within the configured time is closed.
+/// graphql-transport-ws (`websocket`), and the legacy graphql-ws with async-graphql's loop; the API
+/// key comes in the `connection_init` payload as `{"Authorization": "Bearer <key>"}` (or
+/// `{"apiKey": "<key>"}`). A connection that has not sent it within the configured time is closed.
 async fn graphql_ws(State(state): State<AppState>, protocol: GraphQLProtocol, upgrade: WebSocketUpgrade) -> Response {
-    let schema = state.schema.clone();
     // Clients send small messages (init, subscribe, complete): a 4 KiB read buffer instead of
     // the default 128 KiB keeps 1,000 subscribers at about 15 KiB each instead of 150 KiB.
     upgrade
         .read_buffer_size(4096)
         .protocols(ALL_WEBSOCKET_PROTOCOLS)
         .on_upgrade(move |socket| async move {
+            // The connection is one task: its operations' loads are batched per round of it.
+            let gate = Arc::new(PollGate::default());
+            let deadline = state.config.events.connection_init_timeout;
+            let schema = state.schema.clone();
+            // The protocol the upgrade answered with: graphql-transport-ws when the client offers
+            // both, in whatever order (`protocol` would be the first of the client's list).
+            if socket.protocol().is_some_and(|p| p == "graphql-transport-ws") {
+                let init_gate = gate.clone();
+                let connection = websocket::serve(socket, schema, deadline, move |payload| async move {
+                    connection_data(&state, init_gate, &payload).await.map_err(|e| match e {
+                        AppError::Internal(_) => websocket::Close::try_again_later(),
+                        AppError::Unauthenticated => websocket::Close::forbidden("the API key is not valid"),
+                        e => websocket::Close::forbidden(e),
+                    })
+                });
+                return gate.drive(connection).await;
+            }
             let init_state = state.clone();
             let initialized = Arc::new(AtomicBool::new(false));
             let init_flag = Arc::clone(&initialized);
             let (sink, stream) = socket.split();
             // The client's messages, cut off if `connection_init` does not come in time.
-            let deadline = state.config.events.connection_init_timeout;
             let stream = stream.take_until(Box::pin(async move {
                 tokio::time::sleep(deadline).await;
                 if initialized.load(AtomicOrdering::SeqCst) {
                     std::future::pending::<()>().await;
                 }
             }));
-            // The connection is one task: its operations' loads are batched per round of it.
-            let gate = Arc::new(PollGate::default());
             let init_gate = gate.clone();
             let connection = GraphQLWebSocket::new_with_pair(sink, stream, schema, protocol)
                 .on_connection_init(move |payload| async move {
-                    let key = payload
-                        .get("Authorization")
-                        .or_else(|| payload.get("authorization"))
-                        .and_then(|v| v.as_str())
-                        .and_then(bearer)
-                        .or_else(|| payload.get("apiKey").and_then(|v| v.as_str()))
-                        .ok_or_else(|| async_graphql::Error::new("connection_init must carry the API key"))?;
-                    let p = init_state
-                        .keys
-                        .resolve(&init_state.db.conn, key)
+                    let data = connection_data(&init_state, init_gate, &payload)
                         .await
                         .map_err(|e| async_graphql::Error::new(e.to_string()))?;
                     init_flag.store(true, AtomicOrdering::SeqCst);
-                    let mut data = Data::default();
-                    data.insert(p);
-                    // One loader serves every operation of the connection: it batches, but must not
-                    // cache, or a later operation would see the data of an earlier one.
-                    let loaders = new_loaders(init_state.db.conn.clone(), p.workspace_id, init_gate);
-                    loaders.enable_all_cache(false);
-                    data.insert(loaders);
-                    data.insert(SubscriptionSlots::new(init_state.config.events.max_subscriptions_per_connection));
                     Ok(data)
                 })
                 .serve();
             gate.drive(connection).await
         })
+}
+
+/// What every operation of a WebSocket connection sees: the caller of the key in the
+/// `connection_init` payload, its loaders and the connection's subscription slots.
+async fn connection_data(state: &AppState, gate: Arc<PollGate>, payload: &serde_json::Value) -> Result<Data, AppError> {
+    let key = payload
+        .get("Authorization")
+        .or_else(|| payload.get("authorization"))
+        .and_then(|v| v.as_str())
+        .and_then(bearer)
+        .or_else(|| payload.get("apiKey").and_then(|v| v.as_str()))
+        .ok_or_else(|| AppError::Forbidden("connection_init must carry the API key".into()))?;
+    let p = state.keys.resolve(&state.db.conn, key).await?;
+    let mut data = Data::default();
+    data.insert(p);
+    // One loader serves every operation of the connection: it batches, but must not
+    // cache, or a later operation would see the data of an earlier one.
+    let loaders = new_loaders(state.db.conn.clone(), p.workspace_id, gate);
+    loaders.enable_all_cache(false);
+    data.insert(loaders);
+    data.insert(SubscriptionSlots::new(state.config.events.max_subscriptions_per_connection));
+    Ok(data)
 }

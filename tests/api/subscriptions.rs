@@ -5,7 +5,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use crate::helpers::{Backend, Sharing, TestApp, id_of};
-use crate::websocket::{Socket, connect, connect_to, init, next, send};
+use crate::websocket::{Socket, connect, connect_to, connect_with, init, next, send};
 
 const EVENT: &str = "cursor seq kind leadId owner { name }";
 
@@ -176,8 +176,17 @@ async fn a_socket_without_connection_init_is_closed(app: TestApp) {
     let mut socket = connect(&app).await;
     let started = std::time::Instant::now();
     let answer = tokio::time::timeout(Duration::from_secs(5), next(&mut socket)).await;
-    assert!(matches!(answer, Ok(Err(_))), "the server closes the socket, got {answer:?}");
+    assert_eq!(
+        answer,
+        Ok(Err(Some((4408, "Connection initialisation timeout".to_owned())))),
+        "graphql-transport-ws closes with 4408"
+    );
     assert!(started.elapsed() >= Duration::from_millis(900));
+
+    // The legacy graphql-ws protocol has no such code: the connection just ends.
+    let mut socket = connect_with(&app.ws_url(), "graphql-ws").await;
+    let answer = tokio::time::timeout(Duration::from_secs(5), next(&mut socket)).await;
+    assert!(matches!(answer, Ok(Err(_))), "the server closes the socket, got {answer:?}");
 }
 both!(a_socket_without_connection_init_is_closed);
 
