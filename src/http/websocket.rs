@@ -93,7 +93,7 @@ enum ClientMessage {
 enum ServerMessage<'a> {
     ConnectionAck,
     Pong,
-    Next { id: &'a str, payload: Response },
+    Next { id: &'a str, payload: &'a Response },
     Complete { id: &'a str },
 }
 
@@ -144,8 +144,12 @@ where
     F: Future<Output = Result<Data, Close>>,
 {
     let (mut sink, mut stream) = socket.split();
-    let Err(Stop::Close(close)) = run(&mut sink, &mut stream, executor, init_timeout, on_init).await else {
-        return;
+    let close = match run(&mut sink, &mut stream, executor, init_timeout, on_init).await {
+        Err(Stop::Close(close)) => close,
+        // The client's close frame is answered on the next write or close, not when it is read:
+        // without this the client sees 1006 (abnormal closure) instead of its own code.
+        Ok(()) => return drop(sink.close().await),
+        Err(Stop::Gone) => return,
     };
     if sink.send(close.frame()).await.is_err() {
         return;
@@ -225,7 +229,7 @@ where
             }
             (id, result) = poll_fn(|cx| operations.poll_next(cx)) => {
                 match result {
-                    Some(payload) => reply(sink, &ServerMessage::Next { id: &id, payload }).await?,
+                    Some(payload) => reply(sink, &ServerMessage::Next { id: &id, payload: &payload }).await?,
                     None => {
                         operations.0.remove(&id);
                         reply(sink, &ServerMessage::Complete { id: &id }).await?;

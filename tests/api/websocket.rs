@@ -6,6 +6,8 @@ use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use crate::helpers::TestApp;
@@ -307,9 +309,13 @@ async fn a_session_subscribes_receives_and_completes(app: TestApp) {
     hand_off(&app, "cy@example.com").await;
     assert_eq!(next(&mut socket).await.unwrap()["payload"]["data"]["handoffEvents"]["seq"], 3);
 
-    // The client closes normally.
-    socket.close(None).await.unwrap();
-    assert!(matches!(next(&mut socket).await, Err(_)));
+    // The client closes normally, and the server answers its close frame (no 1006 for the client).
+    let normal = CloseFrame {
+        code: CloseCode::Normal,
+        reason: "".into(),
+    };
+    socket.close(Some(normal)).await.unwrap();
+    assert_eq!(next(&mut socket).await, closed(1000, ""));
 }
 both!(a_session_subscribes_receives_and_completes);
 
@@ -411,3 +417,80 @@ async fn a_client_offering_both_protocols_is_answered_in_graphql_transport_ws(ap
     );
 }
 both!(a_client_offering_both_protocols_is_answered_in_graphql_transport_ws);
+
+/// The npm packages of the graphql-ws client run, pinned: the client of most frontends.
+const GRAPHQL_WS_CLIENT: [&str; 3] = ["graphql-ws@6.4.2", "ws@8.23.1", "graphql@16.15.0"];
+
+/// A directory with the graphql-ws client installed and its scenario (`client.mjs`), installed
+/// by npm once per run under Cargo's temporary directory for tests; `Err` says why there is none.
+fn graphql_ws_client() -> Result<std::path::PathBuf, String> {
+    static DIR: std::sync::OnceLock<Result<std::path::PathBuf, String>> = std::sync::OnceLock::new();
+    DIR.get_or_init(|| {
+        use std::process::Command;
+        for tool in ["node", "npm"] {
+            let found = Command::new(tool).arg("--version").output();
+            if !found.is_ok_and(|o| o.status.success()) {
+                return Err(format!("`{tool}` is not on the PATH"));
+            }
+        }
+        let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("npm-{}", GRAPHQL_WS_CLIENT.join("-")));
+        std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        if !dir.join("node_modules/graphql-ws/package.json").exists() {
+            let out = Command::new("npm")
+                .args(["install", "--no-audit", "--no-fund", "--prefix"])
+                .arg(&dir)
+                .args(GRAPHQL_WS_CLIENT)
+                .output()
+                .map_err(|e| format!("npm did not run: {e}"))?;
+            if !out.status.success() {
+                return Err(format!("npm install failed: {}", String::from_utf8_lossy(&out.stderr).trim()));
+            }
+        }
+        std::fs::write(dir.join("client.mjs"), include_str!("graphql_ws_client.mjs"))
+            .map_err(|e| format!("cannot write the scenario: {e}"))?;
+        Ok(dir)
+    })
+    .clone()
+}
+
+async fn the_graphql_ws_client_queries_subscribes_and_sees_a_refusal(app: TestApp) {
+    let dir = match tokio::task::spawn_blocking(graphql_ws_client).await.unwrap() {
+        Ok(dir) => dir,
+        Err(why) => {
+            eprintln!("SKIPPED the graphql-ws client test: {why}");
+            return;
+        }
+    };
+    let lead = app.lead("ada@example.com").await;
+    let mut node = std::process::Command::new("node");
+    node.arg(dir.join("client.mjs"))
+        .env("URL", app.ws_url())
+        .env("KEY", &app.keys.admin)
+        .env("LEAD", &lead);
+    // The scenario ends itself after 20 s at most.
+    let out = tokio::task::spawn_blocking(move || node.output())
+        .await
+        .unwrap()
+        .expect("node runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "the scenario failed: {stderr}");
+    let seen: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {stderr}"));
+    assert_eq!(
+        seen["query"],
+        json!({ "results": [{ "data": { "viewer": { "role": "ADMIN" } } }], "end": "complete" })
+    );
+    assert_eq!(
+        seen["mutation"],
+        json!({ "results": [{ "data": { "handOffLead": { "userErrors": [] } } }], "end": "complete" })
+    );
+    assert_eq!(
+        seen["event"],
+        json!({ "data": { "handoffEvents": { "seq": 1, "kind": "CREATED" } } })
+    );
+    // The client hands the close event to the subscriber: 4403, which it does not retry blindly.
+    assert_eq!(
+        seen["refused"],
+        json!({ "results": [], "error": { "code": 4403, "reason": "Forbidden: the API key is not valid" } })
+    );
+}
+both!(the_graphql_ws_client_queries_subscribes_and_sees_a_refusal);
