@@ -3209,6 +3209,44 @@ mod tests {
         assert!(again.counts.vocabulary.is_empty() && again.counts.written() == 0, "{again}");
     }
 
+    /// A workspace made before cost categories were a vocabulary gets the defaults and the
+    /// categories its cost lines hold.
+    #[tokio::test]
+    async fn the_migration_gives_older_workspaces_their_cost_categories() {
+        use migration::{Migrator, MigratorTrait};
+        let db = db().await;
+        let dir = fixture(
+            "migration",
+            &[
+                (CAMPAIGNS, "id,name,channel,start_date\nc1,Launch,EMAIL,2025-01-01\n"),
+                (COSTS, "campaign_id,date,category,amount\nc1,2025-01-02,MEDIA,1\n"),
+            ],
+        );
+        run(&db, &dir, "w").await.unwrap();
+        Migrator::down(&db.conn, Some(1)).await.unwrap();
+        assert_eq!(
+            int(&db, "SELECT COUNT(*) FROM vocabulary_terms WHERE kind = 'COST_CATEGORY'").await,
+            0
+        );
+        db.conn
+            .execute_unprepared("UPDATE campaign_costs SET category = 'LEGACY_FEES'")
+            .await
+            .unwrap();
+        Migrator::up(&db.conn, None).await.unwrap();
+        assert_eq!(
+            int(&db, "SELECT COUNT(*) FROM vocabulary_terms WHERE kind = 'COST_CATEGORY'").await,
+            8
+        );
+        assert_eq!(
+            int(
+                &db,
+                "SELECT COUNT(*) FROM vocabulary_terms WHERE kind = 'COST_CATEGORY' AND code IN ('LEGACY_FEES', 'OTHER')"
+            )
+            .await,
+            2
+        );
+    }
+
     #[test]
     fn consent_lists() {
         let codes = parse_codes("email; PHONE|linkedin  EMAIL").unwrap();
