@@ -8,6 +8,9 @@
 //! inside a quoted field).
 use std::io::{self, BufRead};
 
+/// What is wrong with a record: (physical line, 0-based field index, message).
+pub type Flaw = (u64, usize, String);
+
 /// One record: its fields, the line it starts on, and what is wrong with it, if anything.
 #[derive(Debug, Default)]
 pub struct Record {
@@ -16,7 +19,7 @@ pub struct Record {
     pub line: u64,
     /// The first problem: (physical line, 0-based field index, message). The record is to be
     /// left out; the fields read are kept so that the row can still be named (by its ID).
-    pub problem: Option<(u64, usize, String)>,
+    pub problem: Option<Flaw>,
 }
 
 /// A streaming reader of RFC 4180 records.
@@ -251,8 +254,11 @@ pub fn size(bytes: usize) -> String {
 mod tests {
     use super::*;
 
-    /// (line, fields or the problem) of every record of `text`.
-    fn records(text: &str, max: usize) -> Vec<(u64, Result<Vec<String>, (u64, usize, String)>)> {
+    /// A record as the tests see it: its line, and its fields or its flaw.
+    type Seen = (u64, Result<Vec<String>, Flaw>);
+
+    /// Every record of `text`.
+    fn records(text: &str, max: usize) -> Vec<Seen> {
         let mut r = Reader::new(text.as_bytes(), max);
         let mut out = Vec::new();
         while let Some(rec) = r.next_record().unwrap() {
@@ -261,7 +267,7 @@ mod tests {
         out
     }
 
-    fn ok(line: u64, fields: &[&str]) -> (u64, Result<Vec<String>, (u64, usize, String)>) {
+    fn ok(line: u64, fields: &[&str]) -> Seen {
         (line, Ok(fields.iter().map(|f| f.to_string()).collect()))
     }
 
