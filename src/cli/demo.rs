@@ -813,7 +813,7 @@ pub fn story() -> Dataset {
                 line: d.costs.len() as u64 + 2,
                 campaign_id: c.id.to_owned(),
                 date: start + Duration::days(*offset),
-                category: *category,
+                category: category.to_string(),
                 amount: *amount,
                 note: None,
             });

@@ -162,6 +162,16 @@ pub enum Command {
         dir: PathBuf,
         #[arg(long)]
         workspace: String,
+        /// A rejection lists at most this many problems (all are counted).
+        #[arg(long, default_value_t = import::MAX_PROBLEMS)]
+        max_problems: usize,
+        /// A cell may hold at most this many bytes.
+        #[arg(long, default_value_t = import::MAX_CELL_BYTES)]
+        max_cell_bytes: usize,
+        /// Add unknown channels, touchpoint types and cost categories to the workspace's
+        /// vocabularies instead of refusing the rows that use them.
+        #[arg(long)]
+        add_vocabulary: bool,
         #[command(flatten)]
         db: DbArgs,
     },
@@ -318,10 +328,22 @@ pub async fn run(cli: Cli) -> Result<(), BoxError> {
             };
             print!("{}", markov::run(&database, args).await?);
         }
-        Command::Import { dir, workspace, db } => {
+        Command::Import {
+            dir,
+            workspace,
+            max_problems,
+            max_cell_bytes,
+            add_vocabulary,
+            db,
+        } => {
             let database = open(&db).await?;
             let started = std::time::Instant::now();
-            let report = import::run(&database, &dir, &workspace).await?;
+            let options = import::Options {
+                max_problems,
+                max_cell_bytes,
+                add_vocabulary,
+            };
+            let report = import::run_with(&database, &dir, &workspace, &options).await?;
             database.analyze().await?;
             println!("{report} in {:.1} s", started.elapsed().as_secs_f64());
         }

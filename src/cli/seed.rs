@@ -340,7 +340,7 @@ pub fn generate(n: usize, seed: u64) -> Dataset {
                 line: d.costs.len() as u64 + 2,
                 campaign_id: format!("C{i}"),
                 date: first_day + Duration::days(k * 7),
-                category,
+                category: category.to_string(),
                 amount,
                 note: None,
             });

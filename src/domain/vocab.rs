@@ -1,7 +1,7 @@
 //! The domain's fixed enumerations and the default workspace vocabularies.
 //!
-//! Channels and touchpoint types are per-workspace vocabularies (codes in SCREAMING_SNAKE_CASE);
-//! the lists here are what a new workspace starts with.
+//! Channels, touchpoint types and cost categories are per-workspace vocabularies (codes in
+//! SCREAMING_SNAKE_CASE); the lists here are what a new workspace starts with.
 
 pub const DEFAULT_CHANNELS: &[&str] = &[
     "EMAIL",
@@ -35,9 +35,13 @@ pub const DEFAULT_TOUCHPOINT_TYPES: &[&str] = &[
     "SALES_CALL",
 ];
 
+/// The cost categories a workspace starts with (those of [`CostCategory`]).
+pub const DEFAULT_COST_CATEGORIES: &[&str] = &["PRODUCTION", "MEDIA", "CONTENT", "SOFTWARE", "TICKETS", "DISCOUNTS", "OTHER"];
+
 /// Vocabulary kinds kept in `vocabulary_terms.kind`.
 pub const VOCAB_CHANNEL: &str = "CHANNEL";
 pub const VOCAB_TOUCHPOINT_TYPE: &str = "TOUCHPOINT_TYPE";
+pub const VOCAB_COST_CATEGORY: &str = "COST_CATEGORY";
 
 /// Kind of a funnel stage: on the success path or beside it.
 pub const STAGE_SUCCESS: &str = "SUCCESS";
@@ -109,10 +113,14 @@ string_enum!(CampaignKind {
     CrossSell => "CROSS_SELL", Upsell => "UPSELL", Loyalty => "LOYALTY",
 });
 string_enum!(CampaignStatus { Planned => "PLANNED", Active => "ACTIVE", Completed => "COMPLETED", Cancelled => "CANCELLED" });
-string_enum!(CostCategory {
+string_enum!(
+    /// The default cost categories, for code that writes them (seed, demo); a workspace may
+    /// have more.
+    CostCategory {
     Production => "PRODUCTION", Media => "MEDIA", Content => "CONTENT", Software => "SOFTWARE",
     Tickets => "TICKETS", Discounts => "DISCOUNTS", Other => "OTHER",
-});
+    }
+);
 string_enum!(OpportunityStatus { Open => "OPEN", Won => "WON", Lost => "LOST" });
 
 /// What a caller wants to change; each role may do a fixed set of these.
@@ -162,6 +170,12 @@ mod tests {
         assert_eq!(CampaignKind::parse("cross-sell"), Some(CampaignKind::CrossSell));
         assert_eq!(Role::parse("root"), None);
         assert_eq!(Role::Analyst.to_string(), "ANALYST");
+    }
+
+    #[test]
+    fn default_cost_categories_are_the_enum() {
+        let names: Vec<&str> = CostCategory::ALL.iter().map(|c| c.as_str()).collect();
+        assert_eq!(names, DEFAULT_COST_CATEGORIES);
     }
 
     #[test]

@@ -151,7 +151,7 @@ impl CampaignCost {
         ids::encode(NodeType::CampaignCost, self.0.id)
     }
     async fn category(&self) -> CostCategory {
-        CostCategory::from_db(&self.0.category)
+        CostCategory(self.0.category.clone())
     }
     async fn amount(&self) -> Money {
         Money::from_minor(self.0.amount_minor, &self.1)
@@ -316,6 +316,7 @@ pub struct UpdateCampaignInput {
 #[derive(InputObject)]
 pub struct AddCampaignCostInput {
     pub campaign_id: ID,
+    /// Case-insensitive; spaces and dashes count as underscores.
     pub category: CostCategory,
     /// In the workspace currency; a negative amount corrects an earlier line.
     pub amount: Decimal,
@@ -402,7 +403,7 @@ impl CampaignMutation {
         let p = ctx.allowed(Action::WriteMarketing)?;
         let id = ids::decode(NodeType::Campaign, &input.campaign_id).gql()?;
         let cost = NewCost {
-            category: input.category.into(),
+            category: input.category.0,
             amount: input.amount.0,
             incurred_on: input.incurred_on.0,
             note: input.note,

@@ -1,5 +1,6 @@
-//! GraphQL enums mirroring the domain's closed enumerations.
-use async_graphql::Enum;
+//! GraphQL enums mirroring the domain's closed enumerations, and `CostCategory`, which was one
+//! and is now a workspace vocabulary.
+use async_graphql::{Enum, InputValueError, InputValueResult, Scalar, ScalarType, Value};
 
 use crate::domain::vocab;
 
@@ -40,11 +41,30 @@ mirror!(
     CampaignKind => vocab::CampaignKind { Acquisition, Nurture, Onboarding, CrossSell, Upsell, Loyalty }
 );
 mirror!(CampaignStatus => vocab::CampaignStatus { Planned, Active, Completed, Cancelled });
-mirror!(
-    /// What a campaign cost line paid for.
-    CostCategory => vocab::CostCategory { Production, Media, Content, Software, Tickets, Discounts, Other }
-);
 mirror!(OpportunityStatus => vocab::OpportunityStatus { Open, Won, Lost });
+
+/// A code of the workspace's cost-category vocabulary (`viewer.workspace.costCategories`), e.g.
+/// MEDIA or AGENCY_FEES. Sent and answered as a string; a bare name (`category: MEDIA`, as when
+/// this was an enum) is accepted too, so queries written then still work.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CostCategory(pub String);
+
+/// A code of the workspace's cost-category vocabulary (viewer.workspace.costCategories), e.g.
+/// MEDIA: a string, or a bare name as when this was an enum.
+#[Scalar(name = "CostCategory")]
+impl ScalarType for CostCategory {
+    fn parse(value: Value) -> InputValueResult<Self> {
+        match value {
+            Value::String(s) => Ok(CostCategory(s)),
+            Value::Enum(name) => Ok(CostCategory(name.to_string())),
+            other => Err(InputValueError::expected_type(other)),
+        }
+    }
+
+    fn to_value(&self) -> Value {
+        Value::String(self.0.clone())
+    }
+}
 
 /// The outcome of closing an opportunity.
 #[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]

@@ -461,7 +461,7 @@ impl CampaignPerformance {
             .costs_by_category
             .iter()
             .map(|(k, a)| CategoryCost {
-                category: crate::domain::vocab::CostCategory::parse(k).map_or(CostCategory::Other, Into::into),
+                category: CostCategory(k.clone()),
                 amount: self.money(*a),
             })
             .collect()

@@ -2,7 +2,7 @@
 use async_graphql::{Context, Enum, InputObject, Object, SimpleObject};
 
 use crate::domain::handoff::VOCAB_REJECT_REASON;
-use crate::domain::vocab::{Action, VOCAB_CHANNEL, VOCAB_TOUCHPOINT_TYPE};
+use crate::domain::vocab::{Action, VOCAB_CHANNEL, VOCAB_COST_CATEGORY, VOCAB_TOUCHPOINT_TYPE};
 use crate::graphql::context::ContextExt;
 use crate::graphql::enums::Role;
 use crate::graphql::errors::{IntoGql, UserError, split};
@@ -15,6 +15,8 @@ pub enum VocabularyKind {
     TouchpointType,
     /// The reasons sales may give when it rejects a handoff.
     RejectReason,
+    /// What campaign cost lines pay for.
+    CostCategory,
 }
 
 impl VocabularyKind {
@@ -23,6 +25,7 @@ impl VocabularyKind {
             VocabularyKind::Channel => VOCAB_CHANNEL,
             VocabularyKind::TouchpointType => VOCAB_TOUCHPOINT_TYPE,
             VocabularyKind::RejectReason => VOCAB_REJECT_REASON,
+            VocabularyKind::CostCategory => VOCAB_COST_CATEGORY,
         }
     }
 }
@@ -56,6 +59,10 @@ impl Workspace {
     /// The reason codes a rejected handoff may give.
     async fn reject_reasons(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<VocabularyTerm>> {
         vocabulary(ctx, self.0.id, VocabularyKind::RejectReason).await
+    }
+    /// The categories campaign cost lines may have.
+    async fn cost_categories(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<VocabularyTerm>> {
+        vocabulary(ctx, self.0.id, VocabularyKind::CostCategory).await
     }
 }
 
@@ -115,7 +122,8 @@ pub struct WorkspaceMutation;
 
 #[Object]
 impl WorkspaceMutation {
-    /// Adds a channel or touchpoint type to the workspace's vocabulary (ADMIN).
+    /// Adds a channel, touchpoint type, reject reason or cost category to the workspace's
+    /// vocabulary (ADMIN).
     async fn add_vocabulary_term(
         &self,
         ctx: &Context<'_>,

@@ -8,7 +8,7 @@ use super::{Patch, clean};
 use crate::auth::Principal;
 use crate::db::Db;
 use crate::domain::money;
-use crate::domain::vocab::{CampaignKind, CampaignStatus, CostCategory, VOCAB_CHANNEL, normalize_code};
+use crate::domain::vocab::{CampaignKind, CampaignStatus, VOCAB_CHANNEL, VOCAB_COST_CATEGORY, normalize_code};
 use crate::error::{AppError, ServiceError, ServiceResult, Validator};
 use crate::store;
 
@@ -28,7 +28,8 @@ pub struct CampaignFields {
 }
 
 pub struct NewCost {
-    pub category: CostCategory,
+    /// A code of the workspace's cost-category vocabulary (case-insensitive).
+    pub category: String,
     pub amount: Decimal,
     pub incurred_on: NaiveDate,
     pub note: Option<String>,
@@ -178,11 +179,23 @@ pub async fn add_cost(db: &Db, p: Principal, campaign_id: i64, c: NewCost) -> Se
     let camp = store::by_id::<campaign::Entity>(&*txn, ws, campaign_id)
         .await?
         .ok_or_else(|| AppError::not_found("campaign"))?;
+    let known: Vec<String> = store::workspace::vocabulary(&*txn, ws, VOCAB_COST_CATEGORY)
+        .await?
+        .into_iter()
+        .map(|t| t.code)
+        .collect();
+    let Some(category) = normalize_code(&c.category).filter(|k| known.contains(k)) else {
+        return Err(ServiceError::invalid(
+            &["input", "category"],
+            "INVALID",
+            format!("{:?} is not a cost category of this workspace ({})", c.category, known.join(", ")),
+        ));
+    };
     let now = Utc::now();
     let cost = campaign_cost::ActiveModel {
         workspace_id: Set(ws),
         campaign_id: Set(campaign_id),
-        category: Set(c.category.as_str().to_owned()),
+        category: Set(category),
         amount_minor: Set(amount),
         incurred_on: Set(c.incurred_on),
         note: Set(clean(c.note)),

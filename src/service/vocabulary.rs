@@ -1,4 +1,5 @@
-//! Workspace vocabularies (channels, touchpoint types), extensible by ADMIN.
+//! Workspace vocabularies (channels, touchpoint types, reject reasons, cost categories),
+//! extensible by ADMIN.
 use chrono::Utc;
 use entity::vocabulary_term;
 use sea_orm::{ActiveModelTrait, ActiveValue::Set};

@@ -5,7 +5,10 @@ use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait
 
 use super::Scoped;
 use crate::domain::handoff::{DEFAULT_REJECT_REASONS, VOCAB_REJECT_REASON};
-use crate::domain::vocab::{DEFAULT_CHANNELS, DEFAULT_STAGES, DEFAULT_TOUCHPOINT_TYPES, Role, VOCAB_CHANNEL, VOCAB_TOUCHPOINT_TYPE};
+use crate::domain::vocab::{
+    DEFAULT_CHANNELS, DEFAULT_COST_CATEGORIES, DEFAULT_STAGES, DEFAULT_TOUCHPOINT_TYPES, Role, VOCAB_CHANNEL, VOCAB_COST_CATEGORY,
+    VOCAB_TOUCHPOINT_TYPE,
+};
 
 pub async fn by_name(db: &impl ConnectionTrait, name: &str) -> Result<Option<workspace::Model>, DbErr> {
     workspace::Entity::find().filter(workspace::Column::Name.eq(name)).one(db).await
@@ -71,6 +74,7 @@ pub async fn insert(db: &impl ConnectionTrait, name: &str, currency: &str) -> Re
         .iter()
         .map(|c| (VOCAB_CHANNEL, *c))
         .chain(DEFAULT_TOUCHPOINT_TYPES.iter().map(|t| (VOCAB_TOUCHPOINT_TYPE, *t)))
+        .chain(DEFAULT_COST_CATEGORIES.iter().map(|c| (VOCAB_COST_CATEGORY, *c)))
         .chain(DEFAULT_REJECT_REASONS.iter().map(|r| (VOCAB_REJECT_REASON, *r)))
         .map(|(kind, code)| vocabulary_term::ActiveModel {
             workspace_id: Set(ws.id),

@@ -1,4 +1,4 @@
-//! Campaigns: filters, ordering, creation and updates, the channel vocabulary.
+//! Campaigns: filters, ordering, creation and updates, the channel and cost-category vocabularies.
 use serde_json::{Value, json};
 
 use crate::helpers::{TestApp, error_code, user_errors};
@@ -230,6 +230,87 @@ async fn channels_are_a_workspace_vocabulary(app: TestApp) {
     assert_eq!(data["viewer"]["workspace"]["channels"].as_array().unwrap().len(), 11);
 }
 both!(channels_are_a_workspace_vocabulary);
+
+async fn cost_categories_are_a_workspace_vocabulary(app: TestApp) {
+    let campaign = app.simple_campaign("Launch").await;
+    let add_cost = "mutation($input: AddCampaignCostInput!) { addCampaignCost(input: $input) {
+      cost { category amount { amount } } campaign { totalCost { amount } } userErrors { field code } } }";
+    let cost = |category: &str, amount: &str| json!({ "input": { "campaignId": campaign, "category": category, "amount": amount, "incurredOn": "2026-03-01" } });
+    // Unknown to the workspace: a user error, nothing written.
+    let data = app.data(&app.keys.marketing, add_cost, cost("agency fees", "300.00")).await;
+    assert_eq!(
+        user_errors(&data["addCampaignCost"]),
+        [("input.category".to_owned(), "INVALID".to_owned())]
+    );
+
+    // Only ADMIN adds terms, as to the other vocabularies.
+    let add = "mutation { addVocabularyTerm(input: { kind: COST_CATEGORY, code: \"AGENCY_FEES\", label: \"Agency fees\" }) { term { code label } userErrors { code } } }";
+    let resp = app.gql(&app.keys.marketing, add, json!({})).await;
+    assert_eq!(error_code(&resp), "FORBIDDEN");
+    let payload = app.mutate(&app.keys.admin, "addVocabularyTerm", add, json!({})).await;
+    assert_eq!(payload["term"], json!({ "code": "AGENCY_FEES", "label": "Agency fees" }));
+
+    // Case-insensitive, spaces and dashes as underscores; a bare name as when it was an enum.
+    let payload = app
+        .mutate(&app.keys.marketing, "addCampaignCost", add_cost, cost("agency fees", "300.00"))
+        .await;
+    assert_eq!(
+        payload["cost"],
+        json!({ "category": "AGENCY_FEES", "amount": { "amount": "300.00" } })
+    );
+    app.mutate(&app.keys.marketing, "addCampaignCost", add_cost, cost("Agency-Fees", "200.00"))
+        .await;
+    let bare = "mutation($id: ID!) { addCampaignCost(input: { campaignId: $id, category: MEDIA, amount: \"50.00\", incurredOn: \"2026-03-02\" }) { cost { category } userErrors { code } } }";
+    let payload = app
+        .mutate(&app.keys.marketing, "addCampaignCost", bare, json!({ "id": campaign }))
+        .await;
+    assert_eq!(payload["cost"]["category"], "MEDIA");
+    let data = app.data(&app.keys.marketing, add_cost, cost("VENUE", "1.00")).await;
+    assert_eq!(
+        user_errors(&data["addCampaignCost"]),
+        [("input.category".to_owned(), "INVALID".to_owned())]
+    );
+
+    // costsByCategory groups by the new category: 300 + 200 under AGENCY_FEES, 50 under MEDIA.
+    let q = "query($id: ID!, $range: DateTimeRange!) { campaign(id: $id) { totalCost { amount }
+      performance(range: $range) { costsByCategory { category amount { amount } } } } }";
+    let range = json!({ "from": "2026-01-01T00:00:00Z", "to": "2026-04-01T00:00:00Z" });
+    let data = app.data(&app.keys.analyst, q, json!({ "id": campaign, "range": range })).await;
+    assert_eq!(data["campaign"]["totalCost"]["amount"], "550.00");
+    assert_eq!(
+        data["campaign"]["performance"]["costsByCategory"],
+        json!([
+            { "category": "AGENCY_FEES", "amount": { "amount": "500.00" } },
+            { "category": "MEDIA", "amount": { "amount": "50.00" } },
+        ])
+    );
+
+    // Seven defaults and the new one; the other workspace keeps its seven.
+    let q = "{ viewer { workspace { costCategories { code } } } }";
+    let data = app.data(&app.keys.analyst, q, json!({})).await;
+    let codes: Vec<&str> = data["viewer"]["workspace"]["costCategories"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["code"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        codes,
+        [
+            "AGENCY_FEES",
+            "CONTENT",
+            "DISCOUNTS",
+            "MEDIA",
+            "OTHER",
+            "PRODUCTION",
+            "SOFTWARE",
+            "TICKETS"
+        ]
+    );
+    let data = app.data(&app.other.analyst, q, json!({})).await;
+    assert_eq!(data["viewer"]["workspace"]["costCategories"].as_array().unwrap().len(), 7);
+}
+both!(cost_categories_are_a_workspace_vocabulary);
 
 async fn filters_accept_codes_as_inputs_do(app: TestApp) {
     // Inputs take codes case-insensitively with spaces or dashes for underscores ...
