@@ -4,7 +4,7 @@
 use sea_orm::{ConnectionTrait, Statement};
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, data_of, error_code};
+use crate::helpers::{TestApp, data_of, error_code, user_errors};
 
 /// Rows of the tables these tests write to, in one tuple, to compare before and after.
 async fn rows(app: &TestApp) -> Vec<i64> {
@@ -160,6 +160,40 @@ async fn decimals_dates_and_times_in_other_notations_or_out_of_range_are_refused
     assert_eq!(times, ["1900-01-01T00:00:00Z", "9999-12-31T23:59:59Z"]);
 }
 
+/// Decimals inside strings (persona RANGE values) follow the scalar's notation; as userErrors,
+/// as the mutation reports its other value problems.
+async fn persona_ranges_and_the_export_time_follow_the_same_notations(app: TestApp) {
+    let q = "mutation($input: CreatePersonaInput!) { createPersona(input: $input) { persona { id } userErrors { field message code } } }";
+    let persona = |lo: &str| {
+        json!({ "input": { "name": "Big", "criteria": [
+            { "attribute": "employeeCount", "operator": "RANGE", "values": [lo, null], "weight": 10 },
+        ] } })
+    };
+    for lo in ["1e3", "+50"] {
+        let data = data_of(app.gql(&app.keys.admin, q, persona(lo)).await);
+        assert_eq!(
+            user_errors(&data["createPersona"]),
+            [("input.criteria.0.values".to_owned(), "INVALID".to_owned())],
+            "{lo}"
+        );
+    }
+    let data = data_of(app.gql(&app.keys.admin, q, persona("1000")).await);
+    assert_eq!(data["createPersona"]["userErrors"], json!([]));
+
+    let resp = app
+        .client
+        .get(app.url("/export/leads.csv?asOf=0000-01-01T00:00:00Z"))
+        .bearer_auth(&app.keys.analyst)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 400);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(error_code(&body), "BAD_USER_INPUT");
+    assert!(body["errors"][0]["message"].as_str().unwrap().starts_with("asOf"), "{body:#}");
+}
+
 both!(a_nul_byte_is_refused_in_every_text_field_and_nothing_is_written);
 both!(strings_longer_than_their_field_allows_are_refused_and_the_longest_allowed_work);
 both!(decimals_dates_and_times_in_other_notations_or_out_of_range_are_refused);
+both!(persona_ranges_and_the_export_time_follow_the_same_notations);
