@@ -12,16 +12,16 @@ use rust_decimal::Decimal;
 pub const MIN_YEAR: i32 = 1900;
 pub const MAX_YEAR: i32 = 9999;
 
-/// Digits a decimal may have before and after its point (28 in all fit a `Decimal` exactly).
-pub const MAX_INTEGER_DIGITS: usize = 18;
-pub const MAX_FRACTION_DIGITS: usize = 10;
+/// Digits a decimal may have in all: as many as a `Decimal` holds exactly (beyond them it would
+/// round the fraction silently). Whether an amount fits money is the services' question.
+pub const MAX_DIGITS: usize = 28;
 
 /// Why a text is not a value of its kind; the message follows the field's name.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum InputError {
     #[error("must be a decimal in plain notation such as \"-1234.50\" (no exponent, no \"+\", no spaces)")]
     DecimalNotation,
-    #[error("may have at most {MAX_INTEGER_DIGITS} digits before the point and {MAX_FRACTION_DIGITS} after it")]
+    #[error("may have at most {MAX_DIGITS} digits")]
     DecimalDigits,
     #[error("must be a date written YYYY-MM-DD, e.g. \"2026-01-31\"")]
     DateNotation,
@@ -35,8 +35,8 @@ pub enum InputError {
     TooLong(usize),
 }
 
-/// A decimal written `-?\d+(\.\d+)?`, with at most [`MAX_INTEGER_DIGITS`] and
-/// [`MAX_FRACTION_DIGITS`] digits. `rust_decimal` alone would take "1e3", "+1" and " 1".
+/// A decimal written `-?\d+(\.\d+)?`, with at most [`MAX_DIGITS`] digits. `rust_decimal` alone
+/// would take "1e3", "+1" and " 1".
 pub fn parse_decimal(s: &str) -> Result<Decimal, InputError> {
     let digits = s.strip_prefix('-').unwrap_or(s);
     let (int, frac) = match digits.split_once('.') {
@@ -47,7 +47,7 @@ pub fn parse_decimal(s: &str) -> Result<Decimal, InputError> {
     if !all_digits(int) || !frac.is_none_or(all_digits) {
         return Err(InputError::DecimalNotation);
     }
-    if int.len() > MAX_INTEGER_DIGITS || frac.is_some_and(|f| f.len() > MAX_FRACTION_DIGITS) {
+    if int.len() + frac.map_or(0, str::len) > MAX_DIGITS {
         return Err(InputError::DecimalDigits);
     }
     Decimal::from_str(s).map_err(|_| InputError::DecimalNotation)
@@ -102,7 +102,15 @@ mod tests {
 
     #[test]
     fn decimals_in_plain_notation_only() {
-        for ok in ["0", "-0", "1234.50", "-3.07", "007", "999999999999999999.9999999999"] {
+        for ok in [
+            "0",
+            "-0",
+            "1234.50",
+            "-3.07",
+            "007",
+            "9999999999999999999999999999",
+            "0.000000000000000000000000001",
+        ] {
             assert_eq!(parse_decimal(ok).unwrap(), Decimal::from_str(ok).unwrap(), "{ok}");
         }
         for bad in [
@@ -110,8 +118,8 @@ mod tests {
         ] {
             assert_eq!(parse_decimal(bad), Err(InputError::DecimalNotation), "{bad:?}");
         }
-        assert_eq!(parse_decimal(&"9".repeat(19)), Err(InputError::DecimalDigits));
-        assert_eq!(parse_decimal(&format!("1.{}", "1".repeat(11))), Err(InputError::DecimalDigits));
+        assert_eq!(parse_decimal(&"9".repeat(29)), Err(InputError::DecimalDigits));
+        assert_eq!(parse_decimal(&format!("1.{}", "1".repeat(28))), Err(InputError::DecimalDigits));
         assert!(
             rust_decimal::Decimal::from_str("+1").is_ok(),
             "why parse_decimal checks the notation first"

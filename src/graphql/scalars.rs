@@ -27,7 +27,7 @@ pub struct Decimal(pub rust_decimal::Decimal);
 
 #[Scalar(name = "Decimal")]
 /// An exact decimal number written as a JSON string in plain notation, e.g. "1234.50" or "-3":
-/// an optional minus, at most 18 digits, optionally a point and at most 10 digits. Numbers,
+/// an optional minus, digits, optionally a point and digits; at most 28 digits in all. Numbers,
 /// exponents ("1e3"), a leading "+" and spaces are refused.
 impl ScalarType for Decimal {
     fn parse(value: Value) -> InputValueResult<Self> {

@@ -118,7 +118,7 @@ async fn decimals_dates_and_times_in_other_notations_or_out_of_range_are_refused
 
     let cost =
         |amount: &str, on: &str| json!({ "input": { "campaignId": campaign, "category": "MEDIA", "amount": amount, "incurredOn": on } });
-    for amount in ["1e3", "1E2", "+1", " 1", "1.", "1234567890123456789"] {
+    for amount in ["1e3", "1E2", "+1", " 1", "1.", "12345678901234567890.123456789"] {
         let resp = app.gql(&admin, ADD_COST, cost(amount, "2025-01-01")).await;
         assert_refused(&resp, "input.amount");
     }
