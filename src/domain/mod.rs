@@ -4,6 +4,7 @@ pub mod destination;
 pub mod email;
 pub mod handoff;
 pub mod ids;
+pub mod input;
 pub mod kpi;
 pub mod markov;
 pub mod money;

@@ -1,6 +1,7 @@
 //! Limits on the size and shape of a query, checked before the schema sees it: tokens and
 //! nesting of the text, then fields, depth, aliases and directives with fragments expanded
-//! (measured without expanding them, `shape`), root fields, and no mutations over GET.
+//! (measured without expanding them, `shape`), root fields, and no mutations over GET; and the
+//! strings the request gives, NUL-free and bounded per field (`bounds`).
 //! Complexity, which needs the schema's per-field costs, is left to the schema.
 //!
 //! They are checked by [`Guarded`], which parses each request before the schema runs it, over
@@ -21,6 +22,7 @@ use async_graphql::{Data, Executor, Request, Response, ServerError};
 
 use crate::config::Limits;
 use crate::graphql::AppSchema;
+use crate::graphql::bounds;
 use crate::graphql::shape::{self, FragmentCycle};
 
 /// The schema behind the shape limits.
@@ -100,7 +102,11 @@ impl Guarded {
                 return Err(e);
             }
         }
-        Ok(())
+        // Every request, since its variables are its own (the document may have been kept).
+        let (variables, operation) = (std::mem::take(&mut request.variables), request.operation_name.clone());
+        let checked = bounds::check(request.parsed_query()?, operation.as_deref(), &variables);
+        request.variables = variables;
+        checked
     }
 
     /// Bounds the parser's work: tokens and bracket nesting, counted in one pass over the text.

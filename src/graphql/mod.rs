@@ -1,6 +1,7 @@
 //! The GraphQL API: thin resolvers that authorize, convert and call services or the store.
 pub mod account;
 pub mod attribution;
+pub mod bounds;
 pub mod campaign;
 pub mod context;
 pub mod enums;

@@ -1,24 +1,41 @@
 //! Our own scalars. async-graphql's built-in Decimal accepts JSON numbers (parsed through f64);
-//! ours accepts strings only, so no amount ever passes through a float.
-use std::str::FromStr;
-
+//! ours accepts strings only, so no amount ever passes through a float. Each parses strictly
+//! (`domain::input`: plain decimals, zero-padded dates, years 1900 to 9999) and says so in
+//! `is_valid` too, so that validation refuses a bad value with the argument path named
+//! (`Invalid value for argument "input.amount", expected type "Decimal"`) before anything runs.
 use async_graphql::{InputValueError, InputValueResult, Scalar, ScalarType, SimpleObject, Value};
 use chrono::{NaiveDate, SecondsFormat, Utc};
+
+use crate::domain::input::{self, InputError};
+
+/// The value's text, parsed by `parse`; the error names the value and what was wrong with it.
+fn parse_with<T, S: async_graphql::InputType>(
+    value: &Value,
+    parse: fn(&str) -> Result<T, InputError>,
+    wrap: fn(T) -> S,
+    kind: &str,
+) -> InputValueResult<S> {
+    match value {
+        Value::String(s) => parse(s).map(wrap).map_err(|e| InputValueError::custom(format!("{s:?} {e}"))),
+        _ => Err(InputValueError::custom(format!("{kind} must be a string"))),
+    }
+}
 
 /// An exact decimal number, written as a string: `"1234.50"`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Decimal(pub rust_decimal::Decimal);
 
 #[Scalar(name = "Decimal")]
-/// An exact decimal number written as a JSON string, e.g. "1234.50". Numbers are refused.
+/// An exact decimal number written as a JSON string in plain notation, e.g. "1234.50" or "-3":
+/// an optional minus, digits, optionally a point and digits; at most 28 digits in all. Numbers,
+/// exponents ("1e3"), a leading "+" and spaces are refused.
 impl ScalarType for Decimal {
     fn parse(value: Value) -> InputValueResult<Self> {
-        match value {
-            Value::String(s) => rust_decimal::Decimal::from_str(s.trim())
-                .map(Decimal)
-                .map_err(|_| InputValueError::custom(format!("{s:?} is not a decimal number"))),
-            _ => Err(InputValueError::custom("Decimal must be a string such as \"1234.50\"")),
-        }
+        parse_with(&value, input::parse_decimal, Decimal, "Decimal")
+    }
+
+    fn is_valid(value: &Value) -> bool {
+        matches!(value, Value::String(s) if input::parse_decimal(s).is_ok())
     }
 
     fn to_value(&self) -> Value {
@@ -31,15 +48,15 @@ impl ScalarType for Decimal {
 pub struct DateTime(pub chrono::DateTime<Utc>);
 
 #[Scalar(name = "DateTime")]
-/// A point in time in RFC 3339, e.g. "2026-01-31T09:30:00Z". Input offsets are converted to UTC.
+/// A point in time in RFC 3339, e.g. "2026-01-31T09:30:00Z", in the years 1900 to 9999 (UTC).
+/// Input offsets are converted to UTC.
 impl ScalarType for DateTime {
     fn parse(value: Value) -> InputValueResult<Self> {
-        match value {
-            Value::String(s) => chrono::DateTime::parse_from_rfc3339(s.trim())
-                .map(|t| DateTime(t.with_timezone(&Utc)))
-                .map_err(|_| InputValueError::custom(format!("{s:?} is not an RFC 3339 date-time"))),
-            _ => Err(InputValueError::custom("DateTime must be an RFC 3339 string")),
-        }
+        parse_with(&value, input::parse_datetime, DateTime, "DateTime")
+    }
+
+    fn is_valid(value: &Value) -> bool {
+        matches!(value, Value::String(s) if input::parse_datetime(s).is_ok())
     }
 
     fn to_value(&self) -> Value {
@@ -52,15 +69,14 @@ impl ScalarType for DateTime {
 pub struct Date(pub NaiveDate);
 
 #[Scalar(name = "Date")]
-/// A calendar date in ISO 8601, e.g. "2026-01-31".
+/// A calendar date written YYYY-MM-DD (zero-padded), e.g. "2026-01-31", in the years 1900 to 9999.
 impl ScalarType for Date {
     fn parse(value: Value) -> InputValueResult<Self> {
-        match value {
-            Value::String(s) => NaiveDate::parse_from_str(s.trim(), "%Y-%m-%d")
-                .map(Date)
-                .map_err(|_| InputValueError::custom(format!("{s:?} is not a YYYY-MM-DD date"))),
-            _ => Err(InputValueError::custom("Date must be a YYYY-MM-DD string")),
-        }
+        parse_with(&value, input::parse_date, Date, "Date")
+    }
+
+    fn is_valid(value: &Value) -> bool {
+        matches!(value, Value::String(s) if input::parse_date(s).is_ok())
     }
 
     fn to_value(&self) -> Value {
@@ -100,6 +116,20 @@ mod tests {
         assert_eq!(Decimal::parse(Value::String("0.10".into())).unwrap().0.to_string(), "0.10");
         assert!(Decimal::parse(Value::Number(1.into())).is_err());
         assert!(Decimal::parse(Value::String("1,5".into())).is_err());
+        for bad in ["1e3", "1E2", "+1"] {
+            assert!(Decimal::parse(Value::String(bad.into())).is_err(), "{bad}");
+            assert!(!Decimal::is_valid(&Value::String(bad.into())), "{bad}");
+        }
+    }
+
+    #[test]
+    fn dates_are_zero_padded_and_within_the_years() {
+        assert!(Date::is_valid(&Value::String("2025-01-01".into())));
+        assert!(!Date::is_valid(&Value::String("2025-1-1".into())));
+        assert!(!Date::is_valid(&Value::String("0000-01-01".into())));
+        assert!(!DateTime::is_valid(&Value::String("0000-01-01T00:00:00Z".into())));
+        assert!(!DateTime::is_valid(&Value::String("10000-01-01T00:00:00Z".into())));
+        assert!(!Date::is_valid(&Value::Number(20250101.into())));
     }
 
     #[test]

@@ -93,10 +93,10 @@ fn parse(params: &Params) -> Result<Asked, String> {
         grades: list(params.grade.as_deref(), Grade::parse, "grade (A to D)")?,
         min_activity: params.min_activity_score,
     };
-    let as_of = match params.as_of.as_deref().map(DateTime::parse_from_rfc3339) {
+    let as_of = match params.as_of.as_deref().map(crate::domain::input::parse_datetime) {
         None => Utc::now(),
-        Some(Ok(t)) => t.with_timezone(&Utc),
-        Some(Err(_)) => return Err("asOf must be an RFC 3339 time".into()),
+        Some(Ok(t)) => t,
+        Some(Err(e)) => return Err(format!("asOf {e}")),
     };
     let model = decode("ScoringModel", params.model.as_deref())?;
     let persona = decode("Persona", params.persona.as_deref())?;

@@ -292,7 +292,7 @@ pub(crate) fn check_criteria(
                 let bound = |i: usize| -> Result<Option<Decimal>, ()> {
                     match values.get(i).cloned().flatten().filter(|s| !s.is_empty()) {
                         None => Ok(None),
-                        Some(s) => s.parse::<Decimal>().map(Some).map_err(|_| ()),
+                        Some(s) => crate::domain::input::parse_decimal(&s).map(Some).map_err(|_| ()),
                     }
                 };
                 match (values.len(), bound(0), bound(1)) {
@@ -308,7 +308,7 @@ pub(crate) fn check_criteria(
                         v.push_owned(
                             field("values"),
                             "INVALID",
-                            "RANGE takes [min, max] as decimal numbers; null for an open end",
+                            "RANGE takes [min, max] as decimal numbers in plain notation (\"-12.5\"); null for an open end",
                         );
                         serde_json::Value::Null
                     }

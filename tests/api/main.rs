@@ -14,6 +14,7 @@ mod decode;
 mod erasure;
 mod export;
 mod handoffs;
+mod inputs;
 mod isolation;
 mod kpis;
 mod leads;
