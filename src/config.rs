@@ -96,7 +96,8 @@ impl Default for Limits {
 pub struct ConnectionLimits {
     /// Connections served at once; further ones wait in the listen queue until one closes.
     pub max_connections: usize,
-    /// Time to receive a request's headers, from its first byte.
+    /// Time to receive a request's head: from the connection's start, then from the first byte
+    /// after each answer.
     pub header_read_timeout: Duration,
     /// Time to receive a whole request body.
     pub body_read_timeout: Duration,

@@ -69,13 +69,14 @@ impl LimitArgs {
         let defaults = Limits::default();
         Limits {
             max_body_bytes: self.max_body_bytes,
-            request_timeout: Duration::from_secs(self.request_timeout),
+            // A time of 0 would refuse everything at once: one second is the least.
+            request_timeout: Duration::from_secs(self.request_timeout.max(1)),
             connections: ConnectionLimits {
                 max_connections: self.max_connections.max(1),
-                header_read_timeout: Duration::from_secs(self.header_read_timeout),
-                body_read_timeout: Duration::from_secs(self.body_read_timeout),
+                header_read_timeout: Duration::from_secs(self.header_read_timeout.max(1)),
+                body_read_timeout: Duration::from_secs(self.body_read_timeout.max(1)),
                 min_body_bytes_per_second: self.min_body_rate,
-                idle_timeout: Duration::from_secs(self.idle_timeout),
+                idle_timeout: Duration::from_secs(self.idle_timeout.max(1)),
                 ..defaults.connections
             },
             ..defaults

@@ -14,7 +14,6 @@ use std::sync::OnceLock;
 
 use chrono::{DateTime, Utc};
 use num_bigint::BigUint;
-use num_integer::Integer;
 use rust_decimal::Decimal;
 
 /// Fractional deals (conversion credit) are reported with this many decimal places.
@@ -249,24 +248,21 @@ impl Credit {
     }
 }
 
-/// Attributed conversions kept exact: a sum of deal shares `part / whole` (the weights of the
-/// touches a row gets over the deal's total weight) as one reduced fraction. The millionths of
-/// [`Credit`] are each rounded; a ratio over conversions (cost per order) divides by this sum and
-/// rounds once, at the end.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Attributed conversions for ratios over them (cost per order): a sum of deal shares
+/// `part / whole` (the weights of the touches a row gets over the deal's total weight), each
+/// share to 24 decimal places, rounded down. The millionths of [`Credit`] are each rounded to
+/// make a deal's rows add up to one; this sum is not, and a ratio divides by it and rounds once,
+/// at the end. A fraction of integers kept whole would be exact, but TIME_DECAY's weights (about
+/// 10^18 each) make its denominator grow by some 60 bits with every deal; 24 places keep each
+/// share's error under 10^-24, far below a cent on any cost.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Conversions {
-    num: BigUint,
-    den: BigUint,
+    /// The sum in units of 10^-24 of a deal.
+    units: u128,
 }
 
-impl Default for Conversions {
-    fn default() -> Self {
-        Self {
-            num: BigUint::ZERO,
-            den: BigUint::from(1u8),
-        }
-    }
-}
+/// Units of [`Conversions`] in one deal.
+const SHARE_UNITS: u128 = 10u128.pow(24);
 
 impl Conversions {
     /// `micros` millionths of a deal (MARKOV credits, which have no per-deal weights).
@@ -281,23 +277,17 @@ impl Conversions {
         if part == 0 || whole == 0 {
             return;
         }
-        let (part, whole) = (BigUint::from(part), BigUint::from(whole));
-        self.num = &self.num * &whole + part * &self.den;
-        self.den *= whole;
-        let g = self.num.gcd(&self.den);
-        if g > BigUint::from(1u8) {
-            self.num /= &g;
-            self.den /= g;
-        }
+        let share = BigUint::from(part) * SHARE_UNITS / BigUint::from(whole);
+        self.units = self.units.saturating_add(u128::try_from(share).unwrap_or(u128::MAX));
     }
 
     pub fn is_zero(&self) -> bool {
-        self.num == BigUint::ZERO
+        self.units == 0
     }
 
     /// The value rounded half away from zero to `dp` places; `None` past Decimal's range.
     pub fn round(&self, dp: u32) -> Option<Decimal> {
-        rounded_quotient(&self.num, &self.den, dp)
+        rounded_quotient(&BigUint::from(self.units), &BigUint::from(SHARE_UNITS), dp)
     }
 
     /// `amount_minor` (cents) per conversion, rounded once to cents; `None` without conversions
@@ -306,8 +296,9 @@ impl Conversions {
         if self.is_zero() || amount_minor < 0 {
             return None;
         }
-        // amount / (num / den) = amount_minor * den / (num * 100), to 2 places.
-        rounded_quotient(&(BigUint::from(amount_minor as u64) * &self.den), &(&self.num * 100u8), 2)
+        // amount / (units / 10^24) = amount_minor * 10^24 / (units * 100), to 2 places.
+        let amount = BigUint::from(amount_minor as u64) * SHARE_UNITS;
+        rounded_quotient(&amount, &(BigUint::from(self.units) * 100u8), 2)
     }
 }
 
@@ -624,6 +615,20 @@ mod tests {
             (Some(Decimal::new(1_000_000, 6)), Some(Decimal::new(700, 2)))
         );
         assert_eq!(Conversions::default().money_per(100), None);
+    }
+
+    #[test]
+    fn conversions_of_many_deals_with_large_weights_stay_a_fixed_size() {
+        // 10,000 deals whose wholes are distinct numbers near 10^18 (TIME_DECAY's scale): a
+        // fraction kept whole would grow by some 60 bits a deal. Each share is a quarter.
+        let mut c = Conversions::default();
+        for i in 0..10_000u128 {
+            let whole = 4 * (1_000_000_000_000_000_000 + 7 * i + 1);
+            c.add_share(whole / 4, whole);
+        }
+        assert_eq!(c.round(6), Some(Decimal::new(2_500_000_000, 6)));
+        // 1,000.00 over 2,500 conversions: 0.40.
+        assert_eq!(c.money_per(100_000), Some(Decimal::new(40, 2)));
     }
 
     #[test]

@@ -83,7 +83,8 @@ pub async fn read(body: Body, content_length: Option<u64>, limits: BodyLimits) -
     let deadline = started + limits.timeout;
     let mut window_end = started + limits.window;
     let mut in_window: u64 = 0;
-    let mut data = Vec::with_capacity(content_length.map_or(0, |n| n as usize));
+    // A declared length is a claim, not bytes: reserve at most 64 KiB up front.
+    let mut data = Vec::with_capacity(content_length.map_or(0, |n| n.min(64 * 1024) as usize));
     loop {
         match tokio::time::timeout_at(deadline.min(window_end), body.frame()).await {
             Ok(None) => return Ok(Bytes::from(data)),

@@ -216,8 +216,12 @@ async fn graphql_get(State(state): State<AppState>, headers: HeaderMap, Query(pa
 async fn graphql_ws(State(state): State<AppState>, protocol: GraphQLProtocol, upgrade: WebSocketUpgrade) -> Response {
     // Clients send small messages (init, subscribe, complete): a 4 KiB read buffer instead of
     // the default 128 KiB keeps 1,000 subscribers at about 15 KiB each instead of 150 KiB.
+    // A message may be as large as a request body, not tungstenite's default of 64 MiB.
+    let max = state.config.limits.max_body_bytes;
     upgrade
         .read_buffer_size(4096)
+        .max_message_size(max)
+        .max_frame_size(max)
         .protocols(ALL_WEBSOCKET_PROTOCOLS)
         .on_upgrade(move |socket| async move {
             // The connection is one task: its operations' loads are batched per round of it.

@@ -95,7 +95,7 @@ async fn connection(
     builder.header_read_timeout(None).keep_alive(true);
     let conn = builder.serve_connection(io, service).with_upgrades();
     tokio::pin!(conn);
-    let tick = limits.header_read_timeout.min(limits.idle_timeout).min(Duration::from_secs(1)) / 2;
+    let tick = (limits.header_read_timeout.min(limits.idle_timeout).min(Duration::from_secs(1)) / 2).max(Duration::from_millis(10));
     let mut closing = false;
     loop {
         tokio::select! {
@@ -109,6 +109,13 @@ async fn connection(
                 if changed.is_err() || *stopped.borrow() {
                     closing = true;
                     conn.as_mut().graceful_shutdown();
+                }
+            }
+            () = tokio::time::sleep(tick), if closing => {
+                // A response that stopped moving (its client stopped reading) is not waited for.
+                if activity.silent_for() >= limits.idle_timeout {
+                    tracing::debug!("dropping a connection whose response stalled");
+                    return;
                 }
             }
             () = tokio::time::sleep(tick), if !closing => {
@@ -151,9 +158,16 @@ impl Activity {
         Self {
             started: Instant::now(),
             last_millis: AtomicU64::new(0),
-            head_started_millis: AtomicU64::new(NONE),
+            // A new connection is waiting for its first head from the start.
+            head_started_millis: AtomicU64::new(0),
             in_flight: AtomicUsize::new(0),
         }
+    }
+
+    /// How long since a byte last went either way, whatever the connection is doing.
+    fn silent_for(&self) -> Duration {
+        let last = self.last_millis.load(Ordering::Relaxed);
+        Duration::from_millis(self.now_millis().saturating_sub(last))
     }
 
     fn now_millis(&self) -> u64 {

@@ -387,3 +387,27 @@ async fn graphql_cop_finds_nothing(app: TestApp) {
     assert!(resp.get("extensions").is_none_or(|e| e.get("tracing").is_none()), "{resp}");
 }
 both!(graphql_cop_finds_nothing);
+
+async fn a_websocket_message_over_the_body_limit_ends_the_connection(app: TestApp) {
+    use crate::websocket::{connect_to, init, next, send};
+    let addr = serve_with(&app, |c| c.limits.max_body_bytes = 64 * 1024).await;
+    let url = format!("ws://{addr}/graphql/ws");
+    let mut socket = connect_to(&url).await;
+    init(&mut socket, &app.keys.analyst).await;
+    // Within the limit: answered.
+    let query = json!({ "id": "1", "type": "subscribe", "payload": { "query": "{ viewer { role } }" } });
+    send(&mut socket, query).await;
+    let answer = next(&mut socket).await.expect("an answer");
+    assert_eq!(answer["payload"]["data"]["viewer"]["role"], "ANALYST", "{answer}");
+    // 128 KiB of padding in one message: the connection ends, nothing is answered.
+    let padding = " ".repeat(128 * 1024);
+    let big = format!(r#"{{"id": "2", "type": "subscribe", "payload": {{ "query": "{{ viewer {{ role }} }}{padding}" }}}}"#);
+    let _ = futures_util::SinkExt::send(&mut socket, tokio_tungstenite::tungstenite::Message::text(big)).await;
+    loop {
+        match next(&mut socket).await {
+            Ok(msg) => assert_ne!(msg["id"], "2", "the large message was not run: {msg}"),
+            Err(_) => break,
+        }
+    }
+}
+both!(a_websocket_message_over_the_body_limit_ends_the_connection);

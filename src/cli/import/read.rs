@@ -109,7 +109,7 @@ impl<R: BufRead> Reader<R> {
                 if b == b'\n' && after_cr {
                     // The `\n` of a `\r\n`: the line was counted at the `\r`.
                     if state == State::Quoted {
-                        cell.push(b);
+                        rec.keep(&mut cell, b, self.max_cell, self.line);
                     } else if rec.record.fields.is_empty() && cell.is_empty() && state == State::Start {
                         // A record never starts with the second half of a line end.
                         rec.record.line = self.line;
