@@ -27,6 +27,9 @@ pub struct EventSettings {
     /// How often the event heads are polled, as a safety net for lost hints.
     pub poll: Duration,
     pub max_subscriptions_per_connection: usize,
+    /// Operations (queries, mutations and subscriptions) running at once on one WebSocket of
+    /// graphql-transport-ws; one more is answered with an error instead of run.
+    pub max_operations_per_connection: usize,
     /// A WebSocket that has not sent `connection_init` by then is closed.
     pub connection_init_timeout: Duration,
     /// Retries, timeouts, and the networks webhooks may reach besides public addresses
@@ -40,6 +43,7 @@ impl Default for EventSettings {
             bus_capacity: 4096,
             poll: Duration::from_secs(2),
             max_subscriptions_per_connection: 20,
+            max_operations_per_connection: 50,
             connection_init_timeout: Duration::from_secs(10),
             webhooks: crate::events::webhook::Settings::default(),
         }

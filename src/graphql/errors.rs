@@ -23,6 +23,14 @@ impl From<FieldError> for UserError {
     }
 }
 
+/// A request-level error with `extensions.code`, for refusals before or around execution (limits,
+/// timeouts, the HTTP layer), where no resolver's error type applies.
+pub fn coded(code: &'static str, message: impl Into<String>) -> async_graphql::ServerError {
+    let mut e = async_graphql::ServerError::new(message, None);
+    e.extensions.get_or_insert_with(Default::default).set("code", code);
+    e
+}
+
 /// Every error that reaches a client goes through here.
 pub fn gql_error(err: AppError) -> async_graphql::Error {
     if let AppError::Internal(detail) = &err {

@@ -23,6 +23,7 @@ use async_graphql::{Data, Executor, Request, Response, ServerError};
 use crate::config::Limits;
 use crate::graphql::AppSchema;
 use crate::graphql::bounds;
+use crate::graphql::errors::coded;
 use crate::graphql::shape::{self, FragmentCycle};
 
 /// The schema behind the shape limits.
@@ -63,11 +64,7 @@ impl Guarded {
             .await
             .unwrap_or_else(|e| {
                 tracing::error!(error = %e, "checking a query failed");
-                let mut e = ServerError::new("internal error", None);
-                e.extensions
-                    .get_or_insert_with(Default::default)
-                    .set("code", "INTERNAL_SERVER_ERROR");
-                Err(e)
+                Err(coded("INTERNAL_SERVER_ERROR", "internal error"))
             })
     }
 
@@ -97,9 +94,7 @@ impl Guarded {
                 )));
             }
             if op.node.ty == OperationType::Mutation && over_get {
-                let mut e = ServerError::new("mutations are not accepted over GET; use POST", None);
-                e.extensions.get_or_insert_with(Default::default).set("code", "BAD_USER_INPUT");
-                return Err(e);
+                return Err(coded("BAD_USER_INPUT", "mutations are not accepted over GET; use POST"));
             }
         }
         // Every request, since its variables are its own (the document may have been kept).
@@ -128,9 +123,10 @@ impl Guarded {
     fn check_document(&self, doc: &ExecutableDocument) -> Result<(), ServerError> {
         let l = &self.limits;
         let m = shape::measure(doc).map_err(|FragmentCycle(name)| {
-            let mut e = ServerError::new(format!("fragment {name} spreads itself, directly or through others"), None);
-            e.extensions.get_or_insert_with(Default::default).set("code", "BAD_USER_INPUT");
-            e
+            coded(
+                "BAD_USER_INPUT",
+                format!("fragment {name} spreads itself, directly or through others"),
+            )
         })?;
         let over = |n: u64, max: usize| n > max as u64;
         if over(m.validated_fields, l.max_fields) {
@@ -248,9 +244,7 @@ impl Documents {
 }
 
 pub fn too_complex(message: impl Into<String>) -> ServerError {
-    let mut e = ServerError::new(message, None);
-    e.extensions.get_or_insert_with(Default::default).set("code", "QUERY_TOO_COMPLEX");
-    e
+    coded("QUERY_TOO_COMPLEX", message)
 }
 
 #[cfg(test)]

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering as AtomicOrdering};
 
 use async_graphql::http::{ALL_WEBSOCKET_PROTOCOLS, GraphiQLSource};
-use async_graphql::{Data, ErrorExtensionValues, Request, Response as GqlResponse, ServerError};
+use async_graphql::{Data, ErrorExtensionValues, Request, Response as GqlResponse};
 use async_graphql_axum::{GraphQLProtocol, GraphQLWebSocket};
 use axum::body::Body;
 use axum::extract::{Query, State, WebSocketUpgrade};
@@ -29,6 +29,7 @@ use crate::config::Config;
 use crate::db::Db;
 use crate::error::AppError;
 use crate::events::Bus;
+use crate::graphql::errors::coded;
 use crate::graphql::handoff::SubscriptionSlots;
 use crate::graphql::limits::Guarded;
 use crate::graphql::loaders::{PollGate, new_loaders};
@@ -68,9 +69,7 @@ fn error_response(status: StatusCode, err: AppError) -> Response {
 
 /// A GraphQL-shaped error (`{"errors": [{"message", "extensions": {"code"}}]}`) with a status.
 fn coded_response(status: StatusCode, code: &'static str, message: String) -> Response {
-    let mut e = ServerError::new(message, None);
-    e.extensions.get_or_insert_with(ErrorExtensionValues::default).set("code", code);
-    (status, Json(GqlResponse::from_errors(vec![e]))).into_response()
+    (status, Json(GqlResponse::from_errors(vec![coded(code, message)]))).into_response()
 }
 
 /// The caller from the `Authorization` header: `Ok(None)` without one; an error for a bad key.
@@ -95,13 +94,10 @@ async fn execute(state: &AppState, principal: Option<Principal>, mut request: Re
     let run = gate.drive(state.schema.execute_checked(request, over_get));
     let response = match tokio::time::timeout(timeout, run.instrument(span)).await {
         Ok(r) => r,
-        Err(_) => {
-            let mut e = ServerError::new(format!("the request took longer than {} s", timeout.as_secs()), None);
-            e.extensions
-                .get_or_insert_with(ErrorExtensionValues::default)
-                .set("code", "TIMEOUT");
-            GqlResponse::from_errors(vec![e])
-        }
+        Err(_) => GqlResponse::from_errors(vec![coded(
+            "TIMEOUT",
+            format!("the request took longer than {} s", timeout.as_secs()),
+        )]),
     };
     let response = with_error_codes(response);
     let mut http = Json(response).into_response();
@@ -232,7 +228,8 @@ async fn graphql_ws(State(state): State<AppState>, protocol: GraphQLProtocol, up
             // both, in whatever order (`protocol` would be the first of the client's list).
             if socket.protocol().is_some_and(|p| p == "graphql-transport-ws") {
                 let init_gate = gate.clone();
-                let connection = websocket::serve(socket, schema, deadline, move |payload| async move {
+                let most = state.config.events.max_operations_per_connection;
+                let connection = websocket::serve(socket, schema, deadline, most, move |payload| async move {
                     connection_data(&state, init_gate, &payload).await.map_err(|e| match e {
                         AppError::Internal(_) => websocket::Close::try_again_later(),
                         AppError::Unauthenticated => websocket::Close::forbidden("the API key is not valid"),

@@ -21,6 +21,8 @@ use futures_util::{SinkExt, Stream, StreamExt};
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::graphql::errors::coded;
+
 /// How long a socket closed by the server waits for the client's close frame, so that the close
 /// frame is read before the connection ends (an early end can reset it away).
 const CLOSING_WAIT: Duration = Duration::from_secs(2);
@@ -137,14 +139,14 @@ fn parse(bytes: &[u8]) -> Result<ClientMessage, Close> {
 /// Serves one graphql-transport-ws socket until either side closes it. `on_init` turns the
 /// `connection_init` payload into the data every operation of the socket sees, or refuses it
 /// with a close; a socket without `connection_init` after `init_timeout` is closed with 4408.
-pub async fn serve<E, I, F>(socket: WebSocket, executor: E, init_timeout: Duration, on_init: I)
+pub async fn serve<E, I, F>(socket: WebSocket, executor: E, init_timeout: Duration, max_operations: usize, on_init: I)
 where
     E: Executor,
     I: FnOnce(Value) -> F,
     F: Future<Output = Result<Data, Close>>,
 {
     let (mut sink, mut stream) = socket.split();
-    let close = match run(&mut sink, &mut stream, executor, init_timeout, on_init).await {
+    let close = match run(&mut sink, &mut stream, executor, init_timeout, max_operations, on_init).await {
         Err(Stop::Close(close)) => close,
         // The client's close frame is answered on the next write or close, not when it is read:
         // without this the client sees 1006 (abnormal closure) instead of its own code.
@@ -180,7 +182,14 @@ impl From<Close> for Stop {
 }
 
 /// The message loop, until the client closes the socket or the server must.
-async fn run<E, I, F, Tx, Rx>(sink: &mut Tx, stream: &mut Rx, executor: E, init_timeout: Duration, on_init: I) -> Result<(), Stop>
+async fn run<E, I, F, Tx, Rx>(
+    sink: &mut Tx,
+    stream: &mut Rx,
+    executor: E,
+    init_timeout: Duration,
+    max_operations: usize,
+    on_init: I,
+) -> Result<(), Stop>
 where
     E: Executor,
     I: FnOnce(Value) -> F,
@@ -217,6 +226,17 @@ where
                         let data = session.clone().ok_or_else(|| Close::new(4401, "Unauthorized"))?;
                         if operations.0.contains_key(&id) {
                             return Err(Close::new(4409, format!("Subscriber for {id} already exists")).into());
+                        }
+                        if operations.0.len() >= max_operations {
+                            // Refused like an operation that fails before it runs: an error, then
+                            // complete; the socket and its other operations go on.
+                            let e = coded(
+                                "BAD_USER_INPUT",
+                                format!("at most {max_operations} operations run at once on one connection"),
+                            );
+                            reply(sink, &ServerMessage::Next { id: &id, payload: &Response::from_errors(vec![e]) }).await?;
+                            reply(sink, &ServerMessage::Complete { id: &id }).await?;
+                            continue;
                         }
                         let results = executor.execute_stream(*request, Some(data));
                         operations.0.insert(id, results);

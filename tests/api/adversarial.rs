@@ -403,11 +403,35 @@ async fn a_websocket_message_over_the_body_limit_ends_the_connection(app: TestAp
     let padding = " ".repeat(128 * 1024);
     let big = format!(r#"{{"id": "2", "type": "subscribe", "payload": {{ "query": "{{ viewer {{ role }} }}{padding}" }}}}"#);
     let _ = futures_util::SinkExt::send(&mut socket, tokio_tungstenite::tungstenite::Message::text(big)).await;
-    loop {
-        match next(&mut socket).await {
-            Ok(msg) => assert_ne!(msg["id"], "2", "the large message was not run: {msg}"),
-            Err(_) => break,
-        }
+    while let Ok(msg) = next(&mut socket).await {
+        assert_ne!(msg["id"], "2", "the large message was not run: {msg}");
     }
 }
 both!(a_websocket_message_over_the_body_limit_ends_the_connection);
+
+async fn a_websocket_runs_at_most_so_many_operations_at_once(app: TestApp) {
+    use crate::websocket::{connect_to, init, next, send};
+    let addr = serve_with(&app, |c| c.events.max_operations_per_connection = 2).await;
+    let mut socket = connect_to(&format!("ws://{addr}/graphql/ws")).await;
+    init(&mut socket, &app.keys.analyst).await;
+    let subscribe = |id: &str, query: &str| json!({ "id": id, "type": "subscribe", "payload": { "query": query } });
+    for id in ["a", "b"] {
+        send(&mut socket, subscribe(id, "subscription { handoffEvents { seq } }")).await;
+    }
+    // A third operation while two subscriptions run: refused, and the socket goes on.
+    send(&mut socket, subscribe("c", "{ viewer { role } }")).await;
+    let refused = next(&mut socket).await.expect("an answer");
+    assert_eq!(
+        (refused["id"].as_str(), refused["type"].as_str()),
+        (Some("c"), Some("next")),
+        "{refused}"
+    );
+    assert_eq!(refused["payload"]["errors"][0]["extensions"]["code"], "BAD_USER_INPUT", "{refused}");
+    assert_eq!(next(&mut socket).await, Ok(json!({ "id": "c", "type": "complete" })));
+    // Once one subscription is completed, the next operation runs.
+    send(&mut socket, json!({ "id": "a", "type": "complete" })).await;
+    send(&mut socket, subscribe("d", "{ viewer { role } }")).await;
+    let answer = next(&mut socket).await.expect("an answer");
+    assert_eq!(answer["payload"]["data"]["viewer"]["role"], "ANALYST", "{answer}");
+}
+both!(a_websocket_runs_at_most_so_many_operations_at_once);
