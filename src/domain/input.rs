@@ -38,19 +38,23 @@ pub enum InputError {
 /// A decimal written `-?\d+(\.\d+)?`, with at most [`MAX_DIGITS`] digits. `rust_decimal` alone
 /// would take "1e3", "+1" and " 1".
 pub fn parse_decimal(s: &str) -> Result<Decimal, InputError> {
+    let digits = plain_number_digits(s).ok_or(InputError::DecimalNotation)?;
+    if digits > MAX_DIGITS {
+        return Err(InputError::DecimalDigits);
+    }
+    Decimal::from_str(s).map_err(|_| InputError::DecimalNotation)
+}
+
+/// The number of digits of `s` if it is a number in plain notation: `-` or nothing, digits, and
+/// at most one `.` followed by digits (`-?\d+(\.\d+)?`); `None` otherwise.
+pub fn plain_number_digits(s: &str) -> Option<usize> {
     let digits = s.strip_prefix('-').unwrap_or(s);
     let (int, frac) = match digits.split_once('.') {
         Some((int, frac)) => (int, Some(frac)),
         None => (digits, None),
     };
     let all_digits = |p: &str| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit());
-    if !all_digits(int) || !frac.is_none_or(all_digits) {
-        return Err(InputError::DecimalNotation);
-    }
-    if int.len() + frac.map_or(0, str::len) > MAX_DIGITS {
-        return Err(InputError::DecimalDigits);
-    }
-    Decimal::from_str(s).map_err(|_| InputError::DecimalNotation)
+    (all_digits(int) && frac.is_none_or(all_digits)).then(|| int.len() + frac.map_or(0, str::len))
 }
 
 /// A calendar date written `YYYY-MM-DD` (zero-padded), in the years [`MIN_YEAR`] to [`MAX_YEAR`].

@@ -5,6 +5,8 @@
 //! each cell through [`cell`].
 use std::borrow::Cow;
 
+use super::input::plain_number_digits;
+
 /// The characters that make a spreadsheet read a cell as a formula when they come first.
 const FORMULA_START: [char; 6] = ['=', '+', '-', '@', '\t', '\r'];
 
@@ -15,7 +17,7 @@ const FORMULA_START: [char; 6] = ['=', '+', '-', '@', '\t', '\r'];
 /// CRM import refuses. Anything more (`-1+1`, `-1e3`, `-12 `) is prefixed.
 pub fn cell(text: &str) -> Cow<'_, str> {
     match text.chars().next() {
-        Some(c) if FORMULA_START.contains(&c) && !is_plain_number(text) => Cow::Owned(format!("'{text}")),
+        Some(c) if FORMULA_START.contains(&c) && plain_number_digits(text).is_none() => Cow::Owned(format!("'{text}")),
         _ => Cow::Borrowed(text),
     }
 }
@@ -26,17 +28,6 @@ pub fn write_row<W: std::io::Write, S: AsRef<str>>(w: &mut csv::Writer<W>, cells
         w.write_field(cell(c.as_ref()).as_bytes())?;
     }
     w.write_record(None::<&[u8]>)
-}
-
-/// `-` or nothing, digits, and at most one `.` followed by digits.
-fn is_plain_number(text: &str) -> bool {
-    let digits = text.strip_prefix('-').unwrap_or(text);
-    let (whole, fraction) = match digits.split_once('.') {
-        Some((w, f)) => (w, Some(f)),
-        None => (digits, None),
-    };
-    let all_digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
-    all_digits(whole) && fraction.is_none_or(all_digits)
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@ use super::{Patch, clean};
 use crate::auth::Principal;
 use crate::db::Db;
 use crate::domain::money;
-use crate::domain::vocab::{CampaignKind, CampaignStatus, VOCAB_CHANNEL, VOCAB_COST_CATEGORY, normalize_code};
+use crate::domain::vocab::{CampaignKind, CampaignStatus, VOCAB_CHANNEL, VOCAB_COST_CATEGORY};
 use crate::error::{AppError, ServiceError, ServiceResult, Validator};
 use crate::store;
 
@@ -44,14 +44,9 @@ async fn apply(db: &impl ConnectionTrait, ws: i64, m: &mut campaign::Model, f: C
         }
     }
     if let Some(raw) = f.channel {
-        let known: Vec<String> = store::workspace::vocabulary(db, ws, VOCAB_CHANNEL)
-            .await?
-            .into_iter()
-            .map(|t| t.code)
-            .collect();
-        match normalize_code(&raw).filter(|c| known.contains(c)) {
-            Some(c) => m.channel = c,
-            None => v.push(
+        match store::workspace::known_code(db, ws, VOCAB_CHANNEL, &raw).await? {
+            Ok(c) => m.channel = c,
+            Err(known) => v.push(
                 &["input", "channel"],
                 "INVALID",
                 format!("{raw:?} is not a channel of this workspace ({})", known.join(", ")),
@@ -179,18 +174,15 @@ pub async fn add_cost(db: &Db, p: Principal, campaign_id: i64, c: NewCost) -> Se
     let camp = store::by_id::<campaign::Entity>(&*txn, ws, campaign_id)
         .await?
         .ok_or_else(|| AppError::not_found("campaign"))?;
-    let known: Vec<String> = store::workspace::vocabulary(&*txn, ws, VOCAB_COST_CATEGORY)
+    let category = store::workspace::known_code(&*txn, ws, VOCAB_COST_CATEGORY, &c.category)
         .await?
-        .into_iter()
-        .map(|t| t.code)
-        .collect();
-    let Some(category) = normalize_code(&c.category).filter(|k| known.contains(k)) else {
-        return Err(ServiceError::invalid(
-            &["input", "category"],
-            "INVALID",
-            format!("{:?} is not a cost category of this workspace ({})", c.category, known.join(", ")),
-        ));
-    };
+        .map_err(|known| {
+            ServiceError::invalid(
+                &["input", "category"],
+                "INVALID",
+                format!("{:?} is not a cost category of this workspace ({})", c.category, known.join(", ")),
+            )
+        })?;
     let now = Utc::now();
     let cost = campaign_cost::ActiveModel {
         workspace_id: Set(ws),

@@ -158,3 +158,10 @@ pub async fn vocabulary(db: &impl ConnectionTrait, ws: i64, kind: &str) -> Resul
         .all(db)
         .await
 }
+
+/// `raw` as a code of the workspace's vocabulary `kind`, written as `normalize_code` writes it
+/// (case-insensitive); `Err` with the codes the vocabulary has, for a message that names them.
+pub async fn known_code(db: &impl ConnectionTrait, ws: i64, kind: &str, raw: &str) -> Result<Result<String, Vec<String>>, DbErr> {
+    let known: Vec<String> = vocabulary(db, ws, kind).await?.into_iter().map(|t| t.code).collect();
+    Ok(crate::domain::vocab::normalize_code(raw).filter(|c| known.contains(c)).ok_or(known))
+}
