@@ -57,7 +57,7 @@ pub async fn serve(
     drop(listener);
     let _ = stop.send(true);
     // Every slot back means every connection has ended; WebSockets, which do not end when asked,
-    // are given as long as a request may take.
+    // are given 30 s (or the head timeout, if longer).
     let all = u32::try_from(limits.max_connections).unwrap_or(u32::MAX);
     let _ = tokio::time::timeout(limits.header_read_timeout.max(Duration::from_secs(30)), slots.acquire_many(all)).await;
     Ok(())
