@@ -32,6 +32,10 @@ pub struct EventSettings {
     pub max_operations_per_connection: usize,
     /// A WebSocket that has not sent `connection_init` by then is closed.
     pub connection_init_timeout: Duration,
+    /// graphql-transport-ws: a Ping frame goes to the client this often; a client that has sent
+    /// nothing (not even the Pong its WebSocket library answers with) for two of these, or that
+    /// does not take a message within one, is dropped, and its connection slot freed.
+    pub websocket_keepalive: Duration,
     /// Retries, timeouts, and the networks webhooks may reach besides public addresses
     /// (`--webhook-allow`, `WEBHOOK_ALLOW`; none by default).
     pub webhooks: crate::events::webhook::Settings,
@@ -45,6 +49,7 @@ impl Default for EventSettings {
             max_subscriptions_per_connection: 20,
             max_operations_per_connection: 50,
             connection_init_timeout: Duration::from_secs(10),
+            websocket_keepalive: Duration::from_secs(30),
             webhooks: crate::events::webhook::Settings::default(),
         }
     }

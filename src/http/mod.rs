@@ -228,8 +228,12 @@ async fn graphql_ws(State(state): State<AppState>, protocol: GraphQLProtocol, up
             // both, in whatever order (`protocol` would be the first of the client's list).
             if socket.protocol().is_some_and(|p| p == "graphql-transport-ws") {
                 let init_gate = gate.clone();
-                let most = state.config.events.max_operations_per_connection;
-                let connection = websocket::serve(socket, schema, deadline, most, move |payload| async move {
+                let settings = websocket::Settings {
+                    init_timeout: deadline,
+                    max_operations: state.config.events.max_operations_per_connection,
+                    keepalive: state.config.events.websocket_keepalive,
+                };
+                let connection = websocket::serve(socket, schema, settings, move |payload| async move {
                     connection_data(&state, init_gate, &payload).await.map_err(|e| match e {
                         AppError::Internal(_) => websocket::Close::try_again_later(),
                         AppError::Unauthenticated => websocket::Close::forbidden("the API key is not valid"),

@@ -139,14 +139,26 @@ fn parse(bytes: &[u8]) -> Result<ClientMessage, Close> {
 /// Serves one graphql-transport-ws socket until either side closes it. `on_init` turns the
 /// `connection_init` payload into the data every operation of the socket sees, or refuses it
 /// with a close; a socket without `connection_init` after `init_timeout` is closed with 4408.
-pub async fn serve<E, I, F>(socket: WebSocket, executor: E, init_timeout: Duration, max_operations: usize, on_init: I)
+/// What one socket may take.
+#[derive(Debug, Clone, Copy)]
+pub struct Settings {
+    /// `connection_init` must come within this (4408 otherwise).
+    pub init_timeout: Duration,
+    /// Operations running at once; one more is answered with an error.
+    pub max_operations: usize,
+    /// How often a Ping frame goes out; silence for two of these, or a message the client does not
+    /// take within one, ends the socket.
+    pub keepalive: Duration,
+}
+
+pub async fn serve<E, I, F>(socket: WebSocket, executor: E, settings: Settings, on_init: I)
 where
     E: Executor,
     I: FnOnce(Value) -> F,
     F: Future<Output = Result<Data, Close>>,
 {
     let (mut sink, mut stream) = socket.split();
-    let close = match run(&mut sink, &mut stream, executor, init_timeout, max_operations, on_init).await {
+    let close = match run(&mut sink, &mut stream, executor, settings, on_init).await {
         Err(Stop::Close(close)) => close,
         // The client's close frame is answered on the next write or close, not when it is read:
         // without this the client sees 1006 (abnormal closure) instead of its own code.
@@ -182,14 +194,7 @@ impl From<Close> for Stop {
 }
 
 /// The message loop, until the client closes the socket or the server must.
-async fn run<E, I, F, Tx, Rx>(
-    sink: &mut Tx,
-    stream: &mut Rx,
-    executor: E,
-    init_timeout: Duration,
-    max_operations: usize,
-    on_init: I,
-) -> Result<(), Stop>
+async fn run<E, I, F, Tx, Rx>(sink: &mut Tx, stream: &mut Rx, executor: E, settings: Settings, on_init: I) -> Result<(), Stop>
 where
     E: Executor,
     I: FnOnce(Value) -> F,
@@ -200,14 +205,29 @@ where
     let mut on_init = Some(on_init);
     let mut session: Option<Arc<Data>> = None;
     let mut operations = Operations::default();
+    let Settings {
+        init_timeout,
+        max_operations,
+        keepalive,
+    } = settings;
     let deadline = tokio::time::sleep(init_timeout);
     tokio::pin!(deadline);
+    let mut pings = tokio::time::interval_at(tokio::time::Instant::now() + keepalive, keepalive);
+    let mut last_heard = tokio::time::Instant::now();
     loop {
         tokio::select! {
             () = &mut deadline, if on_init.is_some() => {
                 return Err(Close::new(4408, "Connection initialisation timeout").into());
             }
+            _ = pings.tick() => {
+                // A peer gone without closing, or one that stopped reading, frees its slot.
+                if last_heard.elapsed() >= keepalive * 2 {
+                    return Err(Stop::Gone);
+                }
+                send(sink, Message::Ping(Default::default()), keepalive).await?;
+            }
             message = stream.next() => {
+                last_heard = tokio::time::Instant::now();
                 let parsed = match &message {
                     Some(Ok(Message::Text(text))) => parse(text.as_str().as_bytes()),
                     Some(Ok(Message::Binary(bytes))) => parse(bytes),
@@ -266,7 +286,21 @@ where
     Tx: futures_util::Sink<Message> + Unpin,
 {
     let text = serde_json::to_string(message).expect("a server message serializes");
-    sink.send(Message::text(text)).await.map_err(|_| Stop::Gone)
+    send(sink, Message::text(text), SEND_TIMEOUT).await
+}
+
+/// How long a client may leave a message untaken before the socket is given up.
+const SEND_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Sends a frame, giving up on a client that does not take it `within`.
+async fn send<Tx>(sink: &mut Tx, frame: Message, within: Duration) -> Result<(), Stop>
+where
+    Tx: futures_util::Sink<Message> + Unpin,
+{
+    match tokio::time::timeout(within, sink.send(frame)).await {
+        Ok(Ok(())) => Ok(()),
+        _ => Err(Stop::Gone),
+    }
 }
 
 /// The running operations of a socket by id: each is a stream of results, a query's of one.

@@ -435,3 +435,27 @@ async fn a_websocket_runs_at_most_so_many_operations_at_once(app: TestApp) {
     assert_eq!(answer["payload"]["data"]["viewer"]["role"], "ANALYST", "{answer}");
 }
 both!(a_websocket_runs_at_most_so_many_operations_at_once);
+
+async fn a_websocket_peer_that_stops_answering_is_dropped(app: TestApp) {
+    use crate::websocket::{connect_to, init, next, send};
+    let addr = serve_with(&app, |c| c.events.websocket_keepalive = Duration::from_millis(300)).await;
+    let url = format!("ws://{addr}/graphql/ws");
+    // A client that reads answers the server's pings (its WebSocket library does) and stays.
+    let mut reading = connect_to(&url).await;
+    init(&mut reading, &app.keys.analyst).await;
+    assert!(
+        tokio::time::timeout(Duration::from_millis(1500), next(&mut reading)).await.is_err(),
+        "nothing but pings came"
+    );
+    let query = json!({ "id": "1", "type": "subscribe", "payload": { "query": "{ viewer { role } }" } });
+    send(&mut reading, query).await;
+    let answer = next(&mut reading).await.expect("still served");
+    assert_eq!(answer["payload"]["data"]["viewer"]["role"], "ANALYST", "{answer}");
+
+    // A client that stops reading sends no pongs: after two intervals of silence it is dropped.
+    let mut silent = connect_to(&url).await;
+    init(&mut silent, &app.keys.analyst).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(next(&mut silent).await, Err(None), "the server dropped the connection");
+}
+both!(a_websocket_peer_that_stops_answering_is_dropped);
