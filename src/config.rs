@@ -14,6 +14,10 @@ pub struct Config {
     pub bind: SocketAddr,
     /// Serve GraphiQL on `GET /graphql` (`--no-graphiql` turns it off).
     pub graphiql: bool,
+    /// `--cors-origin` / `CORS_ORIGINS`: origins (`https://app.example.com`) whose pages may call
+    /// the API from a browser, or `*` for any. Empty: only pages of the server's own origin
+    /// (GraphiQL). Keys are bearer tokens, not cookies, so no credentials are allowed.
+    pub cors_origins: Vec<String>,
     pub limits: Limits,
     pub events: EventSettings,
 }
@@ -137,6 +141,7 @@ impl Default for Config {
             database_url: DEFAULT_DATABASE_URL.to_owned(),
             bind: DEFAULT_BIND.parse().expect("valid default address"),
             graphiql: true,
+            cors_origins: Vec::new(),
             limits: Limits::default(),
             events: EventSettings::default(),
         }

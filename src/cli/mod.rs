@@ -84,6 +84,22 @@ impl LimitArgs {
     }
 }
 
+/// An origin as browsers send it (`scheme://host[:port]`, lower case, no path), or `*`.
+fn parse_origin(raw: &str) -> Result<String, String> {
+    let raw = raw.trim();
+    if raw == "*" {
+        return Ok(raw.to_owned());
+    }
+    let url = url::Url::parse(raw).map_err(|e| format!("{raw:?} is not an origin: {e}"))?;
+    let origin = url.origin();
+    if !origin.is_tuple() || !matches!(url.scheme(), "http" | "https") || !matches!(url.path(), "" | "/") || url.query().is_some() {
+        return Err(format!(
+            "{raw:?} is not an origin: give scheme://host[:port], e.g. https://app.example.com"
+        ));
+    }
+    Ok(origin.ascii_serialization())
+}
+
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Migrate the database and serve the API (GraphiQL on GET /graphql).
@@ -100,6 +116,11 @@ pub enum Command {
         /// on-premise receiver (repeatable; the variable takes a comma-separated list).
         #[arg(long = "webhook-allow", env = "WEBHOOK_ALLOW", value_name = "CIDR", value_delimiter = ',', value_parser = crate::domain::destination::parse_net)]
         webhook_allow: Vec<ipnet::IpNet>,
+        /// An origin whose pages may call the API from a browser, e.g. https://app.example.com,
+        /// or * for any (repeatable; the variable takes a comma-separated list). Without one, only
+        /// GraphiQL's own origin; --demo allows any.
+        #[arg(long = "cors-origin", env = "CORS_ORIGINS", value_name = "ORIGIN", value_delimiter = ',', value_parser = parse_origin)]
+        cors_origin: Vec<String>,
         #[command(flatten)]
         limits: LimitArgs,
         #[command(flatten)]
@@ -231,6 +252,7 @@ pub async fn run(cli: Cli) -> Result<(), BoxError> {
             demo,
             no_graphiql,
             webhook_allow,
+            cors_origin,
             limits,
             db,
         } => {
@@ -251,6 +273,12 @@ pub async fn run(cli: Cli) -> Result<(), BoxError> {
                 bind,
                 graphiql: !no_graphiql,
                 limits: limits.into_limits(),
+                // The demo is for trying things out, from any page.
+                cors_origins: if cors_origin.is_empty() && demo {
+                    vec!["*".into()]
+                } else {
+                    cors_origin
+                },
                 ..Config::default()
             };
             if !webhook_allow.is_empty() {
@@ -376,6 +404,26 @@ mod tests {
         assert_eq!(nets, ["127.0.0.0/8", "fd00::/8", "10.1.2.3/32"]);
         let err = Cli::try_parse_from(["closedloop", "serve", "--webhook-allow", "intranet"]).unwrap_err();
         assert!(err.to_string().contains("\"intranet\" is not a network"), "{err}");
+    }
+
+    #[test]
+    fn cors_origins_are_origins_or_a_wildcard() {
+        let cli = Cli::try_parse_from([
+            "closedloop",
+            "serve",
+            "--cors-origin",
+            "https://App.Example.com/",
+            "--cors-origin",
+            "http://localhost:5173,*",
+        ])
+        .unwrap();
+        let Command::Serve { cors_origin, .. } = cli.command else {
+            panic!("serve");
+        };
+        assert_eq!(cors_origin, ["https://app.example.com", "http://localhost:5173", "*"]);
+        for bad in ["app.example.com", "https://app.example.com/path", "ftp://x.example"] {
+            assert!(Cli::try_parse_from(["closedloop", "serve", "--cors-origin", bad]).is_err(), "{bad}");
+        }
     }
 
     #[test]

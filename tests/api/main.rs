@@ -10,6 +10,7 @@ mod attribution;
 mod auth;
 mod campaigns;
 mod checkpoints;
+mod cors;
 mod decode;
 mod erasure;
 mod export;
