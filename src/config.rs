@@ -65,7 +65,8 @@ pub struct Limits {
     /// Largest accepted request body; a `recordTouchpoints` batch of 10,000 fits in 8 MiB.
     pub max_body_bytes: usize,
     /// Tokens in a query text (names, values, punctuators), counted before it is parsed; the
-    /// GraphiQL introspection query has about 400.
+    /// standard introspection query of graphql-js has about 150. Large inputs go in variables,
+    /// which are not tokens of the text.
     pub max_tokens: usize,
     /// Brackets (`{`, `[`, `(`) open at once in a query text, counted before it is parsed.
     pub max_nesting: usize,
