@@ -12,8 +12,11 @@
 //! [`Guarded`] also keeps the documents it parsed, by query text: clients send the same few
 //! queries again and again with other variables, and parsing was a third of the work of a
 //! request for one lead (BENCHMARKS.md). Validation still runs for every request, since it
-//! checks the variables' values too.
+//! checks the variables' values too. It puts in the texts of Apollo's automatic persisted
+//! queries (`persisted`) before all this, so a query sent by its hash is checked as any other.
+use std::borrow::Borrow;
 use std::collections::HashMap;
+use std::hash::Hash;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use async_graphql::futures_util::stream::{self, BoxStream, StreamExt};
@@ -24,6 +27,7 @@ use crate::config::Limits;
 use crate::graphql::AppSchema;
 use crate::graphql::bounds;
 use crate::graphql::errors::coded;
+use crate::graphql::persisted::PersistedQueries;
 use crate::graphql::shape::{self, FragmentCycle};
 
 /// The schema behind the shape limits.
@@ -32,6 +36,7 @@ pub struct Guarded {
     schema: AppSchema,
     limits: Arc<Limits>,
     documents: Arc<Documents>,
+    persisted: Arc<PersistedQueries>,
 }
 
 impl Guarded {
@@ -40,6 +45,7 @@ impl Guarded {
             schema,
             limits: Arc::new(limits.clone()),
             documents: Arc::new(Documents::new(KEPT_QUERY_BYTES, MAX_KEPT_QUERY_BYTES)),
+            persisted: Arc::default(),
         }
     }
 
@@ -52,11 +58,22 @@ impl Guarded {
         }
     }
 
-    /// The request, checked. A text too long to be kept (which no earlier request parsed for
-    /// it) is lexed, parsed and measured on a blocking thread, so that a client sending large
-    /// documents does not hold up the runtime's other requests meanwhile.
+    /// The request, checked, with the text of its persisted query (`persisted`) put in; a text
+    /// sent with its hash is registered once it has passed the checks.
     async fn checked(&self, mut request: Request, over_get: bool) -> Result<Request, ServerError> {
-        if self.documents.takes(&request.query) {
+        let register = self.persisted.resolve(&mut request)?;
+        let request = self.checked_text(request, over_get).await?;
+        if let Some(hash) = register {
+            self.persisted.register(hash, &request.query);
+        }
+        Ok(request)
+    }
+
+    /// A text too long to be kept (which no earlier request parsed for it) is lexed, parsed and
+    /// measured on a blocking thread, so that a client sending large documents does not hold up
+    /// the runtime's other requests meanwhile.
+    async fn checked_text(&self, mut request: Request, over_get: bool) -> Result<Request, ServerError> {
+        if self.documents.takes(request.query.len()) {
             return self.check(&mut request, over_get).map(|()| request);
         }
         let this = self.clone();
@@ -72,16 +89,16 @@ impl Guarded {
     /// that document), or lexes, parses and measures the text; then checks what depends on the
     /// request (root fields, mutations over GET).
     fn check(&self, request: &mut Request, over_get: bool) -> Result<(), ServerError> {
-        match self.documents.get(&request.query) {
+        match self.documents.get(request.query.as_str()) {
             Some(doc) => request.set_parsed_query(doc),
             None => {
                 self.check_text(&request.query)?;
-                let kept = self.documents.takes(&request.query);
+                let kept = self.documents.takes(request.query.len());
                 let doc = request.parsed_query()?;
                 self.check_document(doc)?;
                 if kept {
                     let doc = doc.clone();
-                    self.documents.keep(&request.query, doc);
+                    self.documents.keep(request.query.as_str().into(), request.query.len(), doc);
                 }
             }
         }
@@ -180,68 +197,78 @@ impl Executor for Guarded {
 const KEPT_QUERY_BYTES: usize = 256 * 1024;
 const MAX_KEPT_QUERY_BYTES: usize = 16 * 1024;
 
-/// Parsed documents by query text, for texts of at most `max_bytes` bytes and at most `budget`
-/// bytes of text in all; when full, arbitrary ones make room for the next. Only documents that
-/// parsed are kept, so a text that does not parse is parsed (and refused) every time.
-struct Documents {
-    kept: Mutex<Kept>,
+/// Values by key, each with a cost (the length of the text it stands for), at most `max_cost`
+/// each and `budget` in all; when full, arbitrary ones make room for the next. It keeps the
+/// parsed documents by query text, and the texts of persisted queries by hash.
+pub(crate) struct Bounded<K, V> {
+    kept: Mutex<Entries<K, V>>,
     budget: usize,
-    max_bytes: usize,
+    max_cost: usize,
 }
 
-#[derive(Default)]
-struct Kept {
-    by_text: HashMap<Box<str>, ExecutableDocument>,
-    /// The length of the texts in `by_text`.
-    bytes: usize,
+struct Entries<K, V> {
+    by_key: HashMap<K, (usize, V)>,
+    /// The sum of the costs in `by_key`.
+    cost: usize,
 }
 
-impl Documents {
-    fn new(budget: usize, max_bytes: usize) -> Self {
+impl<K: Hash + Eq + Clone, V: Clone> Bounded<K, V> {
+    pub(crate) fn new(budget: usize, max_cost: usize) -> Self {
         Self {
-            kept: Mutex::new(Kept::default()),
+            kept: Mutex::new(Entries {
+                by_key: HashMap::new(),
+                cost: 0,
+            }),
             budget,
-            max_bytes: max_bytes.min(budget),
+            max_cost: max_cost.min(budget),
         }
     }
 
-    /// A copy of the document of `text`, which each request may change (async-graphql drops the
-    /// selections a request's `@skip` and `@include` leave out).
-    fn get(&self, text: &str) -> Option<ExecutableDocument> {
-        self.kept.lock().unwrap_or_else(PoisonError::into_inner).by_text.get(text).cloned()
+    /// A copy of the value of `key` (a parsed document is copied because each request may
+    /// change its own: async-graphql drops the selections its `@skip` and `@include` leave out).
+    pub(crate) fn get<Q: Hash + Eq + ?Sized>(&self, key: &Q) -> Option<V>
+    where
+        K: Borrow<Q>,
+    {
+        let kept = self.kept.lock().unwrap_or_else(PoisonError::into_inner);
+        kept.by_key.get(key).map(|(_, v)| v.clone())
     }
 
-    /// Whether a document of `text` would be kept (so that a long text's document is not
+    /// Whether a value of this cost would be kept (so that a long text's document is not
     /// copied for nothing).
-    fn takes(&self, text: &str) -> bool {
-        text.len() <= self.max_bytes
+    pub(crate) fn takes(&self, cost: usize) -> bool {
+        cost <= self.max_cost
     }
 
-    fn keep(&self, text: &str, doc: ExecutableDocument) {
-        if !self.takes(text) {
+    pub(crate) fn keep(&self, key: K, cost: usize, value: V) {
+        if !self.takes(cost) {
             return;
         }
         let mut kept = self.kept.lock().unwrap_or_else(PoisonError::into_inner);
-        if kept.by_text.contains_key(text) {
+        if kept.by_key.contains_key(&key) {
             return;
         }
-        while kept.bytes + text.len() > self.budget {
-            let Some(evicted) = kept.by_text.keys().next().cloned() else {
+        while kept.cost + cost > self.budget {
+            let Some(evicted) = kept.by_key.keys().next().cloned() else {
                 break;
             };
-            kept.by_text.remove(&evicted);
-            kept.bytes -= evicted.len();
+            if let Some((c, _)) = kept.by_key.remove(&evicted) {
+                kept.cost -= c;
+            }
         }
-        kept.bytes += text.len();
-        kept.by_text.insert(text.into(), doc);
+        kept.cost += cost;
+        kept.by_key.insert(key, (cost, value));
     }
 
     #[cfg(test)]
-    fn bytes_and_len(&self) -> (usize, usize) {
+    fn cost_and_len(&self) -> (usize, usize) {
         let kept = self.kept.lock().unwrap_or_else(PoisonError::into_inner);
-        (kept.bytes, kept.by_text.len())
+        (kept.cost, kept.by_key.len())
     }
 }
+
+/// Parsed documents by query text.
+type Documents = Bounded<Box<str>, ExecutableDocument>;
 
 pub fn too_complex(message: impl Into<String>) -> ServerError {
     coded("QUERY_TOO_COMPLEX", message)
@@ -257,12 +284,16 @@ mod tests {
         parse_query(text).expect("parses")
     }
 
+    fn keep(docs: &Documents, text: &str) {
+        docs.keep(text.into(), text.len(), doc(text));
+    }
+
     #[test]
     fn a_kept_document_is_the_one_its_text_parses_to() {
         let docs = Documents::new(1024, 1024);
         let text = "query Q($id: ID!) { lead(id: $id) { id email } }";
         assert!(docs.get(text).is_none());
-        docs.keep(text, doc(text));
+        keep(&docs, text);
         let kept = docs.get(text).expect("kept");
         assert_eq!(format!("{kept:?}"), format!("{:?}", doc(text)));
         assert!(docs.get("{ leads(first: 1) { totalCount } }").is_none());
@@ -275,18 +306,18 @@ mod tests {
         for i in 0..10 {
             let text = format!("{{ a{i}: __typename }}");
             assert_eq!(text.len(), 18);
-            docs.keep(&text, doc(&text));
-            docs.keep(&text, doc(&text));
-            assert!(docs.get(&text).is_some(), "the newest document is kept");
+            keep(&docs, &text);
+            keep(&docs, &text);
+            assert!(docs.get(text.as_str()).is_some(), "the newest document is kept");
             texts.push(text);
         }
-        assert_eq!(docs.bytes_and_len(), (54, 3));
-        assert_eq!(texts.iter().filter(|t| docs.get(t).is_some()).count(), 3);
+        assert_eq!(docs.cost_and_len(), (54, 3));
+        assert_eq!(texts.iter().filter(|t| docs.get(t.as_str()).is_some()).count(), 3);
         let long = format!("{{ {} }}", "__typename ".repeat(4));
         assert!(long.len() > 40);
-        assert!(!docs.takes(&long));
-        docs.keep(&long, doc(&long));
-        assert!(docs.get(&long).is_none());
-        assert_eq!(docs.bytes_and_len(), (54, 3));
+        assert!(!docs.takes(long.len()));
+        keep(&docs, &long);
+        assert!(docs.get(long.as_str()).is_none());
+        assert_eq!(docs.cost_and_len(), (54, 3));
     }
 }

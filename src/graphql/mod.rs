@@ -16,6 +16,7 @@ pub mod loaders;
 pub mod node;
 pub mod opportunity;
 pub mod pagination;
+pub mod persisted;
 pub mod persona;
 pub mod scalars;
 pub mod scoring;

@@ -2,6 +2,7 @@
 //! WebSocket endpoint (graphql-transport-ws in `websocket`), GraphiQL and health checks.
 mod body;
 mod export;
+mod graphiql;
 mod serve;
 mod websocket;
 
@@ -10,13 +11,13 @@ pub use serve::serve;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering as AtomicOrdering};
 
-use async_graphql::http::{ALL_WEBSOCKET_PROTOCOLS, GraphiQLSource};
+use async_graphql::http::ALL_WEBSOCKET_PROTOCOLS;
 use async_graphql::{Data, ErrorExtensionValues, Request, Response as GqlResponse};
 use async_graphql_axum::{GraphQLProtocol, GraphQLWebSocket};
 use axum::body::Body;
 use axum::extract::{Query, State, WebSocketUpgrade};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use futures_util::StreamExt;
@@ -46,7 +47,11 @@ pub struct AppState {
 
 pub fn router(state: AppState) -> Router {
     let cors = cors(&state.config.cors_origins);
-    let router = Router::new()
+    let mut router = Router::new();
+    if state.config.graphiql {
+        router = router.route(&format!("/{}/{{name}}", graphiql::ASSETS), get(graphiql::asset));
+    }
+    let router = router
         .route("/graphql", get(graphql_get).post(graphql_post))
         .route("/graphql/ws", get(graphql_ws))
         .route("/export/leads.csv", get(export::leads_csv))
@@ -203,30 +208,38 @@ struct GetParams {
     #[serde(rename = "operationName")]
     operation_name: Option<String>,
     variables: Option<String>,
+    /// JSON, as Apollo Client sends a persisted query's hash over GET.
+    extensions: Option<String>,
 }
 
 async fn graphql_get(State(state): State<AppState>, headers: HeaderMap, Query(params): Query<GetParams>) -> Response {
-    let Some(query) = params.query else {
+    if params.query.is_none() && params.extensions.is_none() {
         if !state.config.graphiql {
             return StatusCode::NOT_FOUND.into_response();
         }
-        let page = GraphiQLSource::build()
-            .endpoint("/graphql")
-            .subscription_endpoint("/graphql/ws")
-            .title("closedloop GraphiQL")
-            .finish();
-        return Html(page).into_response();
-    };
+        return graphiql::page();
+    }
     let principal = match caller(&state, &headers).await {
         Ok(p) => p,
         Err(e) => return error_response(StatusCode::UNAUTHORIZED, e),
     };
-    let mut request = Request::new(query);
+    let mut request = Request::new(params.query.unwrap_or_default());
     request.operation_name = params.operation_name;
     if let Some(v) = params.variables {
         match serde_json::from_str(&v) {
             Ok(v) => request.variables = async_graphql::Variables::from_json(v),
             Err(e) => return error_response(StatusCode::BAD_REQUEST, AppError::BadInput(format!("variables are not JSON: {e}"))),
+        }
+    }
+    if let Some(e) = params.extensions {
+        match serde_json::from_str(&e) {
+            Ok(e) => request.extensions = e,
+            Err(e) => {
+                return error_response(
+                    StatusCode::BAD_REQUEST,
+                    AppError::BadInput(format!("extensions are not a JSON object: {e}")),
+                );
+            }
         }
     }
     execute(&state, principal, request, true).await

@@ -3,11 +3,8 @@
 //! slowly or hold connections idle, and more connections than the server serves at once. Each
 //! asserts the refusal (its status and `extensions.code`) and that others are still answered.
 use std::fmt::Write as _;
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use closedloop::config::Config;
-use closedloop::startup::Application;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -175,20 +172,6 @@ fragment TypeRef on __Type {
     ofType { kind name ofType { kind name } } } } } } }
 }";
 
-/// A second server over the test's database, with `change` made to the default settings.
-async fn serve_with(app: &TestApp, change: impl FnOnce(&mut Config)) -> SocketAddr {
-    let mut config = Config {
-        database_url: app.database_url.clone(),
-        bind: "127.0.0.1:0".parse().unwrap(),
-        ..Config::default()
-    };
-    change(&mut config);
-    let server = Application::with_db(config, app.db.clone()).await.expect("build a second server");
-    let addr = server.local_addr();
-    tokio::spawn(server.run_until_stopped());
-    addr
-}
-
 /// Reads until the text read contains `until`, the server closes the connection, or `within`
 /// passes: the text, and when it ended (`None` after `within`).
 async fn read_until(stream: &mut OwnedReadHalf, until: &str, within: Duration) -> (String, Option<Duration>) {
@@ -218,14 +201,15 @@ fn head(key: &str, length: usize) -> String {
 }
 
 async fn slow_clients_are_cut_off(app: TestApp) {
-    let addr = serve_with(&app, |c| {
-        let conn = &mut c.limits.connections;
-        conn.header_read_timeout = Duration::from_millis(500);
-        conn.body_read_timeout = Duration::from_secs(3);
-        conn.min_body_bytes_per_second = 100;
-        conn.body_rate_window = Duration::from_millis(500);
-    })
-    .await;
+    let addr = app
+        .serve_with(|c| {
+            let conn = &mut c.limits.connections;
+            conn.header_read_timeout = Duration::from_millis(500);
+            conn.body_read_timeout = Duration::from_secs(3);
+            conn.min_body_bytes_per_second = 100;
+            conn.body_rate_window = Duration::from_millis(500);
+        })
+        .await;
 
     // Headers a byte at a time: the connection is closed after the header timeout.
     let (mut reader, mut writer) = TcpStream::connect(addr).await.unwrap().into_split();
@@ -265,7 +249,9 @@ async fn slow_clients_are_cut_off(app: TestApp) {
 both!(slow_clients_are_cut_off);
 
 async fn idle_connections_are_closed(app: TestApp) {
-    let addr = serve_with(&app, |c| c.limits.connections.idle_timeout = Duration::from_millis(700)).await;
+    let addr = app
+        .serve_with(|c| c.limits.connections.idle_timeout = Duration::from_millis(700))
+        .await;
     let body = r#"{"query": "{ viewer { role } }"}"#;
     let (mut reader, mut writer) = TcpStream::connect(addr).await.unwrap().into_split();
     writer
@@ -284,7 +270,7 @@ async fn idle_connections_are_closed(app: TestApp) {
 both!(idle_connections_are_closed);
 
 async fn connections_over_the_cap_wait_for_a_free_one(app: TestApp) {
-    let addr = serve_with(&app, |c| c.limits.connections.max_connections = 2).await;
+    let addr = app.serve_with(|c| c.limits.connections.max_connections = 2).await;
     // Two connections that send nothing hold both slots.
     let first = TcpStream::connect(addr).await.unwrap();
     let _second = TcpStream::connect(addr).await.unwrap();
@@ -311,7 +297,7 @@ async fn connections_over_the_cap_wait_for_a_free_one(app: TestApp) {
 both!(connections_over_the_cap_wait_for_a_free_one);
 
 async fn an_oversized_body_gets_a_coded_json_error(app: TestApp) {
-    let addr = serve_with(&app, |c| c.limits.max_body_bytes = 1024).await;
+    let addr = app.serve_with(|c| c.limits.max_body_bytes = 1024).await;
     let client = reqwest::Client::new();
     let padding = " ".repeat(2048);
     let resp = client
@@ -390,7 +376,7 @@ both!(graphql_cop_finds_nothing);
 
 async fn a_websocket_message_over_the_body_limit_ends_the_connection(app: TestApp) {
     use crate::websocket::{connect_to, init, next, send};
-    let addr = serve_with(&app, |c| c.limits.max_body_bytes = 64 * 1024).await;
+    let addr = app.serve_with(|c| c.limits.max_body_bytes = 64 * 1024).await;
     let url = format!("ws://{addr}/graphql/ws");
     let mut socket = connect_to(&url).await;
     init(&mut socket, &app.keys.analyst).await;
@@ -411,7 +397,7 @@ both!(a_websocket_message_over_the_body_limit_ends_the_connection);
 
 async fn a_websocket_runs_at_most_so_many_operations_at_once(app: TestApp) {
     use crate::websocket::{connect_to, init, next, send};
-    let addr = serve_with(&app, |c| c.events.max_operations_per_connection = 2).await;
+    let addr = app.serve_with(|c| c.events.max_operations_per_connection = 2).await;
     let mut socket = connect_to(&format!("ws://{addr}/graphql/ws")).await;
     init(&mut socket, &app.keys.analyst).await;
     let subscribe = |id: &str, query: &str| json!({ "id": id, "type": "subscribe", "payload": { "query": query } });
@@ -438,7 +424,7 @@ both!(a_websocket_runs_at_most_so_many_operations_at_once);
 
 async fn a_websocket_peer_that_stops_answering_is_dropped(app: TestApp) {
     use crate::websocket::{connect_to, init, next, send};
-    let addr = serve_with(&app, |c| c.events.websocket_keepalive = Duration::from_millis(300)).await;
+    let addr = app.serve_with(|c| c.events.websocket_keepalive = Duration::from_millis(300)).await;
     let url = format!("ws://{addr}/graphql/ws");
     // A client that reads answers the server's pings (its WebSocket library does) and stays.
     let mut reading = connect_to(&url).await;

@@ -1,7 +1,5 @@
 //! Browsers on other origins: a preflight and the request after it, for an allowed origin, for
 //! another one, and with no origins configured (the default).
-use closedloop::config::Config;
-use closedloop::startup::Application;
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -9,16 +7,10 @@ use crate::helpers::TestApp;
 
 /// A second server over the test's database with these CORS origins.
 async fn serve_with_origins(app: &TestApp, origins: &[&str]) -> String {
-    let config = Config {
-        database_url: app.database_url.clone(),
-        bind: "127.0.0.1:0".parse().unwrap(),
-        cors_origins: origins.iter().map(|o| (*o).to_owned()).collect(),
-        ..Config::default()
-    };
-    let server = Application::with_db(config, app.db.clone()).await.expect("build a second server");
-    let url = format!("http://{}/graphql", server.local_addr());
-    tokio::spawn(server.run_until_stopped());
-    url
+    let addr = app
+        .serve_with(|c| c.cors_origins = origins.iter().map(|o| (*o).to_owned()).collect())
+        .await;
+    format!("http://{addr}/graphql")
 }
 
 /// The preflight a browser sends before a POST with a key and a JSON body.

@@ -362,6 +362,21 @@ impl TestApp {
         format!("http://{}{path}", self.addr)
     }
 
+    /// A second server over this test's database, configured as the defaults changed by
+    /// `change`: its address.
+    pub async fn serve_with(&self, change: impl FnOnce(&mut Config)) -> SocketAddr {
+        let mut config = Config {
+            database_url: self.database_url.clone(),
+            bind: "127.0.0.1:0".parse().unwrap(),
+            ..Config::default()
+        };
+        change(&mut config);
+        let server = Application::with_db(config, self.db.clone()).await.expect("build a second server");
+        let addr = server.local_addr();
+        tokio::spawn(server.run_until_stopped());
+        addr
+    }
+
     pub fn ws_url(&self) -> String {
         format!("ws://{}/graphql/ws", self.addr)
     }

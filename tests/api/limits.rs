@@ -221,9 +221,39 @@ async fn graphiql_and_health_checks(app: TestApp) {
     assert_eq!(resp.status().as_u16(), 200);
     let content_type = resp.headers()["content-type"].to_str().unwrap().to_owned();
     assert!(content_type.starts_with("text/html"), "{content_type}");
+    let csp = resp.headers()["content-security-policy"].to_str().unwrap().to_owned();
+    assert!(csp.contains("default-src 'none'") && csp.contains("connect-src 'self'"), "{csp}");
     let html = resp.text().await.unwrap();
-    assert!(html.to_lowercase().contains("graphiql"), "GraphiQL page expected");
-    assert!(html.contains("/graphql/ws"), "the page knows the WebSocket endpoint");
+    assert!(html.contains("<title>closedloop GraphiQL</title>"), "GraphiQL page expected");
+
+    // Every file the page loads is served by the server itself (tests/api/browser.rs renders it).
+    let files: Vec<&str> = html.split(['"', '\'']).filter(|s| s.starts_with("graphiql/")).collect();
+    assert_eq!(files.len(), 5, "{html}");
+    for file in files {
+        let url = app.url(&format!("/{file}"));
+        let plain = app.client.get(&url).send().await.unwrap();
+        assert_eq!(plain.status().as_u16(), 200, "{file}");
+        assert!(plain.headers().get("content-encoding").is_none(), "{file}");
+        let content_type = plain.headers()["content-type"].to_str().unwrap().to_owned();
+        let expected = if file.ends_with(".css") { "text/css" } else { "text/javascript" };
+        assert!(content_type.starts_with(expected), "{file}: {content_type}");
+        let body = plain.bytes().await.unwrap();
+        assert!(body.len() > 1000, "{file}");
+        if file.contains(".min.") {
+            // The vendored files go gzipped to a browser, and may be kept for good.
+            let zipped = app.client.get(&url).header("accept-encoding", "gzip, br").send().await.unwrap();
+            assert_eq!(zipped.headers()["content-encoding"], "gzip", "{file}");
+            assert!(zipped.headers()["cache-control"].to_str().unwrap().contains("immutable"));
+            assert!(zipped.bytes().await.unwrap().len() < body.len(), "{file}");
+        } else {
+            assert!(
+                String::from_utf8_lossy(&body).contains("/ws"),
+                "the page knows the WebSocket endpoint"
+            );
+        }
+    }
+    let resp = app.client.get(app.url("/graphiql/nope.js")).send().await.unwrap();
+    assert_eq!(resp.status().as_u16(), 404);
 
     for (path, body) in [("/healthz", "ok"), ("/readyz", "ready")] {
         let resp = app.client.get(app.url(path)).send().await.unwrap();

@@ -1,0 +1,54 @@
+// Debian's Chromium, headless, driven by Playwright, with the network cut off from everything
+// but 127.0.0.1: host names other than 127.0.0.1 do not resolve, and every request the page makes
+// elsewhere is aborted and reported, as are the page's errors and console errors.
+import { chromium } from "playwright-core";
+
+export async function open() {
+  const browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+    args: [
+      "--no-sandbox",
+      "--disable-gpu",
+      "--disable-quic",
+      "--no-first-run",
+      "--disable-background-networking",
+      "--disable-component-update",
+      "--disable-sync",
+      "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
+    ],
+  });
+  const context = await browser.newContext();
+  const seen = { outside: [], errors: [] };
+  await context.route("**/*", (route) => {
+    const url = new URL(route.request().url());
+    if (url.hostname === "127.0.0.1" || url.protocol === "data:") return route.continue();
+    seen.outside.push(url.href);
+    return route.abort();
+  });
+  const page = await context.newPage();
+  page.on("pageerror", (e) => seen.errors.push(`page error: ${e.message}`));
+  page.on("console", (m) => {
+    if (m.type() === "error") seen.errors.push(`console: ${m.text()}`);
+  });
+  page.on("websocket", (ws) => {
+    if (!ws.url().startsWith("ws://127.0.0.1:")) seen.outside.push(ws.url());
+  });
+  return { browser, page, seen };
+}
+
+// Ends the scenario after `ms` whatever happens, so that a hung browser fails the test.
+export function deadline(ms) {
+  setTimeout(() => {
+    console.error(`the scenario did not finish within ${ms} ms`);
+    process.exit(2);
+  }, ms).unref();
+}
+
+export async function graphql(url, key, query, variables) {
+  const response = await fetch(url, {
+    method: "POST",
+    headers: { "content-type": "application/json", authorization: `Bearer ${key}` },
+    body: JSON.stringify({ query, variables }),
+  });
+  return response.json();
+}
