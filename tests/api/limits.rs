@@ -255,6 +255,13 @@ async fn graphiql_and_health_checks(app: TestApp) {
     let resp = app.client.get(app.url("/graphiql/nope.js")).send().await.unwrap();
     assert_eq!(resp.status().as_u16(), 404);
 
+    // --no-graphiql: neither the page nor its files.
+    let without = app.serve_with(|c| c.graphiql = false).await;
+    for path in ["/graphql", "/graphiql/graphiql-4.1.2.min.js", "/graphiql/closedloop.js"] {
+        let resp = app.client.get(format!("http://{without}{path}")).send().await.unwrap();
+        assert_eq!(resp.status().as_u16(), 404, "{path}");
+    }
+
     for (path, body) in [("/healthz", "ok"), ("/readyz", "ready")] {
         let resp = app.client.get(app.url(path)).send().await.unwrap();
         assert_eq!(resp.status().as_u16(), 200, "{path}");
