@@ -44,6 +44,29 @@ export function deadline(ms) {
   }, ms).unref();
 }
 
+// Runs `steps(page, result, seen)` in a fresh browser, then prints `result` as JSON, with the
+// failure if a step failed, the requests that would have left 127.0.0.1, and the page's errors.
+export async function run(steps) {
+  const { browser, page, seen } = await open();
+  const result = {};
+  try {
+    await steps(page, result, seen);
+  } catch (e) {
+    result.failure = String(e);
+  } finally {
+    result.outside = seen.outside;
+    result.errors = seen.errors;
+    await browser.close();
+  }
+  console.log(JSON.stringify(result));
+}
+
+// Hands the lead `id` off to sales, as MARKETING (`key`) would from its own tool.
+export function handOff(api, key, id) {
+  return graphql(`${api}/graphql`, key,
+    "mutation($id: ID!) { handOffLead(input: { leadId: $id }) { userErrors { code } } }", { id });
+}
+
 export async function graphql(url, key, query, variables) {
   const response = await fetch(url, {
     method: "POST",

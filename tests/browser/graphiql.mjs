@@ -2,16 +2,15 @@
 // header editor, runs a query, then a subscription that receives a handoff made meanwhile.
 // Env: API (http://127.0.0.1:PORT), KEY (read key), MARKETING_KEY, LEAD (a lead's id).
 // Prints what it saw as JSON.
-import { open, deadline, graphql } from "./chromium.mjs";
+import { run, deadline, handOff } from "./chromium.mjs";
 
 deadline(60_000);
+
 // The query editor, and the header editor (beside the variables' editor, which is empty).
 const QUERY = ".graphiql-query-editor .CodeMirror";
 const HEADERS = ".graphiql-editor-tool .CodeMirror";
 const { API, KEY, MARKETING_KEY, LEAD } = process.env;
-const { browser, page, seen } = await open();
-const result = {};
-try {
+await run(async (page, result) => {
   await page.goto(`${API}/graphql`);
   await page.waitForSelector(".graphiql-container .graphiql-query-editor .CodeMirror");
   result.title = await page.title();
@@ -40,21 +39,12 @@ try {
   // is no `after` cursor here).
   await acknowledged;
   await page.waitForTimeout(500);
-  const made = await graphql(`${API}/graphql`, MARKETING_KEY,
-    "mutation($id: ID!) { handOffLead(input: { leadId: $id }) { userErrors { code } } }", { id: LEAD });
-  result.handOff = made;
+  result.handOff = await handOff(API, MARKETING_KEY, LEAD);
   result.event = await resultWith(page, '"CREATED"');
-} catch (e) {
-  result.failure = String(e);
-} finally {
-  result.outside = seen.outside;
-  result.errors = seen.errors;
-  await browser.close();
-}
-console.log(JSON.stringify(result));
+});
 
-/// The text of the first editor matching `selector` that holds `Authorization` (the header
-/// editor) or any text; replaced by `text` when given.
+// The text of the first editor matching `selector` that holds `Authorization` (the header
+// editor) or any text; replaced by `text` when given.
 async function editor(page, selector, text) {
   const value = await page.evaluate(({ selector, text }) => {
     const editors = [...document.querySelectorAll(selector)].map((el) => el.CodeMirror);

@@ -2,20 +2,17 @@
 // over HTTP and follows handoffs over graphql-ws; a handoff made while it follows shows up.
 // The same page from an origin the server does not allow (OTHER) gets no answer.
 // Env: SPA and OTHER (the page's URLs), API, KEY (read key), MARKETING_KEY, LEAD.
-import { open, deadline, graphql } from "./chromium.mjs";
+import { run, deadline, handOff } from "./chromium.mjs";
 
 deadline(60_000);
 const { SPA, OTHER, API, KEY, MARKETING_KEY, LEAD } = process.env;
-const { browser, page, seen } = await open();
-const result = {};
-const text = (selector) => page.$$eval(selector, (els) => els.map((e) => e.textContent));
-try {
+await run(async (page, result, seen) => {
+  const text = (selector) => page.$$eval(selector, (els) => els.map((e) => e.textContent));
   await page.goto(`${SPA}#api=${encodeURIComponent(API)}&key=${encodeURIComponent(KEY)}`);
   await page.waitForFunction(() => document.getElementById("status").textContent !== "starting");
   result.status = await page.textContent("#status");
   result.leads = await text("#leads li");
-  result.handOff = await graphql(`${API}/graphql`, MARKETING_KEY,
-    "mutation($id: ID!) { handOffLead(input: { leadId: $id }) { userErrors { code } } }", { id: LEAD });
+  result.handOff = await handOff(API, MARKETING_KEY, LEAD);
   await page.waitForSelector("#events li", { timeout: 20_000 });
   result.events = await text("#events li");
 
@@ -25,11 +22,4 @@ try {
   await page.waitForFunction(() => document.getElementById("status").textContent !== "starting");
   result.otherStatus = await page.textContent("#status");
   result.otherErrors = seen.errors.splice(0);
-} catch (e) {
-  result.failure = String(e);
-} finally {
-  result.outside = seen.outside;
-  result.errors = seen.errors;
-  await browser.close();
-}
-console.log(JSON.stringify(result));
+});
