@@ -250,7 +250,7 @@ def w1_models(c, args, industries, results):
     return model_id
 
 
-MATRIX = "query($filter: LeadFilter) { scoringMatrix(filter: $filter) { total asOf cells { cell count } } }"
+MATRIX = "query($filter: LeadFilterInput) { scoringMatrix(filter: $filter) { total asOf cells { cell count } } }"
 
 
 def w2_matrix(c, args, results, label, filt=None, expect_total=None):
@@ -318,7 +318,7 @@ def make_persona(c, args, industries, results):
     p = d["createPersona"]
     user_errors(p, "createPersona")
     pid = p["persona"]["id"]
-    _, d = c.post("query($f: LeadFilter) { leads(first: 1, filter: $f) { totalCount } }", {"f": {"persona": pid}})
+    _, d = c.post("query($f: LeadFilterInput) { leads(first: 1, filter: $f) { totalCount } }", {"f": {"persona": pid}})
     members = d["leads"]["totalCount"]
     print(f"createPersona (50 jobTitle, 30 industry, 20 employeeCount; threshold 60): {ms(dt)} ms, {members} members")
     results["persona_s"] = dt

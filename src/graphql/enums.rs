@@ -5,10 +5,10 @@ use async_graphql::{Enum, InputValueError, InputValueResult, Scalar, ScalarType,
 use crate::domain::vocab;
 
 macro_rules! mirror {
-    ($(#[$m:meta])* $name:ident => $domain:path { $($v:ident),+ $(,)? }) => {
+    ($(#[$m:meta])* $name:ident => $domain:path { $($(#[$vm:meta])* $v:ident),+ $(,)? }) => {
         $(#[$m])*
         #[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
-        pub enum $name { $($v),+ }
+        pub enum $name { $($(#[$vm])* $v),+ }
 
         impl From<$name> for $domain {
             fn from(v: $name) -> Self { match v { $($name::$v => <$domain>::$v),+ } }
@@ -29,19 +29,76 @@ macro_rules! mirror {
 }
 
 mirror!(
-    /// What an API key may do.
-    Role => vocab::Role { Admin, Marketing, Sales, Analyst }
+    /// What an API key may do. Every role reads the whole workspace; the roles differ in what
+    /// they may change (FORBIDDEN otherwise).
+    Role => vocab::Role {
+        /// Everything, including GDPR erasure, users, vocabularies, workspace settings, attribution
+        /// model settings, the funnel, routing rules and webhooks.
+        Admin,
+        /// Leads and accounts, campaigns and their costs, touchpoints, personas, scoring models,
+        /// and handing leads to sales.
+        Marketing,
+        /// Leads and accounts, opportunities, and answering handoffs (accept, reject, recycle,
+        /// reassign).
+        Sales,
+        /// Read-only: queries and subscriptions, no mutation.
+        Analyst,
+    }
 );
 mirror!(
-    /// Whether a contact or account already buys from us.
-    LifecycleStatus => vocab::LifecycleStatus { Lead, NewCustomer, ExistingCustomer }
+    /// Whether a contact or account already buys from you. Set by the caller (upsert, update,
+    /// import); not derived from deals or from the funnel stage.
+    LifecycleStatus => vocab::LifecycleStatus {
+        /// Not a customer (yet).
+        Lead,
+        /// Became a customer recently.
+        NewCustomer,
+        /// A customer of long standing.
+        ExistingCustomer,
+    }
 );
 mirror!(
     /// The marketing goal of a campaign.
-    CampaignKind => vocab::CampaignKind { Acquisition, Nurture, Onboarding, CrossSell, Upsell, Loyalty }
+    CampaignKind => vocab::CampaignKind {
+        /// Win new leads and customers.
+        Acquisition,
+        /// Keep leads engaged until they are ready to buy.
+        Nurture,
+        /// Help new customers start.
+        Onboarding,
+        /// Sell customers another product.
+        CrossSell,
+        /// Sell customers a larger or higher edition.
+        Upsell,
+        /// Keep customers.
+        Loyalty,
+    }
 );
-mirror!(CampaignStatus => vocab::CampaignStatus { Planned, Active, Completed, Cancelled });
-mirror!(OpportunityStatus => vocab::OpportunityStatus { Open, Won, Lost });
+mirror!(
+    /// Where a campaign stands. Set by the caller; KPI and attribution reports count a
+    /// campaign whatever its status.
+    CampaignStatus => vocab::CampaignStatus {
+        /// Not started.
+        Planned,
+        /// Running.
+        Active,
+        /// Ran to its end.
+        Completed,
+        /// Stopped before its end.
+        Cancelled,
+    }
+);
+mirror!(
+    /// Where a deal stands.
+    OpportunityStatus => vocab::OpportunityStatus {
+        /// Not decided yet.
+        Open,
+        /// Closed and won: its amount is revenue for attribution and the KPIs.
+        Won,
+        /// Closed and lost.
+        Lost,
+    }
+);
 
 /// A code of the workspace's cost-category vocabulary (`viewer.workspace.costCategories`), e.g.
 /// MEDIA or AGENCY_FEES. Sent and answered as a string; a bare name (`category: MEDIA`, as when
@@ -69,22 +126,84 @@ impl ScalarType for CostCategory {
 /// The outcome of closing an opportunity.
 #[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
 pub enum CloseOutcome {
+    /// The deal was won (status WON).
     Won,
+    /// The deal was lost (status LOST).
     Lost,
 }
 
 mirror!(
     /// Where a handoff stands: waiting for sales, or answered.
-    HandoffStatus => crate::domain::handoff::HandoffStatus { Pending, Accepted, Rejected, Recycled }
+    HandoffStatus => crate::domain::handoff::HandoffStatus {
+        /// Waiting for sales to answer; the lead is in MQL. A lead has at most one.
+        Pending,
+        /// Sales took the lead: it moved to SQL and the handoff's owner became its owner.
+        Accepted,
+        /// Sales turned the lead down with a reason code: it moved to DISQUALIFIED.
+        Rejected,
+        /// Sales sent the lead back with feedback: it moved to NURTURE.
+        Recycled,
+    }
 );
 mirror!(
     /// What happened to a handoff.
-    HandoffEventKind => crate::domain::handoff::EventKind { Created, Accepted, Rejected, Recycled, Reassigned }
+    HandoffEventKind => crate::domain::handoff::EventKind {
+        /// A lead was handed to sales (by `handOffLead` or automatically by the default
+        /// scoring model); the handoff is PENDING.
+        Created,
+        /// Sales accepted the handoff.
+        Accepted,
+        /// Sales rejected the handoff.
+        Rejected,
+        /// Sales recycled the handoff.
+        Recycled,
+        /// A pending handoff got another owner (`reassignHandoff`).
+        Reassigned,
+    }
 );
-mirror!(AttributionModelKind => crate::domain::attribution::Kind {
-    FirstTouch, LastTouch, Linear, TimeDecay, PositionBased, WShaped, FullPath, Custom, Markov
-});
 mirror!(
-    /// A channel a lead can be contacted on (reach).
-    ReachChannel => crate::domain::reach::ReachChannel { Email, Phone, Linkedin, Twitter, Facebook, Postal }
+    /// An attribution model: how a won deal's revenue is split over the touches on its path
+    /// (docs/attribution.md gives each model's arithmetic).
+    AttributionModelKind => crate::domain::attribution::Kind {
+        /// All credit to the first touch.
+        FirstTouch,
+        /// All credit to the last touch before the close.
+        LastTouch,
+        /// Equal credit to every touch.
+        Linear,
+        /// Weight 2^(-age / half-life) per touch, age measured back from the close
+        /// (`halfLifeDays`, default 7).
+        TimeDecay,
+        /// 40 % to the first touch, 40 % to the last, 20 % split over the touches between.
+        PositionBased,
+        /// 30 % each to the first touch, the lead-conversion touch and the
+        /// opportunity-creation touch; 10 % split over the rest.
+        WShaped,
+        /// As W_SHAPED with the last touch as a fourth key touch: 22.5 % each, 10 % over the rest.
+        FullPath,
+        /// A weight per touchpoint type (`weights`, default the workspace's current CUSTOM
+        /// version); types not listed weigh 0.
+        Custom,
+        /// Data-driven: removal effects of a Markov chain over the won, lost and open journeys;
+        /// grouped by CHANNEL or CAMPAIGN only.
+        Markov,
+    }
+);
+mirror!(
+    /// A channel a lead can be contacted on (reach): its contact data is present and its
+    /// consent (the key in `Lead.consents`, e.g. "EMAIL") is exactly `true`.
+    ReachChannel => crate::domain::reach::ReachChannel {
+        /// E-mail (consent key EMAIL), unless the address bounced or the lead unsubscribed.
+        Email,
+        /// Phone (consent key PHONE).
+        Phone,
+        /// LinkedIn (consent key LINKEDIN).
+        Linkedin,
+        /// Twitter (consent key TWITTER).
+        Twitter,
+        /// Facebook (consent key FACEBOOK).
+        Facebook,
+        /// Post: street, postal code and city all present (consent key POSTAL).
+        Postal,
+    }
 );

@@ -13,6 +13,7 @@ use crate::service::funnel::{self as service, NewStage};
 use crate::store::Scoped;
 use crate::store::page::{CursorKey, Sort, SortValue, fetch_page};
 
+/// Whether a stage is on the way from lead to customer or beside it.
 #[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
 pub enum StageKind {
     /// On the way from lead to customer.
@@ -23,18 +24,23 @@ pub enum StageKind {
 
 pub struct FunnelStage(pub funnel_stage::Model);
 
+/// A stage of the funnel agreed by marketing and sales. The default funnel is LEAD, MQL, SQL,
+/// OPPORTUNITY, CUSTOMER on the success path, with NURTURE and DISQUALIFIED beside it.
 #[Object]
 impl FunnelStage {
+    /// The stage's global ID.
     pub async fn id(&self) -> ID {
         ids::encode(NodeType::FunnelStage, self.0.id)
     }
-    /// Stable key, e.g. MQL.
+    /// Stable key, e.g. MQL: what filters, imports and handoff events use; never changes.
     async fn key(&self) -> &str {
         &self.0.key
     }
+    /// Display name, e.g. "Marketing qualified lead"; may be renamed.
     async fn name(&self) -> &str {
         &self.0.name
     }
+    /// On the success path or beside it.
     async fn kind(&self) -> StageKind {
         if self.0.kind == crate::domain::vocab::STAGE_SUCCESS {
             StageKind::Success
@@ -46,7 +52,8 @@ impl FunnelStage {
     async fn position(&self) -> i32 {
         self.0.position
     }
-    /// Hours the next team has to act on a lead in this stage.
+    /// Hours the next team has to act on a lead in this stage; null: no SLA. The MQL stage's
+    /// SLA sets `Handoff.dueAt`.
     async fn sla_hours(&self) -> Option<i32> {
         self.0.sla_hours
     }
@@ -57,15 +64,25 @@ pub struct FunnelQuery;
 
 #[Object]
 impl FunnelQuery {
-    /// The workspace's funnel stages in funnel order.
+    /// The workspace's funnel stages in funnel order (by position). Any role.
     #[graphql(complexity = "crate::graphql::pagination::page_complexity(first, last, child_complexity)")]
     async fn funnel_stages(
         &self,
         ctx: &Context<'_>,
+        #[graphql(
+            desc = "Page size from the start (or after `after`): 0 to 100, larger is clamped to 100. Give `first` or `last`, not both."
+        )]
         first: Option<i32>,
-        after: Option<String>,
+        #[graphql(desc = "An edge's cursor from this list in the same order: the page starts after it. Only with `first`.")] after: Option<
+            String,
+        >,
+        #[graphql(
+            desc = "Page size from the end (or before `before`): 0 to 100, larger is clamped to 100. Give `first` or `last`, not both."
+        )]
         last: Option<i32>,
-        before: Option<String>,
+        #[graphql(desc = "An edge's cursor from this list in the same order: the page ends before it. Only with `last`.")] before: Option<
+            String,
+        >,
     ) -> async_graphql::Result<Conn<FunnelStage>> {
         let p = ctx.principal()?;
         let req = PageArgs {
@@ -96,63 +113,84 @@ impl FunnelQuery {
     }
 }
 
+/// A new funnel stage.
 #[derive(InputObject)]
 pub struct CreateFunnelStageInput {
-    /// Stable key, e.g. DEMO_BOOKED (letters, digits, underscores).
+    /// Stable key, e.g. DEMO_BOOKED: letters, digits and underscores, at most 64; stored in upper
+    /// case; unique in the funnel (TAKEN).
     pub key: String,
+    /// Display name.
     pub name: String,
+    /// On the success path or beside it.
     pub kind: StageKind,
     /// Where the stage goes (0 first); the stages from there on move down one. Default: last.
     pub position: Option<i32>,
-    /// Hours the next team has to act on a lead in this stage.
+    /// Hours the next team has to act on a lead in this stage: 1 to 8760; absent: no SLA.
     pub sla_hours: Option<i32>,
 }
 
+/// Changes to one funnel stage; its key stays.
 #[derive(InputObject)]
 pub struct UpdateFunnelStageInput {
+    /// The stage's ID.
     pub id: ID,
+    /// A new display name; absent keeps it.
     pub name: Option<String>,
-    /// Built-in stages keep their kind.
+    /// Built-in stages keep their kind (BUILT_IN).
     pub kind: Option<StageKind>,
-    /// Absent keeps the SLA, null removes it.
+    /// 1 to 8760 hours; absent keeps the SLA, null removes it.
     pub sla_hours: MaybeUndefined<i32>,
 }
 
+/// A new order of the whole funnel.
 #[derive(InputObject)]
 pub struct ReorderFunnelStagesInput {
     /// Every stage of the funnel, once each, in the new order.
     pub stage_ids: Vec<ID>,
 }
 
+/// The stage to delete.
 #[derive(InputObject)]
 pub struct DeleteFunnelStageInput {
+    /// The stage's ID.
     pub id: ID,
 }
 
+/// A manual move of a lead.
 #[derive(InputObject)]
 pub struct MoveLeadToStageInput {
+    /// The lead's ID.
     pub lead_id: ID,
+    /// The stage to move it to; not the one it is in.
     pub stage_id: ID,
     /// Kept in the stage history.
     pub reason: Option<String>,
 }
 
+/// The result of a funnel stage mutation.
 #[derive(SimpleObject)]
 pub struct FunnelStagePayload {
+    /// The stage as saved (as it was, for a delete); null when `userErrors` is not empty.
     pub stage: Option<FunnelStage>,
+    /// What the end user can fix; empty on success.
     pub user_errors: Vec<UserError>,
 }
 
+/// The result of `reorderFunnelStages`.
 #[derive(SimpleObject)]
 pub struct FunnelPayload {
-    /// The whole funnel in its new order.
+    /// The whole funnel in its new order; null when `userErrors` is not empty.
     pub stages: Option<Vec<FunnelStage>>,
+    /// What the end user can fix; empty on success.
     pub user_errors: Vec<UserError>,
 }
 
+/// The result of `moveLeadToStage`.
 #[derive(SimpleObject)]
 pub struct MoveLeadPayload {
+    /// The lead in its new stage; null when `userErrors` is not empty.
     pub lead: Option<Lead>,
+    /// What the end user can fix; empty on success.
     pub user_errors: Vec<UserError>,
 }
 
@@ -170,7 +208,11 @@ pub struct FunnelMutation;
 #[Object]
 impl FunnelMutation {
     /// ADMIN: adds a stage to the funnel.
-    async fn create_funnel_stage(&self, ctx: &Context<'_>, input: CreateFunnelStageInput) -> async_graphql::Result<FunnelStagePayload> {
+    async fn create_funnel_stage(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The new stage.")] input: CreateFunnelStageInput,
+    ) -> async_graphql::Result<FunnelStagePayload> {
         let p = ctx.allowed(Action::Administer)?;
         let new = NewStage {
             key: input.key,
@@ -183,7 +225,11 @@ impl FunnelMutation {
     }
 
     /// ADMIN: renames a stage, changes its kind or its SLA. The key stays.
-    async fn update_funnel_stage(&self, ctx: &Context<'_>, input: UpdateFunnelStageInput) -> async_graphql::Result<FunnelStagePayload> {
+    async fn update_funnel_stage(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The stage and its changes.")] input: UpdateFunnelStageInput,
+    ) -> async_graphql::Result<FunnelStagePayload> {
         let p = ctx.allowed(Action::Administer)?;
         let id = ids::decode(NodeType::FunnelStage, &input.id).gql()?;
         let success = input.kind.map(|k| k == StageKind::Success);
@@ -191,7 +237,11 @@ impl FunnelMutation {
     }
 
     /// ADMIN: puts the stages in a new order.
-    async fn reorder_funnel_stages(&self, ctx: &Context<'_>, input: ReorderFunnelStagesInput) -> async_graphql::Result<FunnelPayload> {
+    async fn reorder_funnel_stages(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The new order.")] input: ReorderFunnelStagesInput,
+    ) -> async_graphql::Result<FunnelPayload> {
         let p = ctx.allowed(Action::Administer)?;
         let ids: Vec<i64> = input
             .stage_ids
@@ -206,15 +256,24 @@ impl FunnelMutation {
     }
 
     /// ADMIN: deletes a stage that no lead is in and no history refers to (IN_USE otherwise).
-    async fn delete_funnel_stage(&self, ctx: &Context<'_>, input: DeleteFunnelStageInput) -> async_graphql::Result<FunnelStagePayload> {
+    async fn delete_funnel_stage(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The stage to delete.")] input: DeleteFunnelStageInput,
+    ) -> async_graphql::Result<FunnelStagePayload> {
         let p = ctx.allowed(Action::Administer)?;
         let id = ids::decode(NodeType::FunnelStage, &input.id).gql()?;
         stage_payload(service::delete_stage(ctx.db(), p, id).await)
     }
 
-    /// Moves a lead to a stage by hand, backward too (recycling); writes a stage-history row.
-    /// A lead with a pending handoff moves through the handoff instead.
-    async fn move_lead_to_stage(&self, ctx: &Context<'_>, input: MoveLeadToStageInput) -> async_graphql::Result<MoveLeadPayload> {
+    /// ADMIN, MARKETING or SALES: moves a lead to a stage by hand, backward too (recycling);
+    /// writes a stage-history row. A lead with a pending handoff moves through the handoff
+    /// instead.
+    async fn move_lead_to_stage(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The lead, the stage and why.")] input: MoveLeadToStageInput,
+    ) -> async_graphql::Result<MoveLeadPayload> {
         let p = ctx.allowed(Action::WriteContacts)?;
         let lead_id = ids::decode(NodeType::Lead, &input.lead_id).gql()?;
         let stage_id = ids::decode(NodeType::FunnelStage, &input.stage_id).unwrap_or(0);

@@ -32,14 +32,21 @@ use crate::store::page::{CursorKey, Sort, SortValue, fetch_page};
 
 pub struct Handoff(pub handoff::Model);
 
+/// Marketing passing a lead to sales. It is PENDING until sales accepts it (the lead moves to
+/// SQL), rejects it (DISQUALIFIED, with a reason code) or recycles it (NURTURE, with feedback).
+/// A lead has at most one pending handoff. A SALES key made for a user sees only the handoffs
+/// that user owns. Times are UTC.
 #[Object]
 impl Handoff {
+    /// The handoff's global ID.
     pub async fn id(&self) -> ID {
         ids::encode(NodeType::Handoff, self.0.id)
     }
+    /// PENDING, or how sales answered.
     async fn status(&self) -> HandoffStatus {
         HandoffStatus::from_db(&self.0.status)
     }
+    /// The lead handed off (an erased lead is a stub).
     async fn lead(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Lead>> {
         Ok(ctx.data_unchecked::<Loaders>().load_one(LeadId(self.0.lead_id)).await?.map(Lead))
     }
@@ -48,67 +55,72 @@ impl Handoff {
         let Some(id) = self.0.owner_id else { return Ok(None) };
         Ok(ctx.data_unchecked::<Loaders>().load_one(UserId(id)).await?.map(User))
     }
-    /// The lead's stage before it was handed off.
+    /// The lead's stage before it was handed off (the handoff moved it to MQL); null when that
+    /// stage is no longer known.
     #[graphql(name = "fromStage")]
     async fn stage_before(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<FunnelStage>> {
         let Some(id) = self.0.from_stage_id else { return Ok(None) };
         Ok(ctx.data_unchecked::<Loaders>().load_one(StageId(id)).await?.map(FunnelStage))
     }
-    /// Marketing's note for sales.
+    /// Marketing's note for sales; for an automatic handoff, which cell of which scoring model
+    /// the lead entered. Null when none was given.
     async fn note(&self) -> Option<&str> {
         self.0.note.as_deref()
     }
-    /// Why sales rejected the lead (a code of `workspace.rejectReasons`).
+    /// Why sales rejected the lead (a code of `workspace.rejectReasons`); null unless REJECTED.
     async fn reason_code(&self) -> Option<&str> {
         self.0.reason_code.as_deref()
     }
-    /// Sales' words: the rejection comment or the recycling feedback.
+    /// Sales' words: the rejection comment or the recycling feedback; null when none.
     async fn feedback(&self) -> Option<&str> {
         self.0.feedback.as_deref()
     }
-    /// Until when a recycled lead is nurtured before marketing may hand it off again.
+    /// RECYCLED: until when sales asked marketing to nurture the lead (UTC); null when not given.
     async fn nurture_until(&self) -> Option<DateTime> {
         self.0.nurture_until.map(Into::into)
     }
-    /// Who handed the lead off (`api-key:<id>` or `system:...`).
+    /// Who handed the lead off: `api-key:<id>` (a call with that API key), `scoring-model:<id>`
+    /// (automatically, on entering an MQL cell of the default model) or `import` (demo data).
     async fn created_by(&self) -> &str {
         &self.0.created_by
     }
+    /// When the lead was handed off.
     async fn created_at(&self) -> DateTime {
         self.0.created_at.into()
     }
+    /// When the handoff last changed (answer or reassignment).
     async fn updated_at(&self) -> DateTime {
         self.0.updated_at.into()
     }
-    /// When sales answered (accepted, rejected or recycled).
+    /// When sales answered (accepted, rejected or recycled); null while PENDING.
     async fn responded_at(&self) -> Option<DateTime> {
         self.0.responded_at.map(Into::into)
     }
+    /// Who answered: `api-key:<id>` of the key used; null while PENDING.
     async fn responded_by(&self) -> Option<&str> {
         self.0.responded_by.as_deref()
     }
-    /// When sales must have answered: the MQL stage's SLA after the handoff.
+    /// When sales must have answered: `createdAt` plus the MQL stage's `slaHours` as it was at
+    /// the handoff; null when the MQL stage had no SLA then.
     async fn due_at(&self) -> Option<DateTime> {
         self.0.due_at.map(Into::into)
     }
-    /// Pending past its deadline now.
+    /// PENDING and past `dueAt` now; false without a deadline.
     async fn overdue(&self) -> bool {
         self.0.responded_at.is_none() && machine::breached(self.0.due_at, None, Utc::now())
     }
-    /// Answered after its deadline, or pending past it.
+    /// Answered after `dueAt`, or PENDING past it now; false without a deadline.
     async fn sla_breached(&self) -> bool {
         machine::breached(self.0.due_at, self.0.responded_at, Utc::now())
     }
-    /// Seconds from the handoff to sales' answer; null while pending.
+    /// Whole seconds from the handoff to sales' answer (rounded down); null while PENDING.
     async fn time_to_first_response_seconds(&self) -> Option<i64> {
         self.0.responded_at.map(|r| (r - self.0.created_at).num_seconds())
     }
 }
 
-/// One change of a handoff, as subscribers and webhooks receive it.
-///
-/// One event goes to every subscriber, and each resolves it on its own: the payload is parsed
-/// only when a field needs it (the row's columns answer seq, kind, time, handoff and lead).
+// One event goes to every subscriber, and each resolves it on its own: the payload is parsed
+// only when a field needs it (the row's columns answer seq, kind, time, handoff and lead).
 pub struct HandoffEvent {
     row: Arc<event::Model>,
     data: std::sync::OnceLock<HandoffEventData>,
@@ -146,9 +158,13 @@ impl HandoffEvent {
     }
 }
 
+/// One change of a handoff, as the `handoffEvents` subscription, `handoffEventLog` and webhooks
+/// deliver it. Events are numbered per workspace without gaps (`seq`) and are never changed;
+/// the fields after `leadId` describe the handoff as it was right after the change.
 #[Object]
 impl HandoffEvent {
-    /// Resume after this event: pass it as `after` to `handoffEvents`.
+    /// Opaque; pass it as `after` to `handoffEvents` or `handoffEventLog` to resume after this
+    /// event.
     async fn cursor(&self) -> String {
         event_cursor(self.row.seq)
     }
@@ -156,9 +172,11 @@ impl HandoffEvent {
     async fn seq(&self) -> i64 {
         self.row.seq
     }
+    /// What happened.
     async fn kind(&self) -> HandoffEventKind {
         HandoffEventKind::from_db(&self.row.kind)
     }
+    /// When it happened (UTC).
     async fn occurred_at(&self) -> DateTime {
         self.row.created_at.into()
     }
@@ -167,9 +185,11 @@ impl HandoffEvent {
     async fn handoff(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Handoff>> {
         load_visible(ctx, self.handoff_id_num()?).await
     }
+    /// The handoff's global ID, also when `handoff` is null.
     async fn handoff_id(&self) -> async_graphql::Result<ID> {
         Ok(ids::encode(NodeType::Handoff, self.handoff_id_num()?))
     }
+    /// The lead as it is now.
     async fn lead(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Lead>> {
         Ok(ctx
             .data_unchecked::<Loaders>()
@@ -177,14 +197,15 @@ impl HandoffEvent {
             .await?
             .map(Lead))
     }
+    /// The lead's global ID.
     async fn lead_id(&self) -> async_graphql::Result<ID> {
         Ok(ids::encode(NodeType::Lead, self.lead_id_num()?))
     }
-    /// The owner after the change.
+    /// The handoff's owner after the change; null when it had none.
     async fn owner(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<User>> {
         user(ctx, self.data()?.owner_id).await
     }
-    /// REASSIGNED: the owner before.
+    /// REASSIGNED: the owner before; null for other kinds.
     async fn previous_owner(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<User>> {
         user(ctx, self.data()?.previous_owner_id).await
     }
@@ -192,38 +213,48 @@ impl HandoffEvent {
     async fn status(&self) -> async_graphql::Result<HandoffStatus> {
         Ok(HandoffStatus::from_db(&self.data()?.status))
     }
-    /// The lead's stage before the change (its key is kept even if the stage is renamed).
+    /// The key of the lead's stage before the change, as it was then (kept if the stage is
+    /// changed or deleted later).
     #[graphql(name = "fromStageKey")]
     async fn stage_key_before(&self) -> async_graphql::Result<Option<&str>> {
         Ok(self.data()?.from_stage.as_deref())
     }
+    /// The key of the lead's stage after the change, as it was then (REASSIGNED: unchanged).
     async fn to_stage_key(&self) -> async_graphql::Result<Option<&str>> {
         Ok(self.data()?.to_stage.as_deref())
     }
+    /// The lead's stage before the change, as the stage is now; null if it was deleted.
     #[graphql(name = "fromStage")]
     async fn stage_before(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<FunnelStage>> {
         stage(ctx, self.data()?.from_stage_id).await
     }
+    /// The lead's stage after the change, as the stage is now; null if it was deleted.
     async fn to_stage(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<FunnelStage>> {
         stage(ctx, self.data()?.to_stage_id).await
     }
+    /// Marketing's note of the handoff (see `Handoff.note`).
     async fn note(&self) -> async_graphql::Result<Option<&str>> {
         Ok(self.data()?.note.as_deref())
     }
+    /// REJECTED: the reason code.
     async fn reason_code(&self) -> async_graphql::Result<Option<&str>> {
         Ok(self.data()?.reason_code.as_deref())
     }
+    /// REJECTED: the comment; RECYCLED: the feedback for marketing.
     async fn feedback(&self) -> async_graphql::Result<Option<&str>> {
         Ok(self.data()?.feedback.as_deref())
     }
+    /// RECYCLED: until when to nurture the lead (UTC), if sales said.
     async fn nurture_until(&self) -> async_graphql::Result<Option<DateTime>> {
         Ok(self.data()?.nurture_until.map(Into::into))
     }
-    /// The lead's cell in the default scoring model ("A1" ... "D4") when one is known.
+    /// The lead's cell in the default scoring model at the change ("A1" ... "D4"); null without
+    /// a default model or a score of the lead.
     async fn scoring_cell(&self) -> async_graphql::Result<Option<&str>> {
         Ok(self.data()?.scoring_cell.as_deref())
     }
-    /// Who made the change.
+    /// Who made the change: `api-key:<id>`, `scoring-model:<id>` or `import` (as
+    /// `Handoff.createdBy`).
     async fn actor(&self) -> async_graphql::Result<&str> {
         Ok(&self.data()?.actor)
     }
@@ -247,15 +278,17 @@ async fn stage(ctx: &Context<'_>, id: Option<i64>) -> async_graphql::Result<Opti
     Ok(ctx.data_unchecked::<Loaders>().load_one(StageId(id)).await?.map(FunnelStage))
 }
 
-/// A routing rule: leads from `countries` (any when empty) that match `persona` (any when
-/// null) go to `owners` in turn.
 pub struct RoutingRule(routing_rule::Model);
 
+/// A routing rule: leads from `countries` (any when empty) that match `persona` (any when
+/// null) go to `owners` in turn.
 #[Object]
 impl RoutingRule {
+    /// The rule's global ID (replaced by every `setRoutingRules`).
     async fn id(&self) -> ID {
         ids::encode(NodeType::RoutingRule, self.0.id)
     }
+    /// A label for people; empty when none was given.
     async fn name(&self) -> &str {
         &self.0.name
     }
@@ -263,9 +296,11 @@ impl RoutingRule {
     async fn position(&self) -> i32 {
         self.0.position
     }
+    /// ISO 3166 alpha-2 codes the lead's country must be one of; empty: any country.
     async fn countries(&self) -> Vec<String> {
         json_strings(self.0.countries.as_ref())
     }
+    /// The persona the lead must be a member of; null: any lead.
     async fn persona(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Persona>> {
         let Some(id) = self.0.persona_id else { return Ok(None) };
         let p = ctx.principal()?;
@@ -293,19 +328,20 @@ fn json_strings(v: Option<&serde_json::Value>) -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// How handoffs are routed.
 pub struct Routing {
     rules: Vec<routing_rule::Model>,
     default_owner_id: Option<i64>,
 }
 
+/// How handoffs are routed: the first rule that matches the lead picks the owner, else the
+/// default owner, else nobody (the handoff stays without owner).
 #[Object]
 impl Routing {
     /// In the order they are tried.
     async fn rules(&self) -> Vec<RoutingRule> {
         self.rules.iter().cloned().map(RoutingRule).collect()
     }
-    /// Who gets a handoff that no rule matches.
+    /// Who gets a handoff that no rule matches; null: nobody.
     async fn default_owner(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<User>> {
         user(ctx, self.default_owner_id).await
     }
@@ -314,26 +350,34 @@ impl Routing {
 /// Counts of one reason code.
 #[derive(SimpleObject)]
 pub struct ReasonCount {
+    /// A reject reason code, e.g. NO_BUDGET.
     pub code: String,
+    /// Rejected handoffs with this code.
     pub count: u64,
 }
 
-/// How the handoffs created in a range fared.
+/// How the handoffs created in a range fared, counted now. Durations are whole seconds.
 #[derive(SimpleObject, Default)]
 pub struct HandoffStats {
+    /// Handoffs created in the range.
     pub total: u64,
+    /// Of those, still PENDING.
     pub pending: u64,
+    /// Of those, ACCEPTED.
     pub accepted: u64,
+    /// Of those, REJECTED.
     pub rejected: u64,
+    /// Of those, RECYCLED.
     pub recycled: u64,
     /// Rejections per reason code, most frequent first.
     pub rejected_by_reason: Vec<ReasonCount>,
     /// Median seconds from handoff to acceptance (mean of the two middle ones for an even
     /// count, rounded down); null without accepted handoffs.
     pub median_time_to_accept_seconds: Option<i64>,
-    /// 90th percentile (nearest rank) of the seconds from handoff to acceptance.
+    /// 90th percentile (nearest rank) of the seconds from handoff to acceptance; null without
+    /// accepted handoffs.
     pub p90_time_to_accept_seconds: Option<i64>,
-    /// Median seconds from handoff to any answer.
+    /// Median seconds from handoff to any answer (as the accept median); null without answers.
     pub median_time_to_first_response_seconds: Option<i64>,
     /// Handoffs that had a deadline (the MQL stage had an SLA when they were made).
     pub with_sla: u64,
@@ -341,20 +385,28 @@ pub struct HandoffStats {
     pub sla_breaches: u64,
 }
 
+/// Which handoffs to list. Every field given narrows the result; absent or null does not filter.
 #[derive(InputObject, Default)]
+#[graphql(name = "HandoffFilterInput")]
 pub struct HandoffFilter {
+    /// Handoffs in one of these statuses.
     pub status: Option<Vec<HandoffStatus>>,
     /// The owning sales user. A SALES key made for a user always gets that user's handoffs
     /// (FORBIDDEN for another user).
     pub owner_id: Option<ID>,
+    /// The handoffs of this lead.
     pub lead_id: Option<ID>,
+    /// Handoffs created in this range (from inclusive, to exclusive).
     pub created_at: Option<DateTimeRange>,
-    /// true: pending past the SLA deadline; false: pending and within it (or without one).
+    /// true: pending past the SLA deadline now; false: pending and within it (or without one).
     pub overdue: Option<bool>,
 }
 
+/// The order of the `handoffs` list: always by creation time, then ID.
 #[derive(InputObject, Default)]
+#[graphql(name = "HandoffOrderInput")]
 pub struct HandoffOrder {
+    /// ASC: oldest first (the default); DESC: newest first.
     #[graphql(default)]
     pub direction: OrderDirection,
 }
@@ -364,19 +416,29 @@ pub struct HandoffQuery;
 
 #[Object]
 impl HandoffQuery {
-    /// Handoffs by creation time (oldest first unless ordered otherwise). A SALES key made for
-    /// a user lists the handoffs that user owns now.
+    /// Handoffs by creation time (oldest first unless ordered otherwise). Any role; a SALES key
+    /// made for a user lists the handoffs that user owns now.
     #[allow(clippy::too_many_arguments)]
     #[graphql(complexity = "crate::graphql::pagination::page_complexity(first, last, child_complexity)")]
     async fn handoffs(
         &self,
         ctx: &Context<'_>,
-        filter: Option<HandoffFilter>,
-        order_by: Option<HandoffOrder>,
+        #[graphql(desc = "Which handoffs; default: all you may see.")] filter: Option<HandoffFilter>,
+        #[graphql(desc = "Default: oldest first.")] order_by: Option<HandoffOrder>,
+        #[graphql(
+            desc = "Page size from the start (or after `after`): 0 to 100, larger is clamped to 100. Give `first` or `last`, not both."
+        )]
         first: Option<i32>,
-        after: Option<String>,
+        #[graphql(desc = "An edge's cursor from this list in the same order: the page starts after it. Only with `first`.")] after: Option<
+            String,
+        >,
+        #[graphql(
+            desc = "Page size from the end (or before `before`): 0 to 100, larger is clamped to 100. Give `first` or `last`, not both."
+        )]
         last: Option<i32>,
-        before: Option<String>,
+        #[graphql(desc = "An edge's cursor from this list in the same order: the page ends before it. Only with `last`.")] before: Option<
+            String,
+        >,
     ) -> async_graphql::Result<Conn<Handoff>> {
         let p = ctx.principal()?;
         let req = PageArgs {
@@ -421,8 +483,12 @@ impl HandoffQuery {
     }
 
     /// A handoff by ID; null when it is not in your workspace or, for a SALES key made for a
-    /// user, when another user owns it.
-    async fn handoff(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Option<Handoff>> {
+    /// user, when another user owns it. Any role.
+    async fn handoff(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The handoff's global ID.")] id: ID,
+    ) -> async_graphql::Result<Option<Handoff>> {
         ctx.principal()?;
         let Ok(id) = ids::decode(NodeType::Handoff, &id) else {
             return Ok(None);
@@ -431,8 +497,13 @@ impl HandoffQuery {
     }
 
     /// Outcomes, reasons, answer times and SLA breaches of the handoffs created in `range` (a
-    /// SALES key made for a user: of that user's handoffs).
-    async fn handoff_stats(&self, ctx: &Context<'_>, range: DateTimeRange) -> async_graphql::Result<HandoffStats> {
+    /// SALES key made for a user: of that user's handoffs). Any role.
+    async fn handoff_stats(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Creation times: `from` inclusive, `to` exclusive; both required (BAD_USER_INPUT otherwise).")]
+        range: DateTimeRange,
+    ) -> async_graphql::Result<HandoffStats> {
         let p = ctx.principal()?;
         let (Some(from), Some(to)) = (range.from, range.to) else {
             return Err(gql_error(AppError::BadInput("handoffStats needs range.from and range.to".into())));
@@ -444,7 +515,7 @@ impl HandoffQuery {
         Ok(stats(&rows, Utc::now()))
     }
 
-    /// How handoffs are routed to sales.
+    /// How handoffs are routed to sales. Any role.
     async fn routing_rules(&self, ctx: &Context<'_>) -> async_graphql::Result<Routing> {
         let p = ctx.principal()?;
         let db = &ctx.db().conn;
@@ -457,13 +528,17 @@ impl HandoffQuery {
     }
 
     /// Stored handoff events after a cursor, oldest first: the polling twin of the
-    /// `handoffEvents` subscription (at most 500 at a time). A SALES key made for a user gets
-    /// the events of that user's handoffs only, as the subscription does.
+    /// `handoffEvents` subscription (at most 500 at a time). Any role; a SALES key made for a
+    /// user gets the events of that user's handoffs only, as the subscription does. Empty when
+    /// there is nothing newer.
     async fn handoff_event_log(
         &self,
         ctx: &Context<'_>,
+        #[graphql(
+            desc = "An event's `cursor`: the events after it. Default: from the first event. BAD_USER_INPUT for a malformed cursor."
+        )]
         after: Option<String>,
-        #[graphql(default = 100)] first: i32,
+        #[graphql(default = 100, desc = "How many events: 0 to 500 (larger is clamped to 500).")] first: i32,
     ) -> async_graphql::Result<Vec<HandoffEvent>> {
         let p = ctx.principal()?;
         let after = cursor_arg(after.as_deref())?.unwrap_or(0);
@@ -538,72 +613,97 @@ fn cursor_arg(raw: Option<&str>) -> async_graphql::Result<Option<i64>> {
     }
 }
 
+/// The lead to hand to sales.
 #[derive(InputObject)]
 pub struct HandOffLeadInput {
+    /// The lead's ID.
     pub lead_id: ID,
-    /// What sales should know.
+    /// What sales should know (trimmed; empty counts as none).
     pub note: Option<String>,
 }
 
+/// The pending handoff to accept.
 #[derive(InputObject)]
 pub struct AcceptHandoffInput {
+    /// The handoff's ID.
     pub id: ID,
 }
 
+/// The pending handoff to reject, and why.
 #[derive(InputObject)]
 pub struct RejectHandoffInput {
+    /// The handoff's ID.
     pub id: ID,
-    /// A code of `workspace.rejectReasons` (NO_BUDGET, NO_NEED, WRONG_CONTACT, COMPETITOR, DUPLICATE, OTHER, ...).
+    /// A code of `workspace.rejectReasons` (NO_BUDGET, NO_NEED, WRONG_CONTACT, COMPETITOR,
+    /// DUPLICATE, OTHER, ...); case-insensitive, spaces and dashes count as underscores.
     pub reason_code: String,
+    /// Sales' words for marketing (kept as `feedback`).
     pub comment: Option<String>,
 }
 
+/// The pending handoff to send back to marketing.
 #[derive(InputObject)]
 pub struct RecycleHandoffInput {
+    /// The handoff's ID.
     pub id: ID,
-    /// What marketing should know; required.
+    /// What marketing should know; required (REQUIRED when blank).
     pub feedback: String,
-    /// Nurture the lead until then (in the future).
+    /// Nurture the lead until then; must lie in the future (INVALID otherwise).
     pub nurture_until: Option<DateTime>,
 }
 
+/// The pending handoff to give to another user.
 #[derive(InputObject)]
 pub struct ReassignHandoffInput {
+    /// The handoff's ID.
     pub id: ID,
+    /// An active user of the workspace other than the current owner (NOT_FOUND, NO_CHANGE).
     pub owner_id: ID,
 }
 
+/// One routing rule.
 #[derive(InputObject)]
 pub struct RoutingRuleInput {
+    /// A label for people.
     pub name: Option<String>,
-    /// ISO 3166 codes; empty or absent matches every country.
+    /// ISO 3166 alpha-2 codes; empty or absent matches every country.
     #[graphql(default)]
     pub countries: Vec<String>,
-    /// Only leads that match this persona.
+    /// Only leads that are members of this persona (NOT_FOUND for an unknown one).
     pub persona_id: Option<ID>,
-    /// Assigned in turn (round-robin); one user for a fixed owner.
+    /// Active users of the workspace, assigned in turn (round-robin); one user for a fixed
+    /// owner. At least one (REQUIRED).
     pub user_ids: Vec<ID>,
 }
 
+/// The whole routing configuration.
 #[derive(InputObject)]
 pub struct SetRoutingRulesInput {
     /// Replaces every rule; tried in this order.
     pub rules: Vec<RoutingRuleInput>,
-    /// Who gets handoffs no rule matches; absent keeps it, null clears it.
+    /// Who gets handoffs no rule matches (an active user); absent keeps it, null clears it.
     pub default_owner_id: MaybeUndefined<ID>,
 }
 
+/// The result of a handoff mutation: the handoff and its event, or `userErrors` and nothing
+/// written.
 #[derive(SimpleObject)]
 pub struct HandoffPayload {
+    /// The handoff after the change; null when `userErrors` is not empty.
     pub handoff: Option<Handoff>,
     /// The event the change wrote (its cursor, sequence number and stages).
     pub event: Option<HandoffEvent>,
+    /// What the end user can fix, e.g. CONFLICT, NOT_PENDING, ALREADY_WITH_SALES; empty on
+    /// success.
     pub user_errors: Vec<UserError>,
 }
 
+/// The result of `setRoutingRules`.
 #[derive(SimpleObject)]
 pub struct RoutingPayload {
+    /// The routing as saved; null when `userErrors` is not empty.
     pub routing: Option<Routing>,
+    /// What the end user can fix; empty on success.
     pub user_errors: Vec<UserError>,
 }
 
@@ -625,27 +725,46 @@ pub struct HandoffMutation;
 
 #[Object]
 impl HandoffMutation {
-    /// MARKETING: hands a qualified lead to sales. The lead moves to MQL; a PENDING handoff goes
-    /// to the owner the routing rules pick. One open handoff per lead (CONFLICT otherwise).
-    async fn hand_off_lead(&self, ctx: &Context<'_>, input: HandOffLeadInput) -> async_graphql::Result<HandoffPayload> {
+    /// MARKETING or ADMIN: hands a qualified lead to sales. The lead moves to MQL; a PENDING
+    /// handoff goes to the owner the routing rules pick. One open handoff per lead (CONFLICT
+    /// otherwise); a lead past MQL on the success path is ALREADY_WITH_SALES.
+    async fn hand_off_lead(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The lead and a note.")] input: HandOffLeadInput,
+    ) -> async_graphql::Result<HandoffPayload> {
         let p = ctx.allowed(Action::HandOff)?;
         let lead_id = ids::decode(NodeType::Lead, &input.lead_id).gql()?;
         let bus = ctx.data_unchecked::<Bus>();
         step_payload(crate::service::handoff::hand_off(ctx.db(), bus, p, lead_id, input.note).await)
     }
 
-    /// SALES: takes the lead (lead -> SQL; the handoff's owner becomes the lead's owner).
-    async fn accept_handoff(&self, ctx: &Context<'_>, input: AcceptHandoffInput) -> async_graphql::Result<HandoffPayload> {
+    /// SALES or ADMIN: takes the lead (lead -> SQL; the handoff's owner becomes the lead's
+    /// owner). NOT_PENDING when it was answered already.
+    async fn accept_handoff(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The handoff.")] input: AcceptHandoffInput,
+    ) -> async_graphql::Result<HandoffPayload> {
         answer(ctx, &input.id, Answer::Accept, None, None, None).await
     }
 
-    /// SALES: turns the lead down with a reason code (lead -> Disqualified).
-    async fn reject_handoff(&self, ctx: &Context<'_>, input: RejectHandoffInput) -> async_graphql::Result<HandoffPayload> {
+    /// SALES or ADMIN: turns the lead down with a reason code (lead -> DISQUALIFIED).
+    async fn reject_handoff(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The handoff and the reason.")] input: RejectHandoffInput,
+    ) -> async_graphql::Result<HandoffPayload> {
         answer(ctx, &input.id, Answer::Reject, Some(input.reason_code), input.comment, None).await
     }
 
-    /// SALES: sends the lead back to marketing with feedback (lead -> Nurture).
-    async fn recycle_handoff(&self, ctx: &Context<'_>, input: RecycleHandoffInput) -> async_graphql::Result<HandoffPayload> {
+    /// SALES or ADMIN: sends the lead back to marketing with feedback (lead -> NURTURE). The
+    /// default scoring model does not hand the lead off again for its `cooldownDays`.
+    async fn recycle_handoff(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The handoff and the feedback.")] input: RecycleHandoffInput,
+    ) -> async_graphql::Result<HandoffPayload> {
         answer(
             ctx,
             &input.id,
@@ -657,8 +776,12 @@ impl HandoffMutation {
         .await
     }
 
-    /// SALES or ADMIN: gives a pending handoff to another sales user.
-    async fn reassign_handoff(&self, ctx: &Context<'_>, input: ReassignHandoffInput) -> async_graphql::Result<HandoffPayload> {
+    /// SALES or ADMIN: gives a pending handoff to another active user.
+    async fn reassign_handoff(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The handoff and its new owner.")] input: ReassignHandoffInput,
+    ) -> async_graphql::Result<HandoffPayload> {
         let p = ctx.allowed(Action::AnswerHandoff)?;
         let id = ids::decode(NodeType::Handoff, &input.id).gql()?;
         let owner = ids::decode(NodeType::User, &input.owner_id).unwrap_or(0);
@@ -666,8 +789,13 @@ impl HandoffMutation {
         step_payload(crate::service::handoff::reassign(ctx.db(), bus, p, id, owner).await)
     }
 
-    /// ADMIN: replaces the routing rules and sets the default owner.
-    async fn set_routing_rules(&self, ctx: &Context<'_>, input: SetRoutingRulesInput) -> async_graphql::Result<RoutingPayload> {
+    /// ADMIN: replaces the routing rules and sets the default owner; handoffs made before keep
+    /// their owners.
+    async fn set_routing_rules(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Every rule, in order, and the default owner.")] input: SetRoutingRulesInput,
+    ) -> async_graphql::Result<RoutingPayload> {
         let p = ctx.allowed(Action::Administer)?;
         let rules = input
             .rules
@@ -742,21 +870,26 @@ impl Drop for SlotGuard {
 #[derive(Default)]
 pub struct Subscription;
 
+/// Live streams over WebSocket at `/graphql/ws` (graphql-transport-ws); the API key goes in the
+/// `connection_init` payload as `{"Authorization": "Bearer <key>"}`.
 #[Subscription]
 impl Subscription {
     /// Handoff events of your workspace: first the stored ones after `after` (a cursor from an
     /// earlier event), then live ones, without a gap or a duplicate. Without `after`, only events
-    /// from now on. A SALES key made for a user follows only that user's handoffs, whether
+    /// from now on. Any role; a SALES key made for a user follows only that user's handoffs, whether
     /// `ownerId` is given or not (FORBIDDEN for another user). A subscriber that falls too far
     /// behind gets an error with code SUBSCRIBER_TOO_SLOW and `extensions.resumeAfter`, the
     /// cursor to resume from.
     async fn handoff_events(
         &self,
         ctx: &Context<'_>,
+        #[graphql(
+            desc = "An event's `cursor`: replay the stored events after it, then go live. Default: live events only. BAD_USER_INPUT for a malformed cursor or one ahead of this workspace's events."
+        )]
         after: Option<String>,
         #[graphql(desc = "Only events at which this user owned the handoff: its owner after the change, or before it for REASSIGNED.")]
         owner_id: Option<ID>,
-        kinds: Option<Vec<HandoffEventKind>>,
+        #[graphql(desc = "Only events of these kinds; default: all.")] kinds: Option<Vec<HandoffEventKind>>,
     ) -> async_graphql::Result<impl Stream<Item = async_graphql::Result<HandoffEvent>> + use<>> {
         let p = ctx.principal()?;
         let owner = handoff_service::owner_scope(&p, decode_opt(NodeType::User, owner_id.as_ref())?).gql()?;

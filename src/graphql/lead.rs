@@ -29,22 +29,28 @@ use crate::store::{self, lead::LeadFilter as StoreFilter};
 
 pub struct Lead(pub lead::Model);
 
+/// A person at an account (a contact) that marketing and sales work on: profile attributes,
+/// consent per channel, lifecycle status, funnel stage, owner, touchpoints and deals. Text
+/// fields are trimmed as given; an erased lead (GDPR) is a stub with its personal fields null.
 #[Object]
 impl Lead {
+    /// The lead's global ID.
     pub async fn id(&self) -> ID {
         ids::encode(NodeType::Lead, self.0.id)
     }
-    /// The source system's ID (CRM), unique in the workspace.
+    /// The source system's ID (CRM), unique in the workspace; null when none was given.
     async fn external_id(&self) -> Option<&str> {
         self.0.external_id.as_deref()
     }
-    /// Lower-cased; null once the lead is erased.
+    /// Lower-cased; null when unknown or once the lead is erased.
     async fn email(&self) -> Option<&str> {
         self.0.email.as_deref()
     }
+    /// Null when unknown or erased.
     async fn first_name(&self) -> Option<&str> {
         self.0.first_name.as_deref()
     }
+    /// Null when unknown or erased.
     async fn last_name(&self) -> Option<&str> {
         self.0.last_name.as_deref()
     }
@@ -57,47 +63,58 @@ impl Lead {
             .collect();
         (!parts.is_empty()).then(|| parts.join(" "))
     }
+    /// Free text, e.g. "Production manager" (persona criteria and profile rules test it).
     async fn job_title(&self) -> Option<&str> {
         self.0.job_title.as_deref()
     }
-    /// Role in buying decisions, e.g. "Decision maker", "Influencer".
+    /// Role in buying decisions, free text, e.g. "Decision maker", "Influencer".
     async fn decision_role(&self) -> Option<&str> {
         self.0.decision_role.as_deref()
     }
+    /// Free text, e.g. "Machine building"; the `industry` filter compares it exactly.
     async fn industry(&self) -> Option<&str> {
         self.0.industry.as_deref()
     }
-    /// A size band such as "51-200".
+    /// A size band as given, such as "51-200".
     async fn company_size(&self) -> Option<&str> {
         self.0.company_size.as_deref()
     }
-    /// ISO 3166 alpha-2.
+    /// ISO 3166 alpha-2 code, upper case, e.g. "DE".
     async fn country(&self) -> Option<&str> {
         self.0.country.as_deref()
     }
+    /// As given; with PHONE consent the lead is reachable by phone.
     async fn phone(&self) -> Option<&str> {
         self.0.phone.as_deref()
     }
+    /// With LINKEDIN consent the lead is reachable on LinkedIn.
     async fn linkedin_url(&self) -> Option<&str> {
         self.0.linkedin_url.as_deref()
     }
+    /// With TWITTER consent the lead is reachable on Twitter.
     async fn twitter_handle(&self) -> Option<&str> {
         self.0.twitter_handle.as_deref()
     }
+    /// With FACEBOOK consent the lead is reachable on Facebook.
     async fn facebook_url(&self) -> Option<&str> {
         self.0.facebook_url.as_deref()
     }
+    /// Postal address: with street, postal code, city and POSTAL consent the lead is reachable
+    /// by post.
     async fn street(&self) -> Option<&str> {
         self.0.street.as_deref()
     }
+    /// Postal address (see `street`).
     async fn postal_code(&self) -> Option<&str> {
         self.0.postal_code.as_deref()
     }
+    /// Postal address (see `street`).
     async fn city(&self) -> Option<&str> {
         self.0.city.as_deref()
     }
-    /// The channels the lead can be contacted on now: contact data present, consent given,
-    /// and for e-mail neither bounced nor unsubscribed (docs/kpis.md, Reach).
+    /// The channels the lead can be contacted on now: contact data present, consent exactly
+    /// `true`, and for e-mail neither bounced nor unsubscribed (docs/kpis.md, Reach). Empty for
+    /// an erased lead.
     async fn reachable_channels(&self) -> Vec<ReachChannel> {
         crate::service::kpi::contact_of(&self.0)
             .reachable_channels(chrono::Utc::now())
@@ -105,41 +122,61 @@ impl Lead {
             .map(Into::into)
             .collect()
     }
+    /// Lifecycle status: whether the lead's company already buys from you (LEAD, NEW_CUSTOMER,
+    /// EXISTING_CUSTOMER). Set by upsertLead, updateLead and the import; never derived from
+    /// deals. Not the funnel position: that is `stage` (LEAD, MQL, SQL, ...), which moves with
+    /// handoffs, so an EXISTING_CUSTOMER can be an MQL of a cross-sell campaign.
     async fn status(&self) -> LifecycleStatus {
         LifecycleStatus::from_db(&self.0.lifecycle_status)
     }
-    /// Consent per channel, e.g. {"EMAIL": true}.
+    /// Consent per channel as a JSON object, e.g. {"EMAIL": true, "PHONE": false}. Keys EMAIL,
+    /// PHONE, LINKEDIN, TWITTER, FACEBOOK, POSTAL; only the value `true` counts as consent.
     async fn consents(&self) -> Json<&serde_json::Value> {
         Json(&self.0.consents)
     }
+    /// Custom attributes as a JSON object; persona criteria and profile rules name them
+    /// `custom.<field>`.
     async fn custom_fields(&self) -> Json<&serde_json::Value> {
         Json(&self.0.custom_fields)
     }
-    /// When the lead became a marketing qualified lead.
+    /// When the lead first entered the MQL stage (marketing qualified lead), UTC; null if it
+    /// never did. Kept when the lead moves on or back.
     async fn converted_at(&self) -> Option<DateTime> {
         self.0.converted_at.map(Into::into)
     }
-    /// The time of the lead's earliest touchpoint.
+    /// The time of the lead's earliest touchpoint (UTC); null without touchpoints.
     async fn first_touch_at(&self) -> Option<DateTime> {
         self.0.first_touch_at.map(Into::into)
     }
+    /// The latest EMAIL_BOUNCED touchpoint of the current address (UTC): from then on the lead is
+    /// not reachable by e-mail. Null: no bounce; cleared when the e-mail changes.
     async fn email_bounced_at(&self) -> Option<DateTime> {
         self.0.email_bounced_at.map(Into::into)
     }
+    /// The latest UNSUBSCRIBED touchpoint (UTC): from then on the lead is not reachable by
+    /// e-mail. Null: not unsubscribed.
     async fn unsubscribed_at(&self) -> Option<DateTime> {
         self.0.unsubscribed_at.map(Into::into)
     }
-    /// Set when the personal data was erased (GDPR); the stub keeps its touchpoints and deals.
+    /// When the personal data was erased (GDPR, `eraseLead`), UTC; the stub keeps its
+    /// touchpoints, stage history and deals. Null: not erased.
     async fn erased_at(&self) -> Option<DateTime> {
         self.0.erased_at.map(Into::into)
     }
+    /// When the lead was created (UTC): in the source system when the upsert or import gave a
+    /// time, else when it was recorded here.
     async fn created_at(&self) -> DateTime {
         self.0.created_at.into()
     }
+    /// When the lead last changed (UTC): a field, its stage, its first touch or its e-mail
+    /// reachability; the `updatedSince` filter compares it.
     async fn updated_at(&self) -> DateTime {
         self.0.updated_at.into()
     }
-    /// The current funnel stage.
+    /// The current funnel stage (LEAD, MQL, SQL, OPPORTUNITY, CUSTOMER, NURTURE,
+    /// DISQUALIFIED or a stage the workspace added): where the lead is between marketing and
+    /// sales. Moved by handoffs, `moveLeadToStage`, automatic handoffs of the default scoring
+    /// model and the import; each move is in `stageHistory`. Not the same as `status`.
     async fn stage(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<FunnelStage>> {
         Ok(ctx
             .data_unchecked::<Loaders>()
@@ -147,16 +184,18 @@ impl Lead {
             .await?
             .map(FunnelStage))
     }
+    /// The company the lead works for; null when none is linked.
     async fn account(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Account>> {
         let Some(id) = self.0.account_id else { return Ok(None) };
         Ok(ctx.data_unchecked::<Loaders>().load_one(AccountId(id)).await?.map(Account))
     }
-    /// The sales or marketing user who owns the lead.
+    /// The sales or marketing user who owns the lead; null when nobody does. Accepting a
+    /// handoff makes the handoff's owner the lead's owner.
     async fn owner(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<User>> {
         let Some(id) = self.0.owner_id else { return Ok(None) };
         Ok(ctx.data_unchecked::<Loaders>().load_one(UserId(id)).await?.map(User))
     }
-    /// The opportunities whose buying center this lead is in.
+    /// The opportunities whose buying center this lead is in (empty when none).
     async fn opportunities(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<Opportunity>> {
         let deals = ctx
             .data_unchecked::<Loaders>()
@@ -170,10 +209,20 @@ impl Lead {
     async fn stage_history(
         &self,
         ctx: &Context<'_>,
+        #[graphql(
+            desc = "Page size from the start (or after `after`): 0 to 100, larger is clamped to 100. Give `first` or `last`, not both."
+        )]
         first: Option<i32>,
-        after: Option<String>,
+        #[graphql(desc = "An edge's cursor from this list in the same order: the page starts after it. Only with `first`.")] after: Option<
+            String,
+        >,
+        #[graphql(
+            desc = "Page size from the end (or before `before`): 0 to 100, larger is clamped to 100. Give `first` or `last`, not both."
+        )]
         last: Option<i32>,
-        before: Option<String>,
+        #[graphql(desc = "An edge's cursor from this list in the same order: the page ends before it. Only with `last`.")] before: Option<
+            String,
+        >,
     ) -> async_graphql::Result<Conn<StageChange>> {
         let req = PageArgs {
             first,
@@ -201,8 +250,12 @@ impl Lead {
             StageChange,
         ))
     }
-    /// The stage the lead was in at `at` (null before it existed).
-    async fn stage_at(&self, ctx: &Context<'_>, at: DateTime) -> async_graphql::Result<Option<FunnelStage>> {
+    /// The stage the lead was in at `at`, from its stage history (null before its first stage).
+    async fn stage_at(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The moment asked about (ISO 8601; UTC unless it carries an offset).")] at: DateTime,
+    ) -> async_graphql::Result<Option<FunnelStage>> {
         let rows = ctx
             .data_unchecked::<Loaders>()
             .load_one(LeadHistory(self.0.id))
@@ -211,7 +264,8 @@ impl Lead {
         let Some(stage_id) = stage_at(&rows, at.0) else { return Ok(None) };
         Ok(ctx.data_unchecked::<Loaders>().load_one(StageId(stage_id)).await?.map(FunnelStage))
     }
-    /// The personas the lead matches to any degree, with the criteria it meets.
+    /// The personas the lead matches to any degree, best match first (ties by persona), with the
+    /// criteria it meets; `isMember` tells whether a match reaches the persona's threshold.
     async fn persona_matches(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<PersonaMatch>> {
         let mut rows = ctx
             .data_unchecked::<Loaders>()
@@ -227,17 +281,23 @@ impl Lead {
         Ok(rows.into_iter().map(PersonaMatch).collect())
     }
     /// The lead's score under a scoring model (default: the default model) at `asOf` (default:
-    /// now). Null for an erased lead.
-    async fn score(&self, ctx: &Context<'_>, model: Option<ID>, as_of: Option<DateTime>) -> async_graphql::Result<Option<LeadScore>> {
+    /// now). Null for an erased lead. BAD_USER_INPUT when the workspace has no scoring model,
+    /// NOT_FOUND for an unknown model.
+    async fn score(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "A scoring model's ID; default: the workspace's default model.")] model: Option<ID>,
+        #[graphql(desc = "The moment to score at (activity decays with time); default: now.")] as_of: Option<DateTime>,
+    ) -> async_graphql::Result<Option<LeadScore>> {
         crate::graphql::scoring::lead_score(ctx, self.0.id, model, as_of).boxed().await
     }
     /// Why the lead has its score: each profile rule, met or not, and each touchpoint up to
-    /// `asOf` with its points, daily cap, decay and contribution.
+    /// `asOf` with its points, daily cap, decay and contribution. Null for an erased lead.
     async fn score_breakdown(
         &self,
         ctx: &Context<'_>,
-        model: Option<ID>,
-        as_of: Option<DateTime>,
+        #[graphql(desc = "A scoring model's ID; default: the workspace's default model.")] model: Option<ID>,
+        #[graphql(desc = "The moment to score at; touchpoints after it are left out. Default: now.")] as_of: Option<DateTime>,
     ) -> async_graphql::Result<Option<ScoreBreakdown>> {
         crate::graphql::scoring::lead_breakdown(ctx, self.0.id, model, as_of).boxed().await
     }
@@ -257,11 +317,21 @@ impl Lead {
     async fn touchpoints(
         &self,
         ctx: &Context<'_>,
-        order_by: Option<TouchpointOrder>,
+        #[graphql(desc = "Default: newest first (OCCURRED_AT, DESC).")] order_by: Option<TouchpointOrder>,
+        #[graphql(
+            desc = "Page size from the start (or after `after`): 0 to 100, larger is clamped to 100. Give `first` or `last`, not both."
+        )]
         first: Option<i32>,
-        after: Option<String>,
+        #[graphql(desc = "An edge's cursor from this list in the same order: the page starts after it. Only with `first`.")] after: Option<
+            String,
+        >,
+        #[graphql(
+            desc = "Page size from the end (or before `before`): 0 to 100, larger is clamped to 100. Give `first` or `last`, not both."
+        )]
         last: Option<i32>,
-        before: Option<String>,
+        #[graphql(desc = "An edge's cursor from this list in the same order: the page ends before it. Only with `last`.")] before: Option<
+            String,
+        >,
     ) -> async_graphql::Result<Conn<Touchpoint>> {
         let order = order_by.unwrap_or(TouchpointOrder::NEWEST_FIRST);
         let req = PageArgs {
@@ -299,9 +369,10 @@ pub fn stage_at(history: &[lead_stage_history::Model], at: chrono::DateTime<chro
     history.iter().rev().find(|h| h.changed_at <= at).map(|h| h.to_stage_id)
 }
 
-/// One change of a lead's funnel stage.
 pub struct StageChange(lead_stage_history::Model);
 
+/// One change of a lead's funnel stage, as kept in its stage history (conversion and velocity
+/// KPIs are computed from these).
 #[Object]
 impl StageChange {
     /// Null for the stage a lead was created in.
@@ -310,6 +381,7 @@ impl StageChange {
         let Some(id) = self.0.from_stage_id else { return Ok(None) };
         Ok(ctx.data_unchecked::<Loaders>().load_one(StageId(id)).await?.map(FunnelStage))
     }
+    /// The stage the lead entered.
     async fn to_stage(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<FunnelStage>> {
         Ok(ctx
             .data_unchecked::<Loaders>()
@@ -317,30 +389,42 @@ impl StageChange {
             .await?
             .map(FunnelStage))
     }
-    /// When the lead entered `toStage`.
+    /// When the lead entered `toStage` (UTC).
     async fn changed_at(&self) -> DateTime {
         self.0.changed_at.into()
     }
-    /// Who moved it: `api-key:<id>`, `import`, `system:...`.
+    /// Who moved it: `api-key:<id>` (a call with that API key), `scoring-model:<id>` (an
+    /// automatic handoff) or `import` (CSV import, seed or demo).
     async fn actor(&self) -> &str {
         &self.0.actor
     }
+    /// Why, e.g. "created", "handed off to sales", "handoff rejected: NO_BUDGET", or the reason
+    /// given to `moveLeadToStage`; null when none was given.
     async fn reason(&self) -> Option<&str> {
         self.0.reason.as_deref()
     }
 }
 
+/// What the `leads` list is sorted by; ties are broken by ID.
 #[derive(Enum, Copy, Clone, Debug, PartialEq, Eq, Default)]
 pub enum LeadOrderField {
+    /// Creation order.
     #[default]
     Id,
+    /// `createdAt`.
     CreatedAt,
+    /// `updatedAt` (incremental sync: ascending, with `updatedSince`).
     UpdatedAt,
 }
 
+/// The order of the `leads` list; default ID ascending. A cursor only fits the order it came
+/// from (BAD_USER_INPUT otherwise).
 #[derive(InputObject, Default)]
+#[graphql(name = "LeadOrderInput")]
 pub struct LeadOrder {
+    /// The sort key.
     pub field: LeadOrderField,
+    /// Default ASC.
     #[graphql(default)]
     pub direction: OrderDirection,
 }
@@ -353,16 +437,25 @@ pub struct DateTimeRange {
     pub to: Option<DateTime>,
 }
 
+/// Which leads to list. Every field given narrows the result (AND); a list matches any of its
+/// values (OR); an absent field or null does not filter. Erased leads are never listed.
 #[derive(InputObject, Default)]
+#[graphql(name = "LeadFilterInput")]
 pub struct LeadFilter {
-    /// Funnel stage keys, e.g. ["MQL", "SQL"].
+    /// Funnel stage keys, e.g. ["MQL", "SQL"] (case-insensitive; spaces and dashes count as
+    /// underscores).
     pub stage: Option<Vec<String>>,
+    /// Lifecycle statuses (see `Lead.status`).
     pub status: Option<Vec<LifecycleStatus>>,
+    /// Leads owned by this user.
     pub owner_id: Option<ID>,
+    /// Leads of this account.
     pub account_id: Option<ID>,
-    /// ISO 3166 alpha-2 codes.
+    /// ISO 3166 alpha-2 codes, e.g. ["DE", "AT"] (case-insensitive).
     pub country: Option<Vec<String>>,
+    /// Industries, compared exactly with `Lead.industry`.
     pub industry: Option<Vec<String>>,
+    /// Leads created in this range (`createdAt`, from inclusive, to exclusive).
     pub created_at: Option<DateTimeRange>,
     /// Leads changed at or after this time (for incremental sync).
     pub updated_since: Option<DateTime>,
@@ -377,7 +470,8 @@ pub struct LeadFilter {
     pub scoring_cell: Option<Vec<ScoringCell>>,
     /// Leads with one of these profile grades.
     pub grade: Option<Vec<Grade>>,
-    /// Leads whose activity score now is at least this.
+    /// Leads whose activity score now is at least this many points (decayed, as
+    /// `LeadScore.activityScore`).
     pub min_activity_score: Option<f64>,
 }
 
@@ -432,17 +526,27 @@ pub struct LeadQuery;
 
 #[Object]
 impl LeadQuery {
-    /// Leads of the workspace (erased leads are left out).
+    /// Leads of the workspace (erased leads are left out). Any role.
     #[graphql(complexity = "crate::graphql::pagination::page_complexity(first, last, child_complexity)")]
     async fn leads(
         &self,
         ctx: &Context<'_>,
-        filter: Option<LeadFilter>,
-        order_by: Option<LeadOrder>,
+        #[graphql(desc = "Which leads; default: all.")] filter: Option<LeadFilter>,
+        #[graphql(desc = "Default: by ID, ascending.")] order_by: Option<LeadOrder>,
+        #[graphql(
+            desc = "Page size from the start (or after `after`): 0 to 100, larger is clamped to 100. Give `first` or `last`, not both."
+        )]
         first: Option<i32>,
-        after: Option<String>,
+        #[graphql(desc = "An edge's cursor from this list in the same order: the page starts after it. Only with `first`.")] after: Option<
+            String,
+        >,
+        #[graphql(
+            desc = "Page size from the end (or before `before`): 0 to 100, larger is clamped to 100. Give `first` or `last`, not both."
+        )]
         last: Option<i32>,
-        before: Option<String>,
+        #[graphql(desc = "An edge's cursor from this list in the same order: the page ends before it. Only with `last`.")] before: Option<
+            String,
+        >,
     ) -> async_graphql::Result<Conn<Lead>> {
         let p = ctx.principal()?;
         let sf = store_filter(ctx, filter.unwrap_or_default()).await?;
@@ -486,8 +590,9 @@ impl LeadQuery {
         ))
     }
 
-    /// One lead by ID; erased leads are found (as stubs) too.
-    async fn lead(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Option<Lead>> {
+    /// One lead by ID; erased leads are found (as stubs) too. Any role. NOT_FOUND for an ID that
+    /// is no lead's ID; null for a lead of another workspace.
+    async fn lead(&self, ctx: &Context<'_>, #[graphql(desc = "The lead's global ID.")] id: ID) -> async_graphql::Result<Option<Lead>> {
         let p = ctx.principal()?;
         let id = ids::decode(NodeType::Lead, &id).gql()?;
         Ok(store::by_id::<lead::Entity>(&ctx.db().conn, p.workspace_id, id)
@@ -496,14 +601,23 @@ impl LeadQuery {
             .map(Lead))
     }
 
-    /// One lead by e-mail (case-insensitive).
-    async fn lead_by_email(&self, ctx: &Context<'_>, email: String) -> async_graphql::Result<Option<Lead>> {
+    /// One lead by e-mail (case-insensitive); null when none has it. Any role.
+    async fn lead_by_email(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The e-mail address; trimmed and compared in lower case.")] email: String,
+    ) -> async_graphql::Result<Option<Lead>> {
         let p = ctx.principal()?;
         let email = email.trim().to_lowercase();
         Ok(store::lead::by_email(&ctx.db().conn, p.workspace_id, &email).await.gql()?.map(Lead))
     }
 
-    async fn lead_by_external_id(&self, ctx: &Context<'_>, external_id: String) -> async_graphql::Result<Option<Lead>> {
+    /// One lead by the source system's ID (exact match); null when none has it. Any role.
+    async fn lead_by_external_id(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The source system's ID, as given to `upsertLead`.")] external_id: String,
+    ) -> async_graphql::Result<Option<Lead>> {
         let p = ctx.principal()?;
         Ok(store::lead::by_external_id(&ctx.db().conn, p.workspace_id, &external_id)
             .await
@@ -512,28 +626,46 @@ impl LeadQuery {
     }
 }
 
-/// The editable fields of a lead: an absent field is left as it is, `null` clears it.
+/// The editable fields of a lead: an absent field is left as it is, `null` clears it. Texts are
+/// trimmed; an empty text counts as null.
 #[derive(InputObject, Default)]
 pub struct LeadFieldsInput {
+    /// A valid e-mail address, stored in lower case (INVALID otherwise); a new address clears
+    /// `emailBouncedAt`.
     pub email: MaybeUndefined<String>,
+    /// The lead's account (NOT_FOUND for an unknown one).
     pub account_id: MaybeUndefined<ID>,
+    /// Given name.
     pub first_name: MaybeUndefined<String>,
+    /// Family name.
     pub last_name: MaybeUndefined<String>,
+    /// Free text, e.g. "Production manager".
     pub job_title: MaybeUndefined<String>,
+    /// Free text, e.g. "Decision maker".
     pub decision_role: MaybeUndefined<String>,
+    /// Free text, e.g. "Machine building".
     pub industry: MaybeUndefined<String>,
+    /// A size band, e.g. "51-200".
     pub company_size: MaybeUndefined<String>,
-    /// ISO 3166 alpha-2, e.g. "DE".
+    /// ISO 3166 alpha-2, e.g. "DE" (any case; INVALID otherwise).
     pub country: MaybeUndefined<String>,
+    /// Phone number as written.
     pub phone: MaybeUndefined<String>,
+    /// LinkedIn profile URL.
     pub linkedin_url: MaybeUndefined<String>,
+    /// Twitter handle.
     pub twitter_handle: MaybeUndefined<String>,
+    /// Facebook profile URL.
     pub facebook_url: MaybeUndefined<String>,
     /// Postal address: reachable by post with street, postal code and city.
     pub street: MaybeUndefined<String>,
+    /// Postal address (see `street`).
     pub postal_code: MaybeUndefined<String>,
+    /// Postal address (see `street`).
     pub city: MaybeUndefined<String>,
+    /// Lifecycle status (see `Lead.status`); absent keeps it (a new lead: LEAD).
     pub status: Option<LifecycleStatus>,
+    /// The owning user (NOT_FOUND for an unknown one).
     pub owner_id: MaybeUndefined<ID>,
     /// Consent per channel, merged into the stored map: {"EMAIL": true}; null removes a key.
     pub consents: Option<Json<serde_json::Map<String, serde_json::Value>>>,
@@ -568,6 +700,7 @@ impl LeadFieldsInput {
     }
 }
 
+/// A lead to create or update, matched by `externalId`, else by e-mail.
 #[derive(InputObject)]
 pub struct UpsertLeadInput {
     /// The source system's ID; matched first. Without it, the e-mail is matched.
@@ -580,18 +713,23 @@ pub struct UpsertLeadInput {
     pub created_at: Option<DateTime>,
 }
 
+/// Fields to change on one lead.
 #[derive(InputObject)]
 pub struct UpdateLeadInput {
+    /// The lead's ID.
     pub id: ID,
     #[graphql(flatten)]
     pub fields: LeadFieldsInput,
 }
 
+/// The lead to erase.
 #[derive(InputObject)]
 pub struct EraseLeadInput {
+    /// The lead's ID.
     pub id: ID,
 }
 
+/// The result of a lead mutation: the lead, or `userErrors` and nothing written.
 #[derive(SimpleObject)]
 #[graphql(complex)]
 pub struct LeadPayload {
@@ -599,11 +737,13 @@ pub struct LeadPayload {
     pub lead: Option<lead::Model>,
     /// True when the mutation created the lead.
     pub created: bool,
+    /// What the end user can fix; empty on success.
     pub user_errors: Vec<UserError>,
 }
 
 #[ComplexObject]
 impl LeadPayload {
+    /// The lead as saved; null when `userErrors` is not empty.
     async fn lead(&self) -> Option<Lead> {
         self.lead.clone().map(Lead)
     }
@@ -614,8 +754,13 @@ pub struct LeadMutation;
 
 #[Object]
 impl LeadMutation {
-    /// Creates a lead or updates the one with the same externalId or e-mail (idempotent).
-    async fn upsert_lead(&self, ctx: &Context<'_>, input: UpsertLeadInput) -> async_graphql::Result<LeadPayload> {
+    /// ADMIN, MARKETING or SALES: creates a lead or updates the one with the same externalId or
+    /// e-mail (idempotent: the same input twice changes nothing the second time).
+    async fn upsert_lead(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The lead's key and fields.")] input: UpsertLeadInput,
+    ) -> async_graphql::Result<LeadPayload> {
         let p = ctx.allowed(Action::WriteContacts)?;
         let upsert = UpsertLead {
             external_id: input.external_id,
@@ -633,8 +778,12 @@ impl LeadMutation {
         })
     }
 
-    /// Changes the given fields of a lead.
-    async fn update_lead(&self, ctx: &Context<'_>, input: UpdateLeadInput) -> async_graphql::Result<LeadPayload> {
+    /// ADMIN, MARKETING or SALES: changes the given fields of a lead (not of an erased one).
+    async fn update_lead(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The lead and the fields to change.")] input: UpdateLeadInput,
+    ) -> async_graphql::Result<LeadPayload> {
         let p = ctx.allowed(Action::WriteContacts)?;
         let id = ids::decode(NodeType::Lead, &input.id).gql()?;
         let fields = input.fields.into_fields()?;
@@ -647,9 +796,13 @@ impl LeadMutation {
         })
     }
 
-    /// GDPR erasure (ADMIN): removes personal data, keeps an anonymous stub so that
-    /// touchpoints, stage history and deal credits still add up.
-    async fn erase_lead(&self, ctx: &Context<'_>, input: EraseLeadInput) -> async_graphql::Result<LeadPayload> {
+    /// ADMIN: GDPR erasure. Removes personal data, keeps an anonymous stub so that
+    /// touchpoints, stage history and deal credits still add up (docs/erasure.md).
+    async fn erase_lead(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The lead to erase.")] input: EraseLeadInput,
+    ) -> async_graphql::Result<LeadPayload> {
         let p = ctx.allowed(Action::Administer)?;
         let id = ids::decode(NodeType::Lead, &input.id).gql()?;
         let (lead, user_errors) = split(crate::service::lead::erase(ctx.db(), p, id).await)?;

@@ -23,9 +23,9 @@ use crate::store;
 
 // Short-lived (one per resolved ID), so the size of the largest variant does not matter.
 #[allow(clippy::large_enum_variant)]
-/// An object with a global ID.
+/// An object with a global ID, which `node(id:)` loads (Relay's Node).
 #[derive(Interface)]
-#[graphql(field(name = "id", ty = "ID"))]
+#[graphql(field(name = "id", ty = "ID", desc = "The global ID: opaque, stable, unique across types."))]
 pub enum Node {
     Account(Account),
     Campaign(Campaign),
@@ -98,13 +98,23 @@ pub struct NodeQuery;
 
 #[Object]
 impl NodeQuery {
-    /// Any object by its global ID; null when it does not exist in your workspace.
-    async fn node(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Option<Node>> {
+    /// Any object by its global ID; null when it does not exist in your workspace (or, for a
+    /// webhook, when you are not ADMIN). Any role.
+    async fn node(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "A global ID, e.g. a `Lead.id`.")] id: ID,
+    ) -> async_graphql::Result<Option<Node>> {
         load(ctx, &id).await
     }
 
-    /// Up to 100 objects by global ID, in the order asked; null where one does not exist.
-    async fn nodes(&self, ctx: &Context<'_>, ids: Vec<ID>) -> async_graphql::Result<Vec<Option<Node>>> {
+    /// Up to 100 objects by global ID, in the order asked; null where one does not exist. Any
+    /// role.
+    async fn nodes(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "At most 100 global IDs (BAD_USER_INPUT beyond).")] ids: Vec<ID>,
+    ) -> async_graphql::Result<Vec<Option<Node>>> {
         if ids.len() > MAX_NODES {
             return Err(gql_error(AppError::BadInput(format!("at most {MAX_NODES} ids at a time"))));
         }

@@ -18,14 +18,18 @@ use crate::graphql::scalars::{DateTime, Decimal};
 use crate::graphql::touchpoint::Touchpoint;
 use crate::service::persona::CriterionInput;
 use crate::service::scoring::{self as service, Scorer};
-use crate::service::scoring_model::{self as models, ActivityRuleInput, ModelInput, ProfileRuleInput};
+use crate::service::scoring_model::{self as models, ModelInput};
 
 /// A profile grade: A (best fit) to D.
 #[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
 pub enum Grade {
+    /// Profile score at least the model's `gradeBands.a`.
     A,
+    /// At least `gradeBands.b`.
     B,
+    /// At least `gradeBands.c`.
     C,
+    /// Below `gradeBands.c`.
     D,
 }
 
@@ -53,8 +57,40 @@ impl From<Grade> for DomainGrade {
 
 /// A cell of the scoring matrix: profile grade A-D and activity band 1-4 (A1 best, D4 worst).
 #[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
-#[rustfmt::skip]
-pub enum ScoringCell { A1, A2, A3, A4, B1, B2, B3, B4, C1, C2, C3, C4, D1, D2, D3, D4 }
+pub enum ScoringCell {
+    /// Grade A, band 1: best fit, most active.
+    A1,
+    /// Grade A, band 2.
+    A2,
+    /// Grade A, band 3.
+    A3,
+    /// Grade A, band 4.
+    A4,
+    /// Grade B, band 1.
+    B1,
+    /// Grade B, band 2.
+    B2,
+    /// Grade B, band 3.
+    B3,
+    /// Grade B, band 4.
+    B4,
+    /// Grade C, band 1.
+    C1,
+    /// Grade C, band 2.
+    C2,
+    /// Grade C, band 3.
+    C3,
+    /// Grade C, band 4.
+    C4,
+    /// Grade D, band 1.
+    D1,
+    /// Grade D, band 2.
+    D2,
+    /// Grade D, band 3.
+    D3,
+    /// Grade D, band 4: least fit, least active.
+    D4,
+}
 
 const CELLS: [ScoringCell; 16] = {
     use ScoringCell::*;
@@ -83,9 +119,13 @@ pub struct ScoringModel(pub scoring_model::Model);
 /// A profile rule: a condition on a lead or account attribute, worth `points`.
 #[derive(SimpleObject)]
 pub struct ProfileRule {
+    /// The lead or account attribute, as for persona criteria, e.g. jobTitle.
     pub attribute: String,
+    /// EQUALS, IN, RANGE, CONTAINS or EXISTS (see `PersonaOperator`).
     pub operator: String,
+    /// A JSON array as for persona criteria (RANGE: [min, max] as decimal strings).
     pub values: Json<serde_json::Value>,
+    /// -1000 to 1000 points when the lead meets the condition.
     pub points: i32,
 }
 
@@ -93,17 +133,21 @@ pub struct ProfileRule {
 #[derive(SimpleObject)]
 #[graphql(complex)]
 pub struct ActivityRule {
+    /// A touchpoint type code, e.g. WHITEPAPER_DOWNLOAD.
     #[graphql(name = "type")]
     pub touch_type: String,
     #[graphql(skip)]
     pub campaign_id: Option<i64>,
+    /// 0 to 1000 points per touchpoint, before decay.
     pub points: i32,
-    /// At most this many points per lead, type and UTC day.
+    /// At most this many points per lead, type and UTC day; null: no cap.
     pub daily_cap: Option<i32>,
 }
 
 #[async_graphql::ComplexObject]
 impl ActivityRule {
+    /// The campaign whose touchpoints of the type the rule prices (instead of the type's rule);
+    /// null: every campaign.
     async fn campaign(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Campaign>> {
         let Some(id) = self.campaign_id else { return Ok(None) };
         Ok(ctx.data_unchecked::<Loaders>().load_one(CampaignId(id)).await?.map(Campaign))
@@ -114,8 +158,11 @@ impl ActivityRule {
 #[derive(SimpleObject, InputObject, Clone, Copy)]
 #[graphql(input_name = "GradeBandsInput")]
 pub struct GradeBands {
+    /// Minimum profile score of grade A; above `b`.
     pub a: i32,
+    /// Minimum profile score of grade B; above `c`.
     pub b: i32,
+    /// Minimum profile score of grade C.
     pub c: i32,
 }
 
@@ -123,19 +170,28 @@ pub struct GradeBands {
 #[derive(SimpleObject, InputObject, Clone, Copy)]
 #[graphql(input_name = "ActivityBandsInput")]
 pub struct ActivityBands {
+    /// Minimum activity score of band 1; above `band2`.
     pub band1: i32,
+    /// Minimum activity score of band 2; above `band3`.
     pub band2: i32,
+    /// Minimum activity score of band 3; above 0.
     pub band3: i32,
 }
 
+/// A lead scoring model: profile rules give a fit score graded A-D, activity rules give an
+/// engagement score that halves every `halfLifeDays`, banded 1-4; grade and band form the
+/// lead's cell (docs/scoring.md).
 #[Object]
 impl ScoringModel {
+    /// The model's global ID.
     pub async fn id(&self) -> ID {
         ids::encode(NodeType::ScoringModel, self.0.id)
     }
+    /// A name for people.
     async fn name(&self) -> &str {
         &self.0.name
     }
+    /// Free text for people; null when none.
     async fn description(&self) -> Option<&str> {
         self.0.description.as_deref()
     }
@@ -147,10 +203,11 @@ impl ScoringModel {
     async fn version(&self) -> i32 {
         self.0.version
     }
-    /// Activity points halve every this many days.
+    /// Activity points halve every this many days (a Decimal string; above 0, at most 3650).
     async fn half_life_days(&self) -> Decimal {
         Decimal(rust_decimal::Decimal::from(self.0.half_life_seconds) / rust_decimal::Decimal::from(domain::SECONDS_PER_DAY))
     }
+    /// The profile rules; a lead's profile score is the sum of the points of those it meets.
     async fn profile_rules(&self) -> Vec<ProfileRule> {
         Scorer::new(self.0.clone())
             .model
@@ -164,6 +221,7 @@ impl ScoringModel {
             })
             .collect()
     }
+    /// Where the profile grades begin.
     async fn grade_bands(&self) -> GradeBands {
         GradeBands {
             a: self.0.grade_a,
@@ -171,6 +229,7 @@ impl ScoringModel {
             c: self.0.grade_c,
         }
     }
+    /// Points per touchpoint type (and campaign); types without a rule earn nothing.
     async fn activity_rules(&self) -> Vec<ActivityRule> {
         Scorer::new(self.0.clone())
             .model
@@ -184,6 +243,7 @@ impl ScoringModel {
             })
             .collect()
     }
+    /// Where the activity bands begin.
     async fn activity_bands(&self) -> ActivityBands {
         ActivityBands {
             band1: self.0.band_1,
@@ -200,30 +260,35 @@ impl ScoringModel {
             .map(ScoringCell::from)
             .collect()
     }
-    /// A lead that sales recycled is not handed off again automatically for this many days.
+    /// A lead that sales recycled is not handed off again automatically for this many days
+    /// (0 to 3650).
     async fn cooldown_days(&self) -> i32 {
         self.0.cooldown_days
     }
+    /// When the model was created (UTC).
     async fn created_at(&self) -> DateTime {
         self.0.created_at.into()
     }
+    /// When the model was last changed (UTC).
     async fn updated_at(&self) -> DateTime {
         self.0.updated_at.into()
     }
 }
 
-/// A lead's score under one model at one time.
 pub struct LeadScore {
     pub model: Arc<Scorer>,
     pub score: domain::Score,
     pub as_of: chrono::DateTime<Utc>,
 }
 
+/// A lead's score under one model at one time.
 #[Object]
 impl LeadScore {
+    /// The model scored with.
     async fn model(&self) -> ScoringModel {
         ScoringModel(self.model.row.clone())
     }
+    /// The moment of the score (UTC).
     async fn as_of(&self) -> DateTime {
         self.as_of.into()
     }
@@ -231,17 +296,20 @@ impl LeadScore {
     async fn profile_score(&self) -> i32 {
         self.score.profile
     }
+    /// The profile score's grade under the model's `gradeBands`.
     async fn grade(&self) -> Grade {
         self.score.grade.into()
     }
-    /// Sum over touchpoints of earned points x 0.5^(age / half-life), at `asOf`.
+    /// Sum over touchpoints up to `asOf` of earned points x 0.5^(age / half-life): points, not
+    /// rounded (a float).
     async fn activity_score(&self) -> f64 {
         self.score.activity
     }
-    /// 1 (most active) to 4.
+    /// 1 (most active) to 4, from the activity score and the model's `activityBands`.
     async fn band(&self) -> i32 {
         i32::from(self.score.band)
     }
+    /// Grade and band together, e.g. A1.
     async fn cell(&self) -> ScoringCell {
         self.score.cell().into()
     }
@@ -254,7 +322,9 @@ impl LeadScore {
 /// A profile rule and whether the lead meets it.
 #[derive(SimpleObject)]
 pub struct ProfileRuleContribution {
+    /// The rule.
     pub rule: ProfileRule,
+    /// The lead meets the rule's condition now (current attributes).
     pub matched: bool,
     /// The rule's points when matched, else 0.
     pub points: i32,
@@ -263,21 +333,24 @@ pub struct ProfileRuleContribution {
 /// A touchpoint's part of the activity score.
 #[derive(SimpleObject)]
 pub struct TouchpointContribution {
+    /// The touchpoint.
     pub touchpoint: Touchpoint,
     /// The rule's points for the touchpoint (0: no rule for its type).
     pub points: i32,
     /// What it earned after the daily cap.
     pub earned: i32,
-    /// 0.5^((asOf - occurredAt) / half-life).
+    /// 0.5^((asOf - occurredAt) / half-life), from 0 to 1 (a float).
     pub decay: f64,
-    /// earned x decay: its part of the activity score at `asOf`.
+    /// earned x decay: its part of the activity score at `asOf` (a float).
     pub contribution: f64,
 }
 
 /// Why a lead has its score: each profile rule and each touchpoint up to `asOf`.
 #[derive(SimpleObject)]
 pub struct ScoreBreakdown {
+    /// The score explained.
     pub score: LeadScore,
+    /// Every profile rule of the model, in order, met or not.
     pub profile_rules: Vec<ProfileRuleContribution>,
     /// Oldest first.
     pub touchpoints: Vec<TouchpointContribution>,
@@ -400,9 +473,13 @@ pub async fn resolve_model(ctx: &Context<'_>, id: Option<&ID>) -> async_graphql:
 /// The number of leads in one cell.
 #[derive(SimpleObject)]
 pub struct MatrixCell {
+    /// The cell.
     pub cell: ScoringCell,
+    /// The cell's grade.
     pub grade: Grade,
+    /// The cell's band, 1 to 4.
     pub band: i32,
+    /// Leads in the cell.
     pub count: i64,
     /// One of the model's MQL cells.
     pub is_mql: bool,
@@ -411,20 +488,28 @@ pub struct MatrixCell {
 /// Lead counts per cell: all 16 cells, zeros included, A1 first, row by row.
 #[derive(SimpleObject)]
 pub struct ScoringMatrix {
+    /// The model scored with.
     pub model: ScoringModel,
+    /// The moment of the scores (UTC).
     pub as_of: DateTime,
+    /// Leads counted: the sum of the cells.
     pub total: i64,
+    /// All 16 cells, A1 first, row by row.
     pub cells: Vec<MatrixCell>,
 }
 
 /// A cell's leads in a backtest, by what became of them.
 #[derive(SimpleObject)]
 pub struct BacktestCell {
+    /// The cell.
     pub cell: ScoringCell,
     /// One of the draft model's MQL cells.
     pub is_mql: bool,
+    /// Leads scored into the cell.
     pub leads: i64,
+    /// Of those, leads with a won opportunity (created in the range).
     pub won: i64,
+    /// Of those, leads whose opportunities (created in the range) were closed, none won.
     pub lost: i64,
     /// In opportunities that are still open.
     pub open: i64,
@@ -441,21 +526,25 @@ pub struct MqlRuleQuality {
     pub predicted_won: i64,
     /// All leads that won.
     pub won: i64,
-    /// predictedWon / predicted, 4 places; null when no lead was in an MQL cell.
+    /// predictedWon / predicted as a fraction from "0.0000" to "1.0000", 4 places (half away
+    /// from zero); null when no lead was in an MQL cell.
     pub precision: Option<Decimal>,
-    /// predictedWon / won, 4 places; null when no lead won.
+    /// predictedWon / won as a fraction, 4 places (half away from zero); null when no lead won.
     pub recall: Option<Decimal>,
 }
 
 /// A draft model evaluated against history (see `scoringBacktest`).
 #[derive(SimpleObject)]
 pub struct ScoringBacktest {
+    /// The range's start, as asked.
     pub from: DateTime,
+    /// The range's end, as asked.
     pub to: DateTime,
     /// Leads evaluated.
     pub leads: i64,
     /// All 16 cells, A1 first.
     pub cells: Vec<BacktestCell>,
+    /// How the MQL cells predict won deals.
     pub mql_rule: MqlRuleQuality,
 }
 
@@ -464,7 +553,7 @@ pub struct ScoringQuery;
 
 #[Object]
 impl ScoringQuery {
-    /// The workspace's scoring models, the default first.
+    /// The workspace's scoring models, the default first. Any role.
     async fn scoring_models(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<ScoringModel>> {
         let p = ctx.principal()?;
         Ok(service::scorers(&ctx.db().conn, p.workspace_id)
@@ -475,7 +564,12 @@ impl ScoringQuery {
             .collect())
     }
 
-    async fn scoring_model(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Option<ScoringModel>> {
+    /// One scoring model by ID; null when it is not in your workspace. Any role.
+    async fn scoring_model(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The model's global ID.")] id: ID,
+    ) -> async_graphql::Result<Option<ScoringModel>> {
         ctx.principal()?;
         let id = ids::decode(NodeType::ScoringModel, &id).gql()?;
         Ok(ctx
@@ -491,13 +585,14 @@ impl ScoringQuery {
     /// each lead created before `to` in no opportunity at all is scored as of `to`
     /// (NO_OPPORTUNITY). Absent fields of the draft are those of the `base` model, or without
     /// one the defaults of createScoringModel. Profile scores use the leads' current attributes.
+    /// Any role.
     async fn scoring_backtest(
         &self,
         ctx: &Context<'_>,
-        base: Option<ID>,
-        model: ScoringModelInput,
-        from: DateTime,
-        to: DateTime,
+        #[graphql(desc = "A saved model whose parameters fill the draft's absent fields.")] base: Option<ID>,
+        #[graphql(desc = "The draft's parameters (as for createScoringModel).")] model: ScoringModelInput,
+        #[graphql(desc = "Start of the range of opportunity creation times, inclusive.")] from: DateTime,
+        #[graphql(desc = "End of the range, exclusive; after `from` (INVALID otherwise).")] to: DateTime,
     ) -> async_graphql::Result<ScoringBacktest> {
         let p = ctx.principal()?;
         let base = decode_model(base.as_ref())?;
@@ -530,13 +625,13 @@ impl ScoringQuery {
     }
 
     /// Leads per cell of a model (default: the default model) at `asOf` (default: now), for
-    /// the leads `filter` selects (the filter of `leads`, e.g. a persona).
+    /// the leads `filter` selects (the filter of `leads`, e.g. a persona). Any role.
     async fn scoring_matrix(
         &self,
         ctx: &Context<'_>,
-        model: Option<ID>,
-        as_of: Option<DateTime>,
-        filter: Option<LeadFilter>,
+        #[graphql(desc = "A scoring model's ID; default: the workspace's default model.")] model: Option<ID>,
+        #[graphql(desc = "The moment to score at; default: now.")] as_of: Option<DateTime>,
+        #[graphql(desc = "Which leads to count; default: every lead that is not erased.")] filter: Option<LeadFilter>,
     ) -> async_graphql::Result<ScoringMatrix> {
         let p = ctx.principal()?;
         let s = resolve_model(ctx, model.as_ref()).await?;
@@ -567,19 +662,24 @@ impl ScoringQuery {
     }
 }
 
+/// A profile rule: a condition on a lead or account attribute, worth `points`.
 #[derive(InputObject)]
-pub struct ProfileRuleInputObject {
+pub struct ProfileRuleInput {
     /// As for persona criteria: jobTitle, industry, employeeCount, custom.<field>, ...
     pub attribute: String,
+    /// How the attribute is compared with `values`.
     pub operator: PersonaOperator,
+    /// As for persona criteria: texts, or RANGE's [min, max] as decimal strings (null for an
+    /// open end); none for EXISTS.
     #[graphql(default)]
     pub values: Vec<Option<String>>,
     /// -1000 to 1000.
     pub points: i32,
 }
 
+/// Activity points for a touchpoint type, for every campaign or for one.
 #[derive(InputObject)]
-pub struct ActivityRuleInputObject {
+pub struct ActivityRuleInput {
     /// A touchpoint type of the workspace.
     #[graphql(name = "type")]
     pub touch_type: String,
@@ -597,17 +697,26 @@ pub struct ActivityRuleInputObject {
 /// replace the whole list.
 #[derive(InputObject)]
 pub struct ScoringModelInput {
+    /// A name for people.
     pub name: Option<String>,
     /// Absent keeps it, null clears it.
     pub description: MaybeUndefined<String>,
     /// Make this the default model (the one whose MQL cells hand leads off).
     pub is_default: Option<bool>,
+    /// Days after which activity points count half: above 0, at most 3650 (a Decimal string,
+    /// e.g. "30" or "7.5").
     pub half_life_days: Option<Decimal>,
-    pub profile_rules: Option<Vec<ProfileRuleInputObject>>,
+    /// The profile rules (replace the whole list).
+    pub profile_rules: Option<Vec<ProfileRuleInput>>,
+    /// Minimum profile scores of grades A > B > C.
     pub grade_bands: Option<GradeBands>,
-    pub activity_rules: Option<Vec<ActivityRuleInputObject>>,
+    /// Points per touchpoint type and campaign (replace the whole list).
+    pub activity_rules: Option<Vec<ActivityRuleInput>>,
+    /// Minimum activity scores of bands 1 > 2 > 3 > 0.
     pub activity_bands: Option<ActivityBands>,
+    /// Cells whose leads the default model hands to sales.
     pub mql_cells: Option<Vec<ScoringCell>>,
+    /// Days a recycled lead is not handed off again automatically: 0 to 3650.
     pub cooldown_days: Option<i32>,
 }
 
@@ -625,7 +734,7 @@ impl From<ScoringModelInput> for ModelInput {
             profile_rules: i.profile_rules.map(|rules| {
                 rules
                     .into_iter()
-                    .map(|r| ProfileRuleInput {
+                    .map(|r| models::ProfileRuleInput {
                         condition: CriterionInput {
                             attribute: r.attribute,
                             operator: r.operator.code().to_owned(),
@@ -640,7 +749,7 @@ impl From<ScoringModelInput> for ModelInput {
             activity_rules: i.activity_rules.map(|rules| {
                 rules
                     .into_iter()
-                    .map(|r| ActivityRuleInput {
+                    .map(|r| models::ActivityRuleInput {
                         touch_type: r.touch_type,
                         campaign_id: r
                             .campaign_id
@@ -657,13 +766,16 @@ impl From<ScoringModelInput> for ModelInput {
     }
 }
 
+/// The result of a scoring model mutation.
 #[derive(SimpleObject)]
 pub struct ScoringModelPayload {
+    /// The model as saved (as it was, for a delete); null when `userErrors` is not empty.
     pub scoring_model: Option<ScoringModel>,
     /// Leads whose scores were recomputed (every lead when a parameter changed).
     pub rescored_leads: i64,
     /// Leads handed to sales because the change put them in an MQL cell.
     pub handed_off: i32,
+    /// What the end user can fix; empty on success.
     pub user_errors: Vec<UserError>,
 }
 
@@ -685,14 +797,19 @@ fn payload(result: Result<models::Saved, crate::error::ServiceError>) -> async_g
     })
 }
 
+/// Changes to a scoring model.
 #[derive(InputObject)]
 pub struct UpdateScoringModelInput {
+    /// The model's ID.
     pub id: ID,
+    /// The parameters to change; absent ones stay.
     pub changes: ScoringModelInput,
 }
 
+/// The scoring model to delete.
 #[derive(InputObject)]
 pub struct DeleteScoringModelInput {
+    /// The model's ID.
     pub id: ID,
 }
 
@@ -703,7 +820,11 @@ pub struct ScoringMutation;
 impl ScoringMutation {
     /// MARKETING or ADMIN: a scoring model; every lead is scored in bulk. The workspace's first
     /// model becomes its default.
-    async fn create_scoring_model(&self, ctx: &Context<'_>, input: ScoringModelInput) -> async_graphql::Result<ScoringModelPayload> {
+    async fn create_scoring_model(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The model's parameters; absent ones take the defaults.")] input: ScoringModelInput,
+    ) -> async_graphql::Result<ScoringModelPayload> {
         let p = ctx.allowed(Action::WriteMarketing)?;
         let bus = ctx.data_unchecked::<crate::events::Bus>();
         payload(models::create(ctx.db(), bus, p, input.into()).await)
@@ -711,7 +832,11 @@ impl ScoringMutation {
 
     /// MARKETING or ADMIN: changed parameters bump the version and re-score every lead in bulk;
     /// leads that enter an MQL cell of the default model are handed off.
-    async fn update_scoring_model(&self, ctx: &Context<'_>, input: UpdateScoringModelInput) -> async_graphql::Result<ScoringModelPayload> {
+    async fn update_scoring_model(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The model and its changes.")] input: UpdateScoringModelInput,
+    ) -> async_graphql::Result<ScoringModelPayload> {
         let p = ctx.allowed(Action::WriteMarketing)?;
         let id = ids::decode(NodeType::ScoringModel, &input.id).gql()?;
         let bus = ctx.data_unchecked::<crate::events::Bus>();
@@ -719,7 +844,11 @@ impl ScoringMutation {
     }
 
     /// MARKETING or ADMIN: deletes a model and its scores (the default only when it is the last).
-    async fn delete_scoring_model(&self, ctx: &Context<'_>, input: DeleteScoringModelInput) -> async_graphql::Result<ScoringModelPayload> {
+    async fn delete_scoring_model(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The model to delete.")] input: DeleteScoringModelInput,
+    ) -> async_graphql::Result<ScoringModelPayload> {
         let p = ctx.allowed(Action::WriteMarketing)?;
         let id = ids::decode(NodeType::ScoringModel, &input.id).gql()?;
         payload(models::delete(ctx.db(), p, id).await.map(|model| models::Saved {

@@ -20,11 +20,16 @@ use crate::store::{self};
 
 pub struct Touchpoint(pub touchpoint::Model);
 
+/// One tracked interaction of a lead (an e-mail opened, a whitepaper downloaded, a trade-fair
+/// scan ...), optionally with the campaign it came from. Touchpoints feed activity scores,
+/// attribution and the KPIs.
 #[Object]
 impl Touchpoint {
+    /// The touchpoint's global ID.
     pub async fn id(&self) -> ID {
         ids::encode(NodeType::Touchpoint, self.0.id)
     }
+    /// The source system's ID of the touchpoint; null when none was given.
     async fn external_id(&self) -> Option<&str> {
         self.0.external_id.as_deref()
     }
@@ -37,31 +42,42 @@ impl Touchpoint {
     async fn touch_type(&self) -> &str {
         &self.0.touch_type
     }
+    /// When the interaction happened (UTC), as reported.
     async fn occurred_at(&self) -> DateTime {
         self.0.occurred_at.into()
     }
+    /// When it was recorded here (UTC).
     async fn created_at(&self) -> DateTime {
         self.0.created_at.into()
     }
+    /// The lead who interacted.
     async fn lead(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Lead>> {
         Ok(ctx.data_unchecked::<Loaders>().load_one(LeadId(self.0.lead_id)).await?.map(Lead))
     }
+    /// The campaign it came from; null for none (attribution's NO_CAMPAIGN, channel DIRECT).
     async fn campaign(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Campaign>> {
         let Some(id) = self.0.campaign_id else { return Ok(None) };
         Ok(ctx.data_unchecked::<Loaders>().load_one(CampaignId(id)).await?.map(Campaign))
     }
 }
 
+/// What a touchpoint list is sorted by; ties are broken by ID.
 #[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
 pub enum TouchpointOrderField {
+    /// `occurredAt`.
     OccurredAt,
+    /// Recording order.
     Id,
 }
 
-/// Order of touchpoints; the default is newest first (OCCURRED_AT, DESC).
+/// Order of touchpoints; the default is newest first (OCCURRED_AT, DESC). A cursor only fits
+/// the order it came from.
 #[derive(InputObject, Copy, Clone, Debug)]
+#[graphql(name = "TouchpointOrderInput")]
 pub struct TouchpointOrder {
+    /// The sort key.
     pub field: TouchpointOrderField,
+    /// Default ASC.
     #[graphql(default)]
     pub direction: OrderDirection,
 }
@@ -112,13 +128,20 @@ pub fn touchpoint_key(order: TouchpointOrder) -> impl Fn(&touchpoint::Model) -> 
     }
 }
 
+/// Which touchpoints to list. Every field given narrows the result; absent or null does not
+/// filter.
 #[derive(InputObject, Default)]
+#[graphql(name = "TouchpointFilterInput")]
 pub struct TouchpointFilter {
+    /// The touchpoints of this lead.
     pub lead_id: Option<ID>,
+    /// The touchpoints of this campaign.
     pub campaign_id: Option<ID>,
-    /// Touchpoint type codes.
+    /// Touchpoint type codes, e.g. ["EMAIL_CLICK"] (case-insensitive; spaces and dashes count
+    /// as underscores).
     #[graphql(name = "type")]
     pub touch_type: Option<Vec<String>>,
+    /// Touchpoints that occurred in this range (from inclusive, to exclusive).
     pub occurred_at: Option<DateTimeRange>,
 }
 
@@ -127,16 +150,27 @@ pub struct TouchpointQuery;
 
 #[Object]
 impl TouchpointQuery {
+    /// Touchpoints of the workspace, newest first unless ordered otherwise. Any role.
     #[graphql(complexity = "crate::graphql::pagination::page_complexity(first, last, child_complexity)")]
     async fn touchpoints(
         &self,
         ctx: &Context<'_>,
-        filter: Option<TouchpointFilter>,
-        order_by: Option<TouchpointOrder>,
+        #[graphql(desc = "Which touchpoints; default: all.")] filter: Option<TouchpointFilter>,
+        #[graphql(desc = "Default: newest first (OCCURRED_AT, DESC).")] order_by: Option<TouchpointOrder>,
+        #[graphql(
+            desc = "Page size from the start (or after `after`): 0 to 100, larger is clamped to 100. Give `first` or `last`, not both."
+        )]
         first: Option<i32>,
-        after: Option<String>,
+        #[graphql(desc = "An edge's cursor from this list in the same order: the page starts after it. Only with `first`.")] after: Option<
+            String,
+        >,
+        #[graphql(
+            desc = "Page size from the end (or before `before`): 0 to 100, larger is clamped to 100. Give `first` or `last`, not both."
+        )]
         last: Option<i32>,
-        before: Option<String>,
+        #[graphql(desc = "An edge's cursor from this list in the same order: the page ends before it. Only with `last`.")] before: Option<
+            String,
+        >,
     ) -> async_graphql::Result<Conn<Touchpoint>> {
         let p = ctx.principal()?;
         let f = filter.unwrap_or_default();
@@ -163,6 +197,7 @@ impl TouchpointQuery {
     }
 }
 
+/// One touchpoint to record. Name the lead exactly one way, the campaign at most one way.
 #[derive(InputObject)]
 pub struct TouchpointInput {
     /// The lead, by ID ...
@@ -171,24 +206,30 @@ pub struct TouchpointInput {
     pub lead_external_id: Option<String>,
     /// ... or by e-mail.
     pub lead_email: Option<String>,
+    /// The campaign, by ID ...
     pub campaign_id: Option<ID>,
+    /// ... or by the source system's ID; neither: no campaign.
     pub campaign_external_id: Option<String>,
     /// A code of the workspace's touchpoint-type vocabulary (case-insensitive).
     #[graphql(name = "type")]
     pub touch_type: String,
+    /// When the interaction happened (ISO 8601; UTC unless it carries an offset).
     pub occurred_at: DateTime,
-    /// The source system's ID of the touchpoint.
+    /// The source system's ID of the touchpoint; an item whose external ID was recorded before
+    /// is a duplicate.
     pub external_id: Option<String>,
-    /// A retried item with the same key is recorded once.
+    /// A retried item with the same key is recorded once (a duplicate).
     pub idempotency_key: Option<String>,
 }
 
+/// A batch of touchpoints.
 #[derive(InputObject)]
 pub struct RecordTouchpointsInput {
-    /// Up to 10,000 touchpoints, recorded all or nothing.
+    /// Up to 10,000 touchpoints (BAD_USER_INPUT beyond), recorded all or nothing.
     pub items: Vec<TouchpointInput>,
 }
 
+/// The result of `recordTouchpoints`.
 #[derive(SimpleObject)]
 #[graphql(complex)]
 pub struct RecordTouchpointsPayload {
@@ -198,6 +239,8 @@ pub struct RecordTouchpointsPayload {
     pub duplicate_count: i32,
     #[graphql(skip)]
     pub touchpoints: Vec<touchpoint::Model>,
+    /// What the end user can fix, with the item's index in `field`; when not empty, nothing was
+    /// recorded.
     pub user_errors: Vec<UserError>,
 }
 
@@ -214,11 +257,13 @@ pub struct TouchpointMutation;
 
 #[Object]
 impl TouchpointMutation {
-    /// Records a batch of touchpoints: all or nothing, idempotent per item key.
+    /// MARKETING or ADMIN: records a batch of touchpoints: all or nothing, idempotent per item
+    /// key. Updates the leads' first touch, e-mail reachability and activity scores, and may
+    /// hand leads off (default scoring model).
     async fn record_touchpoints(
         &self,
         ctx: &Context<'_>,
-        input: RecordTouchpointsInput,
+        #[graphql(desc = "The batch.")] input: RecordTouchpointsInput,
     ) -> async_graphql::Result<RecordTouchpointsPayload> {
         let p = ctx.allowed(Action::WriteMarketing)?;
         let mut items = Vec::with_capacity(input.items.len());

@@ -19,11 +19,15 @@ use crate::store::page::{CursorKey, PageRows, Sort, fetch_page};
 
 pub struct Webhook(pub webhook::Model);
 
+/// An http(s) endpoint that receives handoff events as POSTs signed with HMAC-SHA256, at least
+/// once (ADMIN only; to other roles it does not exist).
 #[Object]
 impl Webhook {
+    /// The webhook's global ID.
     pub async fn id(&self) -> ID {
         ids::encode(NodeType::Webhook, self.0.id)
     }
+    /// Where events are POSTed.
     async fn url(&self) -> &str {
         &self.0.url
     }
@@ -44,21 +48,33 @@ impl Webhook {
         let chars: Vec<char> = self.0.secret.chars().collect();
         chars[chars.len().saturating_sub(4)..].iter().collect()
     }
+    /// When the webhook was created (UTC).
     async fn created_at(&self) -> DateTime {
         self.0.created_at.into()
     }
+    /// When the webhook was last changed (UTC).
     async fn updated_at(&self) -> DateTime {
         self.0.updated_at.into()
     }
-    /// Delivery attempts, newest first.
+    /// Deliveries (one per event), newest first.
     #[graphql(complexity = "crate::graphql::pagination::page_complexity(first, last, child_complexity)")]
     async fn deliveries(
         &self,
         ctx: &Context<'_>,
+        #[graphql(
+            desc = "Page size from the start (or after `after`): 0 to 100, larger is clamped to 100. Give `first` or `last`, not both."
+        )]
         first: Option<i32>,
-        after: Option<String>,
+        #[graphql(desc = "An edge's cursor from this list in the same order: the page starts after it. Only with `first`.")] after: Option<
+            String,
+        >,
+        #[graphql(
+            desc = "Page size from the end (or before `before`): 0 to 100, larger is clamped to 100. Give `first` or `last`, not both."
+        )]
         last: Option<i32>,
-        before: Option<String>,
+        #[graphql(desc = "An edge's cursor from this list in the same order: the page ends before it. Only with `last`.")] before: Option<
+            String,
+        >,
     ) -> async_graphql::Result<Conn<WebhookDelivery>> {
         let req = PageArgs {
             first,
@@ -98,15 +114,17 @@ impl Webhook {
     }
 }
 
-/// One event's delivery to one webhook.
 pub struct WebhookDelivery(webhook_delivery::Model);
 
+/// One event's delivery to one webhook. A failed attempt is retried after 2 s, 4 s, 8 s ...
+/// (at most an hour apart) until the server's attempt limit (10 by default).
 #[Object]
 impl WebhookDelivery {
     /// The delivered event's cursor (also sent as the `X-Closedloop-Event-Id` header).
     async fn event_cursor(&self) -> String {
         crate::domain::ids::event_cursor(self.0.seq)
     }
+    /// The delivered event's `seq`.
     async fn seq(&self) -> i64 {
         self.0.seq
     }
@@ -114,16 +132,19 @@ impl WebhookDelivery {
     async fn status(&self) -> &str {
         &self.0.status
     }
+    /// `status` is DELIVERED: the receiver answered 2xx.
     async fn delivered(&self) -> bool {
         self.0.status == DELIVERED
     }
+    /// `status` is FAILED: no more attempts will be made.
     async fn failed(&self) -> bool {
         self.0.status == FAILED
     }
+    /// Attempts made so far.
     async fn attempts(&self) -> i32 {
         self.0.attempts
     }
-    /// When the next attempt is due (pending deliveries).
+    /// When the next attempt is due (UTC); meaningful while PENDING.
     async fn next_attempt_at(&self) -> DateTime {
         self.0.next_attempt_at.into()
     }
@@ -131,12 +152,15 @@ impl WebhookDelivery {
     async fn last_status_code(&self) -> Option<i32> {
         self.0.last_status_code
     }
+    /// What went wrong in the last attempt (HTTP status or network error); null when none.
     async fn last_error(&self) -> Option<&str> {
         self.0.last_error.as_deref()
     }
+    /// When the receiver accepted it (UTC); null until DELIVERED.
     async fn delivered_at(&self) -> Option<DateTime> {
         self.0.delivered_at.map(Into::into)
     }
+    /// When the delivery was queued (UTC).
     async fn created_at(&self) -> DateTime {
         self.0.created_at.into()
     }
@@ -152,10 +176,20 @@ impl WebhookQuery {
     async fn webhooks(
         &self,
         ctx: &Context<'_>,
+        #[graphql(
+            desc = "Page size from the start (or after `after`): 0 to 100, larger is clamped to 100. Give `first` or `last`, not both."
+        )]
         first: Option<i32>,
-        after: Option<String>,
+        #[graphql(desc = "An edge's cursor from this list in the same order: the page starts after it. Only with `first`.")] after: Option<
+            String,
+        >,
+        #[graphql(
+            desc = "Page size from the end (or before `before`): 0 to 100, larger is clamped to 100. Give `first` or `last`, not both."
+        )]
         last: Option<i32>,
-        before: Option<String>,
+        #[graphql(desc = "An edge's cursor from this list in the same order: the page ends before it. Only with `last`.")] before: Option<
+            String,
+        >,
     ) -> async_graphql::Result<Conn<Webhook>> {
         let p = ctx.allowed(Action::Administer)?;
         let req = PageArgs {
@@ -177,6 +211,7 @@ impl WebhookQuery {
     }
 }
 
+/// A new webhook.
 #[derive(InputObject)]
 pub struct CreateWebhookInput {
     /// An http(s) URL to a public address (or a network the server allow-lists), without
@@ -189,23 +224,34 @@ pub struct CreateWebhookInput {
     pub secret: String,
 }
 
+/// Changes to a webhook; absent fields stay.
 #[derive(InputObject)]
 pub struct UpdateWebhookInput {
+    /// The webhook's ID.
     pub id: ID,
+    /// A new URL, checked as on create.
     pub url: Option<String>,
+    /// The kinds to send; empty means all.
     pub kinds: Option<Vec<HandoffEventKind>>,
+    /// A new signing key (at least 16 characters).
     pub secret: Option<String>,
+    /// false pauses the webhook; true resumes it.
     pub active: Option<bool>,
 }
 
+/// The webhook to delete.
 #[derive(InputObject)]
 pub struct DeleteWebhookInput {
+    /// The webhook's ID.
     pub id: ID,
 }
 
+/// The result of a webhook mutation.
 #[derive(SimpleObject)]
 pub struct WebhookPayload {
+    /// The webhook as saved (as it was, for a delete); null when `userErrors` is not empty.
     pub webhook: Option<Webhook>,
+    /// What the end user can fix, e.g. DESTINATION_NOT_ALLOWED; empty on success.
     pub user_errors: Vec<UserError>,
 }
 
@@ -229,14 +275,22 @@ pub struct WebhookMutation;
 #[Object]
 impl WebhookMutation {
     /// ADMIN: POST every handoff event of `kinds` to `url`, signed with `secret`.
-    async fn create_webhook(&self, ctx: &Context<'_>, input: CreateWebhookInput) -> async_graphql::Result<WebhookPayload> {
+    async fn create_webhook(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The new webhook.")] input: CreateWebhookInput,
+    ) -> async_graphql::Result<WebhookPayload> {
         let p = ctx.allowed(Action::Administer)?;
         let kinds: Vec<_> = input.kinds.into_iter().map(Into::into).collect();
         payload(service::create(ctx.db(), p, allow_list(ctx), &input.url, &kinds, &input.secret).await)
     }
 
     /// ADMIN: changes a webhook; `active: false` pauses it.
-    async fn update_webhook(&self, ctx: &Context<'_>, input: UpdateWebhookInput) -> async_graphql::Result<WebhookPayload> {
+    async fn update_webhook(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The webhook and its changes.")] input: UpdateWebhookInput,
+    ) -> async_graphql::Result<WebhookPayload> {
         let p = ctx.allowed(Action::Administer)?;
         let id = ids::decode(NodeType::Webhook, &input.id).gql()?;
         let change = WebhookChange {
@@ -249,7 +303,11 @@ impl WebhookMutation {
     }
 
     /// ADMIN: deletes a webhook and its delivery log.
-    async fn delete_webhook(&self, ctx: &Context<'_>, input: DeleteWebhookInput) -> async_graphql::Result<WebhookPayload> {
+    async fn delete_webhook(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The webhook to delete.")] input: DeleteWebhookInput,
+    ) -> async_graphql::Result<WebhookPayload> {
         let p = ctx.allowed(Action::Administer)?;
         let id = ids::decode(NodeType::Webhook, &input.id).gql()?;
         payload(service::delete(ctx.db(), p, id).await)

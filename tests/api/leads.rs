@@ -5,7 +5,7 @@ use crate::helpers::{TestApp, error_code, id_of, user_errors};
 
 /// The e-mails of the leads matching `filter`, by id; checks that totalCount agrees.
 async fn emails(app: &TestApp, filter: Value) -> Vec<String> {
-    let q = "query($f: LeadFilter) { leads(filter: $f, first: 100) { totalCount nodes { email } } }";
+    let q = "query($f: LeadFilterInput) { leads(filter: $f, first: 100) { totalCount nodes { email } } }";
     let data = app.data(&app.keys.analyst, q, json!({ "f": filter })).await;
     let nodes = data["leads"]["nodes"].as_array().unwrap();
     assert_eq!(data["leads"]["totalCount"], nodes.len(), "totalCount of {filter}");

@@ -3,7 +3,7 @@ use serde_json::{Value, json};
 
 use crate::helpers::{TestApp, error_code, id_of, ids};
 
-const PAGE: &str = "query($first: Int, $after: String, $last: Int, $before: String, $f: LeadFilter, $o: LeadOrder) {
+const PAGE: &str = "query($first: Int, $after: String, $last: Int, $before: String, $f: LeadFilterInput, $o: LeadOrderInput) {
   leads(first: $first, after: $after, last: $last, before: $before, filter: $f, orderBy: $o) {
     totalCount
     edges { cursor node { id } }
@@ -291,7 +291,7 @@ async fn nested_connections_page_with_cursors(app: TestApp) {
     // Newest first: 07, 06, 05 (the later id first), 05, 03, 02, 01.
     let newest_first = [&tp[5], &tp[6], &tp[3], &tp[1], &tp[2], &tp[4], &tp[0]];
 
-    let q = "query($id: ID!, $first: Int, $after: String, $order: TouchpointOrder) {
+    let q = "query($id: ID!, $first: Int, $after: String, $order: TouchpointOrderInput) {
       lead(id: $id) { touchpoints(first: $first, after: $after, orderBy: $order) { totalCount nodes { id } pageInfo { hasNextPage hasPreviousPage endCursor } } }
     }";
     let mut seen = Vec::new();

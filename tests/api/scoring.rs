@@ -61,7 +61,7 @@ async fn created_events(app: &TestApp, lead: &str) -> usize {
 }
 
 async fn matrix(app: &TestApp, filter: Value) -> Vec<(String, i64)> {
-    let q = "query($f: LeadFilter) { scoringMatrix(filter: $f) { total cells { cell count isMql } } }";
+    let q = "query($f: LeadFilterInput) { scoringMatrix(filter: $f) { total cells { cell count isMql } } }";
     let data = app.data(&app.keys.analyst, q, json!({ "f": filter })).await;
     data["scoringMatrix"]["cells"]
         .as_array()
@@ -150,7 +150,7 @@ async fn touchpoints_move_a_lead_into_a1_and_hand_it_off_once(app: TestApp) {
     assert_eq!(created_events(&app, &student).await, 0);
 
     // Filters and matrix agree.
-    let q = "query($f: LeadFilter) { leads(first: 10, filter: $f) { nodes { id } } }";
+    let q = "query($f: LeadFilterInput) { leads(first: 10, filter: $f) { nodes { id } } }";
     let a1 = app.data(&app.keys.analyst, q, json!({ "f": { "scoringCell": ["A1"] } })).await;
     assert_eq!(ids(&a1["leads"]), [head.as_str()]);
     let d = app.data(&app.keys.analyst, q, json!({ "f": { "grade": ["D"] } })).await;

@@ -173,7 +173,7 @@ async fn touchpoint_filters(app: TestApp) {
     assert_eq!(recorded["recordedCount"], 5);
     let tp: Vec<String> = recorded["touchpoints"].as_array().unwrap().iter().map(id_of).collect();
 
-    let q = "query($f: TouchpointFilter) { touchpoints(filter: $f, first: 50) { totalCount nodes { id type lead { email } campaign { name } } } }";
+    let q = "query($f: TouchpointFilterInput) { touchpoints(filter: $f, first: 50) { totalCount nodes { id type lead { email } campaign { name } } } }";
     let run = |filter: Value| {
         let app = &app;
         async move {
