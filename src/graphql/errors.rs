@@ -3,11 +3,13 @@ use async_graphql::{ErrorExtensions, SimpleObject};
 
 use crate::error::{AppError, FieldError, ServiceError};
 
-/// A problem with the input that the end user can fix.
+/// A problem with the input that the end user can fix; a payload with any wrote nothing.
 #[derive(SimpleObject, Debug, Clone)]
 pub struct UserError {
     /// Path to the input field, e.g. ["input", "items", "3", "occurredAt"].
     pub field: Vec<String>,
+    /// What is wrong, in English, for a person (show it beside the field); match on `code`,
+    /// not on this text, which may change.
     pub message: String,
     /// Stable machine-readable code, e.g. INVALID, REQUIRED, TAKEN, NOT_FOUND, CONFLICT.
     pub code: String,
