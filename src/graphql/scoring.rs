@@ -491,20 +491,29 @@ impl ScoringQuery {
     /// each lead created before `to` in no opportunity at all is scored as of `to`
     /// (NO_OPPORTUNITY). Absent fields of the draft are those of the `base` model, or without
     /// one the defaults of createScoringModel. Profile scores use the leads' current attributes.
+    /// Without `from` and `to`: the last 365 days, as `DateTimeRange.lastDays: 365`.
     async fn scoring_backtest(
         &self,
         ctx: &Context<'_>,
         base: Option<ID>,
         model: ScoringModelInput,
-        from: DateTime,
-        to: DateTime,
+        from: Option<DateTime>,
+        to: Option<DateTime>,
     ) -> async_graphql::Result<ScoringBacktest> {
         let p = ctx.principal()?;
         let base = decode_model(base.as_ref())?;
-        let b = query_result(models::backtest(ctx.db(), p, base, model.into(), from.0, to.0).await)?;
+        let range = match (from, to) {
+            (None, None) => crate::graphql::lead::DateTimeRange {
+                last_days: Some(365),
+                ..Default::default()
+            },
+            (from, to) => crate::graphql::lead::DateTimeRange { from, to, last_days: None },
+        };
+        let (from, to) = crate::graphql::attribution::range_of(range)?;
+        let b = query_result(models::backtest(ctx.db(), p, base, model.into(), from, to).await)?;
         Ok(ScoringBacktest {
-            from,
-            to,
+            from: from.into(),
+            to: to.into(),
             leads: b.cells.iter().map(|(_, t)| t.leads as i64).sum(),
             mql_rule: MqlRuleQuality {
                 predicted: b.predicted as i64,
