@@ -268,7 +268,7 @@ pub async fn run(cli: Cli) -> Result<(), BoxError> {
                 match demo::load(&database, day).await? {
                     Some(key) => {
                         database.analyze().await?;
-                        println!("Demo workspace {:?} loaded; its story ends on {day}.", demo::WORKSPACE);
+                        println!("Demo workspace {:?} loaded as of {day}.", demo::WORKSPACE);
                         println!("ADMIN key (shown once): {key}");
                     }
                     None => println!("The database has data already; the demo was not loaded."),

@@ -408,3 +408,23 @@ fn operations_are_cut_at_the_top_level_with_their_quoted_figures() {
         vec!["/export/leads.csv?cell=A1&x=y"]
     );
 }
+
+/// `lastDays` alone is a range; beside `from` or out of bounds it is refused with
+/// BAD_USER_INPUT, on a list filter as on a report.
+async fn last_days_is_a_range_of_its_own(app: TestApp) {
+    let key = &app.keys.analyst;
+    let report = "query($range: DateTimeRange!) { handoffStats(range: $range) { total } }";
+    let data = app.data(key, report, json!({ "range": { "lastDays": 30 } })).await;
+    assert_eq!(data["handoffStats"]["total"], 0);
+    let list = "query($range: DateTimeRange) { leads(first: 1, filter: { createdAt: $range }) { totalCount } }";
+    app.lead("new@example.com").await;
+    let data = app.data(key, list, json!({ "range": { "lastDays": 1 } })).await;
+    assert_eq!(data["leads"]["totalCount"], 1);
+    for bad in [json!({ "lastDays": 7, "from": "2026-01-01T00:00:00Z" }), json!({ "lastDays": 0 })] {
+        for q in [report, list] {
+            let resp = app.gql(key, q, json!({ "range": bad })).await;
+            assert_eq!(resp["errors"][0]["extensions"]["code"], "BAD_USER_INPUT", "{q} {bad}: {resp}");
+        }
+    }
+}
+both!(last_days_is_a_range_of_its_own);
