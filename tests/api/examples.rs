@@ -23,7 +23,8 @@
 //! figures hold on every day: the demo moves by whole days with the day it is loaded on, and the
 //! examples' ranges (`lastDays`, `asOf` now) move with it, so an answer is the same on any day
 //! as long as the example does not cut time at calendar boundaries (weeks, months, quarters) or
-//! at the time of day (decayed scores, SLA breaches); such examples quote no figures.
+//! at the time of day (decayed scores, SLA breaches); such examples quote no figures. A run
+//! that crosses midnight UTC is not judged (the ranges moved, the demo did not).
 //!
 //! Blocks fenced with another language (```graphql-schema, ```text, ```sh, ...) are not run; the
 //! test prints which. `EXAMPLES_PRINT=1` prints every operation with its answer, to regenerate
@@ -292,7 +293,8 @@ fn check(answer: &Value, quoted: &str) -> Vec<String> {
     problems
 }
 
-async fn examples_run_on_a_fresh_demo(app: TestApp) {
+/// Runs the examples on `app`, whose demo was loaded as of `day`.
+async fn examples_run_on_a_fresh_demo(app: TestApp, day: chrono::NaiveDate) {
     let print = std::env::var_os("EXAMPLES_PRINT").is_some();
     let key = app.keys.admin.clone();
     let (mut ran, mut exports) = (0, 0);
@@ -355,6 +357,11 @@ async fn examples_run_on_a_fresh_demo(app: TestApp) {
     }
     eprintln!("examples: {ran} operations and {exports} exports run");
     assert!(ran >= 20 && exports >= 1, "{ran} operations and {exports} exports found");
+    if !failures.is_empty() && today() != day {
+        // `lastDays` moved at midnight while the demo stayed: not a fault of the examples.
+        eprintln!("examples: the day changed during the run; not judged:\n{}", failures.join("\n"));
+        return;
+    }
     assert!(failures.is_empty(), "{} examples failed:\n{}", failures.len(), failures.join("\n"));
 }
 
@@ -368,12 +375,14 @@ mod readme_and_docs_examples_run {
 
     #[tokio::test]
     async fn sqlite() {
-        run_demo(Backend::Sqlite, today(), examples_run_on_a_fresh_demo).await
+        let day = today();
+        run_demo(Backend::Sqlite, day, move |app| examples_run_on_a_fresh_demo(app, day)).await
     }
 
     #[tokio::test]
     async fn postgres() {
-        run_demo(Backend::Postgres, today(), examples_run_on_a_fresh_demo).await
+        let day = today();
+        run_demo(Backend::Postgres, day, move |app| examples_run_on_a_fresh_demo(app, day)).await
     }
 }
 
