@@ -7,14 +7,16 @@
 //! and search ads, a cross-sell of cleaning and maintenance kits and an upsell from HydroStat 2000
 //! to HydroStat 3000; each country's sales reps own their leads and deals. Three buyer personas
 //! describe whom marketing looks for. About 2,000 leads, 20,000 touchpoints and 150 deals with
-//! their buying centers, 2024 and 2025; the same every time (a fixed seed and a fixed "now").
+//! their buying centers over two years that end on the day the demo is loaded: the story is told
+//! once on a fixed calendar (a fixed seed) and moved by whole days, so a given day always gives
+//! the same rows and every count and amount is the same on every day.
 //!
 //! The rows are built as an import [`Dataset`] and written by the import's code; personas and
 //! their criteria, and the handoff loop (routing rules, handoffs and their events), are written
 //! beside them in the same transaction.
 use std::collections::HashSet;
 
-use chrono::{DateTime, Duration, NaiveDate, Utc};
+use chrono::{DateTime, Datelike, Duration, NaiveDate, Utc};
 use entity::workspace;
 use sea_orm::{ConnectionTrait, EntityTrait, Value};
 
@@ -28,9 +30,10 @@ use crate::store::bulk::Inserter;
 
 pub const WORKSPACE: &str = "hydraulik-demo";
 
-/// Loads the demo into an empty database and returns a new ADMIN key; `None` when the database
-/// holds a workspace already (nothing is changed then).
-pub async fn load(db: &Db) -> Result<Option<String>, BoxError> {
+/// Loads the demo, its story ending on `day` (its "now" is 00:00 UTC of that day), into an empty
+/// database and returns a new ADMIN key; `None` when the database holds a workspace already
+/// (nothing is changed then).
+pub async fn load(db: &Db, day: NaiveDate) -> Result<Option<String>, BoxError> {
     if workspace::Entity::find().one(&db.conn).await?.is_some() {
         return Ok(None);
     }
@@ -39,29 +42,41 @@ pub async fn load(db: &Db) -> Result<Option<String>, BoxError> {
     if workspace::Entity::find().one(&*txn).await?.is_some() {
         return Ok(None);
     }
-    write_in(&*txn).await?;
+    write_in(&*txn, day).await?;
     txn.commit().await?;
     let (key, _) = service::workspace::create_key(db, WORKSPACE, Role::Admin, "demo admin", None).await?;
     Ok(Some(key))
 }
 
-/// Writes the demo workspace beside any others (for tests); an ADMIN key of it.
-pub async fn load_beside(db: &Db) -> Result<String, BoxError> {
+/// Writes the demo workspace, its story ending on `day`, beside any others (for tests); an
+/// ADMIN key of it.
+pub async fn load_beside(db: &Db, day: NaiveDate) -> Result<String, BoxError> {
     let txn = db.begin_write_unscoped().await?;
-    write_in(&*txn).await?;
+    write_in(&*txn, day).await?;
     txn.commit().await?;
     let (key, _) = service::workspace::create_key(db, WORKSPACE, Role::Admin, "demo admin", None).await?;
     Ok(key)
 }
 
-async fn write_in(txn: &impl sea_orm::ConnectionTrait) -> Result<(), BoxError> {
-    let data = story();
+async fn write_in(txn: &impl sea_orm::ConnectionTrait, day: NaiveDate) -> Result<(), BoxError> {
+    let data = story(day);
     let ws = import::workspace_in(txn, WORKSPACE).await?;
     write_personas(txn, ws.id).await?;
     import::apply_in(txn, &ws, data).await?;
     write_scoring_model(txn, ws.id).await?;
-    super::demo_handoffs::write(txn, ws.id).await?;
+    super::demo_handoffs::write(txn, ws.id, now_of(day)).await?;
     Ok(())
+}
+
+/// The story is told on this calendar: it begins on 2024-01-01 and its "now" is 2026-01-01.
+fn told_until() -> DateTime<Utc> {
+    super::seed::end()
+}
+
+/// The demo's "now" when it is loaded on `day`: 00:00 UTC of that day, so that nothing in it
+/// lies in the future of a user who loads it that day.
+pub fn now_of(day: NaiveDate) -> DateTime<Utc> {
+    day.and_hms_opt(0, 0, 0).expect("valid time").and_utc()
 }
 
 /// (name, description, match threshold, criteria: attribute, operator, values, weight)
@@ -431,6 +446,7 @@ const INDUSTRIES: &[(&str, u32)] = &[
 /// A campaign of the story.
 struct Story {
     id: &'static str,
+    /// `{year}` stands for the year the campaign's middle falls in once the story is moved.
     name: &'static str,
     channel: &'static str,
     kind: CampaignKind,
@@ -466,8 +482,8 @@ const CAMPAIGNS: &[Story] = &[
         weight: 14,
     },
     Story {
-        id: "cmp-news-2024",
-        name: "Newsletter HydroNews 2024",
+        id: "cmp-news-y1",
+        name: "Newsletter HydroNews {year}",
         channel: "EMAIL",
         kind: CampaignKind::Nurture,
         start: (2024, 1, 15),
@@ -480,8 +496,8 @@ const CAMPAIGNS: &[Story] = &[
         weight: 16,
     },
     Story {
-        id: "cmp-news-2025",
-        name: "Newsletter HydroNews 2025",
+        id: "cmp-news-y2",
+        name: "Newsletter HydroNews {year}",
         channel: "EMAIL",
         kind: CampaignKind::Nurture,
         start: (2025, 1, 15),
@@ -522,8 +538,8 @@ const CAMPAIGNS: &[Story] = &[
         weight: 6,
     },
     Story {
-        id: "cmp-hm-2024",
-        name: "Hannover Messe 2024",
+        id: "cmp-hm-y1",
+        name: "Hannover Messe {year}",
         channel: "TRADE_FAIR",
         kind: CampaignKind::Acquisition,
         start: (2024, 4, 22),
@@ -541,12 +557,13 @@ const CAMPAIGNS: &[Story] = &[
         weight: 9,
     },
     Story {
-        id: "cmp-hm-2025",
-        name: "Hannover Messe 2025",
+        id: "cmp-hm-y2",
+        name: "Hannover Messe {year}",
         channel: "TRADE_FAIR",
         kind: CampaignKind::Acquisition,
-        start: (2025, 3, 31),
-        end: Some((2025, 4, 4)),
+        // A year and a day after the last one, so the two never fall in one year when moved.
+        start: (2025, 4, 23),
+        end: Some((2025, 4, 27)),
         budget: 11_000_000,
         expected: 110_000_000,
         expected_leads: 50,
@@ -560,8 +577,8 @@ const CAMPAIGNS: &[Story] = &[
         weight: 9,
     },
     Story {
-        id: "cmp-global-industrie-2025",
-        name: "Global Industrie Lyon 2025",
+        id: "cmp-global-industrie",
+        name: "Global Industrie Lyon {year}",
         channel: "TRADE_FAIR",
         kind: CampaignKind::Acquisition,
         start: (2025, 3, 11),
@@ -574,8 +591,8 @@ const CAMPAIGNS: &[Story] = &[
         weight: 8,
     },
     Story {
-        id: "cmp-mecspe-2024",
-        name: "MECSPE Bologna 2024",
+        id: "cmp-mecspe",
+        name: "MECSPE Bologna {year}",
         channel: "TRADE_FAIR",
         kind: CampaignKind::Acquisition,
         start: (2024, 3, 6),
@@ -588,8 +605,8 @@ const CAMPAIGNS: &[Story] = &[
         weight: 8,
     },
     Story {
-        id: "cmp-biemh-2024",
-        name: "BIEMH Bilbao 2024",
+        id: "cmp-biemh",
+        name: "BIEMH Bilbao {year}",
         channel: "TRADE_FAIR",
         kind: CampaignKind::Acquisition,
         start: (2024, 6, 3),
@@ -685,8 +702,8 @@ const CAMPAIGNS: &[Story] = &[
         weight: 7,
     },
     Story {
-        id: "cmp-customer-day-2025",
-        name: "Customer day Stuttgart 2025",
+        id: "cmp-customer-day",
+        name: "Customer day Stuttgart {year}",
         channel: "EVENT",
         kind: CampaignKind::Loyalty,
         start: (2025, 9, 18),
@@ -748,11 +765,55 @@ fn start_of(d: NaiveDate) -> i64 {
     d.and_hms_opt(0, 0, 0).expect("valid time").and_utc().timestamp()
 }
 
-/// The demo's rows, the same on every call.
-pub fn story() -> Dataset {
+/// The demo's rows for a demo loaded on `day`: the story moved by whole days so that its "now"
+/// is 00:00 UTC of `day`; the same on every call.
+pub fn story(day: NaiveDate) -> Dataset {
+    let mut d = told();
+    let by = (now_of(day) - told_until()).num_days();
+    move_by(&mut d, Duration::days(by));
+    d
+}
+
+/// Moves every time of the story by `by`, and names the campaigns after the years they fall in.
+fn move_by(d: &mut Dataset, by: Duration) {
+    let day = |p: &mut Patch<NaiveDate>| *p = std::mem::take(p).map(|x| x + by);
+    for c in &mut d.campaigns {
+        day(&mut c.start_date);
+        day(&mut c.end_date);
+        if let Patch::Set(start) = c.start_date {
+            let last = match c.end_date {
+                Patch::Set(last) => last,
+                _ => start,
+            };
+            let middle = start + (last - start) / 2;
+            c.name = c.name.replace("{year}", &middle.year().to_string());
+        }
+    }
+    for c in &mut d.costs {
+        c.date += by;
+    }
+    for o in &mut d.opportunities {
+        day(&mut o.expected_close_date);
+        o.created_at += by;
+        o.closed_at = o.closed_at.map(|t| t + by);
+    }
+    for t in &mut d.touchpoints {
+        t.occurred_at += by;
+    }
+    for l in &mut d.leads {
+        l.created_at = l.created_at.map(|t| t + by);
+        l.converted_at = std::mem::take(&mut l.converted_at).map(|t| t + by);
+        for (_, t) in &mut l.history {
+            *t += by;
+        }
+    }
+}
+
+/// The story on the calendar it is told on ([`told_until`]).
+fn told() -> Dataset {
     const DAY: i64 = 86_400;
     let mut rng = Rng::new(0x4879_6472_6f54_6563); // "HydroTec"
-    let end = super::seed::end().timestamp();
+    let end = told_until().timestamp();
     let first_day = start_of(day(2024, 1, 1));
     let mut d = Dataset::default();
 
@@ -911,16 +972,22 @@ pub fn story() -> Dataset {
         _ => "Technical evaluator",
     };
     let mut deal = |d: &mut Dataset, rng: &mut Rng, a: usize, after: i64, (product, lo, hi): (&str, i64, i64)| -> bool {
-        let members: Vec<usize> = account_leads[a]
+        // The account's contacts in creation order; a deal opens once two of them are known.
+        let known: Vec<usize> = account_leads[a]
             .iter()
             .copied()
             .filter(|&l| leads[l].created < end - 45 * DAY)
             .collect();
+        if known.len() < 2 {
+            return false;
+        }
+        let created = (after.max(leads[known[1]].created) + rng.range(10 * DAY, 120 * DAY)).min(end - 15 * DAY);
+        // Its buying center: contacts marketing knew for a week at least when sales opened it, so
+        // that each went through MQL and SQL before the deal (a later contact joined no deal).
+        let members: Vec<usize> = known.into_iter().filter(|&l| leads[l].created <= created - 7 * DAY).collect();
         if members.len() < 2 {
             return false;
         }
-        let first = members.iter().map(|&l| leads[l].created).min().unwrap_or(after);
-        let created = (after.max(first) + rng.range(10 * DAY, 120 * DAY)).min(end - 15 * DAY);
         let closes = created + rng.range(45 * DAY, 300 * DAY);
         let status = match () {
             _ if closes >= end => OpportunityStatus::Open,
@@ -1059,7 +1126,17 @@ pub fn story() -> Dataset {
             _ => "LEAD",
         };
         let until = opened[i].map(|o| (o.max(l.created), won_at[i].map(|w| w.max(o))));
-        let mut step = || rng.range(3 * DAY, 40 * DAY);
+        // 3 to 40 days between stages away from deals, shortened in proportion when the lead is
+        // too recent for them, so that no two stages of a lead are entered at one instant.
+        let steps = [rng.range(3 * DAY, 40 * DAY), rng.range(3 * DAY, 40 * DAY)];
+        let taken = match stage {
+            "MQL" | "DISQUALIFIED" => 1,
+            "SQL" | "NURTURE" => 2,
+            _ => 0,
+        };
+        let (room, total) = (end - 1 - l.created, steps[..taken].iter().sum::<i64>());
+        let mut steps = steps.into_iter().map(|s| if total > room { s * room / total } else { s });
+        let mut step = || steps.next().unwrap_or(DAY);
         let history = match lost_at[i].filter(|_| stage == "NURTURE") {
             // A lost deal sends its contacts back to nurturing a week after it closed.
             Some(closed) => {
@@ -1218,7 +1295,7 @@ mod tests {
     #[allow(dead_code)]
     fn demo_future_is_send(db: &'static Db) {
         fn assert_send<T: Send>(_: T) {}
-        assert_send(load_beside(db));
+        assert_send(load_beside(db, NaiveDate::MIN));
     }
 
     async fn count(db: &Db, table: &str) -> i64 {
@@ -1238,9 +1315,13 @@ mod tests {
         assert_eq!(domain_slug("Officine Ricci S.r.l."), "officine-ricci");
     }
 
+    fn day(s: &str) -> NaiveDate {
+        s.parse().unwrap()
+    }
+
     #[test]
     fn the_story_is_the_same_every_time() {
-        let (a, b) = (story(), story());
+        let (a, b) = (story(day("2026-12-07")), story(day("2026-12-07")));
         assert_eq!(a.leads.len(), b.leads.len());
         assert_eq!(a.touchpoints.len(), b.touchpoints.len());
         let sum = |d: &Dataset| d.opportunities.iter().map(|o| o.amount).sum::<i64>();
@@ -1254,11 +1335,59 @@ mod tests {
         assert_eq!(a.opportunities.len(), 150);
     }
 
+    /// Another day moves every time by the days between, and nothing else; the story ends
+    /// before the day it is loaded on, and campaigns are named after their years.
+    #[test]
+    fn another_day_moves_the_story_by_whole_days() {
+        let (a, b) = (story(day("2026-12-07")), story(day("2027-03-01")));
+        let by = chrono::TimeDelta::days(84);
+        let now = now_of(day("2026-12-07"));
+        assert_eq!(a.touchpoints.len(), b.touchpoints.len());
+        for (x, y) in a.touchpoints.iter().zip(&b.touchpoints) {
+            assert_eq!((x.occurred_at + by, &x.lead_id), (y.occurred_at, &y.lead_id));
+            assert!(x.occurred_at < now, "{} is after the demo's now", x.occurred_at);
+        }
+        for (x, y) in a.leads.iter().zip(&b.leads) {
+            let moved: Vec<_> = x.history.iter().map(|(k, t)| (k.clone(), *t + by)).collect();
+            assert_eq!(moved, y.history);
+            assert!(x.history.iter().all(|(_, t)| *t < now));
+        }
+        for (x, y) in a.opportunities.iter().zip(&b.opportunities) {
+            assert_eq!(
+                (x.created_at + by, x.closed_at.map(|t| t + by), x.amount),
+                (y.created_at, y.closed_at, y.amount)
+            );
+        }
+        let names: Vec<&str> = a.campaigns.iter().map(|c| c.name.as_str()).collect();
+        assert!(
+            names.contains(&"Hannover Messe 2025") && names.contains(&"Hannover Messe 2026"),
+            "{names:?}"
+        );
+        assert!(names.iter().all(|n| !n.contains('{')), "{names:?}");
+        let unique: HashSet<&str> = names.iter().copied().collect();
+        assert_eq!(unique.len(), names.len(), "{names:?}");
+    }
+
+    /// Leads in a deal went through MQL and SQL before it, and no lead enters two stages at one
+    /// instant (what made the demo's stage durations zero).
+    #[test]
+    fn stages_take_time() {
+        let d = story(day("2026-12-07"));
+        for l in &d.leads {
+            for w in l.history.windows(2) {
+                assert!(w[1].1 > w[0].1, "{}: {:?}", l.id, l.history);
+            }
+        }
+    }
+
     #[tokio::test]
     async fn loads_once_into_an_empty_database() {
         let db = Db::connect("sqlite::memory:").await.unwrap();
         db.migrate().await.unwrap();
-        let key = load(&db).await.unwrap().expect("an empty database gets the demo");
+        let key = load(&db, day("2026-12-07"))
+            .await
+            .unwrap()
+            .expect("an empty database gets the demo");
         assert!(key.starts_with("clk_"));
         assert_eq!(count(&db, "workspaces").await, 1);
         assert_eq!(count(&db, "personas").await, 3);
@@ -1271,7 +1400,10 @@ mod tests {
         assert_eq!(count(&db, "api_keys").await, 1);
         assert_eq!(count(&db, "scoring_models").await, 1);
         assert_eq!(count(&db, "lead_scores").await, count(&db, "leads").await);
-        assert!(load(&db).await.unwrap().is_none(), "the second time nothing is loaded");
+        assert!(
+            load(&db, day("2026-12-07")).await.unwrap().is_none(),
+            "the second time nothing is loaded"
+        );
         assert_eq!(count(&db, "workspaces").await, 1);
         assert_eq!(count(&db, "api_keys").await, 1);
     }

@@ -2,7 +2,9 @@
 //! (with its events) for every time a demo lead became an MQL, answered the way its stage
 //! history went on: to SQL or later (accepted), Disqualified (rejected with a reason), Nurture
 //! (recycled with feedback), or not yet (pending; MQLs older than a month were answered by
-//! sales: rejected with a reason or recycled, which moves the lead on).
+//! sales: rejected with a reason or recycled, which moves the lead on). Marketing nurtures an MQL
+//! for days before it hands it off; sales answers within hours, so that time in MQL is days and
+//! time to accept is hours, as in a real loop.
 use std::collections::HashMap;
 
 use chrono::{DateTime, TimeDelta, Utc};
@@ -38,6 +40,12 @@ const FEEDBACK: &[&str] = &[
     "The plant is being rebuilt; no decisions before the summer.",
 ];
 
+/// How long sales took to answer a handoff: 1 to 48 hours, mostly few, from a hash of the lead.
+fn answer_delay(lead_id: i64) -> TimeDelta {
+    let u = ((lead_id as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 40) % 1_000;
+    TimeDelta::minutes(60 + (u * u * 47 * 60 / 1_000_000) as i64)
+}
+
 /// One handoff to write and its events.
 struct Planned {
     lead_id: i64,
@@ -51,7 +59,8 @@ struct Planned {
     feedback: Option<String>,
 }
 
-pub async fn write(db: &impl ConnectionTrait, ws: i64) -> Result<u64, BoxError> {
+/// Writes the handoff loop of the demo whose "now" is `now`.
+pub async fn write(db: &impl ConnectionTrait, ws: i64, now: DateTime<Utc>) -> Result<u64, BoxError> {
     funnel_stage::Entity::update_many()
         .col_expr(funnel_stage::Column::SlaHours, Expr::value(SLA_HOURS))
         .filter(funnel_stage::Column::WorkspaceId.eq(ws))
@@ -77,7 +86,6 @@ pub async fn write(db: &impl ConnectionTrait, ws: i64) -> Result<u64, BoxError> 
         .collect();
 
     // One routing rule per subsidiary: its markets, its reps in turn; Katrin Becker by default.
-    let now = crate::cli::seed::end();
     let mut rule_of_country: HashMap<&str, i64> = HashMap::new();
     for (i, s) in SUBSIDIARIES.iter().enumerate() {
         let reps: Vec<i64> = (1..=s.reps.len())
@@ -157,12 +165,21 @@ pub async fn write(db: &impl ConnectionTrait, ws: i64) -> Result<u64, BoxError> 
             moved.push((row.lead_id, to, at));
         }
         let pick = |list: &[&str]| list[(row.lead_id as usize) % list.len()].to_owned();
+        // Handed off a few hours before sales answered it, not before it became an MQL.
+        let created_at = match (next, answer) {
+            (Some(_), Some((_, at, _))) => (at - answer_delay(row.lead_id)).max(row.changed_at),
+            _ => row.changed_at,
+        };
         planned.push(Planned {
             lead_id: l.id,
             owner_id: l.owner_id,
             rule_id: l.country.as_deref().and_then(|c| rule_of_country.get(c).copied()),
-            from_stage: row.from_stage_id.unwrap_or(row.to_stage_id),
-            created_at: row.changed_at,
+            from_stage: if created_at > row.changed_at {
+                mql.id
+            } else {
+                row.from_stage_id.unwrap_or(row.to_stage_id)
+            },
+            created_at,
             reason: matches!(answer, Some((HandoffStatus::Rejected, ..))).then(|| pick(REASONS)),
             feedback: matches!(answer, Some((HandoffStatus::Recycled, ..))).then(|| pick(FEEDBACK)),
             answer,

@@ -109,6 +109,10 @@ pub enum Command {
         /// Fill an empty database with the demo company and print an ADMIN key.
         #[arg(long)]
         demo: bool,
+        /// The day the demo is loaded as of (YYYY-MM-DD; default today, UTC): its two years of
+        /// history run up to 00:00 UTC of that day. The same day always gives the same demo.
+        #[arg(long, env = "DEMO_DAY", value_name = "DATE")]
+        demo_day: Option<chrono::NaiveDate>,
         /// Do not serve GraphiQL.
         #[arg(long)]
         no_graphiql: bool,
@@ -250,6 +254,7 @@ pub async fn run(cli: Cli) -> Result<(), BoxError> {
         Command::Serve {
             bind,
             demo,
+            demo_day,
             no_graphiql,
             webhook_allow,
             cors_origin,
@@ -259,10 +264,11 @@ pub async fn run(cli: Cli) -> Result<(), BoxError> {
             // As `Application::build` connects: the server checkpoints in the background.
             let database = open_with(&db, Checkpoints::Background).await?;
             if demo {
-                match demo::load(&database).await? {
+                let day = demo_day.unwrap_or_else(|| chrono::Utc::now().date_naive());
+                match demo::load(&database, day).await? {
                     Some(key) => {
                         database.analyze().await?;
-                        println!("Demo workspace {:?} loaded.", demo::WORKSPACE);
+                        println!("Demo workspace {:?} loaded as of {day}.", demo::WORKSPACE);
                         println!("ADMIN key (shown once): {key}");
                     }
                     None => println!("The database has data already; the demo was not loaded."),

@@ -117,12 +117,12 @@ pub(crate) async fn model_of(ctx: &Context<'_>, input: AttributionModelInput, fi
 
 /// A report's range: both bounds are required (BAD_USER_INPUT on `range` otherwise).
 pub(crate) fn range_of(range: DateTimeRange) -> async_graphql::Result<(chrono::DateTime<chrono::Utc>, chrono::DateTime<chrono::Utc>)> {
-    match (range.from, range.to) {
-        (Some(f), Some(t)) => Ok((f.0, t.0)),
+    match range.bounds()? {
+        (Some(f), Some(t)) => Ok((f, t)),
         _ => query_result(Err(crate::error::ServiceError::invalid(
             &["range"],
             "REQUIRED",
-            "a report needs both `from` and `to`",
+            "a report needs both `from` and `to`, or `lastDays`",
         ))),
     }
 }

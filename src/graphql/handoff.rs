@@ -451,15 +451,15 @@ impl HandoffQuery {
         .gql()?;
         let f = filter.unwrap_or_default();
         let now = Utc::now();
-        let range = f.created_at.unwrap_or_default();
+        let (created_from, created_to) = f.created_at.unwrap_or_default().bounds()?;
         let store_filter = store::handoff::HandoffFilter {
             statuses: f
                 .status
                 .map(|v| v.into_iter().map(|s| machine::HandoffStatus::from(s).as_str().to_owned()).collect()),
             owner_id: handoff_service::owner_scope(&p, decode_opt(NodeType::User, f.owner_id.as_ref())?).gql()?,
             lead_id: decode_opt(NodeType::Lead, f.lead_id.as_ref())?,
-            created_from: range.from.map(|t| t.0),
-            created_to: range.to.map(|t| t.0),
+            created_from,
+            created_to,
             overdue_at: (f.overdue == Some(true)).then_some(now),
             on_time_at: (f.overdue == Some(false)).then_some(now),
         };
@@ -505,11 +505,13 @@ impl HandoffQuery {
         range: DateTimeRange,
     ) -> async_graphql::Result<HandoffStats> {
         let p = ctx.principal()?;
-        let (Some(from), Some(to)) = (range.from, range.to) else {
-            return Err(gql_error(AppError::BadInput("handoffStats needs range.from and range.to".into())));
+        let (Some(from), Some(to)) = range.bounds()? else {
+            return Err(gql_error(AppError::BadInput(
+                "handoffStats needs range.from and range.to, or range.lastDays".into(),
+            )));
         };
         let owner = handoff_service::bound_user(&p);
-        let rows = store::handoff::for_stats(&ctx.db().conn, p.workspace_id, from.0, to.0, owner)
+        let rows = store::handoff::for_stats(&ctx.db().conn, p.workspace_id, from, to, owner)
             .await
             .gql()?;
         Ok(stats(&rows, Utc::now()))

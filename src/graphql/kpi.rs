@@ -755,6 +755,7 @@ impl Rpm {
         DateTimeRange {
             from: Some(self.range.0.into()),
             to: Some(self.range.1.into()),
+            last_days: None,
         }
     }
 }

@@ -429,12 +429,55 @@ pub struct LeadOrder {
     pub direction: OrderDirection,
 }
 
+/// A span of time: `from` and `to` (either may be left open where the field allows it), or
+/// `lastDays` alone for a range that moves with the calendar, as dashboards want.
 #[derive(InputObject, Default)]
 pub struct DateTimeRange {
     /// Inclusive lower bound.
     pub from: Option<DateTime>,
     /// Exclusive upper bound.
     pub to: Option<DateTime>,
+    /// The last N days, today included (1 to 3660): from 00:00 UTC N - 1 days before today to
+    /// 00:00 UTC tomorrow. The range moves once a day, so a dashboard's answers stay cached
+    /// between writes. Not together with `from` or `to` (BAD_USER_INPUT).
+    pub last_days: Option<i32>,
+}
+
+/// A range's bounds; `None` where it is open.
+pub type Bounds = (Option<chrono::DateTime<chrono::Utc>>, Option<chrono::DateTime<chrono::Utc>>);
+
+/// The most days `lastDays` takes: ten years.
+const MAX_LAST_DAYS: i32 = 3_660;
+
+impl DateTimeRange {
+    /// The bounds, `lastDays` turned into `from` and `to` as of `now`.
+    pub fn bounds_at(&self, now: chrono::DateTime<chrono::Utc>) -> Result<Bounds, crate::error::ServiceError> {
+        use crate::error::ServiceError;
+        let Some(n) = self.last_days else {
+            return Ok((self.from.as_ref().map(|t| t.0), self.to.as_ref().map(|t| t.0)));
+        };
+        if self.from.is_some() || self.to.is_some() {
+            return Err(ServiceError::invalid(
+                &["lastDays"],
+                "INVALID",
+                "give `lastDays` alone, or `from` and `to`",
+            ));
+        }
+        if !(1..=MAX_LAST_DAYS).contains(&n) {
+            return Err(ServiceError::invalid(
+                &["lastDays"],
+                "INVALID",
+                format!("`lastDays` is 1 to {MAX_LAST_DAYS}"),
+            ));
+        }
+        let tomorrow = (now.date_naive() + chrono::Days::new(1)).and_time(chrono::NaiveTime::MIN).and_utc();
+        Ok((Some(tomorrow - chrono::TimeDelta::days(i64::from(n))), Some(tomorrow)))
+    }
+
+    /// [`Self::bounds_at`] now; BAD_USER_INPUT for a bad `lastDays`.
+    pub fn bounds(&self) -> async_graphql::Result<Bounds> {
+        crate::graphql::errors::query_result(self.bounds_at(chrono::Utc::now()))
+    }
 }
 
 /// Which leads to list. Every field given narrows the result (AND); a list matches any of its
@@ -496,7 +539,7 @@ pub async fn store_filter(ctx: &Context<'_>, f: LeadFilter) -> async_graphql::Re
                 .gql()?,
         )
     };
-    let created = f.created_at.unwrap_or_default();
+    let (created_from, created_to) = f.created_at.unwrap_or_default().bounds()?;
     Ok(StoreFilter {
         stage_keys: f.stage.map(|v| codes(&v)),
         statuses: f.status.map(|v| {
@@ -508,8 +551,8 @@ pub async fn store_filter(ctx: &Context<'_>, f: LeadFilter) -> async_graphql::Re
         account_id: decode_opt(NodeType::Account, f.account_id.as_ref())?,
         countries: f.country.map(|v| v.iter().map(|c| c.trim().to_ascii_uppercase()).collect()),
         industries: f.industry,
-        created_from: created.from.map(|t| t.0),
-        created_to: created.to.map(|t| t.0),
+        created_from,
+        created_to,
         updated_since: f.updated_since.map(|t| t.0),
         search: f.search,
         include_erased: false,
@@ -811,5 +854,56 @@ impl LeadMutation {
             created: false,
             user_errors,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::{TimeZone, Utc};
+
+    use super::*;
+
+    fn at(y: i32, m: u32, d: u32, h: u32) -> chrono::DateTime<Utc> {
+        Utc.with_ymd_and_hms(y, m, d, h, 0, 0).unwrap()
+    }
+
+    #[test]
+    fn last_days_end_with_today_whole() {
+        let now = at(2026, 12, 7, 15);
+        let range = |n| DateTimeRange {
+            last_days: Some(n),
+            ..Default::default()
+        };
+        assert_eq!(
+            range(1).bounds_at(now).unwrap(),
+            (Some(at(2026, 12, 7, 0)), Some(at(2026, 12, 8, 0)))
+        );
+        // The last 365 days on 2025-02-28: from 2024-03-01, 365 days before 2025-03-01.
+        assert_eq!(range(365).bounds_at(at(2025, 2, 28, 23)).unwrap().0, Some(at(2024, 3, 1, 0)));
+        // The same all day long, so that answers stay cached.
+        assert_eq!(range(30).bounds_at(at(2026, 12, 7, 0)).unwrap(), range(30).bounds_at(now).unwrap());
+    }
+
+    #[test]
+    fn last_days_alone_and_in_bounds() {
+        let now = at(2026, 12, 7, 15);
+        let with_from = DateTimeRange {
+            from: Some(now.into()),
+            last_days: Some(7),
+            ..Default::default()
+        };
+        assert!(with_from.bounds_at(now).is_err());
+        for n in [0, -1, 3_661] {
+            let r = DateTimeRange {
+                last_days: Some(n),
+                ..Default::default()
+            };
+            assert!(r.bounds_at(now).is_err(), "{n}");
+        }
+        let open = DateTimeRange {
+            from: Some(now.into()),
+            ..Default::default()
+        };
+        assert_eq!(open.bounds_at(now).unwrap(), (Some(now), None));
     }
 }

@@ -139,14 +139,14 @@ impl OpportunityQuery {
     ) -> async_graphql::Result<Conn<Opportunity>> {
         let p = ctx.principal()?;
         let f = filter.unwrap_or_default();
-        let range = f.closed_at.unwrap_or_default();
+        let (closed_from, closed_to) = f.closed_at.unwrap_or_default().bounds()?;
         let sf = StoreFilter {
             statuses: f
                 .status
                 .map(|v| v.into_iter().map(|s| DomainStatus::from(s).as_str().to_owned()).collect()),
             account_id: decode_opt(NodeType::Account, f.account_id.as_ref())?,
-            closed_from: range.from.map(|t| t.0),
-            closed_to: range.to.map(|t| t.0),
+            closed_from,
+            closed_to,
         };
         let order = order_by.unwrap_or_default();
         let column = match order.field {

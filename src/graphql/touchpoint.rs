@@ -174,13 +174,13 @@ impl TouchpointQuery {
     ) -> async_graphql::Result<Conn<Touchpoint>> {
         let p = ctx.principal()?;
         let f = filter.unwrap_or_default();
-        let range = f.occurred_at.unwrap_or_default();
+        let (occurred_from, occurred_to) = f.occurred_at.unwrap_or_default().bounds()?;
         let sf = StoreFilter {
             lead_id: decode_opt(NodeType::Lead, f.lead_id.as_ref())?,
             campaign_id: decode_opt(NodeType::Campaign, f.campaign_id.as_ref())?,
             types: f.touch_type.map(|v| codes(&v)),
-            occurred_from: range.from.map(|t| t.0),
-            occurred_to: range.to.map(|t| t.0),
+            occurred_from,
+            occurred_to,
         };
         let order = order_by.unwrap_or(TouchpointOrder::NEWEST_FIRST);
         let req = PageArgs {

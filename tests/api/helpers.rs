@@ -289,6 +289,45 @@ where
     }
 }
 
+/// Runs `test` on a fresh app on `backend` whose database holds the demo alone, as a fresh
+/// `serve --demo` on `day` leaves it: `keys` (and `other`) are keys of the demo's workspace.
+pub async fn run_demo<F, Fut>(backend: Backend, day: chrono::NaiveDate, test: F)
+where
+    F: FnOnce(TestApp) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    if backend == Backend::Postgres && std::env::var_os("TEST_DATABASE_URL").is_none() {
+        return;
+    }
+    let _shared = RUNNING.read().await;
+    let (url, pg) = match backend {
+        Backend::Sqlite => ("sqlite::memory:".to_owned(), None),
+        Backend::Postgres => {
+            let admin_url = std::env::var("TEST_DATABASE_URL").expect("TEST_DATABASE_URL");
+            let (pg, url) = PgDatabase::create(&admin_url).await;
+            (url, Some(pg))
+        }
+    };
+    let mut app = TestApp::spawn_full(&url, pg, Checkpoints::OnCommit, test_event_settings(), Fill::Demo(day)).await;
+    let pg = app.pg.take();
+    let outcome = tokio::spawn(test(app)).await;
+    if let Some(pg) = pg {
+        pg.drop_database().await;
+    }
+    if let Err(e) = outcome {
+        if e.is_panic() {
+            std::panic::resume_unwind(e.into_panic());
+        }
+        panic!("test task failed: {e}");
+    }
+}
+
+/// What a test database holds before the test: the workspaces Acme and Globex, or the demo.
+enum Fill {
+    Workspaces,
+    Demo(chrono::NaiveDate),
+}
+
 impl TestApp {
     /// A fresh app on `backend`: SQLite in memory, or a new database in the PostgreSQL server of
     /// `TEST_DATABASE_URL` (`None` when that is not set; [`run`] drops the database afterwards).
@@ -316,11 +355,36 @@ impl TestApp {
     }
 
     async fn spawn_with(url: &str, pg: Option<PgDatabase>, checkpoints: Checkpoints, events: EventSettings) -> TestApp {
+        Self::spawn_full(url, pg, checkpoints, events, Fill::Workspaces).await
+    }
+
+    async fn spawn_full(url: &str, pg: Option<PgDatabase>, checkpoints: Checkpoints, events: EventSettings, fill: Fill) -> TestApp {
         init_logging();
         let mut db = Db::connect_with(url, checkpoints).await.expect("connect to the test database");
         db.migrate().await.expect("migrate");
-        let keys = workspace_with_keys(&db, "Acme").await;
-        let other = workspace_with_keys(&db, "Globex").await;
+        let (keys, other) = match fill {
+            Fill::Workspaces => (workspace_with_keys(&db, "Acme").await, workspace_with_keys(&db, "Globex").await),
+            Fill::Demo(day) => {
+                use closedloop::cli::demo;
+                let admin = demo::load(&db, day).await.expect("load the demo").expect("an empty database");
+                let key = |role: Role| {
+                    let db = &db;
+                    async move {
+                        workspace::create_key(db, demo::WORKSPACE, role, "demo", None)
+                            .await
+                            .expect("create key")
+                            .0
+                    }
+                };
+                let keys = Keys {
+                    admin,
+                    marketing: key(Role::Marketing).await,
+                    sales: key(Role::Sales).await,
+                    analyst: key(Role::Analyst).await,
+                };
+                (keys.clone(), keys)
+            }
+        };
 
         // The callback lives in the pool handle, which every clone (the server's too) shares.
         let statements = Arc::new(StatementLog::default());
@@ -455,9 +519,12 @@ impl TestApp {
         )
     }
 
-    /// Writes the demo company's workspace beside Acme and Globex; an ADMIN key of it.
+    /// Writes the demo company's workspace beside Acme and Globex; an ADMIN key of it. Its story
+    /// is on the calendar it is told on (2024 and 2025, "now" 2026-01-01), which the tests'
+    /// fixed ranges name.
     pub async fn demo(&self) -> String {
-        closedloop::cli::demo::load_beside(&self.db).await.expect("load the demo")
+        let day = chrono::NaiveDate::from_ymd_opt(2026, 1, 1).expect("a day");
+        closedloop::cli::demo::load_beside(&self.db, day).await.expect("load the demo")
     }
 
     pub async fn user(&self, name: &str, email: &str) -> String {

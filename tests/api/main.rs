@@ -14,6 +14,7 @@ mod checkpoints;
 mod cors;
 mod decode;
 mod erasure;
+mod examples;
 mod export;
 mod handoffs;
 mod inputs;
