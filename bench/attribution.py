@@ -45,7 +45,7 @@ RULES = ["FIRST_TOUCH", "LAST_TOUCH", "LINEAR", "TIME_DECAY", "POSITION_BASED", 
 RANGE = {"from": "2000-01-01T00:00:00Z", "to": "2100-01-01T00:00:00Z"}
 FIELDS = ("source modelVersion totals { revenue { amount } conversions deals unattributed { amount } } "
           "rows { key revenue { amount } conversions touchpoints deals }")
-QUERY = ("query($model: AttributionModelInput!, $range: DateTimeRange!, $groupBy: AttributionGrouping!, "
+QUERY = ("query($model: AttributionModelInput!, $range: DateTimeRangeInput!, $groupBy: AttributionGrouping!, "
          "$source: AttributionSourceChoice) { attribution(model: $model, range: $range, groupBy: $groupBy, "
          "source: $source) { " + FIELDS + " } }")
 # The same plus each row's campaign external ID (gen.py's campaign id), for the reference checks; not timed.

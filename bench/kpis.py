@@ -32,7 +32,7 @@ import statistics
 import time
 import urllib.parse
 
-RPM = """query($r: DateTimeRange!) { rpm(range: $r) {
+RPM = """query($r: DateTimeRangeInput!) { rpm(range: $r) {
   conversion { cohort converted rate } flow { inflow toNext toSide balanceFrom balanceTo }
   velocity { stages { moves medianDays meanDays } leadToCustomer { medianDays }
     salesCycle { won lost open medianDays meanDays winRate salesVelocity { amount } } }
@@ -41,23 +41,23 @@ RPM = """query($r: DateTimeRange!) { rpm(range: $r) {
   roi { total { revenue { amount } costs { amount } roi } channels { channel figures { roi } }
     campaigns { campaign { id } figures { roi } leadsSourced mqls costPerLead { amount } costPerOrder { amount } } } } }"""
 QUERIES = {
-    "ledger": """query($r: DateTimeRange!) { attribution(model: { kind: LINEAR }, range: $r, groupBy: CAMPAIGN) {
+    "ledger": """query($r: DateTimeRangeInput!) { attribution(model: { kind: LINEAR }, range: $r, groupBy: CAMPAIGN) {
         source rows { key revenue { amount } conversions touchpoints deals } totals { revenue { amount } deals } } }""",
-    "compute": """query($r: DateTimeRange!) { attribution(model: { kind: W_SHAPED }, range: $r, groupBy: CAMPAIGN, source: COMPUTE) {
+    "compute": """query($r: DateTimeRangeInput!) { attribution(model: { kind: W_SHAPED }, range: $r, groupBy: CAMPAIGN, source: COMPUTE) {
         source rows { key revenue { amount } } totals { revenue { amount } deals } } }""",
-    "markov": """query($r: DateTimeRange!) { attribution(model: { kind: MARKOV }, range: $r, groupBy: CHANNEL) {
+    "markov": """query($r: DateTimeRangeInput!) { attribution(model: { kind: MARKOV }, range: $r, groupBy: CHANNEL) {
         rows { key revenue { amount } conversions } totals { revenue { amount } deals } } }""",
     "rpm": RPM,
-    "perf50": """query($r: DateTimeRange!) { campaigns(first: 50) { nodes { id performance(range: $r) {
+    "perf50": """query($r: DateTimeRangeInput!) { campaigns(first: 50) { nodes { id performance(range: $r) {
         figures { revenue { amount } costs { amount } roi } conversions leadsSourced mqls costPerLead { amount }
         costPerOrder { amount } forecastRatio } } } }""",
-    "perf50x": """query($r: DateTimeRange!) { campaigns(first: 50) { nodes { id performance(range: $r) {
+    "perf50x": """query($r: DateTimeRangeInput!) { campaigns(first: 50) { nodes { id performance(range: $r) {
         figures { revenue { amount } costs { amount } roi } costsByCategory { category amount { amount } } leadsSourced
         sqls leadsTouched opportunitiesInfluenced openPipeline { amount } dealsWon
         email { sent delivered uniqueOpens openRate } } } } }""",
     "A3": """query { funnelSnapshot { stage { key } leads reached conversionFromPrevious } }""",
-    "A4": """query($r: DateTimeRange!) { velocity(range: $r) { salesCycle { won lost medianDays meanDays winRate } } }""",
-    "A5": """query($r: DateTimeRange!) { campaignRoi(range: $r) { campaigns { campaign { id } figures { revenue { amount } costs { amount } roi } } } }""",
+    "A4": """query($r: DateTimeRangeInput!) { velocity(range: $r) { salesCycle { won lost medianDays meanDays winRate } } }""",
+    "A5": """query($r: DateTimeRangeInput!) { campaignRoi(range: $r) { campaigns { campaign { id } figures { revenue { amount } costs { amount } roi } } } }""",
 }
 
 
@@ -66,7 +66,7 @@ def query_of(name):
         return QUERIES[name]
     source, kind = name.split(":")
     source = {"ledger": "LEDGER", "compute": "COMPUTE"}[source]
-    return ("query($r: DateTimeRange!) { attribution(model: { kind: %s }, range: $r, groupBy: CAMPAIGN, source: %s) {"
+    return ("query($r: DateTimeRangeInput!) { attribution(model: { kind: %s }, range: $r, groupBy: CAMPAIGN, source: %s) {"
             " source rows { key revenue { amount } conversions touchpoints deals } totals { revenue { amount } deals } } }"
             % (kind, source))
 

@@ -24,10 +24,10 @@ for rn,r in (("all",R),("2025",Y)):
   for k,s in secs.items():
     ts=[]
     for i in range(a.runs):
-        inval(); ts.append(post("query($r: DateTimeRange!) { rpm(range: $r) { %s } }"%s,{"r":r}))
+        inval(); ts.append(post("query($r: DateTimeRangeInput!) { rpm(range: $r) { %s } }"%s,{"r":r}))
     print(f"{rn:5} {k:11} {statistics.median(ts)*1000:9.1f} ms")
   for k,s in (("perf50x","leadsTouched opportunitiesInfluenced email { sent }"),("perf50","figures { roi }")):
     ts=[]
     for i in range(a.runs):
-        inval(); ts.append(post("query($r: DateTimeRange!) { campaigns(first: 50) { nodes { performance(range: $r) { %s } } } }"%s,{"r":r}))
+        inval(); ts.append(post("query($r: DateTimeRangeInput!) { campaigns(first: 50) { nodes { performance(range: $r) { %s } } } }"%s,{"r":r}))
     print(f"{rn:5} {k:11} {statistics.median(ts)*1000:9.1f} ms")

@@ -432,6 +432,7 @@ pub struct LeadOrder {
 /// A span of time: `from` and `to` (either may be left open where the field allows it), or
 /// `lastDays` alone for a range that moves with the calendar, as dashboards want.
 #[derive(InputObject, Default)]
+#[graphql(name = "DateTimeRangeInput")]
 pub struct DateTimeRange {
     /// Inclusive lower bound.
     pub from: Option<DateTime>,

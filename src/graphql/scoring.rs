@@ -585,16 +585,14 @@ impl ScoringQuery {
     /// each lead created before `to` in no opportunity at all is scored as of `to`
     /// (NO_OPPORTUNITY). Absent fields of the draft are those of the `base` model, or without
     /// one the defaults of createScoringModel. Profile scores use the leads' current attributes.
-    /// Without `from` and `to`: the last 365 days, as `DateTimeRange.lastDays: 365`. Any role.
+    /// Without `from` and `to`: the last 365 days, as `DateTimeRangeInput.lastDays: 365`. Any role.
     async fn scoring_backtest(
         &self,
         ctx: &Context<'_>,
         #[graphql(desc = "A saved model whose parameters fill the draft's absent fields.")] base: Option<ID>,
         #[graphql(desc = "The draft's parameters (as for createScoringModel).")] model: ScoringModelInput,
-        #[graphql(desc = "Start of the range of opportunity creation times, inclusive; give both or neither.")]
-        from: Option<DateTime>,
-        #[graphql(desc = "End of the range, exclusive; after `from` (INVALID otherwise); give both or neither.")]
-        to: Option<DateTime>,
+        #[graphql(desc = "Start of the range of opportunity creation times, inclusive; give both or neither.")] from: Option<DateTime>,
+        #[graphql(desc = "End of the range, exclusive; after `from` (INVALID otherwise); give both or neither.")] to: Option<DateTime>,
     ) -> async_graphql::Result<ScoringBacktest> {
         let p = ctx.principal()?;
         let base = decode_model(base.as_ref())?;

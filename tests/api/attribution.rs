@@ -22,7 +22,7 @@ const RULES: [&str; 8] = [
 ];
 const GROUPINGS: [&str; 5] = ["CAMPAIGN", "CHANNEL", "TOUCHPOINT_TYPE", "PERSONA", "SCORING_CELL"];
 
-const REPORT: &str = "query($model: AttributionModelInput!, $range: DateTimeRange!, $groupBy: AttributionGrouping!, $lookbackDays: Int, $source: AttributionSourceChoice) {
+const REPORT: &str = "query($model: AttributionModelInput!, $range: DateTimeRangeInput!, $groupBy: AttributionGrouping!, $lookbackDays: Int, $source: AttributionSourceChoice) {
   attribution(model: $model, range: $range, groupBy: $groupBy, lookbackDays: $lookbackDays, source: $source) {
     model source modelVersion currency
     rows { key channel campaign { name } revenue { amount currency } conversions touchpoints deals }
@@ -707,7 +707,7 @@ async fn demo_totals_reconcile_and_the_ledger_agrees(app: TestApp) {
         }
     }
     // The side-by-side report: a column per model, in the order asked.
-    let q = "query($models: [AttributionModelInput!]!, $range: DateTimeRange!) { attributionComparison(models: $models, range: $range, groupBy: CHANNEL) {
+    let q = "query($models: [AttributionModelInput!]!, $range: DateTimeRangeInput!) { attributionComparison(models: $models, range: $range, groupBy: CHANNEL) {
         reports { model totals { revenue { amount } } } rows { key channel models { model revenue { amount } conversions } } } }";
     let data = app.data(&key, q, json!({ "models": models, "range": range })).await;
     let c = &data["attributionComparison"];

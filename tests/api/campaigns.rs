@@ -272,7 +272,7 @@ async fn cost_categories_are_a_workspace_vocabulary(app: TestApp) {
     );
 
     // costsByCategory groups by the new category: 300 + 200 under AGENCY_FEES, 50 under MEDIA.
-    let q = "query($id: ID!, $range: DateTimeRange!) { campaign(id: $id) { totalCost { amount }
+    let q = "query($id: ID!, $range: DateTimeRangeInput!) { campaign(id: $id) { totalCost { amount }
       performance(range: $range) { costsByCategory { category amount { amount } } } } }";
     let range = json!({ "from": "2026-01-01T00:00:00Z", "to": "2026-04-01T00:00:00Z" });
     let data = app.data(&app.keys.analyst, q, json!({ "id": campaign, "range": range })).await;

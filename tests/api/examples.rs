@@ -422,10 +422,10 @@ fn operations_are_cut_at_the_top_level_with_their_quoted_figures() {
 /// BAD_USER_INPUT, on a list filter as on a report.
 async fn last_days_is_a_range_of_its_own(app: TestApp) {
     let key = &app.keys.analyst;
-    let report = "query($range: DateTimeRange!) { handoffStats(range: $range) { total } }";
+    let report = "query($range: DateTimeRangeInput!) { handoffStats(range: $range) { total } }";
     let data = app.data(key, report, json!({ "range": { "lastDays": 30 } })).await;
     assert_eq!(data["handoffStats"]["total"], 0);
-    let list = "query($range: DateTimeRange) { leads(first: 1, filter: { createdAt: $range }) { totalCount } }";
+    let list = "query($range: DateTimeRangeInput) { leads(first: 1, filter: { createdAt: $range }) { totalCount } }";
     app.lead("new@example.com").await;
     let data = app.data(key, list, json!({ "range": { "lastDays": 1 } })).await;
     assert_eq!(data["leads"]["totalCount"], 1);

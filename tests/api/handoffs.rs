@@ -148,7 +148,7 @@ async fn the_whole_loop_writes_history_and_events(app: TestApp) {
     assert_eq!(seqs, (1..=7).collect::<Vec<_>>());
 
     // The stats of the range count each outcome.
-    let q = "query($r: DateTimeRange!) { handoffStats(range: $r) { total pending accepted rejected recycled rejectedByReason { code count } medianTimeToAcceptSeconds withSla slaBreaches } }";
+    let q = "query($r: DateTimeRangeInput!) { handoffStats(range: $r) { total pending accepted rejected recycled rejectedByReason { code count } medianTimeToAcceptSeconds withSla slaBreaches } }";
     let stats = app
         .data(
             &app.keys.analyst,

@@ -36,7 +36,7 @@ async fn cost(app: &TestApp, campaign: &str, amount: &str, on: &str) {
     assert_eq!(user_errors(&p), vec![]);
 }
 
-const ROI: &str = "query($range: DateTimeRange!) { campaignRoi(range: $range) { model
+const ROI: &str = "query($range: DateTimeRangeInput!) { campaignRoi(range: $range) { model
   campaigns { campaign { name } figures { revenue { amount } costs { amount } roi revenuePerCost costPerRevenue }
     conversions leadsSourced mqls costPerLead { amount } costPerMql { amount } costPerOrder { amount }
     expectedRevenue { amount } forecastDifference { amount } forecastRatio }
@@ -89,7 +89,7 @@ async fn roi_and_cost_ratios_by_hand(app: TestApp) {
     assert_eq!(r["channels"][0]["channel"], "WEBINAR");
     assert_eq!(r["channels"][0]["figures"]["roi"], "0.6667");
     // The same figures on each campaign of a page, in one computation.
-    let q = "query($range: DateTimeRange!) { campaigns(first: 10) { nodes { name performance(range: $range) {
+    let q = "query($range: DateTimeRangeInput!) { campaigns(first: 10) { nodes { name performance(range: $range) {
         figures { roi costs { amount } } leadsSourced costPerOrder { amount } forecastRatio } } } }";
     app.statements.clear();
     let page = app.data(&app.keys.analyst, q, json!({ "range": range() })).await;
@@ -107,7 +107,7 @@ async fn roi_and_cost_ratios_by_hand(app: TestApp) {
     );
     assert!(statements <= 20, "{statements} statements for a page of performances");
     // A filter by channel keeps only that channel's campaigns.
-    let q = "query($range: DateTimeRange!) { campaignRoi(range: $range, filter: { channel: \"email\" }) { campaigns { campaign { name } } total { costs { amount } } } }";
+    let q = "query($range: DateTimeRangeInput!) { campaignRoi(range: $range, filter: { channel: \"email\" }) { campaigns { campaign { name } } total { costs { amount } } } }";
     let r = app.data(&app.keys.analyst, q, json!({ "range": range() })).await["campaignRoi"].clone();
     assert_eq!(r["campaigns"], json!([{ "campaign": { "name": "Newsletter" } }]));
     assert_eq!(r["total"]["costs"]["amount"], "100.00");
@@ -117,7 +117,7 @@ both!(roi_and_cost_ratios_by_hand);
 async fn sales_cycle_funnel_and_lifetime_value_by_hand(app: TestApp) {
     let f = fixture(&app).await;
     // Rollout: opened 1 Feb, won 1 Mar (28 days); Support: 1 Mar to 15 Mar (14 days).
-    let q = "query($range: DateTimeRange!) { velocity(range: $range) { salesCycle { won lost open medianDays meanDays winRate averageWonAmount { amount } salesVelocity { amount } } } }";
+    let q = "query($range: DateTimeRangeInput!) { velocity(range: $range) { salesCycle { won lost open medianDays meanDays winRate averageWonAmount { amount } salesVelocity { amount } } } }";
     let v = app.data(&app.keys.analyst, q, json!({ "range": range() })).await;
     assert_eq!(
         v["velocity"]["salesCycle"],
@@ -131,7 +131,7 @@ async fn sales_cycle_funnel_and_lifetime_value_by_hand(app: TestApp) {
         .await;
     let now = chrono::Utc::now();
     let around = json!({ "from": (now - chrono::Duration::hours(1)).to_rfc3339(), "to": (now + chrono::Duration::hours(1)).to_rfc3339() });
-    let q = "query($range: DateTimeRange!) { funnelConversion(range: $range) { stage { key } next { key } cohort converted rate }
+    let q = "query($range: DateTimeRangeInput!) { funnelConversion(range: $range) { stage { key } next { key } cohort converted rate }
       funnelFlow(range: $range) { stage { key } inflow toNext toSide toOther balanceFrom balanceTo } }";
     let data = app.data(&app.keys.analyst, q, json!({ "range": around })).await;
     assert_eq!(
@@ -180,7 +180,8 @@ async fn sales_cycle_funnel_and_lifetime_value_by_hand(app: TestApp) {
     assert_eq!(data["opportunity"]["account"]["lifetimeValue"], Value::Null);
 
     // All sections at once, and a bad range.
-    let q = "query($range: DateTimeRange!) { rpm(range: $range) { conversion { cohort } flow { inflow } velocity { salesCycle { won } }
+    let q =
+        "query($range: DateTimeRangeInput!) { rpm(range: $range) { conversion { cohort } flow { inflow } velocity { salesCycle { won } }
       value { databaseValue { amount } } roi { total { revenue { amount } } } } }";
     let data = app.data(&app.keys.analyst, q, json!({ "range": range() })).await;
     assert_eq!(data["rpm"]["velocity"]["salesCycle"]["won"], 2);
@@ -236,7 +237,7 @@ async fn cost_per_order_divides_by_exact_conversions(app: TestApp) {
     }
     cost(&app, &fair, "1000", "2026-01-15").await;
 
-    let q = "query($range: DateTimeRange!) { campaignRoi(range: $range) { model campaigns { campaign { name } conversions costPerOrder { amount } } } }";
+    let q = "query($range: DateTimeRangeInput!) { campaignRoi(range: $range) { model campaigns { campaign { name } conversions costPerOrder { amount } } } }";
     let r = app.data(&app.keys.analyst, q, json!({ "range": range() })).await["campaignRoi"].clone();
     assert_eq!(r["model"], "LINEAR");
     // Exact conversions of Fair: 1/3 + 1/7 = 10/21; 1,000 / (10/21) = 21,000 / 10 = 2,100.00.

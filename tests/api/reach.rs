@@ -193,7 +193,7 @@ async fn reach_per_channel_by_hand(app: TestApp) {
 }
 both!(reach_per_channel_by_hand);
 
-const PERFORMANCE: &str = "query($range: DateTimeRange!) { campaigns(first: 10) { nodes { name performance(range: $range) {
+const PERFORMANCE: &str = "query($range: DateTimeRangeInput!) { campaigns(first: 10) { nodes { name performance(range: $range) {
   figures { revenue { amount } costs { amount } roi } costsByCategory { category amount { amount } }
   leadsSourced mqls sqls leadsTouched opportunitiesInfluenced openOpportunities openPipeline { amount } dealsWon conversions
   email { sent delivered uniqueOpens uniqueClicks openRate clickRate clickToOpenRate }
@@ -258,7 +258,7 @@ async fn campaign_extras_and_email_statistics_by_hand(app: TestApp) {
 
     // With an owner filter only the owner's leads count: A, once Sam owns it.
     let sam = app.user("Sam Sales", "sam@initech.test").await;
-    let q = "query($range: DateTimeRange!, $owner: ID) { campaignRoi(range: $range, filter: { ownerId: $owner }) {
+    let q = "query($range: DateTimeRangeInput!, $owner: ID) { campaignRoi(range: $range, filter: { ownerId: $owner }) {
         campaigns { campaign { name } leadsTouched opportunitiesInfluenced email { sent uniqueOpens } } } }";
     let owned = |report: &Value| {
         report["campaignRoi"]["campaigns"]
@@ -310,7 +310,7 @@ both!(campaign_extras_and_email_statistics_by_hand);
 
 async fn monthly_periods_by_hand(app: TestApp) {
     fixture(&app).await;
-    let q = "query($range: DateTimeRange!, $bucket: KpiBucket) { rpm(range: $range, bucket: $bucket) { from to
+    let q = "query($range: DateTimeRangeInput!, $bucket: KpiBucket) { rpm(range: $range, bucket: $bucket) { from to
       periods { from to roi { total { revenue { amount } costs { amount } } } reach { channels { channel reachable } } } } }";
     let r = app.data(&app.keys.analyst, q, json!({ "range": q1(), "bucket": "MONTH" })).await["rpm"].clone();
     let periods = r["periods"].as_array().unwrap();
