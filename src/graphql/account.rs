@@ -12,7 +12,7 @@ use crate::graphql::lead::Lead;
 use crate::graphql::loaders::{AccountLeadCount, AccountLeads};
 use crate::graphql::pagination::{Conn, CursorCheck, OrderDirection, PageArgs, TotalCount, connection, is_text, is_time};
 use crate::graphql::scalars::{DateTime, Decimal, Money};
-use crate::graphql::{loaders, patch};
+use crate::graphql::{filter, loaders, patch};
 use crate::service::account::AccountInput;
 use crate::store::page::{CursorKey, Sort, SortValue, fetch_page};
 use crate::store::{self, account::AccountFilter as StoreFilter};
@@ -158,7 +158,7 @@ impl AccountQuery {
         let p = ctx.principal()?;
         let f = filter.unwrap_or_default();
         let sf = StoreFilter {
-            countries: f.country.map(|v| v.iter().map(|c| c.trim().to_ascii_uppercase()).collect()),
+            countries: filter::countries(&["filter", "country"], f.country)?,
             industries: f.industry,
             customer_statuses: f.customer_status.map(|v| {
                 v.into_iter()

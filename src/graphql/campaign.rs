@@ -4,10 +4,10 @@ use entity::{campaign, campaign_cost};
 use futures_util::FutureExt;
 
 use crate::domain::vocab::Action;
-use crate::graphql::codes;
 use crate::graphql::context::ContextExt;
 use crate::graphql::enums::{CampaignKind, CampaignStatus, CostCategory};
 use crate::graphql::errors::{IntoGql, UserError, split};
+use crate::graphql::filter::{self, Known};
 use crate::graphql::ids::{self, NodeType};
 use crate::graphql::loaders::{CampaignCosts, CampaignTouchpoints, Loaders};
 use crate::graphql::pagination::{Conn, CursorCheck, OrderDirection, PageArgs, TotalCount, connection, is_text, is_time};
@@ -211,7 +211,7 @@ impl CampaignQuery {
         let p = ctx.principal()?;
         let f = filter.unwrap_or_default();
         let sf = StoreFilter {
-            channels: f.channel.map(|v| codes(&v)),
+            channels: filter::codes(ctx, &["filter", "channel"], Known::Channel, f.channel).await?,
             kinds: f.kind.map(|v| {
                 v.into_iter()
                     .map(|k| crate::domain::vocab::CampaignKind::from(k).as_str().to_owned())

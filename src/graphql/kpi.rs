@@ -15,6 +15,7 @@ use crate::graphql::campaign::Campaign;
 use crate::graphql::context::ContextExt;
 use crate::graphql::enums::{CampaignKind, CostCategory, ReachChannel};
 use crate::graphql::errors::{IntoGql, query_result};
+use crate::graphql::filter::{self, Known};
 use crate::graphql::funnel::FunnelStage;
 use crate::graphql::ids::{self, NodeType};
 use crate::graphql::lead::DateTimeRange;
@@ -36,12 +37,13 @@ pub struct KpiFilter {
     pub campaign_kind: Option<CampaignKind>,
 }
 
-fn filter_of(f: Option<KpiFilter>) -> async_graphql::Result<Filter> {
+async fn filter_of(ctx: &Context<'_>, f: Option<KpiFilter>) -> async_graphql::Result<Filter> {
     let f = f.unwrap_or_default();
+    let channel = filter::codes(ctx, &["filter", "channel"], Known::Channel, f.channel.map(|c| vec![c])).await?;
     Ok(Filter {
         persona_id: f.persona_id.map(|id| ids::decode(NodeType::Persona, &id)).transpose().gql()?,
         owner_id: f.owner_id.map(|id| ids::decode(NodeType::User, &id)).transpose().gql()?,
-        channel: f.channel.and_then(|c| crate::domain::vocab::normalize_code(&c)),
+        channel: channel.and_then(|c| c.into_iter().next()),
         campaign_kind: f
             .campaign_kind
             .map(|k| crate::domain::vocab::CampaignKind::from(k).as_str().to_owned()),
@@ -777,7 +779,7 @@ impl KpiQuery {
         ctx.principal()?;
         let r = range_of(range)?;
         // Checked here too, so that a bad filter fails at once and not per section.
-        filter_of(filter.clone())?;
+        filter_of(ctx, filter.clone()).await?;
         Ok(Rpm {
             range: (r.from, r.to),
             bucket,
@@ -791,7 +793,7 @@ impl KpiQuery {
     /// unsubscribed (docs/kpis.md, Reach). Overall and per persona.
     async fn reach(&self, ctx: &Context<'_>, to: Option<DateTime>, filter: Option<KpiFilter>) -> async_graphql::Result<ReachReport> {
         let p = ctx.principal()?;
-        let f = filter_of(filter)?;
+        let f = filter_of(ctx, filter).await?;
         let key = format!("reach {:?} {f:?}", to.as_ref().map(|t| t.0));
         let to = to.map_or_else(Utc::now, |t| t.0);
         Ok(ReachReport(
@@ -811,7 +813,7 @@ impl KpiQuery {
     ) -> async_graphql::Result<Vec<StageConversionRow>> {
         let p = ctx.principal()?;
         let r = range_of(range)?;
-        let f = filter_of(filter)?;
+        let f = filter_of(ctx, filter).await?;
         // Without `asOf` the answer is "by now", which only a write can change: cached as such.
         let key = format!("conversion {:?} {:?} {f:?}", (r.from, r.to), as_of.as_ref().map(|t| t.0));
         let as_of = as_of.map_or_else(Utc::now, |t| t.0);
@@ -824,7 +826,7 @@ impl KpiQuery {
     /// it (now in it or a later success-path stage), and the conversion from the previous one.
     async fn funnel_snapshot(&self, ctx: &Context<'_>, filter: Option<KpiFilter>) -> async_graphql::Result<Vec<SnapshotRow>> {
         let p = ctx.principal()?;
-        let f = filter_of(filter)?;
+        let f = filter_of(ctx, filter).await?;
         let key = format!("snapshot {f:?}");
         let rows = cached(ctx, p.workspace_id, key, service::snapshot(&ctx.db().conn, p.workspace_id, &f)).await?;
         Ok(rows.iter().cloned().map(SnapshotRow).collect())
@@ -839,7 +841,7 @@ impl KpiQuery {
     ) -> async_graphql::Result<Vec<StageFlowRow>> {
         let p = ctx.principal()?;
         let r = range_of(range)?;
-        let f = filter_of(filter)?;
+        let f = filter_of(ctx, filter).await?;
         let key = format!("flow {:?} {f:?}", (r.from, r.to));
         let h = history(ctx, p.workspace_id, &f).await?;
         let rows = cached(ctx, p.workspace_id, key, async { Ok(service::flow(&h, &r)) }).await?;
@@ -851,7 +853,7 @@ impl KpiQuery {
     async fn velocity(&self, ctx: &Context<'_>, range: DateTimeRange, filter: Option<KpiFilter>) -> async_graphql::Result<VelocityReport> {
         let p = ctx.principal()?;
         let r = range_of(range)?;
-        let f = filter_of(filter)?;
+        let f = filter_of(ctx, filter).await?;
         Ok(VelocityReport {
             ws: p.workspace_id,
             range: r,
@@ -868,7 +870,7 @@ impl KpiQuery {
         filter: Option<KpiFilter>,
     ) -> async_graphql::Result<LeadValueReport> {
         let p = ctx.principal()?;
-        let f = filter_of(filter)?;
+        let f = filter_of(ctx, filter).await?;
         let key = format!("value {:?} {f:?}", to.as_ref().map(|t| t.0));
         let to = to.map_or_else(Utc::now, |t| t.0);
         let h = history(ctx, p.workspace_id, &f).await?;
@@ -894,7 +896,7 @@ impl KpiQuery {
     ) -> async_graphql::Result<CampaignRoiReport> {
         let p = ctx.principal()?;
         let r = range_of(range)?;
-        let f = filter_of(filter)?;
+        let f = filter_of(ctx, filter).await?;
         let model = match model {
             Some(m) => model_of(ctx, m, "model").await?,
             None => Model::Rule(crate::domain::attribution::Rule::Linear),

@@ -6,6 +6,7 @@ pub mod campaign;
 pub mod context;
 pub mod enums;
 pub mod errors;
+pub mod filter;
 pub mod funnel;
 pub mod handoff;
 pub mod ids;
@@ -112,15 +113,6 @@ pub fn patch_id(kind: NodeType, v: MaybeUndefined<ID>) -> async_graphql::Result<
 /// An optional global ID filter. A foreign or malformed ID matches nothing (id 0).
 pub fn decode_opt(kind: NodeType, id: Option<&ID>) -> async_graphql::Result<Option<i64>> {
     Ok(id.map(|id| ids::decode(kind, id).unwrap_or(0)))
-}
-
-/// Vocabulary codes of a filter, spelled as inputs may spell them ("paid social" is PAID_SOCIAL).
-/// A value that cannot be a code is kept as it is, so it matches nothing.
-pub fn codes(values: &[String]) -> Vec<String> {
-    values
-        .iter()
-        .map(|v| crate::domain::vocab::normalize_code(v).unwrap_or_else(|| v.clone()))
-        .collect()
 }
 
 /// The caller's workspace currency.

@@ -14,6 +14,7 @@ mod cors;
 mod decode;
 mod erasure;
 mod export;
+mod filters;
 mod handoffs;
 mod inputs;
 mod isolation;
