@@ -81,9 +81,6 @@ mirror!(
     /// What happened to a handoff.
     HandoffEventKind => crate::domain::handoff::EventKind { Created, Accepted, Rejected, Recycled, Reassigned }
 );
-mirror!(AttributionModelKind => crate::domain::attribution::Kind {
-    FirstTouch, LastTouch, Linear, TimeDecay, PositionBased, WShaped, FullPath, Custom, Markov
-});
 mirror!(
     /// A channel a lead can be contacted on (reach).
     ReachChannel => crate::domain::reach::ReachChannel { Email, Phone, Linkedin, Twitter, Facebook, Postal }

@@ -35,6 +35,9 @@ use crate::events::Bus;
 use crate::graphql::ids::NodeType;
 use crate::service::Patch;
 
+/// Every read. Each needs an API key (`Authorization: Bearer ...`; UNAUTHENTICATED without
+/// one) and sees only the key's workspace; every role may read. Times are UTC, money is exact
+/// (`Money`, `Decimal`), lists are Relay connections of at most 100 items a page.
 #[derive(MergedObject, Default)]
 pub struct Query(
     node::NodeQuery,
@@ -54,6 +57,10 @@ pub struct Query(
     user::UserQuery,
 );
 
+/// Every write, each in one transaction. Which role may call a mutation is in its
+/// description (FORBIDDEN otherwise; ANALYST keys are read-only). What the end user can fix
+/// comes back in the payload's `userErrors` and writes nothing; what the caller must fix is a
+/// top-level error with `extensions.code` (BAD_USER_INPUT, NOT_FOUND, ...).
 #[derive(MergedObject, Default)]
 pub struct Mutation(
     lead::LeadMutation,
