@@ -4,10 +4,10 @@ use entity::{campaign, campaign_cost};
 use futures_util::FutureExt;
 
 use crate::domain::vocab::Action;
-use crate::graphql::codes;
 use crate::graphql::context::ContextExt;
 use crate::graphql::enums::{CampaignKind, CampaignStatus, CostCategory};
 use crate::graphql::errors::{IntoGql, UserError, split};
+use crate::graphql::filter::{self, Known};
 use crate::graphql::ids::{self, NodeType};
 use crate::graphql::loaders::{CampaignCosts, CampaignTouchpoints, Loaders};
 use crate::graphql::pagination::{Conn, CursorCheck, OrderDirection, PageArgs, TotalCount, connection, is_text, is_time};
@@ -20,59 +20,79 @@ use crate::store::{self, campaign::CampaignFilter as StoreFilter};
 
 pub struct Campaign(pub campaign::Model);
 
+/// A marketing action (a webinar, a mailing, a trade fair): its channel, kind, dates, budget,
+/// forecast and cost lines. Touchpoints name it; attribution credits it with won revenue.
 #[Object]
 impl Campaign {
+    /// Opaque global ID (`node(id:)` resolves it).
     pub async fn id(&self) -> ID {
         ids::encode(NodeType::Campaign, self.0.id)
     }
+    /// The source system's ID, unique in the workspace; null when none was given.
     async fn external_id(&self) -> Option<&str> {
         self.0.external_id.as_deref()
     }
+    /// The campaign's name.
     async fn name(&self) -> &str {
         &self.0.name
     }
-    /// A code of the workspace's channel vocabulary, e.g. WEBINAR.
-    /// The campaign's closed loop over a range (docs/kpis.md): attributed revenue and
-    /// conversions under a model (default LINEAR), costs, ROI, leads sourced, MQLs, cost per
-    /// lead, MQL and order, forecast against actual. Batched over a page of campaigns.
+    /// The campaign's closed loop over a range (docs/kpis.md, Campaign performance): attributed
+    /// revenue and conversions under a model, costs, ROI, leads sourced, MQLs, cost per lead,
+    /// MQL and order, forecast against actual. The campaign's row of `campaignRoi` for the same
+    /// range and model without a filter, computed once for a page of campaigns. Null when the
+    /// report has no row for the campaign.
     async fn performance(
         &self,
         ctx: &Context<'_>,
+        #[graphql(desc = "The period [from, to) in UTC; both bounds are required, `to` after `from`.")]
         range: crate::graphql::lead::DateTimeRange,
-        model: Option<crate::graphql::attribution::AttributionModelInput>,
+        #[graphql(desc = "The attribution model of the revenue and conversions (default LINEAR).")] model: Option<
+            crate::graphql::attribution::AttributionModelInput,
+        >,
     ) -> async_graphql::Result<Option<crate::graphql::kpi::CampaignPerformance>> {
         crate::graphql::kpi::campaign_performance(ctx, &self.0, range, model).boxed().await
     }
+    /// A code of the workspace's channel vocabulary (`viewer.workspace.channels`), e.g. WEBINAR.
     async fn channel(&self) -> &str {
         &self.0.channel
     }
+    /// The campaign's marketing goal.
     async fn kind(&self) -> CampaignKind {
         CampaignKind::from_db(&self.0.kind)
     }
+    /// Where the campaign stands (PLANNED unless set otherwise); informative only, reports do
+    /// not select on it.
     async fn status(&self) -> CampaignStatus {
         CampaignStatus::from_db(&self.0.status)
     }
-    /// Code used in links and forms to attribute responses to this campaign.
+    /// Code used in links and forms to attribute responses to this campaign; unique in the
+    /// workspace. Null when none is set.
     async fn tracking_code(&self) -> Option<&str> {
         self.0.tracking_code.as_deref()
     }
+    /// The first day of the campaign (a calendar date, inclusive); null when not planned.
     async fn start_date(&self) -> Option<Date> {
         self.0.start_date.map(Date)
     }
+    /// The last day of the campaign (inclusive); null for an open end.
     async fn end_date(&self) -> Option<Date> {
         self.0.end_date.map(Date)
     }
+    /// The planned spend, in the workspace currency; null when none is set. Informative: ROI
+    /// divides by the cost lines, not the budget.
     async fn budget(&self) -> Option<Money> {
         self.0.budget_minor.map(|m| Money::from_minor(m, &self.0.currency))
     }
-    /// The revenue the campaign is forecast to bring.
+    /// The revenue the campaign is forecast to bring (the whole amount, not per period), in the
+    /// workspace currency; null when none is set.
     async fn expected_revenue(&self) -> Option<Money> {
         self.0.expected_revenue_minor.map(|m| Money::from_minor(m, &self.0.currency))
     }
-    /// The leads the campaign is expected to source.
+    /// The leads the campaign is expected to source; null when none is set.
     async fn expected_leads(&self) -> Option<i64> {
         self.0.expected_leads
     }
+    /// Every cost line of the campaign, by `incurredOn`, then in the order recorded.
     async fn costs(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<CampaignCost>> {
         let rows = ctx
             .data_unchecked::<Loaders>()
@@ -81,7 +101,7 @@ impl Campaign {
             .unwrap_or_default();
         Ok(rows.into_iter().map(|c| CampaignCost(c, self.0.currency.clone())).collect())
     }
-    /// Sum of all cost lines.
+    /// Sum of all cost lines, whatever their date (0.00 without any), in the workspace currency.
     async fn total_cost(&self, ctx: &Context<'_>) -> async_graphql::Result<Money> {
         let rows = ctx
             .data_unchecked::<Loaders>()
@@ -90,13 +110,15 @@ impl Campaign {
             .unwrap_or_default();
         Ok(Money::from_minor(rows.iter().map(|c| c.amount_minor).sum(), &self.0.currency))
     }
-    /// Number of touchpoints of the campaign (kept current as they are recorded).
+    /// Number of touchpoints of the campaign, all time (kept current as they are recorded).
     async fn touchpoint_count(&self) -> i64 {
         self.0.touchpoint_count
     }
+    /// When the campaign was created (UTC).
     async fn created_at(&self) -> DateTime {
         self.0.created_at.into()
     }
+    /// When a field of the campaign last changed (UTC).
     async fn updated_at(&self) -> DateTime {
         self.0.updated_at.into()
     }
@@ -105,11 +127,18 @@ impl Campaign {
     async fn touchpoints(
         &self,
         ctx: &Context<'_>,
-        order_by: Option<TouchpointOrder>,
+        #[graphql(desc = "The order (default: newest first by occurredAt).")] order_by: Option<TouchpointOrder>,
+        #[graphql(desc = "Page size from the start (after `after`): 0 to 100, larger is clamped to 100. Give `first` or `last`.")]
         first: Option<i32>,
+        #[graphql(
+            desc = "Cursor of this list and order (an edge's `cursor` or `pageInfo.endCursor`): the items after it. Only with `first`."
+        )]
         after: Option<String>,
+        #[graphql(desc = "Page size from the end (before `before`): 0 to 100, larger is clamped to 100. Give `first` or `last`.")]
         last: Option<i32>,
-        before: Option<String>,
+        #[graphql(desc = "Cursor of this list and order (`pageInfo.startCursor`): the items before it. Only with `last`.")] before: Option<
+            String,
+        >,
     ) -> async_graphql::Result<Conn<Touchpoint>> {
         let order = order_by.unwrap_or(TouchpointOrder::NEWEST_FIRST);
         let req = PageArgs {
@@ -142,53 +171,76 @@ impl Campaign {
     }
 }
 
-/// One cost line of a campaign.
 pub struct CampaignCost(pub campaign_cost::Model, pub String);
 
+/// One cost line of a campaign: what ROI and the cost ratios divide by (docs/kpis.md).
 #[Object]
 impl CampaignCost {
+    /// Opaque global ID.
     pub async fn id(&self) -> ID {
         ids::encode(NodeType::CampaignCost, self.0.id)
     }
+    /// What the cost paid for: a code of the workspace's cost categories.
     async fn category(&self) -> CostCategory {
         CostCategory(self.0.category.clone())
     }
+    /// The cost in the workspace currency; negative for a line that corrects an earlier one.
     async fn amount(&self) -> Money {
         Money::from_minor(self.0.amount_minor, &self.1)
     }
-    /// The day the cost was incurred (what KPI ranges select on).
+    /// The day the cost was incurred: a KPI range [from, to) counts the line when 00:00 UTC of
+    /// this day lies in it.
     async fn incurred_on(&self) -> Date {
         Date(self.0.incurred_on)
     }
+    /// Free text; null when none was given.
     async fn note(&self) -> Option<&str> {
         self.0.note.as_deref()
     }
+    /// When the line was recorded (UTC).
     async fn created_at(&self) -> DateTime {
         self.0.created_at.into()
     }
 }
 
+/// What `campaigns` may be ordered by.
 #[derive(Enum, Copy, Clone, Debug, PartialEq, Eq, Default)]
 pub enum CampaignOrderField {
+    /// Creation order (the default).
     #[default]
     Id,
+    /// The name, by code point (case-sensitive: "Z" before "a").
     Name,
+    /// When the campaign was created.
     CreatedAt,
 }
 
+/// The order of `campaigns`; ties are broken by ID. A cursor is valid only for the order it
+/// was made with (BAD_USER_INPUT otherwise).
 #[derive(InputObject, Default)]
+#[graphql(name = "CampaignOrderInput")]
 pub struct CampaignOrder {
+    /// The field to order by.
     pub field: CampaignOrderField,
+    /// ASC (the default) or DESC.
     #[graphql(default)]
     pub direction: OrderDirection,
 }
 
+/// Which campaigns `campaigns` lists. Conditions combine with AND; a list matches any of its
+/// values; an absent or null condition matches every campaign.
 #[derive(InputObject, Default)]
+#[graphql(name = "CampaignFilterInput")]
 pub struct CampaignFilter {
+    /// Channel codes, case-insensitive ("paid social" is PAID_SOCIAL). A code the workspace's
+    /// channel vocabulary lacks is BAD_USER_INPUT (UNKNOWN_VALUE) naming the allowed ones.
     pub channel: Option<Vec<String>>,
+    /// Kinds.
     pub kind: Option<Vec<CampaignKind>>,
+    /// Statuses.
     pub status: Option<Vec<CampaignStatus>>,
-    /// Campaigns running on this day.
+    /// Campaigns running on this day: started on or before it and not ended before it (a
+    /// campaign without a start date never matches; one without an end date runs on).
     pub active_on: Option<Date>,
 }
 
@@ -197,21 +249,29 @@ pub struct CampaignQuery;
 
 #[Object]
 impl CampaignQuery {
+    /// The workspace's campaigns, one page at a time. Any role.
     #[graphql(complexity = "crate::graphql::pagination::page_complexity(first, last, child_complexity)")]
     async fn campaigns(
         &self,
         ctx: &Context<'_>,
-        filter: Option<CampaignFilter>,
-        order_by: Option<CampaignOrder>,
+        #[graphql(desc = "Which campaigns (default: all).")] filter: Option<CampaignFilter>,
+        #[graphql(desc = "The order (default: by ID, ascending).")] order_by: Option<CampaignOrder>,
+        #[graphql(desc = "Page size from the start (after `after`): 0 to 100, larger is clamped to 100. Give `first` or `last`.")]
         first: Option<i32>,
+        #[graphql(
+            desc = "Cursor of this list and order (an edge's `cursor` or `pageInfo.endCursor`): the items after it. Only with `first`."
+        )]
         after: Option<String>,
+        #[graphql(desc = "Page size from the end (before `before`): 0 to 100, larger is clamped to 100. Give `first` or `last`.")]
         last: Option<i32>,
-        before: Option<String>,
+        #[graphql(desc = "Cursor of this list and order (`pageInfo.startCursor`): the items before it. Only with `last`.")] before: Option<
+            String,
+        >,
     ) -> async_graphql::Result<Conn<Campaign>> {
         let p = ctx.principal()?;
         let f = filter.unwrap_or_default();
         let sf = StoreFilter {
-            channels: f.channel.map(|v| codes(&v)),
+            channels: filter::codes(ctx, &["filter", "channel"], Known::Channel, f.channel).await?,
             kinds: f.kind.map(|v| {
                 v.into_iter()
                     .map(|k| crate::domain::vocab::CampaignKind::from(k).as_str().to_owned())
@@ -263,7 +323,12 @@ impl CampaignQuery {
         ))
     }
 
-    async fn campaign(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Option<Campaign>> {
+    /// One campaign by its ID; null when no campaign of the workspace has it. Any role.
+    async fn campaign(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The campaign's global ID (`Campaign.id`); a malformed ID or one of another type is NOT_FOUND.")] id: ID,
+    ) -> async_graphql::Result<Option<Campaign>> {
         let p = ctx.principal()?;
         let id = ids::decode(NodeType::Campaign, &id).gql()?;
         Ok(store::by_id::<campaign::Entity>(&ctx.db().conn, p.workspace_id, id)
@@ -272,7 +337,12 @@ impl CampaignQuery {
             .map(Campaign))
     }
 
-    async fn campaign_by_external_id(&self, ctx: &Context<'_>, external_id: String) -> async_graphql::Result<Option<Campaign>> {
+    /// The campaign with this source-system ID; null when there is none. Any role.
+    async fn campaign_by_external_id(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The source system's ID (`Campaign.externalId`), matched exactly.")] external_id: String,
+    ) -> async_graphql::Result<Option<Campaign>> {
         let p = ctx.principal()?;
         Ok(store::campaign::by_external_id(&ctx.db().conn, p.workspace_id, &external_id)
             .await
@@ -281,77 +351,116 @@ impl CampaignQuery {
     }
 }
 
+/// A new campaign. Money is in the workspace currency: not negative, at most 2 decimal places.
 #[derive(InputObject)]
 pub struct CreateCampaignInput {
+    /// The source system's ID, unique in the workspace (TAKEN otherwise).
     pub external_id: Option<String>,
+    /// The campaign's name; not blank (REQUIRED).
     pub name: String,
-    /// A code of the workspace's channel vocabulary (case-insensitive).
+    /// A code of the workspace's channel vocabulary, case-insensitive ("paid social" is
+    /// PAID_SOCIAL); another is INVALID, naming the allowed codes.
     pub channel: String,
+    /// The campaign's marketing goal.
     pub kind: CampaignKind,
+    /// Default PLANNED.
     pub status: Option<CampaignStatus>,
+    /// Code for links and forms, unique in the workspace (TAKEN otherwise); trimmed.
     pub tracking_code: Option<String>,
+    /// First day (inclusive).
     pub start_date: Option<Date>,
+    /// Last day (inclusive); not before `startDate` (INVALID).
     pub end_date: Option<Date>,
+    /// The planned spend.
     pub budget: Option<Decimal>,
+    /// The revenue the campaign is forecast to bring (forecast against actual).
     pub expected_revenue: Option<Decimal>,
-    /// The leads the campaign is expected to source.
+    /// The leads the campaign is expected to source; not negative.
     pub expected_leads: Option<i64>,
 }
 
+/// Changes to a campaign: fields left out keep their value, and nullable fields set to null
+/// are cleared. The same rules as `CreateCampaignInput`.
 #[derive(InputObject)]
 pub struct UpdateCampaignInput {
+    /// The campaign's global ID (NOT_FOUND, a top-level error, when unknown).
     pub id: ID,
+    /// A new name; not blank.
     pub name: Option<String>,
+    /// A new channel code (case-insensitive).
     pub channel: Option<String>,
+    /// A new kind.
     pub kind: Option<CampaignKind>,
+    /// A new status.
     pub status: Option<CampaignStatus>,
+    /// A new tracking code; null clears it.
     pub tracking_code: MaybeUndefined<String>,
+    /// A new first day; null clears it.
     pub start_date: MaybeUndefined<Date>,
+    /// A new last day; null clears it.
     pub end_date: MaybeUndefined<Date>,
+    /// A new budget; null clears it.
     pub budget: MaybeUndefined<Decimal>,
+    /// A new expected revenue; null clears it.
     pub expected_revenue: MaybeUndefined<Decimal>,
+    /// A new number of expected leads; null clears it.
     pub expected_leads: MaybeUndefined<i64>,
 }
 
+/// A cost line to add to a campaign.
 #[derive(InputObject)]
 pub struct AddCampaignCostInput {
+    /// The campaign's global ID (NOT_FOUND, a top-level error, when unknown).
     pub campaign_id: ID,
-    /// Case-insensitive; spaces and dashes count as underscores.
+    /// A code of the workspace's cost categories (`viewer.workspace.costCategories`),
+    /// case-insensitive; spaces and dashes count as underscores. Another is INVALID.
     pub category: CostCategory,
-    /// In the workspace currency; a negative amount corrects an earlier line.
+    /// In the workspace currency, at most 2 decimal places; a negative amount corrects an
+    /// earlier line.
     pub amount: Decimal,
+    /// The day the cost was incurred: what KPI ranges select the line by.
     pub incurred_on: Date,
+    /// Free text.
     pub note: Option<String>,
 }
 
+/// The result of `createCampaign` and `updateCampaign`.
 #[derive(SimpleObject)]
 #[graphql(complex)]
 pub struct CampaignPayload {
     #[graphql(skip)]
     pub campaign: Option<campaign::Model>,
+    /// What the caller must fix (field path, message, code: REQUIRED, INVALID, TAKEN); nothing
+    /// is written when not empty.
     pub user_errors: Vec<UserError>,
 }
 
 #[ComplexObject]
 impl CampaignPayload {
+    /// The campaign as stored; null when `userErrors` is not empty.
     async fn campaign(&self) -> Option<Campaign> {
         self.campaign.clone().map(Campaign)
     }
 }
 
+/// The result of `addCampaignCost`.
 #[derive(SimpleObject)]
 #[graphql(complex)]
 pub struct AddCampaignCostPayload {
     #[graphql(skip)]
     pub result: Option<(campaign_cost::Model, campaign::Model)>,
+    /// What the caller must fix (INVALID on `input.category` or `input.amount`); nothing is
+    /// written when not empty.
     pub user_errors: Vec<UserError>,
 }
 
 #[ComplexObject]
 impl AddCampaignCostPayload {
+    /// The new cost line; null when `userErrors` is not empty.
     async fn cost(&self) -> Option<CampaignCost> {
         self.result.as_ref().map(|(c, camp)| CampaignCost(c.clone(), camp.currency.clone()))
     }
+    /// The campaign the line was added to; null when `userErrors` is not empty.
     async fn campaign(&self) -> Option<Campaign> {
         self.result.as_ref().map(|(_, c)| Campaign(c.clone()))
     }
@@ -362,7 +471,12 @@ pub struct CampaignMutation;
 
 #[Object]
 impl CampaignMutation {
-    async fn create_campaign(&self, ctx: &Context<'_>, input: CreateCampaignInput) -> async_graphql::Result<CampaignPayload> {
+    /// Creates a campaign. ADMIN or MARKETING (others: FORBIDDEN).
+    async fn create_campaign(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The new campaign.")] input: CreateCampaignInput,
+    ) -> async_graphql::Result<CampaignPayload> {
         let p = ctx.allowed(Action::WriteMarketing)?;
         let fields = CampaignFields {
             name: Some(input.name),
@@ -380,7 +494,12 @@ impl CampaignMutation {
         Ok(CampaignPayload { campaign, user_errors })
     }
 
-    async fn update_campaign(&self, ctx: &Context<'_>, input: UpdateCampaignInput) -> async_graphql::Result<CampaignPayload> {
+    /// Changes a campaign. ADMIN or MARKETING (others: FORBIDDEN).
+    async fn update_campaign(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The campaign and the fields to change.")] input: UpdateCampaignInput,
+    ) -> async_graphql::Result<CampaignPayload> {
         let p = ctx.allowed(Action::WriteMarketing)?;
         let id = ids::decode(NodeType::Campaign, &input.id).gql()?;
         let fields = CampaignFields {
@@ -399,7 +518,12 @@ impl CampaignMutation {
         Ok(CampaignPayload { campaign, user_errors })
     }
 
-    async fn add_campaign_cost(&self, ctx: &Context<'_>, input: AddCampaignCostInput) -> async_graphql::Result<AddCampaignCostPayload> {
+    /// Adds a cost line to a campaign. ADMIN or MARKETING (others: FORBIDDEN).
+    async fn add_campaign_cost(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The campaign and the cost line.")] input: AddCampaignCostInput,
+    ) -> async_graphql::Result<AddCampaignCostPayload> {
         let p = ctx.allowed(Action::WriteMarketing)?;
         let id = ids::decode(NodeType::Campaign, &input.campaign_id).gql()?;
         let cost = NewCost {

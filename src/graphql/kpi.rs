@@ -15,6 +15,7 @@ use crate::graphql::campaign::Campaign;
 use crate::graphql::context::ContextExt;
 use crate::graphql::enums::{CampaignKind, CostCategory, ReachChannel};
 use crate::graphql::errors::{IntoGql, query_result};
+use crate::graphql::filter::{self, Known};
 use crate::graphql::funnel::FunnelStage;
 use crate::graphql::ids::{self, NodeType};
 use crate::graphql::lead::DateTimeRange;
@@ -24,24 +25,32 @@ use crate::graphql::scalars::{DateTime, Decimal, Money};
 use crate::service::attribution::Model;
 use crate::service::kpi::{self as service, Filter, LeadValue, Range, Reach, RoiReport, SalesCycle};
 
+/// Which leads and campaigns the KPIs count (docs/kpis.md, Conventions: Filters). Conditions
+/// combine with AND; absent conditions count everything. The sales cycle, revenue per
+/// customer contact and attributed revenue are not filtered by persona or owner.
 #[derive(InputObject, Default, Clone)]
+#[graphql(name = "KpiFilterInput")]
 pub struct KpiFilter {
-    /// Leads that are members of this persona (funnel, velocity, value, cost per lead).
+    /// Leads that are members of this persona (global ID; NOT_FOUND when malformed or of
+    /// another type): conversion, flow, stage velocity, value, reach, the snapshot, cost per
+    /// lead and MQL, and a campaign's activity.
     pub persona_id: Option<ID>,
-    /// Leads owned by this user.
+    /// Leads owned by this user (global ID), with the same reach as `personaId`.
     pub owner_id: Option<ID>,
-    /// Campaigns of this channel (ROI).
+    /// Campaigns of this channel code, case-insensitive (ROI report). A code the workspace's
+    /// channel vocabulary lacks is BAD_USER_INPUT (UNKNOWN_VALUE) naming the allowed ones.
     pub channel: Option<String>,
-    /// Campaigns of this kind (ROI).
+    /// Campaigns of this kind (ROI report).
     pub campaign_kind: Option<CampaignKind>,
 }
 
-fn filter_of(f: Option<KpiFilter>) -> async_graphql::Result<Filter> {
+async fn filter_of(ctx: &Context<'_>, f: Option<KpiFilter>) -> async_graphql::Result<Filter> {
     let f = f.unwrap_or_default();
+    let channel = filter::codes(ctx, &["filter", "channel"], Known::Channel, f.channel.map(|c| vec![c])).await?;
     Ok(Filter {
         persona_id: f.persona_id.map(|id| ids::decode(NodeType::Persona, &id)).transpose().gql()?,
         owner_id: f.owner_id.map(|id| ids::decode(NodeType::User, &id)).transpose().gql()?,
-        channel: f.channel.and_then(|c| crate::domain::vocab::normalize_code(&c)),
+        channel: channel.and_then(|c| c.into_iter().next()),
         campaign_kind: f
             .campaign_kind
             .map(|k| crate::domain::vocab::CampaignKind::from(k).as_str().to_owned()),
@@ -64,36 +73,44 @@ fn money(d: Dec, currency: &str) -> Money {
     }
 }
 
-/// Conversion from a success-path stage to the next (or, last, from the first to the last).
 pub struct StageConversionRow(StageConversion);
 
+/// Conversion from a success-path stage to the next (or, in the last row, from the first
+/// success-path stage to the last: Lead -> Customer). docs/kpis.md, Conversion.
 #[Object(name = "StageConversion")]
 impl StageConversionRow {
+    /// The stage the cohort entered.
     async fn stage(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<FunnelStage>> {
         stage(ctx, self.0.stage).await
     }
+    /// The next success-path stage (the last one in the Lead -> Customer row).
     async fn next(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<FunnelStage>> {
         stage(ctx, self.0.next).await
     }
-    /// Leads that entered `stage` in the range.
+    /// Leads that entered `stage` in [from, to), each counted once by its first entry in the
+    /// range.
     async fn cohort(&self) -> i64 {
         self.0.cohort
     }
-    /// Of them, those that later (by `asOf`) entered `next` or a later success-path stage.
+    /// Of them, those that entered `next` or a later success-path stage at or after that
+    /// entry and before `asOf` (a skipped stage converts too; a side stage does not).
     async fn converted(&self) -> i64 {
         self.0.converted
     }
-    /// converted / cohort, 4 places; null for an empty cohort.
+    /// converted / cohort, rounded half away from zero to 4 decimal places (a fraction, 0 to
+    /// 1); null for an empty cohort.
     async fn rate(&self) -> Option<Decimal> {
         self.0.rate.map(Decimal)
     }
 }
 
-/// A success-path stage now.
 pub struct SnapshotRow(crate::domain::kpi::SnapshotRow);
 
+/// A success-path stage as the funnel stands now, from each lead's current stage (docs/kpis.md,
+/// Funnel snapshot). Leads in side stages count in no row.
 #[Object(name = "FunnelSnapshotRow")]
 impl SnapshotRow {
+    /// The stage.
     async fn stage(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<FunnelStage>> {
         stage(ctx, self.0.stage).await
     }
@@ -105,7 +122,8 @@ impl SnapshotRow {
     async fn reached(&self) -> i64 {
         self.0.reached
     }
-    /// reached / the previous stage's reached, 4 places; null for the first stage.
+    /// reached / the previous stage's reached, a fraction to 4 decimal places (half away from
+    /// zero); null for the first stage and when the previous stage was reached by nobody.
     async fn conversion_from_previous(&self) -> Option<Decimal> {
         self.0.conversion.map(Decimal)
     }
@@ -113,27 +131,32 @@ impl SnapshotRow {
 
 pub struct StageFlowRow(StageFlow);
 
+/// Moves into and out of one stage in [from, to), and the leads in it before and after
+/// (docs/kpis.md, Flow). balanceTo = balanceFrom + inflow - toNext - toSide - toOther.
 #[Object(name = "StageFlow")]
 impl StageFlowRow {
+    /// The stage (every stage of the funnel, side stages included, in funnel order).
     async fn stage(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<FunnelStage>> {
         stage(ctx, self.0.stage).await
     }
+    /// Moves into the stage in the range (a lead entering twice counts twice).
     async fn inflow(&self) -> i64 {
         self.0.inflow
     }
-    /// To the next success-path stage.
+    /// Moves out of the stage into the next success-path stage in the range.
     async fn to_next(&self) -> i64 {
         self.0.to_next
     }
-    /// To a side stage (Nurture, Disqualified).
+    /// Moves out of the stage into a side stage (Nurture, Disqualified) in the range.
     async fn to_side(&self) -> i64 {
         self.0.to_side
     }
-    /// Anywhere else: back, or skipping ahead.
+    /// Moves out of the stage anywhere else in the range: back, skipping ahead, or from a side
+    /// stage onto the success path.
     async fn to_other(&self) -> i64 {
         self.0.to_other
     }
-    /// Leads in the stage just before `from`.
+    /// Leads in the stage just before `from` (from stage history: valid for any past date).
     async fn balance_from(&self) -> i64 {
         self.0.balance_from
     }
@@ -145,38 +168,52 @@ impl StageFlowRow {
 
 pub struct StageVelocityRow(StageVelocity);
 
+/// Days from entering a success-path stage to moving on to a later one, for the moves onward
+/// made in [from, to) (docs/kpis.md, Velocity).
 #[Object(name = "StageVelocity")]
 impl StageVelocityRow {
-    /// The stage left (Lead for the Lead -> Customer figure).
+    /// The stage left (the first success-path stage for the Lead -> Customer figure).
     async fn stage(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<FunnelStage>> {
         stage(ctx, self.0.stage).await
     }
-    /// Moves onward in the range.
+    /// Moves onward in the range that count for the stage (a move skipping stages counts for
+    /// the stage left; a re-entry from a side stage does not count).
     async fn moves(&self) -> i64 {
         self.0.moves
     }
+    /// Median of the moves' durations in days (seconds / 86,400; an even count takes the mean
+    /// of the middle two), 4 decimal places; null without moves.
     async fn median_days(&self) -> Option<Decimal> {
         self.0.median_days.map(Decimal)
     }
+    /// Mean of the moves' durations in days, 4 decimal places; null without moves.
     async fn mean_days(&self) -> Option<Decimal> {
         self.0.mean_days.map(Decimal)
     }
 }
 
-/// Deals closed in the range: cycle length, win rate and sales velocity.
+/// The deals (in the workspace currency) closed in the range: cycle length, win rate and sales
+/// velocity (docs/kpis.md, Velocity: Sales cycle). Not filtered by persona or owner.
 #[derive(SimpleObject)]
 pub struct SalesCycleReport {
+    /// Opportunities closed WON in the range.
     pub won: i64,
+    /// Opportunities closed LOST in the range.
     pub lost: i64,
-    /// Open deals now.
+    /// Opportunities OPEN now, whatever the range.
     pub open: i64,
-    /// Days from createdAt to closedAt of the won deals.
+    /// Median days from createdAt to closedAt of the won deals, 4 decimal places; null
+    /// without a won deal.
     pub median_days: Option<Decimal>,
+    /// Mean days from createdAt to closedAt of the won deals, 4 decimal places; null without
+    /// a won deal.
     pub mean_days: Option<Decimal>,
-    /// won / (won + lost).
+    /// won / (won + lost), a fraction to 4 decimal places; null when neither.
     pub win_rate: Option<Decimal>,
+    /// Mean amount of the won deals, to the cent; null without a won deal.
     pub average_won_amount: Option<Money>,
-    /// open x average won amount x win rate / mean cycle days: revenue per day.
+    /// Revenue per day: open x average won amount x win rate / mean cycle days (the exact
+    /// mean), to the cent; null without a won deal or with a mean cycle of 0.
     pub sales_velocity: Option<Money>,
 }
 
@@ -212,19 +249,22 @@ impl VelocityReport {
     }
 }
 
+/// How fast leads move through the funnel in a range, and how long deals take to close
+/// (docs/kpis.md, Velocity).
 #[Object(name = "Velocity")]
 impl VelocityReport {
-    /// Per success-path stage (but the last): days to the next.
+    /// Per success-path stage (but the last), in funnel order: days to a later one.
     async fn stages(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<StageVelocityRow>> {
         let rows = self.stage_rows(ctx).await?;
         let n = rows.len().saturating_sub(1);
         Ok(rows[..n].iter().cloned().map(StageVelocityRow).collect())
     }
-    /// From entering the first success-path stage to entering the last.
+    /// For every move in the range into the last success-path stage, the days since the lead
+    /// first entered the first one; null when the funnel has fewer than two success-path stages.
     async fn lead_to_customer(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<StageVelocityRow>> {
         Ok(self.stage_rows(ctx).await?.last().cloned().map(StageVelocityRow))
     }
-    /// Deals closed in the range (not filtered by persona or owner).
+    /// Deals closed in the range (not filtered by persona or owner; workspace currency only).
     async fn sales_cycle(&self, ctx: &Context<'_>) -> async_graphql::Result<SalesCycleReport> {
         let r = &self.range;
         let key = format!("sales cycle {:?}", (r.from, r.to));
@@ -235,28 +275,37 @@ impl VelocityReport {
 
 pub struct LeadValueReport(Arc<LeadValue>);
 
+/// What one lead in a success-path stage is worth (docs/kpis.md, Value).
 #[derive(SimpleObject)]
 #[graphql(complex)]
 pub struct StageLeadValue {
     #[graphql(skip)]
     stage_id: i64,
-    /// P(reaching the last success-path stage | entered this one), in the reference window.
+    /// P(reaching the last success-path stage | entered this one) in the reference window: of
+    /// the leads that first entered the stage in the window, the share that entered the last
+    /// success-path stage before `to`. A fraction to 4 decimal places; 1 for the last stage;
+    /// null when no lead entered the stage in the window.
     pub probability: Option<Decimal>,
-    /// The expected revenue of one lead in the stage.
+    /// The expected revenue of one lead in the stage: probability (exact) x revenue per
+    /// customer contact, in the workspace currency to the cent; null when either is null.
     pub value: Option<Money>,
-    /// Leads in the stage at `to`.
+    /// Leads whose stage just before `to` is this one.
     pub leads: i64,
 }
 
 #[async_graphql::ComplexObject]
 impl StageLeadValue {
+    /// The stage.
     async fn stage(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<FunnelStage>> {
         stage(ctx, self.stage_id).await
     }
 }
 
+/// What a lead in each success-path stage and the whole lead database are worth at `to`,
+/// from the reference window [to - 365 days, to) (docs/kpis.md, Value).
 #[Object(name = "LeadValue")]
 impl LeadValueReport {
+    /// One row per success-path stage, in funnel order.
     async fn stages(&self) -> Vec<StageLeadValue> {
         let c = &self.0.currency;
         self.0
@@ -270,33 +319,40 @@ impl LeadValueReport {
             })
             .collect()
     }
-    /// Won revenue of the reference window split equally over each deal's buying center,
-    /// averaged over those contacts.
+    /// The won deals closed in the reference window (workspace currency, with a buying center):
+    /// their amounts summed / the number of distinct contacts in their buying centers, to the
+    /// cent; null when there is no such deal. Not filtered by persona or owner.
     async fn revenue_per_customer_contact(&self) -> Option<Money> {
         self.0.revenue_per_customer_contact.map(|d| money(d, &self.0.currency))
     }
-    /// Sum over the stages of leads x value.
+    /// Sum over the success-path stages of leads x value (exact, rounded once to the cent);
+    /// leads in side stages add nothing.
     async fn database_value(&self) -> Money {
         money(self.0.database_value, &self.0.currency)
     }
-    /// Start of the reference window (365 days before `to`).
+    /// Start of the reference window: 365 days before `to` (UTC).
     async fn window_from(&self) -> DateTime {
         self.0.window_from.into()
     }
 }
 
-/// ROI figures of a campaign, a channel or all campaigns.
+/// ROI figures of a campaign, a channel or all campaigns over a range (docs/kpis.md, ROI).
+/// Money in the workspace currency to the cent; ratios to 4 decimal places, half away from
+/// zero.
 #[derive(SimpleObject)]
 pub struct RoiFigures {
-    /// Attributed revenue.
+    /// Attributed revenue: won deals closed in the range credited by the report's model
+    /// (their paths may start before `from`).
     pub revenue: Money,
-    /// Cost lines dated in the range.
+    /// Cost lines dated in the range (0.00 without any).
     pub costs: Money,
-    /// revenue x the workspace's cost-of-goods ratio.
+    /// revenue x the workspace's cost-of-goods ratio (setting `costOfGoodsRatio`, default 0).
     pub production_costs: Money,
-    /// (revenue - production costs - costs) / costs; null without costs.
+    /// (revenue - production costs - costs) / costs, e.g. 2.5 for 250 %; null when costs are 0.
     pub roi: Option<Decimal>,
+    /// revenue / costs; null when costs are 0.
     pub revenue_per_cost: Option<Decimal>,
+    /// costs / revenue; null when revenue is 0.
     pub cost_per_revenue: Option<Decimal>,
 }
 
@@ -377,14 +433,18 @@ impl CampaignPerformance {
     }
 }
 
-/// A campaign's costs of one category.
+/// A campaign's costs of one category in the range.
 #[derive(SimpleObject)]
 pub struct CategoryCost {
+    /// A cost category code.
     pub category: CostCategory,
+    /// The sum of the category's lines dated in the range, in the workspace currency.
     pub amount: Money,
 }
 
-/// An e-mail campaign's statistics over distinct leads.
+/// An e-mail campaign's statistics over the distinct leads of its touchpoints in the range
+/// (docs/kpis.md, E-mail statistics). Rates are fractions to 4 decimal places, null when the
+/// divisor is 0.
 #[derive(SimpleObject)]
 pub struct EmailStatistics {
     /// Leads sent the e-mail (EMAIL_SENT) in the range.
@@ -447,11 +507,15 @@ pub async fn campaign_performance(
         }))
 }
 
+/// One campaign's closed loop over a range: a row of the ROI report (docs/kpis.md, Campaign
+/// performance). Money in the workspace currency, to the cent.
 #[Object]
 impl CampaignPerformance {
+    /// The campaign.
     async fn campaign(&self) -> Campaign {
         Campaign(self.row().campaign.clone())
     }
+    /// Attributed revenue, costs, ROI and the cost ratios.
     async fn figures(&self) -> RoiFigures {
         figures(&self.row().roi, &self.report.currency)
     }
@@ -466,7 +530,8 @@ impl CampaignPerformance {
             })
             .collect()
     }
-    /// Attributed conversions (fractional deals).
+    /// Attributed conversions: the fractional deals the model credits to the campaign, 6
+    /// decimal places (each deal split in millionths).
     async fn conversions(&self) -> Decimal {
         Decimal(self.row().conversions)
     }
@@ -474,15 +539,17 @@ impl CampaignPerformance {
     async fn deals_won(&self) -> i64 {
         self.row().deals_won
     }
-    /// Leads whose first touchpoint of all was on this campaign, in the range.
+    /// Leads whose first touchpoint of all was on this campaign and lies in the range (filtered
+    /// by persona and owner).
     async fn leads_sourced(&self, ctx: &Context<'_>) -> async_graphql::Result<i64> {
         Ok(self.sourced(ctx).await?.leads)
     }
-    /// Of them, those handed to sales.
+    /// Of the sourced leads, those ever handed to sales (any handoff, whatever its status or
+    /// date).
     async fn mqls(&self, ctx: &Context<'_>) -> async_graphql::Result<i64> {
         Ok(self.sourced(ctx).await?.mqls)
     }
-    /// Of them, those that entered the SQL stage.
+    /// Of the sourced leads, those that ever entered the stage with key SQL.
     async fn sqls(&self, ctx: &Context<'_>) -> async_graphql::Result<i64> {
         Ok(self.sourced(ctx).await?.sqls)
     }
@@ -512,62 +579,72 @@ impl CampaignPerformance {
             .or_else(|| on_email.then(|| crate::domain::reach::EmailStats::new(0, 0, 0, 0)))
             .map(Into::into))
     }
-    /// Costs / leads sourced.
+    /// Costs / leads sourced, to the cent; null without sourced leads.
     async fn cost_per_lead(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Money>> {
         let s = self.sourced(ctx).await?;
         Ok(self.row().cost_per_lead(s).map(|d| self.money(d)))
     }
-    /// Costs / sourced leads handed to sales.
+    /// Costs / MQLs (sourced leads handed to sales), to the cent; null without any.
     async fn cost_per_mql(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Money>> {
         let s = self.sourced(ctx).await?;
         Ok(self.row().cost_per_mql(s).map(|d| self.money(d)))
     }
-    /// Costs / the exact attributed conversions (not the rounded `conversions`), to cents.
+    /// Costs / the exact attributed conversions (not the rounded `conversions`), rounded once
+    /// to the cent; null without conversions.
     async fn cost_per_order(&self) -> Option<Money> {
         self.row().cost_per_order.map(|d| self.money(d))
     }
-    /// The campaign's whole expected revenue.
+    /// The campaign's whole expected revenue (not pro-rated to the range); null when not set.
     async fn expected_revenue(&self) -> Option<Money> {
         self.row().expected_revenue.map(|d| self.money(d))
     }
-    /// Attributed revenue - expected revenue.
+    /// Attributed revenue - expected revenue (negative: short of the forecast); null without
+    /// an expected revenue.
     async fn forecast_difference(&self) -> Option<Money> {
         self.row().forecast_difference.map(|d| self.money(d))
     }
-    /// Attributed revenue / expected revenue.
+    /// Attributed revenue / expected revenue, 4 decimal places; null without an expected
+    /// revenue or when it is 0.
     async fn forecast_ratio(&self) -> Option<Decimal> {
         self.row().forecast_ratio.map(Decimal)
     }
-    /// The leads the campaign is expected to source.
+    /// The leads the campaign is expected to source; null when not set.
     async fn expected_leads(&self) -> Option<i64> {
         self.row().campaign.expected_leads
     }
-    /// Leads sourced - expected leads.
+    /// Leads sourced - expected leads; null without expected leads.
     async fn leads_difference(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<i64>> {
         let s = self.sourced(ctx).await?;
         Ok(self.row().leads_forecast(s).0)
     }
-    /// Leads sourced / expected leads; null without a forecast or when it is 0.
+    /// Leads sourced / expected leads, 4 decimal places; null without a forecast or when it
+    /// is 0.
     async fn leads_ratio(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Decimal>> {
         let s = self.sourced(ctx).await?;
         Ok(self.row().leads_forecast(s).1.map(Decimal))
     }
 }
 
+/// ROI of one channel: revenue and costs summed over its campaigns, then the ratios.
 #[derive(SimpleObject)]
 pub struct ChannelRoi {
+    /// The channel code.
     pub channel: String,
+    /// The channel's summed figures.
     pub figures: RoiFigures,
 }
 
 pub struct CampaignRoiReport(Arc<RoiReport>);
 
+/// ROI per campaign, per channel and overall over a range (docs/kpis.md, ROI). NO_CAMPAIGN
+/// and UNATTRIBUTED revenue belong to no campaign and are in none of the sums.
 #[Object(name = "CampaignRoiReport")]
 impl CampaignRoiReport {
+    /// The attribution model of the revenue.
     async fn model(&self) -> AttributionModelKind {
         self.0.model.kind().into()
     }
-    /// By attributed revenue, largest first.
+    /// The campaigns the filter keeps, by attributed revenue, largest first.
     async fn campaigns(&self) -> Vec<CampaignPerformance> {
         let shared = Arc::<SharedReports>::default();
         (0..self.0.campaigns.len())
@@ -578,7 +655,8 @@ impl CampaignRoiReport {
             })
             .collect()
     }
-    /// Revenue and costs summed over each channel's campaigns first.
+    /// Per channel, by revenue, largest first: revenue and costs summed over the channel's
+    /// campaigns first, then the ratios.
     async fn channels(&self) -> Vec<ChannelRoi> {
         self.0
             .channels
@@ -589,17 +667,21 @@ impl CampaignRoiReport {
             })
             .collect()
     }
+    /// All the kept campaigns summed, then the ratios.
     async fn total(&self) -> RoiFigures {
         figures(&self.0.total, &self.0.currency)
     }
 }
 
-/// How many leads can be contacted on one channel.
+/// How many leads can be contacted on one channel (docs/kpis.md, Reach).
 #[derive(SimpleObject)]
 pub struct ChannelReach {
+    /// The channel.
     pub channel: ReachChannel,
+    /// Leads with the channel's contact data and consent given (for EMAIL also neither
+    /// bounced nor unsubscribed before the moment).
     pub reachable: i64,
-    /// reachable / leads, 4 places; null without leads.
+    /// reachable / leads counted, a fraction to 4 decimal places; null without leads.
     pub share: Option<Decimal>,
 }
 
@@ -619,13 +701,15 @@ fn channel_rows(rows: &[crate::domain::reach::ChannelReach]) -> Vec<ChannelReach
 pub struct PersonaReach {
     #[graphql(skip)]
     persona_id: i64,
-    /// Member leads counted.
+    /// Member leads counted (created before the moment, kept by the filter).
     pub leads: i64,
+    /// Reach per channel among them.
     pub channels: Vec<ChannelReach>,
 }
 
 #[async_graphql::ComplexObject]
 impl PersonaReach {
+    /// The persona.
     async fn persona(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Persona>> {
         Ok(ctx
             .data_unchecked::<Loaders>()
@@ -637,6 +721,8 @@ impl PersonaReach {
 
 pub struct ReachReport(Arc<Reach>);
 
+/// How many leads can be contacted, per channel, just before a moment (docs/kpis.md, Reach).
+/// Consents and contact data are today's; bounces and unsubscribes are taken at the moment.
 #[Object(name = "Reach")]
 impl ReachReport {
     /// The moment reach is measured at (just before it).
@@ -665,12 +751,15 @@ impl ReachReport {
     }
 }
 
-/// A KPI time bucket.
+/// A KPI time bucket: where `rpm` cuts its range into periods (UTC calendar boundaries; the
+/// first and last period are clipped to the range; at most 366 periods).
 #[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
 pub enum KpiBucket {
-    /// ISO weeks (Monday 00:00 UTC).
+    /// ISO weeks, from Monday 00:00 UTC.
     Week,
+    /// Calendar months, from the 1st 00:00 UTC.
     Month,
+    /// Calendar quarters, from 1 January, April, July and October 00:00 UTC.
     Quarter,
 }
 
@@ -692,11 +781,15 @@ pub struct Rpm {
     model: Option<AttributionModelInput>,
 }
 
+/// Every Revenue Performance Management KPI of one range and filter (docs/kpis.md); each
+/// section is computed only when selected. Stocks (reach, value) are taken at `to`.
 #[Object(name = "Rpm")]
 impl Rpm {
+    /// Start of the period (inclusive, UTC).
     async fn from(&self) -> DateTime {
         self.range.0.into()
     }
+    /// End of the period (exclusive, UTC).
     async fn to(&self) -> DateTime {
         self.range.1.into()
     }
@@ -719,21 +812,27 @@ impl Rpm {
         };
         Ok(cuts.into_iter().map(|r| self.period(r)).collect())
     }
+    /// Reach just before `to` (as the `reach` query).
     async fn reach(&self, ctx: &Context<'_>) -> async_graphql::Result<ReachReport> {
         KpiQuery.reach(ctx, Some(self.range.1.into()), self.filter.clone()).await
     }
+    /// Conversion of the period's cohorts by now (as `funnelConversion` without `asOf`).
     async fn conversion(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<StageConversionRow>> {
         KpiQuery.funnel_conversion(ctx, self.dtr(), None, self.filter.clone()).await
     }
+    /// Flow per stage (as `funnelFlow`).
     async fn flow(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<StageFlowRow>> {
         KpiQuery.funnel_flow(ctx, self.dtr(), self.filter.clone()).await
     }
+    /// Velocity and the sales cycle (as `velocity`).
     async fn velocity(&self, ctx: &Context<'_>) -> async_graphql::Result<VelocityReport> {
         KpiQuery.velocity(ctx, self.dtr(), self.filter.clone()).await
     }
+    /// Lead value at `to` (as `leadValue`).
     async fn value(&self, ctx: &Context<'_>) -> async_graphql::Result<LeadValueReport> {
         KpiQuery.lead_value(ctx, Some(self.range.1.into()), self.filter.clone()).await
     }
+    /// ROI with the query's model (as `campaignRoi`).
     async fn roi(&self, ctx: &Context<'_>) -> async_graphql::Result<CampaignRoiReport> {
         KpiQuery
             .campaign_roi(ctx, self.dtr(), self.model.clone(), self.filter.clone())
@@ -766,19 +865,23 @@ pub struct KpiQuery;
 #[Object]
 impl KpiQuery {
     /// The Revenue Performance Management KPIs of a range (docs/kpis.md): conversion, flow,
-    /// velocity, value and ROI.
+    /// velocity, value, reach and ROI, as a whole or per period. Any role; every section is
+    /// cached until the workspace's data change.
     async fn rpm(
         &self,
         ctx: &Context<'_>,
+        #[graphql(
+            desc = "The period [from, to) in UTC; both bounds are required and `to` must be after `from` (BAD_USER_INPUT otherwise)."
+        )]
         range: DateTimeRange,
-        filter: Option<KpiFilter>,
+        #[graphql(desc = "Which leads and campaigns count (default: all).")] filter: Option<KpiFilter>,
         #[graphql(desc = "Cuts the range into periods (`Rpm.periods`): a time series of every KPI.")] bucket: Option<KpiBucket>,
         #[graphql(desc = "The attribution model of the ROI section (default LINEAR).")] model: Option<AttributionModelInput>,
     ) -> async_graphql::Result<Rpm> {
         ctx.principal()?;
         let r = range_of(range)?;
         // Checked here too, so that a bad filter fails at once and not per section.
-        filter_of(filter.clone())?;
+        filter_of(ctx, filter.clone()).await?;
         Ok(Rpm {
             range: (r.from, r.to),
             bucket,
@@ -789,10 +892,15 @@ impl KpiQuery {
 
     /// How many leads can be contacted on each channel just before `to` (default now): contact
     /// data present, consent given and not withdrawn, and for e-mail neither bounced nor
-    /// unsubscribed (docs/kpis.md, Reach). Overall and per persona.
-    async fn reach(&self, ctx: &Context<'_>, to: Option<DateTime>, filter: Option<KpiFilter>) -> async_graphql::Result<ReachReport> {
+    /// unsubscribed (docs/kpis.md, Reach). Overall and per persona. Any role.
+    async fn reach(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The moment reach is measured just before (default now).")] to: Option<DateTime>,
+        #[graphql(desc = "Which leads and campaigns count (default: all).")] filter: Option<KpiFilter>,
+    ) -> async_graphql::Result<ReachReport> {
         let p = ctx.principal()?;
-        let f = filter_of(filter)?;
+        let f = filter_of(ctx, filter).await?;
         let key = format!("reach {:?} {f:?}", to.as_ref().map(|t| t.0));
         let to = to.map_or_else(Utc::now, |t| t.0);
         Ok(ReachReport(
@@ -802,17 +910,18 @@ impl KpiQuery {
 
     /// Conversion per success-path stage: of the leads that entered it in the range, those that
     /// later entered a later success-path stage by `asOf` (default now); the last entry is
-    /// Lead -> Customer.
+    /// Lead -> Customer (docs/kpis.md, Conversion). Any role.
     async fn funnel_conversion(
         &self,
         ctx: &Context<'_>,
+        #[graphql(desc = "The period [from, to) in UTC in which the cohorts entered their stage; both bounds are required.")]
         range: DateTimeRange,
-        as_of: Option<DateTime>,
-        filter: Option<KpiFilter>,
+        #[graphql(desc = "Moves onward count until this moment (default now); it may lie after `to`.")] as_of: Option<DateTime>,
+        #[graphql(desc = "Which leads and campaigns count (default: all).")] filter: Option<KpiFilter>,
     ) -> async_graphql::Result<Vec<StageConversionRow>> {
         let p = ctx.principal()?;
         let r = range_of(range)?;
-        let f = filter_of(filter)?;
+        let f = filter_of(ctx, filter).await?;
         // Without `asOf` the answer is "by now", which only a write can change: cached as such.
         let key = format!("conversion {:?} {:?} {f:?}", (r.from, r.to), as_of.as_ref().map(|t| t.0));
         let as_of = as_of.map_or_else(Utc::now, |t| t.0);
@@ -823,24 +932,33 @@ impl KpiQuery {
 
     /// The funnel as it stands: per success-path stage, the leads in it and those that reached
     /// it (now in it or a later success-path stage), and the conversion from the previous one.
-    async fn funnel_snapshot(&self, ctx: &Context<'_>, filter: Option<KpiFilter>) -> async_graphql::Result<Vec<SnapshotRow>> {
+    /// Any role.
+    async fn funnel_snapshot(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Which leads count (persona and owner; default: all).")] filter: Option<KpiFilter>,
+    ) -> async_graphql::Result<Vec<SnapshotRow>> {
         let p = ctx.principal()?;
-        let f = filter_of(filter)?;
+        let f = filter_of(ctx, filter).await?;
         let key = format!("snapshot {f:?}");
         let rows = cached(ctx, p.workspace_id, key, service::snapshot(&ctx.db().conn, p.workspace_id, &f)).await?;
         Ok(rows.iter().cloned().map(SnapshotRow).collect())
     }
 
-    /// Moves in and out of every stage in the range, and its balance before and after.
+    /// Moves in and out of every stage in the range, and its balance before and after
+    /// (docs/kpis.md, Flow). Any role.
     async fn funnel_flow(
         &self,
         ctx: &Context<'_>,
+        #[graphql(
+            desc = "The period [from, to) in UTC; both bounds are required and `to` must be after `from` (BAD_USER_INPUT otherwise)."
+        )]
         range: DateTimeRange,
-        filter: Option<KpiFilter>,
+        #[graphql(desc = "Which leads and campaigns count (default: all).")] filter: Option<KpiFilter>,
     ) -> async_graphql::Result<Vec<StageFlowRow>> {
         let p = ctx.principal()?;
         let r = range_of(range)?;
-        let f = filter_of(filter)?;
+        let f = filter_of(ctx, filter).await?;
         let key = format!("flow {:?} {f:?}", (r.from, r.to));
         let h = history(ctx, p.workspace_id, &f).await?;
         let rows = cached(ctx, p.workspace_id, key, async { Ok(service::flow(&h, &r)) }).await?;
@@ -848,11 +966,19 @@ impl KpiQuery {
     }
 
     /// Days per funnel stage, lead to customer, and the sales cycle of the deals closed in the
-    /// range.
-    async fn velocity(&self, ctx: &Context<'_>, range: DateTimeRange, filter: Option<KpiFilter>) -> async_graphql::Result<VelocityReport> {
+    /// range (docs/kpis.md, Velocity). Any role.
+    async fn velocity(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(
+            desc = "The period [from, to) in UTC; both bounds are required and `to` must be after `from` (BAD_USER_INPUT otherwise)."
+        )]
+        range: DateTimeRange,
+        #[graphql(desc = "Which leads and campaigns count (default: all).")] filter: Option<KpiFilter>,
+    ) -> async_graphql::Result<VelocityReport> {
         let p = ctx.principal()?;
         let r = range_of(range)?;
-        let f = filter_of(filter)?;
+        let f = filter_of(ctx, filter).await?;
         Ok(VelocityReport {
             ws: p.workspace_id,
             range: r,
@@ -861,15 +987,17 @@ impl KpiQuery {
     }
 
     /// What a lead in each success-path stage is worth, and the whole database, at `to`
-    /// (default now), from the 365 days before it.
+    /// (default now), from the 365 days before it (docs/kpis.md, Value). Any role.
     async fn lead_value(
         &self,
         ctx: &Context<'_>,
-        to: Option<DateTime>,
-        filter: Option<KpiFilter>,
+        #[graphql(desc = "The moment of the valuation (default now); the reference window is the 365 days before it.")] to: Option<
+            DateTime,
+        >,
+        #[graphql(desc = "Which leads and campaigns count (default: all).")] filter: Option<KpiFilter>,
     ) -> async_graphql::Result<LeadValueReport> {
         let p = ctx.principal()?;
-        let f = filter_of(filter)?;
+        let f = filter_of(ctx, filter).await?;
         let key = format!("value {:?} {f:?}", to.as_ref().map(|t| t.0));
         let to = to.map_or_else(Utc::now, |t| t.0);
         let h = history(ctx, p.workspace_id, &f).await?;
@@ -885,17 +1013,20 @@ impl KpiQuery {
     }
 
     /// ROI, cost per lead, MQL and order, and forecast against actual, per campaign, summed
-    /// per channel and overall, with an attribution model (default LINEAR).
+    /// per channel and overall, with an attribution model (docs/kpis.md, ROI). Any role.
     async fn campaign_roi(
         &self,
         ctx: &Context<'_>,
+        #[graphql(
+            desc = "The period [from, to) in UTC; both bounds are required and `to` must be after `from` (BAD_USER_INPUT otherwise)."
+        )]
         range: DateTimeRange,
-        model: Option<AttributionModelInput>,
-        filter: Option<KpiFilter>,
+        #[graphql(desc = "The attribution model of the revenue (default LINEAR).")] model: Option<AttributionModelInput>,
+        #[graphql(desc = "Which leads and campaigns count (default: all).")] filter: Option<KpiFilter>,
     ) -> async_graphql::Result<CampaignRoiReport> {
         let p = ctx.principal()?;
         let r = range_of(range)?;
-        let f = filter_of(filter)?;
+        let f = filter_of(ctx, filter).await?;
         let model = match model {
             Some(m) => model_of(ctx, m, "model").await?,
             None => Model::Rule(crate::domain::attribution::Rule::Linear),

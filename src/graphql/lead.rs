@@ -8,6 +8,7 @@ use crate::graphql::account::Account;
 use crate::graphql::context::ContextExt;
 use crate::graphql::enums::{LifecycleStatus, ReachChannel};
 use crate::graphql::errors::{IntoGql, UserError, split};
+use crate::graphql::filter::{self, Known};
 use crate::graphql::funnel::FunnelStage;
 use crate::graphql::handoff::Handoff;
 use crate::graphql::ids::{self, NodeType};
@@ -22,7 +23,7 @@ use crate::graphql::scalars::DateTime;
 use crate::graphql::scoring::{Grade, LeadScore, ScoreBreakdown, ScoringCell};
 use crate::graphql::touchpoint::{Touchpoint, TouchpointOrder, touchpoint_key};
 use crate::graphql::user::User;
-use crate::graphql::{codes, decode_opt, patch, patch_id};
+use crate::graphql::{decode_opt, patch, patch_id};
 use crate::service::lead::{LeadFields, UpsertLead};
 use crate::store::page::{CursorKey, PageRows, Sort, SortValue, fetch_page, page_in_memory};
 use crate::store::{self, lead::LeadFilter as StoreFilter};
@@ -542,7 +543,7 @@ pub async fn store_filter(ctx: &Context<'_>, f: LeadFilter) -> async_graphql::Re
     };
     let (created_from, created_to) = f.created_at.unwrap_or_default().bounds()?;
     Ok(StoreFilter {
-        stage_keys: f.stage.map(|v| codes(&v)),
+        stage_keys: filter::codes(ctx, &["filter", "stage"], Known::StageKey, f.stage).await?,
         statuses: f.status.map(|v| {
             v.into_iter()
                 .map(|s| crate::domain::vocab::LifecycleStatus::from(s).as_str().to_owned())
@@ -550,7 +551,7 @@ pub async fn store_filter(ctx: &Context<'_>, f: LeadFilter) -> async_graphql::Re
         }),
         owner_id: decode_opt(NodeType::User, f.owner_id.as_ref())?,
         account_id: decode_opt(NodeType::Account, f.account_id.as_ref())?,
-        countries: f.country.map(|v| v.iter().map(|c| c.trim().to_ascii_uppercase()).collect()),
+        countries: filter::countries(&["filter", "country"], f.country)?,
         industries: f.industry,
         created_from,
         created_to,

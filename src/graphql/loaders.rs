@@ -502,6 +502,37 @@ impl Loader<WorkspaceKey> for DbLoader {
     }
 }
 
+/// The values filters may name in the caller's workspace: its funnel's stage keys and its
+/// vocabularies' codes, read once per request however many filters ask (`graphql::filter`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct KnownCodes;
+
+/// Stage keys in funnel order, and each vocabulary's codes, sorted, by vocabulary kind.
+#[derive(Debug, Default)]
+pub struct Codes {
+    pub stage_keys: Vec<String>,
+    pub vocabularies: HashMap<String, Vec<String>>,
+}
+
+impl Loader<KnownCodes> for DbLoader {
+    type Value = Arc<Codes>;
+    type Error = async_graphql::Error;
+
+    async fn load(&self, _: &[KnownCodes]) -> LoadResult<KnownCodes, Arc<Codes>> {
+        let stages = store::workspace::stages(&self.db, self.ws).await.map_err(err)?;
+        let terms = store::workspace::vocabularies(&self.db, self.ws).await.map_err(err)?;
+        let mut vocabularies: HashMap<String, Vec<String>> = HashMap::new();
+        for t in terms {
+            vocabularies.entry(t.kind).or_default().push(t.code);
+        }
+        let codes = Codes {
+            stage_keys: stages.into_iter().map(|s| s.key).collect(),
+            vocabularies,
+        };
+        Ok(HashMap::from([(KnownCodes, Arc::new(codes))]))
+    }
+}
+
 /// The caller's workspace's data revision, read once per request (the report cache's key to
 /// freshness; a page of 50 campaigns asks it for every field of every row).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

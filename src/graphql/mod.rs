@@ -6,6 +6,7 @@ pub mod campaign;
 pub mod context;
 pub mod enums;
 pub mod errors;
+pub mod filter;
 pub mod funnel;
 pub mod handoff;
 pub mod ids;
@@ -35,6 +36,9 @@ use crate::events::Bus;
 use crate::graphql::ids::NodeType;
 use crate::service::Patch;
 
+/// Every read. Each needs an API key (`Authorization: Bearer ...`; UNAUTHENTICATED without
+/// one) and sees only the key's workspace; every role may read. Times are UTC, money is exact
+/// (`Money`, `Decimal`), lists are Relay connections of at most 100 items a page.
 #[derive(MergedObject, Default)]
 pub struct Query(
     node::NodeQuery,
@@ -54,6 +58,10 @@ pub struct Query(
     user::UserQuery,
 );
 
+/// Every write, each in one transaction. Which role may call a mutation is in its
+/// description (FORBIDDEN otherwise; ANALYST keys are read-only). What the end user can fix
+/// comes back in the payload's `userErrors` and writes nothing; what the caller must fix is a
+/// top-level error with `extensions.code` (BAD_USER_INPUT, NOT_FOUND, ...).
 #[derive(MergedObject, Default)]
 pub struct Mutation(
     lead::LeadMutation,
@@ -113,15 +121,6 @@ pub fn patch_id(kind: NodeType, v: MaybeUndefined<ID>) -> async_graphql::Result<
 /// An optional global ID filter. A foreign or malformed ID matches nothing (id 0).
 pub fn decode_opt(kind: NodeType, id: Option<&ID>) -> async_graphql::Result<Option<i64>> {
     Ok(id.map(|id| ids::decode(kind, id).unwrap_or(0)))
-}
-
-/// Vocabulary codes of a filter, spelled as inputs may spell them ("paid social" is PAID_SOCIAL).
-/// A value that cannot be a code is kept as it is, so it matches nothing.
-pub fn codes(values: &[String]) -> Vec<String> {
-    values
-        .iter()
-        .map(|v| crate::domain::vocab::normalize_code(v).unwrap_or_else(|| v.clone()))
-        .collect()
 }
 
 /// The caller's workspace currency.

@@ -1,10 +1,11 @@
 //! Relay connections over keyset pages.
+use std::borrow::Cow;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use async_graphql::connection::{Connection, CursorType, Edge};
-use async_graphql::{Context, Enum, Object};
+use async_graphql::connection::{CursorType, Edge, EmptyFields, PageInfo};
+use async_graphql::{Context, Enum, Object, OutputType, TypeName};
 use sea_orm::{DatabaseConnection, DbErr, EntityTrait, PaginatorTrait, Select};
 
 use crate::error::AppError;
@@ -15,10 +16,14 @@ use crate::store::page::{CursorKey, PageRequest, PageRows, SortValue};
 /// Largest page; larger `first`/`last` are clamped to it.
 pub const MAX_PAGE: i32 = 100;
 
+/// The direction of a list's order. Ties of the ordered field are broken by the item's ID in
+/// the same direction, so every order is total and pages never repeat or skip an item.
 #[derive(Enum, Copy, Clone, Debug, PartialEq, Eq, Default)]
 pub enum OrderDirection {
+    /// Smallest first: A before Z (by code point, case-sensitive), earlier times first. The default.
     #[default]
     Asc,
+    /// Largest first: Z before A, latest times first.
     Desc,
 }
 
@@ -55,10 +60,8 @@ impl TotalCount {
     }
 }
 
-#[Object]
 impl TotalCount {
-    /// Number of items matching the filter, over all pages.
-    async fn total_count(&self, ctx: &Context<'_>) -> async_graphql::Result<u64> {
+    async fn count(&self, ctx: &Context<'_>) -> async_graphql::Result<u64> {
         use crate::graphql::context::ContextExt;
         match self {
             TotalCount::Known(n) => Ok(*n),
@@ -75,8 +78,50 @@ impl TotalCount {
     }
 }
 
-/// A connection of our lists, whose cursors are encoded only when a client asks for them.
-pub type Conn<N> = Connection<Cursor, N, TotalCount>;
+/// A page of one of our lists, named after its items (`LeadConnection`, ...). Our own rather
+/// than async-graphql's `Connection`, which gives the type no description.
+pub struct Conn<N: OutputType> {
+    edges: Vec<Edge<Cursor, N, EmptyFields>>,
+    has_previous_page: bool,
+    has_next_page: bool,
+    total: TotalCount,
+}
+
+impl<N: OutputType> TypeName for Conn<N> {
+    fn type_name() -> Cow<'static, str> {
+        format!("{}Connection", N::type_name()).into()
+    }
+}
+
+/// One page of a list (a Relay cursor connection). Ask for a page with `first` (and `after`)
+/// or `last` (and `before`), at most 100 items; follow `pageInfo.endCursor` to the next page.
+/// Items are in the list's order (`orderBy`), ties broken by ID, so pages neither repeat nor
+/// skip an item while the list does not change.
+#[Object(name_type)]
+impl<N: OutputType> Conn<N> {
+    /// Whether there are items before and after this page, and the cursors of its first and
+    /// last item (null on an empty page).
+    async fn page_info(&self) -> PageInfo {
+        PageInfo {
+            has_previous_page: self.has_previous_page,
+            has_next_page: self.has_next_page,
+            start_cursor: self.edges.first().map(|e| e.cursor.encode_cursor()),
+            end_cursor: self.edges.last().map(|e| e.cursor.encode_cursor()),
+        }
+    }
+    /// The items of the page with their cursors, in order.
+    async fn edges(&self) -> &[Edge<Cursor, N, EmptyFields>] {
+        &self.edges
+    }
+    /// The items of the page, in order (the edges' nodes, without cursors).
+    async fn nodes(&self) -> Vec<&N> {
+        self.edges.iter().map(|e| &e.node).collect()
+    }
+    /// Number of items matching the filter, over all pages (counted only when asked).
+    async fn total_count(&self, ctx: &Context<'_>) -> async_graphql::Result<u64> {
+        self.total.count(ctx).await
+    }
+}
 
 /// An edge's cursor, encoded when a client selects it (`cursor`, or `pageInfo`'s start and end
 /// cursors) rather than for every edge: a page of 50 leads with 5 touchpoints each has 300 edges,
@@ -150,10 +195,12 @@ where
     } else {
         (req.cursor.is_some(), page.has_more)
     };
-    let mut conn = Connection::with_additional_fields(has_previous, has_next, total);
-    conn.edges
-        .extend(page.rows.into_iter().map(|m| Edge::new(Cursor(key(&m)), node(m))));
-    conn
+    Conn {
+        edges: page.rows.into_iter().map(|m| Edge::new(Cursor(key(&m)), node(m))).collect(),
+        has_previous_page: has_previous,
+        has_next_page: has_next,
+        total,
+    }
 }
 
 /// Which cursors an ordering accepts: none with a sort value (by ID), or values of one kind.

@@ -84,11 +84,16 @@ impl ScalarType for Date {
     }
 }
 
-/// An exact amount of money in a currency.
+/// An exact amount of money in a currency. Never computed through floating point: sums are
+/// exact, and a derived figure (a ratio of money, a cost per lead) is rounded once to the cent,
+/// half away from zero.
 #[derive(SimpleObject, Debug, Clone)]
 pub struct Money {
+    /// The amount as a Decimal string in `currency`, to the cent ("1234.50", "-20.00"); negative
+    /// only where a field says so (a correcting cost line, a forecast shortfall).
     pub amount: Decimal,
-    /// ISO 4217 code, e.g. "EUR".
+    /// ISO 4217 code, e.g. "EUR": the workspace currency unless the object has its own
+    /// (an opportunity, a campaign).
     pub currency: String,
 }
 

@@ -4,10 +4,10 @@ use entity::touchpoint;
 
 use crate::domain::vocab::Action;
 use crate::graphql::campaign::Campaign;
-use crate::graphql::codes;
 use crate::graphql::context::ContextExt;
 use crate::graphql::decode_opt;
 use crate::graphql::errors::{IntoGql, UserError, split};
+use crate::graphql::filter::{self, Known};
 use crate::graphql::ids::{self, NodeType};
 use crate::graphql::lead::{DateTimeRange, Lead};
 use crate::graphql::loaders::{CampaignId, LeadId, Loaders};
@@ -178,7 +178,7 @@ impl TouchpointQuery {
         let sf = StoreFilter {
             lead_id: decode_opt(NodeType::Lead, f.lead_id.as_ref())?,
             campaign_id: decode_opt(NodeType::Campaign, f.campaign_id.as_ref())?,
-            types: f.touch_type.map(|v| codes(&v)),
+            types: filter::codes(ctx, &["filter", "type"], Known::TouchpointType, f.touch_type).await?,
             occurred_from,
             occurred_to,
         };

@@ -26,11 +26,14 @@ pub struct AccountInput {
     pub customer_status: Option<LifecycleStatus>,
 }
 
-/// Normalizes a country to its upper-case ISO 3166 alpha-2 code.
+/// Normalizes a country to its upper-case ISO 3166-1 alpha-2 code; `None` unless the code is
+/// assigned ("Germany", "DEU" and "UK" are not).
 pub fn country_code(raw: &str) -> Option<String> {
-    let c = raw.trim().to_ascii_uppercase();
-    (c.len() == 2 && c.bytes().all(|b| b.is_ascii_uppercase())).then_some(c)
+    crate::domain::country::parse(raw).map(str::to_owned)
 }
+
+/// What a refused country is told.
+pub const COUNTRY_HINT: &str = "must be an ISO 3166-1 alpha-2 country code: two letters like DE, FR or GB";
 
 /// Creates the account, or updates the one with the same external ID (or, without one, the
 /// same domain). Sending the same input twice changes nothing the second time.
@@ -43,7 +46,7 @@ pub async fn upsert(db: &Db, bus: &Bus, p: Principal, input: AccountInput) -> Se
         Patch::Set(c) => match country_code(&c) {
             Some(c) => Patch::Set(c),
             None => {
-                v.push(&["input", "country"], "INVALID", "must be a two-letter ISO 3166 country code");
+                v.push(&["input", "country"], "INVALID", format!("{c:?} {COUNTRY_HINT}"));
                 Patch::Keep
             }
         },

@@ -15,7 +15,7 @@ use crate::domain::handoff::{self as machine, Answer, EventKind, HandoffEventDat
 use crate::domain::vocab::{Role, STAGE_SUCCESS};
 use crate::error::{AppError, ServiceError, ServiceResult, Validator, is_unique_violation};
 use crate::events::{self, Bus, Notice};
-use crate::service::account::country_code;
+use crate::service::account::{COUNTRY_HINT, country_code};
 use crate::service::funnel::move_lead;
 use crate::service::lead::live_lead;
 use crate::store::{self, Scoped};
@@ -459,11 +459,7 @@ pub async fn set_routing(
         for c in &r.countries {
             match country_code(c) {
                 Some(c) => countries.push(c),
-                None => v.push_owned(
-                    field("countries"),
-                    "INVALID",
-                    format!("{c:?} is not a two-letter ISO 3166 country code"),
-                ),
+                None => v.push_owned(field("countries"), "INVALID", format!("{c:?} {COUNTRY_HINT}")),
             }
         }
         if let Some(pid) = r.persona_id

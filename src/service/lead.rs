@@ -11,7 +11,7 @@ use crate::domain::search::lead_search_text as search_text;
 use crate::domain::vocab::LifecycleStatus;
 use crate::error::{AppError, ServiceError, ServiceResult, Validator};
 use crate::events::Bus;
-use crate::service::account::country_code;
+use crate::service::account::{COUNTRY_HINT, country_code};
 use crate::store;
 
 /// The editable fields of a lead. `Keep` leaves a field as it is.
@@ -72,7 +72,7 @@ async fn validate(txn: &impl ConnectionTrait, ws: i64, mut f: LeadFields, v: &mu
         Patch::Set(c) => match country_code(&c) {
             Some(c) => Patch::Set(c),
             None => {
-                v.push(&["input", "country"], "INVALID", "must be a two-letter ISO 3166 country code");
+                v.push(&["input", "country"], "INVALID", format!("{c:?} {COUNTRY_HINT}"));
                 Patch::Keep
             }
         },

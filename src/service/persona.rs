@@ -21,6 +21,7 @@ use crate::db::Db;
 use crate::domain::money;
 use crate::domain::persona::{Attr, Criterion, Match, evaluate};
 use crate::error::{AppError, ServiceError, ServiceResult, Validator};
+use crate::service::account::{COUNTRY_HINT, country_code};
 use crate::store::bulk::Inserter;
 use crate::store::{self, Scoped};
 
@@ -285,6 +286,12 @@ pub(crate) fn check_criteria(
                 let list: Vec<String> = values.iter().flatten().filter(|s| !s.is_empty()).cloned().collect();
                 if list.is_empty() {
                     v.push_owned(field("values"), "REQUIRED", "give at least one value");
+                }
+                // Leads store only assigned codes: "Germany" would never match.
+                if attribute == "country" && operator != "CONTAINS" {
+                    for bad in list.iter().filter(|c| country_code(c).is_none()) {
+                        v.push_owned(field("values"), "INVALID", format!("{bad:?} {COUNTRY_HINT}"));
+                    }
                 }
                 serde_json::json!(list)
             }

@@ -159,6 +159,15 @@ pub async fn vocabulary(db: &impl ConnectionTrait, ws: i64, kind: &str) -> Resul
         .await
 }
 
+/// Every vocabulary of a workspace, by kind and code.
+pub async fn vocabularies(db: &impl ConnectionTrait, ws: i64) -> Result<Vec<vocabulary_term::Model>, DbErr> {
+    vocabulary_term::Entity::in_workspace(ws)
+        .order_by_asc(vocabulary_term::Column::Kind)
+        .order_by_asc(vocabulary_term::Column::Code)
+        .all(db)
+        .await
+}
+
 /// `raw` as a code of the workspace's vocabulary `kind`, written as `normalize_code` writes it
 /// (case-insensitive); `Err` with the codes the vocabulary has, for a message that names them.
 pub async fn known_code(db: &impl ConnectionTrait, ws: i64, kind: &str, raw: &str) -> Result<Result<String, Vec<String>>, DbErr> {

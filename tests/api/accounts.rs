@@ -4,7 +4,7 @@ use serde_json::{Value, json};
 use crate::helpers::{TestApp, id_of, user_errors};
 
 async fn names(app: &TestApp, filter: Value) -> Vec<String> {
-    let q = "query($f: AccountFilter) { accounts(filter: $f, first: 50) { totalCount nodes { name } } }";
+    let q = "query($f: AccountFilterInput) { accounts(filter: $f, first: 50) { totalCount nodes { name } } }";
     let data = app.data(&app.keys.analyst, q, json!({ "f": filter })).await;
     let nodes = data["accounts"]["nodes"].as_array().unwrap();
     assert_eq!(data["accounts"]["totalCount"], nodes.len(), "totalCount of {filter}");

@@ -4,7 +4,7 @@ use serde_json::{Value, json};
 use crate::helpers::{TestApp, error_code, user_errors};
 
 async fn names(app: &TestApp, filter: Value) -> Vec<String> {
-    let q = "query($f: CampaignFilter) { campaigns(filter: $f, first: 50) { totalCount nodes { name } } }";
+    let q = "query($f: CampaignFilterInput) { campaigns(filter: $f, first: 50) { totalCount nodes { name } } }";
     let data = app.data(&app.keys.analyst, q, json!({ "f": filter })).await;
     let nodes = data["campaigns"]["nodes"].as_array().unwrap();
     assert_eq!(data["campaigns"]["totalCount"], nodes.len(), "totalCount of {filter}");
@@ -71,7 +71,7 @@ both!(filters_by_channel_kind_status_and_day);
 
 async fn orders_by_name_and_creation(app: TestApp) {
     fixture(&app).await;
-    let q = "query($o: CampaignOrder, $after: String) { campaigns(orderBy: $o, first: 2, after: $after) { nodes { name } pageInfo { hasNextPage endCursor } } }";
+    let q = "query($o: CampaignOrderInput, $after: String) { campaigns(orderBy: $o, first: 2, after: $after) { nodes { name } pageInfo { hasNextPage endCursor } } }";
     let order = json!({ "field": "NAME", "direction": "DESC" });
     let p1 = app.data(&app.keys.analyst, q, json!({ "o": order })).await["campaigns"].clone();
     assert_eq!(p1["nodes"], json!([{ "name": "Drip" }, { "name": "Customer days" }]));

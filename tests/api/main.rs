@@ -16,6 +16,7 @@ mod decode;
 mod erasure;
 mod examples;
 mod export;
+mod filters;
 mod handoffs;
 mod inputs;
 mod isolation;

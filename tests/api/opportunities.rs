@@ -178,7 +178,7 @@ async fn opportunity_filters(app: TestApp) {
         app.mutate(&app.keys.sales, "closeOpportunity", CLOSE, json!({ "input": input }))
             .await;
     }
-    let q = "query($f: OpportunityFilter) { opportunities(filter: $f, first: 50) { totalCount nodes { id } } }";
+    let q = "query($f: OpportunityFilterInput) { opportunities(filter: $f, first: 50) { totalCount nodes { id } } }";
     let run = |filter: Value| {
         let app = &app;
         async move {

@@ -26,7 +26,7 @@ use crate::domain::vocab::{
     VOCAB_TOUCHPOINT_TYPE, normalize_code,
 };
 use crate::service::Patch;
-use crate::service::account::country_code;
+use crate::service::account::{COUNTRY_HINT, country_code};
 use crate::store::bulk::{self, Inserter};
 use crate::store::{self, Scoped};
 
@@ -873,7 +873,7 @@ fn parse_bool(s: &str) -> Result<bool, String> {
 }
 
 fn parse_country(s: &str) -> Result<String, String> {
-    country_code(s).ok_or_else(|| format!("{s:?} is not a two-letter ISO 3166 country code"))
+    country_code(s).ok_or_else(|| format!("{s:?} {COUNTRY_HINT}"))
 }
 
 fn parse_email(s: &str) -> Result<String, String> {
