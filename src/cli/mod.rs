@@ -3,6 +3,7 @@ pub mod demo;
 mod demo_handoffs;
 pub mod import;
 pub mod markov;
+pub mod progress;
 pub mod seed;
 
 use std::net::SocketAddr;
@@ -352,9 +353,12 @@ pub async fn run(cli: Cli) -> Result<(), BoxError> {
         } => {
             let database = open(&db).await?;
             let started = std::time::Instant::now();
-            let report = seed::run(&database, &workspace, leads, seed).await?;
+            let progress = progress::Progress::stderr("seed");
+            let report = seed::run(&database, &workspace, leads, seed, &progress).await?;
+            progress.start("statistics", None);
             database.analyze().await?;
             println!("{report} in {:.1} s", started.elapsed().as_secs_f64());
+            println!("time per step: {}", progress.timings());
         }
         Command::MarkovPaths {
             workspace,
@@ -398,9 +402,12 @@ pub async fn run(cli: Cli) -> Result<(), BoxError> {
                 max_cell_bytes,
                 add_vocabulary,
             };
-            let report = import::run_with(&database, &dir, &workspace, &options).await?;
+            let progress = progress::Progress::stderr("import");
+            let report = import::run_showing(&database, &dir, &workspace, &options, &progress).await?;
+            progress.start("statistics", None);
             database.analyze().await?;
             println!("{report} in {:.1} s", started.elapsed().as_secs_f64());
+            println!("time per table: {}", progress.timings());
         }
     }
     Ok(())

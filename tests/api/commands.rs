@@ -1,9 +1,75 @@
-//! The `closedloop` binary as an operator runs it: JSON log lines, and spans over OTLP (or the
-//! refusal of `--otlp-endpoint` by a binary built without the `otlp` feature).
+//! The `closedloop` binary as an operator runs it: progress lines of `import` and `seed` when
+//! stderr is not a terminal, the import's time per table, JSON log lines, and the refusal of
+//! `--otlp-endpoint` by a binary built without the `otlp` feature.
 use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
 
 use crate::helpers::{scratch_dir, sqlite_file_url};
+
+fn closedloop(args: &[&str], database_url: &str) -> Output {
+    let out = Command::new(env!("CARGO_BIN_EXE_closedloop"))
+        .args(args)
+        .env("DATABASE_URL", database_url)
+        .env_remove("LOG_FORMAT")
+        .env_remove("RUST_LOG")
+        .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run closedloop");
+    assert!(
+        out.status.success(),
+        "closedloop {args:?} failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// A line `{command}: {table} {rows} rows in {s} s ({rate} rows/s)` is in `stderr`.
+fn has_step(stderr: &str, command: &str, table: &str, rows: u64) -> bool {
+    let prefix = format!("{command}: {table} {rows} rows in ");
+    stderr
+        .lines()
+        .any(|l| l.starts_with(&prefix) && l.ends_with(" rows/s)") && l.contains(" s ("))
+}
+
+#[test]
+fn import_and_seed_print_plain_progress_lines_and_times_per_table() {
+    let dir = scratch_dir("progress");
+    std::fs::create_dir_all(&dir).unwrap();
+    let url = sqlite_file_url(&dir.join("closedloop.db"));
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/import");
+
+    let out = closedloop(&["import", fixture.to_str().unwrap(), "--workspace", "Imported"], &url);
+    let (stdout, stderr) = (String::from_utf8(out.stdout).unwrap(), String::from_utf8(out.stderr).unwrap());
+    // Not a terminal: whole lines, no carriage returns or escape sequences.
+    assert!(!stderr.contains('\r') && !stderr.contains('\x1b'), "{stderr:?}");
+    // The fixture: 1 user, 2 accounts, 2 campaigns, 3 leads, 4 touchpoints.
+    for (table, rows) in [("users", 1), ("accounts", 2), ("campaigns", 2), ("leads", 3), ("touchpoints", 4)] {
+        assert!(has_step(&stderr, "import", table, rows), "no line for {table} in:\n{stderr}");
+    }
+    let times = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("time per table: "))
+        .unwrap_or_else(|| panic!("no time per table in:\n{stdout}"));
+    for table in ["users 1 rows ", "leads 3 rows ", "touchpoints 4 rows ", "statistics 0 rows "] {
+        assert!(times.contains(table), "{table:?} not in {times:?}");
+    }
+    assert!(stdout.contains("imported "), "{stdout}");
+
+    let out = closedloop(&["seed", "--leads", "40", "--workspace", "Seeded"], &url);
+    let (stdout, stderr) = (String::from_utf8(out.stdout).unwrap(), String::from_utf8(out.stderr).unwrap());
+    // About 40 leads: the generator rounds to whole accounts.
+    for step in ["generating leads", "leads", "touchpoints", "scores"] {
+        let prefix = format!("seed: {step} ");
+        assert!(
+            stderr.lines().any(|l| l.starts_with(&prefix) && l.ends_with(" rows/s)")),
+            "no {step} in:\n{stderr}"
+        );
+    }
+    assert!(stdout.contains("time per step: generating leads "), "{stdout}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
 
 #[test]
 fn serve_logs_json_lines_when_asked() {
