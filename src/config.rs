@@ -18,6 +18,9 @@ pub struct Config {
     /// the API from a browser, or `*` for any. Empty: only pages of the server's own origin
     /// (GraphiQL). Keys are bearer tokens, not cookies, so no credentials are allowed.
     pub cors_origins: Vec<String>,
+    /// `--metrics-token` / `METRICS_TOKEN`: `GET /metrics` answers whoever sends
+    /// `Authorization: Bearer <token>`, and no one else; without a token, loopback peers only.
+    pub metrics_token: Option<MetricsToken>,
     pub limits: Limits,
     pub events: EventSettings,
 }
@@ -143,9 +146,38 @@ impl Default for Config {
             bind: DEFAULT_BIND.parse().expect("valid default address"),
             graphiql: true,
             cors_origins: Vec::new(),
+            metrics_token: None,
             limits: Limits::default(),
             events: EventSettings::default(),
         }
+    }
+}
+
+/// The bearer token that opens `GET /metrics` to peers beyond loopback; never printed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct MetricsToken(String);
+
+impl MetricsToken {
+    /// A token of at least 16 characters, so that it cannot be guessed by trying.
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        let raw = raw.trim();
+        if raw.len() < 16 {
+            return Err("the metrics token must have at least 16 characters".into());
+        }
+        Ok(Self(raw.to_owned()))
+    }
+
+    /// Whether `offered` is the token, compared in time independent of where they differ.
+    pub fn matches(&self, offered: &str) -> bool {
+        use sha2::{Digest, Sha256};
+        let (a, b) = (Sha256::digest(self.0.as_bytes()), Sha256::digest(offered.as_bytes()));
+        a.iter().zip(b.iter()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    }
+}
+
+impl std::fmt::Debug for MetricsToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("MetricsToken(***)")
     }
 }
 

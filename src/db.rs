@@ -142,7 +142,10 @@ impl Db {
                 if background { o.pragma("wal_autocheckpoint", "0") } else { o }
             });
         }
-        let conn = Database::connect(opts).await?;
+        let mut conn = Database::connect(opts).await?;
+        // Statements per request for `/metrics`; a callback set later (the tests' statement
+        // log) replaces this one and must call `count_statement` itself.
+        conn.set_metric_callback(|_| crate::metrics::count_statement());
         let checkpointer = background.then(|| {
             let c = Arc::new(Checkpointer::default());
             tokio::spawn(checkpoint_after_writes(conn.clone(), c.clone()));

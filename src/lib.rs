@@ -11,9 +11,11 @@ pub mod error;
 pub mod events;
 pub mod graphql;
 pub mod http;
+pub mod metrics;
 pub mod service;
 pub mod startup;
 pub mod store;
+pub mod telemetry;
 
 /// A boxed error for start-up and CLI paths, where the message is all that matters.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;

@@ -1,5 +1,4 @@
 use clap::Parser;
-use tracing_subscriber::EnvFilter;
 
 /// glibc's allocator spent a fifth of the CPU time of a page of leads in malloc_consolidate.
 ///
@@ -10,14 +9,25 @@ use tracing_subscriber::EnvFilter;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-#[tokio::main]
-async fn main() {
-    tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_from_env("RUST_LOG").unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,sea_orm=warn")))
-        .with_writer(std::io::stderr)
-        .init();
+fn main() {
     let cli = closedloop::cli::Cli::parse();
-    if let Err(e) = closedloop::cli::run(cli).await {
+    // Before the runtime: the trace exporter runs on threads of its own, with a blocking client.
+    let telemetry = match closedloop::telemetry::init(cli.log_format, cli.otlp_endpoint()) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::exit(2);
+        }
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("a Tokio runtime");
+    let result = runtime.block_on(closedloop::cli::run(cli));
+    drop(runtime);
+    // Sends the spans still buffered before the process ends.
+    drop(telemetry);
+    if let Err(e) = result {
         eprintln!("error: {e}");
         std::process::exit(1);
     }

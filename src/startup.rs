@@ -11,6 +11,7 @@ use crate::events::{self, Bus};
 use crate::graphql::build_schema;
 use crate::graphql::limits::Guarded;
 use crate::http::{AppState, router, serve};
+use crate::metrics::Metrics;
 
 pub struct Application {
     listener: TcpListener,
@@ -33,7 +34,8 @@ impl Application {
         let listener = TcpListener::bind(config.bind).await?;
         let bus = Bus::with_hub(config.events.bus_capacity, db.conn.clone());
         events::spawn_feeders(db.conn.clone(), bus.clone(), config.events.poll);
-        events::webhook::spawn(db.conn.clone(), &bus, config.events.webhooks.clone());
+        let metrics = Arc::new(Metrics::new());
+        events::webhook::spawn(db.conn.clone(), &bus, config.events.webhooks.clone(), metrics.clone());
         let schema = Guarded::new(
             build_schema(Some(db.clone()), bus.clone(), &config.limits, &config.events.webhooks.allow),
             &config.limits,
@@ -43,6 +45,7 @@ impl Application {
             db,
             bus,
             keys: KeyResolver::default(),
+            metrics,
             config: Arc::new(config),
         };
         Ok(Self { listener, state })

@@ -3,6 +3,7 @@ pub mod demo;
 mod demo_handoffs;
 pub mod import;
 pub mod markov;
+pub mod progress;
 pub mod seed;
 
 use std::net::SocketAddr;
@@ -18,6 +19,7 @@ use crate::domain::destination::AllowList;
 use crate::domain::vocab::Role;
 use crate::service;
 use crate::startup::Application;
+pub use crate::telemetry::LogFormat;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -26,8 +28,22 @@ use crate::startup::Application;
     about = "Closed-loop reporting between marketing and sales: a GraphQL backend"
 )]
 pub struct Cli {
+    /// How log lines are written to stderr: text, or json (one object per line, for log
+    /// shippers). Accepted by every subcommand.
+    #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
+    pub log_format: LogFormat,
     #[command(subcommand)]
     pub command: Command,
+}
+
+impl Cli {
+    /// Where `serve` exports its spans, if it was asked to.
+    pub fn otlp_endpoint(&self) -> Option<&str> {
+        match &self.command {
+            Command::Serve { otlp_endpoint, .. } => otlp_endpoint.as_deref(),
+            _ => None,
+        }
+    }
 }
 
 /// `--database-url`, accepted by every subcommand (before or after its own arguments).
@@ -125,6 +141,14 @@ pub enum Command {
         /// GraphiQL's own origin; --demo allows any.
         #[arg(long = "cors-origin", env = "CORS_ORIGINS", value_name = "ORIGIN", value_delimiter = ',', value_parser = parse_origin)]
         cors_origin: Vec<String>,
+        /// A bearer token that GET /metrics asks of every scraper (at least 16 characters).
+        /// Without it, /metrics answers loopback peers only.
+        #[arg(long, env = "METRICS_TOKEN", value_name = "TOKEN", value_parser = config::MetricsToken::parse, hide_env_values = true)]
+        metrics_token: Option<config::MetricsToken>,
+        /// Export a span per request (with its GraphQL operation name) over OTLP/HTTP to this
+        /// collector, e.g. http://localhost:4318 (binaries built with the `otlp` feature).
+        #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT", value_name = "URL")]
+        otlp_endpoint: Option<String>,
         #[command(flatten)]
         limits: LimitArgs,
         #[command(flatten)]
@@ -258,8 +282,10 @@ pub async fn run(cli: Cli) -> Result<(), BoxError> {
             no_graphiql,
             webhook_allow,
             cors_origin,
+            metrics_token,
             limits,
             db,
+            ..
         } => {
             // As `Application::build` connects: the server checkpoints in the background.
             let database = open_with(&db, Checkpoints::Background).await?;
@@ -285,6 +311,7 @@ pub async fn run(cli: Cli) -> Result<(), BoxError> {
                 } else {
                     cors_origin
                 },
+                metrics_token,
                 ..Config::default()
             };
             if !webhook_allow.is_empty() {
@@ -332,9 +359,12 @@ pub async fn run(cli: Cli) -> Result<(), BoxError> {
         } => {
             let database = open(&db).await?;
             let started = std::time::Instant::now();
-            let report = seed::run(&database, &workspace, leads, seed).await?;
+            let progress = progress::Progress::stderr("seed");
+            let report = seed::run(&database, &workspace, leads, seed, &progress).await?;
+            progress.start("statistics", None);
             database.analyze().await?;
             println!("{report} in {:.1} s", started.elapsed().as_secs_f64());
+            println!("time per step: {}", progress.timings());
         }
         Command::MarkovPaths {
             workspace,
@@ -378,9 +408,12 @@ pub async fn run(cli: Cli) -> Result<(), BoxError> {
                 max_cell_bytes,
                 add_vocabulary,
             };
-            let report = import::run_with(&database, &dir, &workspace, &options).await?;
+            let progress = progress::Progress::stderr("import");
+            let report = import::run_showing(&database, &dir, &workspace, &options, &progress).await?;
+            progress.start("statistics", None);
             database.analyze().await?;
             println!("{report} in {:.1} s", started.elapsed().as_secs_f64());
+            println!("time per table: {}", progress.timings());
         }
     }
     Ok(())

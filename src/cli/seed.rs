@@ -8,14 +8,17 @@ use chrono::{DateTime, Duration, NaiveDate, Utc};
 
 use super::import::{self, AccountRow, CampaignRow, ContactRow, CostRow, Dataset, LeadRow, OpportunityRow, TouchpointRow, UserRow};
 use crate::BoxError;
+use crate::cli::progress::Progress;
 use crate::db::Db;
 use crate::domain::vocab::{CampaignKind, CampaignStatus, CostCategory, LifecycleStatus, OpportunityStatus};
 use crate::service::Patch;
 
 /// `closedloop seed`: fills `workspace` (created if missing) with about `leads` leads.
-pub async fn run(db: &Db, workspace: &str, leads: usize, seed: u64) -> Result<String, BoxError> {
+pub async fn run(db: &Db, workspace: &str, leads: usize, seed: u64, progress: &Progress) -> Result<String, BoxError> {
+    progress.start("generating leads", Some(leads as u64));
     let data = tokio::task::spawn_blocking(move || generate(leads, seed)).await?;
-    let counts = import::apply(db, workspace, data).await?;
+    progress.done(data.leads.len() as u64);
+    let counts = import::apply(db, workspace, data, progress).await?;
     Ok(format!("seeded workspace {:?} (seed {seed}): {counts}", workspace.trim()))
 }
 
@@ -574,9 +577,9 @@ mod tests {
     async fn the_same_seed_gives_the_same_data() {
         let db = Db::connect("sqlite::memory:").await.unwrap();
         db.migrate().await.unwrap();
-        let first = run(&db, "a", 400, 7).await.unwrap();
-        run(&db, "b", 400, 7).await.unwrap();
-        run(&db, "c", 400, 8).await.unwrap();
+        let first = run(&db, "a", 400, 7, &Progress::hidden()).await.unwrap();
+        run(&db, "b", 400, 7, &Progress::hidden()).await.unwrap();
+        run(&db, "c", 400, 8, &Progress::hidden()).await.unwrap();
         let (a, b, c) = (sums(&db, "a").await, sums(&db, "b").await, sums(&db, "c").await);
         assert_eq!(a, b);
         assert_ne!(a, c);
@@ -584,7 +587,7 @@ mod tests {
         assert!(a[0] > 400 * 5 && a[1] < a[0]);
         assert!(first.contains("leads 400 new"), "{first}");
         // Seeding again changes nothing.
-        let again = run(&db, "a", 400, 7).await.unwrap();
+        let again = run(&db, "a", 400, 7, &Progress::hidden()).await.unwrap();
         assert!(!again.contains(" new"), "{again}");
         assert_eq!(sums(&db, "a").await, a);
     }

@@ -110,6 +110,12 @@ impl Bus {
     pub fn open_streams(&self) -> usize {
         self.streams.load(std::sync::atomic::Ordering::Relaxed)
     }
+
+    /// Events the slowest subscriber has not taken yet (at most the bus's capacity; one that
+    /// falls further behind re-reads the table).
+    pub fn behind(&self) -> usize {
+        self.tx.len()
+    }
 }
 
 /// How long an out-of-order event waits for the missing ones before the hub reads the table.

@@ -26,6 +26,7 @@ use tokio::sync::broadcast::error::RecvError;
 use super::{Bus, Notice};
 use crate::domain::destination::{AllowList, Refusal};
 use crate::domain::handoff::{EventKind, HandoffEventData};
+use crate::metrics::{Delivery, Metrics};
 
 pub const PENDING: &str = "PENDING";
 pub const DELIVERED: &str = "DELIVERED";
@@ -158,7 +159,7 @@ fn request_error(e: reqwest::Error) -> String {
 }
 
 /// Runs the dispatcher until the process ends: woken by events on the bus, and every `poll`.
-pub fn spawn(conn: DatabaseConnection, bus: &Bus, settings: Settings) {
+pub fn spawn(conn: DatabaseConnection, bus: &Bus, settings: Settings, metrics: Arc<Metrics>) {
     let mut rx = bus.subscribe();
     tokio::spawn(async move {
         let client = match client(&settings) {
@@ -168,7 +169,12 @@ pub fn spawn(conn: DatabaseConnection, bus: &Bus, settings: Settings) {
                 return;
             }
         };
-        let d = Arc::new(Dispatcher { conn, client, settings });
+        let d = Arc::new(Dispatcher {
+            conn,
+            client,
+            settings,
+            metrics,
+        });
         loop {
             if let Err(e) = d.run_once().await {
                 tracing::warn!(error = %e, "webhook dispatch failed");
@@ -189,6 +195,7 @@ struct Dispatcher {
     conn: DatabaseConnection,
     client: reqwest::Client,
     settings: Settings,
+    metrics: Arc<Metrics>,
 }
 
 #[derive(FromQueryResult)]
@@ -295,6 +302,7 @@ impl Dispatcher {
                 am.delivered_at = Set(Some(done));
                 am.last_status_code = Set(Some(i32::from(code)));
                 am.last_error = Set(None);
+                self.metrics.webhook_delivery(Delivery::Delivered);
                 true
             }
             failure => {
@@ -310,7 +318,9 @@ impl Dispatcher {
                 am.last_error = Set(Some(message));
                 if attempt >= self.settings.max_attempts {
                     am.status = Set(FAILED.to_owned());
+                    self.metrics.webhook_delivery(Delivery::GaveUp);
                 } else {
+                    self.metrics.webhook_delivery(Delivery::Failed);
                     let wait = TimeDelta::from_std(backoff(&self.settings, attempt)).unwrap_or(TimeDelta::hours(1));
                     am.next_attempt_at = Set(done + wait);
                 }

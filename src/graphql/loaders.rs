@@ -67,9 +67,11 @@ pub fn new_loaders(db: DatabaseConnection, workspace_id: i64, gate: Arc<PollGate
     let spawn = move |batch: BoxFuture<'static, ()>| {
         let gate = gate.clone();
         let round = gate.current();
+        // The batch's statements count for the request that asked for it (`/metrics`).
+        let statements = crate::metrics::StatementCount::current().unwrap_or_default();
         tokio::spawn(async move {
             let _ = tokio::time::timeout(SAFETY_WINDOW, gate.ended(round)).await;
-            batch.await;
+            statements.scope(batch).await;
         })
     };
     // async-graphql's own delay is off (its timer, async-io's, is ready at once for a zero

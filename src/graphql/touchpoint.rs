@@ -288,6 +288,9 @@ impl TouchpointMutation {
         }
         let (result, user_errors) =
             split(crate::service::touchpoint::record(ctx.db(), ctx.data_unchecked::<crate::events::Bus>(), p, items).await)?;
+        if let (Some(r), Ok(metrics)) = (&result, ctx.data::<std::sync::Arc<crate::metrics::Metrics>>()) {
+            metrics.ingested("touchpoints", r.recorded as u64);
+        }
         Ok(match result {
             Some(r) => RecordTouchpointsPayload {
                 recorded_count: r.recorded as i32,

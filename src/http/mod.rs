@@ -1,8 +1,9 @@
 //! HTTP: our own GraphQL handler (single requests, limits, no mutations over GET), the
-//! WebSocket endpoint (graphql-transport-ws in `websocket`), GraphiQL and health checks.
+//! WebSocket endpoint (graphql-transport-ws in `websocket`), GraphiQL, health checks and metrics.
 mod body;
 mod export;
 mod graphiql;
+mod metrics;
 mod serve;
 mod websocket;
 
@@ -35,6 +36,7 @@ use crate::graphql::errors::coded;
 use crate::graphql::handoff::SubscriptionSlots;
 use crate::graphql::limits::Guarded;
 use crate::graphql::loaders::{PollGate, new_loaders};
+use crate::metrics::{Metrics, StatementCount};
 
 #[derive(Clone)]
 pub struct AppState {
@@ -42,6 +44,7 @@ pub struct AppState {
     pub db: Db,
     pub bus: Bus,
     pub keys: KeyResolver,
+    pub metrics: Arc<Metrics>,
     pub config: Arc<Config>,
 }
 
@@ -52,11 +55,17 @@ pub fn router(state: AppState) -> Router {
         router = router.route(&format!("/{}/{{name}}", graphiql::ASSETS), get(graphiql::asset));
     }
     let router = router
-        .route("/graphql", get(graphql_get).post(graphql_post))
+        .route(
+            "/graphql",
+            get(graphql_get)
+                .post(graphql_post)
+                .layer(axum::middleware::from_fn_with_state(state.clone(), metrics::count_requests)),
+        )
         .route("/graphql/ws", get(graphql_ws))
         .route("/export/leads.csv", get(export::leads_csv))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics::scrape))
         .with_state(state);
     match cors {
         Some(layer) => router.layer(layer),
@@ -100,7 +109,9 @@ fn error_response(status: StatusCode, err: AppError) -> Response {
 
 /// A GraphQL-shaped error (`{"errors": [{"message", "extensions": {"code"}}]}`) with a status.
 fn coded_response(status: StatusCode, code: &'static str, message: String) -> Response {
-    (status, Json(GqlResponse::from_errors(vec![coded(code, message)]))).into_response()
+    let mut response = (status, Json(GqlResponse::from_errors(vec![coded(code, message)]))).into_response();
+    response.extensions_mut().insert(metrics::Outcome::refused(code));
+    response
 }
 
 /// The caller from the `Authorization` header: `Ok(None)` without one; an error for a bad key.
@@ -114,16 +125,20 @@ async fn caller(state: &AppState, headers: &HeaderMap) -> Result<Option<Principa
 
 async fn execute(state: &AppState, principal: Option<Principal>, mut request: Request, over_get: bool) -> Response {
     let gate = Arc::new(PollGate::default());
+    request = request.data(state.metrics.clone());
     if let Some(p) = principal {
         request = request
             .data(p)
             .data(new_loaders(state.db.conn.clone(), p.workspace_id, gate.clone()));
     }
-    let operation = request.operation_name.clone().unwrap_or_else(|| "anonymous".into());
+    let operation = crate::metrics::operation_name(request.operation_name.as_deref(), &request.query)
+        .unwrap_or(crate::metrics::ANONYMOUS)
+        .to_owned();
     let span = tracing::info_span!("graphql", operation = %operation);
     let timeout = state.config.limits.request_timeout;
     let run = gate.drive(state.schema.execute_checked(request, over_get));
-    let response = match tokio::time::timeout(timeout, run.instrument(span)).await {
+    let statements = StatementCount::default();
+    let response = match statements.scope(tokio::time::timeout(timeout, run.instrument(span))).await {
         Ok(r) => r,
         Err(_) => GqlResponse::from_errors(vec![coded(
             "TIMEOUT",
@@ -131,7 +146,9 @@ async fn execute(state: &AppState, principal: Option<Principal>, mut request: Re
         )]),
     };
     let response = with_error_codes(response);
+    let outcome = metrics::Outcome::of(operation, &response, statements.get());
     let mut http = Json(response).into_response();
+    http.extensions_mut().insert(outcome);
     http.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     http
@@ -261,6 +278,7 @@ async fn graphql_ws(State(state): State<AppState>, protocol: GraphQLProtocol, up
         .on_upgrade(move |socket| async move {
             // The connection is one task: its operations' loads are batched per round of it.
             let gate = Arc::new(PollGate::default());
+            let _open = state.metrics.websocket();
             let deadline = state.config.events.connection_init_timeout;
             let schema = state.schema.clone();
             // The protocol the upgrade answered with: graphql-transport-ws when the client offers
@@ -319,6 +337,7 @@ async fn connection_data(state: &AppState, gate: Arc<PollGate>, payload: &serde_
     let p = state.keys.resolve(&state.db.conn, key).await?;
     let mut data = Data::default();
     data.insert(p);
+    data.insert(state.metrics.clone());
     // One loader serves every operation of the connection: it batches, but must not
     // cache, or a later operation would see the data of an earlier one.
     let loaders = new_loaders(state.db.conn.clone(), p.workspace_id, gate);

@@ -74,6 +74,8 @@ async fn connection(
     mut stopped: watch::Receiver<bool>,
 ) {
     let activity = Arc::new(Activity::new());
+    // The peer's address, for handlers that answer loopback peers only (`/metrics`).
+    let peer = stream.peer_addr().ok().map(axum::extract::ConnectInfo);
     let io = TokioIo::new(Watched {
         inner: stream,
         activity: Arc::clone(&activity),
@@ -85,8 +87,12 @@ async fn connection(
         let mut app = app.clone();
         async move {
             let _request = request_started;
+            let mut request = request.map(Body::new);
+            if let Some(peer) = peer {
+                request.extensions_mut().insert(peer);
+            }
             // A Router is always ready (its `poll_ready` returns `Ready` at once).
-            app.call(request.map(Body::new)).await
+            app.call(request).await
         }
     });
     // hyper's own header timeout also runs while a kept-alive connection waits for its next

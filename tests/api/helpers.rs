@@ -392,6 +392,8 @@ impl TestApp {
         // The webhook dispatcher and the event-head poll run in the background; they are not
         // part of any request.
         db.conn.set_metric_callback(move |info| {
+            // This callback replaces the server's own, which counts statements for /metrics.
+            closedloop::metrics::count_statement();
             let sql = &info.statement.sql;
             if !sql.contains("webhook_deliveries") && !sql.contains("event_counters") {
                 log.statements.lock().unwrap().push(sql.clone());

@@ -17,6 +17,7 @@ use sea_orm::sea_query::Expr;
 use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, QueryFilter, Statement, Value};
 
 use crate::BoxError;
+use crate::cli::progress::Progress;
 use crate::db::Db;
 use crate::domain::email::Email;
 use crate::domain::money;
@@ -920,6 +921,13 @@ pub struct Tally {
     pub removed: u64,
 }
 
+impl Tally {
+    /// The rows of the input this tally covers, written or not.
+    pub fn rows(&self) -> u64 {
+        self.new + self.updated + self.unchanged
+    }
+}
+
 /// Rows written per table.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Counts {
@@ -1028,6 +1036,11 @@ pub async fn run(db: &Db, dir: &Path, workspace: &str) -> Result<Report, BoxErro
 
 /// `closedloop import DIR --workspace NAME [--max-problems N] [--max-cell-bytes N] [--add-vocabulary]`.
 pub async fn run_with(db: &Db, dir: &Path, workspace: &str, o: &Options) -> Result<Report, BoxError> {
+    run_showing(db, dir, workspace, o, &Progress::hidden()).await
+}
+
+/// As [`run_with`], showing each table's rows as they are written, and timing them.
+pub async fn run_showing(db: &Db, dir: &Path, workspace: &str, o: &Options, progress: &Progress) -> Result<Report, BoxError> {
     if !dir.is_dir() {
         return Err(format!("{} is not a directory", dir.display()).into());
     }
@@ -1041,7 +1054,7 @@ pub async fn run_with(db: &Db, dir: &Path, workspace: &str, o: &Options) -> Resu
     let ws = workspace_in(&*txn, workspace).await?;
     txn.revises(ws.id);
     let cache = BigCache::enter(&*txn).await?;
-    let counts = apply_parts(&*txn, &ws, data, read, touchpoints, o).await;
+    let counts = apply_parts(&*txn, &ws, data, read, touchpoints, o, progress).await;
     cache.leave(&*txn).await?;
     let counts = counts?;
     txn.commit().await?;
@@ -1054,12 +1067,13 @@ pub async fn run_with(db: &Db, dir: &Path, workspace: &str, o: &Options) -> Resu
 
 /// Checks `data` and writes it into the workspace called `workspace` (created if missing) in
 /// one transaction; on any problem nothing is written, not even the workspace.
-pub async fn apply(db: &Db, workspace: &str, data: Dataset) -> Result<Counts, BoxError> {
+pub async fn apply(db: &Db, workspace: &str, mut data: Dataset, progress: &Progress) -> Result<Counts, BoxError> {
     let mut txn = db.begin_write_unscoped().await?;
     let ws = workspace_in(&*txn, workspace).await?;
     txn.revises(ws.id);
     let cache = BigCache::enter(&*txn).await?;
-    let counts = apply_in(&*txn, &ws, data).await;
+    let touchpoints = Touchpoints::Ready(std::mem::take(&mut data.touchpoints));
+    let counts = apply_parts(&*txn, &ws, data, Read::default(), touchpoints, &Options::default(), progress).await;
     cache.leave(&*txn).await?;
     let counts = counts?;
     txn.commit().await?;
@@ -1247,7 +1261,7 @@ enum Touchpoints {
 /// problem the caller must roll back (some rows may have been written).
 pub async fn apply_in(db: &impl ConnectionTrait, ws: &workspace::Model, mut data: Dataset) -> Result<Counts, BoxError> {
     let touchpoints = Touchpoints::Ready(std::mem::take(&mut data.touchpoints));
-    apply_parts(db, ws, data, Read::default(), touchpoints, &Options::default()).await
+    apply_parts(db, ws, data, Read::default(), touchpoints, &Options::default(), &Progress::hidden()).await
 }
 
 /// Everything but the touchpoints is checked and (when fine) written first; then the touchpoints,
@@ -1259,6 +1273,7 @@ async fn apply_parts(
     read: Read,
     touchpoints: Touchpoints,
     o: &Options,
+    progress: &Progress,
 ) -> Result<Counts, BoxError> {
     // Whole seconds: the same stamp on a million rows, ten bytes shorter each.
     let now = Utc::now().trunc_subsecs(0);
@@ -1271,20 +1286,35 @@ async fn apply_parts(
     let mut ids = Ids::default();
     let mut stored = load(db, ws.id, &data).await?;
     stored.left_out = read.left_out;
-    let cx = Cx { ws, now };
+    let cx = Cx { ws, now, progress };
     if o.add_vocabulary {
         counts.vocabulary = adopt_terms(&data, &[], &mut stored);
     }
     stored.leads.extend(check(&data, &stored, &mut p));
     lap("checked");
     if p.is_empty() {
+        let n = |rows: usize| Some(rows as u64);
+        progress.start("users", n(data.users.len()));
         counts.users = write_users(db, &cx, &data.users, &stored, &mut ids).await?;
+        progress.done(data.users.len() as u64);
+        progress.start("accounts", n(data.accounts.len()));
         counts.accounts = write_accounts(db, &cx, &data.accounts, &stored, &mut ids).await?;
+        progress.done(data.accounts.len() as u64);
+        progress.start("campaigns", n(data.campaigns.len()));
         counts.campaigns = write_campaigns(db, &cx, &data.campaigns, &stored, &mut ids).await?;
+        progress.done(data.campaigns.len() as u64);
+        progress.start("campaign_costs", None);
         counts.campaign_costs = write_costs(db, &cx, &data, &stored, &ids).await?;
+        progress.done(counts.campaign_costs.rows());
+        progress.start("leads", n(data.leads.len()));
         (counts.leads, counts.stage_history, counts.erased_leads_skipped) = write_leads(db, &cx, &data.leads, &stored, &mut ids).await?;
+        progress.done(data.leads.len() as u64);
+        progress.start("opportunities", n(data.opportunities.len()));
         counts.opportunities = write_opportunities(db, &cx, &data.opportunities, &stored, &mut ids).await?;
+        progress.done(data.opportunities.len() as u64);
+        progress.start("opportunity_contacts", n(data.contacts.len()));
         counts.opportunity_contacts = write_contacts(db, &cx, &data.contacts, &stored, &ids).await?;
+        progress.done(data.contacts.len() as u64);
         lap("written all but touchpoints");
     }
     let rows = match touchpoints {
@@ -1310,15 +1340,22 @@ async fn apply_parts(
     write_terms(db, ws.id, &counts.vocabulary, now).await?;
     ids.leads.extend(refs.leads);
     ids.campaigns.extend(refs.campaigns);
+    progress.start("touchpoints", Some(rows.len() as u64));
     counts.touchpoints = write_touchpoints(db, &cx, &rows, &refs.stored, &ids).await?;
+    progress.done(rows.len() as u64);
     lap("touchpoints written");
     let mut lead_ids: Vec<i64> = ids.leads.values().copied().collect();
     lead_ids.sort_unstable();
+    progress.start("persona matches", None);
     crate::service::persona::refresh_leads(db, ws.id, &lead_ids).await?;
+    progress.done(lead_ids.len() as u64);
     lap("persona matches written");
     // An import loads history: scores are brought up to date, but nobody is handed off.
+    progress.start("scores", None);
     crate::service::scoring::refresh_leads(db, ws.id, &lead_ids).await?;
+    progress.done(lead_ids.len() as u64);
     lap("scores written");
+    progress.start("attribution ledger", None);
     // The ledger of every won deal the import touched: its own deals and those of its leads.
     let mut deals = crate::store::attribution::won_deals_of_leads(db, ws.id, &lead_ids, None).await?;
     deals.extend(ids.opportunities.values().copied());
@@ -1326,6 +1363,7 @@ async fn apply_parts(
     deals.dedup();
     crate::service::attribution::refresh_deals(db, ws.id, &deals).await?;
     crate::service::attribution::catch_up(db, ws.id).await?;
+    progress.done(deals.len() as u64);
     lap("attribution ledger written");
     Ok(counts)
 }
@@ -1887,6 +1925,8 @@ fn check(d: &Dataset, s: &Stored, p: &mut Problems) -> HashMap<String, lead::Mod
 struct Cx<'a> {
     ws: &'a workspace::Model,
     now: DateTime<Utc>,
+    /// Counts the rows of the large tables as they are written.
+    progress: &'a Progress,
 }
 
 /// Updates the columns set in `am` of row `id`.
@@ -2285,6 +2325,7 @@ async fn write_leads(
     // Per new lead: its key and its stage path.
     let mut paths: Vec<(&str, StagePath<'_>)> = Vec::new();
     for r in rows {
+        cx.progress.inc(1);
         let Some(cur) = s.leads.get(&r.id) else {
             // Without a stage: MQL when it converted, else where the funnel starts.
             let default = if matches!(r.converted_at, Patch::Set(_)) {
@@ -2467,24 +2508,28 @@ async fn write_touchpoints(
     let mut campaigns: HashSet<i64> = HashSet::new();
     let mut leads: HashSet<i64> = HashSet::new();
     let mut unreachable: HashMap<(i64, bool), DateTime<Utc>> = HashMap::new();
-    let fresh = rows.iter().filter(|r| !stored.contains(&r.id)).map(|r| {
-        let lead_id = ids.leads[&r.lead_id];
-        let campaign_id = r.campaign_id.as_ref().map(|c| ids.campaigns[c]);
-        campaigns.extend(campaign_id);
-        leads.insert(lead_id);
-        let bounced = r.touch_type == "EMAIL_BOUNCED";
-        if bounced || r.touch_type == "UNSUBSCRIBED" {
-            let at = unreachable.entry((lead_id, bounced)).or_insert(r.occurred_at);
-            *at = (*at).max(r.occurred_at);
-        }
-        [
-            text(&r.id),
-            lead_id.into(),
-            campaign_id.into(),
-            text(&r.touch_type),
-            ts(r.occurred_at),
-        ]
-    });
+    let fresh = rows
+        .iter()
+        .inspect(|_| cx.progress.inc(1))
+        .filter(|r| !stored.contains(&r.id))
+        .map(|r| {
+            let lead_id = ids.leads[&r.lead_id];
+            let campaign_id = r.campaign_id.as_ref().map(|c| ids.campaigns[c]);
+            campaigns.extend(campaign_id);
+            leads.insert(lead_id);
+            let bounced = r.touch_type == "EMAIL_BOUNCED";
+            if bounced || r.touch_type == "UNSUBSCRIBED" {
+                let at = unreachable.entry((lead_id, bounced)).or_insert(r.occurred_at);
+                *at = (*at).max(r.occurred_at);
+            }
+            [
+                text(&r.id),
+                lead_id.into(),
+                campaign_id.into(),
+                text(&r.touch_type),
+                ts(r.occurred_at),
+            ]
+        });
     let shared = vec![("workspace_id", ws.into()), ("created_at", ts(now))];
     let written = bulk::insert_all(db, "touchpoints", shared, COLUMNS, fresh).await?;
     let tally = Tally {

@@ -1,0 +1,186 @@
+//! The `closedloop` binary as an operator runs it: progress lines of `import` and `seed` when
+//! stderr is not a terminal, the import's time per table, JSON log lines, and the refusal of
+//! `--otlp-endpoint` by a binary built without the `otlp` feature.
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+use crate::helpers::{scratch_dir, sqlite_file_url};
+
+fn closedloop(args: &[&str], database_url: &str) -> Output {
+    let out = Command::new(env!("CARGO_BIN_EXE_closedloop"))
+        .args(args)
+        .env("DATABASE_URL", database_url)
+        .env_remove("LOG_FORMAT")
+        .env_remove("RUST_LOG")
+        .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run closedloop");
+    assert!(
+        out.status.success(),
+        "closedloop {args:?} failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// A line `{command}: {table} {rows} rows in {s} s ({rate} rows/s)` is in `stderr`.
+fn has_step(stderr: &str, command: &str, table: &str, rows: u64) -> bool {
+    let prefix = format!("{command}: {table} {rows} rows in ");
+    stderr
+        .lines()
+        .any(|l| l.starts_with(&prefix) && l.ends_with(" rows/s)") && l.contains(" s ("))
+}
+
+#[test]
+fn import_and_seed_print_plain_progress_lines_and_times_per_table() {
+    let dir = scratch_dir("progress");
+    std::fs::create_dir_all(&dir).unwrap();
+    let url = sqlite_file_url(&dir.join("closedloop.db"));
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/import");
+
+    let out = closedloop(&["import", fixture.to_str().unwrap(), "--workspace", "Imported"], &url);
+    let (stdout, stderr) = (String::from_utf8(out.stdout).unwrap(), String::from_utf8(out.stderr).unwrap());
+    // Not a terminal: whole lines, no carriage returns or escape sequences.
+    assert!(!stderr.contains('\r') && !stderr.contains('\x1b'), "{stderr:?}");
+    // The fixture: 1 user, 2 accounts, 2 campaigns, 3 leads, 4 touchpoints.
+    for (table, rows) in [("users", 1), ("accounts", 2), ("campaigns", 2), ("leads", 3), ("touchpoints", 4)] {
+        assert!(has_step(&stderr, "import", table, rows), "no line for {table} in:\n{stderr}");
+    }
+    let times = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("time per table: "))
+        .unwrap_or_else(|| panic!("no time per table in:\n{stdout}"));
+    for table in ["users 1 rows ", "leads 3 rows ", "touchpoints 4 rows ", "statistics 0 rows "] {
+        assert!(times.contains(table), "{table:?} not in {times:?}");
+    }
+    assert!(stdout.contains("imported "), "{stdout}");
+
+    let out = closedloop(&["seed", "--leads", "40", "--workspace", "Seeded"], &url);
+    let (stdout, stderr) = (String::from_utf8(out.stdout).unwrap(), String::from_utf8(out.stderr).unwrap());
+    // About 40 leads: the generator rounds to whole accounts.
+    for step in ["generating leads", "leads", "touchpoints", "scores"] {
+        let prefix = format!("seed: {step} ");
+        assert!(
+            stderr.lines().any(|l| l.starts_with(&prefix) && l.ends_with(" rows/s)")),
+            "no {step} in:\n{stderr}"
+        );
+    }
+    assert!(stdout.contains("time per step: generating leads "), "{stdout}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn serve_logs_json_lines_when_asked() {
+    let dir = scratch_dir("jsonlog");
+    std::fs::create_dir_all(&dir).unwrap();
+    let url = sqlite_file_url(&dir.join("closedloop.db"));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_closedloop"))
+        .args(["serve", "--bind", "127.0.0.1:0"])
+        .env("DATABASE_URL", &url)
+        .env("LOG_FORMAT", "json")
+        .env_remove("RUST_LOG")
+        .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start closedloop serve");
+    let stderr = child.stderr.take().unwrap();
+    let mut serving = None;
+    for line in BufReader::new(stderr).lines() {
+        let line = line.unwrap();
+        let entry: serde_json::Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+        if entry["fields"]["message"] == "serving" {
+            serving = Some(entry);
+            break;
+        }
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let entry = serving.expect("a \"serving\" line");
+    assert_eq!(entry["level"], "INFO");
+    assert!(entry["fields"]["addr"].as_str().unwrap().starts_with("127.0.0.1:"), "{entry}");
+    assert!(entry["timestamp"].is_string());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[cfg(not(feature = "otlp"))]
+#[test]
+fn an_otlp_endpoint_needs_the_otlp_feature() {
+    let out = Command::new(env!("CARGO_BIN_EXE_closedloop"))
+        .args(["serve", "--otlp-endpoint", "http://127.0.0.1:4318"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(stderr.contains("built with the `otlp` feature"), "{stderr}");
+}
+
+/// A span per request reaches an OTLP/HTTP receiver (a tiny one here, counting POSTs to
+/// `/v1/traces`), with the operation's name in it; the last spans are sent when the server stops.
+#[cfg(feature = "otlp")]
+#[tokio::test]
+async fn spans_reach_an_otlp_receiver() {
+    use std::sync::{Arc, Mutex};
+
+    let bodies: Arc<Mutex<Vec<Vec<u8>>>> = Arc::default();
+    let seen = bodies.clone();
+    let receiver = axum::Router::new().route(
+        "/v1/traces",
+        axum::routing::post(move |body: axum::body::Bytes| {
+            let seen = seen.clone();
+            async move {
+                seen.lock().unwrap().push(body.to_vec());
+                axum::http::StatusCode::OK
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let endpoint = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, receiver).await.unwrap() });
+
+    let dir = scratch_dir("otlp");
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_closedloop"))
+        .args(["serve", "--bind", "127.0.0.1:0", "--otlp-endpoint", &endpoint])
+        .env("DATABASE_URL", sqlite_file_url(&dir.join("closedloop.db")))
+        .env_remove("LOG_FORMAT")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start closedloop serve");
+    let stdout = child.stdout.take().unwrap();
+    let graphiql = tokio::task::spawn_blocking(move || {
+        BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+            .find_map(|l| l.strip_prefix("GraphiQL: ").map(str::to_owned))
+    })
+    .await
+    .unwrap()
+    .expect("the server's address");
+    let answer: serde_json::Value = reqwest::Client::new()
+        .post(&graphiql)
+        .json(&serde_json::json!({ "query": "query TracedOperation { __typename }" }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(answer["data"]["__typename"], "Query", "{answer}");
+    // SIGTERM: the server stops, and the exporter sends what it holds.
+    let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    assert!(status.success());
+    tokio::task::spawn_blocking(move || child.wait().unwrap()).await.unwrap();
+    let received = bodies.lock().unwrap().clone();
+    assert!(!received.is_empty(), "no POST /v1/traces");
+    let contains = |needle: &[u8]| received.iter().any(|b| b.windows(needle.len()).any(|w| w == needle));
+    assert!(contains(b"graphql"), "no graphql span");
+    assert!(contains(b"TracedOperation"), "the span lacks the operation name");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
