@@ -24,6 +24,8 @@ pub const MAX_OPERATION_NAME_LEN: usize = 64;
 pub const OTHER: &str = "other";
 /// The label of operations sent without a name, and of requests refused before one was read.
 pub const ANONYMOUS: &str = "anonymous";
+/// The outcome of a request that answered without errors.
+pub const OK: &str = "ok";
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabels {
@@ -176,7 +178,7 @@ impl Metrics {
     /// One GraphQL request over HTTP: its operation name as the client sent it, its outcome, its
     /// duration in seconds and the SQL statements it ran.
     pub fn request(&self, operation: Option<&str>, outcome: &str, seconds: f64, statements: u32) {
-        let operation = self.operation_label(operation);
+        let operation = self.operation_label(operation, outcome == OK);
         self.requests
             .get_or_create(&RequestLabels {
                 operation: operation.clone(),
@@ -189,19 +191,21 @@ impl Metrics {
     }
 
     /// The label of a client-chosen operation name, bounded so that a client cannot grow the
-    /// label set (and the server's memory) without end.
-    fn operation_label(&self, name: Option<&str>) -> String {
+    /// label set (and the server's memory) without end. Only an operation that ran without
+    /// errors (`ran`) takes a new label, so that callers without a key, or with an operation name
+    /// that names nothing, cannot use the labels up.
+    fn operation_label(&self, name: Option<&str>, ran: bool) -> String {
         let Some(name) = name.filter(|n| !n.is_empty()) else {
             return ANONYMOUS.to_owned();
         };
-        if !is_graphql_name(name) {
+        if !is_graphql_name(name) || name == OTHER || name == ANONYMOUS {
             return OTHER.to_owned();
         }
         let mut names = self.names.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         if names.contains(name) {
             return name.to_owned();
         }
-        if names.len() >= MAX_OPERATION_NAMES {
+        if !ran || names.len() >= MAX_OPERATION_NAMES {
             return OTHER.to_owned();
         }
         names.insert(name.to_owned());
@@ -333,17 +337,22 @@ mod tests {
     #[test]
     fn operation_names_are_bounded() {
         let m = Metrics::new();
-        assert_eq!(m.operation_label(None), ANONYMOUS);
-        assert_eq!(m.operation_label(Some("Leads")), "Leads");
-        assert_eq!(m.operation_label(Some("with space")), OTHER);
-        assert_eq!(m.operation_label(Some(&"a".repeat(65))), OTHER);
-        assert_eq!(m.operation_label(Some(&"a".repeat(64))), "a".repeat(64));
+        assert_eq!(m.operation_label(None, true), ANONYMOUS);
+        // A failed request (no key, an operation name that names nothing) takes no label.
+        assert_eq!(m.operation_label(Some("Leads"), false), OTHER);
+        assert_eq!(m.operation_label(Some("Leads"), true), "Leads");
+        assert_eq!(m.operation_label(Some("Leads"), false), "Leads");
+        assert_eq!(m.operation_label(Some("with space"), true), OTHER);
+        assert_eq!(m.operation_label(Some(OTHER), true), OTHER);
+        assert_eq!(m.operation_label(Some(ANONYMOUS), true), OTHER);
+        assert_eq!(m.operation_label(Some(&"a".repeat(65)), true), OTHER);
+        assert_eq!(m.operation_label(Some(&"a".repeat(64)), true), "a".repeat(64));
         for i in 0..MAX_OPERATION_NAMES {
-            m.operation_label(Some(&format!("Op{i}")));
+            m.operation_label(Some(&format!("Op{i}")), true);
         }
-        assert_eq!(m.operation_label(Some("OneTooMany")), OTHER);
+        assert_eq!(m.operation_label(Some("OneTooMany"), true), OTHER);
         // Names seen before the cap keep their label.
-        assert_eq!(m.operation_label(Some("Leads")), "Leads");
+        assert_eq!(m.operation_label(Some("Leads"), false), "Leads");
     }
 
     #[test]

@@ -125,8 +125,9 @@ pub enum Command {
         /// Fill an empty database with the demo company and print an ADMIN key.
         #[arg(long)]
         demo: bool,
-        /// The day the demo is loaded as of (YYYY-MM-DD; default today, UTC): its two years of
-        /// history run up to 00:00 UTC of that day. The same day always gives the same demo.
+        /// The day the demo is loaded as of (YYYY-MM-DD, 2000-01-01 to today; default today, UTC):
+        /// its two years of history run up to 00:00 UTC of that day. The same day always gives
+        /// the same demo.
         #[arg(long, env = "DEMO_DAY", value_name = "DATE")]
         demo_day: Option<chrono::NaiveDate>,
         /// Do not serve GraphiQL.
@@ -290,7 +291,12 @@ pub async fn run(cli: Cli) -> Result<(), BoxError> {
             // As `Application::build` connects: the server checkpoints in the background.
             let database = open_with(&db, Checkpoints::Background).await?;
             if demo {
-                let day = demo_day.unwrap_or_else(|| chrono::Utc::now().date_naive());
+                let today = chrono::Utc::now().date_naive();
+                let day = demo_day.unwrap_or(today);
+                let earliest = chrono::NaiveDate::from_ymd_opt(2000, 1, 1).expect("a date");
+                if day > today || day < earliest {
+                    return Err(format!("--demo-day must be a day from {earliest} to today ({today}); the demo holds no future").into());
+                }
                 match demo::load(&database, day).await? {
                     Some(key) => {
                         database.analyze().await?;
@@ -319,6 +325,11 @@ pub async fn run(cli: Cli) -> Result<(), BoxError> {
                 tracing::info!(networks = %nets.join(","), "webhooks may reach these networks besides public addresses");
             }
             config.events.webhooks.allow = AllowList::new(webhook_allow);
+            if config.metrics_token.is_none() {
+                tracing::info!(
+                    "/metrics answers loopback peers only; behind a proxy on this host, every client is one: set --metrics-token"
+                );
+            }
             let app = Application::with_db(config, database).await?;
             let addr = app.local_addr();
             tracing::info!(%addr, database = %config::redact_url(&db.database_url), "serving");

@@ -169,7 +169,7 @@ pub(crate) async fn model_of(ctx: &Context<'_>, input: AttributionModelInput, fi
     Ok(Model::Rule(rule))
 }
 
-/// A report's range: both bounds are required (BAD_USER_INPUT on `range` otherwise).
+/// A report's range: both bounds, or `lastDays` (BAD_USER_INPUT on `range` otherwise).
 pub(crate) fn range_of(range: DateTimeRange) -> async_graphql::Result<(chrono::DateTime<chrono::Utc>, chrono::DateTime<chrono::Utc>)> {
     match range.bounds()? {
         (Some(f), Some(t)) => Ok((f, t)),

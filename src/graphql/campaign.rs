@@ -44,7 +44,7 @@ impl Campaign {
     async fn performance(
         &self,
         ctx: &Context<'_>,
-        #[graphql(desc = "The period [from, to) in UTC; both bounds are required, `to` after `from`.")]
+        #[graphql(desc = "The period [from, to) in UTC; both bounds (`to` after `from`) or `lastDays`.")]
         range: crate::graphql::lead::DateTimeRange,
         #[graphql(desc = "The attribution model of the revenue and conversions (default LINEAR).")] model: Option<
             crate::graphql::attribution::AttributionModelInput,

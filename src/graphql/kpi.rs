@@ -870,9 +870,7 @@ impl KpiQuery {
     async fn rpm(
         &self,
         ctx: &Context<'_>,
-        #[graphql(
-            desc = "The period [from, to) in UTC; both bounds are required and `to` must be after `from` (BAD_USER_INPUT otherwise)."
-        )]
+        #[graphql(desc = "The period [from, to) in UTC: both bounds, `to` after `from`, or `lastDays` alone (BAD_USER_INPUT otherwise).")]
         range: DateTimeRange,
         #[graphql(desc = "Which leads and campaigns count (default: all).")] filter: Option<KpiFilter>,
         #[graphql(desc = "Cuts the range into periods (`Rpm.periods`): a time series of every KPI.")] bucket: Option<KpiBucket>,
@@ -914,7 +912,7 @@ impl KpiQuery {
     async fn funnel_conversion(
         &self,
         ctx: &Context<'_>,
-        #[graphql(desc = "The period [from, to) in UTC in which the cohorts entered their stage; both bounds are required.")]
+        #[graphql(desc = "The period [from, to) in UTC in which the cohorts entered their stage; both bounds, or `lastDays`.")]
         range: DateTimeRange,
         #[graphql(desc = "Moves onward count until this moment (default now); it may lie after `to`.")] as_of: Option<DateTime>,
         #[graphql(desc = "Which leads and campaigns count (default: all).")] filter: Option<KpiFilter>,
@@ -950,9 +948,7 @@ impl KpiQuery {
     async fn funnel_flow(
         &self,
         ctx: &Context<'_>,
-        #[graphql(
-            desc = "The period [from, to) in UTC; both bounds are required and `to` must be after `from` (BAD_USER_INPUT otherwise)."
-        )]
+        #[graphql(desc = "The period [from, to) in UTC: both bounds, `to` after `from`, or `lastDays` alone (BAD_USER_INPUT otherwise).")]
         range: DateTimeRange,
         #[graphql(desc = "Which leads and campaigns count (default: all).")] filter: Option<KpiFilter>,
     ) -> async_graphql::Result<Vec<StageFlowRow>> {
@@ -970,9 +966,7 @@ impl KpiQuery {
     async fn velocity(
         &self,
         ctx: &Context<'_>,
-        #[graphql(
-            desc = "The period [from, to) in UTC; both bounds are required and `to` must be after `from` (BAD_USER_INPUT otherwise)."
-        )]
+        #[graphql(desc = "The period [from, to) in UTC: both bounds, `to` after `from`, or `lastDays` alone (BAD_USER_INPUT otherwise).")]
         range: DateTimeRange,
         #[graphql(desc = "Which leads and campaigns count (default: all).")] filter: Option<KpiFilter>,
     ) -> async_graphql::Result<VelocityReport> {
@@ -1017,9 +1011,7 @@ impl KpiQuery {
     async fn campaign_roi(
         &self,
         ctx: &Context<'_>,
-        #[graphql(
-            desc = "The period [from, to) in UTC; both bounds are required and `to` must be after `from` (BAD_USER_INPUT otherwise)."
-        )]
+        #[graphql(desc = "The period [from, to) in UTC: both bounds, `to` after `from`, or `lastDays` alone (BAD_USER_INPUT otherwise).")]
         range: DateTimeRange,
         #[graphql(desc = "The attribution model of the revenue (default LINEAR).")] model: Option<AttributionModelInput>,
         #[graphql(desc = "Which leads and campaigns count (default: all).")] filter: Option<KpiFilter>,

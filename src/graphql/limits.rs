@@ -49,21 +49,20 @@ impl Guarded {
         }
     }
 
-    /// Runs a request once its shape is within the limits; `over_get` (a request that came as
-    /// an HTTP GET) refuses mutations.
-    pub async fn execute_checked(&self, request: Request, over_get: bool) -> Response {
-        match self.checked(request, over_get).await {
+    /// Runs a request once its shape is within the limits.
+    pub async fn execute_checked(&self, request: Request, via: Via) -> Response {
+        match self.checked(request, via).await {
             Ok(request) => self.schema.execute(request).await,
             Err(e) => Response::from_errors(vec![e]),
         }
     }
 
     /// The request, checked, with the text of its persisted query (`persisted`) put in; a text
-    /// sent with its hash is registered once it has passed the checks.
-    async fn checked(&self, mut request: Request, over_get: bool) -> Result<Request, ServerError> {
+    /// sent with its hash by a caller with a key is registered once it has passed the checks.
+    async fn checked(&self, mut request: Request, via: Via) -> Result<Request, ServerError> {
         let register = self.persisted.resolve(&mut request)?;
-        let request = self.checked_text(request, over_get).await?;
-        if let Some(hash) = register {
+        let request = self.checked_text(request, via.get).await?;
+        if let Some(hash) = register.filter(|_| via.authenticated) {
             self.persisted.register(hash, &request.query);
         }
         Ok(request)
@@ -174,15 +173,33 @@ impl Guarded {
     }
 }
 
+/// How a request came; what is refused or kept depends on it.
+#[derive(Clone, Copy, Debug)]
+pub struct Via {
+    /// As an HTTP GET: mutations are refused.
+    pub get: bool,
+    /// With a valid key. Only then is a persisted query's text kept, so that callers without
+    /// one cannot evict the texts of those with one.
+    pub authenticated: bool,
+}
+
+impl Via {
+    /// A WebSocket's operations: its `connection_init` carried a valid key.
+    const WEBSOCKET: Via = Via {
+        get: false,
+        authenticated: true,
+    };
+}
+
 /// What the WebSocket endpoint runs operations with.
 impl Executor for Guarded {
     async fn execute(&self, request: Request) -> Response {
-        self.execute_checked(request, false).await
+        self.execute_checked(request, Via::WEBSOCKET).await
     }
 
     fn execute_stream(&self, request: Request, session_data: Option<Arc<Data>>) -> BoxStream<'static, Response> {
         let this = self.clone();
-        stream::once(async move { this.checked(request, false).await.map(|r| (this, r)) })
+        stream::once(async move { this.checked(request, Via::WEBSOCKET).await.map(|r| (this, r)) })
             .flat_map(move |checked| match checked {
                 Ok((this, request)) => Executor::execute_stream(&this.schema, request, session_data.clone()),
                 Err(e) => stream::once(async move { Response::from_errors(vec![e]) }).boxed(),

@@ -41,7 +41,7 @@ impl Outcome {
 
     pub(super) fn of(operation: String, response: &GqlResponse, statements: u32) -> Self {
         let code = response.errors.first().map_or_else(
-            || "ok".to_owned(),
+            || crate::metrics::OK.to_owned(),
             |e| {
                 e.extensions
                     .as_ref()

@@ -34,7 +34,7 @@ use crate::error::AppError;
 use crate::events::Bus;
 use crate::graphql::errors::coded;
 use crate::graphql::handoff::SubscriptionSlots;
-use crate::graphql::limits::Guarded;
+use crate::graphql::limits::{Guarded, Via};
 use crate::graphql::loaders::{PollGate, new_loaders};
 use crate::metrics::{Metrics, StatementCount};
 
@@ -136,7 +136,11 @@ async fn execute(state: &AppState, principal: Option<Principal>, mut request: Re
         .to_owned();
     let span = tracing::info_span!("graphql", operation = %operation);
     let timeout = state.config.limits.request_timeout;
-    let run = gate.drive(state.schema.execute_checked(request, over_get));
+    let via = Via {
+        get: over_get,
+        authenticated: principal.is_some(),
+    };
+    let run = gate.drive(state.schema.execute_checked(request, via));
     let statements = StatementCount::default();
     let response = match statements.scope(tokio::time::timeout(timeout, run.instrument(span))).await {
         Ok(r) => r,

@@ -4,7 +4,7 @@
 //! has none and the pinned npm packages; where it cannot, the tests say so and pass.
 use std::path::PathBuf;
 use std::process::Command;
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock, PoisonError};
 
 use axum::Router;
 use axum::response::Html;
@@ -14,22 +14,27 @@ use serde_json::{Value, json};
 use crate::helpers::TestApp;
 
 /// The installed scenarios (tests/browser/*.mjs) and their node_modules, with Chromium when
-/// `chromium`; `Err` says why there are none.
+/// `chromium`; `Err` says why this machine cannot have them. A failed install fails the test.
 pub fn kit(chromium: bool) -> Result<PathBuf, String> {
     static NPM: OnceLock<Result<PathBuf, String>> = OnceLock::new();
     static BROWSER: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    // One setup at a time: both kits install the npm packages into the same directory.
+    static SETUP: Mutex<()> = Mutex::new(());
     let install = || {
+        let _one = SETUP.lock().unwrap_or_else(PoisonError::into_inner);
         let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("browser");
         let mut setup = Command::new("bash");
         setup.arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/browser/setup.sh")).arg(&dir);
         if chromium {
             setup.arg("chromium");
         }
-        let out = setup.output().map_err(|e| format!("bash did not run: {e}"))?;
-        if !out.status.success() {
-            return Err(String::from_utf8_lossy(&out.stderr).trim().to_owned());
+        let out = setup.output().expect("bash runs");
+        let why = String::from_utf8_lossy(&out.stderr).trim().to_owned();
+        match out.status.code() {
+            Some(0) => Ok(dir),
+            Some(3) => Err(why),
+            _ => panic!("tests/browser/setup.sh failed: {why}"),
         }
-        Ok(dir)
     };
     if chromium { &BROWSER } else { &NPM }.get_or_init(install).clone()
 }

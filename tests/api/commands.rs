@@ -87,10 +87,20 @@ fn serve_logs_json_lines_when_asked() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("start closedloop serve");
+    // The lines are read on a thread of their own, so that a server that never says it serves
+    // fails the test after a minute instead of hanging it.
     let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     let mut serving = None;
-    for line in BufReader::new(stderr).lines() {
-        let line = line.unwrap();
+    while let Ok(line) = rx.recv_timeout(deadline.saturating_duration_since(std::time::Instant::now())) {
         let entry: serde_json::Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
         if entry["fields"]["message"] == "serving" {
             serving = Some(entry);
@@ -99,7 +109,7 @@ fn serve_logs_json_lines_when_asked() {
     }
     child.kill().unwrap();
     child.wait().unwrap();
-    let entry = serving.expect("a \"serving\" line");
+    let entry = serving.expect("a \"serving\" line within a minute");
     assert_eq!(entry["level"], "INFO");
     assert!(entry["fields"]["addr"].as_str().unwrap().starts_with("127.0.0.1:"), "{entry}");
     assert!(entry["timestamp"].is_string());

@@ -43,16 +43,17 @@ async fn requests_are_counted_by_operation_and_outcome(app: TestApp) {
     for _ in 0..3 {
         app.data(&app.keys.analyst, leads, json!({})).await;
     }
-    // Two validation errors, one refused key (before any operation name is read).
+    // Two validation errors of an operation seen before (it keeps its label), one refused key
+    // (before any operation name is read).
     for _ in 0..2 {
-        let resp = app.gql(&app.keys.analyst, "query Broken { nope }", json!({})).await;
+        let resp = app.gql(&app.keys.analyst, "query Leads { nope }", json!({})).await;
         assert_eq!(resp["errors"][0]["extensions"]["code"], "BAD_USER_INPUT");
     }
     let resp = app
         .gql("cl_not_a_key", "query Leads { leads(first: 1) { nodes { id } } }", json!({}))
         .await;
     assert_eq!(resp["errors"][0]["extensions"]["code"], "UNAUTHENTICATED");
-    // A mutation that a role may not run.
+    // A mutation that a role may not run: a name that never ran without errors takes no label.
     let q = "mutation Forbidden($i: CreateCampaignInput!) { createCampaign(input: $i) { campaign { id } } }";
     let resp = app
         .gql(
@@ -70,7 +71,7 @@ async fn requests_are_counted_by_operation_and_outcome(app: TestApp) {
         Some(3.0)
     );
     assert_eq!(
-        count(r#"closedloop_graphql_requests_total{operation="Broken",outcome="BAD_USER_INPUT"}"#),
+        count(r#"closedloop_graphql_requests_total{operation="Leads",outcome="BAD_USER_INPUT"}"#),
         Some(2.0)
     );
     assert_eq!(
@@ -78,21 +79,22 @@ async fn requests_are_counted_by_operation_and_outcome(app: TestApp) {
         Some(1.0)
     );
     assert_eq!(
-        count(r#"closedloop_graphql_requests_total{operation="Forbidden",outcome="FORBIDDEN"}"#),
+        count(r#"closedloop_graphql_requests_total{operation="other",outcome="FORBIDDEN"}"#),
         Some(1.0)
     );
+    assert!(!text.contains(r#"operation="Forbidden""#), "{text}");
     // Histograms: one observation per request, in every bucket up to +Inf.
     assert_eq!(
         count(r#"closedloop_graphql_request_duration_seconds_count{operation="Leads"}"#),
-        Some(3.0)
+        Some(5.0)
     );
     assert_eq!(
         count(r#"closedloop_graphql_request_duration_seconds_bucket{le="+Inf",operation="Leads"}"#),
-        Some(3.0)
+        Some(5.0)
     );
     assert_eq!(
         count(r#"closedloop_graphql_request_sql_statements_count{operation="Leads"}"#),
-        Some(3.0)
+        Some(5.0)
     );
     // A page of leads reads the leads table at least once per request.
     let statements = count(r#"closedloop_graphql_request_sql_statements_sum{operation="Leads"}"#).unwrap();
@@ -149,6 +151,9 @@ both!(websockets_subscriptions_webhooks_and_ingest_are_counted);
 
 async fn operation_names_beyond_the_cap_count_as_other(app: TestApp) {
     let cap = closedloop::metrics::MAX_OPERATION_NAMES;
+    // Requests that fail take no label: without a key, or naming an operation the text lacks.
+    let no_key = app.gql("", "query NoKey { viewer { role } }", json!({})).await;
+    assert_eq!(no_key["errors"][0]["extensions"]["code"], "UNAUTHENTICATED");
     for i in 0..cap + 5 {
         let q = format!("query Op{i} {{ viewer {{ role }} }}");
         app.data(&app.keys.analyst, &q, json!({})).await;
@@ -186,13 +191,15 @@ async fn operation_names_beyond_the_cap_count_as_other(app: TestApp) {
         ),
         None
     );
-    // 5 beyond the cap, the long name, and the odd one (refused: its name names no operation).
+    assert!(!text.contains(r#"operation="NoKey""#), "{text}");
+    // 5 beyond the cap, the long name, the odd one (refused: its name names no operation) and
+    // the one without a key.
     let other: f64 = text
         .lines()
         .filter(|l| l.starts_with(r#"closedloop_graphql_requests_total{operation="other""#))
         .map(|l| l.rsplit(' ').next().unwrap().parse::<f64>().unwrap())
         .sum();
-    assert_eq!(other, 7.0, "{text}");
+    assert_eq!(other, 8.0, "{text}");
     assert!(!text.contains("injected"));
 }
 both!(operation_names_beyond_the_cap_count_as_other);

@@ -57,6 +57,18 @@ async fn a_hash_is_not_found_until_its_text_came_with_it(app: TestApp) {
     let resp = post(&app, json!({ "extensions": extension(&deep) })).await;
     assert_eq!(code(&resp), "PERSISTED_QUERY_NOT_FOUND");
 
+    // Without a key, hash and text register nothing (so no one without a key evicts texts).
+    let anonymous = app
+        .client
+        .post(app.url("/graphql"))
+        .json(&json!({ "query": TEXT, "extensions": extension(TEXT) }))
+        .send()
+        .await
+        .unwrap();
+    let anonymous: Value = anonymous.json().await.unwrap();
+    assert_eq!(code(&anonymous), "UNAUTHENTICATED");
+    assert_eq!(code(&post(&app, by_hash.clone()).await), "PERSISTED_QUERY_NOT_FOUND");
+
     // Hash and text register it: the hash alone then runs it, over POST, GET and WebSocket.
     let resp = post(&app, json!({ "query": TEXT, "extensions": extension(TEXT) })).await;
     assert_eq!(resp, viewer);

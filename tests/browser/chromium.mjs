@@ -61,6 +61,20 @@ export async function run(steps) {
   console.log(JSON.stringify(result));
 }
 
+// Waits until the server follows at least one subscription on its event bus (/metrics, which
+// answers loopback peers), so that an event made next reaches it.
+// `false` when `gaveUp()` turns true first.
+export async function subscribed(api, gaveUp = () => false) {
+  for (let i = 0; i < 200; i++) {
+    const text = await (await fetch(`${api}/metrics`)).text();
+    const open = /^closedloop_subscriptions_active (\d+)/m.exec(text);
+    if (open && Number(open[1]) >= 1) return true;
+    if (await gaveUp()) return false;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error("the server never registered the subscription");
+}
+
 // Hands the lead `id` off to sales, as MARKETING (`key`) would from its own tool.
 export function handOff(api, key, id) {
   return graphql(`${api}/graphql`, key,
