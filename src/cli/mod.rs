@@ -1,6 +1,7 @@
 //! The `closedloop` command line: serve, migrate, schema, workspaces, keys, seed, import.
 pub mod demo;
 mod demo_handoffs;
+pub mod export;
 pub mod import;
 pub mod markov;
 pub mod progress;
@@ -208,6 +209,11 @@ pub enum Command {
         #[command(flatten)]
         db: DbArgs,
     },
+    /// Export records as CSV, with progress on stderr.
+    Export {
+        #[command(subcommand)]
+        command: ExportCommand,
+    },
     /// Import CSV files (docs/import.md) into a workspace, all or nothing.
     Import {
         dir: PathBuf,
@@ -223,6 +229,25 @@ pub enum Command {
         /// vocabularies instead of refusing the rows that use them.
         #[arg(long)]
         add_vocabulary: bool,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ExportCommand {
+    /// The leads of scoring cells and/or a persona, as `GET /export/leads.csv` gives them
+    /// (RFC 4180 CSV, one snapshot; docs/scoring.md).
+    Leads {
+        #[arg(long)]
+        workspace: String,
+        /// The conditions, as the HTTP export's query string: `cell=A1,A2`, `grade`, `model`,
+        /// `persona`, `minActivityScore`, `asOf` (default: every lead scored now).
+        #[arg(long, default_value = "")]
+        query: String,
+        /// The file to write (default: standard output).
+        #[arg(long)]
+        out: Option<PathBuf>,
         #[command(flatten)]
         db: DbArgs,
     },
@@ -341,6 +366,16 @@ pub async fn run(cli: Cli) -> Result<(), BoxError> {
             println!("migrated");
         }
         Command::Schema => print!("{}", crate::graphql::sdl()),
+        Command::Export {
+            command: ExportCommand::Leads { workspace, query, out, db },
+        } => {
+            let database = open(&db).await?;
+            let started = std::time::Instant::now();
+            let progress = progress::Progress::stderr("export");
+            let rows = export::leads(&database, &workspace, &query, out.as_deref(), &progress).await?;
+            // The CSV may be on standard output: the summary goes to stderr.
+            eprintln!("exported {rows} leads in {:.1} s", started.elapsed().as_secs_f64());
+        }
         Command::Workspace {
             command: WorkspaceCommand::Create { name, db },
         } => {

@@ -11,7 +11,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use entity::{account, funnel_stage, lead};
-use sea_orm::{ColumnTrait, DatabaseTransaction, DbErr, QueryFilter, QueryOrder, QuerySelect, TransactionTrait};
+use sea_orm::{ColumnTrait, DatabaseConnection, DatabaseTransaction, DbErr, QueryFilter, QueryOrder, QuerySelect, TransactionTrait};
 use serde::Deserialize;
 
 use super::{AppState, caller, error_response};
@@ -109,44 +109,22 @@ pub async fn leads_csv(State(state): State<AppState>, headers: HeaderMap, Query(
         Ok(None) => return error_response(StatusCode::UNAUTHORIZED, AppError::Unauthenticated),
         Err(e) => return error_response(StatusCode::UNAUTHORIZED, e),
     };
-    let ws = p.workspace_id;
-    let (query, as_of, model, persona) = match parse(&params) {
-        Ok(asked) => asked,
-        Err(message) => return bad(message),
-    };
-    // One snapshot for the whole export.
-    let txn = match state.db.conn.begin().await {
-        Ok(t) => t,
-        Err(e) => return error_response(StatusCode::INTERNAL_SERVER_ERROR, e.into()),
-    };
-    let s = match scoring::scorer(&txn, ws, model).await {
-        Ok(Some(s)) => s,
-        Ok(None) if model.is_some() => return error_response(StatusCode::NOT_FOUND, AppError::not_found("scoring model")),
-        Ok(None) => return bad("the workspace has no scoring model yet"),
-        Err(e) => return error_response(StatusCode::INTERNAL_SERVER_ERROR, e.into()),
-    };
-    let filter = match scoring::score_filter(&txn, ws, &s, as_of, query).await {
-        Ok(f) => LeadFilter {
-            persona: persona.map(|persona_id| PersonaMatchFilter {
-                persona_id,
-                min_match: None,
-            }),
-            scoring: Some(f),
-            ..Default::default()
-        },
-        Err(e) => return error_response(StatusCode::INTERNAL_SERVER_ERROR, e.into()),
+    let mut export = match LeadExport::open(&state.db.conn, p.workspace_id, &params).await {
+        Ok(export) => export,
+        Err(Refused::Bad(message)) => return bad(message),
+        Err(Refused::App(e)) => {
+            let status = match e {
+                AppError::NotFound(_) => StatusCode::NOT_FOUND,
+                _ => StatusCode::INTERNAL_SERVER_ERROR,
+            };
+            return error_response(status, e);
+        }
     };
     let stream = async_stream::stream! {
-        let mut after = 0_i64;
-        let mut first = true;
         loop {
-            match page(&txn, ws, &s, &filter, as_of, after, first).await {
+            match export.next().await {
                 Ok(None) => break,
-                Ok(Some((bytes, last))) => {
-                    after = last;
-                    first = false;
-                    yield Ok::<Bytes, std::io::Error>(Bytes::from(bytes));
-                }
+                Ok(Some((bytes, _))) => yield Ok::<Bytes, std::io::Error>(Bytes::from(bytes)),
                 Err(e) => {
                     tracing::error!(error = %e, "lead export failed");
                     yield Err(std::io::Error::other(e.to_string()));
@@ -154,10 +132,7 @@ pub async fn leads_csv(State(state): State<AppState>, headers: HeaderMap, Query(
                 }
             }
         }
-        if first {
-            yield Ok(Bytes::from(csv_rows(&[], true)));
-        }
-        let _ = txn.rollback().await;
+        export.close().await;
     };
     let mut response = Body::from_stream(stream).into_response();
     let h = response.headers_mut();
@@ -173,8 +148,85 @@ pub async fn leads_csv(State(state): State<AppState>, headers: HeaderMap, Query(
     response
 }
 
-/// The CSV of the next page of leads after `after` (with the header row on the first page), and
-/// the last lead ID; `None` when no lead is left.
+/// Why an export does not start: the caller's to fix, or ours.
+pub enum Refused {
+    Bad(String),
+    App(AppError),
+}
+
+/// One export of leads, over HTTP or by `closedloop export leads`: a read transaction (one
+/// snapshot for the whole export) and how far it has got.
+pub struct LeadExport {
+    txn: DatabaseTransaction,
+    ws: i64,
+    scorer: Scorer,
+    filter: LeadFilter,
+    as_of: DateTime<Utc>,
+    after: i64,
+    first: bool,
+    done: bool,
+}
+
+impl LeadExport {
+    /// The export `params` ask for, in workspace `ws`.
+    pub async fn open(db: &DatabaseConnection, ws: i64, params: &Params) -> Result<Self, Refused> {
+        let (query, as_of, model, persona) = parse(params).map_err(Refused::Bad)?;
+        let internal = |e: DbErr| Refused::App(e.into());
+        let txn = db.begin().await.map_err(internal)?;
+        let scorer = match scoring::scorer(&txn, ws, model).await.map_err(internal)? {
+            Some(s) => s,
+            None if model.is_some() => return Err(Refused::App(AppError::not_found("scoring model"))),
+            None => return Err(Refused::Bad("the workspace has no scoring model yet".into())),
+        };
+        let score = scoring::score_filter(&txn, ws, &scorer, as_of, query).await.map_err(internal)?;
+        let filter = LeadFilter {
+            persona: persona.map(|persona_id| PersonaMatchFilter {
+                persona_id,
+                min_match: None,
+            }),
+            scoring: Some(score),
+            ..Default::default()
+        };
+        Ok(Self {
+            txn,
+            ws,
+            scorer,
+            filter,
+            as_of,
+            after: 0,
+            first: true,
+            done: false,
+        })
+    }
+
+    /// The CSV of the next page (the header row first) and how many leads it holds; the header
+    /// alone when no lead matches; `None` at the end.
+    pub async fn next(&mut self) -> Result<Option<(Vec<u8>, usize)>, DbErr> {
+        if self.done {
+            return Ok(None);
+        }
+        let page = page(&self.txn, self.ws, &self.scorer, &self.filter, self.as_of, self.after, self.first).await?;
+        let first = std::mem::replace(&mut self.first, false);
+        match page {
+            Some((bytes, last, rows)) => {
+                self.after = last;
+                Ok(Some((bytes, rows)))
+            }
+            None => {
+                self.done = true;
+                Ok(first.then(|| (csv_rows(&[], true), 0)))
+            }
+        }
+    }
+
+    /// Ends the read transaction.
+    pub async fn close(self) {
+        let _ = self.txn.rollback().await;
+    }
+}
+
+/// The CSV of the next page of leads after `after` (with the header row on the first page), the
+/// last lead ID and the number of leads; `None` when no lead is left.
 async fn page(
     txn: &DatabaseTransaction,
     ws: i64,
@@ -183,7 +235,7 @@ async fn page(
     as_of: DateTime<Utc>,
     after: i64,
     first: bool,
-) -> Result<Option<(Vec<u8>, i64)>, DbErr> {
+) -> Result<Option<(Vec<u8>, i64, usize)>, DbErr> {
     let leads = store::lead::select(ws, filter)
         .filter(lead::Column::Id.gt(after))
         .order_by_asc(lead::Column::Id)
@@ -233,7 +285,7 @@ async fn page(
             ]
         })
         .collect();
-    Ok(Some((csv_rows(&rows, first), last)))
+    Ok(Some((csv_rows(&rows, first), last, rows.len())))
 }
 
 /// RFC 4180 rows (CRLF line ends, fields quoted when needed), with the header row first when

@@ -1,7 +1,7 @@
 //! HTTP: our own GraphQL handler (single requests, limits, no mutations over GET), the
 //! WebSocket endpoint (graphql-transport-ws in `websocket`), GraphiQL, health checks and metrics.
 mod body;
-mod export;
+pub mod export;
 mod graphiql;
 mod metrics;
 mod serve;

@@ -1,11 +1,13 @@
-//! The `closedloop` binary as an operator runs it: progress lines of `import` and `seed` when
-//! stderr is not a terminal, the import's time per table, JSON log lines, and the refusal of
+//! The `closedloop` binary as an operator runs it: progress lines of `import`, `seed` and
+//! `export` when stderr is not a terminal, the import's time per table, JSON log lines, and the refusal of
 //! `--otlp-endpoint` by a binary built without the `otlp` feature.
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
-use crate::helpers::{scratch_dir, sqlite_file_url};
+use serde_json::json;
+
+use crate::helpers::{TestApp, scratch_dir, sqlite_file_url};
 
 fn closedloop(args: &[&str], database_url: &str) -> Output {
     let out = Command::new(env!("CARGO_BIN_EXE_closedloop"))
@@ -68,6 +70,7 @@ fn import_and_seed_print_plain_progress_lines_and_times_per_table() {
         );
     }
     assert!(stdout.contains("time per step: generating leads "), "{stdout}");
+
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -193,4 +196,26 @@ async fn spans_reach_an_otlp_receiver() {
     assert!(contains(b"graphql"), "no graphql span");
     assert!(contains(b"TracedOperation"), "the span lacks the operation name");
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[tokio::test]
+async fn export_writes_the_csv_to_stdout_and_its_progress_to_stderr() {
+    let dir = scratch_dir("export-cli");
+    let app = TestApp::spawn_sqlite_file(&dir).await;
+    for email in ["ada@example.com", "bob@example.com", "cy@example.com"] {
+        app.lead(email).await;
+    }
+    let q = "mutation { createScoringModel(input: { name: \"Default\" }) { userErrors { code } } }";
+    app.mutate(&app.keys.marketing, "createScoringModel", q, json!({})).await;
+    let url = sqlite_file_url(&dir.join("closedloop.db"));
+    let out = tokio::task::spawn_blocking(move || closedloop(&["export", "leads", "--workspace", "Acme"], &url))
+        .await
+        .unwrap();
+    let (csv, stderr) = (String::from_utf8(out.stdout).unwrap(), String::from_utf8(out.stderr).unwrap());
+    let mut emails: Vec<&str> = csv.lines().skip(1).filter_map(|l| l.split(',').nth(2)).collect();
+    emails.sort_unstable();
+    assert_eq!(emails, ["ada@example.com", "bob@example.com", "cy@example.com"], "{csv}");
+    assert!(csv.starts_with("id,externalId,email,"), "{csv}");
+    assert!(has_step(&stderr, "export", "leads", 3), "no line for the leads in:\n{stderr}");
+    assert!(stderr.contains("exported 3 leads in "), "{stderr}");
 }
