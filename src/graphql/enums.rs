@@ -162,34 +162,6 @@ mirror!(
     }
 );
 mirror!(
-    /// An attribution model: how a won deal's revenue is split over the touches on its path
-    /// (docs/attribution.md gives each model's arithmetic).
-    AttributionModelKind => crate::domain::attribution::Kind {
-        /// All credit to the first touch.
-        FirstTouch,
-        /// All credit to the last touch before the close.
-        LastTouch,
-        /// Equal credit to every touch.
-        Linear,
-        /// Weight 2^(-age / half-life) per touch, age measured back from the close
-        /// (`halfLifeDays`, default 7).
-        TimeDecay,
-        /// 40 % to the first touch, 40 % to the last, 20 % split over the touches between.
-        PositionBased,
-        /// 30 % each to the first touch, the lead-conversion touch and the
-        /// opportunity-creation touch; 10 % split over the rest.
-        WShaped,
-        /// As W_SHAPED with the last touch as a fourth key touch: 22.5 % each, 10 % over the rest.
-        FullPath,
-        /// A weight per touchpoint type (`weights`, default the workspace's current CUSTOM
-        /// version); types not listed weigh 0.
-        Custom,
-        /// Data-driven: removal effects of a Markov chain over the won, lost and open journeys;
-        /// grouped by CHANNEL or CAMPAIGN only.
-        Markov,
-    }
-);
-mirror!(
     /// A channel a lead can be contacted on (reach): its contact data is present and its
     /// consent (the key in `Lead.consents`, e.g. "EMAIL") is exactly `true`.
     ReachChannel => crate::domain::reach::ReachChannel {

@@ -273,9 +273,19 @@ where
         Sharing::Shared => (Some(RUNNING.read().await), None),
         Sharing::Alone => (None, Some(RUNNING.write().await)),
     };
-    let Some(mut app) = TestApp::spawn(backend, events).await else {
+    let Some(app) = TestApp::spawn(backend, events).await else {
         return;
     };
+    run_on(app, test).await;
+}
+
+/// Runs `test` on `app`, then drops its PostgreSQL database, if any; a panic of the test
+/// is passed on.
+async fn run_on<F, Fut>(mut app: TestApp, test: F)
+where
+    F: FnOnce(TestApp) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
     let pg = app.pg.take();
     let outcome = tokio::spawn(test(app)).await;
     if let Some(pg) = pg {
@@ -308,18 +318,8 @@ where
             (url, Some(pg))
         }
     };
-    let mut app = TestApp::spawn_full(&url, pg, Checkpoints::OnCommit, test_event_settings(), Fill::Demo(day)).await;
-    let pg = app.pg.take();
-    let outcome = tokio::spawn(test(app)).await;
-    if let Some(pg) = pg {
-        pg.drop_database().await;
-    }
-    if let Err(e) = outcome {
-        if e.is_panic() {
-            std::panic::resume_unwind(e.into_panic());
-        }
-        panic!("test task failed: {e}");
-    }
+    let app = TestApp::spawn_full(&url, pg, Checkpoints::OnCommit, test_event_settings(), Fill::Demo(day)).await;
+    run_on(app, test).await;
 }
 
 /// What a test database holds before the test: the workspaces Acme and Globex, or the demo.
