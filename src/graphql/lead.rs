@@ -524,6 +524,10 @@ pub struct LeadFilter {
 /// given); the `leads` list, `scoringMatrix` and the CSV export share it.
 pub async fn store_filter(ctx: &Context<'_>, f: LeadFilter) -> async_graphql::Result<StoreFilter> {
     let p = ctx.principal()?;
+    // The caller's values first: a request refused for them costs no scoring statement.
+    let stage_keys = filter::codes(ctx, &["filter", "stage"], Known::StageKey, f.stage).await?;
+    let countries = filter::countries(&["filter", "country"], f.country)?;
+    let (created_from, created_to) = f.created_at.unwrap_or_default().bounds()?;
     let query = crate::service::scoring::ScoreQuery {
         cells: f
             .scoring_cell
@@ -541,9 +545,8 @@ pub async fn store_filter(ctx: &Context<'_>, f: LeadFilter) -> async_graphql::Re
                 .gql()?,
         )
     };
-    let (created_from, created_to) = f.created_at.unwrap_or_default().bounds()?;
     Ok(StoreFilter {
-        stage_keys: filter::codes(ctx, &["filter", "stage"], Known::StageKey, f.stage).await?,
+        stage_keys,
         statuses: f.status.map(|v| {
             v.into_iter()
                 .map(|s| crate::domain::vocab::LifecycleStatus::from(s).as_str().to_owned())
@@ -551,7 +554,7 @@ pub async fn store_filter(ctx: &Context<'_>, f: LeadFilter) -> async_graphql::Re
         }),
         owner_id: decode_opt(NodeType::User, f.owner_id.as_ref())?,
         account_id: decode_opt(NodeType::Account, f.account_id.as_ref())?,
-        countries: filter::countries(&["filter", "country"], f.country)?,
+        countries,
         industries: f.industry,
         created_from,
         created_to,
