@@ -23,6 +23,9 @@ pub struct Config {
     pub metrics_token: Option<MetricsToken>,
     pub limits: Limits,
     pub events: EventSettings,
+    /// Whether the hot reads take the planned path (`--no-planned-reads` turns it off: every
+    /// field through its resolver, as a check when an answer looks wrong).
+    pub reads: crate::graphql::plan::Reads,
 }
 
 /// Subscriptions and webhooks.
@@ -149,6 +152,7 @@ impl Default for Config {
             metrics_token: None,
             limits: Limits::default(),
             events: EventSettings::default(),
+            reads: crate::graphql::plan::Reads::Planned,
         }
     }
 }

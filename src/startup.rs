@@ -37,7 +37,13 @@ impl Application {
         let metrics = Arc::new(Metrics::new());
         events::webhook::spawn(db.conn.clone(), &bus, config.events.webhooks.clone(), metrics.clone());
         let schema = Guarded::new(
-            build_schema(Some(db.clone()), bus.clone(), &config.limits, &config.events.webhooks.allow),
+            build_schema(
+                Some(db.clone()),
+                bus.clone(),
+                &config.limits,
+                &config.events.webhooks.allow,
+                config.reads,
+            ),
             &config.limits,
         );
         let state = AppState {

@@ -134,6 +134,11 @@ pub enum Command {
         /// Do not serve GraphiQL.
         #[arg(long)]
         no_graphiql: bool,
+        /// Resolve every field through its resolver: no planned reads (one statement per level
+        /// for the hot lists and lookups). The answers are the same; for checking, and to
+        /// compare speed.
+        #[arg(long)]
+        no_planned_reads: bool,
         /// A network webhooks may reach besides public addresses, e.g. 10.0.0.0/8 for an
         /// on-premise receiver (repeatable; the variable takes a comma-separated list).
         #[arg(long = "webhook-allow", env = "WEBHOOK_ALLOW", value_name = "CIDR", value_delimiter = ',', value_parser = crate::domain::destination::parse_net)]
@@ -306,6 +311,7 @@ pub async fn run(cli: Cli) -> Result<(), BoxError> {
             demo,
             demo_day,
             no_graphiql,
+            no_planned_reads,
             webhook_allow,
             cors_origin,
             metrics_token,
@@ -343,6 +349,11 @@ pub async fn run(cli: Cli) -> Result<(), BoxError> {
                     cors_origin
                 },
                 metrics_token,
+                reads: if no_planned_reads {
+                    crate::graphql::plan::Reads::Generic
+                } else {
+                    crate::graphql::plan::Reads::Planned
+                },
                 ..Config::default()
             };
             if !webhook_allow.is_empty() {

@@ -22,6 +22,17 @@ pub enum StageKind {
     Side,
 }
 
+impl StageKind {
+    /// From the stored kind: SUCCESS, anything else is beside the path.
+    pub fn from_db(kind: &str) -> Self {
+        if kind == crate::domain::vocab::STAGE_SUCCESS {
+            StageKind::Success
+        } else {
+            StageKind::Side
+        }
+    }
+}
+
 pub struct FunnelStage(pub funnel_stage::Model);
 
 /// A stage of the funnel agreed by marketing and sales. The default funnel is LEAD, MQL, SQL,
@@ -42,11 +53,7 @@ impl FunnelStage {
     }
     /// On the success path or beside it.
     async fn kind(&self) -> StageKind {
-        if self.0.kind == crate::domain::vocab::STAGE_SUCCESS {
-            StageKind::Success
-        } else {
-            StageKind::Side
-        }
+        StageKind::from_db(&self.0.kind)
     }
     /// Order of the stage in the funnel (0 first).
     async fn position(&self) -> i32 {

@@ -19,14 +19,17 @@ use crate::graphql::loaders::{
 use crate::graphql::opportunity::Opportunity;
 use crate::graphql::pagination::{Conn, OrderDirection, PageArgs, TotalCount, connection, is_time};
 use crate::graphql::persona::PersonaMatch;
+use crate::graphql::plan::{self, Planned};
 use crate::graphql::scalars::DateTime;
 use crate::graphql::scoring::{Grade, LeadScore, ScoreBreakdown, ScoringCell};
 use crate::graphql::touchpoint::{Touchpoint, TouchpointOrder, touchpoint_key};
 use crate::graphql::user::User;
 use crate::graphql::{decode_opt, patch, patch_id};
 use crate::service::lead::{LeadFields, UpsertLead};
-use crate::store::page::{CursorKey, PageRows, Sort, SortValue, fetch_page, page_in_memory};
+use crate::store::Scoped;
+use crate::store::page::{CursorKey, PageRows, Sort, SortValue, fetch_page, page_in_memory, page_select};
 use crate::store::{self, lead::LeadFilter as StoreFilter};
+use sea_orm::{ColumnTrait, PaginatorTrait, QueryFilter, QuerySelect, QueryTrait};
 
 pub struct Lead(pub lead::Model);
 
@@ -595,7 +598,7 @@ impl LeadQuery {
         #[graphql(desc = "An edge's cursor from this list in the same order: the page ends before it. Only with `last`.")] before: Option<
             String,
         >,
-    ) -> async_graphql::Result<Conn<Lead>> {
+    ) -> async_graphql::Result<Planned<Conn<Lead>>> {
         let p = ctx.principal()?;
         let sf = store_filter(ctx, filter.unwrap_or_default()).await?;
         let order = order_by.unwrap_or_default();
@@ -620,9 +623,19 @@ impl LeadQuery {
             id: C::Id,
             desc: order.direction == OrderDirection::Desc,
         };
-        let page = fetch_page(&ctx.db().conn, select.clone(), &sort, &req).await.gql()?;
+        let db = &ctx.db().conn;
+        if let Some(plan) = plan::lead_page(ctx, column.map(|c| sea_orm::IdenStatic::as_str(&c))) {
+            let total = match plan.wants_total() {
+                true => Some(select.clone().count(db).await.gql()?),
+                false => None,
+            };
+            let page = page_select(select, &sort, &req).build(db.get_database_backend());
+            let value = plan.run(db, p.workspace_id, page, sort.desc, &req, total).await.gql()?;
+            return Ok(Planned::done(value));
+        }
+        let page = fetch_page(db, select.clone(), &sort, &req).await.gql()?;
         let field = order.field;
-        Ok(connection(
+        Ok(Planned::Generic(connection(
             page,
             &req,
             TotalCount::of(select),
@@ -635,18 +648,19 @@ impl LeadQuery {
                 id: l.id,
             },
             Lead,
-        ))
+        )))
     }
 
     /// One lead by ID; erased leads are found (as stubs) too. Any role. NOT_FOUND for an ID that
     /// is no lead's ID; null for a lead of another workspace.
-    async fn lead(&self, ctx: &Context<'_>, #[graphql(desc = "The lead's global ID.")] id: ID) -> async_graphql::Result<Option<Lead>> {
+    async fn lead(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The lead's global ID.")] id: ID,
+    ) -> async_graphql::Result<Planned<Option<Lead>>> {
         let p = ctx.principal()?;
         let id = ids::decode(NodeType::Lead, &id).gql()?;
-        Ok(store::by_id::<lead::Entity>(&ctx.db().conn, p.workspace_id, id)
-            .await
-            .gql()?
-            .map(Lead))
+        lookup(ctx, lead::Entity::in_workspace(p.workspace_id).filter(lead::Column::Id.eq(id))).await
     }
 
     /// One lead by e-mail (case-insensitive); null when none has it. Any role.
@@ -654,10 +668,14 @@ impl LeadQuery {
         &self,
         ctx: &Context<'_>,
         #[graphql(desc = "The e-mail address; trimmed and compared in lower case.")] email: String,
-    ) -> async_graphql::Result<Option<Lead>> {
+    ) -> async_graphql::Result<Planned<Option<Lead>>> {
         let p = ctx.principal()?;
         let email = email.trim().to_lowercase();
-        Ok(store::lead::by_email(&ctx.db().conn, p.workspace_id, &email).await.gql()?.map(Lead))
+        lookup(
+            ctx,
+            lead::Entity::in_workspace(p.workspace_id).filter(lead::Column::Email.eq(email)),
+        )
+        .await
     }
 
     /// One lead by the source system's ID (exact match); null when none has it. Any role.
@@ -665,13 +683,27 @@ impl LeadQuery {
         &self,
         ctx: &Context<'_>,
         #[graphql(desc = "The source system's ID, as given to `upsertLead`.")] external_id: String,
-    ) -> async_graphql::Result<Option<Lead>> {
+    ) -> async_graphql::Result<Planned<Option<Lead>>> {
         let p = ctx.principal()?;
-        Ok(store::lead::by_external_id(&ctx.db().conn, p.workspace_id, &external_id)
-            .await
-            .gql()?
-            .map(Lead))
+        lookup(
+            ctx,
+            lead::Entity::in_workspace(p.workspace_id).filter(lead::Column::ExternalId.eq(external_id)),
+        )
+        .await
     }
+}
+
+/// The first lead of `select` (which is scoped to the caller's workspace), planned when the
+/// selection allows.
+async fn lookup(ctx: &Context<'_>, select: sea_orm::Select<lead::Entity>) -> async_graphql::Result<Planned<Option<Lead>>> {
+    let db = &ctx.db().conn;
+    let select = select.limit(1);
+    if let Some(plan) = plan::lead_object(ctx) {
+        let ws = ctx.principal()?.workspace_id;
+        let value = plan.run(db, ws, select.build(db.get_database_backend())).await.gql()?;
+        return Ok(Planned::done(value));
+    }
+    Ok(Planned::Generic(store::all(db, select).await.gql()?.pop().map(Lead)))
 }
 
 /// The editable fields of a lead: an absent field is left as it is, `null` clears it. Texts are

@@ -19,6 +19,7 @@ pub mod opportunity;
 pub mod pagination;
 pub mod persisted;
 pub mod persona;
+pub mod plan;
 pub mod scalars;
 pub mod scoring;
 pub mod shape;
@@ -83,7 +84,7 @@ pub type AppSchema = Schema<Query, Mutation, handoff::Subscription>;
 
 /// The schema, with the database, the event bus, the limits and the networks webhooks may reach
 /// besides public ones. Per-request data (the caller and the DataLoader) is added by the HTTP layer.
-pub fn build_schema(db: Option<Db>, bus: Bus, limits: &Limits, webhook_allow: &AllowList) -> AppSchema {
+pub fn build_schema(db: Option<Db>, bus: Bus, limits: &Limits, webhook_allow: &AllowList, reads: plan::Reads) -> AppSchema {
     // Depth is limited by `limits::Guarded`, which does not count introspection.
     let mut builder = Schema::build(Query::default(), Mutation::default(), handoff::Subscription)
         .limit_complexity(limits.max_complexity)
@@ -94,12 +95,13 @@ pub fn build_schema(db: Option<Db>, bus: Bus, limits: &Limits, webhook_allow: &A
     builder = builder.data(crate::cache::ReportCache::default());
     builder = builder.data(bus);
     builder = builder.data(webhook_allow.clone());
+    builder = builder.data(reads);
     builder.finish()
 }
 
 /// The SDL of the schema, as checked in at `schema.graphql`.
 pub fn sdl() -> String {
-    build_schema(None, Bus::new(16), &Limits::default(), &AllowList::EMPTY)
+    build_schema(None, Bus::new(16), &Limits::default(), &AllowList::EMPTY, plan::Reads::Planned)
         .sdl_with_options(async_graphql::SDLExportOptions::new().sorted_fields().sorted_enum_items())
 }
 

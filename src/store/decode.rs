@@ -77,7 +77,7 @@ impl<T> Cell for T where
 
 /// Whether the column at position `i` of `row`'s result can be read as `T` (on PostgreSQL;
 /// always on SQLite); `name` is for the error.
-fn check_column<T: Cell>(row: &QueryResult, i: usize, name: &str) -> Result<(), DbErr> {
+pub(crate) fn check_column<T: Cell>(row: &QueryResult, i: usize, name: &str) -> Result<(), DbErr> {
     use sea_orm::sqlx::{Column, Type, TypeInfo};
     let Some(r) = row.try_as_pg_row() else { return Ok(()) };
     let column = r.try_column(i).map_err(|e| DbErr::Type(format!("column {name}: {e}")))?;
@@ -95,7 +95,7 @@ fn check_column<T: Cell>(row: &QueryResult, i: usize, name: &str) -> Result<(), 
 
 /// The value at position `i` of `row`; `name` is for the error. On PostgreSQL the column's type
 /// must have passed [`check_column`].
-fn cell<T: Cell>(row: &QueryResult, i: usize, name: &str) -> Result<T, DbErr> {
+pub(crate) fn cell<T: Cell>(row: &QueryResult, i: usize, name: &str) -> Result<T, DbErr> {
     let value = if let Some(r) = row.try_as_pg_row() {
         r.try_get_unchecked::<T, usize>(i)
     } else if let Some(r) = row.try_as_sqlite_row() {

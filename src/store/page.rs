@@ -117,7 +117,22 @@ where
     E: super::Scoped<Column = C>,
     C: ColumnTrait,
 {
-    // Scanning backward reverses the order; the rows are flipped back afterwards.
+    let mut rows = super::all(db, page_select(select, sort, req)).await?;
+    let has_more = rows.len() as u64 > req.limit;
+    rows.truncate(req.limit as usize);
+    if req.backward {
+        rows.reverse();
+    }
+    Ok(PageRows { rows, has_more })
+}
+
+/// `select` narrowed to a page: the rows beyond the cursor in the scan order (backward pages
+/// scan the reverse order), one more than the page to tell whether more exist.
+pub fn page_select<E, C>(select: Select<E>, sort: &Sort<C>, req: &PageRequest) -> Select<E>
+where
+    E: super::Scoped<Column = C>,
+    C: ColumnTrait,
+{
     let desc = sort.desc ^ req.backward;
     let mut select = select;
     if let Some(cursor) = &req.cursor {
@@ -127,13 +142,7 @@ where
     if let Some(col) = sort.column {
         select = select.order_by(col, order.clone());
     }
-    let mut rows = super::all(db, select.order_by(sort.id, order).limit(req.limit + 1)).await?;
-    let has_more = rows.len() as u64 > req.limit;
-    rows.truncate(req.limit as usize);
-    if req.backward {
-        rows.reverse();
-    }
-    Ok(PageRows { rows, has_more })
+    select.order_by(sort.id, order).limit(req.limit + 1)
 }
 
 /// Rows strictly after `cursor` in the scan order.

@@ -32,6 +32,7 @@ mod opportunities;
 mod pagination;
 mod persisted;
 mod personas;
+mod planned;
 mod reach;
 mod schema;
 mod scoring;

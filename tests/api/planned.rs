@@ -1,0 +1,566 @@
+//! The planned read path (`src/graphql/plan`): for any selection the same bytes as the generic
+//! resolvers (a second server over the same database with `--no-planned-reads`), one statement
+//! per level, and every object's fields in query order on both paths.
+use std::net::SocketAddr;
+
+use closedloop::graphql::plan::Reads;
+use serde_json::{Value, json};
+
+use crate::helpers::{TestApp, id_of};
+
+/// The response body, byte for byte.
+async fn body(app: &TestApp, addr: SocketAddr, key: &str, query: &str, variables: &Value) -> String {
+    app.client
+        .post(format!("http://{addr}/graphql"))
+        .bearer_auth(key)
+        .json(&json!({ "query": query, "variables": variables }))
+        .send()
+        .await
+        .expect("POST /graphql")
+        .text()
+        .await
+        .expect("a body")
+}
+
+struct Seeded {
+    leads: Vec<String>,
+    erased: String,
+    foreign: String,
+}
+
+/// 14 leads: most at an account (some share one), in three stages, with 0 to 7 touchpoints,
+/// some without a campaign, two created at the same moment; one erased; one lead in the other
+/// workspace.
+async fn seed(app: &TestApp) -> Seeded {
+    let campaigns = [
+        app.simple_campaign("Newsletter").await,
+        app.campaign(
+            json!({ "name": "Fair", "channel": "TRADE_FAIR", "kind": "ACQUISITION", "trackingCode": "fair-26", "startDate": "2026-03-01" }),
+        )
+        .await,
+        app.simple_campaign("Webinar").await,
+    ];
+    let accounts = [
+        app.account(json!({ "name": "Nordwind", "industry": "Machine building", "employeeCount": 120, "country": "DE" }))
+            .await,
+        app.account(json!({ "name": "Südhang", "domain": "suedhang.example" })).await,
+        app.account(json!({ "name": "Ostsee" })).await,
+    ];
+    let stages = ["LEAD", "MQL", "SQL"];
+    let mut leads = Vec::new();
+    let mut touches = Vec::new();
+    for i in 0..14usize {
+        let mut input = json!({
+            "externalId": format!("crm-{i}"),
+            "email": format!("lead{i:02}@example.com"),
+            "stage": stages[i % 3],
+            // Two leads share a creation time: ties are broken by ID.
+            "createdAt": format!("2026-01-{:02}T09:00:00Z", 1 + i.min(12)),
+        });
+        if i % 4 != 3 {
+            input["accountId"] = json!(accounts[i % 3]);
+        }
+        if i % 2 == 0 {
+            input["firstName"] = json!(format!("Ana{i}"));
+            input["jobTitle"] = json!("Head of production");
+            input["country"] = json!("AT");
+        }
+        if i % 3 == 0 {
+            input["lastName"] = json!("Berg");
+        }
+        let lead = id_of(&app.upsert_lead(input).await);
+        for t in 0..(i % 8) {
+            let mut item = json!({
+                "leadId": lead, "type": if t % 2 == 0 { "EMAIL_OPEN" } else { "WEBINAR_ATTEND" },
+                // Touchpoints of one lead share times now and then: ties are broken by ID.
+                "occurredAt": format!("2026-02-{:02}T10:00:00Z", 1 + (t * 7 + i) % 5),
+            });
+            if t % 3 != 2 {
+                item["campaignId"] = json!(campaigns[(i + t) % 3]);
+            }
+            touches.push(item);
+        }
+        leads.push(lead);
+    }
+    let n = touches.len();
+    let recorded = app.record(json!(touches)).await;
+    assert_eq!(recorded["recordedCount"], n, "{recorded}");
+    let erased = leads.remove(5);
+    let q = "mutation($id: ID!) { eraseLead(input: { id: $id }) { userErrors { code } } }";
+    app.data(&app.keys.admin, q, json!({ "id": erased })).await;
+    let q = "mutation { upsertLead(input: { email: \"other@globex.test\" }) { lead { id } } }";
+    let foreign = id_of(&app.data(&app.other.admin, q, json!({})).await["upsertLead"]["lead"]);
+    Seeded { leads, erased, foreign }
+}
+
+/// `field` (with its arguments and selection set) with `directive`, which goes before the
+/// selection set.
+fn directive(field: &str, directive: &str) -> String {
+    let mut depth = 0;
+    for (i, c) in field.char_indices() {
+        match c {
+            '(' => depth += 1,
+            ')' => depth -= 1,
+            '{' if depth == 0 => return format!("{} {directive} {}", &field[..i], &field[i..]),
+            _ => {}
+        }
+    }
+    format!("{field} {directive}")
+}
+
+/// A small deterministic random source (xorshift64*), so that a failing query can be replayed.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+    fn chance(&mut self, percent: usize) -> bool {
+        self.below(100) < percent
+    }
+    fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
+        items[self.below(items.len())]
+    }
+}
+
+/// Builds random selections: aliases, inline fragments, named fragments, `@skip`/`@include`,
+/// fields selected twice, `__typename`, and now and then a field the planner does not know.
+struct Gen {
+    rng: Rng,
+    fragments: Vec<String>,
+    aliases: usize,
+}
+
+const LEAD_SCALARS: &[&str] = &[
+    "id",
+    "externalId",
+    "email",
+    "firstName",
+    "lastName",
+    "name",
+    "jobTitle",
+    "decisionRole",
+    "industry",
+    "companySize",
+    "country",
+    "phone",
+    "linkedinUrl",
+    "twitterHandle",
+    "facebookUrl",
+    "street",
+    "postalCode",
+    "city",
+    "status",
+    "convertedAt",
+    "firstTouchAt",
+    "emailBouncedAt",
+    "unsubscribedAt",
+    "erasedAt",
+    "createdAt",
+    "updatedAt",
+    "__typename",
+];
+const ACCOUNT_SCALARS: &[&str] = &[
+    "id",
+    "externalId",
+    "name",
+    "domain",
+    "industry",
+    "employeeCount",
+    "country",
+    "customerStatus",
+    "createdAt",
+    "updatedAt",
+    "__typename",
+];
+const STAGE_SCALARS: &[&str] = &["id", "key", "name", "kind", "position", "slaHours", "__typename"];
+const CAMPAIGN_SCALARS: &[&str] = &[
+    "id",
+    "externalId",
+    "name",
+    "channel",
+    "kind",
+    "status",
+    "trackingCode",
+    "startDate",
+    "endDate",
+    "expectedLeads",
+    "touchpointCount",
+    "createdAt",
+    "updatedAt",
+    "__typename",
+];
+const TOUCHPOINT_SCALARS: &[&str] = &[
+    "id",
+    "externalId",
+    "idempotencyKey",
+    "type",
+    "occurredAt",
+    "createdAt",
+    "__typename",
+];
+/// Fields that have no plan: a selection with one of them runs through the resolvers.
+const LEAD_UNPLANNED: &[&str] = &["owner { id }", "consents", "reachableChannels", "openHandoff { id }"];
+
+impl Gen {
+    fn new(seed: u64) -> Self {
+        Gen {
+            rng: Rng(seed | 1),
+            fragments: Vec::new(),
+            aliases: 0,
+        }
+    }
+
+    /// One selected field, dressed at random.
+    fn dress(&mut self, on: &str, field: String) -> String {
+        let field = if self.rng.chance(15) && !field.starts_with("__") {
+            self.aliases += 1;
+            format!("a{}: {field}", self.aliases)
+        } else {
+            field
+        };
+        match self.rng.below(12) {
+            0 => format!("... on {on} {{ {field} }}"),
+            1 => {
+                let name = format!("F{}", self.fragments.len());
+                self.fragments.push(format!("fragment {name} on {on} {{ {field} }}"));
+                format!("...{name}")
+            }
+            2 => directive(&field, "@include(if: $yes)"),
+            3 => directive(&field, "@skip(if: $no)"),
+            // Left out by its directive.
+            4 => directive(&field, "@skip(if: $yes)"),
+            5 => format!("... @include(if: $no) {{ {field} }}"),
+            _ => field,
+        }
+    }
+
+    fn scalars(&mut self, on: &str, pool: &[&str], max: usize) -> Vec<String> {
+        let n = 1 + self.rng.below(max);
+        (0..n)
+            .map(|_| {
+                let f = self.rng.pick(pool).to_owned();
+                self.dress(on, f)
+            })
+            .collect()
+    }
+
+    fn lead(&mut self, depth: usize) -> String {
+        let mut out = self.scalars("Lead", LEAD_SCALARS, 6);
+        if self.rng.chance(50) {
+            let inner = self.scalars("FunnelStage", STAGE_SCALARS, 3).join(" ");
+            out.push(self.dress("Lead", format!("stage {{ {inner} }}")));
+        }
+        // Twice now and then: the two selections merge.
+        for _ in 0..self.rng.below(3) {
+            let inner = self.scalars("Account", ACCOUNT_SCALARS, 4).join(" ");
+            out.push(self.dress("Lead", format!("account {{ {inner} }}")));
+        }
+        if depth == 0 && self.rng.chance(60) {
+            let args = self.touchpoint_args();
+            let conn = self.connection("TouchpointConnection", "TouchpointEdge", false, |g| g.touchpoint());
+            out.push(self.dress("Lead", format!("touchpoints{args} {{ {conn} }}")));
+        }
+        if self.rng.chance(8) {
+            let f = self.rng.pick(LEAD_UNPLANNED).to_owned();
+            out.push(f);
+        }
+        self.shuffle(&mut out);
+        out.join(" ")
+    }
+
+    fn touchpoint(&mut self) -> String {
+        let mut out = self.scalars("Touchpoint", TOUCHPOINT_SCALARS, 4);
+        if self.rng.chance(70) {
+            let inner = self.scalars("Campaign", CAMPAIGN_SCALARS, 4).join(" ");
+            out.push(self.dress("Touchpoint", format!("campaign {{ {inner} }}")));
+        }
+        if self.rng.chance(20) {
+            let inner = self.scalars("Lead", LEAD_SCALARS, 3).join(" ");
+            let account = if self.rng.chance(50) { " account { name }" } else { "" };
+            out.push(self.dress("Touchpoint", format!("lead {{ {inner}{account} }}")));
+        }
+        self.shuffle(&mut out);
+        out.join(" ")
+    }
+
+    fn touchpoint_args(&mut self) -> String {
+        let order = match self.rng.below(5) {
+            0 => "",
+            1 => ", orderBy: { field: OCCURRED_AT }",
+            2 => ", orderBy: { field: OCCURRED_AT, direction: DESC }",
+            3 => ", orderBy: { field: ID, direction: DESC }",
+            _ => ", orderBy: { field: ID }",
+        };
+        let page = match self.rng.below(9) {
+            0 => "last: 3".to_owned(),
+            1 => "first: 0".to_owned(),
+            // Invalid: the generic path reports it.
+            2 => "first: -1".to_owned(),
+            n => format!("first: {}", [1, 2, 5, 5, 9, 20][n - 3]),
+        };
+        format!("({page}{order})")
+    }
+
+    fn connection(&mut self, name: &str, edge: &str, top: bool, node: impl Fn(&mut Self) -> String) -> String {
+        let mut out = Vec::new();
+        if self.rng.chance(50) {
+            let info = self.scalars(
+                "PageInfo",
+                &["hasNextPage", "hasPreviousPage", "startCursor", "endCursor", "__typename"],
+                4,
+            );
+            out.push(self.dress(name, format!("pageInfo {{ {} }}", info.join(" "))));
+        }
+        if self.rng.chance(45) {
+            let mut inner = vec![format!("node {{ {} }}", node(self))];
+            if self.rng.chance(50) {
+                inner.push(self.dress(edge, "cursor".to_owned()));
+            }
+            if self.rng.chance(20) {
+                inner.push(self.dress(edge, "__typename".to_owned()));
+            }
+            self.shuffle(&mut inner);
+            out.push(self.dress(name, format!("edges {{ {} }}", inner.join(" "))));
+        }
+        if out.is_empty() || self.rng.chance(60) {
+            let nodes = node(self);
+            out.push(self.dress(name, format!("nodes {{ {nodes} }}")));
+        }
+        // A nested count has no plan (yet): the whole selection takes the generic path.
+        if self.rng.chance(if top { 30 } else { 5 }) {
+            out.push("totalCount".to_owned());
+        }
+        if self.rng.chance(15) {
+            out.push("__typename".to_owned());
+        }
+        self.shuffle(&mut out);
+        out.join(" ")
+    }
+
+    fn shuffle(&mut self, items: &mut [String]) {
+        for i in (1..items.len()).rev() {
+            let j = self.rng.below(i + 1);
+            items.swap(i, j);
+        }
+    }
+
+    /// The whole document: `root` is the operation's selection, then the fragments it spreads.
+    fn document(&mut self, root: String) -> String {
+        // Both variables are used, whatever the random parts chose (async-graphql's validation
+        // does not see variables in the directives of `__typename`).
+        let mut doc = format!(
+            "query Q($yes: Boolean!, $no: Boolean!) {{ {root} y: viewer @include(if: $yes) {{ role }} n: viewer @skip(if: $no) {{ role }} }}"
+        );
+        for f in self.fragments.drain(..) {
+            doc.push(' ');
+            doc.push_str(&f);
+        }
+        doc
+    }
+}
+
+async fn cursors(app: &TestApp, query: &str, path: &[&str]) -> Vec<String> {
+    let mut v = app.data(&app.keys.analyst, query, json!({})).await;
+    for p in path {
+        v = v[p].clone();
+    }
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["cursor"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+async fn planned_and_generic_answer_alike(app: TestApp) {
+    let seeded = seed(&app).await;
+    let generic = app.serve_with(|c| c.reads = Reads::Generic).await;
+    let vars = json!({ "yes": true, "no": false });
+    let orders = [
+        ("ID", "ASC"),
+        ("ID", "DESC"),
+        ("CREATED_AT", "ASC"),
+        ("CREATED_AT", "DESC"),
+        ("UPDATED_AT", "ASC"),
+        ("UPDATED_AT", "DESC"),
+    ];
+    let mut lead_cursors = Vec::new();
+    for (field, dir) in orders {
+        let q = format!("{{ leads(first: 20, orderBy: {{ field: {field}, direction: {dir} }}) {{ edges {{ cursor }} }} }}");
+        lead_cursors.push(cursors(&app, &q, &["leads", "edges"]).await);
+    }
+    // Cursors of one lead's touchpoints, newest first.
+    let busy = &seeded.leads[6];
+    let q = format!("{{ lead(id: \"{busy}\") {{ touchpoints(first: 10) {{ edges {{ cursor }} }} }} }}");
+    let touch_cursors = cursors(&app, &q, &["lead", "touchpoints", "edges"]).await;
+    assert!(touch_cursors.len() >= 5, "{touch_cursors:?}");
+
+    let mut g = Gen::new(0x5eed_2026);
+    let mut planned_runs = 0;
+    let mut took_plan = 0;
+    for round in 0..160 {
+        let root = match round % 4 {
+            0 | 1 => {
+                let o = g.rng.below(orders.len());
+                let (field, dir) = orders[o];
+                let cs = &lead_cursors[g.rng.below(orders.len())];
+                let cursor = &cs[g.rng.below(cs.len())];
+                let page = match g.rng.below(6) {
+                    0 => format!("first: 4, after: \"{cursor}\""),
+                    1 => format!("last: 3, before: \"{cursor}\""),
+                    2 => "last: 5".to_owned(),
+                    3 => "first: 30".to_owned(),
+                    _ => "first: 6".to_owned(),
+                };
+                let conn = g.connection("LeadConnection", "LeadEdge", true, |g| g.lead(0));
+                format!("leads({page}, orderBy: {{ field: {field}, direction: {dir} }}) {{ {conn} }}")
+            }
+            2 => {
+                let id = match g.rng.below(6) {
+                    0 => seeded.erased.clone(),
+                    1 => seeded.foreign.clone(),
+                    _ => seeded.leads[g.rng.below(seeded.leads.len())].clone(),
+                };
+                let sel = g.lead(0);
+                match g.rng.below(4) {
+                    0 => format!("leadByEmail(email: \" LEAD{:02}@example.com\") {{ {sel} }}", g.rng.below(15)),
+                    1 => format!("leadByExternalId(externalId: \"crm-{}\") {{ {sel} }}", g.rng.below(15)),
+                    _ => format!("lead(id: \"{id}\") {{ {sel} }}"),
+                }
+            }
+            _ => {
+                // One lead's touchpoints after or before a cursor, in orders the cursor may not fit.
+                let cursor = &touch_cursors[g.rng.below(touch_cursors.len())];
+                let (page, order) = match g.rng.below(4) {
+                    0 => (format!("first: 2, after: \"{cursor}\""), ""),
+                    1 => (format!("last: 2, before: \"{cursor}\""), ""),
+                    2 => (format!("first: 3, after: \"{cursor}\""), ", orderBy: { field: OCCURRED_AT }"),
+                    _ => (format!("first: 3, after: \"{cursor}\""), ", orderBy: { field: ID }"),
+                };
+                let conn = g.connection("TouchpointConnection", "TouchpointEdge", false, |g| g.touchpoint());
+                format!("lead(id: \"{busy}\") {{ id touchpoints({page}{order}) {{ {conn} }} }}")
+            }
+        };
+        let doc = g.document(root);
+        app.statements.clear();
+        let planned = body(&app, app.addr, &app.keys.analyst, &doc, &vars).await;
+        if app.statements.take().iter().any(|s| s.contains(") AS b")) {
+            took_plan += 1;
+        }
+        let reference = body(&app, generic, &app.keys.analyst, &doc, &vars).await;
+        assert_eq!(
+            planned, reference,
+            "round {round}: the planned and the generic path differ for\n{doc}"
+        );
+        if !planned.contains("\"errors\"") {
+            planned_runs += 1;
+        }
+    }
+    // Most rounds are answers, not errors.
+    assert!(planned_runs > 100, "only {planned_runs} rounds without errors");
+    // And most took the plan (its statements select from the page as `b`), the others the
+    // generic path (a field without a plan, a wrong argument).
+    assert!(took_plan > 80, "only {took_plan} rounds took the plan");
+}
+both!(planned_and_generic_answer_alike);
+
+/// Q2 of BENCHMARKS.md: a page of leads with stage, account and the 5 latest touchpoints with
+/// their campaign, in two statements whatever the page size (the key lookup is cached).
+async fn a_nested_page_is_one_statement_per_level(app: TestApp) {
+    let seeded = seed(&app).await;
+    assert_eq!(seeded.leads.len(), 13);
+    let q2 = "query($n: Int!) { leads(first: $n) { pageInfo { endCursor hasNextPage } nodes { id externalId email jobTitle createdAt
+      stage { key } account { id name industry } touchpoints(first: 5) { nodes { id type occurredAt campaign { id name channel } } } } } }";
+    app.data(&app.keys.analyst, "{ viewer { role } }", json!({})).await;
+    for n in [1, 5, 13, 50] {
+        app.statements.clear();
+        let data = app.data(&app.keys.analyst, q2, json!({ "n": n })).await;
+        let statements = app.statements.take();
+        assert_eq!(data["leads"]["nodes"].as_array().unwrap().len(), n.min(13));
+        assert!(
+            statements.len() <= 2,
+            "page of {n}: {} statements:\n{}",
+            statements.len(),
+            statements.join("\n")
+        );
+    }
+    // Q1: one lead with its stage and account, in one statement.
+    let q1 = "{ leadByExternalId(externalId: \"crm-2\") { id email stage { key } account { id name industry employeeCount country } } }";
+    app.statements.clear();
+    let data = app.data(&app.keys.analyst, q1, json!({})).await;
+    assert_eq!(data["leadByExternalId"]["account"]["name"], "Ostsee");
+    assert_eq!(app.statements.take().len(), 1);
+}
+both!(alone: a_nested_page_is_one_statement_per_level);
+
+/// Whether `keys` occur in `body` in this order (each looked for after the one before).
+fn in_order(body: &str, keys: &[&str]) -> bool {
+    let mut at = 0;
+    for k in keys {
+        match body[at..].find(&format!("\"{k}\":")) {
+            Some(i) => at += i + k.len(),
+            None => return false,
+        }
+    }
+    true
+}
+
+/// An object's keys come in the order of the query, also where a field that waits for the
+/// database (`stage`, `owner`) comes before fields that are ready at once (async-graphql 7.2
+/// wrote them in the order they finished: vendor/README.md).
+async fn fields_come_in_query_order(app: TestApp) {
+    seed(&app).await;
+    let generic = app.serve_with(|c| c.reads = Reads::Generic).await;
+    let q = "{ zLast: leads(first: 2) { nodes { stage { key } email b: id account { name } a: __typename } totalCount } viewer { role } }";
+    let keys = [
+        "data",
+        "zLast",
+        "nodes",
+        "stage",
+        "key",
+        "email",
+        "b",
+        "account",
+        "name",
+        "a",
+        "stage",
+        "key",
+        "email",
+        "b",
+        "account",
+        "name",
+        "a",
+        "totalCount",
+        "viewer",
+        "role",
+    ];
+    for addr in [app.addr, generic] {
+        let text = body(&app, addr, &app.keys.analyst, q, &json!({})).await;
+        assert!(in_order(&text, &keys), "{text}");
+    }
+    // Through the resolvers alone (a field without a plan): `owner` and `opportunities` wait for
+    // their loaders, `email` and `b` are ready at once.
+    let q = "{ leads(first: 2) { nodes { owner { id } opportunities { name } email b: id stage { key } } } }";
+    let text = body(&app, app.addr, &app.keys.analyst, q, &json!({})).await;
+    let keys = [
+        "owner",
+        "opportunities",
+        "email",
+        "b",
+        "stage",
+        "key",
+        "owner",
+        "opportunities",
+        "email",
+        "b",
+        "stage",
+    ];
+    assert!(in_order(&text, &keys), "{text}");
+}
+both!(fields_come_in_query_order);
