@@ -11,6 +11,7 @@ use crate::graphql::ids::{self, NodeType};
 use crate::graphql::lead::Lead;
 use crate::graphql::loaders::{AccountLeadCount, AccountLeads};
 use crate::graphql::pagination::{Conn, CursorCheck, OrderDirection, PageArgs, TotalCount, connection, is_text, is_time};
+use crate::graphql::plan::{self, Planned};
 use crate::graphql::scalars::{DateTime, Decimal, Money};
 use crate::graphql::{filter, loaders, patch};
 use crate::service::account::AccountInput;
@@ -199,7 +200,7 @@ impl AccountQuery {
         #[graphql(desc = "Cursor of this list and order (`pageInfo.startCursor`): the items before it. Only with `last`.")] before: Option<
             String,
         >,
-    ) -> async_graphql::Result<Conn<Account>> {
+    ) -> async_graphql::Result<Planned<Conn<Account>>> {
         let p = ctx.principal()?;
         let f = filter.unwrap_or_default();
         let sf = StoreFilter {
@@ -234,12 +235,13 @@ impl AccountQuery {
             id: C::Id,
             desc: order.direction == OrderDirection::Desc,
         };
-        let page = fetch_page(&ctx.db().conn, select.clone(), &sort, &req).await.gql()?;
         let field = order.field;
-        Ok(connection(
-            page,
-            &req,
-            TotalCount::of(select),
+        plan::page(
+            ctx,
+            &plan::describe::ACCOUNT,
+            select,
+            sort,
+            req,
             move |a| CursorKey {
                 value: match field {
                     AccountOrderField::Id => None,
@@ -249,7 +251,8 @@ impl AccountQuery {
                 id: a.id,
             },
             Account,
-        ))
+        )
+        .await
     }
 
     /// One account by its ID; null when no account of the workspace has it. Any role.
@@ -257,13 +260,11 @@ impl AccountQuery {
         &self,
         ctx: &Context<'_>,
         #[graphql(desc = "The account's global ID (`Account.id`); a malformed ID or one of another type is NOT_FOUND.")] id: ID,
-    ) -> async_graphql::Result<Option<Account>> {
+    ) -> async_graphql::Result<Planned<Option<Account>>> {
         let p = ctx.principal()?;
         let id = ids::decode(NodeType::Account, &id).gql()?;
-        Ok(store::by_id::<account::Entity>(&ctx.db().conn, p.workspace_id, id)
-            .await
-            .gql()?
-            .map(Account))
+        let select = store::with_id::<account::Entity>(p.workspace_id, id);
+        plan::one(ctx, &plan::describe::ACCOUNT, select, Account).await
     }
 
     /// The account with this source-system ID; null when there is none. Any role.
@@ -271,12 +272,10 @@ impl AccountQuery {
         &self,
         ctx: &Context<'_>,
         #[graphql(desc = "The source system's ID (`Account.externalId`), matched exactly.")] external_id: String,
-    ) -> async_graphql::Result<Option<Account>> {
+    ) -> async_graphql::Result<Planned<Option<Account>>> {
         let p = ctx.principal()?;
-        Ok(store::account::by_external_id(&ctx.db().conn, p.workspace_id, &external_id)
-            .await
-            .gql()?
-            .map(Account))
+        let select = store::account::with_external_id(p.workspace_id, &external_id);
+        plan::one(ctx, &plan::describe::ACCOUNT, select, Account).await
     }
 }
 

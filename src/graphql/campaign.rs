@@ -12,6 +12,7 @@ use crate::graphql::ids::{self, NodeType};
 use crate::graphql::loaders::{CampaignCosts, CampaignTouchpoints, Loaders};
 use crate::graphql::pagination::{Conn, CursorCheck, OrderDirection, PageArgs, TotalCount, connection, is_text, is_time};
 use crate::graphql::patch;
+use crate::graphql::plan::{self, Planned};
 use crate::graphql::scalars::{Date, DateTime, Decimal, Money};
 use crate::graphql::touchpoint::{Touchpoint, TouchpointOrder, touchpoint_key};
 use crate::service::campaign::{CampaignFields, NewCost};
@@ -267,7 +268,7 @@ impl CampaignQuery {
         #[graphql(desc = "Cursor of this list and order (`pageInfo.startCursor`): the items before it. Only with `last`.")] before: Option<
             String,
         >,
-    ) -> async_graphql::Result<Conn<Campaign>> {
+    ) -> async_graphql::Result<Planned<Conn<Campaign>>> {
         let p = ctx.principal()?;
         let f = filter.unwrap_or_default();
         let sf = StoreFilter {
@@ -305,12 +306,13 @@ impl CampaignQuery {
             id: C::Id,
             desc: order.direction == OrderDirection::Desc,
         };
-        let page = fetch_page(&ctx.db().conn, select.clone(), &sort, &req).await.gql()?;
         let field = order.field;
-        Ok(connection(
-            page,
-            &req,
-            TotalCount::of(select),
+        plan::page(
+            ctx,
+            &plan::describe::CAMPAIGN,
+            select,
+            sort,
+            req,
             move |c| CursorKey {
                 value: match field {
                     CampaignOrderField::Id => None,
@@ -320,7 +322,8 @@ impl CampaignQuery {
                 id: c.id,
             },
             Campaign,
-        ))
+        )
+        .await
     }
 
     /// One campaign by its ID; null when no campaign of the workspace has it. Any role.
@@ -328,13 +331,11 @@ impl CampaignQuery {
         &self,
         ctx: &Context<'_>,
         #[graphql(desc = "The campaign's global ID (`Campaign.id`); a malformed ID or one of another type is NOT_FOUND.")] id: ID,
-    ) -> async_graphql::Result<Option<Campaign>> {
+    ) -> async_graphql::Result<Planned<Option<Campaign>>> {
         let p = ctx.principal()?;
         let id = ids::decode(NodeType::Campaign, &id).gql()?;
-        Ok(store::by_id::<campaign::Entity>(&ctx.db().conn, p.workspace_id, id)
-            .await
-            .gql()?
-            .map(Campaign))
+        let select = store::with_id::<campaign::Entity>(p.workspace_id, id);
+        plan::one(ctx, &plan::describe::CAMPAIGN, select, Campaign).await
     }
 
     /// The campaign with this source-system ID; null when there is none. Any role.

@@ -27,9 +27,9 @@ use crate::graphql::user::User;
 use crate::graphql::{decode_opt, patch, patch_id};
 use crate::service::lead::{LeadFields, UpsertLead};
 use crate::store::Scoped;
-use crate::store::page::{CursorKey, PageRows, Sort, SortValue, fetch_page, page_in_memory, page_select};
+use crate::store::page::{CursorKey, PageRows, Sort, SortValue, fetch_page, page_in_memory};
 use crate::store::{self, lead::LeadFilter as StoreFilter};
-use sea_orm::{ColumnTrait, PaginatorTrait, QueryFilter, QuerySelect, QueryTrait};
+use sea_orm::{ColumnTrait, QueryFilter};
 
 pub struct Lead(pub lead::Model);
 
@@ -623,22 +623,13 @@ impl LeadQuery {
             id: C::Id,
             desc: order.direction == OrderDirection::Desc,
         };
-        let db = &ctx.db().conn;
-        if let Some(plan) = plan::lead_page(ctx, column.map(|c| sea_orm::IdenStatic::as_str(&c))) {
-            let total = match plan.wants_total() {
-                true => Some(select.clone().count(db).await.gql()?),
-                false => None,
-            };
-            let page = page_select(select, &sort, &req).build(db.get_database_backend());
-            let value = plan.run(db, p.workspace_id, page, sort.desc, &req, total).await.gql()?;
-            return Ok(Planned::done(value));
-        }
-        let page = fetch_page(db, select.clone(), &sort, &req).await.gql()?;
         let field = order.field;
-        Ok(Planned::Generic(connection(
-            page,
-            &req,
-            TotalCount::of(select),
+        plan::page(
+            ctx,
+            &plan::describe::LEAD,
+            select,
+            sort,
+            req,
             move |l| CursorKey {
                 value: match field {
                     LeadOrderField::Id => None,
@@ -648,7 +639,8 @@ impl LeadQuery {
                 id: l.id,
             },
             Lead,
-        )))
+        )
+        .await
     }
 
     /// One lead by ID; erased leads are found (as stubs) too. Any role. NOT_FOUND for an ID that
@@ -693,17 +685,9 @@ impl LeadQuery {
     }
 }
 
-/// The first lead of `select` (which is scoped to the caller's workspace), planned when the
-/// selection allows.
+/// The first lead of `select` (which is scoped to the caller's workspace).
 async fn lookup(ctx: &Context<'_>, select: sea_orm::Select<lead::Entity>) -> async_graphql::Result<Planned<Option<Lead>>> {
-    let db = &ctx.db().conn;
-    let select = select.limit(1);
-    if let Some(plan) = plan::lead_object(ctx) {
-        let ws = ctx.principal()?.workspace_id;
-        let value = plan.run(db, ws, select.build(db.get_database_backend())).await.gql()?;
-        return Ok(Planned::done(value));
-    }
-    Ok(Planned::Generic(store::all(db, select).await.gql()?.pop().map(Lead)))
+    plan::one(ctx, &plan::describe::LEAD, select, Lead).await
 }
 
 /// The editable fields of a lead: an absent field is left as it is, `null` clears it. Texts are

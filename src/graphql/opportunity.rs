@@ -10,12 +10,13 @@ use crate::graphql::errors::{IntoGql, UserError, split};
 use crate::graphql::ids::{self, NodeType};
 use crate::graphql::lead::{DateTimeRange, Lead};
 use crate::graphql::loaders::{AccountId, BuyingCenter, LeadId, Loaders, UserId};
-use crate::graphql::pagination::{Conn, OrderDirection, PageArgs, TotalCount, connection, is_time};
+use crate::graphql::pagination::{Conn, OrderDirection, PageArgs, is_time};
+use crate::graphql::plan::{self, Planned};
 use crate::graphql::scalars::{Date, DateTime, Decimal, Money};
 use crate::graphql::user::User;
 use crate::graphql::{decode_opt, patch, patch_id};
 use crate::service::opportunity::{AccountRef, Contact, UpsertOpportunity};
-use crate::store::page::{CursorKey, Sort, SortValue, fetch_page};
+use crate::store::page::{CursorKey, Sort, SortValue};
 use crate::store::{self, opportunity::OpportunityFilter as StoreFilter};
 
 pub struct Opportunity(pub opportunity::Model);
@@ -181,7 +182,7 @@ impl OpportunityQuery {
         #[graphql(desc = "Cursor of this list and order (`pageInfo.startCursor`): the items before it. Only with `last`.")] before: Option<
             String,
         >,
-    ) -> async_graphql::Result<Conn<Opportunity>> {
+    ) -> async_graphql::Result<Planned<Conn<Opportunity>>> {
         let p = ctx.principal()?;
         let f = filter.unwrap_or_default();
         let (closed_from, closed_to) = f.closed_at.unwrap_or_default().bounds()?;
@@ -213,12 +214,13 @@ impl OpportunityQuery {
             id: opportunity::Column::Id,
             desc: order.direction == OrderDirection::Desc,
         };
-        let page = fetch_page(&ctx.db().conn, select.clone(), &sort, &req).await.gql()?;
         let field = order.field;
-        Ok(connection(
-            page,
-            &req,
-            TotalCount::of(select),
+        plan::page(
+            ctx,
+            &plan::describe::OPPORTUNITY,
+            select,
+            sort,
+            req,
             move |o| CursorKey {
                 value: match field {
                     OpportunityOrderField::Id => None,
@@ -227,7 +229,8 @@ impl OpportunityQuery {
                 id: o.id,
             },
             Opportunity,
-        ))
+        )
+        .await
     }
 
     /// One opportunity by its ID; null when no deal of the workspace has it. Any role.
@@ -235,13 +238,11 @@ impl OpportunityQuery {
         &self,
         ctx: &Context<'_>,
         #[graphql(desc = "The deal's global ID (`Opportunity.id`); a malformed ID or one of another type is NOT_FOUND.")] id: ID,
-    ) -> async_graphql::Result<Option<Opportunity>> {
+    ) -> async_graphql::Result<Planned<Option<Opportunity>>> {
         let p = ctx.principal()?;
         let id = ids::decode(NodeType::Opportunity, &id).gql()?;
-        Ok(store::by_id::<opportunity::Entity>(&ctx.db().conn, p.workspace_id, id)
-            .await
-            .gql()?
-            .map(Opportunity))
+        let select = store::with_id::<opportunity::Entity>(p.workspace_id, id);
+        plan::one(ctx, &plan::describe::OPPORTUNITY, select, Opportunity).await
     }
 }
 

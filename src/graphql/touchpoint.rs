@@ -11,10 +11,11 @@ use crate::graphql::filter::{self, Known};
 use crate::graphql::ids::{self, NodeType};
 use crate::graphql::lead::{DateTimeRange, Lead};
 use crate::graphql::loaders::{CampaignId, LeadId, Loaders};
-use crate::graphql::pagination::{Conn, CursorCheck, OrderDirection, PageArgs, TotalCount, connection, is_time};
+use crate::graphql::pagination::{Conn, CursorCheck, OrderDirection, PageArgs, is_time};
+use crate::graphql::plan::{self, Planned};
 use crate::graphql::scalars::DateTime;
 use crate::service::touchpoint::NewTouchpoint;
-use crate::store::page::{CursorKey, Sort, SortValue, fetch_page};
+use crate::store::page::{CursorKey, Sort, SortValue};
 use crate::store::touchpoint::{Newest, TouchpointFilter as StoreFilter};
 use crate::store::{self};
 
@@ -171,7 +172,7 @@ impl TouchpointQuery {
         #[graphql(desc = "An edge's cursor from this list in the same order: the page ends before it. Only with `last`.")] before: Option<
             String,
         >,
-    ) -> async_graphql::Result<Conn<Touchpoint>> {
+    ) -> async_graphql::Result<Planned<Conn<Touchpoint>>> {
         let p = ctx.principal()?;
         let f = filter.unwrap_or_default();
         let (occurred_from, occurred_to) = f.occurred_at.unwrap_or_default().bounds()?;
@@ -192,8 +193,16 @@ impl TouchpointQuery {
         .request(order.expects())
         .gql()?;
         let select = store::touchpoint::select(p.workspace_id, &sf);
-        let page = fetch_page(&ctx.db().conn, select.clone(), &order.sort(), &req).await.gql()?;
-        Ok(connection(page, &req, TotalCount::of(select), touchpoint_key(order), Touchpoint))
+        plan::page(
+            ctx,
+            &plan::describe::TOUCHPOINT,
+            select,
+            order.sort(),
+            req,
+            touchpoint_key(order),
+            Touchpoint,
+        )
+        .await
     }
 }
 

@@ -37,10 +37,12 @@ pub fn select(ws: i64, f: &AccountFilter) -> Select<account::Entity> {
 }
 
 pub async fn by_external_id(db: &impl ConnectionTrait, ws: i64, external_id: &str) -> Result<Option<account::Model>, DbErr> {
-    account::Entity::in_workspace(ws)
-        .filter(account::Column::ExternalId.eq(external_id))
-        .one(db)
-        .await
+    with_external_id(ws, external_id).one(db).await
+}
+
+/// The account of workspace `ws` with this source-system ID.
+pub fn with_external_id(ws: i64, external_id: &str) -> Select<account::Entity> {
+    account::Entity::in_workspace(ws).filter(account::Column::ExternalId.eq(external_id))
 }
 
 pub async fn by_domain(db: &impl ConnectionTrait, ws: i64, domain: &str) -> Result<Option<account::Model>, DbErr> {

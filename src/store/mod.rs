@@ -145,7 +145,12 @@ where
 }
 
 pub async fn by_id<E: Scoped>(db: &impl ConnectionTrait, ws: i64, id: i64) -> Result<Option<E::Model>, DbErr> {
-    one(db, E::in_workspace(ws).filter(E::id_col().eq(id))).await
+    one(db, with_id::<E>(ws, id)).await
+}
+
+/// The row of `E` with this ID in workspace `ws`.
+pub fn with_id<E: Scoped>(ws: i64, id: i64) -> Select<E> {
+    E::in_workspace(ws).filter(E::id_col().eq(id))
 }
 
 #[cfg(test)]

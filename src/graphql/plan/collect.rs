@@ -43,6 +43,18 @@ impl<'a> Env<'a> {
         Some(out)
     }
 
+    /// The fields selected below `sel` on an object of type `type_name`, merged over every field
+    /// under its response key, as async-graphql 7.2 answers them: when the first of those fields
+    /// selects nothing (all left out by `@skip`/`@include`), its value is null and the later
+    /// fields' selections are not merged into it (the generic path writes an empty object as
+    /// null, and merges nothing into a null). Empty: the object is written as null.
+    pub fn below(&self, sel: &Sel<'a>, type_name: &str) -> Option<Vec<Sel<'a>>> {
+        if self.collect(&sel.sets[..1], type_name)?.is_empty() {
+            return Some(Vec::new());
+        }
+        self.collect(&sel.sets, type_name)
+    }
+
     fn collect_into(&self, set: &'a SelectionSet, type_name: &str, out: &mut Vec<Sel<'a>>) -> Option<()> {
         for item in &set.items {
             match &item.node {

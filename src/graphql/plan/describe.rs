@@ -1,13 +1,14 @@
-//! What the planner knows of each entity: its GraphQL type, its table, and for each plannable
+//! What the planner knows of each entity: its GraphQL types, its table, and for each plannable
 //! field where its value comes from. A field that is not listed here is not plannable: a
-//! selection that names it runs through the generic resolvers. Adding a plain column field to
-//! an entity is one line here (beside its resolver, which the generic path keeps using).
+//! selection that names it runs through the generic resolvers. Adding a column field to an
+//! entity is one line here (beside its resolver, which the generic path keeps using); adding an
+//! entity is one `Entity` here and a call of `plan::page` or `plan::one` in its list or lookup.
 use async_graphql::{InputType, Value};
 
-use crate::graphql::enums::{CampaignKind, CampaignStatus, LifecycleStatus};
+use crate::graphql::enums::{CampaignKind, CampaignStatus, LifecycleStatus, OpportunityStatus};
 use crate::graphql::funnel::StageKind;
 use crate::graphql::ids::NodeType;
-use crate::graphql::pagination::CursorCheck;
+use crate::graphql::pagination::{CursorCheck, OrderDirection};
 use crate::graphql::touchpoint::{TouchpointOrder, TouchpointOrderField};
 
 /// How a column is read and written out. Nullability does not matter here: every column is read
@@ -17,6 +18,7 @@ pub enum Codec {
     Text,
     I64,
     I32,
+    Bool,
     /// A `DateTime` (RFC 3339 UTC, as the `DateTime` scalar writes it).
     Time,
     /// A `Date` (`YYYY-MM-DD`).
@@ -25,20 +27,32 @@ pub enum Codec {
     Enum(fn(&str) -> Value),
 }
 
+/// Where a column's value comes from: a column of the row's table, or an SQL expression over
+/// the row (`{t}` stands for the row's alias), such as a correlated sum.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Src {
+    Column(&'static str),
+    Expr(&'static str),
+}
+
 /// Where a field's value comes from.
 pub enum Read {
-    /// The row's global ID (`id` column, entity's node type).
+    /// The row's global ID (`id` column, the entity's node type).
     Id,
-    /// A column of the entity's table.
-    Column(&'static str, Codec),
+    /// A column of the entity's table, or an expression.
+    Value(Src, Codec),
     /// `Lead.name`: first and last name joined by a space, null when neither is known.
     FullName,
-    /// A to-one object through a foreign-key column of this table: joined into the statement
-    /// of the level that holds this row (LEFT JOIN, same workspace).
+    /// A `Money` object of an amount in minor units (null when NULL) and a currency column.
+    Money { minor: Src, currency: &'static str },
+    /// A to-one object through a foreign-key column of this table: LEFT JOINed (same
+    /// workspace) into the statement of the level that holds this row.
     One { entity: &'static Entity, fk: &'static str },
-    /// A page of a to-many relation: the first (or last) N rows per parent in one statement for
-    /// all parents of the level.
+    /// A page of a to-many relation: the first (or last) N rows per parent, for all parents of
+    /// the level in one statement.
     Many(&'static Many),
+    /// All rows of a to-many relation as a list, for all parents of the level in one statement.
+    List(&'static List),
 }
 
 pub struct Field {
@@ -49,14 +63,29 @@ pub struct Field {
 pub struct Entity {
     /// The GraphQL object type (`__typename`, fragment type conditions).
     pub type_name: &'static str,
+    /// Its connection and edge types (`LeadConnection`, `LeadEdge`).
+    pub connection: &'static str,
+    pub edge: &'static str,
     pub table: &'static str,
-    pub node: NodeType,
+    /// The node type of its global IDs (`None`: the type has no ID).
+    pub node: Option<NodeType>,
     pub fields: &'static [Field],
 }
 
 impl Entity {
-    pub fn field(&self, name: &str) -> Option<&'static Read> {
-        self.fields.iter().find(|f| f.name == name).map(|f| &f.read)
+    pub fn field(&self, name: &str) -> Option<&'static Field> {
+        self.fields.iter().find(|f| f.name == name)
+    }
+
+    /// How `column` is read (a sort column: its cursor value).
+    pub fn codec(&self, column: &str) -> Codec {
+        self.fields
+            .iter()
+            .find_map(|f| match f.read {
+                Read::Value(Src::Column(c), codec) if c == column => Some(codec),
+                _ => None,
+            })
+            .unwrap_or(Codec::I64)
     }
 }
 
@@ -69,21 +98,37 @@ pub struct ManyOrder {
     pub expects: CursorCheck,
 }
 
-/// A to-many relation: the child entity, the child's column naming the parent, and how the
-/// field's `orderBy` argument reads.
+/// Where a nested page's `totalCount` comes from.
+pub enum Total {
+    /// Counted per parent in one grouped statement (the rows that `Many::filter` keeps).
+    Count,
+    /// A counter column of the parent (negative reads as 0).
+    ParentColumn(&'static str),
+}
+
+/// A to-many relation read a page per parent.
 pub struct Many {
     pub entity: &'static Entity,
+    /// The child's column naming the parent.
     pub fk: &'static str,
-    /// The GraphQL type name of the connection (`TouchpointConnection`) and of its edges.
-    pub connection: &'static str,
-    pub edge: &'static str,
+    /// A condition on the child rows (SQL over the child table, unqualified).
+    pub filter: &'static str,
     /// The order that `orderBy` (absent: `None`) asks for; `None` when it does not parse, so
     /// that the generic path reports the error.
     pub order: fn(Option<Value>) -> Option<ManyOrder>,
+    pub total: Total,
+}
+
+/// A to-many relation read whole per parent.
+pub struct List {
+    pub entity: &'static Entity,
+    pub fk: &'static str,
+    /// The order of a parent's rows (SQL over the child's alias `b`).
+    pub order: &'static str,
 }
 
 const fn col(c: &'static str, codec: Codec) -> Read {
-    Read::Column(c, codec)
+    Read::Value(Src::Column(c), codec)
 }
 
 macro_rules! fields {
@@ -104,14 +149,20 @@ fn campaign_status(s: &str) -> Value {
     CampaignStatus::from_db(s).to_value()
 }
 
+fn opportunity_status(s: &str) -> Value {
+    OpportunityStatus::from_db(s).to_value()
+}
+
 fn stage_kind(s: &str) -> Value {
     StageKind::from_db(s).to_value()
 }
 
 pub static LEAD: Entity = Entity {
     type_name: "Lead",
+    connection: "LeadConnection",
+    edge: "LeadEdge",
     table: "leads",
-    node: NodeType::Lead,
+    node: Some(NodeType::Lead),
     fields: fields! {
         "id" => Read::Id,
         "externalId" => col("external_id", Codec::Text),
@@ -147,8 +198,10 @@ pub static LEAD: Entity = Entity {
 
 pub static ACCOUNT: Entity = Entity {
     type_name: "Account",
+    connection: "AccountConnection",
+    edge: "AccountEdge",
     table: "accounts",
-    node: NodeType::Account,
+    node: Some(NodeType::Account),
     fields: fields! {
         "id" => Read::Id,
         "externalId" => col("external_id", Codec::Text),
@@ -160,13 +213,16 @@ pub static ACCOUNT: Entity = Entity {
         "customerStatus" => col("customer_status", Codec::Enum(lifecycle)),
         "createdAt" => col("created_at", Codec::Time),
         "updatedAt" => col("updated_at", Codec::Time),
+        "leads" => Read::Many(&ACCOUNT_LEADS),
     },
 };
 
 pub static FUNNEL_STAGE: Entity = Entity {
     type_name: "FunnelStage",
+    connection: "FunnelStageConnection",
+    edge: "FunnelStageEdge",
     table: "funnel_stages",
-    node: NodeType::FunnelStage,
+    node: Some(NodeType::FunnelStage),
     fields: fields! {
         "id" => Read::Id,
         "key" => col("key", Codec::Text),
@@ -179,8 +235,10 @@ pub static FUNNEL_STAGE: Entity = Entity {
 
 pub static CAMPAIGN: Entity = Entity {
     type_name: "Campaign",
+    connection: "CampaignConnection",
+    edge: "CampaignEdge",
     table: "campaigns",
-    node: NodeType::Campaign,
+    node: Some(NodeType::Campaign),
     fields: fields! {
         "id" => Read::Id,
         "externalId" => col("external_id", Codec::Text),
@@ -191,17 +249,30 @@ pub static CAMPAIGN: Entity = Entity {
         "trackingCode" => col("tracking_code", Codec::Text),
         "startDate" => col("start_date", Codec::Date),
         "endDate" => col("end_date", Codec::Date),
+        "budget" => Read::Money { minor: Src::Column("budget_minor"), currency: "currency" },
+        "expectedRevenue" => Read::Money { minor: Src::Column("expected_revenue_minor"), currency: "currency" },
         "expectedLeads" => col("expected_leads", Codec::I64),
+        // Every cost line, whatever its date: the sum of `costs`.
+        "totalCost" => Read::Money {
+            minor: Src::Expr(
+                "(SELECT CAST(COALESCE(SUM(x.\"amount_minor\"), 0) AS BIGINT) FROM campaign_costs x \
+                 WHERE x.\"workspace_id\" = {t}.\"workspace_id\" AND x.\"campaign_id\" = {t}.\"id\")",
+            ),
+            currency: "currency",
+        },
         "touchpointCount" => col("touchpoint_count", Codec::I64),
         "createdAt" => col("created_at", Codec::Time),
         "updatedAt" => col("updated_at", Codec::Time),
+        "touchpoints" => Read::Many(&CAMPAIGN_TOUCHPOINTS),
     },
 };
 
 pub static TOUCHPOINT: Entity = Entity {
     type_name: "Touchpoint",
+    connection: "TouchpointConnection",
+    edge: "TouchpointEdge",
     table: "touchpoints",
-    node: NodeType::Touchpoint,
+    node: Some(NodeType::Touchpoint),
     fields: fields! {
         "id" => Read::Id,
         "externalId" => col("external_id", Codec::Text),
@@ -214,12 +285,71 @@ pub static TOUCHPOINT: Entity = Entity {
     },
 };
 
+pub static OPPORTUNITY: Entity = Entity {
+    type_name: "Opportunity",
+    connection: "OpportunityConnection",
+    edge: "OpportunityEdge",
+    table: "opportunities",
+    node: Some(NodeType::Opportunity),
+    fields: fields! {
+        "id" => Read::Id,
+        "externalId" => col("external_id", Codec::Text),
+        "name" => col("name", Codec::Text),
+        "amount" => Read::Money { minor: Src::Column("amount_minor"), currency: "currency" },
+        "status" => col("status", Codec::Enum(opportunity_status)),
+        "expectedCloseDate" => col("expected_close_date", Codec::Date),
+        "closedAt" => col("closed_at", Codec::Time),
+        "createdAt" => col("created_at", Codec::Time),
+        "updatedAt" => col("updated_at", Codec::Time),
+        "account" => Read::One { entity: &ACCOUNT, fk: "account_id" },
+        "contacts" => Read::List(&OPPORTUNITY_CONTACTS),
+    },
+};
+
+/// A row of the buying center (`opportunity_contacts`).
+pub static BUYING_CENTER_MEMBER: Entity = Entity {
+    type_name: "BuyingCenterMember",
+    connection: "",
+    edge: "",
+    table: "opportunity_contacts",
+    node: None,
+    fields: fields! {
+        "role" => col("role", Codec::Text),
+        "isPrimary" => col("is_primary", Codec::Bool),
+        "lead" => Read::One { entity: &LEAD, fk: "lead_id" },
+    },
+};
+
 pub static LEAD_TOUCHPOINTS: Many = Many {
     entity: &TOUCHPOINT,
     fk: "lead_id",
-    connection: "TouchpointConnection",
-    edge: "TouchpointEdge",
+    filter: "1 = 1",
     order: touchpoint_order,
+    total: Total::Count,
+};
+
+pub static CAMPAIGN_TOUCHPOINTS: Many = Many {
+    entity: &TOUCHPOINT,
+    fk: "campaign_id",
+    filter: "1 = 1",
+    order: touchpoint_order,
+    total: Total::ParentColumn("touchpoint_count"),
+};
+
+/// An account's leads, oldest first; erased leads are left out.
+pub static ACCOUNT_LEADS: Many = Many {
+    entity: &LEAD,
+    fk: "account_id",
+    filter: "\"erased_at\" IS NULL",
+    order: by_id,
+    total: Total::Count,
+};
+
+/// The buying center: the primary contact first, then in the order added.
+pub static OPPORTUNITY_CONTACTS: List = List {
+    entity: &BUYING_CENTER_MEMBER,
+    fk: "opportunity_id",
+    order: "b.\"is_primary\" DESC, b.\"id\" ASC",
 };
 
 fn touchpoint_order(arg: Option<Value>) -> Option<ManyOrder> {
@@ -232,7 +362,16 @@ fn touchpoint_order(arg: Option<Value>) -> Option<ManyOrder> {
             TouchpointOrderField::OccurredAt => Some("occurred_at"),
             TouchpointOrderField::Id => None,
         },
-        desc: order.direction == crate::graphql::pagination::OrderDirection::Desc,
+        desc: order.direction == OrderDirection::Desc,
         expects: order.expects(),
+    })
+}
+
+/// A list without `orderBy`: by ID, ascending.
+fn by_id(arg: Option<Value>) -> Option<ManyOrder> {
+    arg.is_none().then_some(ManyOrder {
+        column: None,
+        desc: false,
+        expects: None,
     })
 }

@@ -5,7 +5,7 @@
 //! a page of 50 leads with account, stage and 5 touchpoints with their campaign, is some 2,000
 //! of them), loads related rows through DataLoaders, decodes whole rows and builds the response
 //! field by field. For the reads that clients make most, the resolver of the list or lookup
-//! first asks [`lead_page`] or [`lead_object`] for a plan of its selection:
+//! hands its rows' statement to [`page`] or [`one`], which plan the field's selection:
 //!
 //! 1. [`collect`] reads the selection set as GraphQL's CollectFields does: aliases, `@skip` and
 //!    `@include` (with variables), fragment spreads and inline fragments with their type
@@ -36,9 +36,16 @@ use std::sync::Mutex;
 
 use async_graphql::parser::types::Field;
 use async_graphql::{Context, ContextSelectionSet, OutputType, Positioned, ServerResult, Value, registry};
+use sea_orm::{IdenStatic, PaginatorTrait, QuerySelect, QueryTrait, Select};
 
-pub use collect::Env;
-pub use run::{Level, ObjectPlan, PagePlan};
+use crate::graphql::context::ContextExt;
+use crate::graphql::errors::IntoGql;
+use crate::graphql::pagination::{Conn, TotalCount, connection};
+use crate::store::page::{CursorKey, PageRequest, Sort, fetch_page, page_select};
+use crate::store::{self, Scoped};
+use collect::Env;
+pub use describe::Entity;
+use run::{ObjectPlan, PagePlan};
 
 /// The result of a field that has a planned path: the generic value, resolved field by field,
 /// or the value the plan wrote. The GraphQL type is `T`'s: the schema does not change.
@@ -86,23 +93,75 @@ fn planning(ctx: &Context<'_>) -> bool {
     ctx.data_opt::<Reads>() != Some(&Reads::Generic)
 }
 
-/// The plan of a page of `entity` for the connection field being resolved, sorted by
-/// `sort_column` (`None`: by ID) and the ID. `None`: not plannable.
-pub fn lead_page(ctx: &Context<'_>, sort_column: Option<&'static str>) -> Option<PagePlan> {
-    if !planning(ctx) {
-        return None;
+/// A page of `select` (the caller's workspace, filtered) in the order `sort`, for the connection
+/// field being resolved: planned when its selection allows, else through the resolvers of `N`
+/// (`key` gives a row's cursor, `node` its object).
+pub async fn page<E, N>(
+    ctx: &Context<'_>,
+    entity: &'static Entity,
+    select: Select<E>,
+    sort: Sort<E::Column>,
+    req: PageRequest,
+    key: impl Fn(&E::Model) -> CursorKey,
+    node: impl Fn(E::Model) -> N,
+) -> async_graphql::Result<Planned<Conn<N>>>
+where
+    E: Scoped,
+    N: OutputType,
+    Select<E>: Clone + Send + Sync + 'static,
+    E::Model: Sync,
+{
+    let db = &ctx.db().conn;
+    let sort_column = sort.column.map(|c| IdenStatic::as_str(&c));
+    if let Some(plan) = plan_page(ctx, entity, sort_column) {
+        let ws = ctx.principal()?.workspace_id;
+        let total = match plan.wants_total() {
+            true => Some(select.clone().count(db).await.gql()?),
+            false => None,
+        };
+        let rows = page_select(select, &sort, &req).build(db.get_database_backend());
+        return Ok(Planned::done(plan.run(db, ws, rows, sort.desc, &req, total).await.gql()?));
     }
-    let env = Env::of(ctx);
-    let sels = env.collect(&[&ctx.item.node.selection_set.node], "LeadConnection")?;
-    PagePlan::new(&env, &describe::LEAD, "LeadConnection", "LeadEdge", sort_column, &sels, true)
+    let rows = fetch_page(db, select.clone(), &sort, &req).await.gql()?;
+    Ok(Planned::Generic(connection(rows, &req, TotalCount::of(select), key, node)))
 }
 
-/// The plan of one lead for the lookup field being resolved. `None`: not plannable.
-pub fn lead_object(ctx: &Context<'_>) -> Option<ObjectPlan> {
+/// The first row of `select` (the caller's workspace), for the lookup field being resolved:
+/// planned when its selection allows, else through the resolvers of `N`.
+pub async fn one<E, N>(
+    ctx: &Context<'_>,
+    entity: &'static Entity,
+    select: Select<E>,
+    node: impl FnOnce(E::Model) -> N,
+) -> async_graphql::Result<Planned<Option<N>>>
+where
+    E: Scoped,
+    N: OutputType,
+{
+    let db = &ctx.db().conn;
+    let select = select.limit(1);
+    if let Some(plan) = plan_object(ctx, entity) {
+        let ws = ctx.principal()?.workspace_id;
+        let rows = plan.run(db, ws, select.build(db.get_database_backend())).await.gql()?;
+        return Ok(Planned::done(rows.into_values().next().unwrap_or(Value::Null)));
+    }
+    Ok(Planned::Generic(store::all(db, select).await.gql()?.pop().map(node)))
+}
+
+fn plan_page(ctx: &Context<'_>, entity: &'static Entity, sort_column: Option<&'static str>) -> Option<PagePlan> {
     if !planning(ctx) {
         return None;
     }
     let env = Env::of(ctx);
-    let sels = env.collect(&[&ctx.item.node.selection_set.node], describe::LEAD.type_name)?;
-    ObjectPlan::new(&env, &describe::LEAD, &sels)
+    let sels = env.collect(&[&ctx.item.node.selection_set.node], entity.connection)?;
+    PagePlan::new(&env, entity, sort_column, &sels)
+}
+
+fn plan_object(ctx: &Context<'_>, entity: &'static Entity) -> Option<ObjectPlan> {
+    if !planning(ctx) {
+        return None;
+    }
+    let env = Env::of(ctx);
+    let sels = env.collect(&[&ctx.item.node.selection_set.node], entity.type_name)?;
+    ObjectPlan::new(&env, entity, &sels)
 }

@@ -1,6 +1,7 @@
-//! Plans of one level (its columns, joins and nested pages), their statements, and the
-//! response values written from their rows.
+//! Plans of one level (its columns, joins and nested rows), their statements, and the response
+//! values written from their rows.
 use std::collections::HashMap;
+use std::ops::Range;
 
 use async_graphql::{Name, ScalarType, Value};
 use async_graphql_value::indexmap::IndexMap;
@@ -8,7 +9,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use sea_orm::{ConnectionTrait, DbBackend, DbErr, QueryResult};
 
 use super::collect::{Env, Sel};
-use super::describe::{Codec, Entity, Many, ManyOrder, Read};
+use super::describe::{Codec, Entity, List, Many, ManyOrder, Read, Src, Total};
 use crate::graphql::ids::{self, NodeType};
 use crate::graphql::pagination::PageArgs;
 use crate::graphql::scalars;
@@ -16,12 +17,21 @@ use crate::store::decode::{cell, check_column};
 use crate::store::page::{CursorKey, PageRequest, SortValue};
 use crate::store::raw::statement;
 
-/// A column that a level's statement selects: of the level's own row (`join: None`) or of a
+/// A value that a level's statement selects: of the level's own row (`join: None`) or of a
 /// joined to-one row.
 struct Col {
     join: Option<usize>,
-    column: &'static str,
+    src: Src,
     codec: Codec,
+}
+
+impl Col {
+    /// For error messages.
+    fn name(&self) -> &'static str {
+        match self.src {
+            Src::Column(c) | Src::Expr(c) => c,
+        }
+    }
 }
 
 /// A to-one row joined into the level's statement through a foreign key of its parent (the
@@ -35,20 +45,37 @@ struct Join {
     id: usize,
 }
 
-/// A nested page of a to-many relation, fetched for all rows of the level in one statement.
+/// Rows of a to-many relation below the level's rows, fetched for all of them at once.
 struct Nested {
     /// Where the parent's ID is in the level's columns.
     parent_id: usize,
-    rel: &'static Many,
-    order: ManyOrder,
-    req: PageRequest,
     level: Level,
-    /// The connection's fields.
-    out: Vec<(Name, ConnOut)>,
+    kind: Kind,
+}
+
+enum Kind {
+    /// A page per parent, written as a connection.
+    Page {
+        rel: &'static Many,
+        order: ManyOrder,
+        req: PageRequest,
+        total: TotalFrom,
+        out: Vec<(Name, ConnOut)>,
+    },
+    /// All rows per parent, written as a list.
+    List { rel: &'static List, out: Vec<(Name, Out)> },
+}
+
+/// Where a nested page's `totalCount` comes from.
+enum TotalFrom {
+    /// Counted in one grouped statement (only when selected).
+    Count { selected: bool },
+    /// A column of the parent level.
+    Parent(usize),
 }
 
 /// One statement's worth of a plan: an entity's rows with the columns and joins that the
-/// selection needs, and the nested pages below them.
+/// selection needs, and the nested rows below them.
 pub struct Level {
     entity: &'static Entity,
     cols: Vec<Col>,
@@ -64,9 +91,17 @@ enum Out {
     Id(usize, NodeType),
     Col(usize),
     FullName(usize, usize),
+    /// An amount in minor units and its currency: null when the amount is NULL.
+    Money(usize, usize, Vec<(Name, MoneyOut)>),
     /// A joined row: null when its ID column is NULL.
     One(usize, Vec<(Name, Out)>),
     Nested(usize),
+}
+
+enum MoneyOut {
+    Typename,
+    Amount,
+    Currency,
 }
 
 /// What to write for one field of a connection.
@@ -93,15 +128,16 @@ enum EdgeOut {
 }
 
 /// A decoded value.
-#[derive(Clone)]
 enum Cell {
     Null,
     Int(i64),
+    Bool(bool),
     Text(String),
     Time(DateTime<Utc>),
     Date(NaiveDate),
 }
 
+/// Every level selects its row's ID first.
 const ID: usize = 0;
 
 impl Level {
@@ -118,11 +154,20 @@ impl Level {
     }
 
     fn col(&mut self, join: Option<usize>, column: &'static str, codec: Codec) -> usize {
-        if let Some(i) = self.cols.iter().position(|c| c.join == join && c.column == column) {
+        self.value(join, Src::Column(column), codec)
+    }
+
+    fn value(&mut self, join: Option<usize>, src: Src, codec: Codec) -> usize {
+        if let Some(i) = self.cols.iter().position(|c| c.join == join && c.src == src) {
             return i;
         }
-        self.cols.push(Col { join, column, codec });
+        self.cols.push(Col { join, src, codec });
         self.cols.len() - 1
+    }
+
+    /// Sorts the level by its own column `column` (`None`: by ID); the cursors carry its value.
+    fn sort_by(&mut self, column: Option<&'static str>) {
+        self.sort = column.map(|c| self.col(None, c, self.entity.codec(c)));
     }
 
     fn join(&mut self, parent: Option<usize>, field: &'static str, entity: &'static Entity, fk: &'static str) -> usize {
@@ -150,20 +195,51 @@ impl Level {
             let write = if name == "__typename" {
                 Out::Typename(entity.type_name)
             } else {
-                match entity.field(name)? {
-                    Read::Id => Out::Id(self.col(at, "id", Codec::I64), entity.node),
-                    Read::Column(column, codec) => Out::Col(self.col(at, column, *codec)),
+                let field = entity.field(name)?;
+                match &field.read {
+                    Read::Id => Out::Id(self.col(at, "id", Codec::I64), entity.node?),
+                    Read::Value(src, codec) => Out::Col(self.value(at, *src, *codec)),
                     Read::FullName => Out::FullName(self.col(at, "first_name", Codec::Text), self.col(at, "last_name", Codec::Text)),
+                    Read::Money { minor, currency } => {
+                        let mut fields = Vec::new();
+                        for s in env.below(sel, "Money")? {
+                            let f = match s.field.name.node.as_str() {
+                                "__typename" => MoneyOut::Typename,
+                                "amount" => MoneyOut::Amount,
+                                "currency" => MoneyOut::Currency,
+                                _ => return None,
+                            };
+                            fields.push((s.key.clone(), f));
+                        }
+                        Out::Money(self.value(at, *minor, Codec::I64), self.col(at, currency, Codec::Text), fields)
+                    }
                     Read::One { entity: child, fk } => {
-                        let j = self.join(at, entity_field(entity, name), child, fk);
-                        let sels = env.collect(&sel.sets, child.type_name)?;
+                        let j = self.join(at, field.name, child, fk);
+                        let sels = env.below(sel, child.type_name)?;
                         let fields = self.object(env, Some(j), child, &sels)?;
                         Out::One(self.joins[j].id, fields)
                     }
                     Read::Many(rel) => {
                         let parent_id = self.col(at, "id", Codec::I64);
-                        let nested = Nested::new(env, parent_id, rel, sel)?;
+                        let total = match rel.total {
+                            Total::Count => TotalFrom::Count { selected: false },
+                            Total::ParentColumn(c) => TotalFrom::Parent(self.col(at, c, Codec::I64)),
+                        };
+                        let nested = Nested::page(env, parent_id, rel, total, sel)?;
                         self.nested.push(nested);
+                        Out::Nested(self.nested.len() - 1)
+                    }
+                    Read::List(rel) => {
+                        let parent_id = self.col(at, "id", Codec::I64);
+                        let mut level = Level::new(rel.entity);
+                        level.col(None, rel.fk, Codec::I64);
+                        let sels = env.below(sel, rel.entity.type_name)?;
+                        let out = level.object(env, None, rel.entity, &sels)?;
+                        self.nested.push(Nested {
+                            parent_id,
+                            level,
+                            kind: Kind::List { rel, out },
+                        });
                         Out::Nested(self.nested.len() - 1)
                     }
                 }
@@ -174,22 +250,16 @@ impl Level {
     }
 
     /// The fields of a connection over this level's rows.
-    fn connection(
-        &mut self,
-        env: &Env<'_>,
-        connection: &'static str,
-        edge: &'static str,
-        sels: &[Sel<'_>],
-        total: bool,
-    ) -> Option<Vec<(Name, ConnOut)>> {
+    fn connection(&mut self, env: &Env<'_>, sels: &[Sel<'_>]) -> Option<Vec<(Name, ConnOut)>> {
+        let (connection, edge) = (self.entity.connection, self.entity.edge);
         let mut out = Vec::with_capacity(sels.len());
         for sel in sels {
             let write = match sel.field.name.node.as_str() {
                 "__typename" => ConnOut::Typename(connection),
-                "totalCount" if total => ConnOut::TotalCount,
+                "totalCount" => ConnOut::TotalCount,
                 "pageInfo" => {
                     let mut fields = Vec::new();
-                    for s in env.collect(&sel.sets, "PageInfo")? {
+                    for s in env.below(sel, "PageInfo")? {
                         let f = match s.field.name.node.as_str() {
                             "__typename" => PageOut::Typename,
                             "hasPreviousPage" => PageOut::HasPrevious,
@@ -204,12 +274,12 @@ impl Level {
                 }
                 "edges" => {
                     let mut fields = Vec::new();
-                    for s in env.collect(&sel.sets, edge)? {
+                    for s in env.below(sel, edge)? {
                         let f = match s.field.name.node.as_str() {
                             "__typename" => EdgeOut::Typename(edge),
                             "cursor" => EdgeOut::Cursor,
                             "node" => {
-                                let sels = env.collect(&s.sets, self.entity.type_name)?;
+                                let sels = env.below(&s, self.entity.type_name)?;
                                 EdgeOut::Node(self.object(env, None, self.entity, &sels)?)
                             }
                             _ => return None,
@@ -219,7 +289,7 @@ impl Level {
                     ConnOut::Edges(fields)
                 }
                 "nodes" => {
-                    let sels = env.collect(&sel.sets, self.entity.type_name)?;
+                    let sels = env.below(sel, self.entity.type_name)?;
                     ConnOut::Nodes(self.object(env, None, self.entity, &sels)?)
                 }
                 _ => return None,
@@ -229,18 +299,18 @@ impl Level {
         Some(out)
     }
 
-    /// `SELECT <columns> FROM (<rows>) b LEFT JOIN ...`: the level's columns over `rows`, a
-    /// subquery (or LATERAL join) that yields the level's table's columns as `b`.
+    /// `SELECT <values> FROM <from> LEFT JOIN ... [ORDER BY <order>]`, where `from` yields
+    /// the level's table's columns as `b`.
     fn select_sql(&self, from: &str, order: &str) -> String {
         let mut sql = String::from("SELECT ");
         for (i, c) in self.cols.iter().enumerate() {
             if i > 0 {
                 sql.push_str(", ");
             }
-            sql.push_str(&alias(c.join));
-            sql.push_str(".\"");
-            sql.push_str(c.column);
-            sql.push('"');
+            match c.src {
+                Src::Column(column) => sql.push_str(&format!("{}.\"{column}\"", alias(c.join))),
+                Src::Expr(expr) => sql.push_str(&expr.replace("{t}", &alias(c.join))),
+            }
         }
         sql.push_str(" FROM ");
         sql.push_str(from);
@@ -259,19 +329,15 @@ impl Level {
         sql
     }
 
-    /// The level's own columns (for the inner select of a nested page), with the workspace
-    /// that joins compare.
-    fn own_columns(&self, also: &[&str]) -> String {
+    /// The level's own columns, for the inner select of a nested page, with the workspace
+    /// that joins and expressions compare.
+    fn own_columns(&self) -> String {
         let mut names: Vec<&str> = vec!["workspace_id"];
-        for name in self
-            .cols
-            .iter()
-            .filter(|c| c.join.is_none())
-            .map(|c| c.column)
-            .chain(also.iter().copied())
-        {
-            if !names.contains(&name) {
-                names.push(name);
+        for c in &self.cols {
+            if let (None, Src::Column(column)) = (c.join, c.src)
+                && !names.contains(&column)
+            {
+                names.push(column);
             }
         }
         names.iter().map(|n| format!("\"{n}\"")).collect::<Vec<_>>().join(", ")
@@ -281,11 +347,12 @@ impl Level {
         if let Some(first) = rows.first() {
             for (i, c) in self.cols.iter().enumerate() {
                 match c.codec {
-                    Codec::Text | Codec::Enum(_) => check_column::<Option<String>>(first, i, c.column)?,
-                    Codec::I64 => check_column::<Option<i64>>(first, i, c.column)?,
-                    Codec::I32 => check_column::<Option<i32>>(first, i, c.column)?,
-                    Codec::Time => check_column::<Option<DateTime<Utc>>>(first, i, c.column)?,
-                    Codec::Date => check_column::<Option<NaiveDate>>(first, i, c.column)?,
+                    Codec::Text | Codec::Enum(_) => check_column::<Option<String>>(first, i, c.name())?,
+                    Codec::I64 => check_column::<Option<i64>>(first, i, c.name())?,
+                    Codec::I32 => check_column::<Option<i32>>(first, i, c.name())?,
+                    Codec::Bool => check_column::<Option<bool>>(first, i, c.name())?,
+                    Codec::Time => check_column::<Option<DateTime<Utc>>>(first, i, c.name())?,
+                    Codec::Date => check_column::<Option<NaiveDate>>(first, i, c.name())?,
                 }
             }
         }
@@ -295,12 +362,14 @@ impl Level {
                     .iter()
                     .enumerate()
                     .map(|(i, c)| {
+                        let name = c.name();
                         Ok(match c.codec {
-                            Codec::Text | Codec::Enum(_) => cell::<Option<String>>(row, i, c.column)?.map_or(Cell::Null, Cell::Text),
-                            Codec::I64 => cell::<Option<i64>>(row, i, c.column)?.map_or(Cell::Null, Cell::Int),
-                            Codec::I32 => cell::<Option<i32>>(row, i, c.column)?.map_or(Cell::Null, |v| Cell::Int(v.into())),
-                            Codec::Time => cell::<Option<DateTime<Utc>>>(row, i, c.column)?.map_or(Cell::Null, Cell::Time),
-                            Codec::Date => cell::<Option<NaiveDate>>(row, i, c.column)?.map_or(Cell::Null, Cell::Date),
+                            Codec::Text | Codec::Enum(_) => cell::<Option<String>>(row, i, name)?.map_or(Cell::Null, Cell::Text),
+                            Codec::I64 => cell::<Option<i64>>(row, i, name)?.map_or(Cell::Null, Cell::Int),
+                            Codec::I32 => cell::<Option<i32>>(row, i, name)?.map_or(Cell::Null, |v| Cell::Int(v.into())),
+                            Codec::Bool => cell::<Option<bool>>(row, i, name)?.map_or(Cell::Null, Cell::Bool),
+                            Codec::Time => cell::<Option<DateTime<Utc>>>(row, i, name)?.map_or(Cell::Null, Cell::Time),
+                            Codec::Date => cell::<Option<NaiveDate>>(row, i, name)?.map_or(Cell::Null, Cell::Date),
                         })
                     })
                     .collect()
@@ -308,7 +377,7 @@ impl Level {
             .collect()
     }
 
-    /// Fetches the nested pages of `rows` (this level's rows), depth first.
+    /// Fetches the nested rows below `rows` (this level's rows), depth first.
     async fn fetch_nested(&self, db: &impl ConnectionTrait, ws: i64, rows: &[Vec<Cell>]) -> Result<Vec<Fetched>, DbErr> {
         let mut out = Vec::with_capacity(self.nested.len());
         for n in &self.nested {
@@ -318,6 +387,14 @@ impl Level {
             out.push(Box::pin(n.fetch(db, ws, &parents)).await?);
         }
         Ok(out)
+    }
+
+    /// The position of the level's own column `column`, which the plan selects.
+    fn own(&self, column: &str) -> usize {
+        self.cols
+            .iter()
+            .position(|c| c.join.is_none() && matches!(c.src, Src::Column(name) if name == column))
+            .expect("the plan selects the column")
     }
 }
 
@@ -329,13 +406,20 @@ fn alias(join: Option<usize>) -> String {
     }
 }
 
-/// `name` as the entity's static field name (joins are told apart by it).
-fn entity_field(entity: &'static Entity, name: &str) -> &'static str {
-    entity.fields.iter().find(|f| f.name == name).map_or("", |f| f.name)
+/// `parent_col IN (parents)` with the IDs as one parameter (as `store::id_in`): one statement
+/// text for any number of parents.
+fn in_parents(backend: DbBackend, column: &str, parents: &[i64]) -> (String, sea_orm::Value) {
+    match backend {
+        DbBackend::Postgres => (format!("{column} = ANY(?)"), parents.to_vec().into()),
+        _ => (
+            format!("{column} IN (SELECT value FROM json_each(?))"),
+            serde_json::to_string(parents).expect("numbers are JSON").into(),
+        ),
+    }
 }
 
 impl Nested {
-    fn new(env: &Env<'_>, parent_id: usize, rel: &'static Many, sel: &Sel<'_>) -> Option<Self> {
+    fn page(env: &Env<'_>, parent_id: usize, rel: &'static Many, mut total: TotalFrom, sel: &Sel<'_>) -> Option<Self> {
         let f = sel.field;
         let order = (rel.order)(env.argument(f, "orderBy")?)?;
         let int = |name| -> Option<Option<i32>> {
@@ -361,42 +445,70 @@ impl Nested {
         .ok()?;
         let mut level = Level::new(rel.entity);
         level.col(None, rel.fk, Codec::I64);
-        if let Some(column) = order.column {
-            level.sort = Some(level.col(None, column, Codec::Time));
+        level.sort_by(order.column);
+        let sels = env.below(sel, rel.entity.connection)?;
+        let out = level.connection(env, &sels)?;
+        if let TotalFrom::Count { selected } = &mut total {
+            *selected = out.iter().any(|(_, o)| matches!(o, ConnOut::TotalCount));
         }
-        let sels = env.collect(&sel.sets, rel.connection)?;
-        let out = level.connection(env, rel.connection, rel.edge, &sels, false)?;
         Some(Nested {
             parent_id,
-            rel,
-            order,
-            req,
             level,
-            out,
+            kind: Kind::Page {
+                rel,
+                order,
+                req,
+                total,
+                out,
+            },
         })
     }
 
-    /// The page of every parent in `parents`, in one statement per 400 parents.
     async fn fetch(&self, db: &impl ConnectionTrait, ws: i64, parents: &[i64]) -> Result<Fetched, DbErr> {
+        if parents.is_empty() {
+            return Ok(Fetched::default());
+        }
+        match &self.kind {
+            Kind::Page {
+                rel, order, req, total, ..
+            } => {
+                let mut fetched = self.fetch_pages(db, ws, parents, rel, *order, req).await?;
+                if let TotalFrom::Count { selected: true } = total {
+                    fetched.counts = count_per_parent(db, ws, rel, parents).await?;
+                }
+                Ok(fetched)
+            }
+            Kind::List { rel, .. } => self.fetch_lists(db, ws, parents, rel).await,
+        }
+    }
+
+    /// The page of every parent: each parent's rows an index range scan with its own LIMIT, by
+    /// a LATERAL join over an array of parent IDs on PostgreSQL (one plan for any number of
+    /// parents) and by UNION ALL arms on SQLite (a window function over all parents' rows was
+    /// 3 times slower there), 400 parents a statement.
+    async fn fetch_pages(
+        &self,
+        db: &impl ConnectionTrait,
+        ws: i64,
+        parents: &[i64],
+        rel: &Many,
+        order: ManyOrder,
+        req: &PageRequest,
+    ) -> Result<Fetched, DbErr> {
         let backend = db.get_database_backend();
         let level = &self.level;
-        let fk_at = level
-            .cols
-            .iter()
-            .position(|c| c.join.is_none() && c.column == self.rel.fk)
-            .expect("the parent column is selected");
-        let desc = self.order.desc ^ self.req.backward;
+        let desc = order.desc ^ req.backward;
         let dir = if desc { "DESC" } else { "ASC" };
-        let order = |prefix: &str| match self.order.column {
+        let sort = |prefix: &str| match order.column {
             Some(c) => format!("{prefix}\"{c}\" {dir}, {prefix}\"id\" {dir}"),
             None => format!("{prefix}\"id\" {dir}"),
         };
         // Rows strictly beyond the cursor in the scan order.
-        let (keyset, keyset_values): (String, Vec<sea_orm::Value>) = match &self.req.cursor {
+        let (keyset, keyset_values): (String, Vec<sea_orm::Value>) = match &req.cursor {
             None => (String::new(), Vec::new()),
             Some(cursor) => {
                 let cmp = if desc { "<" } else { ">" };
-                match (self.order.column, &cursor.value) {
+                match (order.column, &cursor.value) {
                     (Some(c), Some(v)) => (
                         format!(" AND (\"{c}\" {cmp} ? OR (\"{c}\" = ? AND \"id\" {cmp} ?))"),
                         vec![v.clone().into(), v.clone().into(), cursor.id.into()],
@@ -405,29 +517,25 @@ impl Nested {
                 }
             }
         };
-        let limit = (self.req.limit + 1) as i64;
-        let table = self.rel.entity.table;
-        let fk = self.rel.fk;
-        let columns = level.own_columns(&[]);
-        let outer_order = format!("b.\"{fk}\", {}", order("b."));
+        let limit = (req.limit + 1) as i64;
+        let (table, fk, filter) = (rel.entity.table, rel.fk, rel.filter);
+        let columns = level.own_columns();
+        let outer = format!("b.\"{fk}\", {}", sort("b."));
+        let inner = format!("SELECT {columns} FROM {table} WHERE \"workspace_id\" = ? AND {filter} AND \"{fk}\" = ");
         let mut raw = Vec::new();
-        if parents.is_empty() {
-        } else if backend == DbBackend::Postgres {
+        if backend == DbBackend::Postgres {
             let from = format!(
-                "unnest(?::bigint[]) AS p(parent_id) CROSS JOIN LATERAL (SELECT {columns} FROM {table} WHERE \"workspace_id\" = ? AND \"{fk}\" = p.parent_id{keyset} ORDER BY {} LIMIT ?) AS b",
-                order("")
+                "unnest(?::bigint[]) AS p(parent_id) CROSS JOIN LATERAL ({inner}p.parent_id{keyset} ORDER BY {} LIMIT ?) AS b",
+                sort("")
             );
             let mut values: Vec<sea_orm::Value> = vec![parents.to_vec().into(), ws.into()];
             values.extend(keyset_values.iter().cloned());
             values.push(limit.into());
             raw = db
-                .query_all_raw(statement(backend, &level.select_sql(&from, &outer_order), values))
+                .query_all_raw(statement(backend, &level.select_sql(&from, &outer), values))
                 .await?;
         } else {
-            let arm = format!(
-                "SELECT * FROM (SELECT {columns} FROM {table} WHERE \"workspace_id\" = ? AND \"{fk}\" = ?{keyset} ORDER BY {} LIMIT ?)",
-                order("")
-            );
+            let arm = format!("SELECT * FROM ({inner}?{keyset} ORDER BY {} LIMIT ?)", sort(""));
             // SQLite allows at most 500 terms in a compound SELECT.
             for chunk in parents.chunks(400) {
                 let from = format!("({}) AS b", vec![arm.as_str(); chunk.len()].join(" UNION ALL "));
@@ -439,42 +547,103 @@ impl Nested {
                     values.push(limit.into());
                 }
                 raw.extend(
-                    db.query_all_raw(statement(backend, &level.select_sql(&from, &outer_order), values))
+                    db.query_all_raw(statement(backend, &level.select_sql(&from, &outer), values))
                         .await?,
                 );
             }
         }
-        let cells = level.decode(&raw)?;
-        // Group by parent: each parent's rows are together, in scan order, one more than the page.
-        let mut rows = Vec::with_capacity(cells.len());
+        // Each parent's rows come together, in the scan order, one more than the page.
+        let limit = req.limit as usize;
+        let backward = req.backward;
+        self.group(db, ws, &raw, fk, |group| {
+            let has_more = group.len() > limit;
+            group.truncate(limit);
+            if backward {
+                group.reverse();
+            }
+            has_more
+        })
+        .await
+    }
+
+    /// Every row of every parent, in one statement.
+    async fn fetch_lists(&self, db: &impl ConnectionTrait, ws: i64, parents: &[i64], rel: &List) -> Result<Fetched, DbErr> {
+        let backend = db.get_database_backend();
+        let (condition, ids) = in_parents(backend, &format!("b.\"{}\"", rel.fk), parents);
+        let from = format!("{} AS b", rel.entity.table);
+        let mut sql = self.level.select_sql(&from, "");
+        sql.push_str(&format!(
+            " WHERE b.\"workspace_id\" = ? AND {condition} ORDER BY b.\"{}\", {}",
+            rel.fk, rel.order
+        ));
+        // The joins come before WHERE: `select_sql` ends with them when there is no order.
+        let raw = db.query_all_raw(statement(backend, &sql, vec![ws.into(), ids])).await?;
+        self.group(db, ws, &raw, rel.fk, |_| false).await
+    }
+
+    /// Decodes `raw` (sorted by parent), groups the rows by the parent column `fk` (`page`
+    /// trims a group and tells whether its page has more), and fetches the levels below.
+    async fn group(
+        &self,
+        db: &impl ConnectionTrait,
+        ws: i64,
+        raw: &[QueryResult],
+        fk: &str,
+        mut page: impl FnMut(&mut Vec<Vec<Cell>>) -> bool,
+    ) -> Result<Fetched, DbErr> {
+        let level = &self.level;
+        let fk_at = level.own(fk);
+        let mut rows = Vec::with_capacity(raw.len());
         let mut pages = HashMap::new();
-        let mut it = cells.into_iter().peekable();
+        let mut it = level.decode(raw)?.into_iter().peekable();
         while let Some(first) = it.next() {
             let parent = first[fk_at].int().unwrap_or_default();
             let mut group = vec![first];
             while it.peek().is_some_and(|r| r[fk_at].int() == Some(parent)) {
                 group.extend(it.next());
             }
-            let has_more = group.len() as u64 > self.req.limit;
-            group.truncate(self.req.limit as usize);
-            if self.req.backward {
-                group.reverse();
-            }
+            let has_more = page(&mut group);
             let start = rows.len();
             rows.extend(group);
             pages.insert(parent, (start..rows.len(), has_more));
         }
         let nested = level.fetch_nested(db, ws, &rows).await?;
-        Ok(Fetched { rows, nested, pages })
+        Ok(Fetched {
+            rows,
+            nested,
+            pages,
+            counts: HashMap::new(),
+        })
     }
 }
 
+/// The number of rows of `rel` per parent (those its filter keeps), for `totalCount`.
+async fn count_per_parent(db: &impl ConnectionTrait, ws: i64, rel: &Many, parents: &[i64]) -> Result<HashMap<i64, u64>, DbErr> {
+    let backend = db.get_database_backend();
+    let fk = format!("\"{}\"", rel.fk);
+    let (condition, ids) = in_parents(backend, &fk, parents);
+    let sql = format!(
+        "SELECT {fk}, COUNT(*) FROM {} WHERE \"workspace_id\" = ? AND {} AND {condition} GROUP BY {fk}",
+        rel.entity.table, rel.filter
+    );
+    let mut out = HashMap::new();
+    for row in db.query_all_raw(statement(backend, &sql, vec![ws.into(), ids])).await? {
+        let parent: i64 = row.try_get_by_index(0)?;
+        let n: i64 = row.try_get_by_index(1)?;
+        out.insert(parent, n.max(0) as u64);
+    }
+    Ok(out)
+}
+
 /// The rows of one level and of the levels below it.
+#[derive(Default)]
 struct Fetched {
     rows: Vec<Vec<Cell>>,
     nested: Vec<Fetched>,
     /// For a nested level: each parent's rows in `rows` and whether its page has more.
-    pages: HashMap<i64, (std::ops::Range<usize>, bool)>,
+    pages: HashMap<i64, (Range<usize>, bool)>,
+    /// For a nested page whose `totalCount` is counted: the count per parent.
+    counts: HashMap<i64, u64>,
 }
 
 impl Cell {
@@ -491,6 +660,7 @@ impl Cell {
             (Cell::Text(s), Codec::Enum(f)) => f(s),
             (Cell::Text(s), _) => Value::String(s.clone()),
             (Cell::Int(i), _) => Value::Number((*i).into()),
+            (Cell::Bool(b), _) => Value::Boolean(*b),
             (Cell::Time(t), _) => scalars::DateTime(*t).to_value(),
             (Cell::Date(d), _) => scalars::Date(*d).to_value(),
         }
@@ -498,7 +668,7 @@ impl Cell {
 
     fn sort_value(&self) -> Option<SortValue> {
         match self {
-            Cell::Null => None,
+            Cell::Null | Cell::Bool(_) => None,
             Cell::Int(i) => Some(SortValue::Int(*i)),
             Cell::Text(s) => Some(SortValue::Text(s.clone())),
             Cell::Time(t) => Some(SortValue::Time(*t)),
@@ -538,25 +708,54 @@ impl Writer<'_> {
                         Value::String(parts.join(" "))
                     }
                 }
+                Out::Money(minor, currency, fields) => match (&row[*minor], &row[*currency]) {
+                    (Cell::Int(minor), Cell::Text(currency)) => {
+                        let money = scalars::Money::from_minor(*minor, currency);
+                        let mut map = IndexMap::with_capacity(fields.len());
+                        for (key, out) in fields {
+                            let value = match out {
+                                MoneyOut::Typename => Value::String("Money".to_owned()),
+                                MoneyOut::Amount => money.amount.to_value(),
+                                MoneyOut::Currency => Value::String(money.currency.clone()),
+                            };
+                            map.insert(key.clone(), value);
+                        }
+                        object(map)
+                    }
+                    _ => Value::Null,
+                },
                 Out::One(id, fields) => match row[*id] {
                     Cell::Null => Value::Null,
                     _ => self.object(row, fields),
                 },
-                Out::Nested(n) => {
-                    let nested = &self.level.nested[*n];
-                    let fetched = &self.fetched.nested[*n];
-                    let parent = row[nested.parent_id].int().unwrap_or_default();
-                    let (range, has_more) = fetched.pages.get(&parent).cloned().unwrap_or((0..0, false));
-                    let writer = Writer {
-                        level: &nested.level,
-                        fetched,
-                    };
-                    writer.connection(&fetched.rows[range], &nested.req, has_more, None, &nested.out)
-                }
+                Out::Nested(n) => self.nested(row, *n),
             };
             map.insert(key.clone(), value);
         }
         object(map)
+    }
+
+    /// The nested page or list `n` of `row`.
+    fn nested(&self, row: &[Cell], n: usize) -> Value {
+        let nested = &self.level.nested[n];
+        let fetched = &self.fetched.nested[n];
+        let parent = row[nested.parent_id].int().unwrap_or_default();
+        let (range, has_more) = fetched.pages.get(&parent).cloned().unwrap_or((0..0, false));
+        let writer = Writer {
+            level: &nested.level,
+            fetched,
+        };
+        let rows = &fetched.rows[range];
+        match &nested.kind {
+            Kind::Page { req, total, out, .. } => {
+                let total = match total {
+                    TotalFrom::Count { .. } => fetched.counts.get(&parent).copied().unwrap_or(0),
+                    TotalFrom::Parent(i) => row[*i].int().unwrap_or(0).max(0) as u64,
+                };
+                writer.connection(rows, req, has_more, Some(total), out)
+            }
+            Kind::List { out, .. } => Value::List(rows.iter().map(|r| writer.object(r, out)).collect()),
+        }
     }
 
     fn cursor(&self, row: &[Cell]) -> Value {
@@ -629,20 +828,10 @@ pub struct PagePlan {
 }
 
 impl PagePlan {
-    pub(super) fn new(
-        env: &Env<'_>,
-        entity: &'static Entity,
-        connection: &'static str,
-        edge: &'static str,
-        sort_column: Option<&'static str>,
-        sels: &[Sel<'_>],
-        total: bool,
-    ) -> Option<Self> {
+    pub(super) fn new(env: &Env<'_>, entity: &'static Entity, sort_column: Option<&'static str>, sels: &[Sel<'_>]) -> Option<Self> {
         let mut level = Level::new(entity);
-        if let Some(column) = sort_column {
-            level.sort = Some(level.col(None, column, Codec::Time));
-        }
-        let out = level.connection(env, connection, edge, sels, total)?;
+        level.sort_by(sort_column);
+        let out = level.connection(env, sels)?;
         Some(PagePlan { level, out })
     }
 
@@ -666,29 +855,26 @@ impl PagePlan {
         let level = &self.level;
         let dir = if sort_desc ^ req.backward { "DESC" } else { "ASC" };
         let order = match level.sort {
-            Some(i) => format!("b.\"{}\" {dir}, b.\"id\" {dir}", level.cols[i].column),
+            Some(i) => format!("b.\"{}\" {dir}, b.\"id\" {dir}", level.cols[i].name()),
             None => format!("b.\"id\" {dir}"),
         };
-        let (rows, has_more) = {
-            let from = format!("({}) AS b", page.sql);
-            let stmt = sea_orm::Statement {
-                sql: level.select_sql(&from, &order),
-                values: page.values,
-                db_backend: page.db_backend,
-            };
-            let mut rows = level.decode(&db.query_all_raw(stmt).await?)?;
-            let has_more = rows.len() as u64 > req.limit;
-            rows.truncate(req.limit as usize);
-            if req.backward {
-                rows.reverse();
-            }
-            (rows, has_more)
+        let from = format!("({}) AS b", page.sql);
+        let stmt = sea_orm::Statement {
+            sql: level.select_sql(&from, &order),
+            values: page.values,
+            db_backend: page.db_backend,
         };
+        let mut rows = level.decode(&db.query_all_raw(stmt).await?)?;
+        let has_more = rows.len() as u64 > req.limit;
+        rows.truncate(req.limit as usize);
+        if req.backward {
+            rows.reverse();
+        }
         let nested = level.fetch_nested(db, ws, &rows).await?;
         let fetched = Fetched {
             rows,
             nested,
-            pages: HashMap::new(),
+            ..Default::default()
         };
         let writer = Writer { level, fetched: &fetched };
         Ok(writer.connection(&fetched.rows, req, has_more, total, &self.out))
@@ -708,24 +894,26 @@ impl ObjectPlan {
         Some(ObjectPlan { level, out })
     }
 
-    /// Runs the plan over `row`, a statement that yields at most one row of the level's table
-    /// (all columns, of the workspace), and writes the object; null when there is none.
-    pub async fn run(&self, db: &impl ConnectionTrait, ws: i64, row: sea_orm::Statement) -> Result<Value, DbErr> {
+    /// Runs the plan over `rows`, a statement that yields rows of the level's table (all
+    /// columns, of the workspace), and writes each row's object: by the row's ID.
+    pub async fn run(&self, db: &impl ConnectionTrait, ws: i64, rows: sea_orm::Statement) -> Result<HashMap<i64, Value>, DbErr> {
         let level = &self.level;
-        let from = format!("({}) AS b", row.sql);
+        let from = format!("({}) AS b", rows.sql);
         let stmt = sea_orm::Statement {
             sql: level.select_sql(&from, ""),
-            values: row.values,
-            db_backend: row.db_backend,
+            values: rows.values,
+            db_backend: rows.db_backend,
         };
         let rows = level.decode(&db.query_all_raw(stmt).await?)?;
-        let Some(first) = rows.first() else { return Ok(Value::Null) };
         let nested = level.fetch_nested(db, ws, &rows).await?;
         let fetched = Fetched {
-            rows: Vec::new(),
             nested,
-            pages: HashMap::new(),
+            ..Default::default()
         };
-        Ok(Writer { level, fetched: &fetched }.object(first, &self.out))
+        let writer = Writer { level, fetched: &fetched };
+        Ok(rows
+            .iter()
+            .map(|row| (row[ID].int().unwrap_or_default(), writer.object(row, &self.out)))
+            .collect())
     }
 }
