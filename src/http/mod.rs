@@ -32,6 +32,7 @@ use crate::config::Config;
 use crate::db::Db;
 use crate::error::AppError;
 use crate::events::Bus;
+use crate::graphql::plan::RawParts;
 use crate::graphql::errors::coded;
 use crate::graphql::handoff::SubscriptionSlots;
 use crate::graphql::limits::{Guarded, Via};
@@ -125,7 +126,8 @@ async fn caller(state: &AppState, headers: &HeaderMap) -> Result<Option<Principa
 
 async fn execute(state: &AppState, principal: Option<Principal>, mut request: Request, over_get: bool) -> Response {
     let gate = Arc::new(PollGate::default());
-    request = request.data(state.metrics.clone());
+    let raw = Arc::new(RawParts::default());
+    request = request.data(state.metrics.clone()).data(raw.clone());
     if let Some(p) = principal {
         request = request
             .data(p)
@@ -151,7 +153,8 @@ async fn execute(state: &AppState, principal: Option<Principal>, mut request: Re
     };
     let response = with_error_codes(response);
     let outcome = metrics::Outcome::of(operation, &response, statements.get());
-    let mut http = Json(response).into_response();
+    let body = raw.splice(serde_json::to_vec(&response).expect("a response serializes"));
+    let mut http = ([(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], body).into_response();
     http.extensions_mut().insert(outcome);
     http.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));

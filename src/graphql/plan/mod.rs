@@ -32,10 +32,10 @@ pub mod describe;
 mod run;
 
 use std::borrow::Cow;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use async_graphql::parser::types::Field;
-use async_graphql::{Context, ContextSelectionSet, OutputType, Positioned, ServerResult, Value, registry};
+use async_graphql::{Context, ContextSelectionSet, OutputType, Positioned, ServerError, ServerResult, Value, registry};
 use sea_orm::{IdenStatic, PaginatorTrait, QuerySelect, QueryTrait, Select};
 
 use crate::graphql::context::ContextExt;
@@ -48,15 +48,15 @@ pub use describe::Entity;
 use run::{ObjectPlan, PagePlan};
 
 /// The result of a field that has a planned path: the generic value, resolved field by field,
-/// or the value the plan wrote. The GraphQL type is `T`'s: the schema does not change.
+/// or the JSON text the plan wrote. The GraphQL type is `T`'s: the schema does not change.
 pub enum Planned<T> {
     Generic(T),
-    Done(Mutex<Option<Value>>),
+    Done(Mutex<Vec<u8>>),
 }
 
 impl<T> Planned<T> {
-    pub fn done(value: Value) -> Self {
-        Planned::Done(Mutex::new(Some(value)))
+    pub fn done(json: Vec<u8>) -> Self {
+        Planned::Done(Mutex::new(json))
     }
 }
 
@@ -76,10 +76,75 @@ impl<T: OutputType> OutputType for Planned<T> {
     async fn resolve(&self, ctx: &ContextSelectionSet<'_>, field: &Positioned<Field>) -> ServerResult<Value> {
         match self {
             Planned::Generic(value) => value.resolve(ctx, field).await,
-            // A field's value is resolved once; the lock is never contended.
-            Planned::Done(value) => Ok(value.lock().ok().and_then(|mut v| v.take()).unwrap_or(Value::Null)),
+            Planned::Done(json) => {
+                // A field's value is resolved once; the lock is never contended.
+                let json = std::mem::take(&mut *json.lock().unwrap_or_else(|e| e.into_inner()));
+                match ctx.data_opt::<Arc<RawParts>>() {
+                    Some(parts) => Ok(parts.add(json)),
+                    // Transports that do not splice (WebSocket) get the value itself.
+                    None => serde_json::from_slice(&json)
+                        .map_err(|e| ServerError::new(format!("planned output is not JSON: {e}"), Some(field.pos))),
+                }
+            }
         }
     }
+}
+
+/// JSON text that planned fields wrote for one HTTP response, spliced into the serialized
+/// response in place of the placeholder strings that stand for it in the response value. A
+/// placeholder holds a random nonce of the request, so no string of the data can pass for one.
+pub struct RawParts {
+    nonce: String,
+    parts: Mutex<Vec<Vec<u8>>>,
+}
+
+impl Default for RawParts {
+    fn default() -> Self {
+        let mut bytes = [0u8; 16];
+        getrandom::fill(&mut bytes).expect("the operating system's random source works");
+        RawParts {
+            nonce: bytes.iter().map(|b| format!("{b:02x}")).collect(),
+            parts: Mutex::new(Vec::new()),
+        }
+    }
+}
+
+impl RawParts {
+    /// The placeholder of `json`.
+    fn add(&self, json: Vec<u8>) -> Value {
+        let mut parts = self.parts.lock().unwrap_or_else(|e| e.into_inner());
+        parts.push(json);
+        Value::String(format!("\u{0}planned:{}:{}", self.nonce, parts.len() - 1))
+    }
+
+    /// `response` (serialized) with each placeholder replaced by its JSON text.
+    pub fn splice(&self, response: Vec<u8>) -> Vec<u8> {
+        let parts = std::mem::take(&mut *self.parts.lock().unwrap_or_else(|e| e.into_inner()));
+        if parts.is_empty() {
+            return response;
+        }
+        // serde_json writes the NUL as `\u0000`.
+        let marker = format!("\"\\u0000planned:{}:", self.nonce).into_bytes();
+        let mut out = Vec::with_capacity(response.len() + parts.iter().map(Vec::len).sum::<usize>());
+        let mut rest = &response[..];
+        while let Some(at) = find(rest, &marker) {
+            out.extend_from_slice(&rest[..at]);
+            let tail = &rest[at + marker.len()..];
+            let end = tail.iter().position(|&b| b == b'"').unwrap_or(tail.len());
+            let index: Option<usize> = std::str::from_utf8(&tail[..end]).ok().and_then(|s| s.parse().ok());
+            match index.and_then(|i| parts.get(i)) {
+                Some(part) => out.extend_from_slice(part),
+                None => out.extend_from_slice(b"null"),
+            }
+            rest = &tail[(end + 1).min(tail.len())..];
+        }
+        out.extend_from_slice(rest);
+        out
+    }
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
 }
 
 /// Whether the planned path is taken (server setting `--no-planned-reads`).
@@ -143,7 +208,7 @@ where
     if let Some(plan) = plan_object(ctx, entity) {
         let ws = ctx.principal()?.workspace_id;
         let rows = plan.run(db, ws, select.build(db.get_database_backend())).await.gql()?;
-        return Ok(Planned::done(rows.into_values().next().unwrap_or(Value::Null)));
+        return Ok(Planned::done(rows.into_values().next().unwrap_or_else(|| b"null".to_vec())));
     }
     Ok(Planned::Generic(store::all(db, select).await.gql()?.pop().map(node)))
 }

@@ -4,7 +4,6 @@ use std::collections::HashMap;
 use std::ops::Range;
 
 use async_graphql::{Name, ScalarType, Value};
-use async_graphql_value::indexmap::IndexMap;
 use chrono::{DateTime, NaiveDate, Utc};
 use sea_orm::{ConnectionTrait, DbBackend, DbErr, QueryResult};
 
@@ -654,18 +653,6 @@ impl Cell {
         }
     }
 
-    fn value(&self, codec: Codec) -> Value {
-        match (self, codec) {
-            (Cell::Null, _) => Value::Null,
-            (Cell::Text(s), Codec::Enum(f)) => f(s),
-            (Cell::Text(s), _) => Value::String(s.clone()),
-            (Cell::Int(i), _) => Value::Number((*i).into()),
-            (Cell::Bool(b), _) => Value::Boolean(*b),
-            (Cell::Time(t), _) => scalars::DateTime(*t).to_value(),
-            (Cell::Date(d), _) => scalars::Date(*d).to_value(),
-        }
-    }
-
     fn sort_value(&self) -> Option<SortValue> {
         match self {
             Cell::Null | Cell::Bool(_) => None,
@@ -677,66 +664,112 @@ impl Cell {
     }
 }
 
-/// Writes the response values of a level's rows.
+/// Writes a level's rows as JSON text, as serde_json writes the generic path's values.
 struct Writer<'a> {
     level: &'a Level,
     fetched: &'a Fetched,
 }
 
-impl Writer<'_> {
-    fn object(&self, row: &[Cell], fields: &[(Name, Out)]) -> Value {
-        let mut map = IndexMap::with_capacity(fields.len());
-        for (key, out) in fields {
-            let value = match out {
-                Out::Typename(t) => Value::String((*t).to_owned()),
-                Out::Id(i, node) => match row[*i].int() {
-                    Some(id) => Value::String(ids::encode(*node, id).0),
-                    None => Value::Null,
-                },
-                Out::Col(i) => row[*i].value(self.level.cols[*i].codec),
-                Out::FullName(first, last) => {
-                    let parts: Vec<&str> = [&row[*first], &row[*last]]
-                        .into_iter()
-                        .filter_map(|c| match c {
-                            Cell::Text(s) => Some(s.as_str()),
-                            _ => None,
-                        })
-                        .collect();
-                    if parts.is_empty() {
-                        Value::Null
-                    } else {
-                        Value::String(parts.join(" "))
-                    }
-                }
-                Out::Money(minor, currency, fields) => match (&row[*minor], &row[*currency]) {
-                    (Cell::Int(minor), Cell::Text(currency)) => {
-                        let money = scalars::Money::from_minor(*minor, currency);
-                        let mut map = IndexMap::with_capacity(fields.len());
-                        for (key, out) in fields {
-                            let value = match out {
-                                MoneyOut::Typename => Value::String("Money".to_owned()),
-                                MoneyOut::Amount => money.amount.to_value(),
-                                MoneyOut::Currency => Value::String(money.currency.clone()),
-                            };
-                            map.insert(key.clone(), value);
-                        }
-                        object(map)
-                    }
-                    _ => Value::Null,
-                },
-                Out::One(id, fields) => match row[*id] {
-                    Cell::Null => Value::Null,
-                    _ => self.object(row, fields),
-                },
-                Out::Nested(n) => self.nested(row, *n),
-            };
-            map.insert(key.clone(), value);
+/// A JSON string (escaped as serde_json escapes it).
+fn string(out: &mut Vec<u8>, s: &str) {
+    serde_json::to_writer(&mut *out, s).expect("writing to memory does not fail");
+}
+
+/// Any value, through serde_json.
+fn value(out: &mut Vec<u8>, v: &impl serde::Serialize) {
+    serde_json::to_writer(&mut *out, v).expect("writing to memory does not fail");
+}
+
+/// `{"key":` or `,"key":`.
+fn key(out: &mut Vec<u8>, first: bool, key: &Name) {
+    out.push(if first { b'{' } else { b',' });
+    string(out, key);
+    out.push(b':');
+}
+
+/// Writes an object's fields with `field`, which writes one value; an object without fields
+/// is written as null, as async-graphql 7.2 writes it.
+fn object<T>(out: &mut Vec<u8>, fields: &[(Name, T)], mut field: impl FnMut(&mut Vec<u8>, &T)) {
+    if fields.is_empty() {
+        out.extend_from_slice(b"null");
+        return;
+    }
+    for (i, (name, f)) in fields.iter().enumerate() {
+        key(out, i == 0, name);
+        field(out, f);
+    }
+    out.push(b'}');
+}
+
+fn list<T>(out: &mut Vec<u8>, items: &[T], mut item: impl FnMut(&mut Vec<u8>, &T)) {
+    out.push(b'[');
+    for (i, it) in items.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
         }
-        object(map)
+        item(out, it);
+    }
+    out.push(b']');
+}
+
+impl Cell {
+    fn write(&self, out: &mut Vec<u8>, codec: Codec) {
+        match (self, codec) {
+            (Cell::Null, _) => out.extend_from_slice(b"null"),
+            (Cell::Text(s), Codec::Enum(f)) => value(out, &f(s)),
+            (Cell::Text(s), _) => string(out, s),
+            (Cell::Int(i), _) => value(out, i),
+            (Cell::Bool(b), _) => value(out, b),
+            (Cell::Time(t), _) => value(out, &scalars::DateTime(*t).to_value()),
+            (Cell::Date(d), _) => value(out, &scalars::Date(*d).to_value()),
+        }
+    }
+}
+
+impl Writer<'_> {
+    fn object(&self, out: &mut Vec<u8>, row: &[Cell], fields: &[(Name, Out)]) {
+        object(out, fields, |out, f| match f {
+            Out::Typename(t) => string(out, t),
+            Out::Id(i, node) => match row[*i].int() {
+                Some(id) => string(out, &ids::encode(*node, id)),
+                None => out.extend_from_slice(b"null"),
+            },
+            Out::Col(i) => row[*i].write(out, self.level.cols[*i].codec),
+            Out::FullName(first, last) => {
+                let parts: Vec<&str> = [&row[*first], &row[*last]]
+                    .into_iter()
+                    .filter_map(|c| match c {
+                        Cell::Text(s) => Some(s.as_str()),
+                        _ => None,
+                    })
+                    .collect();
+                if parts.is_empty() {
+                    out.extend_from_slice(b"null");
+                } else {
+                    string(out, &parts.join(" "));
+                }
+            }
+            Out::Money(minor, currency, fields) => match (&row[*minor], &row[*currency]) {
+                (Cell::Int(minor), Cell::Text(currency)) => {
+                    let money = scalars::Money::from_minor(*minor, currency);
+                    object(out, fields, |out, f| match f {
+                        MoneyOut::Typename => string(out, "Money"),
+                        MoneyOut::Amount => value(out, &money.amount.to_value()),
+                        MoneyOut::Currency => string(out, &money.currency),
+                    });
+                }
+                _ => out.extend_from_slice(b"null"),
+            },
+            Out::One(id, fields) => match row[*id] {
+                Cell::Null => out.extend_from_slice(b"null"),
+                _ => self.object(out, row, fields),
+            },
+            Out::Nested(n) => self.nested(out, row, *n),
+        });
     }
 
     /// The nested page or list `n` of `row`.
-    fn nested(&self, row: &[Cell], n: usize) -> Value {
+    fn nested(&self, out: &mut Vec<u8>, row: &[Cell], n: usize) {
         let nested = &self.level.nested[n];
         let fetched = &self.fetched.nested[n];
         let parent = row[nested.parent_id].int().unwrap_or_default();
@@ -747,78 +780,68 @@ impl Writer<'_> {
         };
         let rows = &fetched.rows[range];
         match &nested.kind {
-            Kind::Page { req, total, out, .. } => {
+            Kind::Page { req, total, out: fields, .. } => {
                 let total = match total {
                     TotalFrom::Count { .. } => fetched.counts.get(&parent).copied().unwrap_or(0),
                     TotalFrom::Parent(i) => row[*i].int().unwrap_or(0).max(0) as u64,
                 };
-                writer.connection(rows, req, has_more, Some(total), out)
+                writer.connection(out, rows, req, has_more, Some(total), fields)
             }
-            Kind::List { out, .. } => Value::List(rows.iter().map(|r| writer.object(r, out)).collect()),
+            Kind::List { out: fields, .. } => list(out, rows, |out, r| writer.object(out, r, fields)),
         }
     }
 
-    fn cursor(&self, row: &[Cell]) -> Value {
+    fn cursor(&self, out: &mut Vec<u8>, row: &[Cell]) {
         let key = CursorKey {
             value: self.level.sort.and_then(|i| row[i].sort_value()),
             id: row[ID].int().unwrap_or_default(),
         };
-        Value::String(key.encode())
+        string(out, &key.encode());
     }
 
-    fn connection(&self, rows: &[Vec<Cell>], req: &PageRequest, has_more: bool, total: Option<u64>, fields: &[(Name, ConnOut)]) -> Value {
+    fn connection(
+        &self,
+        out: &mut Vec<u8>,
+        rows: &[Vec<Cell>],
+        req: &PageRequest,
+        has_more: bool,
+        total: Option<u64>,
+        fields: &[(Name, ConnOut)],
+    ) {
         let (has_previous, has_next) = if req.backward {
             (has_more, req.cursor.is_some())
         } else {
             (req.cursor.is_some(), has_more)
         };
-        let mut map = IndexMap::with_capacity(fields.len());
-        for (key, out) in fields {
-            let value = match out {
-                ConnOut::Typename(t) => Value::String((*t).to_owned()),
-                ConnOut::TotalCount => total.map_or(Value::Null, |n| Value::Number(n.into())),
-                ConnOut::PageInfo(fields) => {
-                    let mut info = IndexMap::with_capacity(fields.len());
-                    for (key, out) in fields {
-                        let value = match out {
-                            PageOut::Typename => Value::String("PageInfo".to_owned()),
-                            PageOut::HasPrevious => Value::Boolean(has_previous),
-                            PageOut::HasNext => Value::Boolean(has_next),
-                            PageOut::Start => rows.first().map_or(Value::Null, |r| self.cursor(r)),
-                            PageOut::End => rows.last().map_or(Value::Null, |r| self.cursor(r)),
-                        };
-                        info.insert(key.clone(), value);
-                    }
-                    object(info)
-                }
-                ConnOut::Edges(fields) => Value::List(
-                    rows.iter()
-                        .map(|row| {
-                            let mut edge = IndexMap::with_capacity(fields.len());
-                            for (key, out) in fields {
-                                let value = match out {
-                                    EdgeOut::Typename(t) => Value::String((*t).to_owned()),
-                                    EdgeOut::Cursor => self.cursor(row),
-                                    EdgeOut::Node(fields) => self.object(row, fields),
-                                };
-                                edge.insert(key.clone(), value);
-                            }
-                            object(edge)
-                        })
-                        .collect(),
-                ),
-                ConnOut::Nodes(fields) => Value::List(rows.iter().map(|row| self.object(row, fields)).collect()),
-            };
-            map.insert(key.clone(), value);
-        }
-        object(map)
+        object(out, fields, |out, f| match f {
+            ConnOut::Typename(t) => string(out, t),
+            ConnOut::TotalCount => match total {
+                Some(n) => value(out, &n),
+                None => out.extend_from_slice(b"null"),
+            },
+            ConnOut::PageInfo(fields) => object(out, fields, |out, f| match f {
+                PageOut::Typename => string(out, "PageInfo"),
+                PageOut::HasPrevious => value(out, &has_previous),
+                PageOut::HasNext => value(out, &has_next),
+                PageOut::Start => match rows.first() {
+                    Some(r) => self.cursor(out, r),
+                    None => out.extend_from_slice(b"null"),
+                },
+                PageOut::End => match rows.last() {
+                    Some(r) => self.cursor(out, r),
+                    None => out.extend_from_slice(b"null"),
+                },
+            }),
+            ConnOut::Edges(fields) => list(out, rows, |out, row| {
+                object(out, fields, |out, f| match f {
+                    EdgeOut::Typename(t) => string(out, t),
+                    EdgeOut::Cursor => self.cursor(out, row),
+                    EdgeOut::Node(fields) => self.object(out, row, fields),
+                })
+            }),
+            ConnOut::Nodes(fields) => list(out, rows, |out, row| self.object(out, row, fields)),
+        });
     }
-}
-
-/// An object as the generic path writes it: async-graphql 7.2 writes an object whose fields
-/// are all left out (`@skip`) as null, not `{}`.
-fn object(map: IndexMap<Name, Value>) -> Value {
-    if map.is_empty() { Value::Null } else { Value::Object(map) }
 }
 
 /// The plan of a page of a list: the level of its rows and the connection's fields.
@@ -851,7 +874,7 @@ impl PagePlan {
         sort_desc: bool,
         req: &PageRequest,
         total: Option<u64>,
-    ) -> Result<Value, DbErr> {
+    ) -> Result<Vec<u8>, DbErr> {
         let level = &self.level;
         let dir = if sort_desc ^ req.backward { "DESC" } else { "ASC" };
         let order = match level.sort {
@@ -877,7 +900,9 @@ impl PagePlan {
             ..Default::default()
         };
         let writer = Writer { level, fetched: &fetched };
-        Ok(writer.connection(&fetched.rows, req, has_more, total, &self.out))
+        let mut out = Vec::with_capacity(1024);
+        writer.connection(&mut out, &fetched.rows, req, has_more, total, &self.out);
+        Ok(out)
     }
 }
 
@@ -895,8 +920,8 @@ impl ObjectPlan {
     }
 
     /// Runs the plan over `rows`, a statement that yields rows of the level's table (all
-    /// columns, of the workspace), and writes each row's object: by the row's ID.
-    pub async fn run(&self, db: &impl ConnectionTrait, ws: i64, rows: sea_orm::Statement) -> Result<HashMap<i64, Value>, DbErr> {
+    /// columns, of the workspace), and writes each row's object (JSON text) by the row's ID.
+    pub async fn run(&self, db: &impl ConnectionTrait, ws: i64, rows: sea_orm::Statement) -> Result<HashMap<i64, Vec<u8>>, DbErr> {
         let level = &self.level;
         let from = format!("({}) AS b", rows.sql);
         let stmt = sea_orm::Statement {
@@ -913,7 +938,11 @@ impl ObjectPlan {
         let writer = Writer { level, fetched: &fetched };
         Ok(rows
             .iter()
-            .map(|row| (row[ID].int().unwrap_or_default(), writer.object(row, &self.out)))
+            .map(|row| {
+                let mut out = Vec::with_capacity(256);
+                writer.object(&mut out, row, &self.out);
+                (row[ID].int().unwrap_or_default(), out)
+            })
             .collect())
     }
 }
