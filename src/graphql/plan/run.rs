@@ -331,7 +331,12 @@ impl Level {
     /// The level's own columns, for the inner select of a nested page, with the workspace
     /// that joins and expressions compare.
     fn own_columns(&self) -> String {
-        let mut names: Vec<&str> = vec!["workspace_id"];
+        self.own_names().iter().map(|n| format!("\"{n}\"")).collect::<Vec<_>>().join(", ")
+    }
+
+    /// The names of the level's own columns, with the workspace.
+    fn own_names(&self) -> Vec<&'static str> {
+        let mut names: Vec<&'static str> = vec!["workspace_id"];
         for c in &self.cols {
             if let (None, Src::Column(column)) = (c.join, c.src)
                 && !names.contains(&column)
@@ -339,7 +344,7 @@ impl Level {
                 names.push(column);
             }
         }
-        names.iter().map(|n| format!("\"{n}\"")).collect::<Vec<_>>().join(", ")
+        names
     }
 
     fn decode(&self, rows: &[QueryResult]) -> Result<Vec<Vec<Cell>>, DbErr> {
@@ -858,6 +863,12 @@ impl PagePlan {
         Some(PagePlan { level, out })
     }
 
+    /// The columns of the level's table that the plan reads: the statement of the page's rows
+    /// need select no others.
+    pub fn columns(&self) -> Vec<&'static str> {
+        self.level.own_names()
+    }
+
     /// Whether the connection's `totalCount` is selected (the caller counts).
     pub fn wants_total(&self) -> bool {
         self.out.iter().any(|(_, o)| matches!(o, ConnOut::TotalCount))
@@ -917,6 +928,11 @@ impl ObjectPlan {
         let mut level = Level::new(entity);
         let out = level.object(env, None, entity, sels)?;
         Some(ObjectPlan { level, out })
+    }
+
+    /// The columns of the level's table that the plan reads.
+    pub fn columns(&self) -> Vec<&'static str> {
+        self.level.own_names()
     }
 
     /// Runs the plan over `rows`, a statement that yields rows of the level's table (all
