@@ -22,7 +22,7 @@ pub enum NodeType {
 }
 
 impl NodeType {
-    fn name(self) -> &'static str {
+    pub fn name(self) -> &'static str {
         match self {
             NodeType::Account => "Account",
             NodeType::Campaign => "Campaign",

@@ -64,6 +64,53 @@ impl ScalarType for DateTime {
     }
 }
 
+/// Appends `t` as the `DateTime` scalar writes it, as a JSON string, without chrono's
+/// formatting machinery (the planned read path writes hundreds per response). Years outside
+/// 0 to 9999 and leap seconds take chrono's way.
+pub fn write_datetime(out: &mut Vec<u8>, t: &chrono::DateTime<Utc>) {
+    use chrono::{Datelike, Timelike};
+    let nanos = t.nanosecond();
+    let year = t.year();
+    if !(0..=9999).contains(&year) || nanos >= 1_000_000_000 {
+        out.push(b'"');
+        out.extend_from_slice(t.to_rfc3339_opts(SecondsFormat::AutoSi, true).as_bytes());
+        out.push(b'"');
+        return;
+    }
+    out.push(b'"');
+    {
+        let mut put = |n: u32, width: usize, after: u8| {
+            let mut buf = [0u8; 9];
+            let mut n = n;
+            for i in (0..width).rev() {
+                buf[i] = b'0' + (n % 10) as u8;
+                n /= 10;
+            }
+            out.extend_from_slice(&buf[..width]);
+            if after != 0 {
+                out.push(after);
+            }
+        };
+        put(year as u32, 4, b'-');
+        put(t.month(), 2, b'-');
+        put(t.day(), 2, b'T');
+        put(t.hour(), 2, b':');
+        put(t.minute(), 2, b':');
+        put(t.second(), 2, 0);
+        if nanos != 0 {
+            put(0, 0, b'.');
+            if nanos.is_multiple_of(1_000_000) {
+                put(nanos / 1_000_000, 3, 0);
+            } else if nanos.is_multiple_of(1_000) {
+                put(nanos / 1_000, 6, 0);
+            } else {
+                put(nanos, 9, 0);
+            }
+        }
+    }
+    out.extend_from_slice(b"Z\"");
+}
+
 /// A calendar date: `"2026-01-31"`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Date(pub NaiveDate);
@@ -114,6 +161,31 @@ impl From<chrono::DateTime<Utc>> for DateTime {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn written_datetimes_are_chronos() {
+        use chrono::TimeZone;
+        let base = Utc.with_ymd_and_hms(2026, 2, 3, 4, 5, 6).unwrap();
+        let odd = [
+            Utc.with_ymd_and_hms(1, 1, 1, 0, 0, 0).unwrap(),
+            Utc.with_ymd_and_hms(9999, 12, 31, 23, 59, 59).unwrap(),
+            Utc.with_ymd_and_hms(-5, 1, 1, 0, 0, 0).unwrap(),
+            Utc.with_ymd_and_hms(10000, 1, 1, 0, 0, 0).unwrap(),
+        ];
+        let nanos = [0, 1, 999, 1_000, 120_000, 1_000_000, 500_000_000, 999_999_999, 123_456_789];
+        for t in odd
+            .into_iter()
+            .chain(nanos.iter().map(|n| base + chrono::TimeDelta::nanoseconds(*n)))
+        {
+            let mut out = Vec::new();
+            write_datetime(&mut out, &t);
+            assert_eq!(
+                String::from_utf8(out).unwrap(),
+                serde_json::to_string(&DateTime(t).to_value()).unwrap()
+            );
+        }
+    }
+
     use super::*;
 
     #[test]

@@ -32,11 +32,11 @@ use crate::config::Config;
 use crate::db::Db;
 use crate::error::AppError;
 use crate::events::Bus;
-use crate::graphql::plan::RawParts;
 use crate::graphql::errors::coded;
 use crate::graphql::handoff::SubscriptionSlots;
 use crate::graphql::limits::{Guarded, Via};
 use crate::graphql::loaders::{PollGate, new_loaders};
+use crate::graphql::plan::RawParts;
 use crate::metrics::{Metrics, StatementCount};
 
 #[derive(Clone)]

@@ -723,3 +723,22 @@ async fn fields_come_in_query_order(app: TestApp) {
     assert!(in_order(&text, &keys), "{text}");
 }
 both!(fields_come_in_query_order);
+
+/// Over the WebSocket, where no response text is spliced, a planned field's JSON is parsed back
+/// into the response value: the same data as over HTTP.
+async fn planned_reads_answer_alike_over_the_socket(app: TestApp) {
+    seed(&app).await;
+    let q =
+        "{ leads(first: 5, orderBy: { field: CREATED_AT, direction: DESC }) { pageInfo { endCursor } edges { cursor node { id name status
+      stage { kind } account { customerStatus leads(first: 2) { totalCount nodes { email } } }
+      touchpoints(first: 2) { totalCount nodes { occurredAt campaign { budget { amount currency } totalCost { amount } startDate } } } } } }
+      opportunities(first: 2) { nodes { amount { amount } contacts { isPrimary lead { email } } } } }";
+    let http = app.data(&app.keys.analyst, q, json!({})).await;
+    let mut socket = crate::websocket::connect(&app).await;
+    crate::websocket::init(&mut socket, &app.keys.analyst).await;
+    crate::websocket::send(&mut socket, json!({ "id": "1", "type": "subscribe", "payload": { "query": q } })).await;
+    let reply = crate::websocket::next(&mut socket).await.unwrap();
+    assert_eq!(reply["payload"]["data"], http, "{reply}");
+    assert_eq!(http["leads"]["edges"].as_array().unwrap().len(), 5);
+}
+both!(planned_reads_answer_alike_over_the_socket);

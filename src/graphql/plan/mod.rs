@@ -94,28 +94,27 @@ impl<T: OutputType> OutputType for Planned<T> {
 /// JSON text that planned fields wrote for one HTTP response, spliced into the serialized
 /// response in place of the placeholder strings that stand for it in the response value. A
 /// placeholder holds a random nonce of the request, so no string of the data can pass for one.
+#[derive(Default)]
 pub struct RawParts {
-    nonce: String,
+    /// Made when the first part is added: most requests have none.
+    nonce: std::sync::OnceLock<String>,
     parts: Mutex<Vec<Vec<u8>>>,
 }
 
-impl Default for RawParts {
-    fn default() -> Self {
-        let mut bytes = [0u8; 16];
-        getrandom::fill(&mut bytes).expect("the operating system's random source works");
-        RawParts {
-            nonce: bytes.iter().map(|b| format!("{b:02x}")).collect(),
-            parts: Mutex::new(Vec::new()),
-        }
-    }
-}
-
 impl RawParts {
+    fn nonce(&self) -> &str {
+        self.nonce.get_or_init(|| {
+            let mut bytes = [0u8; 16];
+            getrandom::fill(&mut bytes).expect("the operating system's random source works");
+            bytes.iter().map(|b| format!("{b:02x}")).collect()
+        })
+    }
+
     /// The placeholder of `json`.
     fn add(&self, json: Vec<u8>) -> Value {
         let mut parts = self.parts.lock().unwrap_or_else(|e| e.into_inner());
         parts.push(json);
-        Value::String(format!("\u{0}planned:{}:{}", self.nonce, parts.len() - 1))
+        Value::String(format!("\u{0}planned:{}:{}", self.nonce(), parts.len() - 1))
     }
 
     /// `response` (serialized) with each placeholder replaced by its JSON text.
@@ -125,7 +124,7 @@ impl RawParts {
             return response;
         }
         // serde_json writes the NUL as `\u0000`.
-        let marker = format!("\"\\u0000planned:{}:", self.nonce).into_bytes();
+        let marker = format!("\"\\u0000planned:{}:", self.nonce()).into_bytes();
         let mut out = Vec::with_capacity(response.len() + parts.iter().map(Vec::len).sum::<usize>());
         let mut rest = &response[..];
         while let Some(at) = find(rest, &marker) {
@@ -209,7 +208,10 @@ where
     if let Some(plan) = plan_object(ctx, entity) {
         let ws = ctx.principal()?.workspace_id;
         let columns = plan.columns();
-        let rows = plan.run(db, ws, only(select, entity, columns).build(db.get_database_backend())).await.gql()?;
+        let rows = plan
+            .run(db, ws, only(select, entity, columns).build(db.get_database_backend()))
+            .await
+            .gql()?;
         return Ok(Planned::done(rows.into_values().next().unwrap_or_else(|| b"null".to_vec())));
     }
     Ok(Planned::Generic(store::all(db, select).await.gql()?.pop().map(node)))
@@ -241,4 +243,24 @@ fn plan_object(ctx: &Context<'_>, entity: &'static Entity) -> Option<ObjectPlan>
     let env = Env::of(ctx);
     let sels = env.collect(&[&ctx.item.node.selection_set.node], entity.type_name)?;
     ObjectPlan::new(&env, entity, &sels)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placeholders_are_spliced_and_others_left_alone() {
+        let raw = RawParts::default();
+        let a = raw.add(br#"{"x":1}"#.to_vec());
+        let b = raw.add(b"[]".to_vec());
+        // A data string that looks like a placeholder, with another nonce.
+        let fake = Value::String("\u{0}planned:00000000000000000000000000000000:0".into());
+        let response = serde_json::to_vec(&serde_json::json!({ "a": a, "fake": fake, "b": b })).unwrap();
+        let spliced = String::from_utf8(raw.splice(response)).unwrap();
+        assert_eq!(
+            spliced,
+            r#"{"a":{"x":1},"b":[],"fake":"\u0000planned:00000000000000000000000000000000:0"}"#
+        );
+    }
 }

@@ -9,7 +9,7 @@ use sea_orm::{ConnectionTrait, DbBackend, DbErr, QueryResult};
 
 use super::collect::{Env, Sel};
 use super::describe::{Codec, Entity, List, Many, ManyOrder, Read, Src, Total};
-use crate::graphql::ids::{self, NodeType};
+use crate::graphql::ids::NodeType;
 use crate::graphql::pagination::PageArgs;
 use crate::graphql::scalars;
 use crate::store::decode::{cell, check_column};
@@ -725,7 +725,7 @@ impl Cell {
             (Cell::Text(s), _) => string(out, s),
             (Cell::Int(i), _) => value(out, i),
             (Cell::Bool(b), _) => value(out, b),
-            (Cell::Time(t), _) => value(out, &scalars::DateTime(*t).to_value()),
+            (Cell::Time(t), _) => scalars::write_datetime(out, t),
             (Cell::Date(d), _) => value(out, &scalars::Date(*d).to_value()),
         }
     }
@@ -736,7 +736,11 @@ impl Writer<'_> {
         object(out, fields, |out, f| match f {
             Out::Typename(t) => string(out, t),
             Out::Id(i, node) => match row[*i].int() {
-                Some(id) => string(out, &ids::encode(*node, id)),
+                Some(id) => {
+                    out.push(b'"');
+                    crate::domain::ids::write_global_id(out, node.name(), id);
+                    out.push(b'"');
+                }
                 None => out.extend_from_slice(b"null"),
             },
             Out::Col(i) => row[*i].write(out, self.level.cols[*i].codec),
@@ -785,7 +789,9 @@ impl Writer<'_> {
         };
         let rows = &fetched.rows[range];
         match &nested.kind {
-            Kind::Page { req, total, out: fields, .. } => {
+            Kind::Page {
+                req, total, out: fields, ..
+            } => {
                 let total = match total {
                     TotalFrom::Count { .. } => fetched.counts.get(&parent).copied().unwrap_or(0),
                     TotalFrom::Parent(i) => row[*i].int().unwrap_or(0).max(0) as u64,
