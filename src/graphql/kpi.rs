@@ -422,7 +422,7 @@ impl CampaignPerformance {
     ) -> async_graphql::Result<T>
     where
         T: Clone + Default + Send + Sync + 'static,
-        Fut: Future<Output = crate::error::ServiceResult<HashMap<i64, T>>>,
+        Fut: Future<Output = crate::error::ServiceResult<HashMap<i64, T>>> + Send,
     {
         let (r, f) = (&self.report.range, &self.report.filter);
         let ws = self.row().campaign.workspace_id;
@@ -1045,7 +1045,22 @@ async fn history(ctx: &Context<'_>, ws: i64, f: &Filter) -> async_graphql::Resul
     cached(ctx, ws, format!("history {f:?}"), service::history(&ctx.db().conn, ws, f)).await
 }
 
-async fn cached<T: Send + Sync + 'static>(
+/// The report under `key` of workspace `ws`: from the report cache, or computed by `compute`
+/// and kept there until the workspace's data changes.
+///
+/// The returned future is boxed: a report's computation is a large future (`campaignRoi`'s was
+/// 19 KB), and held inline it made every query resolver's future as large, moved on each
+/// request of any query (Q1 of BENCHMARKS.md spent 4 % of its instructions copying it).
+fn cached<'a, T: Send + Sync + 'static>(
+    ctx: &'a Context<'_>,
+    ws: i64,
+    key: String,
+    compute: impl Future<Output = crate::error::ServiceResult<T>> + Send + 'a,
+) -> futures_util::future::BoxFuture<'a, async_graphql::Result<Arc<T>>> {
+    Box::pin(cached_inline(ctx, ws, key, compute))
+}
+
+async fn cached_inline<T: Send + Sync + 'static>(
     ctx: &Context<'_>,
     ws: i64,
     key: String,

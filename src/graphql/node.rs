@@ -1,6 +1,7 @@
 //! `node(id:)` and `nodes(ids:)`: any object by its global ID, within the caller's workspace.
 use async_graphql::{Context, ID, Interface, Object};
-use entity::{campaign_cost, persona, touchpoint, webhook};
+use entity::{campaign_cost, lead, persona, touchpoint, webhook};
+use sea_orm::QueryFilter;
 
 use crate::domain::vocab::Action;
 use crate::error::AppError;
@@ -15,11 +16,12 @@ use crate::graphql::lead::Lead;
 use crate::graphql::loaders::{AccountId, CampaignId, LeadId, Loaders, OpportunityId, ScoringModelId, StageId, UserId};
 use crate::graphql::opportunity::Opportunity;
 use crate::graphql::persona::Persona;
+use crate::graphql::plan::{self, Planned};
 use crate::graphql::scoring::ScoringModel;
 use crate::graphql::touchpoint::Touchpoint;
 use crate::graphql::user::User;
 use crate::graphql::webhook::Webhook;
-use crate::store;
+use crate::store::{self, Scoped};
 
 // Short-lived (one per resolved ID), so the size of the largest variant does not matter.
 #[allow(clippy::large_enum_variant)]
@@ -104,8 +106,12 @@ impl NodeQuery {
         &self,
         ctx: &Context<'_>,
         #[graphql(desc = "A global ID, e.g. a `Lead.id`.")] id: ID,
-    ) -> async_graphql::Result<Option<Node>> {
-        load(ctx, &id).await
+    ) -> async_graphql::Result<Planned<Option<Node>>> {
+        if let Some((NodeType::Lead, num)) = ids::decode_any(&id) {
+            let select = store::with_id::<lead::Entity>(ctx.principal()?.workspace_id, num);
+            return plan::one(ctx, &plan::describe::LEAD, select, |m| Node::Lead(Lead(m))).await;
+        }
+        Ok(Planned::Generic(load(ctx, &id).await?))
     }
 
     /// Up to 100 objects by global ID, in the order asked; null where one does not exist. Any
@@ -114,14 +120,32 @@ impl NodeQuery {
         &self,
         ctx: &Context<'_>,
         #[graphql(desc = "At most 100 global IDs (BAD_USER_INPUT beyond).")] ids: Vec<ID>,
-    ) -> async_graphql::Result<Vec<Option<Node>>> {
+    ) -> async_graphql::Result<Planned<Vec<Option<Node>>>> {
         if ids.len() > MAX_NODES {
             return Err(gql_error(AppError::BadInput(format!("at most {MAX_NODES} ids at a time"))));
         }
+        // Leads only (an ID that is none of ours reads as null): planned in one statement.
+        let leads: Option<Vec<Option<i64>>> = ids
+            .iter()
+            .map(|id| match ids::decode_any(id) {
+                Some((NodeType::Lead, num)) => Some(Some(num)),
+                Some(_) => None,
+                None => Some(None),
+            })
+            .collect();
+        if let Some(leads) = leads.filter(|l| l.iter().any(Option::is_some)) {
+            let wanted: Vec<i64> = leads.iter().flatten().copied().collect();
+            let db = &ctx.db().conn;
+            let select = lead::Entity::in_workspace(ctx.principal()?.workspace_id).filter(store::id_in(db, lead::Column::Id, &wanted));
+            if let Some(json) = plan::list_by_ids(ctx, &plan::describe::LEAD, select, &leads).await? {
+                return Ok(Planned::done(json));
+            }
+        }
         // Resolved together, so that the DataLoader batches IDs of one type into one query.
-        futures_util::future::join_all(ids.iter().map(|id| load(ctx, id)))
+        let nodes: async_graphql::Result<Vec<Option<Node>>> = futures_util::future::join_all(ids.iter().map(|id| load(ctx, id)))
             .await
             .into_iter()
-            .collect()
+            .collect();
+        Ok(Planned::Generic(nodes?))
     }
 }

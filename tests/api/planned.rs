@@ -519,7 +519,7 @@ async fn planned_and_generic_answer_alike(app: TestApp) {
     let mut g = Gen::new(0x5eed_2026);
     let mut planned_runs = 0;
     let mut took_plan = 0;
-    for round in 0..400 {
+    for round in 0..440 {
         // A list's page, in a random order, after or before a random cursor (which may belong
         // to another order: BAD_USER_INPUT on both paths).
         let list = |g: &mut Gen, name: &str, orders: &[(&str, &str, Vec<String>)]| {
@@ -535,7 +535,7 @@ async fn planned_and_generic_answer_alike(app: TestApp) {
             };
             format!("{name}({page}, orderBy: {{ field: {field}, direction: {dir} }})")
         };
-        let root = match round % 10 {
+        let root = match round % 11 {
             0 | 1 => {
                 let head = list(&mut g, "leads", &leads);
                 let conn = g.connection("LeadConnection", "LeadEdge", true, |g| g.lead(0));
@@ -585,6 +585,25 @@ async fn planned_and_generic_answer_alike(app: TestApp) {
                 let head = list(&mut g, "opportunities", &opportunities);
                 let conn = g.connection("OpportunityConnection", "OpportunityEdge", true, |g| g.opportunity());
                 format!("{head} {{ {conn} }}")
+            }
+            10 => {
+                // By global ID: leads (erased, of another workspace, unknown), now and then
+                // another type or a malformed ID, which takes the generic path.
+                let pick = |g: &mut Gen| match g.rng.below(10) {
+                    0 => seeded.erased.clone(),
+                    1 => seeded.foreign.clone(),
+                    2 => "bm9wZQ==".to_owned(),
+                    3 if g.rng.chance(30) => account_ids[0].clone(),
+                    _ => seeded.leads[g.rng.below(seeded.leads.len())].clone(),
+                };
+                let lead = g.lead(0);
+                let sel = format!("__typename id ... on Lead {{ {lead} }} ... on Account {{ name }}");
+                if g.rng.chance(50) {
+                    format!("node(id: \"{}\") {{ {sel} }}", pick(&mut g))
+                } else {
+                    let ids: Vec<String> = (0..1 + g.rng.below(6)).map(|_| format!("\"{}\"", pick(&mut g))).collect();
+                    format!("nodes(ids: [{}]) {{ {sel} }}", ids.join(", "))
+                }
             }
             8 => {
                 let sel = g.account(0);
