@@ -5,19 +5,23 @@
 //! a page of 50 leads with account, stage and 5 touchpoints with their campaign, is some 2,000
 //! of them), loads related rows through DataLoaders, decodes whole rows and builds the response
 //! field by field. For the reads that clients make most, the resolver of the list or lookup
-//! hands its rows' statement to [`page`] or [`one`], which plan the field's selection:
+//! hands its rows' statement to [`page`], [`one`] or [`list_by_ids`], which plan the field's
+//! selection:
 //!
 //! 1. [`collect`] reads the selection set as GraphQL's CollectFields does: aliases, `@skip` and
 //!    `@include` (with variables), fragment spreads and inline fragments with their type
 //!    conditions, and fields selected twice under one response key (merged).
-//! 2. [`Level`] turns it into one statement per level from the entity descriptions of
+//! 2. [`run::Level`] turns it into one statement per level from the entity descriptions of
 //!    [`describe`]: the selected columns only, to-one objects (`Lead.account`, `Lead.stage`,
 //!    `Touchpoint.campaign`) LEFT JOINed into the level's statement, to-many pages
 //!    (`Lead.touchpoints(first:)`) as the first or last N rows of every parent in one statement
 //!    (PostgreSQL: a LATERAL join over an array of parent IDs; SQLite: UNION ALL arms, one
 //!    index range scan each, which measured 3 times faster there than a window function).
-//! 3. The rows, decoded by position, are written out as the response value in the order of the
-//!    selection, with the generic path's encodings (IDs, cursors, `DateTime`, `Date`, enums).
+//! 3. The rows, decoded by position, are written out as JSON text in the order of the
+//!    selection, with the generic path's encodings (IDs, cursors, `DateTime`, `Date`, `Money`,
+//!    enums) and its quirks (an object whose fields are all left out is null). The field's value
+//!    is a placeholder that the HTTP layer replaces with that text when it serializes the
+//!    response ([`RawParts`]); over the WebSocket the text is parsed back into a value.
 //!
 //! A field that [`describe`] does not know, an argument that does not parse or a directive
 //! other than `@skip`/`@include` makes the plan `None`, and the generic resolvers run as before:
