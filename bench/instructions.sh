@@ -18,6 +18,9 @@ command -v valgrind >/dev/null || { apt-get update -qq && apt-get install -y -qq
 OUT=$(mktemp -d)
 # KEEP=DIR keeps the callgrind dump there, for callgrind_annotate.
 trap 'kill "$SERVER" 2>/dev/null || true; [ -n "${KEEP:-}" ] && mkdir -p "$KEEP" && cp "$OUT"/callgrind.*.1 "$KEEP"/ 2>/dev/null; rm -rf "$OUT"' EXIT
+# A server of an earlier run may still be exiting on the port (valgrind takes a while): wait for
+# it, or this run's server cannot bind and the requests go to the dying one.
+for _ in $(seq 1 60); do curl -s -o /dev/null "http://127.0.0.1:$PORT/healthz" || break; sleep 1; done
 KEY=$("$BIN" key create --workspace m --role analyst --name instructions --database-url "$URL")
 valgrind --tool=callgrind --callgrind-out-file="$OUT/callgrind.%p" \
   "$BIN" serve --bind "127.0.0.1:$PORT" --no-graphiql --database-url "$URL" >"$OUT/server.log" 2>&1 &
