@@ -30,7 +30,8 @@ struct Seeded {
 
 /// 14 leads: most at an account (some share one), in three stages, with 0 to 7 touchpoints,
 /// some without a campaign, two created at the same moment; one erased; one lead in the other
-/// workspace.
+/// workspace. Three campaigns (one with a budget, dates and cost lines, one negative), and a
+/// deal per account, two of them with a buying center whose primary contact was added last.
 async fn seed(app: &TestApp) -> Seeded {
     let campaigns = [
         app.simple_campaign("Newsletter").await,
