@@ -10,12 +10,12 @@ use crate::graphql::errors::{IntoGql, UserError, split};
 use crate::graphql::ids::{self, NodeType};
 use crate::graphql::lead::Lead;
 use crate::graphql::loaders::{AccountLeadCount, AccountLeads};
-use crate::graphql::pagination::{Conn, CursorCheck, OrderDirection, PageArgs, TotalCount, connection, is_text, is_time};
+use crate::graphql::pagination::{Conn, OrderDirection, PageArgs, TotalCount, connection};
 use crate::graphql::plan::{self, Planned};
 use crate::graphql::scalars::{DateTime, Decimal, Money};
 use crate::graphql::{filter, loaders, patch};
 use crate::service::account::AccountInput;
-use crate::store::page::{CursorKey, Sort, SortValue, fetch_page};
+use crate::store::page::{CursorKey, Sort, fetch_page};
 use crate::store::{self, account::AccountFilter as StoreFilter};
 
 pub struct Account(pub account::Model);
@@ -215,12 +215,7 @@ impl AccountQuery {
             name_prefix: f.name_prefix,
         };
         let order = order_by.unwrap_or_default();
-        use account::Column as C;
-        let (column, expects): (Option<C>, CursorCheck) = match order.field {
-            AccountOrderField::Id => (None, None),
-            AccountOrderField::Name => (Some(C::Name), Some(is_text)),
-            AccountOrderField::UpdatedAt => (Some(C::UpdatedAt), Some(is_time)),
-        };
+        let (sort, expects) = plan::sort::<account::Entity>(&plan::describe::ACCOUNT, order.field, order.direction);
         let req = PageArgs {
             first,
             after,
@@ -230,29 +225,7 @@ impl AccountQuery {
         .request(expects)
         .gql()?;
         let select = store::account::select(p.workspace_id, &sf);
-        let sort = Sort {
-            column,
-            id: C::Id,
-            desc: order.direction == OrderDirection::Desc,
-        };
-        let field = order.field;
-        plan::page(
-            ctx,
-            &plan::describe::ACCOUNT,
-            select,
-            sort,
-            req,
-            move |a| CursorKey {
-                value: match field {
-                    AccountOrderField::Id => None,
-                    AccountOrderField::Name => Some(SortValue::Text(a.name.clone())),
-                    AccountOrderField::UpdatedAt => Some(SortValue::Time(a.updated_at)),
-                },
-                id: a.id,
-            },
-            Account,
-        )
-        .await
+        plan::page(ctx, &plan::describe::ACCOUNT, select, sort, req, Account).await
     }
 
     /// One account by its ID; null when no account of the workspace has it. Any role.

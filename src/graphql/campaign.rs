@@ -10,13 +10,13 @@ use crate::graphql::errors::{IntoGql, UserError, split};
 use crate::graphql::filter::{self, Known};
 use crate::graphql::ids::{self, NodeType};
 use crate::graphql::loaders::{CampaignCosts, CampaignTouchpoints, Loaders};
-use crate::graphql::pagination::{Conn, CursorCheck, OrderDirection, PageArgs, TotalCount, connection, is_text, is_time};
+use crate::graphql::pagination::{Conn, OrderDirection, PageArgs, TotalCount, connection};
 use crate::graphql::patch;
 use crate::graphql::plan::{self, Planned};
 use crate::graphql::scalars::{Date, DateTime, Decimal, Money};
 use crate::graphql::touchpoint::{Touchpoint, TouchpointOrder, touchpoint_key};
 use crate::service::campaign::{CampaignFields, NewCost};
-use crate::store::page::{CursorKey, PageRows, Sort, SortValue, fetch_page};
+use crate::store::page::{PageRows, fetch_page};
 use crate::store::{self, campaign::CampaignFilter as StoreFilter};
 
 pub struct Campaign(pub campaign::Model);
@@ -286,12 +286,7 @@ impl CampaignQuery {
             active_on: f.active_on.map(|d| d.0),
         };
         let order = order_by.unwrap_or_default();
-        use campaign::Column as C;
-        let (column, expects): (Option<C>, CursorCheck) = match order.field {
-            CampaignOrderField::Id => (None, None),
-            CampaignOrderField::Name => (Some(C::Name), Some(is_text)),
-            CampaignOrderField::CreatedAt => (Some(C::CreatedAt), Some(is_time)),
-        };
+        let (sort, expects) = plan::sort::<campaign::Entity>(&plan::describe::CAMPAIGN, order.field, order.direction);
         let req = PageArgs {
             first,
             after,
@@ -301,29 +296,7 @@ impl CampaignQuery {
         .request(expects)
         .gql()?;
         let select = store::campaign::select(p.workspace_id, &sf);
-        let sort = Sort {
-            column,
-            id: C::Id,
-            desc: order.direction == OrderDirection::Desc,
-        };
-        let field = order.field;
-        plan::page(
-            ctx,
-            &plan::describe::CAMPAIGN,
-            select,
-            sort,
-            req,
-            move |c| CursorKey {
-                value: match field {
-                    CampaignOrderField::Id => None,
-                    CampaignOrderField::Name => Some(SortValue::Text(c.name.clone())),
-                    CampaignOrderField::CreatedAt => Some(SortValue::Time(c.created_at)),
-                },
-                id: c.id,
-            },
-            Campaign,
-        )
-        .await
+        plan::page(ctx, &plan::describe::CAMPAIGN, select, sort, req, Campaign).await
     }
 
     /// One campaign by its ID; null when no campaign of the workspace has it. Any role.

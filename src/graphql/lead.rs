@@ -27,7 +27,7 @@ use crate::graphql::user::User;
 use crate::graphql::{decode_opt, patch, patch_id};
 use crate::service::lead::{LeadFields, UpsertLead};
 use crate::store::Scoped;
-use crate::store::page::{CursorKey, PageRows, Sort, SortValue, fetch_page, page_in_memory};
+use crate::store::page::{CursorKey, PageRows, SortValue, fetch_page, page_in_memory};
 use crate::store::{self, lead::LeadFilter as StoreFilter};
 use sea_orm::{ColumnTrait, QueryFilter};
 
@@ -602,13 +602,7 @@ impl LeadQuery {
         let p = ctx.principal()?;
         let sf = store_filter(ctx, filter.unwrap_or_default()).await?;
         let order = order_by.unwrap_or_default();
-        use lead::Column as C;
-        let column = match order.field {
-            LeadOrderField::Id => None,
-            LeadOrderField::CreatedAt => Some(C::CreatedAt),
-            LeadOrderField::UpdatedAt => Some(C::UpdatedAt),
-        };
-        let expects = column.map(|_| is_time as fn(&SortValue) -> bool);
+        let (sort, expects) = plan::sort::<lead::Entity>(&plan::describe::LEAD, order.field, order.direction);
         let req = PageArgs {
             first,
             after,
@@ -618,29 +612,7 @@ impl LeadQuery {
         .request(expects)
         .gql()?;
         let select = store::lead::select(p.workspace_id, &sf);
-        let sort = Sort {
-            column,
-            id: C::Id,
-            desc: order.direction == OrderDirection::Desc,
-        };
-        let field = order.field;
-        plan::page(
-            ctx,
-            &plan::describe::LEAD,
-            select,
-            sort,
-            req,
-            move |l| CursorKey {
-                value: match field {
-                    LeadOrderField::Id => None,
-                    LeadOrderField::CreatedAt => Some(SortValue::Time(l.created_at)),
-                    LeadOrderField::UpdatedAt => Some(SortValue::Time(l.updated_at)),
-                },
-                id: l.id,
-            },
-            Lead,
-        )
-        .await
+        plan::page(ctx, &plan::describe::LEAD, select, sort, req, Lead).await
     }
 
     /// One lead by ID; erased leads are found (as stubs) too. Any role. NOT_FOUND for an ID that

@@ -10,13 +10,12 @@ use crate::graphql::errors::{IntoGql, UserError, split};
 use crate::graphql::ids::{self, NodeType};
 use crate::graphql::lead::{DateTimeRange, Lead};
 use crate::graphql::loaders::{AccountId, BuyingCenter, LeadId, Loaders, UserId};
-use crate::graphql::pagination::{Conn, OrderDirection, PageArgs, is_time};
+use crate::graphql::pagination::{Conn, OrderDirection, PageArgs};
 use crate::graphql::plan::{self, Planned};
 use crate::graphql::scalars::{Date, DateTime, Decimal, Money};
 use crate::graphql::user::User;
 use crate::graphql::{decode_opt, patch, patch_id};
 use crate::service::opportunity::{AccountRef, Contact, UpsertOpportunity};
-use crate::store::page::{CursorKey, Sort, SortValue};
 use crate::store::{self, opportunity::OpportunityFilter as StoreFilter};
 
 pub struct Opportunity(pub opportunity::Model);
@@ -195,11 +194,7 @@ impl OpportunityQuery {
             closed_to,
         };
         let order = order_by.unwrap_or_default();
-        let column = match order.field {
-            OpportunityOrderField::Id => None,
-            OpportunityOrderField::CreatedAt => Some(opportunity::Column::CreatedAt),
-        };
-        let expects = column.map(|_| is_time as fn(&SortValue) -> bool);
+        let (sort, expects) = plan::sort::<opportunity::Entity>(&plan::describe::OPPORTUNITY, order.field, order.direction);
         let req = PageArgs {
             first,
             after,
@@ -209,28 +204,7 @@ impl OpportunityQuery {
         .request(expects)
         .gql()?;
         let select = store::opportunity::select(p.workspace_id, &sf);
-        let sort = Sort {
-            column,
-            id: opportunity::Column::Id,
-            desc: order.direction == OrderDirection::Desc,
-        };
-        let field = order.field;
-        plan::page(
-            ctx,
-            &plan::describe::OPPORTUNITY,
-            select,
-            sort,
-            req,
-            move |o| CursorKey {
-                value: match field {
-                    OpportunityOrderField::Id => None,
-                    OpportunityOrderField::CreatedAt => Some(SortValue::Time(o.created_at)),
-                },
-                id: o.id,
-            },
-            Opportunity,
-        )
-        .await
+        plan::page(ctx, &plan::describe::OPPORTUNITY, select, sort, req, Opportunity).await
     }
 
     /// One opportunity by its ID; null when no deal of the workspace has it. Any role.

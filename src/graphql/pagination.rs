@@ -215,6 +215,9 @@ pub fn is_text(v: &SortValue) -> bool {
 pub fn is_time(v: &SortValue) -> bool {
     matches!(v, SortValue::Time(_))
 }
+pub fn is_date(v: &SortValue) -> bool {
+    matches!(v, SortValue::Date(_))
+}
 
 /// Complexity of a list field: its page size times what each item asks for.
 pub fn page_complexity(first: Option<i32>, last: Option<i32>, child_complexity: usize) -> usize {

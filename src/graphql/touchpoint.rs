@@ -184,25 +184,17 @@ impl TouchpointQuery {
             occurred_to,
         };
         let order = order_by.unwrap_or(TouchpointOrder::NEWEST_FIRST);
+        let (sort, expects) = plan::sort::<touchpoint::Entity>(&plan::describe::TOUCHPOINT, order.field, order.direction);
         let req = PageArgs {
             first,
             after,
             last,
             before,
         }
-        .request(order.expects())
+        .request(expects)
         .gql()?;
         let select = store::touchpoint::select(p.workspace_id, &sf);
-        plan::page(
-            ctx,
-            &plan::describe::TOUCHPOINT,
-            select,
-            order.sort(),
-            req,
-            touchpoint_key(order),
-            Touchpoint,
-        )
-        .await
+        plan::page(ctx, &plan::describe::TOUCHPOINT, select, sort, req, Touchpoint).await
     }
 }
 

@@ -69,6 +69,9 @@ pub struct Entity {
     pub table: &'static str,
     /// The node type of its global IDs (`None`: the type has no ID).
     pub node: Option<NodeType>,
+    /// What its list may be ordered by: each value of its order-field enum and the column it
+    /// sorts by (`None`: the ID alone). Ties are broken by ID; cursors carry the column's value.
+    pub orders: &'static [(&'static str, Option<&'static str>)],
     pub fields: &'static [Field],
 }
 
@@ -163,6 +166,7 @@ pub static LEAD: Entity = Entity {
     edge: "LeadEdge",
     table: "leads",
     node: Some(NodeType::Lead),
+    orders: &[("ID", None), ("CREATED_AT", Some("created_at")), ("UPDATED_AT", Some("updated_at"))],
     fields: fields! {
         "id" => Read::Id,
         "externalId" => col("external_id", Codec::Text),
@@ -202,6 +206,7 @@ pub static ACCOUNT: Entity = Entity {
     edge: "AccountEdge",
     table: "accounts",
     node: Some(NodeType::Account),
+    orders: &[("ID", None), ("NAME", Some("name")), ("UPDATED_AT", Some("updated_at"))],
     fields: fields! {
         "id" => Read::Id,
         "externalId" => col("external_id", Codec::Text),
@@ -223,6 +228,7 @@ pub static FUNNEL_STAGE: Entity = Entity {
     edge: "FunnelStageEdge",
     table: "funnel_stages",
     node: Some(NodeType::FunnelStage),
+    orders: &[],
     fields: fields! {
         "id" => Read::Id,
         "key" => col("key", Codec::Text),
@@ -239,6 +245,7 @@ pub static CAMPAIGN: Entity = Entity {
     edge: "CampaignEdge",
     table: "campaigns",
     node: Some(NodeType::Campaign),
+    orders: &[("ID", None), ("NAME", Some("name")), ("CREATED_AT", Some("created_at"))],
     fields: fields! {
         "id" => Read::Id,
         "externalId" => col("external_id", Codec::Text),
@@ -273,6 +280,7 @@ pub static TOUCHPOINT: Entity = Entity {
     edge: "TouchpointEdge",
     table: "touchpoints",
     node: Some(NodeType::Touchpoint),
+    orders: &[("OCCURRED_AT", Some("occurred_at")), ("ID", None)],
     fields: fields! {
         "id" => Read::Id,
         "externalId" => col("external_id", Codec::Text),
@@ -291,6 +299,7 @@ pub static OPPORTUNITY: Entity = Entity {
     edge: "OpportunityEdge",
     table: "opportunities",
     node: Some(NodeType::Opportunity),
+    orders: &[("ID", None), ("CREATED_AT", Some("created_at"))],
     fields: fields! {
         "id" => Read::Id,
         "externalId" => col("external_id", Codec::Text),
@@ -313,6 +322,7 @@ pub static BUYING_CENTER_MEMBER: Entity = Entity {
     edge: "",
     table: "opportunity_contacts",
     node: None,
+    orders: &[],
     fields: fields! {
         "role" => col("role", Codec::Text),
         "isPrimary" => col("is_primary", Codec::Bool),

@@ -38,17 +38,20 @@ mod run;
 use std::borrow::Cow;
 use std::sync::{Arc, Mutex};
 
+use async_graphql::InputType;
 use async_graphql::parser::types::Field;
 use async_graphql::{Context, ContextSelectionSet, OutputType, Positioned, ServerError, ServerResult, Value, registry};
 use sea_orm::sea_query::{Alias, Expr};
-use sea_orm::{IdenStatic, PaginatorTrait, QuerySelect, QueryTrait, Select};
+use sea_orm::{IdenStatic, ModelTrait, PaginatorTrait, QuerySelect, QueryTrait, Select};
+use std::str::FromStr;
 
 use crate::graphql::context::ContextExt;
 use crate::graphql::errors::IntoGql;
-use crate::graphql::pagination::{Conn, TotalCount, connection};
-use crate::store::page::{CursorKey, PageRequest, Sort, fetch_page, page_select};
+use crate::graphql::pagination::{Conn, CursorCheck, OrderDirection, TotalCount, connection, is_date, is_int, is_text, is_time};
+use crate::store::page::{CursorKey, PageRequest, Sort, SortValue, fetch_page, page_select};
 use crate::store::{self, Scoped};
 use collect::Env;
+use describe::Codec;
 pub use describe::Entity;
 use run::{ObjectPlan, PagePlan};
 
@@ -162,16 +165,59 @@ fn planning(ctx: &Context<'_>) -> bool {
     ctx.data_opt::<Reads>() != Some(&Reads::Generic)
 }
 
+/// The order of `entity`'s list by `field` (a value of its order-field enum) in `direction`,
+/// and the cursors that fit it, as `entity`'s description gives them.
+pub fn sort<E: Scoped>(entity: &Entity, field: impl InputType, direction: OrderDirection) -> (Sort<E::Column>, CursorCheck) {
+    let name = match field.to_value() {
+        Value::Enum(name) => name,
+        other => unreachable!("an order field is an enum value, not {other}"),
+    };
+    let column = entity
+        .orders
+        .iter()
+        .find(|(value, _)| *value == name.as_str())
+        .unwrap_or_else(|| panic!("{} orders by {name}, which its description does not give", entity.type_name))
+        .1;
+    let expects: CursorCheck = column.map(|c| match entity.codec(c) {
+        Codec::Text | Codec::Enum(_) => is_text as fn(&SortValue) -> bool,
+        Codec::Time => is_time,
+        Codec::Date => is_date,
+        Codec::I64 | Codec::I32 | Codec::Bool => is_int,
+    });
+    let column = column.map(|c| E::Column::from_str(c).unwrap_or_else(|_| panic!("{}.{c} is a column", entity.table)));
+    let sort = Sort {
+        column,
+        id: E::id_col(),
+        desc: direction == OrderDirection::Desc,
+    };
+    (sort, expects)
+}
+
+/// The cursor of `model` in the order `sort`: its sort column's value and its ID.
+fn cursor_of<E: Scoped>(column: Option<E::Column>, model: &E::Model) -> CursorKey {
+    let value = column.and_then(|c| match model.get(c) {
+        sea_orm::Value::BigInt(Some(v)) => Some(SortValue::Int(v)),
+        sea_orm::Value::Int(Some(v)) => Some(SortValue::Int(v.into())),
+        sea_orm::Value::String(Some(v)) => Some(SortValue::Text(v)),
+        sea_orm::Value::ChronoDateTimeUtc(Some(v)) => Some(SortValue::Time(v)),
+        sea_orm::Value::ChronoDate(Some(v)) => Some(SortValue::Date(v)),
+        _ => None,
+    });
+    CursorKey {
+        value,
+        id: E::id_of(model),
+    }
+}
+
 /// A page of `select` (the caller's workspace, filtered) in the order `sort`, for the connection
 /// field being resolved: planned when its selection allows, else through the resolvers of `N`
-/// (`key` gives a row's cursor, `node` its object).
+/// (`node` makes a row's object; its cursor carries the sort column's value and its ID).
 pub async fn page<E, N>(
     ctx: &Context<'_>,
     entity: &'static Entity,
     select: Select<E>,
     sort: Sort<E::Column>,
     req: PageRequest,
-    key: impl Fn(&E::Model) -> CursorKey,
     node: impl Fn(E::Model) -> N,
 ) -> async_graphql::Result<Planned<Conn<N>>>
 where
@@ -192,7 +238,14 @@ where
         return Ok(Planned::done(plan.run(db, ws, rows, sort.desc, &req, total).await.gql()?));
     }
     let rows = fetch_page(db, select.clone(), &sort, &req).await.gql()?;
-    Ok(Planned::Generic(connection(rows, &req, TotalCount::of(select), key, node)))
+    let column = sort.column;
+    Ok(Planned::Generic(connection(
+        rows,
+        &req,
+        TotalCount::of(select),
+        move |m| cursor_of::<E>(column, m),
+        node,
+    )))
 }
 
 /// The first row of `select` (the caller's workspace), for the lookup field being resolved:
