@@ -26,10 +26,8 @@ use crate::graphql::touchpoint::{Touchpoint, TouchpointOrder, touchpoint_key};
 use crate::graphql::user::User;
 use crate::graphql::{decode_opt, patch, patch_id};
 use crate::service::lead::{LeadFields, UpsertLead};
-use crate::store::Scoped;
 use crate::store::page::{CursorKey, PageRows, SortValue, fetch_page, page_in_memory};
 use crate::store::{self, lead::LeadFilter as StoreFilter};
-use sea_orm::{ColumnTrait, QueryFilter};
 
 pub struct Lead(pub lead::Model);
 
@@ -624,7 +622,7 @@ impl LeadQuery {
     ) -> async_graphql::Result<Planned<Option<Lead>>> {
         let p = ctx.principal()?;
         let id = ids::decode(NodeType::Lead, &id).gql()?;
-        lookup(ctx, lead::Entity::in_workspace(p.workspace_id).filter(lead::Column::Id.eq(id))).await
+        lookup(ctx, store::with_id::<lead::Entity>(p.workspace_id, id)).await
     }
 
     /// One lead by e-mail (case-insensitive); null when none has it. Any role.
@@ -635,11 +633,7 @@ impl LeadQuery {
     ) -> async_graphql::Result<Planned<Option<Lead>>> {
         let p = ctx.principal()?;
         let email = email.trim().to_lowercase();
-        lookup(
-            ctx,
-            lead::Entity::in_workspace(p.workspace_id).filter(lead::Column::Email.eq(email)),
-        )
-        .await
+        lookup(ctx, store::lead::with_email(p.workspace_id, &email)).await
     }
 
     /// One lead by the source system's ID (exact match); null when none has it. Any role.
@@ -649,11 +643,7 @@ impl LeadQuery {
         #[graphql(desc = "The source system's ID, as given to `upsertLead`.")] external_id: String,
     ) -> async_graphql::Result<Planned<Option<Lead>>> {
         let p = ctx.principal()?;
-        lookup(
-            ctx,
-            lead::Entity::in_workspace(p.workspace_id).filter(lead::Column::ExternalId.eq(external_id)),
-        )
-        .await
+        lookup(ctx, store::lead::with_external_id(p.workspace_id, &external_id)).await
     }
 }
 

@@ -103,11 +103,21 @@ pub fn select(ws: i64, f: &LeadFilter) -> Select<lead::Entity> {
 }
 
 pub async fn by_email(db: &impl ConnectionTrait, ws: i64, email: &str) -> Result<Option<lead::Model>, DbErr> {
-    super::one(db, lead::Entity::in_workspace(ws).filter(lead::Column::Email.eq(email))).await
+    super::one(db, with_email(ws, email)).await
+}
+
+/// The lead of workspace `ws` with this (lower-cased) e-mail address.
+pub fn with_email(ws: i64, email: &str) -> Select<lead::Entity> {
+    lead::Entity::in_workspace(ws).filter(lead::Column::Email.eq(email))
 }
 
 pub async fn by_external_id(db: &impl ConnectionTrait, ws: i64, external_id: &str) -> Result<Option<lead::Model>, DbErr> {
-    super::one(db, lead::Entity::in_workspace(ws).filter(lead::Column::ExternalId.eq(external_id))).await
+    super::one(db, with_external_id(ws, external_id)).await
+}
+
+/// The lead of workspace `ws` with this source-system ID.
+pub fn with_external_id(ws: i64, external_id: &str) -> Select<lead::Entity> {
+    lead::Entity::in_workspace(ws).filter(lead::Column::ExternalId.eq(external_id))
 }
 
 /// The first `limit` leads of each account, by id.

@@ -263,15 +263,23 @@ where
     let db = &ctx.db().conn;
     let select = select.limit(1);
     if let Some(plan) = plan_object(ctx, entity) {
-        let ws = ctx.principal()?.workspace_id;
-        let columns = plan.columns();
-        let rows = plan
-            .run(db, ws, only(select, entity, columns).build(db.get_database_backend()))
-            .await
-            .gql()?;
+        let rows = objects(ctx, &plan, entity, select).await?;
         return Ok(Planned::done(rows.into_values().next().unwrap_or_else(|| b"null".to_vec())));
     }
     Ok(Planned::Generic(store::all(db, select).await.gql()?.pop().map(node)))
+}
+
+/// The objects of `plan` for the rows of `select` (the caller's workspace), by ID.
+async fn objects<E: Scoped>(
+    ctx: &Context<'_>,
+    plan: &ObjectPlan,
+    entity: &Entity,
+    select: Select<E>,
+) -> async_graphql::Result<std::collections::HashMap<i64, Vec<u8>>> {
+    let db = &ctx.db().conn;
+    let ws = ctx.principal()?.workspace_id;
+    let rows = only(select, entity, plan.columns()).build(db.get_database_backend());
+    plan.run(db, ws, rows).await.gql()
 }
 
 /// `select` reading only `columns` (of `entity`'s table): a row of leads is 33 columns, with
@@ -294,13 +302,7 @@ pub async fn list_by_ids<E: Scoped>(
     ids: &[Option<i64>],
 ) -> async_graphql::Result<Option<Vec<u8>>> {
     let Some(plan) = plan_object(ctx, entity) else { return Ok(None) };
-    let db = &ctx.db().conn;
-    let ws = ctx.principal()?.workspace_id;
-    let columns = plan.columns();
-    let rows = plan
-        .run(db, ws, only(select, entity, columns).build(db.get_database_backend()))
-        .await
-        .gql()?;
+    let rows = objects(ctx, &plan, entity, select).await?;
     let mut out = Vec::with_capacity(2 + rows.values().map(Vec::len).sum::<usize>() + ids.len() * 5);
     out.push(b'[');
     for (i, id) in ids.iter().enumerate() {

@@ -381,6 +381,18 @@ impl Level {
             .collect()
     }
 
+    /// The level's decoded rows over `rows`, a statement that yields the level's own columns
+    /// (`own_names`) of its table, in the caller's workspace: its joins added, in `order`.
+    async fn rows_of(&self, db: &impl ConnectionTrait, rows: sea_orm::Statement, order: &str) -> Result<Vec<Vec<Cell>>, DbErr> {
+        let from = format!("({}) AS b", rows.sql);
+        let stmt = sea_orm::Statement {
+            sql: self.select_sql(&from, order),
+            values: rows.values,
+            db_backend: rows.db_backend,
+        };
+        self.decode(&db.query_all_raw(stmt).await?)
+    }
+
     /// Fetches the nested rows below `rows` (this level's rows), depth first.
     async fn fetch_nested(&self, db: &impl ConnectionTrait, ws: i64, rows: &[Vec<Cell>]) -> Result<Vec<Fetched>, DbErr> {
         let mut out = Vec::with_capacity(self.nested.len());
@@ -881,8 +893,8 @@ impl PagePlan {
     }
 
     /// Runs the plan over `page`, a statement that yields the page's rows of the level's table
-    /// (all columns, the workspace's rows only, one more than the page in the scan order), and
-    /// writes the connection.
+    /// (at least its `columns`, the workspace's rows only, one more than the page in the scan
+    /// order), and writes the connection.
     pub async fn run(
         &self,
         db: &impl ConnectionTrait,
@@ -898,13 +910,7 @@ impl PagePlan {
             Some(i) => format!("b.\"{}\" {dir}, b.\"id\" {dir}", level.cols[i].name()),
             None => format!("b.\"id\" {dir}"),
         };
-        let from = format!("({}) AS b", page.sql);
-        let stmt = sea_orm::Statement {
-            sql: level.select_sql(&from, &order),
-            values: page.values,
-            db_backend: page.db_backend,
-        };
-        let mut rows = level.decode(&db.query_all_raw(stmt).await?)?;
+        let mut rows = level.rows_of(db, page, &order).await?;
         let has_more = rows.len() as u64 > req.limit;
         rows.truncate(req.limit as usize);
         if req.backward {
@@ -941,17 +947,11 @@ impl ObjectPlan {
         self.level.own_names()
     }
 
-    /// Runs the plan over `rows`, a statement that yields rows of the level's table (all
-    /// columns, of the workspace), and writes each row's object (JSON text) by the row's ID.
+    /// Runs the plan over `rows`, a statement that yields rows of the level's table (at least
+    /// its `columns`, of the workspace), and writes each row's object (JSON text) by the row's ID.
     pub async fn run(&self, db: &impl ConnectionTrait, ws: i64, rows: sea_orm::Statement) -> Result<HashMap<i64, Vec<u8>>, DbErr> {
         let level = &self.level;
-        let from = format!("({}) AS b", rows.sql);
-        let stmt = sea_orm::Statement {
-            sql: level.select_sql(&from, ""),
-            values: rows.values,
-            db_backend: rows.db_backend,
-        };
-        let rows = level.decode(&db.query_all_raw(stmt).await?)?;
+        let rows = level.rows_of(db, rows, "").await?;
         let nested = level.fetch_nested(db, ws, &rows).await?;
         let fetched = Fetched {
             nested,
