@@ -23,7 +23,7 @@ use crate::{
     resolver_utils::{resolve_container, resolve_container_serial},
     subscription::collect_subscription_streams,
     types::QueryRoot,
-    validation::{ValidationMode, check_rules},
+    validation::{ValidationCache, ValidationMode, check_rules_cached},
 };
 
 /// Introspection mode
@@ -274,6 +274,7 @@ impl<Query, Mutation, Subscription> SchemaBuilder<Query, Mutation, Subscription>
             recursive_depth: self.recursive_depth,
             max_directives: self.max_directives,
             extensions: self.extensions,
+            validation_cache: ValidationCache::default(),
             env: SchemaEnv(Arc::new(SchemaEnvInner {
                 registry: self.registry,
                 data: self.data,
@@ -314,6 +315,8 @@ pub struct SchemaInner<Query, Mutation, Subscription> {
     pub(crate) max_directives: Option<usize>,
     pub(crate) extensions: Vec<Box<dyn ExtensionFactory>>,
     pub(crate) env: SchemaEnv,
+    // closedloop patch (vendor/README.md).
+    pub(crate) validation_cache: ValidationCache,
 }
 
 /// GraphQL schema.
@@ -526,6 +529,7 @@ where
                     request,
                     Default::default(),
                     &self.0.env.registry,
+                    Some(&self.0.validation_cache),
                     self.0.validation_mode,
                     self.0.recursive_depth,
                     self.0.max_directives,
@@ -588,6 +592,7 @@ where
                     request,
                     session_data,
                     &env.registry,
+                    Some(&schema.0.validation_cache),
                     schema.0.validation_mode,
                     schema.0.recursive_depth,
                     schema.0.max_directives,
@@ -852,6 +857,7 @@ pub(crate) async fn prepare_request(
     request: Request,
     session_data: Arc<Data>,
     registry: &Registry,
+    validation_cache: Option<&ValidationCache>,
     validation_mode: ValidationMode,
     recursive_depth: usize,
     max_directives: Option<usize>,
@@ -885,7 +891,8 @@ pub(crate) async fn prepare_request(
     // check rules
     let validation_result = {
         let validation_fut = async {
-            check_rules(
+            check_rules_cached(
+                validation_cache.map(|cache| (cache, request.query.as_str())),
                 registry,
                 &document,
                 Some(&request.variables),

@@ -68,7 +68,11 @@ impl<T: ObjectType> ContainerType for QueryRoot<T> {
             return Ok(None);
         }
 
-        if ctx.schema_env.registry.enable_federation || ctx.schema_env.registry.has_entities() {
+        // closedloop patch (vendor/README.md): the field's name first, the registry's types
+        // (`has_entities` looks at every type) only for the two federation fields.
+        if matches!(ctx.item.node.name.node.as_str(), "_entities" | "_service")
+            && (ctx.schema_env.registry.enable_federation || ctx.schema_env.registry.has_entities())
+        {
             if ctx.item.node.name.node == "_entities" {
                 let (_, representations) = ctx.param_value::<Vec<Any>>("representations", None)?;
                 let res = futures_util::future::try_join_all(representations.iter().map(

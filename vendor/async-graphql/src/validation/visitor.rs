@@ -804,7 +804,7 @@ fn visit_inline_fragment<'a, V: Visitor<'a>>(
     v.exit_inline_fragment(ctx, inline_fragment);
 }
 
-#[derive(Debug, PartialEq)]
+#[derive(Debug, PartialEq, Clone)]
 pub(crate) struct RuleError {
     pub(crate) locations: Vec<Pos>,
     pub(crate) message: String,
