@@ -26,22 +26,18 @@ const KEY_PREFIX: &str = "clk_";
 pub fn generate_key() -> (String, String) {
     let mut bytes = [0_u8; 24];
     getrandom::fill(&mut bytes).expect("the operating system's random source works");
-    let key = format!("{KEY_PREFIX}{}", hex(&bytes));
+    let key = format!("{KEY_PREFIX}{}", hex::encode(bytes));
     let hash = hash_key(&key);
     (key, hash)
 }
 
 pub fn hash_key(key: &str) -> String {
-    hex(&Sha256::digest(key.as_bytes()))
+    hex::encode(Sha256::digest(key.as_bytes()))
 }
 
 /// The part of a key that may be shown again to tell keys apart.
 pub fn key_prefix(key: &str) -> String {
     key.chars().take(KEY_PREFIX.len() + 6).collect()
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Resolves keys to principals, remembering recent answers for a short time so that a busy

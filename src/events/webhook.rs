@@ -75,7 +75,7 @@ pub fn signature(secret: &str, t: i64, body: &[u8]) -> String {
     mac.update(t.to_string().as_bytes());
     mac.update(b".");
     mac.update(body);
-    let hex: String = mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect();
+    let hex = hex::encode(mac.finalize().into_bytes());
     format!("t={t},v1={hex}")
 }
 

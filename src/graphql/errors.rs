@@ -50,7 +50,7 @@ pub fn gql_error(err: AppError) -> async_graphql::Error {
 fn trace_id() -> String {
     let mut b = [0_u8; 8];
     getrandom::fill(&mut b).expect("random source");
-    b.iter().map(|x| format!("{x:02x}")).collect()
+    hex::encode(b)
 }
 
 pub trait IntoGql<T> {

@@ -104,8 +104,8 @@ mod tests {
 
     const TEXT: &str = "{ viewer { role } }";
 
-    fn hex(text: &str) -> String {
-        Sha256::digest(text.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+    fn sha256(text: &str) -> String {
+        hex::encode(Sha256::digest(text.as_bytes()))
     }
 
     fn request(query: &str, version: i32, hash: &str) -> Request {
@@ -127,15 +127,15 @@ mod tests {
     #[test]
     fn an_unknown_hash_is_not_found_until_its_text_is_registered() {
         let kept = PersistedQueries::default();
-        let e = kept.resolve(&mut request("", 1, &hex(TEXT))).unwrap_err();
+        let e = kept.resolve(&mut request("", 1, &sha256(TEXT))).unwrap_err();
         assert_eq!(code(e), "\"PERSISTED_QUERY_NOT_FOUND\"");
 
-        let mut with_text = request(TEXT, 1, &hex(TEXT));
+        let mut with_text = request(TEXT, 1, &sha256(TEXT));
         let hash = kept.resolve(&mut with_text).unwrap().expect("to register");
         kept.register(hash, &with_text.query);
 
         // Upper-case digits name the same hash.
-        let mut by_hash = request("", 1, &hex(TEXT).to_uppercase());
+        let mut by_hash = request("", 1, &sha256(TEXT).to_uppercase());
         assert_eq!(kept.resolve(&mut by_hash).unwrap(), None);
         assert_eq!(by_hash.query, TEXT);
         assert!(by_hash.extensions.0.is_empty());
@@ -144,16 +144,16 @@ mod tests {
     #[test]
     fn a_text_must_match_its_hash_and_the_extension_its_form() {
         let kept = PersistedQueries::default();
-        let e = kept.resolve(&mut request(TEXT, 1, &hex("{ other }"))).unwrap_err();
+        let e = kept.resolve(&mut request(TEXT, 1, &sha256("{ other }"))).unwrap_err();
         assert!(e.message.contains("not the SHA-256"), "{}", e.message);
-        let e = kept.resolve(&mut request("", 2, &hex(TEXT))).unwrap_err();
+        let e = kept.resolve(&mut request("", 2, &sha256(TEXT))).unwrap_err();
         assert!(e.message.contains("version 1"), "{}", e.message);
         for bad in [
             "",
             "zz",
             &"g".repeat(64),
             &"+f".repeat(32),
-            &hex(TEXT)[..62],
+            &sha256(TEXT)[..62],
             "é".repeat(32).as_str(),
         ] {
             let e = kept.resolve(&mut request("", 1, bad)).unwrap_err();
