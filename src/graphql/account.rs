@@ -125,11 +125,7 @@ impl Account {
             ..Default::default()
         };
         let select = store::lead::select(p.workspace_id, &filter);
-        let sort = Sort {
-            column: None,
-            id: entity::lead::Column::Id,
-            desc: false,
-        };
+        let sort = Sort::by_id(entity::lead::Column::Id, false);
         let page = fetch_page(&ctx.db().conn, select, &sort, &req).boxed().await.gql()?;
         Ok(connection(page, &req, total, |l| CursorKey::id(l.id), Lead))
     }

@@ -1,6 +1,6 @@
 //! Campaigns, their cost lines and touchpoints.
 use async_graphql::{ComplexObject, Context, Enum, ID, InputObject, MaybeUndefined, Object, SimpleObject};
-use entity::{campaign, campaign_cost};
+use entity::{campaign, campaign_cost, touchpoint};
 use futures_util::FutureExt;
 
 use crate::domain::vocab::Action;
@@ -14,7 +14,7 @@ use crate::graphql::pagination::{Conn, OrderDirection, PageArgs, TotalCount, con
 use crate::graphql::patch;
 use crate::graphql::plan::{self, Planned};
 use crate::graphql::scalars::{Date, DateTime, Decimal, Money};
-use crate::graphql::touchpoint::{Touchpoint, TouchpointOrder, touchpoint_key};
+use crate::graphql::touchpoint::{Touchpoint, TouchpointOrder};
 use crate::service::campaign::{CampaignFields, NewCost};
 use crate::store::page::{PageRows, fetch_page};
 use crate::store::{self, campaign::CampaignFilter as StoreFilter};
@@ -142,14 +142,16 @@ impl Campaign {
         >,
     ) -> async_graphql::Result<Conn<Touchpoint>> {
         let order = order_by.unwrap_or(TouchpointOrder::NEWEST_FIRST);
+        let (sort, expects) = order.sort();
         let req = PageArgs {
             first,
             after,
             last,
             before,
         }
-        .request(order.expects())
+        .request(expects)
         .gql()?;
+        let cursor = plan::cursor::<touchpoint::Entity>(sort.column);
         let total = TotalCount::Known(self.0.touchpoint_count.max(0) as u64);
         if let (None, false, Some(newest)) = (&req.cursor, req.backward, order.newest()) {
             let key = CampaignTouchpoints {
@@ -159,7 +161,7 @@ impl Campaign {
             };
             let rows = ctx.data_unchecked::<Loaders>().load_one(key).await?.unwrap_or_default();
             let page = PageRows::from_overfetch(rows, req.limit);
-            return Ok(connection(page, &req, total, touchpoint_key(order), Touchpoint));
+            return Ok(connection(page, &req, total, cursor, Touchpoint));
         }
         let p = ctx.principal()?;
         let filter = store::touchpoint::TouchpointFilter {
@@ -167,8 +169,8 @@ impl Campaign {
             ..Default::default()
         };
         let select = store::touchpoint::select(p.workspace_id, &filter);
-        let page = fetch_page(&ctx.db().conn, select, &order.sort(), &req).boxed().await.gql()?;
-        Ok(connection(page, &req, total, touchpoint_key(order), Touchpoint))
+        let page = fetch_page(&ctx.db().conn, select, &sort, &req).boxed().await.gql()?;
+        Ok(connection(page, &req, total, cursor, Touchpoint))
     }
 }
 

@@ -1,6 +1,6 @@
 //! Leads: people at accounts, with their funnel stage, touchpoints and deals.
 use async_graphql::{ComplexObject, Context, Enum, ID, InputObject, Json, MaybeUndefined, Object, SimpleObject};
-use entity::{lead, lead_stage_history};
+use entity::{lead, lead_stage_history, touchpoint};
 use futures_util::FutureExt;
 
 use crate::domain::vocab::Action;
@@ -22,7 +22,7 @@ use crate::graphql::persona::PersonaMatch;
 use crate::graphql::plan::{self, Planned};
 use crate::graphql::scalars::DateTime;
 use crate::graphql::scoring::{Grade, LeadScore, ScoreBreakdown, ScoringCell};
-use crate::graphql::touchpoint::{Touchpoint, TouchpointOrder, touchpoint_key};
+use crate::graphql::touchpoint::{Touchpoint, TouchpointOrder};
 use crate::graphql::user::User;
 use crate::graphql::{decode_opt, patch, patch_id};
 use crate::service::lead::{LeadFields, UpsertLead};
@@ -336,14 +336,16 @@ impl Lead {
         >,
     ) -> async_graphql::Result<Conn<Touchpoint>> {
         let order = order_by.unwrap_or(TouchpointOrder::NEWEST_FIRST);
+        let (sort, expects) = order.sort();
         let req = PageArgs {
             first,
             after,
             last,
             before,
         }
-        .request(order.expects())
+        .request(expects)
         .gql()?;
+        let cursor = plan::cursor::<touchpoint::Entity>(sort.column);
         let total = TotalCount::Loaded(CountKey::LeadTouchpoints(LeadTouchpointCount(self.0.id)));
         if let (None, false, Some(newest)) = (&req.cursor, req.backward, order.newest()) {
             let key = LeadTouchpoints {
@@ -353,7 +355,7 @@ impl Lead {
             };
             let rows = ctx.data_unchecked::<Loaders>().load_one(key).await?.unwrap_or_default();
             let page = PageRows::from_overfetch(rows, req.limit);
-            return Ok(connection(page, &req, total, touchpoint_key(order), Touchpoint));
+            return Ok(connection(page, &req, total, cursor, Touchpoint));
         }
         let p = ctx.principal()?;
         let filter = store::touchpoint::TouchpointFilter {
@@ -361,8 +363,8 @@ impl Lead {
             ..Default::default()
         };
         let select = store::touchpoint::select(p.workspace_id, &filter);
-        let page = fetch_page(&ctx.db().conn, select, &order.sort(), &req).boxed().await.gql()?;
-        Ok(connection(page, &req, total, touchpoint_key(order), Touchpoint))
+        let page = fetch_page(&ctx.db().conn, select, &sort, &req).boxed().await.gql()?;
+        Ok(connection(page, &req, total, cursor, Touchpoint))
     }
 }
 

@@ -8,13 +8,14 @@ use crate::graphql::errors::{IntoGql, UserError, split};
 use crate::graphql::ids::{self, NodeType};
 use crate::graphql::lead::Lead;
 use crate::graphql::loaders::{Loaders, PersonaCriteria, PersonaId};
-use crate::graphql::pagination::{Conn, PageArgs, TotalCount, connection};
+use crate::graphql::pagination::{Conn, PageArgs};
+use crate::graphql::plan::{self, Planned};
 use crate::graphql::scalars::DateTime;
 use crate::graphql::scalars::Decimal;
 use crate::service::persona::{self as service, CriterionInput, PersonaInput};
 use crate::store;
 use crate::store::Scoped;
-use crate::store::page::{CursorKey, Sort, fetch_page};
+use crate::store::page::Sort;
 
 pub struct Persona(pub persona::Model);
 
@@ -100,7 +101,7 @@ impl Persona {
         #[graphql(desc = "An edge's cursor from this list in the same order: the page ends before it. Only with `last`.")] before: Option<
             String,
         >,
-    ) -> async_graphql::Result<Conn<Lead>> {
+    ) -> async_graphql::Result<Planned<Conn<Lead>>> {
         let p = ctx.principal()?;
         let req = PageArgs {
             first,
@@ -118,13 +119,8 @@ impl Persona {
             ..Default::default()
         };
         let select = store::lead::select(p.workspace_id, &filter);
-        let sort = Sort {
-            column: None,
-            id: entity::lead::Column::Id,
-            desc: false,
-        };
-        let page = fetch_page(&ctx.db().conn, select.clone(), &sort, &req).await.gql()?;
-        Ok(connection(page, &req, TotalCount::of(select), |l| CursorKey::id(l.id), Lead))
+        let sort = Sort::by_id(entity::lead::Column::Id, false);
+        plan::page(ctx, &plan::describe::LEAD, select, sort, req, Lead).await
     }
 }
 
@@ -220,7 +216,7 @@ impl PersonaQuery {
         #[graphql(desc = "An edge's cursor from this list in the same order: the page ends before it. Only with `last`.")] before: Option<
             String,
         >,
-    ) -> async_graphql::Result<Conn<Persona>> {
+    ) -> async_graphql::Result<Planned<Conn<Persona>>> {
         let p = ctx.principal()?;
         let req = PageArgs {
             first,
@@ -231,13 +227,8 @@ impl PersonaQuery {
         .request(None)
         .gql()?;
         let select = persona::Entity::in_workspace(p.workspace_id);
-        let sort = Sort {
-            column: None,
-            id: persona::Column::Id,
-            desc: false,
-        };
-        let page = fetch_page(&ctx.db().conn, select.clone(), &sort, &req).await.gql()?;
-        Ok(connection(page, &req, TotalCount::of(select), |x| CursorKey::id(x.id), Persona))
+        let sort = Sort::by_id(persona::Column::Id, false);
+        plan::page(ctx, &plan::describe::PERSONA, select, sort, req, Persona).await
     }
 }
 

@@ -11,11 +11,11 @@ use crate::graphql::filter::{self, Known};
 use crate::graphql::ids::{self, NodeType};
 use crate::graphql::lead::{DateTimeRange, Lead};
 use crate::graphql::loaders::{CampaignId, LeadId, Loaders};
-use crate::graphql::pagination::{Conn, CursorCheck, OrderDirection, PageArgs, is_time};
+use crate::graphql::pagination::{Conn, CursorCheck, OrderDirection, PageArgs};
 use crate::graphql::plan::{self, Planned};
 use crate::graphql::scalars::DateTime;
 use crate::service::touchpoint::NewTouchpoint;
-use crate::store::page::{CursorKey, Sort, SortValue};
+use crate::store::page::Sort;
 use crate::store::touchpoint::{Newest, TouchpointFilter as StoreFilter};
 use crate::store::{self};
 
@@ -89,13 +89,6 @@ impl TouchpointOrder {
         direction: OrderDirection::Desc,
     };
 
-    pub fn expects(self) -> CursorCheck {
-        match self.field {
-            TouchpointOrderField::OccurredAt => Some(is_time),
-            TouchpointOrderField::Id => None,
-        }
-    }
-
     /// Which end a per-parent loader starts from, for orders by time.
     pub fn newest(self) -> Option<Newest> {
         match (self.field, self.direction) {
@@ -105,27 +98,10 @@ impl TouchpointOrder {
         }
     }
 
-    pub fn sort(self) -> Sort<touchpoint::Column> {
-        let column = match self.field {
-            TouchpointOrderField::OccurredAt => Some(touchpoint::Column::OccurredAt),
-            TouchpointOrderField::Id => None,
-        };
-        Sort {
-            column,
-            id: touchpoint::Column::Id,
-            desc: self.direction == OrderDirection::Desc,
-        }
-    }
-}
-
-/// The cursor of a touchpoint under `order`.
-pub fn touchpoint_key(order: TouchpointOrder) -> impl Fn(&touchpoint::Model) -> CursorKey {
-    move |t| CursorKey {
-        value: match order.field {
-            TouchpointOrderField::OccurredAt => Some(SortValue::Time(t.occurred_at)),
-            TouchpointOrderField::Id => None,
-        },
-        id: t.id,
+    /// The touchpoints' sort in this order and the cursors that fit it, as the touchpoint
+    /// description gives them (`plan::describe::TOUCHPOINT`).
+    pub fn sort(self) -> (Sort<touchpoint::Column>, CursorCheck) {
+        plan::sort::<touchpoint::Entity>(&plan::describe::TOUCHPOINT, self.field, self.direction)
     }
 }
 
@@ -184,7 +160,7 @@ impl TouchpointQuery {
             occurred_to,
         };
         let order = order_by.unwrap_or(TouchpointOrder::NEWEST_FIRST);
-        let (sort, expects) = plan::sort::<touchpoint::Entity>(&plan::describe::TOUCHPOINT, order.field, order.direction);
+        let (sort, expects) = order.sort();
         let req = PageArgs {
             first,
             after,

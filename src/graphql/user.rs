@@ -6,10 +6,11 @@ use crate::domain::vocab::Action;
 use crate::graphql::context::ContextExt;
 use crate::graphql::errors::{IntoGql, UserError, split};
 use crate::graphql::ids::{self, NodeType};
-use crate::graphql::pagination::{Conn, PageArgs, TotalCount, connection};
+use crate::graphql::pagination::{Conn, PageArgs};
+use crate::graphql::plan::{self, Planned};
 use crate::graphql::scalars::DateTime;
 use crate::store::Scoped;
-use crate::store::page::{CursorKey, Sort, fetch_page};
+use crate::store::page::Sort;
 
 pub struct User(pub user::Model);
 
@@ -70,7 +71,7 @@ impl UserQuery {
         #[graphql(desc = "An edge's cursor from this list in the same order: the page ends before it. Only with `last`.")] before: Option<
             String,
         >,
-    ) -> async_graphql::Result<Conn<User>> {
+    ) -> async_graphql::Result<Planned<Conn<User>>> {
         let p = ctx.principal()?;
         let req = PageArgs {
             first,
@@ -81,13 +82,8 @@ impl UserQuery {
         .request(None)
         .gql()?;
         let select = user::Entity::in_workspace(p.workspace_id);
-        let sort = Sort {
-            column: None,
-            id: user::Column::Id,
-            desc: false,
-        };
-        let page = fetch_page(&ctx.db().conn, select.clone(), &sort, &req).await.gql()?;
-        Ok(connection(page, &req, TotalCount::of(select), |u| CursorKey::id(u.id), User))
+        let sort = Sort::by_id(user::Column::Id, false);
+        plan::page(ctx, &plan::describe::USER, select, sort, req, User).await
     }
 }
 

@@ -104,11 +104,7 @@ impl Webhook {
                 WebhookDelivery,
             ));
         }
-        let sort = Sort {
-            column: None,
-            id: webhook_delivery::Column::Id,
-            desc: true,
-        };
+        let sort = Sort::by_id(webhook_delivery::Column::Id, true);
         let page = fetch_page(&ctx.db().conn, select, &sort, &req).await.gql()?;
         Ok(connection(page, &req, total, key, WebhookDelivery))
     }
@@ -201,11 +197,7 @@ impl WebhookQuery {
         .request(None)
         .gql()?;
         let select = webhook::Entity::in_workspace(p.workspace_id);
-        let sort = Sort {
-            column: None,
-            id: webhook::Column::Id,
-            desc: false,
-        };
+        let sort = Sort::by_id(webhook::Column::Id, false);
         let page = fetch_page(&ctx.db().conn, select.clone(), &sort, &req).await.gql()?;
         Ok(connection(page, &req, TotalCount::of(select), |w| CursorKey::id(w.id), Webhook))
     }

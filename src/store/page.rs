@@ -84,6 +84,13 @@ pub struct Sort<C> {
     pub desc: bool,
 }
 
+impl<C> Sort<C> {
+    /// By the ID alone (lists without `orderBy`).
+    pub fn by_id(id: C, desc: bool) -> Self {
+        Sort { column: None, id, desc }
+    }
+}
+
 /// A page of rows that are in memory already, sorted ascending by `key` (a time and the id),
 /// for short lists loaded whole through a DataLoader (a lead's stage history).
 pub fn page_in_memory<M>(rows: Vec<M>, req: &PageRequest, key: impl Fn(&M) -> (DateTime<Utc>, i64)) -> PageRows<M> {

@@ -32,7 +32,29 @@ struct Seeded {
 /// some without a campaign, two created at the same moment; one erased; one lead in the other
 /// workspace. Three campaigns (one with a budget, dates and cost lines, one negative), and a
 /// deal per account, two of them with a buying center whose primary contact was added last.
+/// Two users (one inactive) who own some of the leads, and two personas, one of which the
+/// production heads match.
 async fn seed(app: &TestApp) -> Seeded {
+    let user = "mutation($input: UpsertUserInput!) { upsertUser(input: $input) { user { id } userErrors { code } } }";
+    let mut users = Vec::new();
+    for input in [
+        json!({ "name": "Petra Vertrieb", "email": "petra@example.com", "team": "Sales DACH" }),
+        json!({ "name": "Olaf Alt", "externalId": "u-2", "active": false }),
+    ] {
+        let data = app.data(&app.keys.admin, user, json!({ "input": input })).await;
+        users.push(id_of(&data["upsertUser"]["user"]));
+    }
+    let persona = "mutation($input: CreatePersonaInput!) { createPersona(input: $input) { userErrors { code } } }";
+    for input in [
+        json!({ "name": "Produktion", "description": "Heads of production", "matchThreshold": 60,
+            "criteria": [{ "attribute": "jobTitle", "operator": "CONTAINS", "values": ["production"], "weight": 60 },
+                         { "attribute": "country", "operator": "IN", "values": ["AT"], "weight": 40 }] }),
+        json!({ "name": "Nobody", "matchThreshold": 100,
+            "criteria": [{ "attribute": "industry", "operator": "EQUALS", "values": ["Shipping"], "weight": 1 }] }),
+    ] {
+        let data = app.data(&app.keys.marketing, persona, json!({ "input": input })).await;
+        assert_eq!(data["createPersona"]["userErrors"], json!([]));
+    }
     let campaigns = [
         app.simple_campaign("Newsletter").await,
         app.campaign(
@@ -76,6 +98,9 @@ async fn seed(app: &TestApp) -> Seeded {
         }
         if i % 3 == 0 {
             input["lastName"] = json!("Berg");
+        }
+        if i % 5 != 4 {
+            input["ownerId"] = json!(users[i % 2]);
         }
         let lead = id_of(&app.upsert_lead(input).await);
         for t in 0..(i % 8) {
@@ -248,7 +273,17 @@ const TOUCHPOINT_SCALARS: &[&str] = &[
     "__typename",
 ];
 /// Fields that have no plan: a selection with one of them runs through the resolvers.
-const LEAD_UNPLANNED: &[&str] = &["owner { id }", "consents", "reachableChannels", "openHandoff { id }"];
+const LEAD_UNPLANNED: &[&str] = &["opportunities { id }", "consents", "reachableChannels", "openHandoff { id }"];
+const USER_SCALARS: &[&str] = &["id", "externalId", "name", "email", "team", "active", "createdAt", "__typename"];
+const PERSONA_SCALARS: &[&str] = &[
+    "id",
+    "name",
+    "description",
+    "matchThreshold",
+    "createdAt",
+    "updatedAt",
+    "__typename",
+];
 
 impl Gen {
     fn new(seed: u64) -> Self {
@@ -303,6 +338,10 @@ impl Gen {
         for _ in 0..self.rng.below(3) {
             let inner = self.scalars("Account", ACCOUNT_SCALARS, 4).join(" ");
             out.push(self.dress("Lead", format!("account {{ {inner} }}")));
+        }
+        if self.rng.chance(25) {
+            let inner = self.scalars("User", USER_SCALARS, 4).join(" ");
+            out.push(self.dress("Lead", format!("owner {{ {inner} }}")));
         }
         if depth == 0 && self.rng.chance(60) {
             let args = self.touchpoint_args();
@@ -374,6 +413,21 @@ impl Gen {
         }
         if self.rng.chance(8) {
             out.push("owner { id }".to_owned());
+        }
+        self.shuffle(&mut out);
+        out.join(" ")
+    }
+
+    /// A persona, now and then with its leads (a page that the plan of the leads takes).
+    fn persona(&mut self) -> String {
+        let mut out = self.scalars("Persona", PERSONA_SCALARS, 4);
+        if self.rng.chance(40) {
+            let args = ["(first: 3)", "(first: 20, minMatch: 0)", "(last: 2)", "(first: 5, minMatch: 100)"][self.rng.below(4)];
+            let conn = self.connection("LeadConnection", "LeadEdge", false, |g| g.lead(1));
+            out.push(self.dress("Persona", format!("leads{args} {{ {conn} }}")));
+        }
+        if self.rng.chance(8) {
+            out.push("criteria { attribute }".to_owned());
         }
         self.shuffle(&mut out);
         out.join(" ")
@@ -535,7 +589,7 @@ async fn planned_and_generic_answer_alike(app: TestApp) {
     let mut g = Gen::new(0x5eed_2026);
     let mut planned_runs = 0;
     let mut took_plan = 0;
-    for round in 0..440 {
+    for round in 0..520 {
         // A list's page, in a random order, after or before a random cursor (which may belong
         // to another order: BAD_USER_INPUT on both paths).
         let list = |g: &mut Gen, name: &str, orders: &[(&str, &str, Vec<String>)]| {
@@ -551,7 +605,7 @@ async fn planned_and_generic_answer_alike(app: TestApp) {
             };
             format!("{name}({page}, orderBy: {{ field: {field}, direction: {dir} }})")
         };
-        let root = match round % 11 {
+        let root = match round % 13 {
             0 | 1 => {
                 let head = list(&mut g, "leads", &leads);
                 let conn = g.connection("LeadConnection", "LeadEdge", true, |g| g.lead(0));
@@ -620,6 +674,19 @@ async fn planned_and_generic_answer_alike(app: TestApp) {
                     let ids: Vec<String> = (0..1 + g.rng.below(6)).map(|_| format!("\"{}\"", pick(&mut g))).collect();
                     format!("nodes(ids: [{}]) {{ {sel} }}", ids.join(", "))
                 }
+            }
+            11 => {
+                let page = ["first: 1", "first: 5", "last: 1"][g.rng.below(3)];
+                let conn = g.connection("UserConnection", "UserEdge", true, |g| {
+                    let sel = g.scalars("User", USER_SCALARS, 5);
+                    sel.join(" ")
+                });
+                format!("users({page}) {{ {conn} }}")
+            }
+            12 => {
+                let page = ["first: 1", "first: 5", "last: 1"][g.rng.below(3)];
+                let conn = g.connection("PersonaConnection", "PersonaEdge", true, |g| g.persona());
+                format!("personas({page}) {{ {conn} }}")
             }
             8 => {
                 let sel = g.account(0);

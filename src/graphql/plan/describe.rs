@@ -8,8 +8,9 @@ use async_graphql::{InputType, Value};
 use crate::graphql::enums::{CampaignKind, CampaignStatus, LifecycleStatus, OpportunityStatus};
 use crate::graphql::funnel::StageKind;
 use crate::graphql::ids::NodeType;
-use crate::graphql::pagination::{CursorCheck, OrderDirection};
-use crate::graphql::touchpoint::{TouchpointOrder, TouchpointOrderField};
+use crate::graphql::pagination::{CursorCheck, OrderDirection, is_date, is_int, is_text, is_time};
+use crate::graphql::touchpoint::TouchpointOrder;
+use crate::store::page::SortValue;
 
 /// How a column is read and written out. Nullability does not matter here: every column is read
 /// as an `Option`, and NULL is written as null.
@@ -78,6 +79,28 @@ pub struct Entity {
 impl Entity {
     pub fn field(&self, name: &str) -> Option<&'static Field> {
         self.fields.iter().find(|f| f.name == name)
+    }
+
+    /// The column that `field` (a value of the entity's order-field enum) sorts by (`None`:
+    /// the ID alone), and the cursors that fit that order (their values are the column's).
+    pub fn order(&self, field: impl InputType) -> (Option<&'static str>, CursorCheck) {
+        let name = match field.to_value() {
+            Value::Enum(name) => name,
+            other => unreachable!("an order field is an enum value, not {other}"),
+        };
+        let column = self
+            .orders
+            .iter()
+            .find(|(value, _)| *value == name.as_str())
+            .unwrap_or_else(|| panic!("{} orders by {name}, which its description does not give", self.type_name))
+            .1;
+        let expects = column.map(|c| match self.codec(c) {
+            Codec::Text | Codec::Enum(_) => is_text as fn(&SortValue) -> bool,
+            Codec::Time => is_time,
+            Codec::Date => is_date,
+            Codec::I64 | Codec::I32 | Codec::Bool => is_int,
+        });
+        (column, expects)
     }
 
     /// How `column` is read (a sort column: its cursor value).
@@ -196,6 +219,7 @@ pub static LEAD: Entity = Entity {
         "updatedAt" => col("updated_at", Codec::Time),
         "stage" => Read::One { entity: &FUNNEL_STAGE, fk: "stage_id" },
         "account" => Read::One { entity: &ACCOUNT, fk: "account_id" },
+        "owner" => Read::One { entity: &USER, fk: "owner_id" },
         "touchpoints" => Read::Many(&LEAD_TOUCHPOINTS),
     },
 };
@@ -315,6 +339,42 @@ pub static OPPORTUNITY: Entity = Entity {
     },
 };
 
+pub static USER: Entity = Entity {
+    type_name: "User",
+    connection: "UserConnection",
+    edge: "UserEdge",
+    table: "users",
+    node: Some(NodeType::User),
+    orders: &[("ID", None)],
+    fields: fields! {
+        "id" => Read::Id,
+        "externalId" => col("external_id", Codec::Text),
+        "name" => col("name", Codec::Text),
+        "email" => col("email", Codec::Text),
+        "team" => col("team", Codec::Text),
+        "active" => col("active", Codec::Bool),
+        "createdAt" => col("created_at", Codec::Time),
+    },
+};
+
+/// A persona's own columns; its criteria and leads take the generic path.
+pub static PERSONA: Entity = Entity {
+    type_name: "Persona",
+    connection: "PersonaConnection",
+    edge: "PersonaEdge",
+    table: "personas",
+    node: Some(NodeType::Persona),
+    orders: &[("ID", None)],
+    fields: fields! {
+        "id" => Read::Id,
+        "name" => col("name", Codec::Text),
+        "description" => col("description", Codec::Text),
+        "matchThreshold" => col("match_threshold", Codec::I32),
+        "createdAt" => col("created_at", Codec::Time),
+        "updatedAt" => col("updated_at", Codec::Time),
+    },
+};
+
 /// A row of the buying center (`opportunity_contacts`).
 pub static BUYING_CENTER_MEMBER: Entity = Entity {
     type_name: "BuyingCenterMember",
@@ -367,13 +427,11 @@ fn touchpoint_order(arg: Option<Value>) -> Option<ManyOrder> {
         None | Some(Value::Null) => TouchpointOrder::NEWEST_FIRST,
         Some(v) => TouchpointOrder::parse(Some(v)).ok()?,
     };
+    let (column, expects) = TOUCHPOINT.order(order.field);
     Some(ManyOrder {
-        column: match order.field {
-            TouchpointOrderField::OccurredAt => Some("occurred_at"),
-            TouchpointOrderField::Id => None,
-        },
+        column,
         desc: order.direction == OrderDirection::Desc,
-        expects: order.expects(),
+        expects,
     })
 }
 

@@ -47,11 +47,10 @@ use std::str::FromStr;
 
 use crate::graphql::context::ContextExt;
 use crate::graphql::errors::IntoGql;
-use crate::graphql::pagination::{Conn, CursorCheck, OrderDirection, TotalCount, connection, is_date, is_int, is_text, is_time};
+use crate::graphql::pagination::{Conn, CursorCheck, OrderDirection, TotalCount, connection};
 use crate::store::page::{CursorKey, PageRequest, Sort, SortValue, fetch_page, page_select};
 use crate::store::{self, Scoped};
 use collect::Env;
-use describe::Codec;
 pub use describe::Entity;
 use run::{ObjectPlan, PagePlan};
 
@@ -113,7 +112,7 @@ impl RawParts {
         self.nonce.get_or_init(|| {
             let mut bytes = [0u8; 16];
             getrandom::fill(&mut bytes).expect("the operating system's random source works");
-            bytes.iter().map(|b| format!("{b:02x}")).collect()
+            hex::encode(bytes)
         })
     }
 
@@ -168,22 +167,7 @@ fn planning(ctx: &Context<'_>) -> bool {
 /// The order of `entity`'s list by `field` (a value of its order-field enum) in `direction`,
 /// and the cursors that fit it, as `entity`'s description gives them.
 pub fn sort<E: Scoped>(entity: &Entity, field: impl InputType, direction: OrderDirection) -> (Sort<E::Column>, CursorCheck) {
-    let name = match field.to_value() {
-        Value::Enum(name) => name,
-        other => unreachable!("an order field is an enum value, not {other}"),
-    };
-    let column = entity
-        .orders
-        .iter()
-        .find(|(value, _)| *value == name.as_str())
-        .unwrap_or_else(|| panic!("{} orders by {name}, which its description does not give", entity.type_name))
-        .1;
-    let expects: CursorCheck = column.map(|c| match entity.codec(c) {
-        Codec::Text | Codec::Enum(_) => is_text as fn(&SortValue) -> bool,
-        Codec::Time => is_time,
-        Codec::Date => is_date,
-        Codec::I64 | Codec::I32 | Codec::Bool => is_int,
-    });
+    let (column, expects) = entity.order(field);
     let column = column.map(|c| E::Column::from_str(c).unwrap_or_else(|_| panic!("{}.{c} is a column", entity.table)));
     let sort = Sort {
         column,
@@ -191,6 +175,12 @@ pub fn sort<E: Scoped>(entity: &Entity, field: impl InputType, direction: OrderD
         desc: direction == OrderDirection::Desc,
     };
     (sort, expects)
+}
+
+/// The cursor of a row of `E` in an order by `column` (`None`: the ID alone), for the lists
+/// that fetch their rows generically (`pagination::connection`).
+pub fn cursor<E: Scoped>(column: Option<E::Column>) -> impl Fn(&E::Model) -> CursorKey {
+    move |model| cursor_of::<E>(column, model)
 }
 
 /// The cursor of `model` in the order `sort`: its sort column's value and its ID.
@@ -243,7 +233,7 @@ where
         rows,
         &req,
         TotalCount::of(select),
-        move |m| cursor_of::<E>(column, m),
+        cursor::<E>(column),
         node,
     )))
 }
