@@ -16,7 +16,8 @@
 //!    `Touchpoint.campaign`) LEFT JOINed into the level's statement, to-many pages
 //!    (`Lead.touchpoints(first:)`) as the first or last N rows of every parent in one statement
 //!    (PostgreSQL: a LATERAL join over an array of parent IDs; SQLite: UNION ALL arms, one
-//!    index range scan each, which measured 3 times faster there than a window function).
+//!    index range scan each, which measured 3 times faster there than a window function), the
+//!    decoded rows then put in order here rather than by a sort in SQL.
 //! 3. The rows, decoded by position, are written out as JSON text in the order of the
 //!    selection, with the generic path's encodings (IDs, cursors, `DateTime`, `Date`, `Money`,
 //!    enums) and its quirks (an object whose fields are all left out is null). The field's value
