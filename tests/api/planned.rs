@@ -363,10 +363,8 @@ impl Gen {
 
     fn account(&mut self, depth: usize) -> String {
         let mut out = self.scalars("Account", ACCOUNT_SCALARS, 5);
-        if depth == 0 && self.rng.chance(50) {
-            let page = ["(first: 2)", "(first: 10)", "(last: 1)", "(first: 0)"][self.rng.below(4)];
-            let conn = self.connection("LeadConnection", "LeadEdge", false, |g| g.lead(1));
-            out.push(self.dress("Account", format!("leads{page} {{ {conn} }}")));
+        if depth == 0 {
+            out.extend(self.leads("Account", &["(first: 2)", "(first: 10)", "(last: 1)", "(first: 0)"], 50));
         }
         if self.rng.chance(8) {
             out.push("annualRevenue { amount }".to_owned());
@@ -418,14 +416,21 @@ impl Gen {
         out.join(" ")
     }
 
+    /// In `percent` of the calls, `on`'s `leads` with one of `pages` (its arguments).
+    fn leads(&mut self, on: &str, pages: &[&str], percent: usize) -> Option<String> {
+        if !self.rng.chance(percent) {
+            return None;
+        }
+        let page = self.rng.pick(pages);
+        let conn = self.connection("LeadConnection", "LeadEdge", false, |g| g.lead(1));
+        Some(self.dress(on, format!("leads{page} {{ {conn} }}")))
+    }
+
     /// A persona, now and then with its leads (a page that the plan of the leads takes).
     fn persona(&mut self) -> String {
         let mut out = self.scalars("Persona", PERSONA_SCALARS, 4);
-        if self.rng.chance(40) {
-            let args = ["(first: 3)", "(first: 20, minMatch: 0)", "(last: 2)", "(first: 5, minMatch: 100)"][self.rng.below(4)];
-            let conn = self.connection("LeadConnection", "LeadEdge", false, |g| g.lead(1));
-            out.push(self.dress("Persona", format!("leads{args} {{ {conn} }}")));
-        }
+        let pages = ["(first: 3)", "(first: 20, minMatch: 0)", "(last: 2)", "(first: 5, minMatch: 100)"];
+        out.extend(self.leads("Persona", &pages, 40));
         if self.rng.chance(8) {
             out.push("criteria { attribute }".to_owned());
         }

@@ -473,6 +473,14 @@ impl Nested {
     fn page(env: &Env<'_>, parent_id: usize, rel: &'static Many, mut total: TotalFrom, sel: &Sel<'_>) -> Option<Self> {
         let f = sel.field;
         let order = (rel.order)(env.argument(f, "orderBy")?)?;
+        // The page's rows are put in order here (`group`), by bytes for texts, which is not
+        // every database's collation: a page ordered by a text takes the generic path.
+        if order
+            .column
+            .is_some_and(|c| matches!(rel.entity.codec(c), Codec::Text | Codec::Enum(_)))
+        {
+            return None;
+        }
         let int = |name| -> Option<Option<i32>> {
             match env.argument(f, name)? {
                 None | Some(Value::Null) => Some(None),
@@ -625,11 +633,12 @@ impl Nested {
     }
 
     /// Decodes `raw`, groups the rows by the parent column `fk` (`page` trims a group, the
-    /// rows from `start` on, and tells whether its page has more), and fetches the levels below. `raw` is sorted by
-    /// parent, or, for pages (`scan_desc` given), sorted here: by parent, then by the level's
-    /// sort column and ID in the scan's direction. Sorting the few hundred decoded rows here
-    /// costs a fraction of SQLite's sorter over the UNION ALL arms (records built and compared
-    /// column by column), and needs no guarantee of the arms' or the LATERAL join's order.
+    /// rows from `start` on, and tells whether its page has more), and fetches the levels
+    /// below. `raw` is sorted by parent, or, for pages (`scan_desc` given), sorted here: by
+    /// parent, then by the level's sort column and ID in the scan's direction. Sorting the few
+    /// hundred decoded rows here costs a fraction of SQLite's sorter over the UNION ALL arms
+    /// (records built and compared column by column), and needs no guarantee of the arms' or
+    /// the LATERAL join's order.
     async fn group(
         &self,
         db: &impl ConnectionTrait,
