@@ -178,24 +178,19 @@ pub fn sort<E: Scoped>(entity: &Entity, field: impl InputType, direction: OrderD
     (sort, expects)
 }
 
-/// The cursor of a row of `E` in an order by `column` (`None`: the ID alone), for the lists
-/// that fetch their rows generically (`pagination::connection`).
+/// The cursor of a row of `E` in an order by `column` (`None`: the ID alone): the column's
+/// value and the row's ID, for the lists that fetch their rows generically
+/// (`pagination::connection`).
 pub fn cursor<E: Scoped>(column: Option<E::Column>) -> impl Fn(&E::Model) -> CursorKey {
-    move |model| cursor_of::<E>(column, model)
-}
-
-/// The cursor of `model` in the order `sort`: its sort column's value and its ID.
-fn cursor_of<E: Scoped>(column: Option<E::Column>, model: &E::Model) -> CursorKey {
-    let value = column.and_then(|c| match model.get(c) {
-        sea_orm::Value::BigInt(Some(v)) => Some(SortValue::Int(v)),
-        sea_orm::Value::Int(Some(v)) => Some(SortValue::Int(v.into())),
-        sea_orm::Value::String(Some(v)) => Some(SortValue::Text(v)),
-        sea_orm::Value::ChronoDateTimeUtc(Some(v)) => Some(SortValue::Time(v)),
-        sea_orm::Value::ChronoDate(Some(v)) => Some(SortValue::Date(v)),
-        _ => None,
-    });
-    CursorKey {
-        value,
+    move |model| CursorKey {
+        value: column.and_then(|c| match model.get(c) {
+            sea_orm::Value::BigInt(Some(v)) => Some(SortValue::Int(v)),
+            sea_orm::Value::Int(Some(v)) => Some(SortValue::Int(v.into())),
+            sea_orm::Value::String(Some(v)) => Some(SortValue::Text(v)),
+            sea_orm::Value::ChronoDateTimeUtc(Some(v)) => Some(SortValue::Time(v)),
+            sea_orm::Value::ChronoDate(Some(v)) => Some(SortValue::Date(v)),
+            _ => None,
+        }),
         id: E::id_of(model),
     }
 }
@@ -229,12 +224,11 @@ where
         return Ok(Planned::done(plan.run(db, ws, rows, sort.desc, &req, total).await.gql()?));
     }
     let rows = fetch_page(db, select.clone(), &sort, &req).await.gql()?;
-    let column = sort.column;
     Ok(Planned::Generic(connection(
         rows,
         &req,
         TotalCount::of(select),
-        cursor::<E>(column),
+        cursor::<E>(sort.column),
         node,
     )))
 }
