@@ -26,6 +26,33 @@ pub struct Config {
     /// Whether the hot reads take the planned path (`--no-planned-reads` turns it off: every
     /// field through its resolver, as a check when an answer looks wrong).
     pub reads: crate::graphql::plan::Reads,
+    pub tracking: TrackingSettings,
+}
+
+/// First-party capture (`/t/...`, docs/tracking.md).
+#[derive(Debug, Clone)]
+pub struct TrackingSettings {
+    /// `--public-url` / `PUBLIC_URL`: the server's address as browsers and mail clients reach
+    /// it (`https://t.example.com`), which tracking links and pixels start with. Default: the
+    /// bound address.
+    pub public_url: Option<String>,
+    /// Hits a second one site key (a whole site) may send, with a burst of ten seconds' worth.
+    pub hits_per_site_key_per_second: u32,
+    /// Hits a second one visitor, or one link token, may send.
+    pub hits_per_visitor_per_second: u32,
+    /// How often the processor looks for hits that other replicas appended.
+    pub poll: Duration,
+}
+
+impl Default for TrackingSettings {
+    fn default() -> Self {
+        Self {
+            public_url: None,
+            hits_per_site_key_per_second: 50_000,
+            hits_per_visitor_per_second: 5,
+            poll: Duration::from_millis(250),
+        }
+    }
 }
 
 /// Subscriptions and webhooks.
@@ -153,6 +180,7 @@ impl Default for Config {
             limits: Limits::default(),
             events: EventSettings::default(),
             reads: crate::graphql::plan::Reads::Planned,
+            tracking: TrackingSettings::default(),
         }
     }
 }

@@ -11,6 +11,7 @@ pub mod error;
 pub mod events;
 pub mod graphql;
 pub mod http;
+pub mod ingest;
 pub mod metrics;
 pub mod service;
 pub mod startup;

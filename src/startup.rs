@@ -36,6 +36,14 @@ impl Application {
         events::spawn_feeders(db.conn.clone(), bus.clone(), config.events.poll);
         let metrics = Arc::new(Metrics::new());
         events::webhook::spawn(db.conn.clone(), &bus, config.events.webhooks.clone(), metrics.clone());
+        let inbox = crate::ingest::Inbox::spawn(db.clone());
+        crate::ingest::spawn_processor(db.clone(), bus.clone(), &inbox, config.tracking.poll);
+        let public_url = config
+            .tracking
+            .public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{}", listener.local_addr().expect("bound")));
+        let capture = Arc::new(crate::ingest::Capture::new(inbox, &config.tracking, public_url));
         let schema = Guarded::new(
             build_schema(
                 Some(db.clone()),
@@ -43,6 +51,7 @@ impl Application {
                 &config.limits,
                 &config.events.webhooks.allow,
                 config.reads,
+                Some(capture.clone()),
             ),
             &config.limits,
         );
@@ -52,6 +61,7 @@ impl Application {
             bus,
             keys: KeyResolver::default(),
             metrics,
+            capture,
             config: Arc::new(config),
         };
         Ok(Self { listener, state })

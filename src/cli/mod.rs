@@ -152,6 +152,17 @@ pub enum Command {
         /// Without it, /metrics answers loopback peers only.
         #[arg(long, env = "METRICS_TOKEN", value_name = "TOKEN", value_parser = config::MetricsToken::parse, hide_env_values = true)]
         metrics_token: Option<config::MetricsToken>,
+        /// The server's address as browsers and mail clients reach it, e.g.
+        /// https://t.example.com: tracking links and pixels start with it (default: the bound
+        /// address).
+        #[arg(long, env = "PUBLIC_URL", value_name = "URL")]
+        public_url: Option<String>,
+        /// Hits a second that one site key (a whole site) may send to the tracking endpoints.
+        #[arg(long, env = "HITS_PER_SITE_KEY", value_name = "N", default_value_t = 50_000)]
+        hits_per_site_key: u32,
+        /// Hits a second that one visitor, or one tracking link token, may send.
+        #[arg(long, env = "HITS_PER_VISITOR", value_name = "N", default_value_t = 5)]
+        hits_per_visitor: u32,
         /// Export a span per request (with its GraphQL operation name) over OTLP/HTTP to this
         /// collector, e.g. http://localhost:4318 (binaries built with the `otlp` feature).
         #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT", value_name = "URL")]
@@ -315,6 +326,9 @@ pub async fn run(cli: Cli) -> Result<(), BoxError> {
             webhook_allow,
             cors_origin,
             metrics_token,
+            public_url,
+            hits_per_site_key,
+            hits_per_visitor,
             limits,
             db,
             ..
@@ -356,6 +370,9 @@ pub async fn run(cli: Cli) -> Result<(), BoxError> {
                 },
                 ..Config::default()
             };
+            config.tracking.public_url = public_url;
+            config.tracking.hits_per_site_key_per_second = hits_per_site_key;
+            config.tracking.hits_per_visitor_per_second = hits_per_visitor;
             if !webhook_allow.is_empty() {
                 let nets: Vec<String> = webhook_allow.iter().map(ToString::to_string).collect();
                 tracing::info!(networks = %nets.join(","), "webhooks may reach these networks besides public addresses");

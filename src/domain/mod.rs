@@ -14,4 +14,5 @@ pub mod reach;
 pub mod scoring;
 pub mod search;
 pub mod spreadsheet;
+pub mod tracking;
 pub mod vocab;

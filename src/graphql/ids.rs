@@ -17,6 +17,7 @@ pub enum NodeType {
     RoutingRule,
     ScoringModel,
     Touchpoint,
+    TrackingLink,
     User,
     Webhook,
 }
@@ -36,11 +37,12 @@ impl NodeType {
             NodeType::Opportunity => "Opportunity",
             NodeType::Persona => "Persona",
             NodeType::Touchpoint => "Touchpoint",
+            NodeType::TrackingLink => "TrackingLink",
             NodeType::User => "User",
         }
     }
 
-    const ALL: [NodeType; 13] = [
+    const ALL: [NodeType; 14] = [
         NodeType::Account,
         NodeType::Campaign,
         NodeType::CampaignCost,
@@ -53,6 +55,7 @@ impl NodeType {
         NodeType::Opportunity,
         NodeType::Persona,
         NodeType::Touchpoint,
+        NodeType::TrackingLink,
         NodeType::User,
     ];
 }

@@ -24,6 +24,7 @@ pub mod scalars;
 pub mod scoring;
 pub mod shape;
 pub mod touchpoint;
+pub mod tracking;
 pub mod user;
 pub mod webhook;
 pub mod workspace;
@@ -48,6 +49,7 @@ pub struct Query(
     account::AccountQuery,
     campaign::CampaignQuery,
     touchpoint::TouchpointQuery,
+    tracking::TrackingQuery,
     opportunity::OpportunityQuery,
     persona::PersonaQuery,
     scoring::ScoringQuery,
@@ -69,6 +71,7 @@ pub struct Mutation(
     account::AccountMutation,
     campaign::CampaignMutation,
     touchpoint::TouchpointMutation,
+    tracking::TrackingMutation,
     opportunity::OpportunityMutation,
     user::UserMutation,
     workspace::WorkspaceMutation,
@@ -84,7 +87,14 @@ pub type AppSchema = Schema<Query, Mutation, handoff::Subscription>;
 
 /// The schema, with the database, the event bus, the limits and the networks webhooks may reach
 /// besides public ones. Per-request data (the caller and the DataLoader) is added by the HTTP layer.
-pub fn build_schema(db: Option<Db>, bus: Bus, limits: &Limits, webhook_allow: &AllowList, reads: plan::Reads) -> AppSchema {
+pub fn build_schema(
+    db: Option<Db>,
+    bus: Bus,
+    limits: &Limits,
+    webhook_allow: &AllowList,
+    reads: plan::Reads,
+    capture: Option<std::sync::Arc<crate::ingest::Capture>>,
+) -> AppSchema {
     // Depth is limited by `limits::Guarded`, which does not count introspection.
     let mut builder = Schema::build(Query::default(), Mutation::default(), handoff::Subscription)
         .limit_complexity(limits.max_complexity)
@@ -96,13 +106,23 @@ pub fn build_schema(db: Option<Db>, bus: Bus, limits: &Limits, webhook_allow: &A
     builder = builder.data(bus);
     builder = builder.data(webhook_allow.clone());
     builder = builder.data(reads);
+    if let Some(c) = capture {
+        builder = builder.data(c);
+    }
     builder.finish()
 }
 
 /// The SDL of the schema, as checked in at `schema.graphql`.
 pub fn sdl() -> String {
-    build_schema(None, Bus::new(16), &Limits::default(), &AllowList::EMPTY, plan::Reads::Planned)
-        .sdl_with_options(async_graphql::SDLExportOptions::new().sorted_fields().sorted_enum_items())
+    build_schema(
+        None,
+        Bus::new(16),
+        &Limits::default(),
+        &AllowList::EMPTY,
+        plan::Reads::Planned,
+        None,
+    )
+    .sdl_with_options(async_graphql::SDLExportOptions::new().sorted_fields().sorted_enum_items())
 }
 
 /// `MaybeUndefined` (absent / null / value) as a service patch (keep / clear / set).

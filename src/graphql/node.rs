@@ -1,6 +1,6 @@
 //! `node(id:)` and `nodes(ids:)`: any object by its global ID, within the caller's workspace.
 use async_graphql::{Context, ID, Interface, Object};
-use entity::{campaign_cost, lead, persona, touchpoint, webhook};
+use entity::{campaign_cost, lead, persona, touchpoint, tracking_link, webhook};
 use sea_orm::QueryFilter;
 
 use crate::domain::vocab::Action;
@@ -19,6 +19,7 @@ use crate::graphql::persona::Persona;
 use crate::graphql::plan::{self, Planned};
 use crate::graphql::scoring::ScoringModel;
 use crate::graphql::touchpoint::Touchpoint;
+use crate::graphql::tracking::TrackingLink;
 use crate::graphql::user::User;
 use crate::graphql::webhook::Webhook;
 use crate::store::{self, Scoped};
@@ -39,6 +40,7 @@ pub enum Node {
     Persona(Persona),
     ScoringModel(ScoringModel),
     Touchpoint(Touchpoint),
+    TrackingLink(TrackingLink),
     User(User),
     Webhook(Webhook),
 }
@@ -79,6 +81,10 @@ async fn load(ctx: &Context<'_>, id: &ID) -> async_graphql::Result<Option<Node>>
             .await
             .gql()?
             .map(|m| Node::Touchpoint(Touchpoint(m))),
+        NodeType::TrackingLink => store::by_id::<tracking_link::Entity>(db, ws, num)
+            .await
+            .gql()?
+            .map(|m| Node::TrackingLink(TrackingLink(m))),
         NodeType::ScoringModel => loaders
             .load_one(ScoringModelId(num))
             .await?

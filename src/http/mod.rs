@@ -5,6 +5,7 @@ pub mod export;
 mod graphiql;
 mod metrics;
 mod serve;
+mod tracking;
 mod websocket;
 
 pub use serve::serve;
@@ -46,16 +47,17 @@ pub struct AppState {
     pub bus: Bus,
     pub keys: KeyResolver,
     pub metrics: Arc<Metrics>,
+    pub capture: Arc<crate::ingest::Capture>,
     pub config: Arc<Config>,
 }
 
 pub fn router(state: AppState) -> Router {
     let cors = cors(&state.config.cors_origins);
-    let mut router = Router::new();
+    let mut api = Router::new();
     if state.config.graphiql {
-        router = router.route(&format!("/{}/{{name}}", graphiql::ASSETS), get(graphiql::asset));
+        api = api.route(&format!("/{}/{{name}}", graphiql::ASSETS), get(graphiql::asset));
     }
-    let router = router
+    let api = api
         .route(
             "/graphql",
             get(graphql_get)
@@ -66,12 +68,14 @@ pub fn router(state: AppState) -> Router {
         .route("/export/leads.csv", get(export::leads_csv))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics::scrape))
-        .with_state(state);
-    match cors {
-        Some(layer) => router.layer(layer),
-        None => router,
-    }
+        .route("/metrics", get(metrics::scrape));
+    let api = match cors {
+        Some(layer) => api.layer(layer),
+        None => api,
+    };
+    // The tracking endpoints answer every origin (they take a publishable key, or a signed
+    // token, and can only write hits), with their own CORS rules.
+    api.merge(tracking::routes()).with_state(state)
 }
 
 /// The CORS answer for `origins` (see `Config::cors_origins`): preflights answered, GET and POST

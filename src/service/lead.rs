@@ -176,22 +176,35 @@ async fn save(txn: &impl ConnectionTrait, before: lead::Model, mut after: lead::
 /// Creates a lead or updates the one with the same external ID or e-mail. Idempotent: the same
 /// input twice gives the same lead and changes nothing the second time.
 pub async fn upsert(db: &Db, bus: &Bus, p: Principal, input: UpsertLead) -> ServiceResult<(lead::Model, bool)> {
-    let ws = p.workspace_id;
+    let txn = db.begin_write(p.workspace_id).await?;
+    let (upserted, events) = upsert_in(&*txn, p.workspace_id, &actor(&p), input).await?;
+    txn.commit().await?;
+    super::scoring::publish(bus, events);
+    Ok(upserted)
+}
+
+/// [`upsert`] inside the caller's transaction, by `actor` (as the stage history names it);
+/// returns the handoff events to publish once the caller has committed.
+pub(crate) async fn upsert_in(
+    txn: &impl ConnectionTrait,
+    ws: i64,
+    actor: &str,
+    input: UpsertLead,
+) -> ServiceResult<((lead::Model, bool), Vec<entity::event::Model>)> {
     let mut v = Validator::default();
     let external_id = clean(input.external_id);
-    let txn = db.begin_write(ws).await?;
-    let clean_fields = validate(&*txn, ws, input.fields, &mut v).await?;
+    let clean_fields = validate(txn, ws, input.fields, &mut v).await?;
     let email = clean_fields.f.email.as_set().cloned();
     if external_id.is_none() && email.is_none() && v.is_empty() {
         v.push(&["input"], "REQUIRED", "an upsert needs an externalId or an email to match on");
     }
     v.finish()?;
     let by_ext = match &external_id {
-        Some(x) => store::lead::by_external_id(&*txn, ws, x).await?,
+        Some(x) => store::lead::by_external_id(txn, ws, x).await?,
         None => None,
     };
     let by_email = match &email {
-        Some(e) => store::lead::by_email(&*txn, ws, e).await?,
+        Some(e) => store::lead::by_email(txn, ws, e).await?,
         None => None,
     };
     let existing = match (by_ext, by_email) {
@@ -224,14 +237,14 @@ pub async fn upsert(db: &Db, bus: &Bus, p: Principal, input: UpsertLead) -> Serv
                 changed = true;
             }
             if changed {
-                (save(&*txn, current, next).await, false)
+                (save(txn, current, next).await, false)
             } else {
                 (Ok(current), false)
             }
         }
         None => {
             let stage_key = input.stage.as_deref().unwrap_or("LEAD").trim().to_ascii_uppercase();
-            let Some(stage) = stage_by_key(&*txn, ws, &stage_key).await? else {
+            let Some(stage) = stage_by_key(txn, ws, &stage_key).await? else {
                 return Err(ServiceError::invalid(
                     &["input", "stage"],
                     "NOT_FOUND",
@@ -278,10 +291,10 @@ pub async fn upsert(db: &Db, bus: &Bus, p: Principal, input: UpsertLead) -> Serv
             apply(&mut m, clean_fields);
             let mut am = m.into_active_model().reset_all();
             am.id = sea_orm::ActiveValue::NotSet;
-            let inserted = am.insert(&*txn).await;
+            let inserted = am.insert(txn).await;
             match inserted {
                 Ok(lead) => {
-                    record_stage(&*txn, &lead, None, stage.id, created_at, &actor(&p), Some("created")).await?;
+                    record_stage(txn, &lead, None, stage.id, created_at, actor, Some("created")).await?;
                     (Ok(lead), true)
                 }
                 Err(e) => (Err(AppError::from(e)), true),
@@ -295,12 +308,10 @@ pub async fn upsert(db: &Db, bus: &Bus, p: Principal, input: UpsertLead) -> Serv
         }
         (Err(e), _) => return Err(e.into()),
     };
-    super::persona::refresh_leads(&*txn, ws, &[lead.id]).await?;
-    let entered = super::scoring::refresh_leads(&*txn, ws, &[lead.id]).await?;
-    let events = super::scoring::auto_mql(&*txn, ws, entered).await?;
-    txn.commit().await?;
-    super::scoring::publish(bus, events);
-    Ok((lead, created))
+    super::persona::refresh_leads(txn, ws, &[lead.id]).await?;
+    let entered = super::scoring::refresh_leads(txn, ws, &[lead.id]).await?;
+    let events = super::scoring::auto_mql(txn, ws, entered).await?;
+    Ok(((lead, created), events))
 }
 
 /// Changes the given fields of one lead.

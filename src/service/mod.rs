@@ -11,6 +11,7 @@ pub mod persona;
 pub mod scoring;
 pub mod scoring_model;
 pub mod touchpoint;
+pub mod tracking;
 pub mod user;
 pub mod vocabulary;
 pub mod webhook;

@@ -42,16 +42,27 @@ pub async fn record(db: &Db, bus: &Bus, p: Principal, items: Vec<NewTouchpoint>)
     if items.len() > MAX_BATCH {
         return Err(AppError::BadInput(format!("a batch holds at most {MAX_BATCH} touchpoints, not {}", items.len())).into());
     }
-    let ws = p.workspace_id;
-    let txn = db.begin_write(ws).await?;
-    let conn = &*txn;
+    let txn = db.begin_write(p.workspace_id).await?;
+    let (recorded, events) = record_in(&*txn, p.workspace_id, &items).await?;
+    txn.commit().await?;
+    super::scoring::publish(bus, events);
+    Ok(recorded)
+}
 
+/// [`record`] inside the caller's transaction, with the same checks and the same effects (the
+/// campaigns' counts, the leads' contact state and first touch, scores, attribution credits,
+/// auto-MQL handoffs); returns the handoff events to publish once the caller has committed.
+pub(crate) async fn record_in(
+    conn: &impl ConnectionTrait,
+    ws: i64,
+    items: &[NewTouchpoint],
+) -> ServiceResult<(Recorded, Vec<entity::event::Model>)> {
     let types: HashSet<String> = store::workspace::vocabulary(conn, ws, VOCAB_TOUCHPOINT_TYPE)
         .await?
         .into_iter()
         .map(|t| t.code)
         .collect();
-    let refs = Refs::load(conn, ws, &items).await?;
+    let refs = Refs::load(conn, ws, items).await?;
 
     let mut v = Validator::default();
     let mut resolved = Vec::with_capacity(items.len());
@@ -193,13 +204,12 @@ pub async fn record(db: &Db, bus: &Bus, p: Principal, items: Vec<NewTouchpoint>)
         out.push(row);
     }
     let recorded = inserted.len();
-    txn.commit().await?;
-    super::scoring::publish(bus, events);
-    Ok(Recorded {
+    let result = Recorded {
         recorded,
         duplicates: out.len() - recorded,
         touchpoints: out,
-    })
+    };
+    Ok((result, events))
 }
 
 fn lead_field(it: &NewTouchpoint) -> &'static str {

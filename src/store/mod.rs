@@ -99,7 +99,10 @@ scoped!(
     webhook_delivery,
     lead_persona_match,
     scoring_model,
-    lead_score;
+    lead_score,
+    tracking_link,
+    visitor,
+    tracked_hit;
     decoded: account, lead, campaign, touchpoint, funnel_stage
 );
 

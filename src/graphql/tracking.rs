@@ -1,0 +1,359 @@
+//! First-party capture in the API: the site key and script snippet, tracking links with their
+//! personal URLs for mailings, how far hit processing has come, and `identifyVisitor`.
+use std::sync::Arc;
+
+use async_graphql::{Context, ID, InputObject, Object, SimpleObject};
+use entity::{tracking_link, tracking_unknown_code};
+use sea_orm::{EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+
+use crate::domain::vocab::Action;
+use crate::error::AppError;
+use crate::graphql::campaign::Campaign;
+use crate::graphql::context::ContextExt;
+use crate::graphql::errors::{IntoGql, UserError, gql_error, split};
+use crate::graphql::ids::{self, NodeType};
+use crate::graphql::lead::Lead;
+use crate::graphql::loaders::{CampaignId, Loaders};
+use crate::graphql::scalars::DateTime;
+use crate::ingest::Capture;
+use crate::service::tracking as service;
+use crate::store::{self, Scoped};
+
+/// Personal URLs one request may ask for.
+const MAX_PERSONAL: usize = 1_000;
+
+fn capture<'a>(ctx: &'a Context<'_>) -> async_graphql::Result<&'a Arc<Capture>> {
+    ctx.data_opt::<Arc<Capture>>()
+        .ok_or_else(|| gql_error(AppError::internal("tracking is not set up on this server")))
+}
+
+/// How a site puts closedloop's script on its pages.
+pub struct TrackingSettings {
+    key: entity::tracking_key::Model,
+    public_url: String,
+}
+
+#[Object]
+impl TrackingSettings {
+    /// The publishable site key: it can only send hits for this workspace, never read, so it
+    /// may appear in a page's source. `rotateSiteKey` replaces it.
+    async fn site_key(&self) -> &str {
+        &self.key.site_key
+    }
+    /// Where the script is served.
+    async fn script_url(&self) -> String {
+        format!("{}/t/closedloop.js", self.public_url)
+    }
+    /// The tag to put in every page's `<head>`.
+    async fn snippet(&self) -> String {
+        format!(
+            "<script async src=\"{}/t/closedloop.js\" data-site-key=\"{}\"></script>",
+            self.public_url, self.key.site_key
+        )
+    }
+    /// When the site key was last made or rotated.
+    async fn updated_at(&self) -> DateTime {
+        self.key.updated_at.into()
+    }
+}
+
+pub struct TrackingLink(pub tracking_link::Model);
+
+impl TrackingLink {
+    async fn secret(&self, ctx: &Context<'_>) -> async_graphql::Result<String> {
+        let k = service::keys_in(&ctx.db().conn, self.0.workspace_id).await.gql()?;
+        Ok(k.secret)
+    }
+}
+
+/// A link of a campaign to a destination: a click on its URL is recorded (EMAIL_CLICK or the
+/// link's touch type) and redirected there; its pixel records an open. A mailing gives each
+/// recipient a personal URL, so that the click and open are the lead's.
+#[Object]
+impl TrackingLink {
+    /// The link's global ID.
+    pub async fn id(&self) -> ID {
+        ids::encode(NodeType::TrackingLink, self.0.id)
+    }
+    /// The campaign its clicks and opens count for.
+    async fn campaign(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Campaign>> {
+        let c = ctx.data_unchecked::<Loaders>().load_one(CampaignId(self.0.campaign_id)).await?;
+        Ok(c.map(Campaign))
+    }
+    /// Where a click is redirected (with the link's UTM parameters).
+    async fn destination(&self) -> &str {
+        &self.0.destination
+    }
+    /// The touchpoint type of a click.
+    async fn touch_type(&self) -> &str {
+        &self.0.touch_type
+    }
+    /// When the link was made (UTC).
+    async fn created_at(&self) -> DateTime {
+        self.0.created_at.into()
+    }
+    /// The URL for anyone (an ad, a social post): its clicks count for the campaign, and for
+    /// the visitor once the site's script knows who it is.
+    async fn url(&self, ctx: &Context<'_>) -> async_graphql::Result<String> {
+        let (click, _) = service::tokens(&self.secret(ctx).await?, &self.0, None, chrono::Utc::now());
+        Ok(format!("{}/t/c/{click}", capture(ctx)?.public_url))
+    }
+    /// Personal URLs and open pixels for a mailing's recipients (at most 1,000 leads a
+    /// request), in the order given; an ID that is not a lead of yours is left out. Ask for
+    /// them when the mailing is sent: a click within a minute of that is taken for a mail
+    /// scanner's.
+    async fn personal(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The recipients' lead IDs.")] lead_ids: Vec<ID>,
+    ) -> async_graphql::Result<Vec<PersonalLink>> {
+        let p = ctx.allowed(Action::WriteMarketing)?;
+        if lead_ids.len() > MAX_PERSONAL {
+            return Err(gql_error(AppError::BadInput(format!("at most {MAX_PERSONAL} leads a request"))));
+        }
+        let nums: Vec<i64> = lead_ids.iter().filter_map(|id| ids::decode(NodeType::Lead, id).ok()).collect();
+        let found: std::collections::HashSet<i64> = entity::lead::Entity::in_workspace(p.workspace_id)
+            .filter(store::id_in(&ctx.db().conn, entity::lead::Column::Id, &nums))
+            .filter(sea_orm::ColumnTrait::is_null(&entity::lead::Column::ErasedAt))
+            .select_only()
+            .column(entity::lead::Column::Id)
+            .into_tuple::<i64>()
+            .all(&ctx.db().conn)
+            .await
+            .gql()?
+            .into_iter()
+            .collect();
+        let secret = self.secret(ctx).await?;
+        let base = &capture(ctx)?.public_url;
+        let now = chrono::Utc::now();
+        Ok(nums
+            .into_iter()
+            .filter(|n| found.contains(n))
+            .map(|lead| {
+                let (click, open) = service::tokens(&secret, &self.0, Some(lead), now);
+                PersonalLink {
+                    lead_id: ids::encode(NodeType::Lead, lead),
+                    url: format!("{base}/t/c/{click}"),
+                    pixel_url: format!("{base}/t/o/{open}.gif"),
+                }
+            })
+            .collect())
+    }
+}
+
+/// One recipient's link and pixel.
+#[derive(SimpleObject)]
+pub struct PersonalLink {
+    /// The recipient.
+    pub lead_id: ID,
+    /// The personal click URL.
+    pub url: String,
+    /// The open pixel: `<img src="..." width="1" height="1" alt="">` in the mailing's HTML.
+    pub pixel_url: String,
+}
+
+/// How far the processing of tracking hits has come for your workspace. A client that sent
+/// hits waits until `processed` reaches the `acknowledged` it read after sending them.
+#[derive(SimpleObject)]
+pub struct IngestStatus {
+    /// Hits acknowledged (durably stored): processed ones and those waiting.
+    pub acknowledged: i64,
+    /// Hits processed into visitors, hits and touchpoints.
+    pub processed: i64,
+    /// Processed hits that were refused (a link or campaign of another workspace, a bot's
+    /// form, an unreadable hit).
+    pub rejected: i64,
+    /// Seconds the oldest waiting hit has waited; 0 when none waits.
+    pub lag_seconds: f64,
+    /// `utm_campaign` values that named no campaign's tracking code, most hits first (at most
+    /// 100): give a campaign that code and later hits count for it.
+    pub unknown_campaign_codes: Vec<UnknownCampaignCode>,
+}
+
+/// A `utm_campaign` value no campaign has as its tracking code.
+#[derive(SimpleObject)]
+pub struct UnknownCampaignCode {
+    pub code: String,
+    pub hits: i64,
+    pub first_seen_at: DateTime,
+    pub last_seen_at: DateTime,
+}
+
+#[derive(Default)]
+pub struct TrackingQuery;
+
+#[Object]
+impl TrackingQuery {
+    /// The site key and script snippet of your workspace (made on first ask). Any role.
+    async fn tracking_settings(&self, ctx: &Context<'_>) -> async_graphql::Result<TrackingSettings> {
+        let p = ctx.principal()?;
+        let key = service::keys(ctx.db(), p).await.gql()?;
+        Ok(TrackingSettings {
+            key,
+            public_url: capture(ctx)?.public_url.clone(),
+        })
+    }
+
+    /// How far hit processing has come. Any role.
+    async fn ingest_status(&self, ctx: &Context<'_>) -> async_graphql::Result<IngestStatus> {
+        let p = ctx.principal()?;
+        let s = service::status(ctx.db(), p.workspace_id).await.gql()?;
+        let codes = tracking_unknown_code::Entity::find()
+            .filter(sea_orm::ColumnTrait::eq(
+                &tracking_unknown_code::Column::WorkspaceId,
+                p.workspace_id,
+            ))
+            .order_by_desc(tracking_unknown_code::Column::Hits)
+            .order_by_asc(tracking_unknown_code::Column::Code)
+            .limit(100)
+            .all(&ctx.db().conn)
+            .await
+            .gql()?;
+        Ok(IngestStatus {
+            acknowledged: s.acknowledged,
+            processed: s.processed,
+            rejected: s.rejected,
+            lag_seconds: s.lag_seconds,
+            unknown_campaign_codes: codes
+                .into_iter()
+                .map(|c| UnknownCampaignCode {
+                    code: c.code,
+                    hits: c.hits,
+                    first_seen_at: c.first_seen_at.into(),
+                    last_seen_at: c.last_seen_at.into(),
+                })
+                .collect(),
+        })
+    }
+}
+
+/// A new tracking link.
+#[derive(InputObject)]
+pub struct CreateTrackingLinkInput {
+    /// The campaign its clicks count for.
+    pub campaign_id: ID,
+    /// An absolute http(s) URL: where a click is redirected, and nowhere else.
+    pub destination: String,
+    /// Set on the destination as `utm_source` (and so on), replacing any it has.
+    pub utm_source: Option<String>,
+    pub utm_medium: Option<String>,
+    pub utm_campaign: Option<String>,
+    pub utm_term: Option<String>,
+    pub utm_content: Option<String>,
+    /// The touchpoint type of a click; default EMAIL_CLICK for a campaign of channel EMAIL,
+    /// else AD_CLICK.
+    pub touch_type: Option<String>,
+}
+
+/// The result of `createTrackingLink`.
+#[derive(SimpleObject)]
+pub struct TrackingLinkPayload {
+    /// The new link; null when `userErrors` is not empty.
+    pub tracking_link: Option<TrackingLink>,
+    pub user_errors: Vec<UserError>,
+}
+
+/// The result of `rotateSiteKey`.
+#[derive(SimpleObject)]
+pub struct TrackingSettingsPayload {
+    pub tracking_settings: TrackingSettings,
+}
+
+/// A visitor a backend knows to be a lead.
+#[derive(InputObject)]
+pub struct IdentifyVisitorInput {
+    /// The visitor ID the site's script keeps (`closedloop.visitorId`).
+    pub visitor_id: String,
+    /// The lead's e-mail (a lead is made if none has it) ...
+    pub email: Option<String>,
+    /// ... or the lead's ID.
+    pub lead_id: Option<ID>,
+}
+
+/// The result of `identifyVisitor`.
+#[derive(SimpleObject)]
+pub struct IdentifyVisitorPayload {
+    /// The lead the visitor is now; null when `userErrors` is not empty.
+    pub lead: Option<Lead>,
+    /// Touchpoints made from the visitor's earlier hits.
+    pub stitched_touchpoints: i32,
+    pub user_errors: Vec<UserError>,
+}
+
+#[derive(Default)]
+pub struct TrackingMutation;
+
+#[Object]
+impl TrackingMutation {
+    /// MARKETING or ADMIN: a tracking link of a campaign.
+    async fn create_tracking_link(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The link.")] input: CreateTrackingLinkInput,
+    ) -> async_graphql::Result<TrackingLinkPayload> {
+        let p = ctx.allowed(Action::WriteMarketing)?;
+        let campaign_id = ids::decode(NodeType::Campaign, &input.campaign_id).unwrap_or(0);
+        let utm = [
+            ("utm_source", input.utm_source),
+            ("utm_medium", input.utm_medium),
+            ("utm_campaign", input.utm_campaign),
+            ("utm_term", input.utm_term),
+            ("utm_content", input.utm_content),
+        ]
+        .into_iter()
+        .filter_map(|(k, v)| Some((k, v?)))
+        .collect();
+        let link = service::NewLink {
+            campaign_id,
+            destination: input.destination,
+            utm,
+            touch_type: input.touch_type,
+        };
+        let (link, user_errors) = split(service::create_link(ctx.db(), p, link).await)?;
+        Ok(TrackingLinkPayload {
+            tracking_link: link.map(TrackingLink),
+            user_errors,
+        })
+    }
+
+    /// ADMIN: a new publishable site key; pages with the old one stop being tracked within a
+    /// minute. Tracking links stay valid.
+    async fn rotate_site_key(&self, ctx: &Context<'_>) -> async_graphql::Result<TrackingSettingsPayload> {
+        let p = ctx.allowed(Action::Administer)?;
+        let c = capture(ctx)?;
+        let key = service::rotate_site_key(ctx.db(), &c.resolver, p).await.gql()?;
+        Ok(TrackingSettingsPayload {
+            tracking_settings: TrackingSettings {
+                key,
+                public_url: c.public_url.clone(),
+            },
+        })
+    }
+
+    /// MARKETING, SALES or ADMIN: a visitor is a lead (by e-mail, made if new, or by ID). Its
+    /// earlier hits become the lead's touchpoints at once, with the lead's scores, handoff and
+    /// attribution credits brought up to date in the same transaction.
+    async fn identify_visitor(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The visitor and the lead.")] input: IdentifyVisitorInput,
+    ) -> async_graphql::Result<IdentifyVisitorPayload> {
+        let p = ctx.allowed(Action::WriteContacts)?;
+        let lead_id = input.lead_id.as_ref().map(|id| ids::decode(NodeType::Lead, id).unwrap_or(0));
+        let bus = ctx.data_unchecked::<crate::events::Bus>();
+        let result = service::identify_now(ctx.db(), bus, p, &input.visitor_id, input.email, lead_id).await;
+        let (done, user_errors) = split(result)?;
+        Ok(match done {
+            Some((lead, outcome)) => IdentifyVisitorPayload {
+                lead: Some(Lead(lead)),
+                stitched_touchpoints: outcome.touchpoints as i32,
+                user_errors,
+            },
+            None => IdentifyVisitorPayload {
+                lead: None,
+                stitched_touchpoints: 0,
+                user_errors,
+            },
+        })
+    }
+}
