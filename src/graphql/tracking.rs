@@ -27,12 +27,12 @@ fn capture<'a>(ctx: &'a Context<'_>) -> async_graphql::Result<&'a Arc<Capture>> 
         .ok_or_else(|| gql_error(AppError::internal("tracking is not set up on this server")))
 }
 
-/// How a site puts closedloop's script on its pages.
 pub struct TrackingSettings {
     key: entity::tracking_key::Model,
     public_url: String,
 }
 
+/// How a site puts closedloop's script on its pages.
 #[Object]
 impl TrackingSettings {
     /// The publishable site key: it can only send hits for this workspace, never read, so it
@@ -99,13 +99,13 @@ impl TrackingLink {
         Ok(format!("{}/t/c/{click}", capture(ctx)?.public_url))
     }
     /// Personal URLs and open pixels for a mailing's recipients (at most 1,000 leads a
-    /// request), in the order given; an ID that is not a lead of yours is left out. Ask for
-    /// them when the mailing is sent: a click within a minute of that is taken for a mail
-    /// scanner's.
+    /// request), in the order given; an ID that is not a lead of yours is left out. A click or
+    /// open within a minute of `sentAt` is taken for a mail scanner's.
     async fn personal(
         &self,
         ctx: &Context<'_>,
         #[graphql(desc = "The recipients' lead IDs.")] lead_ids: Vec<ID>,
+        #[graphql(desc = "When the mailing is sent (default: now).")] sent_at: Option<DateTime>,
     ) -> async_graphql::Result<Vec<PersonalLink>> {
         let p = ctx.allowed(Action::WriteMarketing)?;
         if lead_ids.len() > MAX_PERSONAL {
@@ -125,7 +125,7 @@ impl TrackingLink {
             .collect();
         let secret = self.secret(ctx).await?;
         let base = &capture(ctx)?.public_url;
-        let now = chrono::Utc::now();
+        let now = sent_at.map_or_else(chrono::Utc::now, |t| t.0);
         Ok(nums
             .into_iter()
             .filter(|n| found.contains(n))
@@ -173,9 +173,13 @@ pub struct IngestStatus {
 /// A `utm_campaign` value no campaign has as its tracking code.
 #[derive(SimpleObject)]
 pub struct UnknownCampaignCode {
+    /// The `utm_campaign` value, as sent.
     pub code: String,
+    /// Hits that carried it.
     pub hits: i64,
+    /// The first such hit (UTC).
     pub first_seen_at: DateTime,
+    /// The latest such hit (UTC).
     pub last_seen_at: DateTime,
 }
 
@@ -236,9 +240,13 @@ pub struct CreateTrackingLinkInput {
     pub destination: String,
     /// Set on the destination as `utm_source` (and so on), replacing any it has.
     pub utm_source: Option<String>,
+    /// Set on the destination as `utm_medium`.
     pub utm_medium: Option<String>,
+    /// Set on the destination as `utm_campaign`.
     pub utm_campaign: Option<String>,
+    /// Set on the destination as `utm_term`.
     pub utm_term: Option<String>,
+    /// Set on the destination as `utm_content`.
     pub utm_content: Option<String>,
     /// The touchpoint type of a click; default EMAIL_CLICK for a campaign of channel EMAIL,
     /// else AD_CLICK.
@@ -250,12 +258,14 @@ pub struct CreateTrackingLinkInput {
 pub struct TrackingLinkPayload {
     /// The new link; null when `userErrors` is not empty.
     pub tracking_link: Option<TrackingLink>,
+    /// What the end user can fix (INVALID, NOT_FOUND, TOO_LONG); empty on success.
     pub user_errors: Vec<UserError>,
 }
 
 /// The result of `rotateSiteKey`.
 #[derive(SimpleObject)]
 pub struct TrackingSettingsPayload {
+    /// The settings with the new site key.
     pub tracking_settings: TrackingSettings,
 }
 
@@ -277,6 +287,7 @@ pub struct IdentifyVisitorPayload {
     pub lead: Option<Lead>,
     /// Touchpoints made from the visitor's earlier hits.
     pub stitched_touchpoints: i32,
+    /// What the end user can fix (INVALID, NOT_FOUND); empty on success.
     pub user_errors: Vec<UserError>,
 }
 

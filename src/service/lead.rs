@@ -366,6 +366,7 @@ pub async fn erase(db: &Db, p: Principal, id: i64) -> ServiceResult<lead::Model>
     m.custom_fields = serde_json::json!({});
     m.erased_at = Some(Utc::now());
     let saved = save(&*txn, current, m).await?;
+    super::tracking::erase_lead(&*txn, p.workspace_id, saved.id).await?;
     super::persona::refresh_leads(&*txn, p.workspace_id, &[saved.id]).await?;
     // An erased lead has no scores: it counts in no cell and no export.
     super::scoring::refresh_leads(&*txn, p.workspace_id, &[saved.id]).await?;

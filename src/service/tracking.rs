@@ -92,6 +92,36 @@ pub async fn rotate_site_key(db: &Db, resolver: &Resolver, p: Principal) -> Resu
     Ok(k)
 }
 
+/// `eraseLead`: the lead's visitors (with their IDs) and every hit of theirs or the lead's are
+/// deleted; its touchpoints stay, as for any erased lead.
+pub async fn erase_lead(conn: &impl ConnectionTrait, ws: i64, lead: i64) -> Result<(), DbErr> {
+    tracked_hit::Entity::delete_many()
+        .filter(tracked_hit::Column::WorkspaceId.eq(ws))
+        .filter(tracked_hit::Column::LeadId.eq(lead))
+        .exec(conn)
+        .await?;
+    let visitors = visitor::Entity::in_workspace(ws)
+        .filter(visitor::Column::LeadId.eq(lead))
+        .select_only()
+        .column(visitor::Column::Id)
+        .into_tuple::<i64>()
+        .all(conn)
+        .await?;
+    if !visitors.is_empty() {
+        tracked_hit::Entity::delete_many()
+            .filter(tracked_hit::Column::WorkspaceId.eq(ws))
+            .filter(store::id_in(conn, tracked_hit::Column::VisitorId, &visitors))
+            .exec(conn)
+            .await?;
+        visitor::Entity::delete_many()
+            .filter(visitor::Column::WorkspaceId.eq(ws))
+            .filter(store::id_in(conn, visitor::Column::Id, &visitors))
+            .exec(conn)
+            .await?;
+    }
+    Ok(())
+}
+
 /// A new tracking link.
 pub struct NewLink {
     pub campaign_id: i64,

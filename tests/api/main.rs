@@ -39,6 +39,7 @@ mod scoring;
 mod subscriptions;
 mod sweep;
 mod touchpoints;
+mod tracking;
 mod upserts;
 mod user_keys;
 mod webhooks;

@@ -3268,7 +3268,14 @@ mod tests {
             ],
         );
         run(&db, &dir, "w").await.unwrap();
-        Migrator::down(&db.conn, Some(1)).await.unwrap();
+        // Down to before the cost categories: that migration and every later one.
+        let undo = Migrator::migrations()
+            .iter()
+            .rev()
+            .position(|m| m.name() == "m20261207_000001_cost_categories")
+            .expect("the migration exists")
+            + 1;
+        Migrator::down(&db.conn, Some(undo as u32)).await.unwrap();
         assert_eq!(
             int(&db, "SELECT COUNT(*) FROM vocabulary_terms WHERE kind = 'COST_CATEGORY'").await,
             0
