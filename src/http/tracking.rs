@@ -2,6 +2,8 @@
 //! redirected), `GET /t/o/{token}.gif` (an open pixel), `POST /t/e` (site events, a batch),
 //! `POST /t/identify` (a visitor makes itself known) and `GET /t/closedloop.js` (the script).
 //! Each answers once its hit is durably appended to the inbox; processing comes after.
+use std::sync::Arc;
+
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{Path, State};
@@ -9,6 +11,7 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use chrono::{DateTime, TimeZone, Utc};
+use entity::tracking_link;
 use serde::Deserialize;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
@@ -74,20 +77,29 @@ fn issued(t: &Token) -> DateTime<Utc> {
         .unwrap_or_else(Utc::now)
 }
 
+/// The verified token and its link; 404 for a forged token or a link that is gone.
+async fn link_of(state: &AppState, kind: TokenKind, text: &str) -> Result<(Token, Arc<tracking_link::Model>), Response> {
+    let resolver = &state.capture.resolver;
+    let token = match resolver.token(&state.db, kind, text).await {
+        Ok(Some(t)) => t,
+        Ok(None) => return Err(not_found()),
+        Err(e) => return Err(unavailable(e)),
+    };
+    match resolver.link(&state.db, &token).await {
+        Ok(Some(l)) => Ok((token, l)),
+        Ok(None) => Err(not_found()),
+        Err(e) => Err(unavailable(e)),
+    }
+}
+
 /// A click: recorded, then redirected to the link's destination, and only there. A personal
 /// link carries its token on to the landing page (`cl_t`), where the script identifies the
 /// visitor by it.
 async fn click(State(state): State<AppState>, method: Method, headers: HeaderMap, Path(text): Path<String>) -> Response {
     let c = &state.capture;
-    let token = match c.resolver.token(&state.db, TokenKind::Click, &text).await {
-        Ok(Some(t)) => t,
-        Ok(None) => return not_found(),
-        Err(e) => return unavailable(e),
-    };
-    let link = match c.resolver.link(&state.db, &token).await {
-        Ok(Some(l)) => l,
-        Ok(None) => return not_found(),
-        Err(e) => return unavailable(e),
+    let (token, link) = match link_of(&state, TokenKind::Click, &text).await {
+        Ok(found) => found,
+        Err(r) => return r,
     };
     let now = Utc::now();
     let req = request_of(&headers, &method);
@@ -135,15 +147,9 @@ async fn open(State(state): State<AppState>, method: Method, headers: HeaderMap,
         return not_found();
     };
     let c = &state.capture;
-    let token = match c.resolver.token(&state.db, TokenKind::Open, text).await {
-        Ok(Some(t)) => t,
-        Ok(None) => return not_found(),
-        Err(e) => return unavailable(e),
-    };
-    let link = match c.resolver.link(&state.db, &token).await {
-        Ok(Some(l)) => l,
-        Ok(None) => return not_found(),
-        Err(e) => return unavailable(e),
+    let (token, link) = match link_of(&state, TokenKind::Open, text).await {
+        Ok(found) => found,
+        Err(r) => return r,
     };
     let now = Utc::now();
     let agent = tracking::classify_mail(request_of(&headers, &method), issued(&token), now);

@@ -333,18 +333,39 @@ pub struct Outcome {
 /// On PostgreSQL, replicas take turns by an advisory lock per workspace, so no hit is processed
 /// twice and a workspace's hits are processed in order.
 pub async fn process_next(db: &Db, bus: &Bus, limit: u64) -> ServiceResult<usize> {
-    let oldest: Option<i64> = ingest_inbox::Entity::find()
+    // A hit the checks let through but the write refuses must not hold up every later one: the
+    // batch is halved down to that one hit, which is then dropped (and counted as rejected).
+    let mut limit = Ord::max(limit, 1);
+    loop {
+        match process_batch(db, bus, limit).await {
+            Err(ServiceError::Invalid(errors)) => {
+                if limit > 1 {
+                    limit /= 2;
+                    continue;
+                }
+                tracing::warn!(?errors, "a tracking hit was refused on processing; dropped");
+                return reject_oldest(db).await;
+            }
+            done => return done,
+        }
+    }
+}
+
+/// The workspace whose hit is oldest in the inbox.
+async fn oldest_workspace(db: &Db) -> Result<Option<i64>, DbErr> {
+    ingest_inbox::Entity::find()
         .select_only()
         .column(ingest_inbox::Column::WorkspaceId)
         .order_by_asc(ingest_inbox::Column::Id)
         .limit(1)
         .into_tuple()
         .one(&db.conn)
-        .await?;
-    let Some(ws) = oldest else {
-        return Ok(0);
-    };
-    let txn = db.begin_write(ws).await?;
+        .await
+}
+
+/// On PostgreSQL, replicas take turns per workspace: this transaction holds the workspace's
+/// advisory lock until it ends.
+async fn lock_workspace(db: &Db, txn: &DatabaseTransaction, ws: i64) -> Result<(), DbErr> {
     if db.backend() == DbBackend::Postgres {
         txn.execute_raw(Statement::from_sql_and_values(
             DbBackend::Postgres,
@@ -353,6 +374,40 @@ pub async fn process_next(db: &Db, bus: &Bus, limit: u64) -> ServiceResult<usize
         ))
         .await?;
     }
+    Ok(())
+}
+
+/// Drops the oldest hit of the inbox, counted as rejected.
+async fn reject_oldest(db: &Db) -> ServiceResult<usize> {
+    let Some(ws) = oldest_workspace(db).await? else {
+        return Ok(0);
+    };
+    let txn = db.begin_write_unscoped().await?;
+    lock_workspace(db, &txn, ws).await?;
+    let oldest: Option<(i64, DateTime<Utc>)> = ingest_inbox::Entity::find()
+        .filter(ingest_inbox::Column::WorkspaceId.eq(ws))
+        .select_only()
+        .columns([ingest_inbox::Column::Id, ingest_inbox::Column::ReceivedAt])
+        .order_by_asc(ingest_inbox::Column::Id)
+        .limit(1)
+        .into_tuple()
+        .one(&*txn)
+        .await?;
+    let Some((id, received)) = oldest else {
+        return Ok(0);
+    };
+    ingest_inbox::Entity::delete_by_id(id).exec(&*txn).await?;
+    count(&*txn, ws, 1, 1, Some(received)).await?;
+    txn.commit().await?;
+    Ok(1)
+}
+
+async fn process_batch(db: &Db, bus: &Bus, limit: u64) -> ServiceResult<usize> {
+    let Some(ws) = oldest_workspace(db).await? else {
+        return Ok(0);
+    };
+    let txn = db.begin_write(ws).await?;
+    lock_workspace(db, &txn, ws).await?;
     let rows: Vec<(i64, DateTime<Utc>, String)> = ingest_inbox::Entity::find()
         .filter(ingest_inbox::Column::WorkspaceId.eq(ws))
         .select_only()
@@ -777,8 +832,10 @@ async fn apply(txn: &DatabaseTransaction, ws: i64, hits: Vec<(Hit, DateTime<Utc>
             _ => None,
         })
         .collect();
-    if !event_ids.is_empty() {
+    let visitor_ids: Vec<i64> = visitors.values().map(|s| s.id).collect();
+    if !event_ids.is_empty() && !visitor_ids.is_empty() {
         let known: Vec<(Option<i64>, Option<String>)> = tracked_hit::Entity::in_workspace(ws)
+            .filter(store::id_in(txn, tracked_hit::Column::VisitorId, &visitor_ids))
             .filter(store::text_in(txn, tracked_hit::Column::EventId, &event_ids))
             .select_only()
             .columns([tracked_hit::Column::VisitorId, tracked_hit::Column::EventId])

@@ -430,6 +430,22 @@ async fn privacy_signals_bots_and_abuse_are_honoured(app: TestApp) {
     let leads = app.data(&app.keys.analyst, "{ leads(first: 1) { totalCount } }", json!({})).await;
     assert_eq!(leads["leads"]["totalCount"], 0);
 
+    // An inbox row that is no hit (written by hand, say) is dropped and counted as rejected;
+    // the hits after it are processed.
+    use sea_orm::ConnectionTrait;
+    app.db
+        .conn
+        .execute_unprepared(
+            "INSERT INTO ingest_inbox (workspace_id, received_at, body) \
+             SELECT id, '2026-12-07T10:00:00Z', 'not a hit' FROM workspaces WHERE name = 'Acme'",
+        )
+        .await
+        .unwrap();
+    let after = json!({ "k": key, "e": [{ "n": "page_view" }] });
+    assert_eq!(post(&app, "/t/e", after, &[]).await.0, 202);
+    let s = processed(&app, &app.keys.analyst, 6).await;
+    assert_eq!((&s["acknowledged"], &s["rejected"]), (&json!(6), &json!(3)), "{s}");
+
     // Refusals, each with a code: an unknown site key, a body too large, too many events, a
     // malformed visitor ID; and a flood from one visitor is limited.
     let (status, body) = post(&app, "/t/e", json!({ "k": "cls_nope", "e": [{ "n": "x" }] }), &[]).await;
