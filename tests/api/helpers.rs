@@ -123,7 +123,7 @@ impl Drop for TestApp {
 }
 
 /// A fresh PostgreSQL database in the server of `TEST_DATABASE_URL`; dropped after the test.
-struct PgDatabase {
+pub struct PgDatabase {
     admin_url: String,
     name: String,
 }
@@ -212,7 +212,7 @@ async fn build_template(admin_url: String) -> Option<String> {
 
 impl PgDatabase {
     /// A new database (a copy of the migrated template when there is one) and its URL.
-    async fn create(admin_url: &str) -> (Self, String) {
+    pub async fn create(admin_url: &str) -> (Self, String) {
         let name = random_name("t_");
         let template = template(admin_url).await;
         let admin = Database::connect(admin_url).await.expect("TEST_DATABASE_URL is reachable");
@@ -240,7 +240,7 @@ impl PgDatabase {
         )
     }
 
-    async fn drop_database(self) {
+    pub async fn drop_database(self) {
         if let Ok(admin) = Database::connect(&self.admin_url).await {
             let _ = admin
                 .execute_unprepared(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name))
@@ -598,7 +598,7 @@ fn init_logging() {
         .try_init();
 }
 
-async fn workspace_with_keys(db: &Db, name: &str) -> Keys {
+pub async fn workspace_with_keys(db: &Db, name: &str) -> Keys {
     workspace::create(db, name).await.expect("create workspace");
     let key = |role: Role| async move {
         let (key, _row) = workspace::create_key(db, name, role, &format!("{name} {role}"), None)

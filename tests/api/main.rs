@@ -19,6 +19,7 @@ mod examples;
 mod export;
 mod filters;
 mod handoffs;
+mod ingest;
 mod inputs;
 mod isolation;
 mod kpis;
