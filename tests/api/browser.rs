@@ -146,3 +146,97 @@ async fn a_spa_on_another_origin_lists_leads_and_follows_handoffs(app: TestApp) 
     assert!(blocked.contains("CORS policy"), "{blocked}");
 }
 both!(a_spa_on_another_origin_lists_leads_and_follows_handoffs);
+
+/// A customer's landing page on its own origin, with the server's tag filled in.
+async fn landing_origin(kit: &std::path::Path, api: &str, site_key: &str) -> String {
+    let page = std::fs::read_to_string(kit.join("landing.html"))
+        .expect("landing.html")
+        .replace("{{API}}", api)
+        .replace("{{SITE_KEY}}", site_key);
+    let app = Router::new().route("/landing", get(move || async move { Html(page) }));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let origin = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    origin
+}
+
+async fn a_landing_page_with_the_script_makes_a_scored_lead_of_its_form(app: TestApp) {
+    let kit = match tokio::task::spawn_blocking(|| kit(true)).await.unwrap() {
+        Ok(kit) => kit,
+        Err(why) => return eprintln!("SKIPPED the scenario landing: {why}"),
+    };
+    let q = "mutation { createScoringModel(input: { name: \"Default\" }) { userErrors { code } } }";
+    app.mutate(&app.keys.marketing, "createScoringModel", q, json!({})).await;
+    app.campaign(json!({ "name": "Whitepaper hydraulics", "channel": "CONTENT", "kind": "ACQUISITION", "trackingCode": "wp-hydraulics" }))
+        .await;
+    let site_key = app.data(&app.keys.analyst, "{ trackingSettings { siteKey } }", json!({})).await["trackingSettings"]["siteKey"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let api = format!("http://{}", app.addr);
+    let origin = landing_origin(&kit, &api, &site_key).await;
+    let env = vec![
+        (
+            "LANDING",
+            format!("{origin}/landing?utm_source=linkedin&utm_medium=paid&utm_campaign=wp-hydraulics"),
+        ),
+        ("API", api),
+    ];
+    let Some(seen) = scenario("landing", true, env).await else {
+        return;
+    };
+    assert_eq!(seen["failure"], Value::Null, "{seen:#}");
+    assert_eq!(seen["outside"], json!([]), "no request left 127.0.0.1");
+    assert_eq!(seen["errors"], json!([]), "no page or console errors: {seen:#}");
+    assert_eq!(
+        (&seen["pageView"], &seen["download"], &seen["identify"]),
+        (&json!(202), &json!(202), &json!(202))
+    );
+    assert_eq!(seen["done"], "sent", "the page's own form handler still ran");
+    assert_eq!(
+        seen["cookie"],
+        json!(["_clv"]),
+        "a first-party cookie on the landing page's own origin"
+    );
+
+    // Processed: the lead, with its page view and download attributed to the campaign, and a score.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+    let status = "{ ingestStatus { acknowledged processed } }";
+    loop {
+        let s = app.data(&app.keys.analyst, status, json!({})).await["ingestStatus"].clone();
+        if s["acknowledged"] == 3 && s["processed"] == 3 {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "not processed: {s}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let q = "{ leadByEmail(email: \"petra.produzent@example.com\") { firstName jobTitle score { activityScore } touchpoints(first: 10) { nodes { type campaign { name } } } } }";
+    let lead = app.data(&app.keys.analyst, q, json!({})).await["leadByEmail"].clone();
+    assert_eq!(
+        (&lead["firstName"], &lead["jobTitle"]),
+        (&json!("Petra"), &json!("Production manager"))
+    );
+    assert!(lead["score"]["activityScore"].as_f64().unwrap() > 0.0, "{lead}");
+    let mut touches: Vec<(String, String)> = lead["touchpoints"]["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            (
+                t["type"].as_str().unwrap().to_owned(),
+                t["campaign"]["name"].as_str().unwrap_or("-").to_owned(),
+            )
+        })
+        .collect();
+    touches.sort();
+    let wp = "Whitepaper hydraulics".to_owned();
+    assert_eq!(
+        touches,
+        vec![
+            ("FORM_SUBMIT".to_owned(), wp.clone()),
+            ("PAGE_VIEW".to_owned(), wp.clone()),
+            ("WHITEPAPER_DOWNLOAD".to_owned(), wp),
+        ]
+    );
+}
+both!(a_landing_page_with_the_script_makes_a_scored_lead_of_its_form);

@@ -3,7 +3,8 @@
 // elsewhere is aborted and reported, as are the page's errors and console errors.
 import { chromium } from "playwright-core";
 
-export async function open() {
+// `context` takes Playwright's context options (e.g. a `userAgent`).
+export async function open(context = {}) {
   const browser = await chromium.launch({
     executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
     args: [
@@ -17,15 +18,15 @@ export async function open() {
       "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
     ],
   });
-  const context = await browser.newContext();
+  const ctx = await browser.newContext(context);
   const seen = { outside: [], errors: [] };
-  await context.route("**/*", (route) => {
+  await ctx.route("**/*", (route) => {
     const url = new URL(route.request().url());
     if (url.hostname === "127.0.0.1" || url.protocol === "data:") return route.continue();
     seen.outside.push(url.href);
     return route.abort();
   });
-  const page = await context.newPage();
+  const page = await ctx.newPage();
   page.on("pageerror", (e) => seen.errors.push(`page error: ${e.message}`));
   page.on("console", (m) => {
     if (m.type() === "error") seen.errors.push(`console: ${m.text()}`);
@@ -46,8 +47,8 @@ export function deadline(ms) {
 
 // Runs `steps(page, result, seen)` in a fresh browser, then prints `result` as JSON, with the
 // failure if a step failed, the requests that would have left 127.0.0.1, and the page's errors.
-export async function run(steps) {
-  const { browser, page, seen } = await open();
+export async function run(steps, context = {}) {
+  const { browser, page, seen } = await open(context);
   const result = {};
   try {
     await steps(page, result, seen);
