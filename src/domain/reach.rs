@@ -139,6 +139,11 @@ pub struct EmailStats {
     pub click_rate: Option<Decimal>,
     /// unique clicks / unique opens.
     pub click_to_open_rate: Option<Decimal>,
+    /// Opens by mail privacy proxies (Apple Mail Privacy Protection) and scanners: hits of the
+    /// campaign's open pixels, kept apart from the leads' opens above.
+    pub machine_opens: i64,
+    /// Clicks by link scanners on the campaign's tracking links.
+    pub machine_clicks: i64,
 }
 
 impl EmailStats {
@@ -152,6 +157,17 @@ impl EmailStats {
             open_rate: ratio(d(unique_opens), d(delivered)),
             click_rate: ratio(d(unique_clicks), d(delivered)),
             click_to_open_rate: ratio(d(unique_clicks), d(unique_opens)),
+            machine_opens: 0,
+            machine_clicks: 0,
+        }
+    }
+
+    /// With the machines' opens and clicks beside the leads' own.
+    pub fn with_machine(self, (opens, clicks): (i64, i64)) -> Self {
+        EmailStats {
+            machine_opens: opens,
+            machine_clicks: clicks,
+            ..self
         }
     }
 }

@@ -461,6 +461,11 @@ pub struct EmailStatistics {
     pub click_rate: Option<Decimal>,
     /// unique clicks / unique opens.
     pub click_to_open_rate: Option<Decimal>,
+    /// Opens by mail privacy proxies and scanners (hits of the campaign's open pixels in the
+    /// range), kept apart from `uniqueOpens` and from every other figure (docs/tracking.md).
+    pub machine_opens: i64,
+    /// Clicks by link scanners on the campaign's tracking links in the range.
+    pub machine_clicks: i64,
 }
 
 impl From<crate::domain::reach::EmailStats> for EmailStatistics {
@@ -473,6 +478,8 @@ impl From<crate::domain::reach::EmailStats> for EmailStatistics {
             open_rate: e.open_rate.map(Decimal),
             click_rate: e.click_rate.map(Decimal),
             click_to_open_rate: e.click_to_open_rate.map(Decimal),
+            machine_opens: e.machine_opens,
+            machine_clicks: e.machine_clicks,
         }
     }
 }

@@ -632,13 +632,14 @@ pub async fn campaign_activity(
     r: &Range,
     f: &Filter,
 ) -> ServiceResult<HashMap<i64, CampaignActivity>> {
-    use crate::store::campaign::{LeadScope, first_touches_of_buying_centers, touch_counts};
+    use crate::store::campaign::{LeadScope, first_touches_of_buying_centers, machine_mail_hits, touch_counts};
     let scope = LeadScope {
         persona_id: f.persona_id,
         owner_id: f.owner_id,
     };
     let counts = touch_counts(conn, ws, r.from, r.to, scope).await?;
     let touched = first_touches_of_buying_centers(conn, ws, r.from, r.to, scope).await?;
+    let machines = machine_mail_hits(conn, ws, r.from, r.to, scope).await?;
     let currency = settings(conn, ws).await?.currency;
     use opportunity::Column as O;
     /// (status, amount in minor units, currency, closed at).
@@ -672,9 +673,10 @@ pub async fn campaign_activity(
                 opportunities_influenced: deals.len() as i64,
                 open_opportunities: open_deals.len() as i64,
                 open_pipeline: from_minor(open_deals.iter().filter(|d| d.2 == currency).map(|d| d.1).sum()),
-                email: n
-                    .email_touched
-                    .then(|| reach::EmailStats::new(n.sent, n.delivered, n.opened, n.clicked)),
+                email: n.email_touched.then(|| {
+                    reach::EmailStats::new(n.sent, n.delivered, n.opened, n.clicked)
+                        .with_machine(machines.get(&c).copied().unwrap_or_default())
+                }),
             };
             (c, activity)
         })

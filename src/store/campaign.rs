@@ -132,6 +132,32 @@ pub async fn touch_counts(
     Ok(out)
 }
 
+/// Per campaign: hits of mail privacy proxies and link scanners on its tracking links in
+/// [from, to) (opens, then clicks), of the leads in scope; never touchpoints (docs/tracking.md).
+pub async fn machine_mail_hits(
+    db: &impl ConnectionTrait,
+    ws: i64,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    scope: LeadScope,
+) -> Result<HashMap<i64, (i64, i64)>, DbErr> {
+    let mut values: Vec<sea_orm::Value> = vec![ws.into(), true.into(), from.into(), to.into()];
+    let scope = scope.sql(ws, &mut values);
+    let sql = format!(
+        "SELECT t.campaign_id, \
+           SUM(CASE WHEN t.touch_type = 'EMAIL_OPEN' THEN 1 ELSE 0 END), \
+           SUM(CASE WHEN t.touch_type = 'EMAIL_OPEN' THEN 0 ELSE 1 END) \
+         FROM tracked_hits t WHERE t.workspace_id = ? AND t.machine = ? AND t.occurred_at >= ? AND t.occurred_at < ? \
+           AND t.campaign_id IS NOT NULL AND t.link_id IS NOT NULL{scope} \
+         GROUP BY t.campaign_id"
+    );
+    let mut out = HashMap::new();
+    for row in db.query_all_raw(statement(db.get_database_backend(), &sql, values)).await? {
+        out.insert(row.try_get_by_index(0)?, (row.try_get_by_index(1)?, row.try_get_by_index(2)?));
+    }
+    Ok(out)
+}
+
 /// Per (campaign, opportunity): the first touchpoint in [from, to) of the leads in scope that
 /// are in the opportunity's buying center.
 pub async fn first_touches_of_buying_centers(

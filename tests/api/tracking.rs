@@ -188,6 +188,19 @@ async fn links_redirect_only_to_their_destination_and_count_once(app: TestApp) {
     processed(&app, &app.keys.analyst, 6).await;
     assert_eq!(touchpoints_of(&app, &bob).await, vec![]);
 
+    // E-mail statistics show the machines beside the leads: Apple's proxy opened, a scanner
+    // clicked; neither counts as an open or click of a lead.
+    let sent_at = (chrono::Utc::now() - chrono::Duration::hours(1)).to_rfc3339();
+    let sends = json!([{ "leadId": ada, "campaignId": campaign, "type": "EMAIL_SENT", "occurredAt": sent_at },
+                       { "leadId": bob, "campaignId": campaign, "type": "EMAIL_SENT", "occurredAt": sent_at }]);
+    assert_eq!(app.record(sends).await["recordedCount"], 2);
+    let q = "query($c: ID!) { campaign(id: $c) { performance(range: { lastDays: 1 }) { email { sent uniqueOpens uniqueClicks machineOpens machineClicks } } } }";
+    let stats = app.data(&app.keys.analyst, q, json!({ "c": campaign })).await;
+    assert_eq!(
+        stats["campaign"]["performance"]["email"],
+        json!({ "sent": 2, "uniqueOpens": 1, "uniqueClicks": 1, "machineOpens": 1, "machineClicks": 1 })
+    );
+
     // Another workspace's key cannot see or use the link.
     let other = app
         .data(
