@@ -54,6 +54,24 @@ struct TableLabels {
     table: &'static str,
 }
 
+/// How a hit of a tracking endpoint ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TrackingOutcome {
+    Acknowledged,
+    Dropped,
+    Refused,
+}
+
+impl TrackingOutcome {
+    fn label(self) -> &'static str {
+        match self {
+            TrackingOutcome::Acknowledged => "acknowledged",
+            TrackingOutcome::Dropped => "dropped",
+            TrackingOutcome::Refused => "refused",
+        }
+    }
+}
+
 /// How a webhook delivery attempt ended.
 #[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
 pub enum Delivery {
@@ -88,6 +106,8 @@ pub struct Metrics {
     events_behind: Gauge,
     webhook_deliveries: Family<OutcomeLabels, Counter>,
     ingested: Family<TableLabels, Counter>,
+    tracking_hits: Family<OutcomeLabels, Counter>,
+    tracking_processed: Counter,
 }
 
 /// Request latency buckets, 1 ms to about 16 s.
@@ -160,6 +180,18 @@ impl Metrics {
             "Rows written by ingest through the API, by table (touchpoints: recordTouchpoints)",
             ingested.clone(),
         );
+        let tracking_hits = Family::<OutcomeLabels, Counter>::default();
+        registry.register(
+            "tracking_hits",
+            "Hits of the tracking endpoints (/t/...) by outcome: acknowledged (durably in the inbox), dropped (over a rate limit, or the inbox full; a click is redirected all the same), refused (a bad token, site key or body)",
+            tracking_hits.clone(),
+        );
+        let tracking_processed = Counter::default();
+        registry.register(
+            "tracking_hits_processed",
+            "Inbox hits this server processed into visitors, hits and touchpoints",
+            tracking_processed.clone(),
+        );
         Self {
             registry,
             requests,
@@ -172,6 +204,8 @@ impl Metrics {
             events_behind,
             webhook_deliveries,
             ingested,
+            tracking_hits,
+            tracking_processed,
         }
     }
 
@@ -227,6 +261,18 @@ impl Metrics {
     /// `rows` rows written to `table` by an ingest through the API.
     pub fn ingested(&self, table: &'static str, rows: u64) {
         self.ingested.get_or_create(&TableLabels { table }).inc_by(rows);
+    }
+
+    /// `n` hits of the tracking endpoints ended as `outcome`.
+    pub fn tracking_hits(&self, outcome: TrackingOutcome, n: u64) {
+        self.tracking_hits
+            .get_or_create(&OutcomeLabels { outcome: outcome.label() })
+            .inc_by(n);
+    }
+
+    /// `n` inbox hits processed by this server.
+    pub fn tracking_processed(&self, n: u64) {
+        self.tracking_processed.inc_by(n);
     }
 
     /// The text exposition, after setting the gauges that are read at scrape time.

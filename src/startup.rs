@@ -37,7 +37,7 @@ impl Application {
         let metrics = Arc::new(Metrics::new());
         events::webhook::spawn(db.conn.clone(), &bus, config.events.webhooks.clone(), metrics.clone());
         let inbox = crate::ingest::Inbox::spawn(db.clone());
-        crate::ingest::spawn_processor(db.clone(), bus.clone(), &inbox, config.tracking.poll);
+        crate::ingest::spawn_processor(db.clone(), bus.clone(), &inbox, config.tracking.poll, metrics.clone());
         let public_url = config
             .tracking
             .public_url

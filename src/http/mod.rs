@@ -57,6 +57,7 @@ pub fn router(state: AppState) -> Router {
     if state.config.graphiql {
         api = api.route(&format!("/{}/{{name}}", graphiql::ASSETS), get(graphiql::asset));
     }
+    let tracking = tracking::routes(state.clone());
     let api = api
         .route(
             "/graphql",
@@ -75,7 +76,7 @@ pub fn router(state: AppState) -> Router {
     };
     // The tracking endpoints answer every origin (they take a publishable key, or a signed
     // token, and can only write hits), with their own CORS rules.
-    api.merge(tracking::routes()).with_state(state)
+    api.merge(tracking).with_state(state)
 }
 
 /// The CORS answer for `origins` (see `Config::cors_origins`): preflights answered, GET and POST

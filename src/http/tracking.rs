@@ -19,6 +19,7 @@ use super::AppState;
 use super::body::{self, BodyLimits};
 use crate::domain::tracking::{self, Agent, Token, TokenKind, opted_out, valid_visitor_id};
 use crate::ingest::{AppendError, Hit};
+use crate::metrics::TrackingOutcome;
 
 /// Largest body of `POST /t/e` and `POST /t/identify`.
 pub const MAX_BODY: usize = 64 * 1024;
@@ -34,7 +35,7 @@ const PIXEL: &[u8] = &[
     0x01, 0x00, 0x00, 0x00, 0x00, 0x2c, 0x00, 0x00, 0x00, 0x00, 0x01, 0x00, 0x01, 0x00, 0x00, 0x02, 0x02, 0x44, 0x01, 0x00, 0x3b,
 ];
 
-pub fn routes() -> Router<AppState> {
+pub fn routes(state: AppState) -> Router<AppState> {
     let cors = CorsLayer::new()
         .allow_origin(AllowOrigin::any())
         .allow_methods([Method::GET, Method::POST])
@@ -46,6 +47,7 @@ pub fn routes() -> Router<AppState> {
         .route("/t/e", post(events))
         .route("/t/identify", post(identify))
         .route("/t/closedloop.js", get(script))
+        .layer(axum::middleware::from_fn_with_state(state, count_refusals))
         .layer(cors)
 }
 
@@ -63,6 +65,25 @@ fn request_of<'a>(h: &'a HeaderMap, method: &Method) -> tracking::Request<'a> {
 
 fn opted_out_of(h: &HeaderMap) -> bool {
     opted_out(header(h, "sec-gpc"), header(h, "dnt"))
+}
+
+/// Counts `n` hits as acknowledged (`kept`) or dropped.
+fn count(state: &AppState, kept: bool, n: u64) {
+    let outcome = if kept {
+        TrackingOutcome::Acknowledged
+    } else {
+        TrackingOutcome::Dropped
+    };
+    state.metrics.tracking_hits(outcome, n);
+}
+
+/// Counts the refusals of the tracking endpoints (a bad token, site key or body) for /metrics.
+async fn count_refusals(State(state): State<AppState>, request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let response = next.run(request).await;
+    if response.status().is_client_error() && response.status() != StatusCode::TOO_MANY_REQUESTS {
+        state.metrics.tracking_hits(TrackingOutcome::Refused, 1);
+    }
+    response
 }
 
 fn not_found() -> Response {
@@ -118,11 +139,10 @@ async fn click(State(state): State<AppState>, method: Method, headers: HeaderMap
             at: now,
         };
         // The person gets where they were going even if the hit cannot be kept.
-        if c.inbox.append(token.workspace, &hit).await.is_err() {
-            c.dropped.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        }
+        let kept = c.inbox.append(token.workspace, &hit).await.is_ok();
+        count(&state, kept, 1);
     } else {
-        c.dropped.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        count(&state, false, 1);
     }
     if lead.is_some()
         && agent == Agent::Human
@@ -161,11 +181,10 @@ async fn open(State(state): State<AppState>, method: Method, headers: HeaderMap,
             agent,
             at: now,
         };
-        if c.inbox.append(token.workspace, &hit).await.is_err() {
-            c.dropped.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        }
+        let kept = c.inbox.append(token.workspace, &hit).await.is_ok();
+        count(&state, kept, 1);
     } else {
-        c.dropped.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        count(&state, false, 1);
     }
     (
         [
@@ -308,7 +327,7 @@ async fn events(State(state): State<AppState>, method: Method, headers: HeaderMa
     let c = &state.capture;
     let n = batch.e.len() as u32;
     if !c.per_site.allow(&batch.k, n) || visitor.as_deref().is_some_and(|v| !c.per_visitor.allow(v, n)) {
-        c.dropped.fetch_add(u64::from(n), std::sync::atomic::Ordering::Relaxed);
+        count(&state, false, n.into());
         return refused(StatusCode::TOO_MANY_REQUESTS, "RATE_LIMITED", "too many hits; retry later");
     }
     let agent = tracking::classify_web(request_of(&headers, &method));
@@ -353,7 +372,9 @@ async fn events(State(state): State<AppState>, method: Method, headers: HeaderMa
             at: now,
         });
     }
-    match c.inbox.append_all(ws, &hits).await {
+    let outcome = c.inbox.append_all(ws, &hits).await;
+    count(&state, outcome.is_ok(), hits.len() as u64);
+    match outcome {
         Ok(()) => accepted(hits.len(), private),
         Err(e) => append_failed(e),
     }
@@ -403,7 +424,7 @@ async fn identify(State(state): State<AppState>, method: Method, headers: Header
     }
     let c = &state.capture;
     if !c.per_site.allow(&id.k, 1) || !c.per_visitor.allow(&id.v, 1) {
-        c.dropped.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        count(&state, false, 1);
         return refused(StatusCode::TOO_MANY_REQUESTS, "RATE_LIMITED", "too many hits; retry later");
     }
     // A personal link's token identifies only within its own workspace.
@@ -444,7 +465,9 @@ async fn identify(State(state): State<AppState>, method: Method, headers: Header
         agent: tracking::classify_web(request_of(&headers, &method)),
         at: Utc::now(),
     };
-    match c.inbox.append(ws, &hit).await {
+    let outcome = c.inbox.append(ws, &hit).await;
+    count(&state, outcome.is_ok(), 1);
+    match outcome {
         Ok(()) => accepted(1, false),
         Err(e) => append_failed(e),
     }

@@ -231,7 +231,7 @@ async fn append_rows(db: &Db, rows: &[Pending]) -> Result<(), sea_orm::DbErr> {
 
 /// Runs the processor for the life of the server: after every append (and every `poll`, for
 /// hits appended by other replicas), it processes batches until the inbox is empty.
-pub fn spawn_processor(db: Db, bus: Bus, inbox: &Inbox, poll: Duration) {
+pub fn spawn_processor(db: Db, bus: Bus, inbox: &Inbox, poll: Duration, metrics: Arc<crate::metrics::Metrics>) {
     let shared = inbox.shared.clone();
     tokio::spawn(async move {
         loop {
@@ -239,7 +239,7 @@ pub fn spawn_processor(db: Db, bus: Bus, inbox: &Inbox, poll: Duration) {
             loop {
                 match crate::service::tracking::process_next(&db, &bus, crate::service::tracking::BATCH).await {
                     Ok(0) => break,
-                    Ok(_) => {}
+                    Ok(n) => metrics.tracking_processed(n as u64),
                     Err(e) => {
                         tracing::error!(error = ?e, "processing tracking hits failed; retrying");
                         tokio::time::sleep(Duration::from_millis(500)).await;
@@ -260,9 +260,6 @@ pub struct Capture {
     /// Hits a second per site key (a whole site), and per visitor or link token.
     pub per_site: RateLimiter,
     pub per_visitor: RateLimiter,
-    /// Hits not recorded: over a rate limit, or the inbox overloaded (a click is redirected all
-    /// the same).
-    pub dropped: AtomicU64,
 }
 
 impl Capture {
@@ -273,7 +270,6 @@ impl Capture {
             public_url: public_url.trim_end_matches('/').to_owned(),
             per_site: RateLimiter::new(settings.hits_per_site_key_per_second),
             per_visitor: RateLimiter::new(settings.hits_per_visitor_per_second),
-            dropped: AtomicU64::new(0),
         }
     }
 }

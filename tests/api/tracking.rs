@@ -495,6 +495,22 @@ async fn privacy_signals_bots_and_abuse_are_honoured(app: TestApp) {
     assert_eq!(status, 401);
     let (status, _) = post(&app, "/t/e", json!({ "k": rotated, "e": [{ "n": "page_view" }] }), &[]).await;
     assert_eq!(status, 202);
+    // /metrics counts the hits by outcome, and those processed.
+    let metrics = app.client.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    let value = |name: &str| -> f64 {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
+            .unwrap_or_else(|| panic!("{name} missing from /metrics"))
+    };
+    assert!(value("closedloop_tracking_hits_total{outcome=\"acknowledged\"}") >= 6.0);
+    assert!(value("closedloop_tracking_hits_total{outcome=\"dropped\"}") >= 1.0, "the flood");
+    assert!(
+        value("closedloop_tracking_hits_total{outcome=\"refused\"}") >= 4.0,
+        "site key, size, count, visitor ID"
+    );
+    assert!(value("closedloop_tracking_hits_processed_total") >= 6.0);
+
     // The script is served, small and self-contained.
     let js = app.client.get(app.url("/t/closedloop.js")).send().await.unwrap();
     assert_eq!(js.headers()["content-type"], "text/javascript; charset=utf-8");
