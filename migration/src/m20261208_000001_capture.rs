@@ -136,9 +136,6 @@ impl MigrationTrait for Migration {
             )
             .await?;
         manager
-            .create_index(index("ix_ingest_inbox_workspace", "ingest_inbox", &["workspace_id", "id"]))
-            .await?;
-        manager
             .create_table(
                 Table::create()
                     .table("ingest_counters")

@@ -328,10 +328,10 @@ pub struct Outcome {
     pub events: Vec<event::Model>,
 }
 
-/// Processes the oldest hits of the workspace whose hit is oldest, at most `limit`, in one
-/// transaction that deletes them from the inbox; returns how many it took (0: inbox empty).
-/// On PostgreSQL, replicas take turns by an advisory lock per workspace, so no hit is processed
-/// twice and a workspace's hits are processed in order.
+/// Processes the oldest hits of the inbox, at most `limit`, in one transaction that deletes
+/// them from it; returns how many it took (0: inbox empty). Each workspace's hits are applied
+/// in order. On PostgreSQL, replicas take turns by an advisory lock, so no hit is processed
+/// twice and hits are processed in the order they were appended.
 pub async fn process_next(db: &Db, bus: &Bus, limit: u64) -> ServiceResult<usize> {
     // A hit the checks let through but the write refuses must not hold up every later one: the
     // batch is halved down to that one hit, which is then dropped (and counted as rejected).
@@ -351,49 +351,45 @@ pub async fn process_next(db: &Db, bus: &Bus, limit: u64) -> ServiceResult<usize
     }
 }
 
-/// The workspace whose hit is oldest in the inbox.
-async fn oldest_workspace(db: &Db) -> Result<Option<i64>, DbErr> {
-    ingest_inbox::Entity::find()
-        .select_only()
-        .column(ingest_inbox::Column::WorkspaceId)
-        .order_by_asc(ingest_inbox::Column::Id)
-        .limit(1)
-        .into_tuple()
-        .one(&db.conn)
-        .await
-}
-
-/// On PostgreSQL, replicas take turns per workspace: this transaction holds the workspace's
+/// On PostgreSQL, replicas take turns at the inbox: this transaction holds the processor's
 /// advisory lock until it ends.
-async fn lock_workspace(db: &Db, txn: &DatabaseTransaction, ws: i64) -> Result<(), DbErr> {
+async fn lock_inbox(db: &Db, txn: &DatabaseTransaction) -> Result<(), DbErr> {
     if db.backend() == DbBackend::Postgres {
         txn.execute_raw(Statement::from_sql_and_values(
             DbBackend::Postgres,
             "SELECT pg_advisory_xact_lock($1)",
-            [(0x636c_0000_0000_0000_i64 | ws).into()],
+            [INBOX_LOCK.into()],
         ))
         .await?;
     }
     Ok(())
 }
 
+/// The advisory lock key of the inbox processor ("cl" and "inbox").
+const INBOX_LOCK: i64 = 0x636c_0069_6e62_6f78;
+
+/// The oldest inbox rows: ID, workspace, time received, body.
+async fn oldest_rows(txn: &DatabaseTransaction, limit: u64) -> Result<Vec<(i64, i64, DateTime<Utc>, String)>, DbErr> {
+    ingest_inbox::Entity::find()
+        .select_only()
+        .columns([
+            ingest_inbox::Column::Id,
+            ingest_inbox::Column::WorkspaceId,
+            ingest_inbox::Column::ReceivedAt,
+            ingest_inbox::Column::Body,
+        ])
+        .order_by_asc(ingest_inbox::Column::Id)
+        .limit(limit)
+        .into_tuple()
+        .all(txn)
+        .await
+}
+
 /// Drops the oldest hit of the inbox, counted as rejected.
 async fn reject_oldest(db: &Db) -> ServiceResult<usize> {
-    let Some(ws) = oldest_workspace(db).await? else {
-        return Ok(0);
-    };
     let txn = db.begin_write_unscoped().await?;
-    lock_workspace(db, &txn, ws).await?;
-    let oldest: Option<(i64, DateTime<Utc>)> = ingest_inbox::Entity::find()
-        .filter(ingest_inbox::Column::WorkspaceId.eq(ws))
-        .select_only()
-        .columns([ingest_inbox::Column::Id, ingest_inbox::Column::ReceivedAt])
-        .order_by_asc(ingest_inbox::Column::Id)
-        .limit(1)
-        .into_tuple()
-        .one(&*txn)
-        .await?;
-    let Some((id, received)) = oldest else {
+    lock_inbox(db, &txn).await?;
+    let Some((id, ws, received, _)) = oldest_rows(&txn, 1).await?.pop() else {
         return Ok(0);
     };
     ingest_inbox::Entity::delete_by_id(id).exec(&*txn).await?;
@@ -403,49 +399,44 @@ async fn reject_oldest(db: &Db) -> ServiceResult<usize> {
 }
 
 async fn process_batch(db: &Db, bus: &Bus, limit: u64) -> ServiceResult<usize> {
-    let Some(ws) = oldest_workspace(db).await? else {
-        return Ok(0);
-    };
-    let txn = db.begin_write(ws).await?;
-    lock_workspace(db, &txn, ws).await?;
-    let rows: Vec<(i64, DateTime<Utc>, String)> = ingest_inbox::Entity::find()
-        .filter(ingest_inbox::Column::WorkspaceId.eq(ws))
-        .select_only()
-        .columns([
-            ingest_inbox::Column::Id,
-            ingest_inbox::Column::ReceivedAt,
-            ingest_inbox::Column::Body,
-        ])
-        .order_by_asc(ingest_inbox::Column::Id)
-        .limit(limit)
-        .into_tuple()
-        .all(&*txn)
-        .await?;
+    let txn = db.begin_write_unscoped().await?;
+    lock_inbox(db, &txn).await?;
+    let rows = oldest_rows(&txn, limit).await?;
     if rows.is_empty() {
         return Ok(0);
     }
-    let mut hits = Vec::with_capacity(rows.len());
-    let mut unreadable = 0;
-    for (id, received_at, body) in &rows {
-        match serde_json::from_str::<Hit>(body) {
-            Ok(hit) => hits.push((hit, *received_at)),
-            Err(e) => {
-                tracing::warn!(inbox_id = id, error = %e, "an inbox row is not a hit; dropped");
-                unreadable += 1;
+    // Per workspace, in the order appended.
+    let mut by_workspace: BTreeMap<i64, Vec<&(i64, i64, DateTime<Utc>, String)>> = BTreeMap::new();
+    for row in &rows {
+        by_workspace.entry(row.1).or_default().push(row);
+    }
+    let mut events = Vec::new();
+    for (ws, rows) in by_workspace {
+        let mut hits = Vec::with_capacity(rows.len());
+        let mut unreadable = 0;
+        for (id, _, received_at, body) in &rows {
+            match serde_json::from_str::<Hit>(body) {
+                Ok(hit) => hits.push((hit, *received_at)),
+                Err(e) => {
+                    tracing::warn!(inbox_id = id, error = %e, "an inbox row is not a hit; dropped");
+                    unreadable += 1;
+                }
             }
         }
+        let outcome = apply(&txn, ws, hits).await?;
+        let last_received = rows.iter().map(|r| r.2).max();
+        count(&*txn, ws, rows.len() as i64, (outcome.rejected + unreadable) as i64, last_received).await?;
+        // Cached reports of the workspace are stale now.
+        store::workspace::bump_revision(&*txn, ws).await?;
+        events.extend(outcome.events);
     }
-    let outcome = apply(&txn, ws, hits).await?;
     let ids: Vec<i64> = rows.iter().map(|r| r.0).collect();
     ingest_inbox::Entity::delete_many()
-        .filter(ingest_inbox::Column::WorkspaceId.eq(ws))
         .filter(store::id_in(&*txn, ingest_inbox::Column::Id, &ids))
         .exec(&*txn)
         .await?;
-    let last_received = rows.iter().map(|r| r.1).max();
-    count(&*txn, ws, rows.len() as i64, (outcome.rejected + unreadable) as i64, last_received).await?;
     txn.commit().await?;
-    super::scoring::publish(bus, outcome.events);
+    super::scoring::publish(bus, events);
     Ok(rows.len())
 }
 
@@ -579,7 +570,13 @@ struct Seen {
     lead: Option<i64>,
     /// The lead it had before this batch.
     lead_before: Option<i64>,
+    /// When it was last seen, as stored.
+    last_seen: DateTime<Utc>,
 }
+
+/// A visitor's `last_seen_at` is moved on when it is this much behind its latest hit: exact
+/// enough for sessions, and most hits of a visit write no visitor row.
+const LAST_SEEN_STEP: chrono::TimeDelta = chrono::TimeDelta::seconds(60);
 
 /// The effects of `hits` (oldest first) in workspace `ws`, inside `txn`.
 async fn apply(txn: &DatabaseTransaction, ws: i64, hits: Vec<(Hit, DateTime<Utc>)>) -> ServiceResult<Outcome> {
@@ -688,6 +685,7 @@ async fn apply(txn: &DatabaseTransaction, ws: i64, hits: Vec<(Hit, DateTime<Utc>
                     id: v.id,
                     lead: v.lead_id,
                     lead_before: v.lead_id,
+                    last_seen: v.last_seen_at,
                 },
             );
         }
@@ -722,19 +720,26 @@ async fn apply(txn: &DatabaseTransaction, ws: i64, hits: Vec<(Hit, DateTime<Utc>
                         id: v.id,
                         lead: None,
                         lead_before: None,
+                        last_seen: v.last_seen_at,
                     },
                 );
             }
         }
-        let ids: Vec<i64> = visitors.values().map(|s| s.id).collect();
         let latest = hits.iter().map(|(h, _)| hit_at(h)).max().unwrap_or(now);
-        visitor::Entity::update_many()
-            .col_expr(visitor::Column::LastSeenAt, Expr::value(latest))
-            .filter(visitor::Column::WorkspaceId.eq(ws))
-            .filter(store::id_in(txn, visitor::Column::Id, &ids))
-            .filter(visitor::Column::LastSeenAt.lt(latest))
-            .exec(txn)
-            .await?;
+        let stale: Vec<i64> = visitors
+            .values()
+            .filter(|s| latest - s.last_seen >= LAST_SEEN_STEP)
+            .map(|s| s.id)
+            .collect();
+        if !stale.is_empty() {
+            visitor::Entity::update_many()
+                .col_expr(visitor::Column::LastSeenAt, Expr::value(latest))
+                .filter(visitor::Column::WorkspaceId.eq(ws))
+                .filter(store::id_in(txn, visitor::Column::Id, &stale))
+                .filter(visitor::Column::LastSeenAt.lt(latest))
+                .exec(txn)
+                .await?;
+        }
         let bots: Vec<i64> = hits
             .iter()
             .filter_map(|(h, _)| match h {
