@@ -368,8 +368,11 @@ async fn lock_inbox(db: &Db, txn: &DatabaseTransaction) -> Result<(), DbErr> {
 /// The advisory lock key of the inbox processor ("cl" and "inbox").
 const INBOX_LOCK: i64 = 0x636c_0069_6e62_6f78;
 
-/// The oldest inbox rows: ID, workspace, time received, body.
-async fn oldest_rows(txn: &DatabaseTransaction, limit: u64) -> Result<Vec<(i64, i64, DateTime<Utc>, String)>, DbErr> {
+/// An inbox row: ID, workspace, time received, body.
+type InboxRow = (i64, i64, DateTime<Utc>, String);
+
+/// The oldest inbox rows.
+async fn oldest_rows(txn: &DatabaseTransaction, limit: u64) -> Result<Vec<InboxRow>, DbErr> {
     ingest_inbox::Entity::find()
         .select_only()
         .columns([
@@ -406,7 +409,7 @@ async fn process_batch(db: &Db, bus: &Bus, limit: u64) -> ServiceResult<usize> {
         return Ok(0);
     }
     // Per workspace, in the order appended.
-    let mut by_workspace: BTreeMap<i64, Vec<&(i64, i64, DateTime<Utc>, String)>> = BTreeMap::new();
+    let mut by_workspace: BTreeMap<i64, Vec<&InboxRow>> = BTreeMap::new();
     for row in &rows {
         by_workspace.entry(row.1).or_default().push(row);
     }
