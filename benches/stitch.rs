@@ -7,7 +7,9 @@
 //! DATABASE_URL=postgres://postgres@127.0.0.1:5432/stitch cargo bench --bench stitch
 //! ```
 //!
-//! Settings (environment): `TRIALS` (20 visitors), `TOUCHES` (1000 page views each).
+//! Settings (environment): `TRIALS` (20 visitors), `TOUCHES` (1000 page views each), `WON`
+//! (1: the deal is won before the stitch, so that its credits are recomputed in it; 0: it stays
+//! open, to see what the credits cost).
 //! Each trial: a lead in the buying center of an opportunity; `TOUCHES` page views of a fresh
 //! visitor posted to `/t/e` (50 a request, 8 requests at a time) and processed; the deal closed
 //! WON after them; then `identifyVisitor(visitorId, leadId)` is timed from request to answer.
@@ -59,6 +61,7 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 async fn main() -> Result<(), BoxError> {
     let trials = env("TRIALS", 20);
     let touches = env("TOUCHES", 1000);
+    let won = env("WON", 1) == 1;
     let dir = std::env::temp_dir().join(format!("closedloop-stitch-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     let url = std::env::var("DATABASE_URL").unwrap_or_else(|_| format!("sqlite://{}?mode=rwc", dir.join("bench.db").display()));
@@ -164,11 +167,13 @@ async fn main() -> Result<(), BoxError> {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
         processed_per_second.push(touches as f64 / started.elapsed().as_secs_f64());
-        api.gql(
-            "mutation($i: CloseOpportunityInput!) { closeOpportunity(input: $i) { userErrors { code } } }",
-            json!({ "i": { "id": deal, "outcome": "WON" } }),
-        )
-        .await?;
+        if won {
+            api.gql(
+                "mutation($i: CloseOpportunityInput!) { closeOpportunity(input: $i) { userErrors { code } } }",
+                json!({ "i": { "id": deal, "outcome": "WON" } }),
+            )
+            .await?;
+        }
 
         let started = Instant::now();
         let done = api
@@ -188,7 +193,7 @@ async fn main() -> Result<(), BoxError> {
                 json!({ "id": deal }),
             )
             .await?;
-        if split["opportunity"]["attribution"]["unattributed"] != json!(false) {
+        if won && split["opportunity"]["attribution"]["unattributed"] != json!(false) {
             return Err(format!("the stitched touches earned the deal no credit: {split}").into());
         }
     }
@@ -196,7 +201,8 @@ async fn main() -> Result<(), BoxError> {
     processed_per_second.sort_by(f64::total_cmp);
     let backend = if url.starts_with("postgres") { "PostgreSQL" } else { "SQLite" };
     println!(
-        "stitch on {backend}: {trials} visitors x {touches} page views; identifyVisitor ms: min {:.1} median {:.1} p95 {:.1} max {:.1}",
+        "stitch on {backend} (deal {}): {trials} visitors x {touches} page views; identifyVisitor ms: min {:.1} median {:.1} p95 {:.1} max {:.1}",
+        if won { "won" } else { "open" },
         stitch_ms[0],
         percentile(&stitch_ms, 0.5),
         percentile(&stitch_ms, 0.95),
