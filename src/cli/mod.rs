@@ -3,6 +3,7 @@ pub mod demo;
 mod demo_handoffs;
 pub mod export;
 pub mod import;
+pub mod links;
 pub mod markov;
 pub mod progress;
 pub mod seed;
@@ -267,6 +268,30 @@ pub enum ExportCommand {
         #[command(flatten)]
         db: DbArgs,
     },
+    /// A mailing's personal tracking links and open pixels, one row per recipient
+    /// (docs/tracking.md): the recipients' CSV with `url` and `pixel_url` appended.
+    Links {
+        #[arg(long)]
+        workspace: String,
+        /// The tracking link (its ID, from `createTrackingLink`).
+        #[arg(long)]
+        link: String,
+        /// A CSV with a header and a column `email` or `external_id`.
+        #[arg(long)]
+        recipients: PathBuf,
+        /// The server's address as recipients reach it, e.g. https://t.example.com.
+        #[arg(long, env = "PUBLIC_URL")]
+        public_url: String,
+        /// When the mailing goes out (RFC 3339; default now): a click within a minute of it is
+        /// taken for a mail scanner's.
+        #[arg(long)]
+        sent_at: Option<chrono::DateTime<chrono::Utc>>,
+        /// The file to write (default: standard output).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        #[command(flatten)]
+        db: DbArgs,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -403,6 +428,26 @@ pub async fn run(cli: Cli) -> Result<(), BoxError> {
             let rows = export::leads(&database, &workspace, &query, out.as_deref(), &progress).await?;
             // The CSV may be on standard output: the summary goes to stderr.
             eprintln!("exported {rows} leads in {:.1} s", started.elapsed().as_secs_f64());
+        }
+        Command::Export {
+            command:
+                ExportCommand::Links {
+                    workspace,
+                    link,
+                    recipients,
+                    public_url,
+                    sent_at,
+                    out,
+                    db,
+                },
+        } => {
+            let database = open(&db).await?;
+            let sent_at = sent_at.unwrap_or_else(chrono::Utc::now);
+            let w = links::links(&database, &workspace, &link, &recipients, out.as_deref(), &public_url, sent_at).await?;
+            eprintln!(
+                "{} recipients, {} of them no lead of {workspace:?} (empty url)",
+                w.rows, w.unmatched
+            );
         }
         Command::Workspace {
             command: WorkspaceCommand::Create { name, db },

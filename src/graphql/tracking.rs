@@ -14,9 +14,11 @@ use crate::graphql::errors::{IntoGql, UserError, gql_error, split};
 use crate::graphql::ids::{self, NodeType};
 use crate::graphql::lead::Lead;
 use crate::graphql::loaders::{CampaignId, Loaders};
+use crate::graphql::pagination::{Conn, PageArgs, TotalCount, connection};
 use crate::graphql::scalars::DateTime;
 use crate::ingest::Capture;
 use crate::service::tracking as service;
+use crate::store::page::{CursorKey, Sort, fetch_page};
 use crate::store::{self, Scoped};
 
 /// Personal URLs one request may ask for.
@@ -196,6 +198,51 @@ impl TrackingQuery {
             key,
             public_url: capture(ctx)?.public_url.clone(),
         })
+    }
+
+    /// Tracking links, newest first; of one campaign with `campaignId`. Any role.
+    #[graphql(complexity = "crate::graphql::pagination::page_complexity(first, last, child_complexity)")]
+    async fn tracking_links(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Only the links of this campaign.")] campaign_id: Option<ID>,
+        #[graphql(
+            desc = "Page size from the start (or after `after`): 0 to 100, larger is clamped to 100. Give `first` or `last`, not both."
+        )]
+        first: Option<i32>,
+        #[graphql(desc = "An edge's cursor from this list in the same order: the page starts after it. Only with `first`.")] after: Option<
+            String,
+        >,
+        #[graphql(
+            desc = "Page size from the end (or before `before`): 0 to 100, larger is clamped to 100. Give `first` or `last`, not both."
+        )]
+        last: Option<i32>,
+        #[graphql(desc = "An edge's cursor from this list in the same order: the page ends before it. Only with `last`.")] before: Option<
+            String,
+        >,
+    ) -> async_graphql::Result<Conn<TrackingLink>> {
+        let p = ctx.principal()?;
+        let req = PageArgs {
+            first,
+            after,
+            last,
+            before,
+        }
+        .request(None)
+        .gql()?;
+        let mut select = tracking_link::Entity::in_workspace(p.workspace_id);
+        if let Some(c) = crate::graphql::decode_opt(NodeType::Campaign, campaign_id.as_ref())? {
+            select = select.filter(sea_orm::ColumnTrait::eq(&tracking_link::Column::CampaignId, c));
+        }
+        let sort = Sort::by_id(tracking_link::Column::Id, true);
+        let page = fetch_page(&ctx.db().conn, select.clone(), &sort, &req).await.gql()?;
+        Ok(connection(
+            page,
+            &req,
+            TotalCount::of(select),
+            |l| CursorKey::id(l.id),
+            TrackingLink,
+        ))
     }
 
     /// How far hit processing has come. Any role.

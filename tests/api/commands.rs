@@ -219,3 +219,91 @@ async fn export_writes_the_csv_to_stdout_and_its_progress_to_stderr() {
     assert!(has_step(&stderr, "export", "leads", 3), "no line for the leads in:\n{stderr}");
     assert!(stderr.contains("exported 3 leads in "), "{stderr}");
 }
+
+#[tokio::test]
+async fn export_links_gives_each_recipient_a_personal_link_and_pixel() {
+    let dir = scratch_dir("export-links");
+    let app = TestApp::spawn_sqlite_file(&dir).await;
+    app.lead("ada@example.com").await;
+    app.upsert_lead(json!({ "email": "bob@example.com", "externalId": "crm-bob" }))
+        .await;
+    let campaign = app.simple_campaign("Newsletter").await;
+    let m = "mutation($i: CreateTrackingLinkInput!) { createTrackingLink(input: $i) { trackingLink { id } userErrors { code } } }";
+    let link = app
+        .mutate(
+            &app.keys.marketing,
+            "createTrackingLink",
+            m,
+            json!({ "i": { "campaignId": campaign, "destination": "https://example.com/offer" } }),
+        )
+        .await["trackingLink"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let recipients = dir.join("recipients.csv");
+    std::fs::write(
+        &recipients,
+        "email,first_name\nADA@example.com,Ada\nnobody@example.com,=cmd\nbob@example.com,Bob\n",
+    )
+    .unwrap();
+    let url = sqlite_file_url(&dir.join("closedloop.db"));
+    let public = format!("http://{}", app.addr);
+    let args: Vec<String> = [
+        "export",
+        "links",
+        "--workspace",
+        "Acme",
+        "--link",
+        &link,
+        "--recipients",
+        recipients.to_str().unwrap(),
+        "--public-url",
+        &public,
+        "--sent-at",
+        "2026-01-01T09:00:00Z",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let out = tokio::task::spawn_blocking(move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        closedloop(&args, &url)
+    })
+    .await
+    .unwrap();
+    let csv = String::from_utf8(out.stdout).unwrap();
+    let rows: Vec<Vec<&str>> = csv.lines().map(|l| l.split(',').collect()).collect();
+    assert_eq!(rows[0], vec!["email", "first_name", "url", "pixel_url"]);
+    assert_eq!(rows.len(), 4, "{csv}");
+    assert!(
+        rows[1][2].starts_with(&format!("{public}/t/c/")) && rows[1][3].ends_with(".gif"),
+        "{csv}"
+    );
+    assert_eq!(
+        (rows[2][1], rows[2][2], rows[2][3]),
+        ("'=cmd", "", ""),
+        "no lead: empty cells; a formula is quoted"
+    );
+    assert_ne!(rows[1][2], rows[3][2], "each recipient has a link of their own");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("3 recipients, 1 of them no lead"));
+    // The link works: a person's click is redirected to the destination.
+    let web = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let r = web
+        .get(rows[1][2])
+        .header("User-Agent", "Mozilla/5.0 (X11; Linux x86_64; rv:120.0) Firefox/120.0")
+        .header("Accept-Language", "en")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 302);
+    assert!(
+        r.headers()["location"]
+            .to_str()
+            .unwrap()
+            .starts_with("https://example.com/offer?cl_t=")
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -210,6 +210,11 @@ async fn links_redirect_only_to_their_destination_and_count_once(app: TestApp) {
         )
         .await;
     assert_eq!(other["node"], Value::Null);
+    let list = "query($c: ID) { trackingLinks(campaignId: $c, first: 10) { totalCount nodes { id } } }";
+    let mine = app.data(&app.keys.analyst, list, json!({ "c": campaign })).await;
+    assert_eq!(mine["trackingLinks"], json!({ "totalCount": 1, "nodes": [{ "id": link_id }] }));
+    let theirs = app.data(&app.other.analyst, list, json!({ "c": Value::Null })).await;
+    assert_eq!(theirs["trackingLinks"]["totalCount"], 0);
     // ANALYST keys make no links.
     let m = "mutation($i: CreateTrackingLinkInput!) { createTrackingLink(input: $i) { trackingLink { id } } }";
     let r = app
