@@ -36,9 +36,10 @@ pub struct TrackingSettings {
     /// it (`https://t.example.com`), which tracking links and pixels start with. Default: the
     /// bound address.
     pub public_url: Option<String>,
-    /// Hits a second one site key (a whole site) may send, with a burst of ten seconds' worth.
+    /// Hits a second one site key (a whole site), or one tracking link for anyone (an ad), may
+    /// send, with a burst of ten seconds' worth.
     pub hits_per_site_key_per_second: u32,
-    /// Hits a second one visitor, or one link token, may send.
+    /// Hits a second one visitor, or one personal link, may send.
     pub hits_per_visitor_per_second: u32,
     /// How often the processor looks for hits that other replicas appended.
     pub poll: Duration,

@@ -158,10 +158,11 @@ pub enum Command {
         /// address).
         #[arg(long, env = "PUBLIC_URL", value_name = "URL")]
         public_url: Option<String>,
-        /// Hits a second that one site key (a whole site) may send to the tracking endpoints.
+        /// Hits a second that one site key (a whole site), or one tracking link for anyone (an
+        /// ad), may send to the tracking endpoints.
         #[arg(long, env = "HITS_PER_SITE_KEY", value_name = "N", default_value_t = 50_000)]
         hits_per_site_key: u32,
-        /// Hits a second that one visitor, or one tracking link token, may send.
+        /// Hits a second that one visitor, or one personal tracking link, may send.
         #[arg(long, env = "HITS_PER_VISITOR", value_name = "N", default_value_t = 5)]
         hits_per_visitor: u32,
         /// Export a span per request (with its GraphQL operation name) over OTLP/HTTP to this

@@ -131,7 +131,7 @@ async fn click(State(state): State<AppState>, method: Method, headers: HeaderMap
     let private = opted_out_of(&headers);
     let lead = token.lead.filter(|_| !private);
     let mut destination = link.destination.clone();
-    if c.per_visitor.allow(&text, 1) {
+    if c.per_token(&token).allow(&text, 1) {
         let hit = Hit::Click {
             link: link.id,
             lead,
@@ -174,7 +174,7 @@ async fn open(State(state): State<AppState>, method: Method, headers: HeaderMap,
     let now = Utc::now();
     let agent = tracking::classify_mail(request_of(&headers, &method), issued(&token), now);
     let lead = token.lead.filter(|_| !opted_out_of(&headers));
-    if c.per_visitor.allow(text, 1) {
+    if c.per_token(&token).allow(text, 1) {
         let hit = Hit::Open {
             link: link.id,
             lead,

@@ -257,7 +257,8 @@ pub struct Capture {
     pub resolver: crate::service::tracking::Resolver,
     /// The server's address as the world reaches it, for the links it hands out.
     pub public_url: String,
-    /// Hits a second per site key (a whole site), and per visitor or link token.
+    /// Hits a second per site key (a whole site) or link for anyone, and per visitor or personal
+    /// link.
     pub per_site: RateLimiter,
     pub per_visitor: RateLimiter,
 }
@@ -271,6 +272,12 @@ impl Capture {
             per_site: RateLimiter::new(settings.hits_per_site_key_per_second),
             per_visitor: RateLimiter::new(settings.hits_per_visitor_per_second),
         }
+    }
+
+    /// The limit a link's token is under: a personal link is one person's (as a visitor is);
+    /// a link for anyone (an ad) is clicked by a whole audience, as a site is visited.
+    pub fn per_token(&self, token: &crate::domain::tracking::Token) -> &RateLimiter {
+        if token.lead.is_some() { &self.per_visitor } else { &self.per_site }
     }
 }
 

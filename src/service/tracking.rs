@@ -403,10 +403,18 @@ async fn reject_oldest(db: &Db) -> ServiceResult<usize> {
 
 async fn process_batch(db: &Db, bus: &Bus, limit: u64) -> ServiceResult<usize> {
     let txn = db.begin_write_unscoped().await?;
-    lock_inbox(db, &txn).await?;
-    let rows = oldest_rows(&txn, limit).await?;
+    let mut rows = oldest_rows(&txn, limit).await?;
     if rows.is_empty() {
+        // An idle poll takes no lock.
         return Ok(0);
+    }
+    if db.backend() == DbBackend::Postgres {
+        // Another replica may have processed these meanwhile: read again under the lock.
+        lock_inbox(db, &txn).await?;
+        rows = oldest_rows(&txn, limit).await?;
+        if rows.is_empty() {
+            return Ok(0);
+        }
     }
     // Per workspace, in the order appended.
     let mut by_workspace: BTreeMap<i64, Vec<&InboxRow>> = BTreeMap::new();

@@ -201,6 +201,16 @@ async fn links_redirect_only_to_their_destination_and_count_once(app: TestApp) {
         json!({ "sent": 2, "uniqueOpens": 1, "uniqueClicks": 1, "machineOpens": 1, "machineClicks": 1 })
     );
 
+    // An ad's link is clicked by its whole audience: 60 clicks at once are all kept (a personal
+    // link, one person's, is limited to a few a second).
+    let anyone = link["url"].as_str().unwrap();
+    for _ in 0..60 {
+        let r = web.get(anyone).header("User-Agent", BROWSER).send().await.unwrap();
+        assert_eq!(r.status(), 302);
+    }
+    let s = processed(&app, &app.keys.analyst, 66).await;
+    assert_eq!(s["acknowledged"], 66, "none dropped: {s}");
+
     // Another workspace's key cannot see or use the link.
     let other = app
         .data(
