@@ -564,6 +564,20 @@ impl CampaignPerformance {
     async fn leads_touched(&self, ctx: &Context<'_>) -> async_graphql::Result<i64> {
         Ok(self.activity(ctx).await?.leads_touched)
     }
+    /// Distinct site visitors (first-party capture; bots left out) with a hit on the campaign
+    /// in the range, known or not yet (docs/kpis.md, Site visitors).
+    async fn visitors(&self, ctx: &Context<'_>) -> async_graphql::Result<i64> {
+        Ok(self.activity(ctx).await?.visitors.visitors)
+    }
+    /// Of `visitors`, those no lead is known for yet.
+    async fn anonymous_visitors(&self, ctx: &Context<'_>) -> async_graphql::Result<i64> {
+        Ok(self.activity(ctx).await?.visitors.anonymous)
+    }
+    /// The visitors' sessions on the campaign: a visitor's hits on it with no gap over 30
+    /// minutes are one session.
+    async fn sessions(&self, ctx: &Context<'_>) -> async_graphql::Result<i64> {
+        Ok(self.activity(ctx).await?.visitors.sessions)
+    }
     /// Opportunities (any status) with a buying-center member the campaign touched in the
     /// range before the deal closed.
     async fn opportunities_influenced(&self, ctx: &Context<'_>) -> async_graphql::Result<i64> {

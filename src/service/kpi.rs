@@ -622,6 +622,9 @@ pub struct CampaignActivity {
     pub open_opportunities: i64,
     /// E-mail statistics, when the campaign sent or tracked e-mail in the range.
     pub email: Option<reach::EmailStats>,
+    /// Site visitors of the campaign in the range, anonymous ones, and their sessions
+    /// (first-party capture, docs/tracking.md).
+    pub visitors: crate::store::campaign::VisitorCounts,
 }
 
 /// Per campaign with a touchpoint in the range: leads touched, opportunities influenced and
@@ -632,14 +635,15 @@ pub async fn campaign_activity(
     r: &Range,
     f: &Filter,
 ) -> ServiceResult<HashMap<i64, CampaignActivity>> {
-    use crate::store::campaign::{LeadScope, first_touches_of_buying_centers, machine_mail_hits, touch_counts};
+    use crate::store::campaign::{LeadScope, first_touches_of_buying_centers, machine_mail_hits, touch_counts, visitor_activity};
     let scope = LeadScope {
         persona_id: f.persona_id,
         owner_id: f.owner_id,
     };
     let counts = touch_counts(conn, ws, r.from, r.to, scope).await?;
     let touched = first_touches_of_buying_centers(conn, ws, r.from, r.to, scope).await?;
-    let machines = machine_mail_hits(conn, ws, r.from, r.to, scope).await?;
+    let mut machines = machine_mail_hits(conn, ws, r.from, r.to, scope).await?;
+    let mut visitors = visitor_activity(conn, ws, r.from, r.to, scope).await?;
     let currency = settings(conn, ws).await?.currency;
     use opportunity::Column as O;
     /// (status, amount in minor units, currency, closed at).
@@ -663,20 +667,25 @@ pub async fn campaign_activity(
             influenced.entry(*campaign).or_default().push(d);
         }
     }
+    // Campaigns with hits but no touchpoint in the range have activity too.
+    let mut counts = counts;
+    for c in machines.keys().chain(visitors.keys()) {
+        counts.entry(*c).or_default();
+    }
     Ok(counts
         .into_iter()
         .map(|(c, n)| {
             let deals = influenced.remove(&c).unwrap_or_default();
+            let machine = machines.remove(&c);
             let open_deals: Vec<&&Deal> = deals.iter().filter(|d| d.0 == open).collect();
             let activity = CampaignActivity {
                 leads_touched: n.leads,
                 opportunities_influenced: deals.len() as i64,
                 open_opportunities: open_deals.len() as i64,
                 open_pipeline: from_minor(open_deals.iter().filter(|d| d.2 == currency).map(|d| d.1).sum()),
-                email: n.email_touched.then(|| {
-                    reach::EmailStats::new(n.sent, n.delivered, n.opened, n.clicked)
-                        .with_machine(machines.get(&c).copied().unwrap_or_default())
-                }),
+                email: (n.email_touched || machine.is_some())
+                    .then(|| reach::EmailStats::new(n.sent, n.delivered, n.opened, n.clicked).with_machine(machine.unwrap_or_default())),
+                visitors: visitors.remove(&c).unwrap_or_default(),
             };
             (c, activity)
         })

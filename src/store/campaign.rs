@@ -158,6 +158,62 @@ pub async fn machine_mail_hits(
     Ok(out)
 }
 
+/// Per campaign, over the site hits (not bots') of visitors on it in [from, to): distinct
+/// visitors, those of them no lead is known for yet, and sessions (a visitor's hits on the
+/// campaign with no gap over [`SESSION_GAP_SECONDS`] are one session). With a lead scope, only
+/// the hits of leads in it count (an anonymous visitor is in no scope).
+pub async fn visitor_activity(
+    db: &impl ConnectionTrait,
+    ws: i64,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    scope: LeadScope,
+) -> Result<HashMap<i64, VisitorCounts>, DbErr> {
+    let backend = db.get_database_backend();
+    let mut values: Vec<sea_orm::Value> = vec![ws.into(), false.into(), from.into(), to.into()];
+    let scope = scope.sql(ws, &mut values);
+    // A new session: the visitor's first hit on the campaign, or one more than the gap after
+    // the one before. Times are text on SQLite (RFC 3339), timestamps on PostgreSQL.
+    let gap = match backend {
+        DbBackend::Postgres => format!("t.occurred_at - t.prev > interval '{SESSION_GAP_SECONDS} seconds'"),
+        _ => format!("(julianday(t.occurred_at) - julianday(t.prev)) * 86400.0 > {SESSION_GAP_SECONDS}"),
+    };
+    let sql = format!(
+        "SELECT t.campaign_id, COUNT(DISTINCT t.visitor_id), \
+           COUNT(DISTINCT CASE WHEN v.lead_id IS NULL THEN t.visitor_id END), \
+           SUM(CASE WHEN t.prev IS NULL OR {gap} THEN 1 ELSE 0 END) \
+         FROM (SELECT t.campaign_id, t.visitor_id, t.occurred_at, \
+                 LAG(t.occurred_at) OVER (PARTITION BY t.campaign_id, t.visitor_id ORDER BY t.occurred_at, t.id) AS prev \
+               FROM tracked_hits t WHERE t.workspace_id = ? AND t.bot = ? AND t.occurred_at >= ? AND t.occurred_at < ? \
+                 AND t.visitor_id IS NOT NULL AND t.campaign_id IS NOT NULL{scope}) t \
+         JOIN visitors v ON v.id = t.visitor_id \
+         GROUP BY t.campaign_id"
+    );
+    let mut out = HashMap::new();
+    for row in db.query_all_raw(statement(backend, &sql, values)).await? {
+        out.insert(
+            row.try_get_by_index(0)?,
+            VisitorCounts {
+                visitors: row.try_get_by_index(1)?,
+                anonymous: row.try_get_by_index(2)?,
+                sessions: row.try_get_by_index(3)?,
+            },
+        );
+    }
+    Ok(out)
+}
+
+/// A session ends after this long without a hit (30 minutes, as web analytics count them).
+pub const SESSION_GAP_SECONDS: i64 = 1_800;
+
+/// A campaign's site visitors in a range ([`visitor_activity`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct VisitorCounts {
+    pub visitors: i64,
+    pub anonymous: i64,
+    pub sessions: i64,
+}
+
 /// Per (campaign, opportunity): the first touchpoint in [from, to) of the leads in scope that
 /// are in the opportunity's buying center.
 pub async fn first_touches_of_buying_centers(

@@ -534,3 +534,85 @@ async fn privacy_signals_bots_and_abuse_are_honoured(app: TestApp) {
     assert!(!text.contains("http://") && !text.contains("https://cdn"), "no external dependency");
 }
 both!(privacy_signals_bots_and_abuse_are_honoured);
+
+/// docs/kpis.md, Site visitors: the example computed by hand.
+async fn visitors_and_sessions_are_counted_by_hand(app: TestApp) {
+    use entity::{tracked_hit, visitor};
+    use sea_orm::{ActiveModelTrait, ActiveValue::Set};
+    let campaign = app
+        .campaign(json!({ "name": "Fair", "channel": "TRADE_FAIR", "kind": "ACQUISITION", "trackingCode": "fair" }))
+        .await;
+    let campaign_id = crate::helpers::decode_id(&campaign);
+    let ada = crate::helpers::decode_id(&app.lead("ada@example.com").await);
+    let ws: i64 = {
+        use sea_orm::ConnectionTrait;
+        let row = app
+            .db
+            .conn
+            .query_one_raw(sea_orm::Statement::from_string(
+                app.db.backend(),
+                "SELECT id FROM workspaces WHERE name = 'Acme'",
+            ))
+            .await
+            .unwrap()
+            .unwrap();
+        row.try_get_by_index(0).unwrap()
+    };
+    let at = |h: u32, m: u32| chrono::TimeZone::with_ymd_and_hms(&chrono::Utc, 2026, 3, 1, h, m, 0).unwrap();
+    let mut ids = Vec::new();
+    for (uid, lead) in [("v1_visitor-a-000000000000", None), ("v1_visitor-b-000000000000", Some(ada))] {
+        let v = visitor::ActiveModel {
+            workspace_id: Set(ws),
+            uid: Set(uid.into()),
+            lead_id: Set(lead),
+            bot: Set(false),
+            first_seen_at: Set(at(10, 0)),
+            last_seen_at: Set(at(11, 0)),
+            identified_at: Set(lead.map(|_| at(12, 0))),
+            ..Default::default()
+        }
+        .insert(&app.db.conn)
+        .await
+        .unwrap();
+        ids.push(v.id);
+    }
+    // A at 10:00, 10:20, 11:00; B at 10:05; a bot's hit and another campaign's do not count.
+    for (visitor, time, bot, on_campaign) in [
+        (ids[0], at(10, 0), false, true),
+        (ids[0], at(10, 20), false, true),
+        (ids[0], at(11, 0), false, true),
+        (ids[1], at(10, 5), false, true),
+        (ids[1], at(10, 6), true, true),
+        (ids[1], at(10, 7), false, false),
+    ] {
+        tracked_hit::ActiveModel {
+            workspace_id: Set(ws),
+            visitor_id: Set(Some(visitor)),
+            lead_id: Set(None),
+            campaign_id: Set(on_campaign.then_some(campaign_id)),
+            link_id: Set(None),
+            touch_type: Set("PAGE_VIEW".into()),
+            event_id: Set(None),
+            campaign_code: Set(None),
+            machine: Set(false),
+            bot: Set(bot),
+            url: Set(None),
+            referrer: Set(None),
+            params: Set(None),
+            occurred_at: Set(time),
+            received_at: Set(time),
+            created_at: Set(time),
+            ..Default::default()
+        }
+        .insert(&app.db.conn)
+        .await
+        .unwrap();
+    }
+    let q = "query($c: ID!) { campaign(id: $c) { performance(range: { from: \"2026-03-01T00:00:00Z\", to: \"2026-03-02T00:00:00Z\" }) { visitors anonymousVisitors sessions } } }";
+    let d = app.data(&app.keys.analyst, q, json!({ "c": campaign })).await;
+    assert_eq!(
+        d["campaign"]["performance"],
+        json!({ "visitors": 2, "anonymousVisitors": 1, "sessions": 3 })
+    );
+}
+both!(visitors_and_sessions_are_counted_by_hand);
