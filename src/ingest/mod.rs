@@ -158,19 +158,21 @@ impl Inbox {
         wait.await.unwrap_or(Err(AppendError::Failed))
     }
 
-    /// Appends several hits (one request's batch) and returns once all are committed.
+    /// Appends several hits (one request's batch), all or none, and returns once all are
+    /// committed.
     pub async fn append_all(&self, ws: i64, hits: &[Hit]) -> Result<(), AppendError> {
         let mut waits = Vec::with_capacity(hits.len());
         let received_at = Utc::now();
-        for hit in hits {
+        // Room for the whole batch first: a batch refused half-way would be half stored.
+        let permits = self.tx.try_reserve_many(hits.len()).map_err(|_| AppendError::Overloaded)?;
+        for (hit, permit) in hits.iter().zip(permits) {
             let (done, wait) = oneshot::channel();
-            let pending = Pending {
+            permit.send(Pending {
                 workspace: ws,
                 received_at,
                 body: serde_json::to_string(hit).expect("a hit serializes"),
                 done,
-            };
-            self.tx.try_send(pending).map_err(|_| AppendError::Overloaded)?;
+            });
             waits.push(wait);
         }
         for w in waits {

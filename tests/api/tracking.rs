@@ -31,6 +31,16 @@ async fn processed(app: &TestApp, key: &str, at_least: i64) -> Value {
     }
 }
 
+/// A GET as a person's browser or mail client sends it (a user agent, `Accept-Language`).
+async fn as_person(web: &reqwest::Client, url: &str) -> reqwest::Response {
+    web.get(url)
+        .header("User-Agent", BROWSER)
+        .header("Accept-Language", "de")
+        .send()
+        .await
+        .unwrap()
+}
+
 async fn site_key(app: &TestApp, key: &str) -> String {
     let d = app.data(key, "{ trackingSettings { siteKey snippet scriptUrl } }", json!({})).await;
     let s = &d["trackingSettings"];
@@ -111,13 +121,7 @@ async fn links_redirect_only_to_their_destination_and_count_once(app: TestApp) {
 
     // A person clicks twice: both hits are kept, one EMAIL_CLICK touchpoint.
     for _ in 0..2 {
-        let r = web
-            .get(&url)
-            .header("User-Agent", BROWSER)
-            .header("Accept-Language", "de")
-            .send()
-            .await
-            .unwrap();
+        let r = as_person(&web, &url).await;
         assert_eq!(r.status(), 302);
         let to = r.headers()["location"].to_str().unwrap();
         assert!(
@@ -136,13 +140,7 @@ async fn links_redirect_only_to_their_destination_and_count_once(app: TestApp) {
         assert!(r.headers().get("location").is_none());
     }
     // The pixel: a person's open, and Apple's privacy proxy (a machine open, kept apart).
-    let r = web
-        .get(&pixel)
-        .header("User-Agent", BROWSER)
-        .header("Accept-Language", "de")
-        .send()
-        .await
-        .unwrap();
+    let r = as_person(&web, &pixel).await;
     assert_eq!(r.status(), 200);
     assert_eq!(r.headers()["content-type"], "image/gif");
     assert_eq!(r.bytes().await.unwrap().len(), 43);
@@ -173,13 +171,7 @@ async fn links_redirect_only_to_their_destination_and_count_once(app: TestApp) {
     // A personal link clicked within a minute of its send is a scanner's: no touchpoint.
     let bob = app.lead("bob@example.com").await;
     let (fresh, _) = personal(&app, link_id, &bob, 0).await;
-    let r = web
-        .get(&fresh)
-        .header("User-Agent", BROWSER)
-        .header("Accept-Language", "de")
-        .send()
-        .await
-        .unwrap();
+    let r = as_person(&web, &fresh).await;
     assert_eq!(r.status(), 302);
     assert!(
         !r.headers()["location"].to_str().unwrap().contains("cl_t="),
