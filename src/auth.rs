@@ -22,11 +22,16 @@ pub struct Principal {
 
 const KEY_PREFIX: &str = "clk_";
 
+/// `bytes` random bytes from the operating system, as hex text (keys, secrets, nonces).
+pub fn random_hex(bytes: usize) -> String {
+    let mut b = vec![0_u8; bytes];
+    getrandom::fill(&mut b).expect("the operating system's random source works");
+    hex::encode(b)
+}
+
 /// A fresh random key (shown once) and the hash that is stored.
 pub fn generate_key() -> (String, String) {
-    let mut bytes = [0_u8; 24];
-    getrandom::fill(&mut bytes).expect("the operating system's random source works");
-    let key = format!("{KEY_PREFIX}{}", hex::encode(bytes));
+    let key = format!("{KEY_PREFIX}{}", random_hex(24));
     let hash = hash_key(&key);
     (key, hash)
 }

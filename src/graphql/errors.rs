@@ -48,9 +48,7 @@ pub fn gql_error(err: AppError) -> async_graphql::Error {
 }
 
 fn trace_id() -> String {
-    let mut b = [0_u8; 8];
-    getrandom::fill(&mut b).expect("random source");
-    hex::encode(b)
+    crate::auth::random_hex(8)
 }
 
 pub trait IntoGql<T> {

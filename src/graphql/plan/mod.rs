@@ -110,11 +110,7 @@ pub struct RawParts {
 
 impl RawParts {
     fn nonce(&self) -> &str {
-        self.nonce.get_or_init(|| {
-            let mut bytes = [0u8; 16];
-            getrandom::fill(&mut bytes).expect("the operating system's random source works");
-            hex::encode(bytes)
-        })
+        self.nonce.get_or_init(|| crate::auth::random_hex(16))
     }
 
     /// The placeholder of `json`.
