@@ -62,9 +62,15 @@ impl TrackingSettings {
 pub struct TrackingLink(pub tracking_link::Model);
 
 impl TrackingLink {
-    async fn secret(&self, ctx: &Context<'_>) -> async_graphql::Result<String> {
-        let k = service::keys_in(&ctx.db().conn, self.0.workspace_id).await.gql()?;
-        Ok(k.secret)
+    /// The workspace's signing secret, cached for the server's life (a page of links asks the
+    /// database once, not once a link).
+    async fn secret(&self, ctx: &Context<'_>) -> async_graphql::Result<Arc<str>> {
+        capture(ctx)?
+            .resolver
+            .secret(ctx.db(), self.0.workspace_id)
+            .await
+            .gql()?
+            .ok_or_else(|| gql_error(AppError::internal("a tracking link without its workspace's keys")))
     }
 }
 
@@ -114,17 +120,7 @@ impl TrackingLink {
             return Err(gql_error(AppError::BadInput(format!("at most {MAX_PERSONAL} leads a request"))));
         }
         let nums: Vec<i64> = lead_ids.iter().filter_map(|id| ids::decode(NodeType::Lead, id).ok()).collect();
-        let found: std::collections::HashSet<i64> = entity::lead::Entity::in_workspace(p.workspace_id)
-            .filter(store::id_in(&ctx.db().conn, entity::lead::Column::Id, &nums))
-            .filter(sea_orm::ColumnTrait::is_null(&entity::lead::Column::ErasedAt))
-            .select_only()
-            .column(entity::lead::Column::Id)
-            .into_tuple::<i64>()
-            .all(&ctx.db().conn)
-            .await
-            .gql()?
-            .into_iter()
-            .collect();
+        let found = store::lead::live_ids(&ctx.db().conn, p.workspace_id, &nums).await.gql()?;
         let secret = self.secret(ctx).await?;
         let base = &capture(ctx)?.public_url;
         let now = sent_at.map_or_else(chrono::Utc::now, |t| t.0);

@@ -19,7 +19,7 @@ use sea_orm::{
 
 use super::Patch;
 use super::touchpoint::{MAX_BATCH, NewTouchpoint};
-use crate::auth::Principal;
+use crate::auth::{Principal, random_hex};
 use crate::db::Db;
 use crate::domain::email::Email;
 use crate::domain::tracking::{Agent, Source, Token, TokenKind, valid_visitor_id, with_utm};
@@ -34,12 +34,6 @@ pub const BATCH: u64 = 1_000;
 
 /// The prefix of a publishable site key.
 const SITE_KEY_PREFIX: &str = "cls_";
-
-fn random_hex(bytes: usize) -> String {
-    let mut b = vec![0u8; bytes];
-    getrandom::fill(&mut b).expect("the operating system's random source");
-    hex::encode(b)
-}
 
 /// The workspace's tracking keys, made on first use (in the caller's transaction).
 pub async fn keys_in(conn: &impl ConnectionTrait, ws: i64) -> Result<tracking_key::Model, DbErr> {
@@ -271,20 +265,23 @@ impl Resolver {
         let Some(u) = crate::domain::tracking::Unverified::parse(kind, text) else {
             return Ok(None);
         };
-        let ws = u.workspace();
-        let cached = self.secrets.read().expect("cache lock").get(&ws).cloned();
-        let secret = match cached {
-            Some(s) => s,
-            None => {
-                let Some(k) = tracking_key::Entity::find_by_id(ws).one(&db.conn).await? else {
-                    return Ok(None);
-                };
-                let s: Arc<str> = k.secret.into();
-                put(&self.secrets, ws, s.clone());
-                s
-            }
+        let Some(secret) = self.secret(db, u.workspace()).await? else {
+            return Ok(None);
         };
         Ok(u.verify(secret.as_bytes()))
+    }
+
+    /// The secret workspace `ws` signs its links with; `None` before its first link.
+    pub async fn secret(&self, db: &Db, ws: i64) -> Result<Option<Arc<str>>, DbErr> {
+        if let Some(s) = self.secrets.read().expect("cache lock").get(&ws) {
+            return Ok(Some(s.clone()));
+        }
+        let Some(k) = tracking_key::Entity::find_by_id(ws).one(&db.conn).await? else {
+            return Ok(None);
+        };
+        let s: Arc<str> = k.secret.into();
+        put(&self.secrets, ws, s.clone());
+        Ok(Some(s))
     }
 
     /// The link a verified token names, if it still exists in the token's workspace.
@@ -629,20 +626,7 @@ async fn apply(txn: &DatabaseTransaction, ws: i64, hits: Vec<(Hit, DateTime<Utc>
         .collect::<HashSet<_>>()
         .into_iter()
         .collect();
-    let live_leads: HashSet<i64> = if named_leads.is_empty() {
-        HashSet::new()
-    } else {
-        lead::Entity::in_workspace(ws)
-            .filter(store::id_in(txn, lead::Column::Id, &named_leads))
-            .filter(lead::Column::ErasedAt.is_null())
-            .select_only()
-            .column(lead::Column::Id)
-            .into_tuple::<i64>()
-            .all(txn)
-            .await?
-            .into_iter()
-            .collect()
-    };
+    let live_leads = store::lead::live_ids(txn, ws, &named_leads).await?;
 
     // Campaigns: by tracking code (any case) or by ID.
     let sources: Vec<Option<Source>> = hits

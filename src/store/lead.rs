@@ -120,6 +120,23 @@ pub fn with_external_id(ws: i64, external_id: &str) -> Select<lead::Entity> {
     lead::Entity::in_workspace(ws).filter(lead::Column::ExternalId.eq(external_id))
 }
 
+/// Of these IDs, those of leads of workspace `ws` that are not erased.
+pub async fn live_ids(db: &impl ConnectionTrait, ws: i64, ids: &[i64]) -> Result<std::collections::HashSet<i64>, DbErr> {
+    use sea_orm::QuerySelect;
+    if ids.is_empty() {
+        return Ok(Default::default());
+    }
+    let found: Vec<i64> = lead::Entity::in_workspace(ws)
+        .filter(super::id_in(db, lead::Column::Id, ids))
+        .filter(lead::Column::ErasedAt.is_null())
+        .select_only()
+        .column(lead::Column::Id)
+        .into_tuple()
+        .all(db)
+        .await?;
+    Ok(found.into_iter().collect())
+}
+
 /// The first `limit` leads of each account, by id.
 pub async fn first_per_account(db: &impl ConnectionTrait, ws: i64, account_ids: &[i64], limit: u64) -> Result<Vec<lead::Model>, DbErr> {
     super::raw::top_n_per_parent::<lead::Entity>(db, "leads", "account_id", "id ASC", ws, account_ids, limit, "erased_at IS NULL").await
