@@ -157,25 +157,8 @@ async fn spans_reach_an_otlp_receiver() {
 
     let dir = scratch_dir("otlp");
     std::fs::create_dir_all(&dir).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_closedloop"))
-        .args(["serve", "--bind", "127.0.0.1:0", "--otlp-endpoint", &endpoint])
-        .env("DATABASE_URL", sqlite_file_url(&dir.join("closedloop.db")))
-        .env_remove("LOG_FORMAT")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start closedloop serve");
-    let stdout = child.stdout.take().unwrap();
-    let graphiql = tokio::task::spawn_blocking(move || {
-        BufReader::new(stdout)
-            .lines()
-            .map_while(Result::ok)
-            .find_map(|l| l.strip_prefix("GraphiQL: ").map(str::to_owned))
-    })
-    .await
-    .unwrap()
-    .expect("the server's address");
+    let (mut child, graphiql) =
+        crate::helpers::serve_process(&sqlite_file_url(&dir.join("closedloop.db")), &["--otlp-endpoint", &endpoint]).await;
     let answer: serde_json::Value = reqwest::Client::new()
         .post(&graphiql)
         .json(&serde_json::json!({ "query": "query TracedOperation { __typename }" }))

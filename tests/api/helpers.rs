@@ -538,6 +538,48 @@ impl TestApp {
 }
 
 /// A new directory under the system's temporary directory, named `prefix` and a random part.
+/// `closedloop serve --bind 127.0.0.1:0 ARGS` as a process of its own on `database_url`: the
+/// child and the GraphiQL URL it prints (`http://ADDR/graphql`). Its output is read to the end,
+/// so that it never blocks on a full pipe.
+pub async fn serve_process(database_url: &str, args: &[&str]) -> (std::process::Child, String) {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_closedloop"))
+        .args(["serve", "--bind", "127.0.0.1:0"])
+        .args(args)
+        .env("DATABASE_URL", database_url)
+        .env_remove("LOG_FORMAT")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start closedloop serve");
+    let stdout = child.stdout.take().unwrap();
+    let graphiql = tokio::task::spawn_blocking(move || {
+        let mut lines = std::io::BufReader::new(stdout).lines();
+        let found = lines
+            .by_ref()
+            .map_while(Result::ok)
+            .find_map(|l| l.strip_prefix("GraphiQL: ").map(str::to_owned));
+        std::thread::spawn(move || lines.for_each(drop));
+        found
+    })
+    .await
+    .unwrap()
+    .expect("the server's address");
+    (child, graphiql)
+}
+
+/// The one integer that `sql` answers (a count, an ID), read straight from the database.
+pub async fn scalar(db: &Db, sql: &str) -> i64 {
+    let row = db
+        .conn
+        .query_one_raw(Statement::from_string(db.backend(), sql.to_owned()))
+        .await
+        .unwrap()
+        .unwrap_or_else(|| panic!("no row: {sql}"));
+    row.try_get_by_index::<i64>(0).unwrap()
+}
+
 pub fn scratch_dir(prefix: &str) -> std::path::PathBuf {
     std::env::temp_dir().join(random_name(&format!("closedloop-{prefix}-")))
 }

@@ -1,8 +1,7 @@
 //! The inbox is durable: a server killed with SIGKILL in the middle of a burst of hits
 //! processes, after its restart, every hit it acknowledged, and none twice.
 use std::collections::HashSet;
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -12,51 +11,19 @@ use closedloop::domain::vocab::Role;
 use sea_orm::{ConnectionTrait, Statement};
 use serde_json::{Value, json};
 
-use crate::helpers::{PgDatabase, scratch_dir, sqlite_file_url, workspace_with_keys};
+use crate::helpers::{PgDatabase, scalar, scratch_dir, serve_process, sqlite_file_url, workspace_with_keys};
 
-/// `closedloop serve` on `url`, and the address it serves at.
+/// `closedloop serve` on `url`, with no limit per visitor, and the address it serves at.
 async fn serve(url: &str) -> (Child, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_closedloop"))
-        .args(["serve", "--bind", "127.0.0.1:0", "--hits-per-visitor", "100000"])
-        .env("DATABASE_URL", url)
-        .env_remove("LOG_FORMAT")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start closedloop serve");
-    let stdout = child.stdout.take().unwrap();
-    let graphiql = tokio::task::spawn_blocking(move || {
-        let mut lines = BufReader::new(stdout).lines();
-        let found = lines
-            .by_ref()
-            .map_while(Result::ok)
-            .find_map(|l| l.strip_prefix("GraphiQL: ").map(str::to_owned));
-        // Keep reading, so that the server never blocks on a full pipe.
-        std::thread::spawn(move || lines.for_each(drop));
-        found
-    })
-    .await
-    .unwrap()
-    .expect("the server's address");
+    let (child, graphiql) = serve_process(url, &["--hits-per-visitor", "100000"]).await;
     (child, graphiql.trim_end_matches("/graphql").to_owned())
-}
-
-async fn count(db: &Db, sql: &str) -> i64 {
-    let row = db
-        .conn
-        .query_one_raw(Statement::from_string(db.backend(), sql.to_owned()))
-        .await
-        .unwrap()
-        .unwrap();
-    row.try_get_by_index::<i64>(0).unwrap()
 }
 
 async fn acknowledged_hits_survive_a_kill(url: &str) {
     let db = Db::connect(url).await.unwrap();
     db.migrate().await.unwrap();
     let keys = workspace_with_keys(&db, "Acme").await;
-    let ws = count(&db, "SELECT id FROM workspaces WHERE name = 'Acme'").await;
+    let ws = scalar(&db, "SELECT id FROM workspaces WHERE name = 'Acme'").await;
     let p = Principal {
         workspace_id: ws,
         role: Role::Admin,
@@ -120,7 +87,7 @@ async fn acknowledged_hits_survive_a_kill(url: &str) {
             .await
             .unwrap();
         let s = r["data"]["ingestStatus"].clone();
-        if s["processed"] == s["acknowledged"] && count(&db, "SELECT COUNT(*) FROM ingest_inbox").await == 0 {
+        if s["processed"] == s["acknowledged"] && scalar(&db, "SELECT COUNT(*) FROM ingest_inbox").await == 0 {
             break s;
         }
         assert!(tokio::time::Instant::now() < deadline, "not processed after the restart: {s}");
@@ -136,7 +103,7 @@ async fn acknowledged_hits_survive_a_kill(url: &str) {
         "{processed} processed, {} acknowledged",
         acked.len()
     );
-    let twice = count(
+    let twice = scalar(
         &db,
         "SELECT COUNT(*) FROM (SELECT event_id FROM tracked_hits GROUP BY event_id HAVING COUNT(*) > 1) d",
     )

@@ -368,19 +368,7 @@ async fn a_visitor_is_stitched_to_its_lead_with_its_earlier_touches(app: TestApp
     assert_eq!(error_code(&r), "FORBIDDEN");
 
     // Erasure takes the lead's visitors and their hits along.
-    let count = |sql: &'static str| {
-        let db = app.db.clone();
-        async move {
-            use sea_orm::ConnectionTrait;
-            let row = db
-                .conn
-                .query_one_raw(sea_orm::Statement::from_string(db.backend(), sql))
-                .await
-                .unwrap()
-                .unwrap();
-            row.try_get_by_index::<i64>(0).unwrap()
-        }
-    };
+    let count = |sql: &'static str| crate::helpers::scalar(&app.db, sql);
     assert_eq!(count("SELECT COUNT(*) FROM visitors").await, 2);
     let erase = "mutation($id: ID!) { eraseLead(input: { id: $id }) { lead { id } userErrors { code } } }";
     app.mutate(&app.keys.admin, "eraseLead", erase, json!({ "id": nina["id"] })).await;
@@ -536,20 +524,7 @@ async fn visitors_and_sessions_are_counted_by_hand(app: TestApp) {
         .await;
     let campaign_id = crate::helpers::decode_id(&campaign);
     let ada = crate::helpers::decode_id(&app.lead("ada@example.com").await);
-    let ws: i64 = {
-        use sea_orm::ConnectionTrait;
-        let row = app
-            .db
-            .conn
-            .query_one_raw(sea_orm::Statement::from_string(
-                app.db.backend(),
-                "SELECT id FROM workspaces WHERE name = 'Acme'",
-            ))
-            .await
-            .unwrap()
-            .unwrap();
-        row.try_get_by_index(0).unwrap()
-    };
+    let ws = crate::helpers::scalar(&app.db, "SELECT id FROM workspaces WHERE name = 'Acme'").await;
     let at = |h: u32, m: u32| chrono::TimeZone::with_ymd_and_hms(&chrono::Utc, 2026, 3, 1, h, m, 0).unwrap();
     let mut ids = Vec::new();
     for (uid, lead) in [("v1_visitor-a-000000000000", None), ("v1_visitor-b-000000000000", Some(ada))] {
