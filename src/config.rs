@@ -43,6 +43,8 @@ pub struct TrackingSettings {
     pub hits_per_visitor_per_second: u32,
     /// How often the processor looks for hits that other replicas appended.
     pub poll: Duration,
+    /// `--ingest nats://…`: the inbox is a NATS JetStream stream; `None`, the database's table.
+    pub ingest: Option<crate::ingest::jetstream::Target>,
 }
 
 impl Default for TrackingSettings {
@@ -52,6 +54,7 @@ impl Default for TrackingSettings {
             hits_per_site_key_per_second: 50_000,
             hits_per_visitor_per_second: 5,
             poll: Duration::from_millis(250),
+            ingest: None,
         }
     }
 }

@@ -36,8 +36,8 @@ impl Application {
         events::spawn_feeders(db.conn.clone(), bus.clone(), config.events.poll);
         let metrics = Arc::new(Metrics::new());
         events::webhook::spawn(db.conn.clone(), &bus, config.events.webhooks.clone(), metrics.clone());
-        let inbox = crate::ingest::Inbox::spawn(db.clone());
-        crate::ingest::spawn_processor(db.clone(), bus.clone(), &inbox, config.tracking.poll, metrics.clone());
+        let inbox = crate::ingest::Inbox::open(&db, config.tracking.ingest.as_ref()).await?;
+        inbox.spawn_processor(db.clone(), bus.clone(), config.tracking.poll, metrics.clone());
         let public_url = config
             .tracking
             .public_url

@@ -11,6 +11,7 @@ pub mod event;
 pub mod funnel_stage;
 pub mod handoff;
 pub mod ingest_counter;
+pub mod ingest_cursor;
 pub mod ingest_inbox;
 pub mod lead;
 pub mod lead_persona_match;

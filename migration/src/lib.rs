@@ -15,6 +15,7 @@ mod m20261129_000003_partial_unique_keys;
 mod m20261130_000001_deal_cycle_index;
 mod m20261207_000001_cost_categories;
 mod m20261208_000001_capture;
+mod m20261209_000001_ingest_cursors;
 
 pub struct Migrator;
 
@@ -36,6 +37,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261130_000001_deal_cycle_index::Migration),
             Box::new(m20261207_000001_cost_categories::Migration),
             Box::new(m20261208_000001_capture::Migration),
+            Box::new(m20261209_000001_ingest_cursors::Migration),
         ]
     }
 }

@@ -165,6 +165,11 @@ pub enum Command {
         /// Hits a second that one visitor, or one personal tracking link, may send.
         #[arg(long, env = "HITS_PER_VISITOR", value_name = "N", default_value_t = 5)]
         hits_per_visitor: u32,
+        /// Keep tracking hits in a NATS JetStream stream until they are processed, e.g.
+        /// nats://127.0.0.1:4222/closedloop (the stream, made if missing, is the path; default
+        /// closedloop), instead of the database's inbox table.
+        #[arg(long, env = "INGEST_URL", value_name = "URL", value_parser = crate::ingest::jetstream::Target::parse)]
+        ingest: Option<crate::ingest::jetstream::Target>,
         /// Export a span per request (with its GraphQL operation name) over OTLP/HTTP to this
         /// collector, e.g. http://localhost:4318 (binaries built with the `otlp` feature).
         #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT", value_name = "URL")]
@@ -355,6 +360,7 @@ pub async fn run(cli: Cli) -> Result<(), BoxError> {
             public_url,
             hits_per_site_key,
             hits_per_visitor,
+            ingest,
             limits,
             db,
             ..
@@ -399,6 +405,7 @@ pub async fn run(cli: Cli) -> Result<(), BoxError> {
             config.tracking.public_url = public_url;
             config.tracking.hits_per_site_key_per_second = hits_per_site_key;
             config.tracking.hits_per_visitor_per_second = hits_per_visitor;
+            config.tracking.ingest = ingest;
             if !webhook_allow.is_empty() {
                 let nets: Vec<String> = webhook_allow.iter().map(ToString::to_string).collect();
                 tracing::info!(networks = %nets.join(","), "webhooks may reach these networks besides public addresses");

@@ -244,7 +244,7 @@ impl TrackingQuery {
     /// How far hit processing has come. Any role.
     async fn ingest_status(&self, ctx: &Context<'_>) -> async_graphql::Result<IngestStatus> {
         let p = ctx.principal()?;
-        let s = service::status(ctx.db(), p.workspace_id).await.gql()?;
+        let s = service::status(ctx.db(), &capture(ctx)?.inbox, p.workspace_id).await.gql()?;
         let codes = tracking_unknown_code::Entity::find()
             .filter(sea_orm::ColumnTrait::eq(
                 &tracking_unknown_code::Column::WorkspaceId,

@@ -4,20 +4,22 @@
 //! per workspace, deleting what it processed in the same transaction, so that every
 //! acknowledged hit is processed once, after a crash too.
 //!
-//! The inbox is the `ingest_inbox` table of the database. Appends go through one writer task
-//! per server that gathers every hit waiting at that moment into one multi-row INSERT and one
-//! commit (group commit), so a burst of hits costs a few commits, not one each.
+//! The inbox is the `ingest_inbox` table of the database ([`table`], the default), or a NATS
+//! JetStream stream ([`jetstream`], `--ingest nats://…`) when a deployment outgrows that; the
+//! same processor applies both.
+pub mod jetstream;
+pub mod table;
+
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use sea_orm::{ConnectionTrait, DbBackend, Statement, Value};
 use serde::{Deserialize, Serialize};
-use tokio::sync::{Notify, mpsc, oneshot};
 
 use crate::db::Db;
 use crate::domain::tracking::Agent;
 use crate::events::Bus;
+pub use crate::service::tracking::Waiting;
 
 /// One hit of a tracking endpoint, as kept in the inbox until it is processed. Everything here
 /// has been checked by the endpoint (token signature, site key, sizes); what needs the
@@ -101,150 +103,68 @@ pub enum AppendError {
     Failed,
 }
 
-/// Hits waiting for the writer at most; one more is refused with 503 (`Overloaded`).
+/// Hits waiting to be stored at most; one more is refused with 503 (`Overloaded`).
 pub const MAX_WAITING: usize = 100_000;
-/// Rows of one INSERT (4 parameters each, well under SQLite's 32,766).
-const MAX_ROWS_PER_INSERT: usize = 2_000;
 
-struct Pending {
-    workspace: i64,
-    received_at: DateTime<Utc>,
-    body: String,
-    done: oneshot::Sender<Result<(), AppendError>>,
-}
-
-/// The handle endpoints append through; cheap to clone.
+/// Where hits are appended until they are processed; cheap to clone.
 #[derive(Clone)]
-pub struct Inbox {
-    tx: mpsc::Sender<Pending>,
-    shared: Arc<Shared>,
-}
-
-/// What the writer and the processor share: the processor's doorbell.
-#[derive(Default)]
-pub struct Shared {
-    /// Rung after every committed append.
-    pub appended: Notify,
+pub enum Inbox {
+    /// The database's `ingest_inbox` table.
+    Table(table::TableInbox),
+    /// A NATS JetStream stream.
+    JetStream(jetstream::JetStreamInbox),
 }
 
 impl Inbox {
-    /// Starts the writer task on `db`.
-    pub fn spawn(db: Db) -> Inbox {
-        let (tx, rx) = mpsc::channel(MAX_WAITING);
-        let shared = Arc::new(Shared::default());
-        tokio::spawn(write_loop(db, rx, shared.clone()));
-        Inbox { tx, shared }
+    /// The inbox `target` names (the database's table when none), with its writer started.
+    pub async fn open(db: &Db, target: Option<&jetstream::Target>) -> Result<Inbox, crate::BoxError> {
+        Ok(match target {
+            None => Inbox::Table(table::TableInbox::spawn(db.clone())),
+            Some(t) => Inbox::JetStream(jetstream::JetStreamInbox::connect(t).await?),
+        })
     }
 
-    pub fn shared(&self) -> &Arc<Shared> {
-        &self.shared
-    }
-
-    /// Appends one hit of workspace `ws` and returns once it is committed.
+    /// Appends one hit of workspace `ws` and returns once it is durably stored.
     pub async fn append(&self, ws: i64, hit: &Hit) -> Result<(), AppendError> {
-        let body = serde_json::to_string(hit).expect("a hit serializes");
-        let (done, wait) = oneshot::channel();
-        let pending = Pending {
-            workspace: ws,
-            received_at: Utc::now(),
-            body,
-            done,
-        };
-        self.tx.try_send(pending).map_err(|_| AppendError::Overloaded)?;
-        wait.await.unwrap_or(Err(AppendError::Failed))
+        match self {
+            Inbox::Table(t) => t.append(ws, hit).await,
+            Inbox::JetStream(j) => j.append_all(ws, std::slice::from_ref(hit)).await,
+        }
     }
 
-    /// Appends several hits (one request's batch), all or none, and returns once all are
-    /// committed.
+    /// Appends one request's batch of hits and returns once all are durably stored. The table
+    /// stores all or none; JetStream stores each hit on its own, so a failed batch may be
+    /// stored in part: a client resends it, and the events' IDs make it count once.
     pub async fn append_all(&self, ws: i64, hits: &[Hit]) -> Result<(), AppendError> {
-        let mut waits = Vec::with_capacity(hits.len());
-        let received_at = Utc::now();
-        // Room for the whole batch first: a batch refused half-way would be half stored.
-        let permits = self.tx.try_reserve_many(hits.len()).map_err(|_| AppendError::Overloaded)?;
-        for (hit, permit) in hits.iter().zip(permits) {
-            let (done, wait) = oneshot::channel();
-            permit.send(Pending {
-                workspace: ws,
-                received_at,
-                body: serde_json::to_string(hit).expect("a hit serializes"),
-                done,
-            });
-            waits.push(wait);
-        }
-        for w in waits {
-            w.await.unwrap_or(Err(AppendError::Failed))?;
-        }
-        Ok(())
-    }
-}
-
-async fn write_loop(db: Db, mut rx: mpsc::Receiver<Pending>, shared: Arc<Shared>) {
-    let mut batch: Vec<Pending> = Vec::with_capacity(MAX_ROWS_PER_INSERT);
-    loop {
-        batch.clear();
-        if rx.recv_many(&mut batch, MAX_ROWS_PER_INSERT).await == 0 {
-            return;
-        }
-        let result = append_rows(&db, &batch).await;
-        if let Err(e) = &result {
-            tracing::error!(error = %e, hits = batch.len(), "appending hits to the ingest inbox failed");
-        } else {
-            shared.appended.notify_one();
-        }
-        let outcome = result.map(|_| ()).map_err(|_| AppendError::Failed);
-        for p in batch.drain(..) {
-            let _ = p.done.send(outcome);
+        match self {
+            Inbox::Table(t) => t.append_all(ws, hits).await,
+            Inbox::JetStream(j) => j.append_all(ws, hits).await,
         }
     }
-}
 
-/// One INSERT of every row, committed. On SQLite it takes the process's write lock, as every
-/// writer does.
-async fn append_rows(db: &Db, rows: &[Pending]) -> Result<(), sea_orm::DbErr> {
-    let backend = db.backend();
-    let mut sql = String::with_capacity(64 + rows.len() * 16);
-    sql.push_str("INSERT INTO ingest_inbox (workspace_id, received_at, body) VALUES ");
-    let mut values: Vec<Value> = Vec::with_capacity(rows.len() * 3);
-    for (i, r) in rows.iter().enumerate() {
-        if i > 0 {
-            sql.push(',');
-        }
-        match backend {
-            DbBackend::Postgres => {
-                let n = i * 3;
-                sql.push_str(&format!("(${},${},${})", n + 1, n + 2, n + 3));
-            }
-            _ => sql.push_str("(?,?,?)"),
-        }
-        values.push(r.workspace.into());
-        values.push(r.received_at.into());
-        values.push(r.body.clone().into());
-    }
-    let txn = db.begin_write_unscoped().await?;
-    txn.execute_raw(Statement::from_sql_and_values(backend, sql, values)).await?;
-    txn.commit().await
-}
-
-/// Runs the processor for the life of the server: after every append (and every `poll`, for
-/// hits appended by other replicas), it processes batches until the inbox is empty.
-pub fn spawn_processor(db: Db, bus: Bus, inbox: &Inbox, poll: Duration, metrics: Arc<crate::metrics::Metrics>) {
-    let shared = inbox.shared.clone();
-    tokio::spawn(async move {
-        loop {
-            let _ = tokio::time::timeout(poll, shared.appended.notified()).await;
-            loop {
-                match crate::service::tracking::process_next(&db, &bus, crate::service::tracking::BATCH).await {
-                    Ok(0) => break,
-                    Ok(n) => metrics.tracking_processed(n as u64),
-                    Err(e) => {
-                        tracing::error!(error = ?e, "processing tracking hits failed; retrying");
-                        tokio::time::sleep(Duration::from_millis(500)).await;
-                        break;
-                    }
+    /// Hits of `ws` acknowledged and not processed yet.
+    pub async fn waiting(&self, db: &Db, ws: i64) -> Result<Waiting, crate::error::AppError> {
+        let in_table = crate::service::tracking::waiting_in_table(db, ws).await?;
+        Ok(match self {
+            Inbox::Table(_) => in_table,
+            // Hits left in the table from before the switch count too, until drained.
+            Inbox::JetStream(j) => {
+                let in_stream = j.waiting(db, ws).await?;
+                Waiting {
+                    hits: in_stream.hits + in_table.hits,
+                    oldest: [in_stream.oldest, in_table.oldest].into_iter().flatten().min(),
                 }
             }
+        })
+    }
+
+    /// Runs the processor for the life of the server.
+    pub fn spawn_processor(&self, db: Db, bus: Bus, poll: Duration, metrics: Arc<crate::metrics::Metrics>) {
+        match self {
+            Inbox::Table(t) => table::spawn_processor(db, bus, t, poll, metrics),
+            Inbox::JetStream(j) => j.spawn_processor(db, bus, poll, metrics),
         }
-    });
+    }
 }
 
 /// Everything the public tracking endpoints and the tracking mutations share.

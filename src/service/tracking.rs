@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, RwLock};
 
 use chrono::{DateTime, Utc};
-use entity::{campaign, event, ingest_counter, ingest_inbox, lead, tracked_hit, tracking_key, tracking_link, visitor};
+use entity::{campaign, event, ingest_counter, ingest_cursor, ingest_inbox, lead, tracked_hit, tracking_key, tracking_link, visitor};
 use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseTransaction, DbBackend, DbErr, EntityTrait, IntoActiveModel,
@@ -413,9 +413,22 @@ async fn process_batch(db: &Db, bus: &Bus, limit: u64) -> ServiceResult<usize> {
             return Ok(0);
         }
     }
-    // Per workspace, in the order appended.
+    let events = apply_rows(&txn, &rows).await?;
+    let ids: Vec<i64> = rows.iter().map(|r| r.0).collect();
+    ingest_inbox::Entity::delete_many()
+        .filter(store::id_in(&*txn, ingest_inbox::Column::Id, &ids))
+        .exec(&*txn)
+        .await?;
+    txn.commit().await?;
+    super::scoring::publish(bus, events);
+    Ok(rows.len())
+}
+
+/// Applies inbox rows in `txn`, each workspace's in the order given, and counts them; the
+/// events to publish after commit.
+async fn apply_rows(txn: &DatabaseTransaction, rows: &[InboxRow]) -> ServiceResult<Vec<event::Model>> {
     let mut by_workspace: BTreeMap<i64, Vec<&InboxRow>> = BTreeMap::new();
-    for row in &rows {
+    for row in rows {
         by_workspace.entry(row.1).or_default().push(row);
     }
     let mut events = Vec::new();
@@ -431,21 +444,82 @@ async fn process_batch(db: &Db, bus: &Bus, limit: u64) -> ServiceResult<usize> {
                 }
             }
         }
-        let outcome = apply(&txn, ws, hits).await?;
+        let outcome = apply(txn, ws, hits).await?;
         let last_received = rows.iter().map(|r| r.2).max();
-        count(&*txn, ws, rows.len() as i64, (outcome.rejected + unreadable) as i64, last_received).await?;
+        count(txn, ws, rows.len() as i64, (outcome.rejected + unreadable) as i64, last_received).await?;
         // Cached reports of the workspace are stale now.
-        store::workspace::bump_revision(&*txn, ws).await?;
+        store::workspace::bump_revision(txn, ws).await?;
         events.extend(outcome.events);
     }
-    let ids: Vec<i64> = rows.iter().map(|r| r.0).collect();
-    ingest_inbox::Entity::delete_many()
-        .filter(store::id_in(&*txn, ingest_inbox::Column::Id, &ids))
-        .exec(&*txn)
-        .await?;
+    Ok(events)
+}
+
+/// A hit read from an inbox outside the database: its position in that inbox (a stream
+/// sequence, increasing), workspace, time received and body.
+pub type SequencedHit = InboxRow;
+
+/// Processes hits read from the external inbox `source` in the order of their positions, in
+/// one transaction that also moves the source's cursor (`ingest_cursors`) past them; hits at or
+/// before the cursor were processed already (by this server before a crash, or by another
+/// replica) and are skipped. Returns how many of `hits`, from the front, are done with, and the
+/// cursor after them. As [`process_next`], a hit the write refuses is isolated by halving and
+/// dropped as rejected. Replicas take turns by the same advisory lock as for the table inbox.
+pub async fn process_sequenced(db: &Db, bus: &Bus, source: &str, hits: &[SequencedHit]) -> ServiceResult<(usize, i64)> {
+    let mut limit = hits.len();
+    loop {
+        match process_sequenced_batch(db, bus, source, &hits[..limit], false).await {
+            Err(ServiceError::Invalid(errors)) if limit > 0 => {
+                if limit > 1 {
+                    limit /= 2;
+                    continue;
+                }
+                tracing::warn!(?errors, "a tracking hit was refused on processing; dropped");
+                return process_sequenced_batch(db, bus, source, &hits[..1], true).await;
+            }
+            done => return done,
+        }
+    }
+}
+
+/// The current cursor of an external inbox (0: nothing processed yet).
+pub async fn cursor(conn: &impl ConnectionTrait, source: &str) -> Result<i64, DbErr> {
+    Ok(ingest_cursor::Entity::find_by_id(source.to_owned())
+        .one(conn)
+        .await?
+        .map_or(0, |c| c.position))
+}
+
+async fn process_sequenced_batch(db: &Db, bus: &Bus, source: &str, hits: &[SequencedHit], reject: bool) -> ServiceResult<(usize, i64)> {
+    let txn = db.begin_write_unscoped().await?;
+    lock_inbox(db, &txn).await?;
+    let before = cursor(&*txn, source).await?;
+    let fresh: Vec<SequencedHit> = hits.iter().filter(|h| h.0 > before).cloned().collect();
+    let Some(last) = fresh.last().map(|h| h.0) else {
+        return Ok((hits.len(), before));
+    };
+    let events = if reject {
+        for (_, ws, received, _) in &fresh {
+            count(&*txn, *ws, 1, 1, Some(*received)).await?;
+        }
+        Vec::new()
+    } else {
+        apply_rows(&txn, &fresh).await?
+    };
+    ingest_cursor::Entity::insert(ingest_cursor::ActiveModel {
+        source: Set(source.to_owned()),
+        position: Set(last),
+        updated_at: Set(Utc::now()),
+    })
+    .on_conflict(
+        OnConflict::column(ingest_cursor::Column::Source)
+            .update_columns([ingest_cursor::Column::Position, ingest_cursor::Column::UpdatedAt])
+            .to_owned(),
+    )
+    .exec_without_returning(&*txn)
+    .await?;
     txn.commit().await?;
     super::scoring::publish(bus, events);
-    Ok(rows.len())
+    Ok((hits.len(), last))
 }
 
 async fn count(conn: &impl ConnectionTrait, ws: i64, processed: i64, rejected: i64, last: Option<DateTime<Utc>>) -> Result<(), DbErr> {
@@ -483,9 +557,31 @@ pub struct IngestStatus {
     pub lag_seconds: f64,
 }
 
-pub async fn status(db: &Db, ws: i64) -> Result<IngestStatus, AppError> {
+pub async fn status(db: &Db, inbox: &crate::ingest::Inbox, ws: i64) -> Result<IngestStatus, AppError> {
     let counters = ingest_counter::Entity::find_by_id(ws).one(&db.conn).await?;
-    let (waiting, oldest): (i64, Option<DateTime<Utc>>) = ingest_inbox::Entity::find()
+    let waiting = inbox.waiting(db, ws).await?;
+    let (processed, rejected) = counters.map_or((0, 0), |c| (c.processed, c.rejected));
+    let lag = waiting
+        .oldest
+        .map_or(0.0, |t| ((Utc::now() - t).num_milliseconds().clamp(0, i64::MAX) as f64) / 1000.0);
+    Ok(IngestStatus {
+        acknowledged: processed + waiting.hits,
+        processed,
+        rejected,
+        lag_seconds: lag,
+    })
+}
+
+/// Hits of a workspace acknowledged and not processed yet, and when the oldest was received.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Waiting {
+    pub hits: i64,
+    pub oldest: Option<DateTime<Utc>>,
+}
+
+/// What waits in the database's inbox table for a workspace.
+pub async fn waiting_in_table(db: &Db, ws: i64) -> Result<Waiting, DbErr> {
+    let (hits, oldest): (i64, Option<DateTime<Utc>>) = ingest_inbox::Entity::find()
         .filter(ingest_inbox::Column::WorkspaceId.eq(ws))
         .select_only()
         .column_as(ingest_inbox::Column::Id.count(), "n")
@@ -494,14 +590,7 @@ pub async fn status(db: &Db, ws: i64) -> Result<IngestStatus, AppError> {
         .one(&db.conn)
         .await?
         .unwrap_or((0, None));
-    let (processed, rejected) = counters.map_or((0, 0), |c| (c.processed, c.rejected));
-    let lag = oldest.map_or(0.0, |t| ((Utc::now() - t).num_milliseconds().clamp(0, i64::MAX) as f64) / 1000.0);
-    Ok(IngestStatus {
-        acknowledged: processed + waiting,
-        processed,
-        rejected,
-        lag_seconds: lag,
-    })
+    Ok(Waiting { hits, oldest })
 }
 
 /// `identifyVisitor` from a backend: stitches a visitor to a lead (by e-mail, made if new, or

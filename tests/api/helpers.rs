@@ -7,6 +7,7 @@ use closedloop::config::{Config, EventSettings};
 use closedloop::db::{Checkpoints, Db};
 use closedloop::domain::destination::{AllowList, parse_net};
 use closedloop::domain::vocab::Role;
+use closedloop::ingest::jetstream::Target;
 use closedloop::service::workspace;
 use closedloop::startup::Application;
 use sea_orm::{ConnectionTrait, Database, DbBackend, Statement};
@@ -18,9 +19,14 @@ use tokio::task::JoinHandle;
 /// `async fn name(app: TestApp)`. The PostgreSQL one passes without running when
 /// `TEST_DATABASE_URL` is not set. Attributes before the name go on both tests;
 /// `both!(name, sqlite: #[ignore = "..."])` puts one on the SQLite test only;
-/// `both!(alone: name)` runs while no other test runs. The server lets webhooks reach loopback
+/// `both!(alone: name)` runs while no other test runs; `both!(name, jetstream)` adds the
+/// two tests `name::jetstream::{sqlite, postgres}` with a NATS JetStream inbox, which pass
+/// without running when `TEST_NATS_URL` is not set. The server lets webhooks reach loopback
 /// (the tests' receivers); `both!(public_only: name)` starts it without that, as in production.
 macro_rules! both {
+    ($(#[$m:meta])* $name:ident, jetstream) => {
+        both!(@tests Shared, test_event_settings, [$(#[$m])*], [], $name, jetstream);
+    };
     ($(#[$m:meta])* $name:ident $(, sqlite: #[$s:meta])?) => {
         both!(@tests Shared, test_event_settings, [$(#[$m])*], [$(#[$s])?], $name);
     };
@@ -30,8 +36,31 @@ macro_rules! both {
     (public_only: $(#[$m:meta])* $name:ident) => {
         both!(@tests Shared, public_only_event_settings, [$(#[$m])*], [], $name);
     };
+    (@tests $sharing:ident, $events:ident, [$(#[$m:meta])*], [$(#[$s:meta])*], $name:ident, jetstream) => {
+        both!(@tests $sharing, $events, [$(#[$m])*], [$(#[$s])*], $name, {
+            /// The same test with a NATS JetStream inbox (when `TEST_NATS_URL` is set).
+            mod jetstream {
+                #[tokio::test]
+                $(#[$m])*
+                async fn sqlite() {
+                    $crate::helpers::run_on_jetstream($crate::helpers::Backend::Sqlite, super::super::$name).await
+                }
+
+                #[tokio::test]
+                $(#[$m])*
+                async fn postgres() {
+                    $crate::helpers::run_on_jetstream($crate::helpers::Backend::Postgres, super::super::$name).await
+                }
+            }
+        });
+    };
     (@tests $sharing:ident, $events:ident, [$(#[$m:meta])*], [$(#[$s:meta])*], $name:ident) => {
+        both!(@tests $sharing, $events, [$(#[$m])*], [$(#[$s])*], $name, {});
+    };
+    (@tests $sharing:ident, $events:ident, [$(#[$m:meta])*], [$(#[$s:meta])*], $name:ident, { $($more:tt)* }) => {
         mod $name {
+            $($more)*
+
             #[tokio::test]
             $(#[$m])*
             $(#[$s])*
@@ -114,6 +143,9 @@ pub struct TestApp {
     pub statements: Arc<StatementLog>,
     server: JoinHandle<()>,
     pg: Option<PgDatabase>,
+    /// The JetStream inbox the server uses, if not the database's table; its stream is
+    /// deleted after the test.
+    pub ingest: Option<Target>,
 }
 
 impl Drop for TestApp {
@@ -287,9 +319,13 @@ where
     Fut: Future<Output = ()> + Send + 'static,
 {
     let pg = app.pg.take();
+    let stream = app.ingest.clone();
     let outcome = tokio::spawn(test(app)).await;
     if let Some(pg) = pg {
         pg.drop_database().await;
+    }
+    if let Some(target) = stream {
+        delete_stream(&target).await;
     }
     if let Err(e) = outcome {
         if e.is_panic() {
@@ -318,8 +354,66 @@ where
             (url, Some(pg))
         }
     };
-    let app = TestApp::spawn_full(&url, pg, Checkpoints::OnCommit, test_event_settings(), Fill::Demo(day)).await;
+    let app = TestApp::spawn_full(&url, pg, Checkpoints::OnCommit, test_event_settings(), Fill::Demo(day), None).await;
     run_on(app, test).await;
+}
+
+/// Runs `test` on a fresh app on `backend` whose hits go through a NATS JetStream inbox: a new
+/// stream in the server of `TEST_NATS_URL`, deleted afterwards. Passes without running when
+/// that (or, on PostgreSQL, `TEST_DATABASE_URL`) is not set.
+pub async fn run_on_jetstream<F, Fut>(backend: Backend, test: F)
+where
+    F: FnOnce(TestApp) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let Some(ingest) = jetstream_target() else {
+        return;
+    };
+    if backend == Backend::Postgres && std::env::var_os("TEST_DATABASE_URL").is_none() {
+        return;
+    }
+    let _shared = RUNNING.read().await;
+    let (url, pg) = match backend {
+        Backend::Sqlite => ("sqlite::memory:".to_owned(), None),
+        Backend::Postgres => {
+            let admin_url = std::env::var("TEST_DATABASE_URL").expect("TEST_DATABASE_URL");
+            let (pg, url) = PgDatabase::create(&admin_url).await;
+            (url, Some(pg))
+        }
+    };
+    let app = TestApp::spawn_full(
+        &url,
+        pg,
+        Checkpoints::OnCommit,
+        test_event_settings(),
+        Fill::Workspaces,
+        Some(ingest),
+    )
+    .await;
+    run_on(app, test).await;
+}
+
+/// A JetStream inbox on a stream of its own in the server of `TEST_NATS_URL`, if set.
+pub fn jetstream_target() -> Option<Target> {
+    let server = std::env::var("TEST_NATS_URL").ok()?;
+    let url = format!("{}/{}", server.trim_end_matches('/'), random_name("cltest_"));
+    Some(Target::parse(&url).expect("TEST_NATS_URL is a nats:// URL"))
+}
+
+/// Deletes a test's JetStream stream.
+pub async fn delete_stream(target: &Target) {
+    let client = async_nats::connect(target.address.as_str()).await.expect("connect to NATS");
+    let _ = async_nats::jetstream::new(client).delete_stream(&target.stream).await;
+}
+
+/// Messages a test's JetStream stream holds.
+pub async fn stream_messages(target: &Target) -> u64 {
+    let client = async_nats::connect(target.address.as_str()).await.expect("connect to NATS");
+    let mut stream = async_nats::jetstream::new(client)
+        .get_stream(&target.stream)
+        .await
+        .expect("the stream");
+    stream.info().await.expect("stream info").state.messages
 }
 
 /// What a test database holds before the test: the workspaces Acme and Globex, or the demo.
@@ -355,10 +449,17 @@ impl TestApp {
     }
 
     async fn spawn_with(url: &str, pg: Option<PgDatabase>, checkpoints: Checkpoints, events: EventSettings) -> TestApp {
-        Self::spawn_full(url, pg, checkpoints, events, Fill::Workspaces).await
+        Self::spawn_full(url, pg, checkpoints, events, Fill::Workspaces, None).await
     }
 
-    async fn spawn_full(url: &str, pg: Option<PgDatabase>, checkpoints: Checkpoints, events: EventSettings, fill: Fill) -> TestApp {
+    async fn spawn_full(
+        url: &str,
+        pg: Option<PgDatabase>,
+        checkpoints: Checkpoints,
+        events: EventSettings,
+        fill: Fill,
+        ingest: Option<Target>,
+    ) -> TestApp {
         init_logging();
         let mut db = Db::connect_with(url, checkpoints).await.expect("connect to the test database");
         db.migrate().await.expect("migrate");
@@ -400,12 +501,13 @@ impl TestApp {
             }
         });
 
-        let config = Config {
+        let mut config = Config {
             database_url: url.to_owned(),
             bind: "127.0.0.1:0".parse().unwrap(),
             events,
             ..Config::default()
         };
+        config.tracking.ingest = ingest.clone();
         let app = Application::with_db(config, db.clone()).await.expect("build the application");
         let addr = app.local_addr();
         let server = tokio::spawn(async move {
@@ -421,6 +523,7 @@ impl TestApp {
             statements,
             server,
             pg,
+            ingest,
         }
     }
 

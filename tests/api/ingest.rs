@@ -1,5 +1,6 @@
 //! The inbox is durable: a server killed with SIGKILL in the middle of a burst of hits
-//! processes, after its restart, every hit it acknowledged, and none twice.
+//! processes, after its restart, every hit it acknowledged, and none twice; with the
+//! database's table and with a JetStream stream, which two replicas can share.
 use std::collections::HashSet;
 use std::process::Child;
 use std::sync::{Arc, Mutex};
@@ -11,15 +12,26 @@ use closedloop::domain::vocab::Role;
 use sea_orm::{ConnectionTrait, Statement};
 use serde_json::{Value, json};
 
-use crate::helpers::{PgDatabase, scalar, scratch_dir, serve_process, sqlite_file_url, workspace_with_keys};
+use closedloop::ingest::jetstream::Target;
 
-/// `closedloop serve` on `url`, with no limit per visitor, and the address it serves at.
-async fn serve(url: &str) -> (Child, String) {
-    let (child, graphiql) = serve_process(url, &["--hits-per-visitor", "100000"]).await;
+use crate::helpers::{
+    Backend, PgDatabase, TestApp, delete_stream, jetstream_target, run_on_jetstream, scalar, scratch_dir, serve_process, sqlite_file_url,
+    stream_messages, workspace_with_keys,
+};
+
+/// `closedloop serve` on `url` (with the JetStream inbox `ingest`, if any), with no limit per
+/// visitor, and the address it serves at.
+async fn serve(url: &str, ingest: Option<&Target>) -> (Child, String) {
+    let mut args = vec!["--hits-per-visitor".to_owned(), "100000".to_owned()];
+    if let Some(t) = ingest {
+        args.extend(["--ingest".to_owned(), format!("nats://{}/{}", t.address, t.stream)]);
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (child, graphiql) = serve_process(url, &args).await;
     (child, graphiql.trim_end_matches("/graphql").to_owned())
 }
 
-async fn acknowledged_hits_survive_a_kill(url: &str) {
+async fn acknowledged_hits_survive_a_kill(url: &str, ingest: Option<&Target>) {
     let db = Db::connect(url).await.unwrap();
     db.migrate().await.unwrap();
     let keys = workspace_with_keys(&db, "Acme").await;
@@ -32,7 +44,7 @@ async fn acknowledged_hits_survive_a_kill(url: &str) {
     };
     let site_key = closedloop::service::tracking::keys(&db, p).await.unwrap().site_key;
 
-    let (mut child, base) = serve(url).await;
+    let (mut child, base) = serve(url, ingest).await;
     let acked: Arc<Mutex<Vec<String>>> = Arc::default();
     let client = reqwest::Client::builder().timeout(Duration::from_secs(5)).build().unwrap();
     let mut senders = Vec::new();
@@ -73,7 +85,7 @@ async fn acknowledged_hits_survive_a_kill(url: &str) {
     );
 
     // Restarted, the server processes what the inbox holds.
-    let (mut child, base) = serve(url).await;
+    let (mut child, base) = serve(url, ingest).await;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     let status = loop {
         let r: Value = client
@@ -87,7 +99,12 @@ async fn acknowledged_hits_survive_a_kill(url: &str) {
             .await
             .unwrap();
         let s = r["data"]["ingestStatus"].clone();
-        if s["processed"] == s["acknowledged"] && scalar(&db, "SELECT COUNT(*) FROM ingest_inbox").await == 0 {
+        let inbox_empty = match ingest {
+            None => scalar(&db, "SELECT COUNT(*) FROM ingest_inbox").await == 0,
+            // Processed hits are purged from the stream after their commit.
+            Some(t) => stream_messages(t).await == 0,
+        };
+        if s["processed"] == s["acknowledged"] && inbox_empty {
             break s;
         }
         assert!(tokio::time::Instant::now() < deadline, "not processed after the restart: {s}");
@@ -124,8 +141,31 @@ async fn acknowledged_hits_survive_a_kill(url: &str) {
 async fn acknowledged_hits_survive_a_kill_on_sqlite() {
     let dir = scratch_dir("ingest-crash");
     std::fs::create_dir_all(&dir).unwrap();
-    acknowledged_hits_survive_a_kill(&sqlite_file_url(&dir.join("closedloop.db"))).await;
+    acknowledged_hits_survive_a_kill(&sqlite_file_url(&dir.join("closedloop.db")), None).await;
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn acknowledged_hits_survive_a_kill_with_jetstream_on_sqlite() {
+    let Some(target) = jetstream_target() else {
+        return;
+    };
+    let dir = scratch_dir("ingest-crash-js");
+    std::fs::create_dir_all(&dir).unwrap();
+    acknowledged_hits_survive_a_kill(&sqlite_file_url(&dir.join("closedloop.db")), Some(&target)).await;
+    delete_stream(&target).await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn acknowledged_hits_survive_a_kill_with_jetstream_on_postgres() {
+    let (Ok(admin), Some(target)) = (std::env::var("TEST_DATABASE_URL"), jetstream_target()) else {
+        return;
+    };
+    let (pg, url) = PgDatabase::create(&admin).await;
+    acknowledged_hits_survive_a_kill(&url, Some(&target)).await;
+    delete_stream(&target).await;
+    pg.drop_database().await;
 }
 
 #[tokio::test]
@@ -134,6 +174,67 @@ async fn acknowledged_hits_survive_a_kill_on_postgres() {
         return;
     };
     let (pg, url) = PgDatabase::create(&admin).await;
-    acknowledged_hits_survive_a_kill(&url).await;
+    acknowledged_hits_survive_a_kill(&url, None).await;
     pg.drop_database().await;
+}
+
+/// Two servers over one database append to one JetStream stream and both process it: every
+/// hit is processed once, by one of them, and the stream is emptied.
+async fn two_replicas_share_one_stream(app: TestApp) {
+    let target = app.ingest.clone().expect("a JetStream inbox");
+    let second = app
+        .serve_with(|c| {
+            c.tracking.ingest = Some(target.clone());
+            c.tracking.hits_per_visitor_per_second = 100_000;
+        })
+        .await;
+    let d = app.data(&app.keys.analyst, "{ trackingSettings { siteKey } }", json!({})).await;
+    let site_key = d["trackingSettings"]["siteKey"].as_str().unwrap().to_owned();
+    let bases = [app.url(""), format!("http://{second}")];
+    let mut senders = Vec::new();
+    for visitor in 0..40 {
+        let (client, base, site_key) = (app.client.clone(), bases[visitor % 2].clone(), site_key.clone());
+        senders.push(tokio::spawn(async move {
+            let events: Vec<Value> = (0..5)
+                .map(|i| json!({ "n": "page_view", "id": format!("r{visitor}-{i}"), "u": "https://example.com/" }))
+                .collect();
+            let body = json!({ "k": site_key, "v": format!("v1_replica-visitor-{visitor:04}-00"), "e": events });
+            let r = client
+                .post(format!("{base}/t/e"))
+                .header("User-Agent", "Mozilla/5.0 (X11; Linux x86_64; rv:120.0) Firefox/120.0")
+                .body(body.to_string())
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 202);
+        }));
+    }
+    for s in senders {
+        s.await.unwrap();
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        let q = "{ ingestStatus { acknowledged processed rejected } }";
+        let s = app.data(&app.keys.analyst, q, json!({})).await["ingestStatus"].clone();
+        if s["processed"] == 200 && stream_messages(&target).await == 0 {
+            break s;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "not processed in time: {s}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(status, json!({ "acknowledged": 200, "processed": 200, "rejected": 0 }));
+    assert_eq!(scalar(&app.db, "SELECT COUNT(*) FROM tracked_hits").await, 200);
+    assert_eq!(scalar(&app.db, "SELECT COUNT(DISTINCT event_id) FROM tracked_hits").await, 200);
+    let cursor = scalar(&app.db, "SELECT position FROM ingest_cursors").await;
+    assert!(cursor >= 200, "the cursor stands after the last hit: {cursor}");
+}
+
+#[tokio::test]
+async fn two_replicas_share_one_stream_on_sqlite() {
+    run_on_jetstream(Backend::Sqlite, two_replicas_share_one_stream).await;
+}
+
+#[tokio::test]
+async fn two_replicas_share_one_stream_on_postgres() {
+    run_on_jetstream(Backend::Postgres, two_replicas_share_one_stream).await;
 }

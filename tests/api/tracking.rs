@@ -252,7 +252,7 @@ async fn links_redirect_only_to_their_destination_and_count_once(app: TestApp) {
         assert_eq!(errors, vec![(format!("input.{field}"), code.to_owned())], "{p}");
     }
 }
-both!(links_redirect_only_to_their_destination_and_count_once);
+both!(links_redirect_only_to_their_destination_and_count_once, jetstream);
 
 async fn a_visitor_is_stitched_to_its_lead_with_its_earlier_touches(app: TestApp) {
     let campaign = app
@@ -376,7 +376,7 @@ async fn a_visitor_is_stitched_to_its_lead_with_its_earlier_touches(app: TestApp
     let left = count("SELECT COUNT(*) FROM tracked_hits WHERE visitor_id IS NOT NULL OR lead_id IS NOT NULL").await;
     assert_eq!(left, 0, "no hit of hers is left");
 }
-both!(a_visitor_is_stitched_to_its_lead_with_its_earlier_touches);
+both!(a_visitor_is_stitched_to_its_lead_with_its_earlier_touches, jetstream);
 
 async fn privacy_signals_bots_and_abuse_are_honoured(app: TestApp) {
     let key = site_key(&app, &app.keys.analyst).await;
@@ -582,4 +582,4 @@ async fn visitors_and_sessions_are_counted_by_hand(app: TestApp) {
         json!({ "visitors": 2, "anonymousVisitors": 1, "sessions": 3 })
     );
 }
-both!(visitors_and_sessions_are_counted_by_hand);
+both!(visitors_and_sessions_are_counted_by_hand, jetstream);
