@@ -7,9 +7,11 @@
 #
 #   bench/capture.sh                                  # SQLite file under $WORK
 #   DB=postgres://postgres@127.0.0.1:5432/capture REPLICAS=2 bench/capture.sh
+#   NATS=nats://127.0.0.1:4222 bench/capture.sh      # the JetStream inbox (a stream of its own)
 #
 # Knobs: BIN (release binary), WORK (/tmp/capture-bench), DB, REPLICAS (1; PostgreSQL only),
-#        CONNS (64), THREADS (2), DURATION (30), TARGETS ("events clicks").
+#        CONNS (64), THREADS (2), DURATION (30), TARGETS ("events clicks"), NATS (none: the
+#        database's inbox table).
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(dirname "$HERE")
@@ -23,7 +25,25 @@ DURATION=${DURATION:-30}
 TARGETS=${TARGETS:-"events clicks"}
 log() { echo "[$(date +%H:%M:%S)] $*" >&2; }
 PIDS=()
-trap 'for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null || true; done' EXIT
+INGEST=()
+STREAM=""
+if [ -n "${NATS:-}" ]; then
+  STREAM="capture_bench_$(date +%s)"
+  INGEST=(--ingest "$NATS/$STREAM")
+fi
+# Deletes the run's stream through the JetStream API, in NATS's text protocol.
+delete_stream() {
+  local hostport=${NATS#nats://}
+  exec 3<>"/dev/tcp/${hostport%:*}/${hostport##*:}" || return 0
+  printf 'CONNECT {"verbose":false}\r\nSUB _INBOX.bench 1\r\nPUB $JS.API.STREAM.DELETE.%s _INBOX.bench 0\r\n\r\n' "$STREAM" >&3
+  timeout 5 grep -m1 -q '^MSG _INBOX.bench' <&3 || true
+  exec 3>&-
+}
+cleanup() {
+  for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null || true; done
+  if [ -n "$STREAM" ]; then sleep 0.5; delete_stream; fi
+}
+trap cleanup EXIT
 command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
 
 rm -rf "$WORK" && mkdir -p "$WORK"
@@ -37,7 +57,7 @@ URLS=()
 for r in $(seq 1 "$REPLICAS"); do
   port=$((18600 + r))
   "$BIN" serve --bind "127.0.0.1:$port" --database-url "$DB" --hits-per-visitor 1000000 --hits-per-site-key 1000000 \
-    >"$WORK/serve$r.log" 2>&1 &
+    "${INGEST[@]}" >"$WORK/serve$r.log" 2>&1 &
   PIDS+=($!)
   URLS+=("http://127.0.0.1:$port")
 done
@@ -87,8 +107,10 @@ for target in $TARGETS; do
   sampler=$!
   per=$((CONNS / ${#URLS[@]}))
   wpids=()
+  r=0
   for u in "${URLS[@]}"; do
-    SITE_KEY=$SITE_KEY PATHS="$WORK/paths.txt" wrk -c"$per" -t"$THREADS" -d"${DURATION}s" --latency -s "$script" "$u" >"$WORK/wrk-$target-${u##*:}.txt" 2>&1 &
+    r=$((r + 1))
+    REPLICA=$r SITE_KEY=$SITE_KEY PATHS="$WORK/paths.txt" wrk -c"$per" -t"$THREADS" -d"${DURATION}s" --latency -s "$script" "$u" >"$WORK/wrk-$target-${u##*:}.txt" 2>&1 &
     wpids+=($!)
   done
   wait "${wpids[@]}"

@@ -3,7 +3,8 @@
 local paths = {}
 for line in io.lines(os.getenv("PATHS")) do paths[#paths + 1] = line end
 local i = 0
-local thread_id = 0
+-- A global, not a local: setup's thread:set writes the thread's global of that name.
+thread_id = 0
 local ids = 0
 
 function setup(thread)

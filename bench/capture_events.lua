@@ -2,8 +2,12 @@
 -- views each in a 30 s run at 30,000 hits/s), each event with its own ID.
 -- SITE_KEY comes from the environment.
 local site_key = os.getenv("SITE_KEY")
+-- Which wrk process this is (bench/capture.sh runs one a replica), so that no two send the
+-- same visitor and event ID.
+local replica = tonumber(os.getenv("REPLICA") or "1")
 local counter = 0
-local thread_id = 0
+-- A global, not a local: setup's thread:set writes the thread's global of that name.
+thread_id = 0
 local ids = 0
 
 function setup(thread)
@@ -12,15 +16,15 @@ function setup(thread)
 end
 
 function init(args)
-  math.randomseed(thread_id * 7919)
+  math.randomseed(replica * 104729 + thread_id * 7919)
 end
 
 function request()
   counter = counter + 1
   local visitor = string.format("v1_bench-visitor-%06d", math.random(1, 100000))
   local body = string.format(
-    '{"k":"%s","v":"%s","l":"https://www.example.com/landing?utm_campaign=bench&utm_source=wrk","e":[{"n":"page_view","id":"t%d-%d","u":"https://www.example.com/p/%d"}]}',
-    site_key, visitor, thread_id, counter, counter % 50)
+    '{"k":"%s","v":"%s","l":"https://www.example.com/landing?utm_campaign=bench&utm_source=wrk","e":[{"n":"page_view","id":"r%d-t%d-%d","u":"https://www.example.com/p/%d"}]}',
+    site_key, visitor, replica, thread_id, counter, counter % 50)
   return wrk.format("POST", "/t/e", { ["Content-Type"] = "text/plain", ["User-Agent"] = "Mozilla/5.0 (X11; Linux x86_64; rv:120.0) Gecko/20100101 Firefox/120.0" }, body)
 end
 

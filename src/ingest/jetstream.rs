@@ -68,6 +68,10 @@ impl Target {
     fn subject(&self, ws: i64) -> String {
         format!("{}.hits.{ws}", self.stream)
     }
+
+    fn all_subjects(&self) -> String {
+        format!("{}.hits.*", self.stream)
+    }
 }
 
 /// The handle endpoints append through; cheap to clone.
@@ -101,7 +105,7 @@ impl JetStreamInbox {
         let stream = js
             .get_or_create_stream(stream::Config {
                 name: target.stream.clone(),
-                subjects: vec![format!("{}.hits.*", target.stream)],
+                subjects: vec![target.all_subjects()],
                 retention: stream::RetentionPolicy::Limits,
                 storage: stream::StorageType::File,
                 ..Default::default()
@@ -142,29 +146,42 @@ impl JetStreamInbox {
         Ok(())
     }
 
-    /// Hits of `ws` in the stream after the cursor, and the oldest one's time. Hits processed
-    /// a moment ago may count until the purge that follows their commit.
+    /// Hits of `ws` in the stream after the cursor, and the oldest one's time. The count is a
+    /// throw-away consumer's: NATS 2.9's counts per subject in the stream's info came back
+    /// empty for a stream that had been purged, while a filtered consumer's pending count is
+    /// computed from the messages themselves. Hits processed a moment ago may count until the
+    /// purge that follows their commit, never the other way round.
     pub async fn waiting(&self, db: &Db, ws: i64) -> Result<Waiting, crate::error::AppError> {
         let failed = |e: &dyn std::fmt::Display| crate::error::AppError::internal(format!("reading the JetStream inbox: {e}"));
+        let after = service::cursor(&db.conn, &self.inner.target.source()).await? as u64;
+        let state = self.inner.stream.get_info().await.map_err(|e| failed(&e))?.state;
+        if state.messages == 0 || state.last_sequence <= after {
+            return Ok(Waiting::default());
+        }
         let subject = self.inner.target.subject(ws);
-        let mut info = self.inner.stream.info_with_subjects(&subject).await.map_err(|e| failed(&e))?;
-        let mut hits = 0;
-        while let Some(entry) = info.next().await {
-            let (s, n) = entry.map_err(|e| failed(&e))?;
-            if s == subject {
-                hits += n as i64;
-            }
+        let counter = self
+            .inner
+            .stream
+            .create_consumer(consumer::pull::Config {
+                filter_subject: subject.clone(),
+                deliver_policy: consumer::DeliverPolicy::ByStartSequence { start_sequence: after + 1 },
+                ack_policy: consumer::AckPolicy::None,
+                inactive_threshold: Duration::from_secs(10),
+                memory_storage: true,
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| failed(&e))?;
+        let info = counter.cached_info();
+        let hits = info.num_pending as i64;
+        if let Err(e) = self.inner.stream.delete_consumer(&info.name).await {
+            // It goes by itself after ten idle seconds.
+            tracing::debug!(error = %e, "deleting a counting consumer failed");
         }
         if hits == 0 {
             return Ok(Waiting::default());
         }
-        let after = service::cursor(&db.conn, &self.inner.target.source()).await?;
-        let oldest = match self
-            .inner
-            .stream
-            .get_first_raw_message_by_subject(&subject, (after + 1) as u64)
-            .await
-        {
+        let oldest = match self.inner.stream.get_first_raw_message_by_subject(&subject, after + 1).await {
             Ok(m) => Some(to_chrono(m.time.unix_timestamp_nanos())),
             // Processed (and purged) since the count.
             Err(_) => None,
@@ -200,7 +217,7 @@ impl Inner {
         let reader = self
             .stream
             .create_consumer(consumer::pull::OrderedConfig {
-                filter_subject: format!("{}.hits.*", self.target.stream),
+                filter_subject: self.target.all_subjects(),
                 deliver_policy: consumer::DeliverPolicy::ByStartSequence {
                     start_sequence: start as u64,
                 },

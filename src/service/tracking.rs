@@ -558,8 +558,10 @@ pub struct IngestStatus {
 }
 
 pub async fn status(db: &Db, inbox: &crate::ingest::Inbox, ws: i64) -> Result<IngestStatus, AppError> {
-    let counters = ingest_counter::Entity::find_by_id(ws).one(&db.conn).await?;
+    // What waits first, then what was processed: a hit processed in between counts twice for a
+    // moment (`acknowledged` a little high), never not at all.
     let waiting = inbox.waiting(db, ws).await?;
+    let counters = ingest_counter::Entity::find_by_id(ws).one(&db.conn).await?;
     let (processed, rejected) = counters.map_or((0, 0), |c| (c.processed, c.rejected));
     let lag = waiting
         .oldest

@@ -99,6 +99,10 @@ async fn acknowledged_hits_survive_a_kill(url: &str, ingest: Option<&Target>) {
             .await
             .unwrap();
         let s = r["data"]["ingestStatus"].clone();
+        assert!(
+            s["acknowledged"].as_i64().unwrap() >= acked.len() as i64,
+            "every hit answered before the kill counts as acknowledged: {s}"
+        );
         let inbox_empty = match ingest {
             None => scalar(&db, "SELECT COUNT(*) FROM ingest_inbox").await == 0,
             // Processed hits are purged from the stream after their commit.
@@ -216,6 +220,7 @@ async fn two_replicas_share_one_stream(app: TestApp) {
     let status = loop {
         let q = "{ ingestStatus { acknowledged processed rejected } }";
         let s = app.data(&app.keys.analyst, q, json!({})).await["ingestStatus"].clone();
+        assert!(s["acknowledged"].as_i64().unwrap() >= 200, "every answered hit counts: {s}");
         if s["processed"] == 200 && stream_messages(&target).await == 0 {
             break s;
         }
