@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
-use entity::{attribution_credit, attribution_model, lead_persona_match};
+use entity::{attribution_model, lead_persona_match};
 use rust_decimal::Decimal;
 use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter};
 use serde_json::json;
@@ -923,20 +923,18 @@ async fn write_deal_credits(
     let mut rows = Vec::new();
     for (m, rule) in models {
         for (d, path) in deals.iter().zip(&paths) {
-            let row = |position: usize, t: Option<&Touch>, c: Credit| attribution_credit::ActiveModel {
-                workspace_id: Set(ws),
-                model_id: Set(m.id),
-                opportunity_id: Set(d.id),
-                closed_at: Set(d.closed_at),
-                currency: Set(d.currency.clone()),
-                position: Set(position as i32),
-                touchpoint_id: Set(t.map(|t| t.id)),
-                lead_id: Set(t.map(|t| t.lead_id)),
-                campaign_id: Set(t.and_then(|t| t.campaign_id)),
-                touch_type: Set(t.map(|t| t.touch_type.clone())),
-                amount_minor: Set(c.amount_minor),
-                conversion_micros: Set(c.conversion_micros),
-                ..Default::default()
+            let row = |position: usize, t: Option<&Touch>, c: Credit| store::NewCredit {
+                model_id: m.id,
+                opportunity_id: d.id,
+                closed_at: d.closed_at,
+                currency: d.currency.clone(),
+                position: position as i32,
+                touchpoint_id: t.map(|t| t.id),
+                lead_id: t.map(|t| t.lead_id),
+                campaign_id: t.and_then(|t| t.campaign_id),
+                touch_type: t.map(|t| t.touch_type.clone()),
+                amount_minor: c.amount_minor,
+                conversion_micros: c.conversion_micros,
             };
             match rule.credit(path) {
                 Some(credits) => {
@@ -950,10 +948,7 @@ async fn write_deal_credits(
             }
         }
     }
-    // 14 columns a row; PostgreSQL takes at most 65,535 parameters a statement.
-    for chunk in rows.chunks(2_000) {
-        attribution_credit::Entity::insert_many(chunk.to_vec()).exec(db).await?;
-    }
+    store::insert_credits(db, ws, &rows).await?;
     Ok(deals.iter().map(|d| d.closed_at).collect())
 }
 

@@ -749,21 +749,25 @@ async fn apply(txn: &DatabaseTransaction, ws: i64, hits: Vec<(Hit, DateTime<Utc>
 
     // Visitors: found, or made on their first hit.
     let mut uids: Vec<String> = Vec::new();
+    let mut listed: HashSet<&str> = HashSet::new();
     for (h, _) in &hits {
         let uid = match h {
             Hit::Event { visitor: Some(v), .. } | Hit::Identify { visitor: v, .. } => v,
             _ => continue,
         };
-        if valid_visitor_id(uid) && !uids.contains(uid) {
+        if valid_visitor_id(uid) && listed.insert(uid) {
             uids.push(uid.clone());
         }
     }
     let mut visitors: HashMap<String, Seen> = HashMap::new();
+    // Visitors seen before this batch: only they can have sent an event ID already.
+    let mut returning: Vec<i64> = Vec::new();
     if !uids.is_empty() {
         let found = visitor::Entity::in_workspace(ws)
             .filter(store::text_in(txn, visitor::Column::Uid, &uids))
             .all(txn)
             .await?;
+        returning.extend(found.iter().map(|v| v.id));
         for v in found {
             visitors.insert(
                 v.uid.clone(),
@@ -923,10 +927,9 @@ async fn apply(txn: &DatabaseTransaction, ws: i64, hits: Vec<(Hit, DateTime<Utc>
             _ => None,
         })
         .collect();
-    let visitor_ids: Vec<i64> = visitors.values().map(|s| s.id).collect();
-    if !event_ids.is_empty() && !visitor_ids.is_empty() {
+    if !event_ids.is_empty() && !returning.is_empty() {
         let known: Vec<(Option<i64>, Option<String>)> = tracked_hit::Entity::in_workspace(ws)
-            .filter(store::id_in(txn, tracked_hit::Column::VisitorId, &visitor_ids))
+            .filter(store::id_in(txn, tracked_hit::Column::VisitorId, &returning))
             .filter(store::text_in(txn, tracked_hit::Column::EventId, &event_ids))
             .select_only()
             .columns([tracked_hit::Column::VisitorId, tracked_hit::Column::EventId])

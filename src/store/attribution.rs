@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 use entity::{attribution_campaign_month, attribution_credit, attribution_model, lead, opportunity, opportunity_contact, touchpoint};
 use sea_orm::sea_query::Query;
-use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use sea_orm::{ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 
 use super::Scoped;
 use super::raw::{placeholders, statement};
@@ -451,6 +451,73 @@ pub async fn refresh_campaign_month(
     values.push(month.into());
     values.push(next.into());
     db.execute_raw(statement(db.get_database_backend(), &sql, values)).await?;
+    Ok(())
+}
+
+/// A ledger row to write (its workspace is the caller's).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewCredit {
+    pub model_id: i64,
+    pub opportunity_id: i64,
+    pub closed_at: DateTime<Utc>,
+    pub currency: String,
+    pub position: i32,
+    pub touchpoint_id: Option<i64>,
+    pub lead_id: Option<i64>,
+    pub campaign_id: Option<i64>,
+    pub touch_type: Option<String>,
+    pub amount_minor: i64,
+    pub conversion_micros: i64,
+}
+
+/// Rows of ledger one statement writes at most (a JSON text of about a megabyte).
+const CREDITS_PER_STATEMENT: usize = 10_000;
+
+/// Writes ledger rows of workspace `ws`. As touchpoints are written
+/// ([`super::touchpoint::insert_batch`]), the rows travel as one JSON array parameter, read by
+/// `json_each` on SQLite and `jsonb_array_elements` on PostgreSQL: one short statement,
+/// prepared once, instead of a statement of twelve bound values a row built for each batch.
+pub async fn insert_credits(db: &impl ConnectionTrait, ws: i64, rows: &[NewCredit]) -> Result<(), DbErr> {
+    let backend = db.get_database_backend();
+    let columns = "workspace_id, model_id, opportunity_id, closed_at, currency, position, touchpoint_id, lead_id, \
+                   campaign_id, touch_type, amount_minor, conversion_micros";
+    let sql = match backend {
+        DbBackend::Postgres => format!(
+            "INSERT INTO attribution_credits ({columns}) \
+             SELECT ?, (v ->> 0)::bigint, (v ->> 1)::bigint, (v ->> 2)::timestamptz, v ->> 3, (v ->> 4)::int, \
+             (v ->> 5)::bigint, (v ->> 6)::bigint, (v ->> 7)::bigint, v ->> 8, (v ->> 9)::bigint, (v ->> 10)::bigint \
+             FROM jsonb_array_elements(?::jsonb) AS j(v)"
+        ),
+        _ => format!(
+            "INSERT INTO attribution_credits ({columns}) \
+             SELECT ?, value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5, value ->> 6, \
+             value ->> 7, value ->> 8, value ->> 9, value ->> 10 FROM json_each(?)"
+        ),
+    };
+    for chunk in rows.chunks(CREDITS_PER_STATEMENT) {
+        let json = serde_json::to_string(
+            &chunk
+                .iter()
+                .map(|r| {
+                    (
+                        r.model_id,
+                        r.opportunity_id,
+                        super::raw::time_text(&r.closed_at),
+                        r.currency.as_str(),
+                        r.position,
+                        r.touchpoint_id,
+                        r.lead_id,
+                        r.campaign_id,
+                        r.touch_type.as_deref(),
+                        r.amount_minor,
+                        r.conversion_micros,
+                    )
+                })
+                .collect::<Vec<_>>(),
+        )
+        .map_err(|e| DbErr::Custom(format!("ledger rows: {e}")))?;
+        db.execute_raw(statement(backend, &sql, vec![ws.into(), json.into()])).await?;
+    }
     Ok(())
 }
 

@@ -2,6 +2,12 @@
 //! with `?` placeholders and numbered for PostgreSQL.
 use sea_orm::{ConnectionTrait, DbBackend, DbErr, Statement, Value};
 
+/// A time as the text SQLite keeps it (sqlx's encoding), which PostgreSQL reads as well: for
+/// times that travel inside a JSON parameter.
+pub fn time_text(t: &chrono::DateTime<chrono::Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, false)
+}
+
 pub fn statement(backend: DbBackend, sql: &str, values: Vec<Value>) -> Statement {
     let sql = match backend {
         DbBackend::Postgres => {

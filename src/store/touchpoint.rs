@@ -1,7 +1,7 @@
 //! Touchpoint queries.
 use std::collections::HashMap;
 
-use chrono::{DateTime, SecondsFormat, Timelike, Utc};
+use chrono::{DateTime, Timelike, Utc};
 use entity::touchpoint;
 use sea_orm::{ColumnTrait, ConnectionTrait, DbBackend, DbErr, QueryFilter, Select, Value};
 
@@ -72,8 +72,6 @@ pub async fn insert_batch(db: &impl ConnectionTrait, rows: &mut [touchpoint::Mod
     };
     let (ws, created_at) = (first.workspace_id, first.created_at);
     debug_assert!(rows.iter().all(|r| r.workspace_id == ws && r.created_at == created_at));
-    // The text SQLite keeps for a time (sqlx's encoding), which PostgreSQL reads as well.
-    let at = |t: &DateTime<Utc>| t.to_rfc3339_opts(SecondsFormat::AutoSi, false);
     let mut order: Vec<usize> = (0..rows.len()).collect();
     order.sort_by_key(|&i| (rows[i].lead_id, rows[i].occurred_at));
     let json = serde_json::to_string(
@@ -87,7 +85,7 @@ pub async fn insert_batch(db: &impl ConnectionTrait, rows: &mut [touchpoint::Mod
                     r.lead_id,
                     r.campaign_id,
                     r.touch_type.as_str(),
-                    at(&r.occurred_at),
+                    super::raw::time_text(&r.occurred_at),
                 )
             })
             .collect::<Vec<_>>(),
