@@ -874,8 +874,13 @@ pub async fn refresh_deals(db: &impl ConnectionTrait, ws: i64, deal_ids: &[i64])
     write_credits(db, ws, &models, deal_ids).await
 }
 
-/// Rewrites the ledger of these deals under these model versions, 500 deals at a time, then
-/// the monthly campaign sums of every month a deal left or entered.
+/// Deals up to which a rewrite moves the monthly campaign sums by what these deals' credits
+/// change (their old credits taken out, the new put in); a larger rewrite (a model version for
+/// every won deal, a catch-up) sums its months from the ledger again.
+const MONTH_DELTA_DEALS: usize = 50;
+
+/// Rewrites the ledger of these deals under these model versions, 500 deals at a time, and the
+/// monthly campaign sums of every month a deal left or entered.
 async fn write_credits(
     db: &impl ConnectionTrait,
     ws: i64,
@@ -883,6 +888,20 @@ async fn write_credits(
     deal_ids: &[i64],
 ) -> Result<(), DbErr> {
     let model_ids: Vec<i64> = models.iter().map(|(m, _)| m.id).collect();
+    if deal_ids.len() <= MONTH_DELTA_DEALS {
+        // A touch or a stitch: re-summing a whole month of the ledger would cost more than the
+        // deal's own rows.
+        let mut delta = store::MonthDelta::default();
+        delta.take_out(&store::credits_of_deals(db, ws, deal_ids, &model_ids).await?);
+        let (_, written) = write_deal_credits(db, ws, models, &model_ids, deal_ids).await?;
+        delta.put_in(&written);
+        let stale = store::apply_month_delta(db, ws, delta).await?;
+        for month in stale {
+            let next = next_month(month).ok_or_else(|| DbErr::Custom(format!("no month after {month}")))?;
+            store::refresh_campaign_month(db, ws, &model_ids, month, next).await?;
+        }
+        return Ok(());
+    }
     let mut months = std::collections::BTreeSet::new();
     for chunk in deal_ids.chunks(500) {
         let closes = store::credited_closes(db, ws, chunk, &model_ids).await?;
@@ -890,6 +909,7 @@ async fn write_credits(
         months.extend(
             write_deal_credits(db, ws, models, &model_ids, chunk)
                 .await?
+                .0
                 .into_iter()
                 .map(month_start),
         );
@@ -902,14 +922,14 @@ async fn write_credits(
 }
 
 /// Replaces the ledger rows of these deals under these model versions (`model_ids` are their
-/// IDs); returns the close times of the won deals among them.
+/// IDs); returns the close times of the won deals among them, and the rows written.
 async fn write_deal_credits(
     db: &impl ConnectionTrait,
     ws: i64,
     models: &[(attribution_model::Model, Rule)],
     model_ids: &[i64],
     deal_ids: &[i64],
-) -> Result<Vec<DateTime<Utc>>, DbErr> {
+) -> Result<(Vec<DateTime<Utc>>, Vec<store::NewCredit>), DbErr> {
     store::delete_credits(db, ws, deal_ids, model_ids).await?;
     let deals: Vec<DealRow> = store::closed_deals_by_ids(db, ws, deal_ids)
         .await?
@@ -917,7 +937,7 @@ async fn write_deal_credits(
         .filter(|d| d.status == OpportunityStatus::Won.as_str())
         .collect();
     if deals.is_empty() {
-        return Ok(Vec::new());
+        return Ok((Vec::new(), Vec::new()));
     }
     let paths = paths(db, ws, &deals, DEFAULT_LOOKBACK_DAYS).await?;
     let mut rows = Vec::new();
@@ -949,7 +969,7 @@ async fn write_deal_credits(
         }
     }
     store::insert_credits(db, ws, &rows).await?;
-    Ok(deals.iter().map(|d| d.closed_at).collect())
+    Ok((deals.iter().map(|d| d.closed_at).collect(), rows))
 }
 
 /// Writes the credits that won deals are missing under the current models (after an upgrade

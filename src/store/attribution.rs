@@ -454,6 +454,174 @@ pub async fn refresh_campaign_month(
     Ok(())
 }
 
+/// A row of `attribution_campaign_months`: model version, currency, month, campaign, and
+/// whether the credits are a touch's (not UNATTRIBUTED).
+pub type MonthKey = (i64, String, DateTime<Utc>, Option<i64>, bool);
+
+/// What some deals' credits add to the rows of `attribution_campaign_months`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MonthSums {
+    pub amount_minor: i64,
+    pub conversion_micros: i64,
+    /// Credits of a touch (`COUNT(lead_id)`).
+    pub touchpoints: i64,
+    /// Distinct deals.
+    pub deals: i64,
+}
+
+/// How a rewrite of some deals' credits changes the monthly sums: the old credits taken out,
+/// the new put in. A deal counts once per row it has credits in, so deal counts add up as the
+/// sums do.
+#[derive(Debug, Default)]
+pub struct MonthDelta {
+    rows: HashMap<MonthKey, MonthSums>,
+}
+
+impl MonthDelta {
+    pub fn take_out(&mut self, credits: &[NewCredit]) {
+        self.add(credits, -1);
+    }
+
+    pub fn put_in(&mut self, credits: &[NewCredit]) {
+        self.add(credits, 1);
+    }
+
+    fn add(&mut self, credits: &[NewCredit], sign: i64) {
+        let mut deals_seen: std::collections::HashSet<(MonthKey, i64)> = std::collections::HashSet::new();
+        for c in credits {
+            let key: MonthKey = (
+                c.model_id,
+                c.currency.clone(),
+                crate::domain::attribution::month_start(c.closed_at),
+                c.campaign_id,
+                c.lead_id.is_some(),
+            );
+            let first_of_deal = deals_seen.insert((key.clone(), c.opportunity_id));
+            let sums = self.rows.entry(key).or_default();
+            sums.amount_minor += sign * c.amount_minor;
+            sums.conversion_micros += sign * c.conversion_micros;
+            sums.touchpoints += sign * i64::from(c.lead_id.is_some());
+            sums.deals += sign * i64::from(first_of_deal);
+        }
+    }
+}
+
+/// The credits of these deals under these model versions, as they are stored.
+pub async fn credits_of_deals(db: &impl ConnectionTrait, ws: i64, deal_ids: &[i64], model_ids: &[i64]) -> Result<Vec<NewCredit>, DbErr> {
+    use attribution_credit::Column as C;
+    let mut out = Vec::new();
+    for chunk in deal_ids.chunks(CHUNK) {
+        let rows = attribution_credit::Entity::in_workspace(ws)
+            .filter(C::OpportunityId.is_in(chunk.iter().copied()))
+            .filter(C::ModelId.is_in(model_ids.iter().copied()))
+            .all(db)
+            .await?;
+        out.extend(rows.into_iter().map(|r| NewCredit {
+            model_id: r.model_id,
+            opportunity_id: r.opportunity_id,
+            closed_at: r.closed_at,
+            currency: r.currency,
+            position: r.position,
+            touchpoint_id: r.touchpoint_id,
+            lead_id: r.lead_id,
+            campaign_id: r.campaign_id,
+            touch_type: r.touch_type,
+            amount_minor: r.amount_minor,
+            conversion_micros: r.conversion_micros,
+        }));
+    }
+    Ok(out)
+}
+
+/// Moves the monthly sums by `delta`: each row it changes is read, changed and written again
+/// (and dropped when no deal is left in it). Returns the months whose rows did not add up (a
+/// row would keep money without a deal, or go below zero), which the caller sums again from
+/// the ledger.
+pub async fn apply_month_delta(db: &impl ConnectionTrait, ws: i64, delta: MonthDelta) -> Result<Vec<DateTime<Utc>>, DbErr> {
+    use attribution_campaign_month::Column as M;
+    use sea_orm::ActiveValue::Set;
+    let changes: Vec<(MonthKey, MonthSums)> = delta.rows.into_iter().filter(|(_, d)| *d != MonthSums::default()).collect();
+    if changes.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut models: Vec<i64> = changes.iter().map(|(k, _)| k.0).collect();
+    models.sort_unstable();
+    models.dedup();
+    let mut months: Vec<DateTime<Utc>> = changes.iter().map(|(k, _)| k.2).collect();
+    months.sort_unstable();
+    months.dedup();
+    let stored = attribution_campaign_month::Entity::in_workspace(ws)
+        .filter(M::ModelId.is_in(models))
+        .filter(M::MonthStart.is_in(months))
+        .all(db)
+        .await?;
+    let by_key: HashMap<MonthKey, &attribution_campaign_month::Model> = stored
+        .iter()
+        .map(|r| ((r.model_id, r.currency.clone(), r.month_start, r.campaign_id, r.attributed), r))
+        .collect();
+    let mut drop_ids = Vec::new();
+    let mut rows = Vec::new();
+    let mut stale = std::collections::BTreeSet::new();
+    for (key, d) in changes {
+        let old = by_key.get(&key);
+        let was = old.map_or(MonthSums::default(), |r| MonthSums {
+            amount_minor: r.amount_minor,
+            conversion_micros: r.conversion_micros,
+            touchpoints: r.touchpoints,
+            deals: r.deals,
+        });
+        let now = MonthSums {
+            amount_minor: was.amount_minor + d.amount_minor,
+            conversion_micros: was.conversion_micros + d.conversion_micros,
+            touchpoints: was.touchpoints + d.touchpoints,
+            deals: was.deals + d.deals,
+        };
+        let nothing_left = MonthSums { deals: 0, ..now } == MonthSums::default();
+        if now.deals < 0 || now.touchpoints < 0 || (now.deals == 0 && !nothing_left) {
+            stale.insert(key.2);
+            continue;
+        }
+        if let Some(r) = old {
+            drop_ids.push(r.id);
+        }
+        if now.deals > 0 {
+            rows.push(attribution_campaign_month::ActiveModel {
+                workspace_id: Set(ws),
+                model_id: Set(key.0),
+                currency: Set(key.1),
+                month_start: Set(key.2),
+                campaign_id: Set(key.3),
+                attributed: Set(key.4),
+                amount_minor: Set(now.amount_minor),
+                conversion_micros: Set(now.conversion_micros),
+                touchpoints: Set(now.touchpoints),
+                deals: Set(now.deals),
+                ..Default::default()
+            });
+        }
+    }
+    if !drop_ids.is_empty() {
+        attribution_campaign_month::Entity::delete_many()
+            .filter(M::WorkspaceId.eq(ws))
+            .filter(M::Id.is_in(drop_ids))
+            .exec(db)
+            .await?;
+    }
+    if !rows.is_empty() {
+        attribution_campaign_month::Entity::insert_many(rows)
+            .exec_without_returning(db)
+            .await?;
+    }
+    if !stale.is_empty() {
+        tracing::warn!(
+            workspace = ws,
+            months = stale.len(),
+            "monthly attribution sums out of step with the ledger; summed again"
+        );
+    }
+    Ok(stale.into_iter().collect())
+}
+
 /// A ledger row to write (its workspace is the caller's).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewCredit {

@@ -8,7 +8,7 @@ use std::str::FromStr;
 use rust_decimal::Decimal;
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, error_code, id_of, user_errors};
+use crate::helpers::{TestApp, assert_month_sums_match_ledger, error_code, id_of, user_errors};
 
 const RULES: [&str; 8] = [
     "FIRST_TOUCH",
@@ -380,6 +380,9 @@ async fn the_ledger_follows_changes_and_explains_each_deal(app: TestApp) {
         .gql(&app.keys.analyst, q, json!({ "id": f.deal, "model": { "kind": "MARKOV" } }))
         .await;
     assert_eq!(error_code(&resp), "BAD_USER_INPUT");
+    // Every change above moved the monthly sums by its own deal's credits; they are still the
+    // ledger's.
+    assert_month_sums_match_ledger(&app.db).await;
 }
 both!(the_ledger_follows_changes_and_explains_each_deal);
 
@@ -487,6 +490,7 @@ async fn model_versions_keep_their_credits(app: TestApp) {
             ("TIME_DECAY".to_owned(), 1, false),
         ]
     );
+    assert_month_sums_match_ledger(&app.db).await;
 }
 both!(model_versions_keep_their_credits);
 
@@ -710,6 +714,7 @@ async fn demo_totals_reconcile_and_the_ledger_agrees(app: TestApp) {
     let q = "query($models: [AttributionModelInput!]!, $range: DateTimeRangeInput!) { attributionComparison(models: $models, range: $range, groupBy: CHANNEL) {
         reports { model totals { revenue { amount } } } rows { key channel models { model revenue { amount } conversions } } } }";
     let data = app.data(&key, q, json!({ "models": models, "range": range })).await;
+    assert_month_sums_match_ledger(&app.db).await;
     let c = &data["attributionComparison"];
     assert_eq!(c["reports"].as_array().unwrap().len(), 9);
     for (i, m) in models.iter().enumerate() {

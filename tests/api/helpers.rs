@@ -823,3 +823,37 @@ pub fn decode_id(global: &str) -> i64 {
     let text = String::from_utf8(raw).expect("a global ID is UTF-8");
     text.rsplit_once(':').and_then(|(_, id)| id.parse().ok()).expect("Type:id")
 }
+
+/// The monthly campaign sums (`attribution_campaign_months`) equal the ledger summed again by
+/// model version, currency, month of close, campaign and attributed, in every workspace.
+pub async fn assert_month_sums_match_ledger(db: &Db) {
+    use chrono::Datelike;
+    use sea_orm::EntityTrait;
+    use std::collections::{BTreeMap, BTreeSet};
+    type Key = (i64, i64, String, String, Option<i64>, bool);
+    let mut summed: BTreeMap<Key, (i64, i64, i64, BTreeSet<i64>)> = BTreeMap::new();
+    for c in entity::attribution_credit::Entity::find().all(&db.conn).await.unwrap() {
+        let month = format!("{:04}-{:02}", c.closed_at.year(), c.closed_at.month());
+        let key = (c.workspace_id, c.model_id, c.currency, month, c.campaign_id, c.lead_id.is_some());
+        let s = summed.entry(key).or_default();
+        s.0 += c.amount_minor;
+        s.1 += c.conversion_micros;
+        s.2 += i64::from(c.lead_id.is_some());
+        s.3.insert(c.opportunity_id);
+    }
+    let summed: BTreeMap<Key, (i64, i64, i64, i64)> = summed.into_iter().map(|(k, (a, c, t, d))| (k, (a, c, t, d.len() as i64))).collect();
+    let kept: BTreeMap<Key, (i64, i64, i64, i64)> = entity::attribution_campaign_month::Entity::find()
+        .all(&db.conn)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|m| {
+            let month = format!("{:04}-{:02}", m.month_start.year(), m.month_start.month());
+            (
+                (m.workspace_id, m.model_id, m.currency, month, m.campaign_id, m.attributed),
+                (m.amount_minor, m.conversion_micros, m.touchpoints, m.deals),
+            )
+        })
+        .collect();
+    assert_eq!(kept, summed, "the monthly sums are the ledger's");
+}
