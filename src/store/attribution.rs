@@ -645,6 +645,8 @@ const CREDITS_PER_STATEMENT: usize = 10_000;
 /// ([`super::touchpoint::insert_batch`]), the rows travel as one JSON array parameter, read by
 /// `json_each` on SQLite and `jsonb_array_elements` on PostgreSQL: one short statement,
 /// prepared once, instead of a statement of twelve bound values a row built for each batch.
+/// The caller's transaction is rolled back on an error (on SQLite the statement stops with
+/// FAIL, keeping the rows it wrote until then).
 pub async fn insert_credits(db: &impl ConnectionTrait, ws: i64, rows: &[NewCredit]) -> Result<(), DbErr> {
     let backend = db.get_database_backend();
     let columns = "workspace_id, model_id, opportunity_id, closed_at, currency, position, touchpoint_id, lead_id, \
@@ -657,11 +659,16 @@ pub async fn insert_credits(db: &impl ConnectionTrait, ws: i64, rows: &[NewCredi
              FROM jsonb_array_elements(?::jsonb) AS j(v)"
         ),
         _ => format!(
-            "INSERT INTO attribution_credits ({columns}) \
+            "INSERT OR FAIL INTO attribution_credits ({columns}) \
              SELECT ?, value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5, value ->> 6, \
              value ->> 7, value ->> 8, value ->> 9, value ->> 10 FROM json_each(?)"
         ),
     };
+    if backend == DbBackend::Sqlite && !rows.is_empty() {
+        // As for touchpoints: a statement that stops with FAIL, its foreign keys checked at the
+        // commit, needs no statement journal (every caller writes in a transaction).
+        db.execute_unprepared("PRAGMA defer_foreign_keys = ON").await?;
+    }
     for chunk in rows.chunks(CREDITS_PER_STATEMENT) {
         let json = serde_json::to_string(
             &chunk
