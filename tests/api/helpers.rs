@@ -335,6 +335,19 @@ where
     }
 }
 
+/// A fresh database on `backend`: SQLite in memory, or a new database in the PostgreSQL server
+/// of `TEST_DATABASE_URL` (the caller checked it is set), to be dropped after the test.
+async fn fresh_database(backend: Backend) -> (String, Option<PgDatabase>) {
+    match backend {
+        Backend::Sqlite => ("sqlite::memory:".to_owned(), None),
+        Backend::Postgres => {
+            let admin_url = std::env::var("TEST_DATABASE_URL").expect("TEST_DATABASE_URL");
+            let (pg, url) = PgDatabase::create(&admin_url).await;
+            (url, Some(pg))
+        }
+    }
+}
+
 /// Runs `test` on a fresh app on `backend` whose database holds the demo alone, as a fresh
 /// `serve --demo` on `day` leaves it: `keys` (and `other`) are keys of the demo's workspace.
 pub async fn run_demo<F, Fut>(backend: Backend, day: chrono::NaiveDate, test: F)
@@ -346,14 +359,7 @@ where
         return;
     }
     let _shared = RUNNING.read().await;
-    let (url, pg) = match backend {
-        Backend::Sqlite => ("sqlite::memory:".to_owned(), None),
-        Backend::Postgres => {
-            let admin_url = std::env::var("TEST_DATABASE_URL").expect("TEST_DATABASE_URL");
-            let (pg, url) = PgDatabase::create(&admin_url).await;
-            (url, Some(pg))
-        }
-    };
+    let (url, pg) = fresh_database(backend).await;
     let app = TestApp::spawn_full(&url, pg, Checkpoints::OnCommit, test_event_settings(), Fill::Demo(day), None).await;
     run_on(app, test).await;
 }
@@ -373,14 +379,7 @@ where
         return;
     }
     let _shared = RUNNING.read().await;
-    let (url, pg) = match backend {
-        Backend::Sqlite => ("sqlite::memory:".to_owned(), None),
-        Backend::Postgres => {
-            let admin_url = std::env::var("TEST_DATABASE_URL").expect("TEST_DATABASE_URL");
-            let (pg, url) = PgDatabase::create(&admin_url).await;
-            (url, Some(pg))
-        }
-    };
+    let (url, pg) = fresh_database(backend).await;
     let app = TestApp::spawn_full(
         &url,
         pg,
