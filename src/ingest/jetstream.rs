@@ -245,10 +245,10 @@ impl Inner {
                 continue;
             }
             match service::process_sequenced(db, bus, &source, &batch).await {
-                Ok((done, cursor)) => {
-                    metrics.tracking_processed(done as u64);
-                    batch.drain(..done);
-                    if let Err(e) = self.stream.purge().sequence(cursor as u64 + 1).await {
+                Ok(s) => {
+                    metrics.tracking_processed(s.processed as u64);
+                    batch.drain(..s.done);
+                    if let Err(e) = self.stream.purge().sequence(s.cursor as u64 + 1).await {
                         tracing::warn!(error = %e, "purging processed hits from the stream failed; the next batch purges them");
                     }
                 }

@@ -461,10 +461,10 @@ pub type SequencedHit = InboxRow;
 /// Processes hits read from the external inbox `source` in the order of their positions, in
 /// one transaction that also moves the source's cursor (`ingest_cursors`) past them; hits at or
 /// before the cursor were processed already (by this server before a crash, or by another
-/// replica) and are skipped. Returns how many of `hits`, from the front, are done with, and the
-/// cursor after them. As [`process_next`], a hit the write refuses is isolated by halving and
-/// dropped as rejected. Replicas take turns by the same advisory lock as for the table inbox.
-pub async fn process_sequenced(db: &Db, bus: &Bus, source: &str, hits: &[SequencedHit]) -> ServiceResult<(usize, i64)> {
+/// replica) and are skipped. As [`process_next`], a hit the write refuses is isolated by
+/// halving and dropped as rejected. Replicas take turns by the same advisory lock as for the
+/// table inbox.
+pub async fn process_sequenced(db: &Db, bus: &Bus, source: &str, hits: &[SequencedHit]) -> ServiceResult<Sequenced> {
     let mut limit = hits.len();
     loop {
         match process_sequenced_batch(db, bus, source, &hits[..limit], false).await {
@@ -489,13 +489,28 @@ pub async fn cursor(conn: &impl ConnectionTrait, source: &str) -> Result<i64, Db
         .map_or(0, |c| c.position))
 }
 
-async fn process_sequenced_batch(db: &Db, bus: &Bus, source: &str, hits: &[SequencedHit], reject: bool) -> ServiceResult<(usize, i64)> {
+/// What [`process_sequenced`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sequenced {
+    /// Hits of the slice, from the front, that are done with (processed now or before).
+    pub done: usize,
+    /// Of those, the hits this call processed.
+    pub processed: usize,
+    /// The source's cursor after them.
+    pub cursor: i64,
+}
+
+async fn process_sequenced_batch(db: &Db, bus: &Bus, source: &str, hits: &[SequencedHit], reject: bool) -> ServiceResult<Sequenced> {
     let txn = db.begin_write_unscoped().await?;
     lock_inbox(db, &txn).await?;
     let before = cursor(&*txn, source).await?;
     let fresh: Vec<SequencedHit> = hits.iter().filter(|h| h.0 > before).cloned().collect();
     let Some(last) = fresh.last().map(|h| h.0) else {
-        return Ok((hits.len(), before));
+        return Ok(Sequenced {
+            done: hits.len(),
+            processed: 0,
+            cursor: before,
+        });
     };
     let events = if reject {
         for (_, ws, received, _) in &fresh {
@@ -519,7 +534,11 @@ async fn process_sequenced_batch(db: &Db, bus: &Bus, source: &str, hits: &[Seque
     .await?;
     txn.commit().await?;
     super::scoring::publish(bus, events);
-    Ok((hits.len(), last))
+    Ok(Sequenced {
+        done: hits.len(),
+        processed: fresh.len(),
+        cursor: last,
+    })
 }
 
 async fn count(conn: &impl ConnectionTrait, ws: i64, processed: i64, rejected: i64, last: Option<DateTime<Utc>>) -> Result<(), DbErr> {
