@@ -937,26 +937,25 @@ async fn apply(txn: &DatabaseTransaction, ws: i64, hits: Vec<(Hit, DateTime<Utc>
         }
     }
 
-    // Event IDs already processed (a resent batch) count once.
-    let mut seen_events: HashSet<(i64, String)> = HashSet::new();
-    let event_ids: Vec<String> = hits
+    // Event IDs already processed (a resent batch) count once. Only visitors seen before this
+    // batch can have sent one; each (visitor, event ID) pair is one look-up in the hits' index
+    // (an `IN` list of visitors and one of IDs would be every visitor times every ID).
+    let returning: HashSet<i64> = returning.into_iter().collect();
+    let pairs: Vec<(i64, &str)> = hits
         .iter()
         .filter_map(|(h, _)| match h {
-            Hit::Event { id: Some(id), .. } => Some(id.clone()),
+            Hit::Event {
+                visitor: Some(uid),
+                id: Some(id),
+                ..
+            } => {
+                let v = visitors.get(uid)?.id;
+                returning.contains(&v).then_some((v, id.as_str()))
+            }
             _ => None,
         })
         .collect();
-    if !event_ids.is_empty() && !returning.is_empty() {
-        let known: Vec<(Option<i64>, Option<String>)> = tracked_hit::Entity::in_workspace(ws)
-            .filter(store::id_in(txn, tracked_hit::Column::VisitorId, &returning))
-            .filter(store::text_in(txn, tracked_hit::Column::EventId, &event_ids))
-            .select_only()
-            .columns([tracked_hit::Column::VisitorId, tracked_hit::Column::EventId])
-            .into_tuple()
-            .all(txn)
-            .await?;
-        seen_events.extend(known.into_iter().filter_map(|(v, e)| Some((v?, e?))));
-    }
+    let mut seen_events: HashSet<(i64, String)> = store::tracking::events_seen(txn, ws, &pairs).await?;
 
     // One hit row per hit; the touchpoint each should become, if any.
     let mut rows: Vec<tracked_hit::ActiveModel> = Vec::with_capacity(hits.len());

@@ -11,6 +11,7 @@ pub mod page;
 pub mod raw;
 pub mod scoring;
 pub mod touchpoint;
+pub mod tracking;
 pub mod workspace;
 
 use sea_orm::sea_query::Expr;

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, data_of, error_code, global_id, user_errors};
+use crate::helpers::{TestApp, data_of, error_code, global_id, scalar, user_errors};
 
 const BROWSER: &str = "Mozilla/5.0 (X11; Linux x86_64; rv:120.0) Gecko/20100101 Firefox/120.0";
 const VISITOR: &str = "v1_0123456789abcdef0123456789ab";
@@ -273,11 +273,18 @@ async fn a_visitor_is_stitched_to_its_lead_with_its_earlier_touches(app: TestApp
     let (status, body) = post(&app, "/t/e", batch.clone(), &[]).await;
     assert_eq!((status, &body["accepted"]), (202, &json!(3)), "{body}");
     // The same batch again (the script retried): counts once.
+    assert_eq!(post(&app, "/t/e", batch.clone(), &[]).await.0, 202);
+    processed(&app, &app.keys.analyst, 6).await;
+    let stored = scalar(&app.db, "SELECT COUNT(*) FROM tracked_hits").await;
+    assert_eq!(stored, 3, "a resend in the same batch or the next counts once");
+    // And once more after they were processed: the stored hits already have those IDs.
     assert_eq!(post(&app, "/t/e", batch, &[]).await.0, 202);
+    processed(&app, &app.keys.analyst, 9).await;
+    assert_eq!(scalar(&app.db, "SELECT COUNT(*) FROM tracked_hits").await, 3);
     // A page view under a code no campaign has: kept and reported.
     let other = json!({ "k": key, "v": VISITOR, "l": "https://www.example.com/?utm_campaign=spring-fair", "e": [{ "n": "page_view", "id": "e4" }] });
     assert_eq!(post(&app, "/t/e", other, &[]).await.0, 202);
-    let s = processed(&app, &app.keys.analyst, 7).await;
+    let s = processed(&app, &app.keys.analyst, 10).await;
     assert_eq!(s["unknownCampaignCodes"], json!([{ "code": "spring-fair", "hits": 1 }]));
     assert_eq!(s["rejected"], 0);
     let none = app
@@ -297,7 +304,7 @@ async fn a_visitor_is_stitched_to_its_lead_with_its_earlier_touches(app: TestApp
     });
     let (status, body) = post(&app, "/t/identify", form, &[]).await;
     assert_eq!((status, &body["accepted"]), (202, &json!(1)), "{body}");
-    processed(&app, &app.keys.analyst, 8).await;
+    processed(&app, &app.keys.analyst, 11).await;
     let q = "{ leads(first: 5, filter: { search: \"nina\" }) { nodes { id email firstName jobTitle score { activityScore } } } }";
     let leads = app.data(&app.keys.analyst, q, json!({})).await;
     let nina = &leads["leads"]["nodes"][0];
@@ -330,7 +337,7 @@ async fn a_visitor_is_stitched_to_its_lead_with_its_earlier_touches(app: TestApp
     // Later hits of the identified visitor are the lead's at once.
     let later = json!({ "k": key, "v": VISITOR, "e": [{ "n": "page_view", "id": "e9", "u": "https://www.example.com/pricing" }] });
     assert_eq!(post(&app, "/t/e", later, &[]).await.0, 202);
-    processed(&app, &app.keys.analyst, 9).await;
+    processed(&app, &app.keys.analyst, 12).await;
     assert_eq!(touchpoints_of(&app, nina["id"].as_str().unwrap()).await.len(), 5);
 
     // A backend identifies a second device of the same lead.
@@ -339,7 +346,7 @@ async fn a_visitor_is_stitched_to_its_lead_with_its_earlier_touches(app: TestApp
     let second = "v1_second-device-0000000000";
     let hit = json!({ "k": key, "v": second, "l": landing, "e": [{ "n": "page_view", "id": "p1" }] });
     assert_eq!(post(&app, "/t/e", hit, &[]).await.0, 202);
-    processed(&app, &app.keys.analyst, 10).await;
+    processed(&app, &app.keys.analyst, 13).await;
     let p = app
         .mutate(
             &app.keys.marketing,
