@@ -32,9 +32,9 @@ pub struct TableInbox {
 
 /// What the writer and the processor share: the processor's doorbell.
 #[derive(Default)]
-pub struct Shared {
+struct Shared {
     /// Rung after every committed append.
-    pub appended: Notify,
+    appended: Notify,
 }
 
 impl TableInbox {
@@ -44,10 +44,6 @@ impl TableInbox {
         let shared = Arc::new(Shared::default());
         tokio::spawn(write_loop(db, rx, shared.clone()));
         TableInbox { tx, shared }
-    }
-
-    pub fn shared(&self) -> &Arc<Shared> {
-        &self.shared
     }
 
     /// Appends one hit of workspace `ws` and returns once it is committed.
@@ -142,30 +138,21 @@ pub fn spawn_processor(db: Db, bus: Bus, inbox: &TableInbox, poll: Duration, met
     tokio::spawn(async move {
         loop {
             let _ = tokio::time::timeout(poll, shared.appended.notified()).await;
-            loop {
-                match crate::service::tracking::process_next(&db, &bus, crate::service::tracking::BATCH).await {
-                    Ok(0) => break,
-                    Ok(n) => metrics.tracking_processed(n as u64),
-                    Err(e) => {
-                        tracing::error!(error = ?e, "processing tracking hits failed; retrying");
-                        tokio::time::sleep(Duration::from_millis(500)).await;
-                        break;
-                    }
-                }
-            }
+            drain(&db, &bus, &metrics).await;
         }
     });
 }
 
-/// Processes what the table holds until it is empty, once (the hits a server appended there
-/// before it was switched to another inbox).
+/// Processes what the table holds until it is empty, retrying after an error: after each
+/// doorbell, and once at the start of a server switched to another inbox (the hits appended
+/// here before).
 pub async fn drain(db: &Db, bus: &Bus, metrics: &crate::metrics::Metrics) {
     loop {
         match crate::service::tracking::process_next(db, bus, crate::service::tracking::BATCH).await {
             Ok(0) => return,
             Ok(n) => metrics.tracking_processed(n as u64),
             Err(e) => {
-                tracing::error!(error = ?e, "processing the hits left in the inbox table failed; retrying");
+                tracing::error!(error = ?e, "processing tracking hits failed; retrying");
                 tokio::time::sleep(Duration::from_millis(500)).await;
             }
         }

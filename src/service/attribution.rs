@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
-use entity::{attribution_model, lead_persona_match};
+use entity::{attribution_credit, attribution_model, lead_persona_match};
 use rust_decimal::Decimal;
 use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter};
 use serde_json::json;
@@ -929,7 +929,7 @@ async fn write_deal_credits(
     models: &[(attribution_model::Model, Rule)],
     model_ids: &[i64],
     deal_ids: &[i64],
-) -> Result<(Vec<DateTime<Utc>>, Vec<store::NewCredit>), DbErr> {
+) -> Result<(Vec<DateTime<Utc>>, Vec<attribution_credit::Model>), DbErr> {
     store::delete_credits(db, ws, deal_ids, model_ids).await?;
     let deals: Vec<DealRow> = store::closed_deals_by_ids(db, ws, deal_ids)
         .await?
@@ -943,7 +943,9 @@ async fn write_deal_credits(
     let mut rows = Vec::new();
     for (m, rule) in models {
         for (d, path) in deals.iter().zip(&paths) {
-            let row = |position: usize, t: Option<&Touch>, c: Credit| store::NewCredit {
+            let row = |position: usize, t: Option<&Touch>, c: Credit| attribution_credit::Model {
+                id: 0,
+                workspace_id: ws,
                 model_id: m.id,
                 opportunity_id: d.id,
                 closed_at: d.closed_at,

@@ -478,15 +478,15 @@ pub struct MonthDelta {
 }
 
 impl MonthDelta {
-    pub fn take_out(&mut self, credits: &[NewCredit]) {
+    pub fn take_out(&mut self, credits: &[attribution_credit::Model]) {
         self.add(credits, -1);
     }
 
-    pub fn put_in(&mut self, credits: &[NewCredit]) {
+    pub fn put_in(&mut self, credits: &[attribution_credit::Model]) {
         self.add(credits, 1);
     }
 
-    fn add(&mut self, credits: &[NewCredit], sign: i64) {
+    fn add(&mut self, credits: &[attribution_credit::Model], sign: i64) {
         let mut deals_seen: std::collections::HashSet<(MonthKey, i64)> = std::collections::HashSet::new();
         for c in credits {
             let key: MonthKey = (
@@ -507,28 +507,22 @@ impl MonthDelta {
 }
 
 /// The credits of these deals under these model versions, as they are stored.
-pub async fn credits_of_deals(db: &impl ConnectionTrait, ws: i64, deal_ids: &[i64], model_ids: &[i64]) -> Result<Vec<NewCredit>, DbErr> {
+pub async fn credits_of_deals(
+    db: &impl ConnectionTrait,
+    ws: i64,
+    deal_ids: &[i64],
+    model_ids: &[i64],
+) -> Result<Vec<attribution_credit::Model>, DbErr> {
     use attribution_credit::Column as C;
     let mut out = Vec::new();
     for chunk in deal_ids.chunks(CHUNK) {
-        let rows = attribution_credit::Entity::in_workspace(ws)
-            .filter(C::OpportunityId.is_in(chunk.iter().copied()))
-            .filter(C::ModelId.is_in(model_ids.iter().copied()))
-            .all(db)
-            .await?;
-        out.extend(rows.into_iter().map(|r| NewCredit {
-            model_id: r.model_id,
-            opportunity_id: r.opportunity_id,
-            closed_at: r.closed_at,
-            currency: r.currency,
-            position: r.position,
-            touchpoint_id: r.touchpoint_id,
-            lead_id: r.lead_id,
-            campaign_id: r.campaign_id,
-            touch_type: r.touch_type,
-            amount_minor: r.amount_minor,
-            conversion_micros: r.conversion_micros,
-        }));
+        out.extend(
+            attribution_credit::Entity::in_workspace(ws)
+                .filter(C::OpportunityId.is_in(chunk.iter().copied()))
+                .filter(C::ModelId.is_in(model_ids.iter().copied()))
+                .all(db)
+                .await?,
+        );
     }
     Ok(out)
 }
@@ -622,32 +616,17 @@ pub async fn apply_month_delta(db: &impl ConnectionTrait, ws: i64, delta: MonthD
     Ok(stale.into_iter().collect())
 }
 
-/// A ledger row to write (its workspace is the caller's).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NewCredit {
-    pub model_id: i64,
-    pub opportunity_id: i64,
-    pub closed_at: DateTime<Utc>,
-    pub currency: String,
-    pub position: i32,
-    pub touchpoint_id: Option<i64>,
-    pub lead_id: Option<i64>,
-    pub campaign_id: Option<i64>,
-    pub touch_type: Option<String>,
-    pub amount_minor: i64,
-    pub conversion_micros: i64,
-}
-
 /// Rows of ledger one statement writes at most (a JSON text of about a megabyte).
 const CREDITS_PER_STATEMENT: usize = 10_000;
 
-/// Writes ledger rows of workspace `ws`. As touchpoints are written
+/// Writes ledger rows of workspace `ws` (their `id` is ignored). As touchpoints are written
 /// ([`super::touchpoint::insert_batch`]), the rows travel as one JSON array parameter, read by
 /// `json_each` on SQLite and `jsonb_array_elements` on PostgreSQL: one short statement,
 /// prepared once, instead of a statement of twelve bound values a row built for each batch.
 /// The caller's transaction is rolled back on an error (on SQLite the statement stops with
 /// FAIL, keeping the rows it wrote until then).
-pub async fn insert_credits(db: &impl ConnectionTrait, ws: i64, rows: &[NewCredit]) -> Result<(), DbErr> {
+pub async fn insert_credits(db: &impl ConnectionTrait, ws: i64, rows: &[attribution_credit::Model]) -> Result<(), DbErr> {
+    debug_assert!(rows.iter().all(|r| r.workspace_id == ws));
     let backend = db.get_database_backend();
     let columns = "workspace_id, model_id, opportunity_id, closed_at, currency, position, touchpoint_id, lead_id, \
                    campaign_id, touch_type, amount_minor, conversion_micros";
