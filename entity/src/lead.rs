@@ -35,6 +35,8 @@ pub struct Model {
     pub unsubscribed_at: Option<DateTimeUtc>,
     pub converted_at: Option<DateTimeUtc>,
     pub erased_at: Option<DateTimeUtc>,
+    /// The lead this one was merged into (`mergeLeads`); such a lead is an erased stub.
+    pub merged_into_id: Option<i64>,
     /// When the earliest touchpoint of the lead occurred (kept by every write of touchpoints).
     pub first_touch_at: Option<DateTimeUtc>,
     /// The campaign of the first touchpoint in path order (NULL: none, or it had no campaign).

@@ -16,6 +16,7 @@ mod m20261130_000001_deal_cycle_index;
 mod m20261207_000001_cost_categories;
 mod m20261208_000001_capture;
 mod m20261209_000001_ingest_cursors;
+mod m20261210_000001_lead_merges;
 
 pub struct Migrator;
 
@@ -38,6 +39,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261207_000001_cost_categories::Migration),
             Box::new(m20261208_000001_capture::Migration),
             Box::new(m20261209_000001_ingest_cursors::Migration),
+            Box::new(m20261210_000001_lead_merges::Migration),
         ]
     }
 }

@@ -13,8 +13,8 @@ use crate::graphql::funnel::FunnelStage;
 use crate::graphql::handoff::Handoff;
 use crate::graphql::ids::{self, NodeType};
 use crate::graphql::loaders::{
-    AccountId, CountKey, LeadDeals, LeadHistory, LeadOpenHandoff, LeadPersonaMatches, LeadTouchpointCount, LeadTouchpoints, Loaders,
-    StageId, UserId,
+    AccountId, CountKey, LeadDeals, LeadHistory, LeadId, LeadOpenHandoff, LeadPersonaMatches, LeadTouchpointCount, LeadTouchpoints,
+    Loaders, StageId, UserId,
 };
 use crate::graphql::opportunity::Opportunity;
 use crate::graphql::pagination::{Conn, OrderDirection, PageArgs, TotalCount, connection, is_time};
@@ -160,10 +160,20 @@ impl Lead {
     async fn unsubscribed_at(&self) -> Option<DateTime> {
         self.0.unsubscribed_at.map(Into::into)
     }
-    /// When the personal data was erased (GDPR, `eraseLead`), UTC; the stub keeps its
-    /// touchpoints, stage history and deals. Null: not erased.
+    /// When the personal data was erased (GDPR, `eraseLead`, or the duplicate of
+    /// `mergeLeads`), UTC; the stub keeps its touchpoints, stage history and deals unless it was
+    /// merged. Null: not erased.
     async fn erased_at(&self) -> Option<DateTime> {
         self.0.erased_at.map(Into::into)
+    }
+    /// The lead this one was merged into (`mergeLeads`): it has this lead's touchpoints,
+    /// visitors, handoffs and deals now, and a client that kept this lead's ID should follow it.
+    /// Null: not merged.
+    async fn merged_into(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Lead>> {
+        let Some(id) = self.0.merged_into_id else {
+            return Ok(None);
+        };
+        Ok(ctx.data_unchecked::<Loaders>().load_one(LeadId(id)).await?.map(Lead))
     }
     /// When the lead was created (UTC): in the source system when the upsert or import gave a
     /// time, else when it was recorded here.
@@ -757,6 +767,15 @@ pub struct EraseLeadInput {
     pub id: ID,
 }
 
+/// Two leads that are one person.
+#[derive(InputObject)]
+pub struct MergeLeadsInput {
+    /// The lead that stays.
+    pub lead_id: ID,
+    /// The lead merged into it: an erased stub afterwards, with `mergedInto` set.
+    pub duplicate_id: ID,
+}
+
 /// The result of a lead mutation: the lead, or `userErrors` and nothing written.
 #[derive(SimpleObject)]
 #[graphql(complex)]
@@ -817,6 +836,30 @@ impl LeadMutation {
         let fields = input.fields.into_fields()?;
         let (lead, user_errors) =
             split(crate::service::lead::update(ctx.db(), ctx.data_unchecked::<crate::events::Bus>(), p, id, fields).await)?;
+        Ok(LeadPayload {
+            lead,
+            created: false,
+            user_errors,
+        })
+    }
+
+    /// ADMIN, MARKETING or SALES: merges two leads that are one person (docs/merging.md).
+    /// The lead keeps its values and takes the duplicate's where it has none; it takes over the
+    /// duplicate's touchpoints, visitors, handoffs and deal contacts, and its scores, persona
+    /// matches, first touch and attribution credits are computed again, in one transaction. The
+    /// duplicate becomes an erased stub whose `mergedInto` is the lead. userErrors: NOT_FOUND
+    /// (not a live lead of yours), INVALID (the same lead twice), CONFLICT (both have a pending
+    /// handoff: answer one first).
+    async fn merge_leads(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The lead that stays and its duplicate.")] input: MergeLeadsInput,
+    ) -> async_graphql::Result<LeadPayload> {
+        let p = ctx.allowed(Action::WriteContacts)?;
+        let lead_id = ids::decode(NodeType::Lead, &input.lead_id).gql()?;
+        let duplicate_id = ids::decode(NodeType::Lead, &input.duplicate_id).gql()?;
+        let bus = ctx.data_unchecked::<crate::events::Bus>();
+        let (lead, user_errors) = split(crate::service::merge::merge(ctx.db(), bus, p, lead_id, duplicate_id).await)?;
         Ok(LeadPayload {
             lead,
             created: false,

@@ -107,8 +107,9 @@ impl TrackingLink {
         Ok(format!("{}/t/c/{click}", capture(ctx)?.public_url))
     }
     /// Personal URLs and open pixels for a mailing's recipients (at most 1,000 leads a
-    /// request), in the order given; an ID that is not a lead of yours is left out. A click or
-    /// open within a minute of `sentAt` is taken for a mail scanner's.
+    /// request), in the order given; an ID that is not a lead of yours, or of an erased lead, is
+    /// left out, and a lead merged into another gets the links of the one it was merged into. A
+    /// click or open within a minute of `sentAt` is taken for a mail scanner's.
     async fn personal(
         &self,
         ctx: &Context<'_>,
@@ -126,11 +127,11 @@ impl TrackingLink {
         let now = sent_at.map_or_else(chrono::Utc::now, |t| t.0);
         Ok(nums
             .into_iter()
-            .filter(|n| found.contains(n))
-            .map(|lead| {
+            .filter_map(|n| Some((n, *found.get(&n)?)))
+            .map(|(given, lead)| {
                 let (click, open) = service::tokens(&secret, &self.0, Some(lead), now);
                 PersonalLink {
-                    lead_id: ids::encode(NodeType::Lead, lead),
+                    lead_id: ids::encode(NodeType::Lead, given),
                     url: format!("{base}/t/c/{click}"),
                     pixel_url: format!("{base}/t/o/{open}.gif"),
                 }

@@ -162,7 +162,7 @@ fn apply(m: &mut lead::Model, c: Clean) -> bool {
     changed
 }
 
-async fn save(txn: &impl ConnectionTrait, before: lead::Model, mut after: lead::Model) -> Result<lead::Model, AppError> {
+pub(crate) async fn save(txn: &impl ConnectionTrait, before: lead::Model, mut after: lead::Model) -> Result<lead::Model, AppError> {
     after.updated_at = Utc::now();
     let mut am = after.into_active_model().reset_all();
     am.id = sea_orm::ActiveValue::Unchanged(before.id);
@@ -282,6 +282,7 @@ pub(crate) async fn upsert_in(
                 unsubscribed_at: None,
                 converted_at: None,
                 erased_at: None,
+                merged_into_id: None,
                 first_touch_at: None,
                 first_touch_campaign_id: None,
                 search_text: None,
@@ -347,6 +348,27 @@ pub async fn erase(db: &Db, p: Principal, id: i64) -> ServiceResult<lead::Model>
     let txn = db.begin_write(p.workspace_id).await?;
     let current = live_lead(&*txn, p.workspace_id, id).await?;
     let mut m = current.clone();
+    erase_personal(&mut m, Utc::now());
+    let saved = save(&*txn, current, m).await?;
+    super::tracking::erase_lead(&*txn, p.workspace_id, saved.id).await?;
+    super::persona::refresh_leads(&*txn, p.workspace_id, &[saved.id]).await?;
+    // An erased lead has no scores: it counts in no cell and no export.
+    super::scoring::refresh_leads(&*txn, p.workspace_id, &[saved.id]).await?;
+    txn.commit().await?;
+    // The erased values must not survive in SQLite's write-ahead log either.
+    match db.truncate_wal().await {
+        Ok(true) => {}
+        Ok(false) => tracing::warn!(
+            lead = saved.id,
+            "erased, but readers kept the write-ahead log from being emptied: older page versions stay in it until the next erasure"
+        ),
+        Err(e) => tracing::warn!(lead = saved.id, error = %e, "erased, but emptying the write-ahead log failed"),
+    }
+    Ok(saved)
+}
+
+/// Removes a lead's personal data (erasure, or the duplicate of a merge).
+pub(crate) fn erase_personal(m: &mut lead::Model, now: DateTime<Utc>) {
     // The source system's ID goes too: the stub must not be found (or revived) by a later sync.
     m.external_id = None;
     m.search_text = None;
@@ -364,23 +386,7 @@ pub async fn erase(db: &Db, p: Principal, id: i64) -> ServiceResult<lead::Model>
     m.decision_role = None;
     m.consents = serde_json::json!({});
     m.custom_fields = serde_json::json!({});
-    m.erased_at = Some(Utc::now());
-    let saved = save(&*txn, current, m).await?;
-    super::tracking::erase_lead(&*txn, p.workspace_id, saved.id).await?;
-    super::persona::refresh_leads(&*txn, p.workspace_id, &[saved.id]).await?;
-    // An erased lead has no scores: it counts in no cell and no export.
-    super::scoring::refresh_leads(&*txn, p.workspace_id, &[saved.id]).await?;
-    txn.commit().await?;
-    // The erased values must not survive in SQLite's write-ahead log either.
-    match db.truncate_wal().await {
-        Ok(true) => {}
-        Ok(false) => tracing::warn!(
-            lead = saved.id,
-            "erased, but readers kept the write-ahead log from being emptied: older page versions stay in it until the next erasure"
-        ),
-        Err(e) => tracing::warn!(lead = saved.id, error = %e, "erased, but emptying the write-ahead log failed"),
-    }
-    Ok(saved)
+    m.erased_at = Some(now);
 }
 
 /// A lead of the workspace that has not been erased.

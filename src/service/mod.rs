@@ -6,6 +6,7 @@ pub mod funnel;
 pub mod handoff;
 pub mod kpi;
 pub mod lead;
+pub mod merge;
 pub mod opportunity;
 pub mod persona;
 pub mod scoring;

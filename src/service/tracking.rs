@@ -896,7 +896,7 @@ async fn apply(txn: &DatabaseTransaction, ws: i64, hits: Vec<(Hit, DateTime<Utc>
             continue;
         }
         let lead_id = match (lead, email) {
-            (Some(l), _) if live_leads.contains(l) => Some(*l),
+            (Some(l), _) if live_leads.contains_key(l) => Some(live_leads[l]),
             (_, Some(e)) => {
                 let sp = txn.begin().await?;
                 match identify_lead(&sp, ws, e, fields).await {
@@ -1004,7 +1004,7 @@ async fn apply(txn: &DatabaseTransaction, ws: i64, hits: Vec<(Hit, DateTime<Utc>
                     continue;
                 };
                 let open = matches!(h, Hit::Open { .. });
-                let lead = lead.filter(|id| live_leads.contains(id));
+                let lead = lead.and_then(|id| live_leads.get(&id).copied());
                 let touch_type = if open { "EMAIL_OPEN".to_owned() } else { l.touch_type.clone() };
                 row.link_id = Set(Some(l.id));
                 let key = lead.map(|lead| format!("link:{}:{lead}:{}", l.id, if open { "o" } else { "c" }));

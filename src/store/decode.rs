@@ -158,6 +158,7 @@ decoded!(entity::lead::Model {
     unsubscribed_at: Option<DateTime<Utc>>,
     converted_at: Option<DateTime<Utc>>,
     erased_at: Option<DateTime<Utc>>,
+    merged_into_id: Option<i64>,
     first_touch_at: Option<DateTime<Utc>>,
     first_touch_campaign_id: Option<i64>,
     search_text: Option<String>,

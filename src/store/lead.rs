@@ -1,4 +1,6 @@
 //! Lead (contact) queries.
+use std::collections::HashMap;
+
 use chrono::{DateTime, Utc};
 use entity::{funnel_stage, lead};
 use sea_orm::sea_query::{Expr, ExprTrait, LikeExpr, Query};
@@ -120,21 +122,46 @@ pub fn with_external_id(ws: i64, external_id: &str) -> Select<lead::Entity> {
     lead::Entity::in_workspace(ws).filter(lead::Column::ExternalId.eq(external_id))
 }
 
-/// Of these IDs, those of leads of workspace `ws` that are not erased.
-pub async fn live_ids(db: &impl ConnectionTrait, ws: i64, ids: &[i64]) -> Result<std::collections::HashSet<i64>, DbErr> {
+/// The live lead each of these IDs stands for: itself when it is live, the lead it was merged
+/// into when that one is live (personal links and client IDs outlive a merge); erased leads and
+/// IDs of no lead of the workspace are left out.
+pub async fn live_ids(db: &impl ConnectionTrait, ws: i64, ids: &[i64]) -> Result<HashMap<i64, i64>, DbErr> {
     use sea_orm::QuerySelect;
     if ids.is_empty() {
-        return Ok(Default::default());
+        return Ok(HashMap::new());
     }
-    let found: Vec<i64> = lead::Entity::in_workspace(ws)
+    let rows: Vec<(i64, Option<i64>, Option<DateTime<Utc>>)> = lead::Entity::in_workspace(ws)
         .filter(super::id_in(db, lead::Column::Id, ids))
-        .filter(lead::Column::ErasedAt.is_null())
+        .filter(lead::Column::ErasedAt.is_null().or(lead::Column::MergedIntoId.is_not_null()))
         .select_only()
         .column(lead::Column::Id)
+        .column(lead::Column::MergedIntoId)
+        .column(lead::Column::ErasedAt)
         .into_tuple()
         .all(db)
         .await?;
-    Ok(found.into_iter().collect())
+    let targets: Vec<i64> = rows.iter().filter_map(|(_, into, _)| *into).collect();
+    let live_targets: std::collections::HashSet<i64> = if targets.is_empty() {
+        Default::default()
+    } else {
+        lead::Entity::in_workspace(ws)
+            .filter(super::id_in(db, lead::Column::Id, &targets))
+            .filter(lead::Column::ErasedAt.is_null())
+            .select_only()
+            .column(lead::Column::Id)
+            .into_tuple::<i64>()
+            .all(db)
+            .await?
+            .into_iter()
+            .collect()
+    };
+    Ok(rows
+        .into_iter()
+        .filter_map(|(id, into, erased)| match into {
+            Some(to) => live_targets.contains(&to).then_some((id, to)),
+            None => erased.is_none().then_some((id, id)),
+        })
+        .collect())
 }
 
 /// The first `limit` leads of each account, by id.

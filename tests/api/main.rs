@@ -25,6 +25,7 @@ mod isolation;
 mod kpis;
 mod leads;
 mod limits;
+mod merges;
 mod metrics;
 mod money;
 mod node;

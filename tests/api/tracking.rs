@@ -6,10 +6,10 @@ use serde_json::{Value, json};
 
 use crate::helpers::{TestApp, data_of, error_code, global_id, scalar, user_errors};
 
-const BROWSER: &str = "Mozilla/5.0 (X11; Linux x86_64; rv:120.0) Gecko/20100101 Firefox/120.0";
-const VISITOR: &str = "v1_0123456789abcdef0123456789ab";
+pub(crate) const BROWSER: &str = "Mozilla/5.0 (X11; Linux x86_64; rv:120.0) Gecko/20100101 Firefox/120.0";
+pub(crate) const VISITOR: &str = "v1_0123456789abcdef0123456789ab";
 
-fn no_redirects() -> reqwest::Client {
+pub(crate) fn no_redirects() -> reqwest::Client {
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
@@ -18,7 +18,7 @@ fn no_redirects() -> reqwest::Client {
 
 /// Waits until every acknowledged hit of the key's workspace is processed and at least
 /// `at_least` were acknowledged; the status then.
-async fn processed(app: &TestApp, key: &str, at_least: i64) -> Value {
+pub(crate) async fn processed(app: &TestApp, key: &str, at_least: i64) -> Value {
     let q = "{ ingestStatus { acknowledged processed rejected lagSeconds unknownCampaignCodes { code hits } } }";
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     loop {
@@ -32,7 +32,7 @@ async fn processed(app: &TestApp, key: &str, at_least: i64) -> Value {
 }
 
 /// A GET as a person's browser or mail client sends it (a user agent, `Accept-Language`).
-async fn as_person(web: &reqwest::Client, url: &str) -> reqwest::Response {
+pub(crate) async fn as_person(web: &reqwest::Client, url: &str) -> reqwest::Response {
     web.get(url)
         .header("User-Agent", BROWSER)
         .header("Accept-Language", "de")
@@ -41,14 +41,14 @@ async fn as_person(web: &reqwest::Client, url: &str) -> reqwest::Response {
         .unwrap()
 }
 
-async fn site_key(app: &TestApp, key: &str) -> String {
+pub(crate) async fn site_key(app: &TestApp, key: &str) -> String {
     let d = app.data(key, "{ trackingSettings { siteKey snippet scriptUrl } }", json!({})).await;
     let s = &d["trackingSettings"];
     assert!(s["snippet"].as_str().unwrap().contains(s["siteKey"].as_str().unwrap()));
     s["siteKey"].as_str().unwrap().to_owned()
 }
 
-async fn post(app: &TestApp, path: &str, body: Value, headers: &[(&str, &str)]) -> (u16, Value) {
+pub(crate) async fn post(app: &TestApp, path: &str, body: Value, headers: &[(&str, &str)]) -> (u16, Value) {
     let mut r = app.client.post(app.url(path)).header("User-Agent", BROWSER).body(body.to_string());
     for (k, v) in headers {
         r = r.header(*k, *v);
@@ -76,7 +76,7 @@ async fn touchpoints_of(app: &TestApp, lead: &str) -> Vec<(String, Option<String
     out
 }
 
-async fn create_link(app: &TestApp, campaign: &str, destination: &str) -> Value {
+pub(crate) async fn create_link(app: &TestApp, campaign: &str, destination: &str) -> Value {
     let m = "mutation($i: CreateTrackingLinkInput!) { createTrackingLink(input: $i) { trackingLink { id url destination touchType campaign { id } } userErrors { field code } } }";
     let input = json!({ "campaignId": campaign, "destination": destination, "utmSource": "hydronews", "utmMedium": "email" });
     let p = app
@@ -86,7 +86,7 @@ async fn create_link(app: &TestApp, campaign: &str, destination: &str) -> Value 
     p["trackingLink"].clone()
 }
 
-async fn personal(app: &TestApp, link: &str, lead: &str, sent_minutes_ago: i64) -> (String, String) {
+pub(crate) async fn personal(app: &TestApp, link: &str, lead: &str, sent_minutes_ago: i64) -> (String, String) {
     let q = "query($l: ID!, $leads: [ID!]!, $at: DateTime) { node(id: $l) { ... on TrackingLink { personal(leadIds: $leads, sentAt: $at) { leadId url pixelUrl } } } }";
     let at = (chrono::Utc::now() - chrono::Duration::minutes(sent_minutes_ago)).to_rfc3339();
     let d = app
