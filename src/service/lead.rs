@@ -228,6 +228,17 @@ pub(crate) async fn upsert_in(
         }
         (None, None) => None,
     };
+    // Locked and read again: an erasure or merge that committed since the look-up must not be
+    // written over with the values read before it.
+    let existing = match existing {
+        Some(l) => match store::lead::lock_fresh(txn, l).await? {
+            Some(l) => Some(l),
+            None => {
+                return Err(AppError::Conflict("the lead was erased or merged meanwhile; send the upsert again".into()).into());
+            }
+        },
+        None => None,
+    };
     let result = match existing {
         Some(current) => {
             let mut next = current.clone();
@@ -389,8 +400,10 @@ pub(crate) fn erase_personal(m: &mut lead::Model, now: DateTime<Utc>) {
     m.erased_at = Some(now);
 }
 
-/// A lead of the workspace that has not been erased.
+/// A lead of the workspace that has not been erased, locked for the caller's write transaction
+/// (PostgreSQL), so that a concurrent erasure, merge or edit of it waits or is seen.
 pub async fn live_lead(db: &impl ConnectionTrait, ws: i64, id: i64) -> Result<lead::Model, AppError> {
+    store::lead::lock(db, ws, &[id]).await?;
     store::by_id::<lead::Entity>(db, ws, id)
         .await?
         .filter(|l| l.erased_at.is_none())

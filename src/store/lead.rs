@@ -164,6 +164,38 @@ pub async fn live_ids(db: &impl ConnectionTrait, ws: i64, ids: &[i64]) -> Result
         .collect())
 }
 
+/// Locks these leads' rows until the transaction ends (PostgreSQL `FOR UPDATE`, in ID order so
+/// that two transactions locking the same leads cannot deadlock); a later read in the
+/// transaction sees what the transaction that held the lock before committed. SQLite has one
+/// writer anyway.
+pub async fn lock(db: &impl ConnectionTrait, ws: i64, ids: &[i64]) -> Result<(), DbErr> {
+    use super::raw::{placeholders, statement};
+    if db.get_database_backend() != sea_orm::DbBackend::Postgres || ids.is_empty() {
+        return Ok(());
+    }
+    let sql = format!(
+        "SELECT id FROM leads WHERE workspace_id = ? AND id IN ({}) ORDER BY id FOR UPDATE",
+        placeholders(ids.len())
+    );
+    let mut values: Vec<sea_orm::Value> = vec![ws.into()];
+    values.extend(ids.iter().map(|&id| id.into()));
+    db.query_all_raw(statement(sea_orm::DbBackend::Postgres, &sql, values)).await?;
+    Ok(())
+}
+
+/// A lead read before its row was locked, locked ([`lock`]) and read again on PostgreSQL; `None`
+/// when it was erased (or merged) meanwhile. On SQLite, whose one writer the caller holds, the
+/// lead as read.
+pub async fn lock_fresh(db: &impl ConnectionTrait, l: lead::Model) -> Result<Option<lead::Model>, DbErr> {
+    if db.get_database_backend() != sea_orm::DbBackend::Postgres {
+        return Ok(Some(l));
+    }
+    lock(db, l.workspace_id, &[l.id]).await?;
+    Ok(super::by_id::<lead::Entity>(db, l.workspace_id, l.id)
+        .await?
+        .filter(|l| l.erased_at.is_none()))
+}
+
 /// The first `limit` leads of each account, by id.
 pub async fn first_per_account(db: &impl ConnectionTrait, ws: i64, account_ids: &[i64], limit: u64) -> Result<Vec<lead::Model>, DbErr> {
     super::raw::top_n_per_parent::<lead::Entity>(db, "leads", "account_id", "id ASC", ws, account_ids, limit, "erased_at IS NULL").await

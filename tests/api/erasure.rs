@@ -161,3 +161,25 @@ async fn an_erased_email_leaves_no_bytes_in_the_sqlite_files() {
     drop(app);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+async fn an_edit_at_the_same_time_does_not_bring_personal_data_back(app: TestApp) {
+    let erase = "mutation($id: ID!) { eraseLead(input: { id: $id }) { lead { id } userErrors { code } } }";
+    let update = "mutation($id: ID!) { updateLead(input: { id: $id, firstName: \"Grace\", phone: \"+1 555\" }) { lead { id } userErrors { code } } }";
+    let upsert = "mutation($e: String!) { upsertLead(input: { email: $e, lastName: \"Hopper\" }) { lead { id } userErrors { code } } }";
+    for round in 0..8 {
+        let email = format!("grace{round}@navy.test");
+        let id = id_of(&app.upsert_lead(json!({ "email": email, "firstName": "G" })).await);
+        let (_, _, _) = tokio::join!(
+            app.gql(&app.keys.sales, update, json!({ "id": id })),
+            app.gql(&app.keys.admin, erase, json!({ "id": id })),
+            app.gql(&app.keys.marketing, upsert, json!({ "e": email })),
+        );
+        let q = "query($id: ID!) { lead(id: $id) { email firstName lastName phone erasedAt } }";
+        let lead = app.data(&app.keys.admin, q, json!({ "id": id })).await["lead"].clone();
+        assert!(lead["erasedAt"].is_string(), "{lead}");
+        for field in ["email", "firstName", "lastName", "phone"] {
+            assert_eq!(lead[field], Value::Null, "round {round}: {field} came back: {lead}");
+        }
+    }
+}
+both!(an_edit_at_the_same_time_does_not_bring_personal_data_back);

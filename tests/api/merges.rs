@@ -271,3 +271,28 @@ async fn two_pending_handoffs_are_refused_and_nothing_is_written(app: TestApp) {
     assert_eq!(user_errors(p), [("input.leadId".to_owned(), "NOT_FOUND".to_owned())]);
 }
 both!(two_pending_handoffs_are_refused_and_nothing_is_written);
+
+async fn merging_two_leads_both_ways_at_once_leaves_one(app: TestApp) {
+    for round in 0..5 {
+        let a = app.lead(&format!("a{round}@hydraulik.test")).await;
+        let b = app.lead(&format!("b{round}@hydraulik.test")).await;
+        let campaign = app.simple_campaign(&format!("News {round}")).await;
+        app.record(json!([
+            { "leadId": a, "campaignId": campaign, "type": "EMAIL_OPEN", "occurredAt": "2026-01-20T10:00:00Z" },
+            { "leadId": b, "campaignId": campaign, "type": "EMAIL_OPEN", "occurredAt": "2026-01-21T10:00:00Z" },
+        ]))
+        .await;
+        let (one, two) = tokio::join!(merge(&app, &app.keys.sales, &a, &b), merge(&app, &app.keys.marketing, &b, &a));
+        let mut outcomes = [user_errors(&one), user_errors(&two)];
+        outcomes.sort();
+        assert_eq!(outcomes[0], vec![], "{one} {two}");
+        assert_eq!(outcomes[1].len(), 1, "{one} {two}");
+        assert_eq!(outcomes[1][0].1, "NOT_FOUND", "{one} {two}");
+        let q = "query($a: ID!, $b: ID!) { a: lead(id: $a) { erasedAt touchpoints(first: 1) { totalCount } } b: lead(id: $b) { erasedAt touchpoints(first: 1) { totalCount } } }";
+        let d = app.data(&app.keys.analyst, q, json!({ "a": a, "b": b })).await;
+        let live: Vec<&Value> = [&d["a"], &d["b"]].into_iter().filter(|l| l["erasedAt"].is_null()).collect();
+        assert_eq!(live.len(), 1, "{d}");
+        assert_eq!(live[0]["touchpoints"]["totalCount"], 2, "{d}");
+    }
+}
+both!(merging_two_leads_both_ways_at_once_leaves_one);
