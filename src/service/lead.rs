@@ -264,42 +264,7 @@ pub(crate) async fn upsert_in(
             };
             let now = Utc::now();
             let created_at = input.created_at.unwrap_or(now);
-            let mut m = lead::Model {
-                id: 0,
-                workspace_id: ws,
-                external_id,
-                account_id: None,
-                email: None,
-                first_name: None,
-                last_name: None,
-                job_title: None,
-                decision_role: None,
-                industry: None,
-                company_size: None,
-                country: None,
-                phone: None,
-                linkedin_url: None,
-                twitter_handle: None,
-                facebook_url: None,
-                street: None,
-                postal_code: None,
-                city: None,
-                lifecycle_status: LifecycleStatus::Lead.as_str().to_owned(),
-                stage_id: stage.id,
-                owner_id: None,
-                consents: serde_json::json!({}),
-                custom_fields: serde_json::json!({}),
-                email_bounced_at: None,
-                unsubscribed_at: None,
-                converted_at: None,
-                erased_at: None,
-                merged_into_id: None,
-                first_touch_at: None,
-                first_touch_campaign_id: None,
-                search_text: None,
-                created_at,
-                updated_at: now,
-            };
+            let mut m = blank(ws, external_id, stage.id, created_at, now);
             apply(&mut m, clean_fields);
             let mut am = m.into_active_model().reset_all();
             am.id = sea_orm::ActiveValue::NotSet;
@@ -376,6 +341,46 @@ pub async fn erase(db: &Db, p: Principal, id: i64) -> ServiceResult<lead::Model>
         Err(e) => tracing::warn!(lead = saved.id, error = %e, "erased, but emptying the write-ahead log failed"),
     }
     Ok(saved)
+}
+
+/// A new lead with nothing but its key, stage and times (not yet stored: `id` 0).
+pub(crate) fn blank(ws: i64, external_id: Option<String>, stage_id: i64, created_at: DateTime<Utc>, now: DateTime<Utc>) -> lead::Model {
+    lead::Model {
+        id: 0,
+        workspace_id: ws,
+        external_id,
+        account_id: None,
+        email: None,
+        first_name: None,
+        last_name: None,
+        job_title: None,
+        decision_role: None,
+        industry: None,
+        company_size: None,
+        country: None,
+        phone: None,
+        linkedin_url: None,
+        twitter_handle: None,
+        facebook_url: None,
+        street: None,
+        postal_code: None,
+        city: None,
+        lifecycle_status: LifecycleStatus::Lead.as_str().to_owned(),
+        stage_id,
+        owner_id: None,
+        consents: serde_json::json!({}),
+        custom_fields: serde_json::json!({}),
+        email_bounced_at: None,
+        unsubscribed_at: None,
+        converted_at: None,
+        erased_at: None,
+        merged_into_id: None,
+        first_touch_at: None,
+        first_touch_campaign_id: None,
+        search_text: None,
+        created_at,
+        updated_at: now,
+    }
 }
 
 /// Removes a lead's personal data (erasure, or the duplicate of a merge).

@@ -958,13 +958,13 @@ async fn apply(txn: &DatabaseTransaction, ws: i64, hits: Vec<(Hit, DateTime<Utc>
     let mut seen_events: HashSet<(i64, String)> = store::tracking::events_seen(txn, ws, &pairs).await?;
 
     // One hit row per hit; the touchpoint each should become, if any.
-    let mut rows: Vec<tracked_hit::ActiveModel> = Vec::with_capacity(hits.len());
+    let mut rows: Vec<tracked_hit::Model> = Vec::with_capacity(hits.len());
     let mut wanted: Vec<Wanted> = Vec::new();
     let mut unknown_codes: UnknownCodes = HashMap::new();
     // The campaign a UTM code names (any case); an unknown code is kept on the hit and tallied.
-    let by_utm = |source: &Source, row: &mut tracked_hit::ActiveModel, unknown: &mut UnknownCodes, at: DateTime<Utc>| {
+    let by_utm = |source: &Source, row: &mut tracked_hit::Model, unknown: &mut UnknownCodes, at: DateTime<Utc>| {
         let code = source.utm_campaign.as_deref()?;
-        row.campaign_code = Set(Some(code.to_owned()));
+        row.campaign_code = Some(code.to_owned());
         let found = by_code.get(&code.trim().to_lowercase()).copied();
         if found.is_none() {
             let e = unknown.entry(code.to_owned()).or_insert((0, at, at));
@@ -978,24 +978,24 @@ async fn apply(txn: &DatabaseTransaction, ws: i64, hits: Vec<(Hit, DateTime<Utc>
         if rejected[i] {
             continue;
         }
-        let mut row = tracked_hit::ActiveModel {
-            workspace_id: Set(ws),
-            visitor_id: Set(None),
-            lead_id: Set(None),
-            campaign_id: Set(None),
-            link_id: Set(None),
-            touch_type: Set(String::new()),
-            event_id: Set(None),
-            campaign_code: Set(None),
-            machine: Set(false),
-            bot: Set(false),
-            url: Set(None),
-            referrer: Set(None),
-            params: Set(None),
-            occurred_at: Set(hit_at(h)),
-            received_at: Set(*received_at),
-            created_at: Set(now),
-            ..Default::default()
+        let mut row = tracked_hit::Model {
+            id: 0,
+            workspace_id: ws,
+            visitor_id: None,
+            lead_id: None,
+            campaign_id: None,
+            link_id: None,
+            touch_type: String::new(),
+            event_id: None,
+            campaign_code: None,
+            machine: false,
+            bot: false,
+            url: None,
+            referrer: None,
+            params: None,
+            occurred_at: hit_at(h),
+            received_at: *received_at,
+            created_at: now,
         };
         let (lead, campaign, touch_type, agent, key) = match h {
             Hit::Click { link, lead, agent, .. } | Hit::Open { link, lead, agent, .. } => {
@@ -1006,7 +1006,7 @@ async fn apply(txn: &DatabaseTransaction, ws: i64, hits: Vec<(Hit, DateTime<Utc>
                 let open = matches!(h, Hit::Open { .. });
                 let lead = lead.and_then(|id| live_leads.get(&id).copied());
                 let touch_type = if open { "EMAIL_OPEN".to_owned() } else { l.touch_type.clone() };
-                row.link_id = Set(Some(l.id));
+                row.link_id = Some(l.id);
                 let key = lead.map(|lead| format!("link:{}:{lead}:{}", l.id, if open { "o" } else { "c" }));
                 (lead, Some(l.campaign_id), touch_type, *agent, key)
             }
@@ -1026,7 +1026,7 @@ async fn apply(txn: &DatabaseTransaction, ws: i64, hits: Vec<(Hit, DateTime<Utc>
                         // Already processed: counts once.
                         continue;
                     }
-                    row.event_id = Set(Some(id.clone()));
+                    row.event_id = Some(id.clone());
                 }
                 let Some(touch_type) = event_type(name) else {
                     rejected[i] = true;
@@ -1042,11 +1042,11 @@ async fn apply(txn: &DatabaseTransaction, ws: i64, hits: Vec<(Hit, DateTime<Utc>
                     }
                     None => by_utm(&source, &mut row, &mut unknown_codes, hit_at(h)),
                 };
-                row.visitor_id = Set(seen.map(|s| s.id));
-                row.url = Set(url.as_deref().map(clip_url));
-                row.referrer = Set(referrer.as_deref().map(clip_url));
+                row.visitor_id = seen.map(|s| s.id);
+                row.url = url.as_deref().map(clip_url);
+                row.referrer = referrer.as_deref().map(clip_url);
                 if !source.is_empty() {
-                    row.params = Set(Some(serde_json::to_value(&source).expect("a source serializes")));
+                    row.params = Some(serde_json::to_value(&source).expect("a source serializes"));
                 }
                 (seen.and_then(|s| s.lead), campaign_id, touch_type, *agent, None)
             }
@@ -1058,8 +1058,8 @@ async fn apply(txn: &DatabaseTransaction, ws: i64, hits: Vec<(Hit, DateTime<Utc>
                 ..
             } => {
                 let seen = visitors.get(uid).copied();
-                row.visitor_id = Set(seen.map(|s| s.id));
-                row.url = Set(url.as_deref().map(clip_url));
+                row.visitor_id = seen.map(|s| s.id);
+                row.url = url.as_deref().map(clip_url);
                 if !form {
                     // A link or a backend identified the visitor: no touch of its own.
                     continue;
@@ -1069,11 +1069,11 @@ async fn apply(txn: &DatabaseTransaction, ws: i64, hits: Vec<(Hit, DateTime<Utc>
                 (identified_lead[i], campaign, "FORM_SUBMIT".to_owned(), *agent, None)
             }
         };
-        row.touch_type = Set(touch_type.clone());
-        row.machine = Set(agent == Agent::Machine);
-        row.bot = Set(agent == Agent::Bot);
-        row.lead_id = Set(lead);
-        row.campaign_id = Set(campaign);
+        row.touch_type = touch_type.clone();
+        row.machine = agent == Agent::Machine;
+        row.bot = agent == Agent::Bot;
+        row.lead_id = lead;
+        row.campaign_id = campaign;
         if let Some(lead) = lead
             && agent == Agent::Human
             && types.contains(&touch_type)
@@ -1084,12 +1084,8 @@ async fn apply(txn: &DatabaseTransaction, ws: i64, hits: Vec<(Hit, DateTime<Utc>
     }
     out.rejected = rejected.iter().filter(|r| **r).count();
 
-    let mut inserted: Vec<tracked_hit::Model> = Vec::with_capacity(rows.len());
-    for chunk in rows.chunks(1_000) {
-        let mut saved = tracked_hit::Entity::insert_many(chunk.to_vec()).exec_with_returning(txn).await?;
-        saved.sort_by_key(|h| h.id);
-        inserted.extend(saved);
-    }
+    store::tracking::insert_hits(txn, &mut rows).await?;
+    let inserted = rows;
 
     // Stitching: the earlier hits of every visitor that got a lead in this batch become the
     // lead's (as hits, and as touchpoints where a person made them).
