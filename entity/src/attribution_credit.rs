@@ -19,6 +19,9 @@ pub struct Model {
     pub touch_type: Option<String>,
     pub amount_minor: i64,
     pub conversion_micros: i64,
+    /// The credited touches the row sums (0 on the UNATTRIBUTED row); `position` and
+    /// `touchpoint_id` are the first of them on the deal's path.
+    pub touches: i64,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

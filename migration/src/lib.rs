@@ -17,6 +17,7 @@ mod m20261207_000001_cost_categories;
 mod m20261208_000001_capture;
 mod m20261209_000001_ingest_cursors;
 mod m20261210_000001_lead_merges;
+mod m20261210_000002_ledger_touches;
 
 pub struct Migrator;
 
@@ -40,6 +41,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261208_000001_capture::Migration),
             Box::new(m20261209_000001_ingest_cursors::Migration),
             Box::new(m20261210_000001_lead_merges::Migration),
+            Box::new(m20261210_000002_ledger_touches::Migration),
         ]
     }
 }

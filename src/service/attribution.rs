@@ -943,7 +943,7 @@ async fn write_deal_credits(
     let mut rows = Vec::new();
     for (m, rule) in models {
         for (d, path) in deals.iter().zip(&paths) {
-            let row = |position: usize, t: Option<&Touch>, c: Credit| attribution_credit::Model {
+            let row = |position: usize, t: Option<&Touch>, c: Credit, touches: i64| attribution_credit::Model {
                 id: 0,
                 workspace_id: ws,
                 model_id: m.id,
@@ -957,16 +957,34 @@ async fn write_deal_credits(
                 touch_type: t.map(|t| t.touch_type.clone()),
                 amount_minor: c.amount_minor,
                 conversion_micros: c.conversion_micros,
+                touches,
             };
             match rule.credit(path) {
                 Some(credits) => {
+                    // One row per (lead, campaign, type) of the path, in the order of its first
+                    // credited touch: every report groups by these or coarser keys, so the sums
+                    // are the touches' own, to the cent.
+                    let mut at: HashMap<(i64, Option<i64>, &str), usize> = HashMap::new();
+                    let first = rows.len();
                     for (i, (t, c)) in path.touches.iter().zip(credits).enumerate() {
-                        if c != Credit::default() {
-                            rows.push(row(i, Some(t), c));
+                        if c == Credit::default() {
+                            continue;
+                        }
+                        match at.entry((t.lead_id, t.campaign_id, t.touch_type.as_str())) {
+                            std::collections::hash_map::Entry::Occupied(e) => {
+                                let r: &mut attribution_credit::Model = &mut rows[first + *e.get()];
+                                r.amount_minor += c.amount_minor;
+                                r.conversion_micros += c.conversion_micros;
+                                r.touches += 1;
+                            }
+                            std::collections::hash_map::Entry::Vacant(e) => {
+                                e.insert(rows.len() - first);
+                                rows.push(row(i, Some(t), c, 1));
+                            }
                         }
                     }
                 }
-                None => rows.push(row(0, None, unattributed(d).credit)),
+                None => rows.push(row(0, None, unattributed(d).credit, 0)),
             }
         }
     }

@@ -334,7 +334,7 @@ pub async fn credits_summed(
     let pair = by == LedgerGroup::LeadAndDeal;
     let sql = format!(
         "SELECT {select}, CASE WHEN a.lead_id IS NULL THEN 0 ELSE 1 END, \
-         CAST(SUM(a.amount_minor) AS BIGINT), CAST(SUM(a.conversion_micros) AS BIGINT), COUNT(a.lead_id), \
+         CAST(SUM(a.amount_minor) AS BIGINT), CAST(SUM(a.conversion_micros) AS BIGINT), CAST(SUM(a.touches) AS BIGINT), \
          COUNT(DISTINCT a.opportunity_id) \
          FROM attribution_credits a{join} \
          WHERE a.workspace_id = ? AND a.model_id = ? AND a.currency = ? AND a.closed_at >= ? AND a.closed_at < ? \
@@ -440,7 +440,7 @@ pub async fn refresh_campaign_month(
         "INSERT INTO attribution_campaign_months (workspace_id, model_id, currency, month_start, campaign_id, attributed, \
          amount_minor, conversion_micros, touchpoints, deals) \
          SELECT workspace_id, model_id, currency, ?, campaign_id, lead_id IS NOT NULL, CAST(SUM(amount_minor) AS BIGINT), \
-         CAST(SUM(conversion_micros) AS BIGINT), COUNT(lead_id), COUNT(DISTINCT opportunity_id) \
+         CAST(SUM(conversion_micros) AS BIGINT), CAST(SUM(touches) AS BIGINT), COUNT(DISTINCT opportunity_id) \
          FROM attribution_credits \
          WHERE workspace_id = ? AND model_id IN ({}) AND closed_at >= ? AND closed_at < ? \
          GROUP BY workspace_id, model_id, currency, campaign_id, lead_id IS NOT NULL",
@@ -463,7 +463,7 @@ pub type MonthKey = (i64, String, DateTime<Utc>, Option<i64>, bool);
 pub struct MonthSums {
     pub amount_minor: i64,
     pub conversion_micros: i64,
-    /// Credits of a touch (`COUNT(lead_id)`).
+    /// Credited touches (`SUM(touches)`).
     pub touchpoints: i64,
     /// Distinct deals.
     pub deals: i64,
@@ -500,7 +500,7 @@ impl MonthDelta {
             let sums = self.rows.entry(key).or_default();
             sums.amount_minor += sign * c.amount_minor;
             sums.conversion_micros += sign * c.conversion_micros;
-            sums.touchpoints += sign * i64::from(c.lead_id.is_some());
+            sums.touchpoints += sign * c.touches;
             sums.deals += sign * i64::from(first_of_deal);
         }
     }
@@ -622,25 +622,26 @@ const CREDITS_PER_STATEMENT: usize = 10_000;
 /// Writes ledger rows of workspace `ws` (their `id` is ignored). As touchpoints are written
 /// ([`super::touchpoint::insert_batch`]), the rows travel as one JSON array parameter, read by
 /// `json_each` on SQLite and `jsonb_array_elements` on PostgreSQL: one short statement,
-/// prepared once, instead of a statement of twelve bound values a row built for each batch.
+/// prepared once, instead of a statement of thirteen bound values a row built for each batch.
 /// The caller's transaction is rolled back on an error (on SQLite the statement stops with
 /// FAIL, keeping the rows it wrote until then).
 pub async fn insert_credits(db: &impl ConnectionTrait, ws: i64, rows: &[attribution_credit::Model]) -> Result<(), DbErr> {
     debug_assert!(rows.iter().all(|r| r.workspace_id == ws));
     let backend = db.get_database_backend();
     let columns = "workspace_id, model_id, opportunity_id, closed_at, currency, position, touchpoint_id, lead_id, \
-                   campaign_id, touch_type, amount_minor, conversion_micros";
+                   campaign_id, touch_type, amount_minor, conversion_micros, touches";
     let sql = match backend {
         DbBackend::Postgres => format!(
             "INSERT INTO attribution_credits ({columns}) \
              SELECT ?, (v ->> 0)::bigint, (v ->> 1)::bigint, (v ->> 2)::timestamptz, v ->> 3, (v ->> 4)::int, \
-             (v ->> 5)::bigint, (v ->> 6)::bigint, (v ->> 7)::bigint, v ->> 8, (v ->> 9)::bigint, (v ->> 10)::bigint \
+             (v ->> 5)::bigint, (v ->> 6)::bigint, (v ->> 7)::bigint, v ->> 8, (v ->> 9)::bigint, (v ->> 10)::bigint, \
+             (v ->> 11)::bigint \
              FROM jsonb_array_elements(?::jsonb) AS j(v)"
         ),
         _ => format!(
             "INSERT OR FAIL INTO attribution_credits ({columns}) \
              SELECT ?, value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5, value ->> 6, \
-             value ->> 7, value ->> 8, value ->> 9, value ->> 10 FROM json_each(?)"
+             value ->> 7, value ->> 8, value ->> 9, value ->> 10, value ->> 11 FROM json_each(?)"
         ),
     };
     if backend == DbBackend::Sqlite && !rows.is_empty() {
@@ -665,6 +666,7 @@ pub async fn insert_credits(db: &impl ConnectionTrait, ws: i64, rows: &[attribut
                         r.touch_type.as_deref(),
                         r.amount_minor,
                         r.conversion_micros,
+                        r.touches,
                     )
                 })
                 .collect::<Vec<_>>(),

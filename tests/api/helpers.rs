@@ -837,7 +837,7 @@ pub async fn assert_month_sums_match_ledger(db: &Db) {
         let s = summed.entry(key).or_default();
         s.0 += c.amount_minor;
         s.1 += c.conversion_micros;
-        s.2 += i64::from(c.lead_id.is_some());
+        s.2 += c.touches;
         s.3.insert(c.opportunity_id);
     }
     let summed: BTreeMap<Key, (i64, i64, i64, i64)> = summed.into_iter().map(|(k, (a, c, t, d))| (k, (a, c, t, d.len() as i64))).collect();
