@@ -16,10 +16,24 @@ impl MigrationTrait for Migration {
                     .add_column(big_integer_null("merged_into_id"))
                     .to_owned(),
             )
+            .await?;
+        // A merge re-points the stubs merged into the duplicate; the funnel snapshot counts them.
+        manager
+            .create_index(
+                Index::create()
+                    .name("ix_leads_merged_into")
+                    .table("leads")
+                    .col("workspace_id")
+                    .col("merged_into_id")
+                    .to_owned(),
+            )
             .await
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .drop_index(Index::drop().name("ix_leads_merged_into").table("leads").to_owned())
+            .await?;
         manager
             .alter_table(Table::alter().table("leads").drop_column("merged_into_id").to_owned())
             .await

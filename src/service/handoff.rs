@@ -289,6 +289,9 @@ pub async fn answer(db: &Db, bus: &Bus, p: Principal, id: i64, input: AnswerInpu
         v.push(&["input", "nurtureUntil"], "INVALID", "must lie in the future");
     }
     let txn = db.begin_write(ws).await?;
+    // Before the handoff and its lead are read, as every write of leads: a merge moving this
+    // handoff to another lead commits first or waits.
+    store::lead::lock_lead_writes(&*txn, ws).await?;
     if let Some(code) = &reason {
         let known = store::workspace::vocabulary(&*txn, ws, VOCAB_REJECT_REASON).await?;
         if !known.iter().any(|t| &t.code == code) {

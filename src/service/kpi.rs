@@ -142,6 +142,23 @@ pub async fn snapshot(conn: &impl ConnectionTrait, ws: i64, f: &Filter) -> Servi
                 .all(conn)
                 .await?;
             counts.extend(rows);
+            // A merged lead's stub is the same person as the lead it was merged into (erased
+            // leads still count). Few, found by their own index.
+            let mut stubs = lead::Entity::in_workspace(ws).filter(C::MergedIntoId.is_not_null());
+            if let Some(o) = f.owner_id {
+                stubs = stubs.filter(C::OwnerId.eq(o));
+            }
+            let stubs = stubs
+                .select_only()
+                .column(C::StageId)
+                .column_as(C::Id.count(), "n")
+                .group_by(C::StageId)
+                .into_tuple::<(i64, i64)>()
+                .all(conn)
+                .await?;
+            for (stage, n) in stubs {
+                *counts.entry(stage).or_default() -= n;
+            }
         }
         Some(_) => {
             let keep = lead_set(conn, ws, f).await?.unwrap_or_default();

@@ -191,6 +191,7 @@ pub(crate) async fn upsert_in(
     actor: &str,
     input: UpsertLead,
 ) -> ServiceResult<((lead::Model, bool), Vec<entity::event::Model>)> {
+    store::lead::lock_lead_writes(txn, ws).await?;
     let mut v = Validator::default();
     let external_id = clean(input.external_id);
     let clean_fields = validate(txn, ws, input.fields, &mut v).await?;
@@ -408,6 +409,7 @@ pub(crate) fn erase_personal(m: &mut lead::Model, now: DateTime<Utc>) {
 /// A lead of the workspace that has not been erased, locked for the caller's write transaction
 /// (PostgreSQL), so that a concurrent erasure, merge or edit of it waits or is seen.
 pub async fn live_lead(db: &impl ConnectionTrait, ws: i64, id: i64) -> Result<lead::Model, AppError> {
+    store::lead::lock_lead_writes(db, ws).await?;
     store::lead::lock(db, ws, &[id]).await?;
     store::by_id::<lead::Entity>(db, ws, id)
         .await?

@@ -30,7 +30,8 @@ pub async fn merge(db: &Db, bus: &Bus, p: Principal, lead_id: i64, duplicate_id:
     }
     let txn = db.begin_write(ws).await?;
     // Two merges of the same leads at once (A into B, B into A): the second waits, then finds a
-    // stub.
+    // stub; a touchpoint write waits, or is moved along.
+    store::lead::lock_lead_writes(&*txn, ws).await?;
     store::lead::lock(&*txn, ws, &[lead_id, duplicate_id]).await?;
     let live = |l: Option<lead::Model>| l.filter(|l| l.erased_at.is_none());
     let Some(survivor) = live(store::by_id::<lead::Entity>(&*txn, ws, lead_id).await?) else {

@@ -57,6 +57,9 @@ pub(crate) async fn record_in(
     ws: i64,
     items: &[NewTouchpoint],
 ) -> ServiceResult<(Recorded, Vec<entity::event::Model>)> {
+    // Before the leads are read: a merge or erasure of one of them either committed already (its
+    // ID is NOT_FOUND) or waits until these touchpoints are in (and are moved along).
+    store::lead::lock_lead_writes(conn, ws).await?;
     let types: HashSet<String> = store::workspace::vocabulary(conn, ws, VOCAB_TOUCHPOINT_TYPE)
         .await?
         .into_iter()

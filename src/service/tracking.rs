@@ -705,6 +705,9 @@ async fn apply(txn: &DatabaseTransaction, ws: i64, hits: Vec<(Hit, DateTime<Utc>
     if hits.is_empty() {
         return Ok(out);
     }
+    // Before any lead or visitor is read, as every write of leads does: a lead merged or erased
+    // meanwhile would otherwise be given hits and touchpoints after the merge moved its own.
+    store::lead::lock_lead_writes(txn, ws).await?;
     let now = Utc::now();
     let types: HashSet<String> = store::workspace::vocabulary(txn, ws, VOCAB_TOUCHPOINT_TYPE)
         .await?

@@ -164,23 +164,32 @@ pub async fn live_ids(db: &impl ConnectionTrait, ws: i64, ids: &[i64]) -> Result
         .collect())
 }
 
-/// Locks these leads' rows until the transaction ends (PostgreSQL `FOR UPDATE`, in ID order so
-/// that two transactions locking the same leads cannot deadlock); a later read in the
+/// Locks these leads' rows until the transaction ends (PostgreSQL `FOR NO KEY UPDATE`, in ID
+/// order so that two transactions locking the same leads cannot deadlock; not `FOR UPDATE`,
+/// which would also wait for every insert of a row that refers to the lead); a later read in the
 /// transaction sees what the transaction that held the lock before committed. SQLite has one
-/// writer anyway.
+/// writer anyway. Callers take the workspace's scoring lock first ([`lock_lead_writes`]).
 pub async fn lock(db: &impl ConnectionTrait, ws: i64, ids: &[i64]) -> Result<(), DbErr> {
     use super::raw::{placeholders, statement};
     if db.get_database_backend() != sea_orm::DbBackend::Postgres || ids.is_empty() {
         return Ok(());
     }
     let sql = format!(
-        "SELECT id FROM leads WHERE workspace_id = ? AND id IN ({}) ORDER BY id FOR UPDATE",
+        "SELECT id FROM leads WHERE workspace_id = ? AND id IN ({}) ORDER BY id FOR NO KEY UPDATE",
         placeholders(ids.len())
     );
     let mut values: Vec<sea_orm::Value> = vec![ws.into()];
     values.extend(ids.iter().map(|&id| id.into()));
     db.query_all_raw(statement(sea_orm::DbBackend::Postgres, &sql, values)).await?;
     Ok(())
+}
+
+/// Serializes the writes of leads, their touchpoints and scores in one workspace until the
+/// transaction ends (the scoring lock of [`super::raw::lock_workspace`]). Every such write takes
+/// it before it reads or locks a lead, so the locks are always taken in one order: this one, then
+/// lead rows, then the ledger's.
+pub async fn lock_lead_writes(db: &impl ConnectionTrait, ws: i64) -> Result<(), DbErr> {
+    super::raw::lock_workspace(db, super::raw::LOCK_SCORING, ws).await
 }
 
 /// A lead read before its row was locked, locked ([`lock`]) and read again on PostgreSQL; `None`
@@ -360,7 +369,7 @@ pub async fn contact_facts(db: &impl ConnectionTrait, ws: i64, at: DateTime<Utc>
         format!("CAST({} AS BIGINT)", bits.join(" + "))
     };
     let sql = format!(
-        "SELECT l.id, {}, {}, l.email_bounced_at, l.unsubscribed_at FROM leads l WHERE l.workspace_id = ? AND l.created_at < ?",
+        "SELECT l.id, {}, {}, l.email_bounced_at, l.unsubscribed_at FROM leads l WHERE l.workspace_id = ? AND l.created_at < ? AND l.merged_into_id IS NULL",
         mask(present.iter().map(|c| c.to_string()).collect()),
         mask(ReachChannel::ALL.iter().map(|c| consent(c.code())).collect()),
     );

@@ -296,3 +296,39 @@ async fn merging_two_leads_both_ways_at_once_leaves_one(app: TestApp) {
     }
 }
 both!(merging_two_leads_both_ways_at_once_leaves_one);
+
+async fn the_survivor_takes_the_keys_it_lacks_and_the_funnel_counts_one_person(app: TestApp) {
+    // A CRM contact without an e-mail, and a sign-up with one.
+    let crm = id_of(&app.upsert_lead(json!({ "externalId": "crm-7", "firstName": "Grace" })).await);
+    let signup = app.lead("grace@navy.test").await;
+    let snapshot = "{ funnelSnapshot { stage { key } leads reached } reach { leads } }";
+    let before = app.data(&app.keys.analyst, snapshot, json!({})).await;
+    let lead_row = |d: &Value| {
+        d["funnelSnapshot"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["stage"]["key"] == "LEAD")
+            .map(|r| (r["leads"].as_i64().unwrap(), r["reached"].as_i64().unwrap()))
+            .unwrap()
+    };
+    assert_eq!(lead_row(&before), (2, 2));
+    assert_eq!(before["reach"]["leads"], 2);
+
+    let p = merge(&app, &app.keys.sales, &crm, &signup).await;
+    assert_eq!(user_errors(&p), vec![], "{p}");
+    assert_eq!(
+        (&p["lead"]["email"], &p["lead"]["externalId"], &p["lead"]["firstName"]),
+        (&json!("grace@navy.test"), &json!("crm-7"), &json!("Grace"))
+    );
+    let q = "{ leadByEmail(email: \"grace@navy.test\") { id } leadByExternalId(externalId: \"crm-7\") { id } }";
+    let d = app.data(&app.keys.analyst, q, json!({})).await;
+    assert_eq!((&d["leadByEmail"]["id"], &d["leadByExternalId"]["id"]), (&json!(crm), &json!(crm)));
+    // The same e-mail again finds the survivor: no third lead.
+    assert_eq!(app.lead("grace@navy.test").await, crm);
+
+    let after = app.data(&app.keys.analyst, snapshot, json!({})).await;
+    assert_eq!(lead_row(&after), (1, 1), "one person: {after}");
+    assert_eq!(after["reach"]["leads"], 1, "{after}");
+}
+both!(the_survivor_takes_the_keys_it_lacks_and_the_funnel_counts_one_person);
