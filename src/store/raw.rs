@@ -82,7 +82,9 @@ pub const LOCK_LEDGER: i64 = 0x41_54_54_52;
 
 /// Serializes one kind of write in one workspace until the transaction ends: a PostgreSQL
 /// transaction-scoped advisory lock keyed by purpose and workspace. SQLite has one writer anyway.
-/// Where a transaction takes several, it takes them in the order scoring, ledger.
+/// Where a transaction takes several, it takes them in the order scoring, lead rows
+/// ([`super::lead::lock`]), ledger; every write of leads takes the scoring one before it reads a
+/// lead ([`super::lead::lock_lead_writes`]).
 pub async fn lock_workspace(db: &impl ConnectionTrait, purpose: i64, ws: i64) -> Result<(), DbErr> {
     if db.get_database_backend() == DbBackend::Postgres {
         let key = (purpose << 32) | (ws & 0xffff_ffff);
