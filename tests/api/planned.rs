@@ -25,12 +25,14 @@ async fn body(app: &TestApp, addr: SocketAddr, key: &str, query: &str, variables
 struct Seeded {
     leads: Vec<String>,
     erased: String,
+    /// A lead merged into `leads[1]`.
+    merged: String,
     foreign: String,
 }
 
 /// 14 leads: most at an account (some share one), in three stages, with 0 to 7 touchpoints,
-/// some without a campaign, two created at the same moment; one erased; one lead in the other
-/// workspace. Three campaigns (one with a budget, dates and cost lines, one negative), and a
+/// some without a campaign, two created at the same moment; one erased; one merged into
+/// another; one lead in the other workspace. Three campaigns (one with a budget, dates and cost lines, one negative), and a
 /// deal per account, two of them with a buying center whose primary contact was added last.
 /// Two users (one inactive) who own some of the leads, and two personas, one of which the
 /// production heads match.
@@ -143,9 +145,18 @@ async fn seed(app: &TestApp) -> Seeded {
     let erased = leads.remove(5);
     let q = "mutation($id: ID!) { eraseLead(input: { id: $id }) { userErrors { code } } }";
     app.data(&app.keys.admin, q, json!({ "id": erased })).await;
+    let merged = app.lead("twin@example.com").await;
+    let q = "mutation($l: ID!, $d: ID!) { mergeLeads(input: { leadId: $l, duplicateId: $d }) { userErrors { code } } }";
+    let data = app.data(&app.keys.admin, q, json!({ "l": leads[1], "d": merged })).await;
+    assert_eq!(data["mergeLeads"]["userErrors"], json!([]));
     let q = "mutation { upsertLead(input: { email: \"other@globex.test\" }) { lead { id } } }";
     let foreign = id_of(&app.data(&app.other.admin, q, json!({})).await["upsertLead"]["lead"]);
-    Seeded { leads, erased, foreign }
+    Seeded {
+        leads,
+        erased,
+        merged,
+        foreign,
+    }
 }
 
 /// `field` (with its arguments and selection set) with `directive`, which goes before the
@@ -342,6 +353,10 @@ impl Gen {
         if self.rng.chance(25) {
             let inner = self.scalars("User", USER_SCALARS, 4).join(" ");
             out.push(self.dress("Lead", format!("owner {{ {inner} }}")));
+        }
+        if depth == 0 && self.rng.chance(20) {
+            let inner = self.lead(1);
+            out.push(self.dress("Lead", format!("mergedInto {{ {inner} }}")));
         }
         if depth == 0 && self.rng.chance(60) {
             let args = self.touchpoint_args();
@@ -617,9 +632,10 @@ async fn planned_and_generic_answer_alike(app: TestApp) {
                 format!("{head} {{ {conn} }}")
             }
             2 => {
-                let id = match g.rng.below(6) {
+                let id = match g.rng.below(7) {
                     0 => seeded.erased.clone(),
                     1 => seeded.foreign.clone(),
+                    2 => seeded.merged.clone(),
                     _ => seeded.leads[g.rng.below(seeded.leads.len())].clone(),
                 };
                 let sel = g.lead(0);
@@ -729,6 +745,19 @@ async fn planned_and_generic_answer_alike(app: TestApp) {
             planned_runs += 1;
         }
     }
+    // A merged lead's stub and the lead it was merged into, in one planned statement.
+    let doc = format!(
+        "{{ lead(id: \"{}\") {{ id erasedAt email mergedInto {{ id name email stage {{ key }} account {{ name }} mergedInto {{ id }} }} }} }}",
+        seeded.merged
+    );
+    app.statements.clear();
+    let planned = body(&app, app.addr, &app.keys.analyst, &doc, &vars).await;
+    assert!(app.statements.take().iter().any(|s| s.contains(") AS b")), "planned");
+    assert!(
+        planned.contains(&format!("\"mergedInto\":{{\"id\":\"{}\"", seeded.leads[1])),
+        "{planned}"
+    );
+    assert_eq!(answer(&planned), answer(&body(&app, generic, &app.keys.analyst, &doc, &vars).await));
     // Most rounds are answers, not errors.
     assert!(planned_runs > 250, "only {planned_runs} rounds without errors");
     // And most took the plan (its statements select from the page as `b`), the others the

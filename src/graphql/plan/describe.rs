@@ -220,6 +220,7 @@ pub static LEAD: Entity = Entity {
         "stage" => Read::One { entity: &FUNNEL_STAGE, fk: "stage_id" },
         "account" => Read::One { entity: &ACCOUNT, fk: "account_id" },
         "owner" => Read::One { entity: &USER, fk: "owner_id" },
+        "mergedInto" => Read::One { entity: &LEAD, fk: "merged_into_id" },
         "touchpoints" => Read::Many(&LEAD_TOUCHPOINTS),
     },
 };
