@@ -35,7 +35,7 @@ pub async fn events_seen(db: &impl ConnectionTrait, ws: i64, pairs: &[(i64, &str
     Ok(seen)
 }
 
-/// Inserts processed hits of workspace `ws` as one statement (the rows travel as one JSON array
+/// Inserts processed hits, all of one workspace and one batch (`created_at`), as one statement (the rows travel as one JSON array
 /// parameter, as touchpoints and credits do) and sets their IDs, which grow in the rows' order.
 pub async fn insert_hits(db: &impl ConnectionTrait, rows: &mut [tracked_hit::Model]) -> Result<(), DbErr> {
     let Some(first) = rows.first() else {
