@@ -896,11 +896,7 @@ async fn write_credits(
         let (_, written) = write_deal_credits(db, ws, models, &model_ids, deal_ids).await?;
         delta.put_in(&written);
         let stale = store::apply_month_delta(db, ws, delta).await?;
-        for month in stale {
-            let next = next_month(month).ok_or_else(|| DbErr::Custom(format!("no month after {month}")))?;
-            store::refresh_campaign_month(db, ws, &model_ids, month, next).await?;
-        }
-        return Ok(());
+        return refresh_months(db, ws, &model_ids, stale).await;
     }
     let mut months = std::collections::BTreeSet::new();
     for chunk in deal_ids.chunks(500) {
@@ -914,9 +910,19 @@ async fn write_credits(
                 .map(month_start),
         );
     }
+    refresh_months(db, ws, &model_ids, months).await
+}
+
+/// Sums these months (each a month's start) of the ledger again into the monthly campaign sums.
+async fn refresh_months(
+    db: &impl ConnectionTrait,
+    ws: i64,
+    model_ids: &[i64],
+    months: impl IntoIterator<Item = DateTime<Utc>>,
+) -> Result<(), DbErr> {
     for month in months {
         let next = next_month(month).ok_or_else(|| DbErr::Custom(format!("no month after {month}")))?;
-        store::refresh_campaign_month(db, ws, &model_ids, month, next).await?;
+        store::refresh_campaign_month(db, ws, model_ids, month, next).await?;
     }
     Ok(())
 }

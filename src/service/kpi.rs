@@ -129,34 +129,25 @@ pub async fn snapshot(conn: &impl ConnectionTrait, ws: i64, f: &Filter) -> Servi
     match f.persona_id {
         // Counted by the (workspace, stage) index.
         None => {
-            let mut q = lead::Entity::in_workspace(ws);
-            if let Some(o) = f.owner_id {
-                q = q.filter(C::OwnerId.eq(o));
-            }
-            let rows = q
-                .select_only()
-                .column(C::StageId)
-                .column_as(C::Id.count(), "n")
-                .group_by(C::StageId)
-                .into_tuple::<(i64, i64)>()
-                .all(conn)
-                .await?;
-            counts.extend(rows);
+            let per_stage = |merged_only: bool| {
+                let mut q = lead::Entity::in_workspace(ws);
+                if let Some(o) = f.owner_id {
+                    q = q.filter(C::OwnerId.eq(o));
+                }
+                if merged_only {
+                    q = q.filter(C::MergedIntoId.is_not_null());
+                }
+                q.select_only()
+                    .column(C::StageId)
+                    .column_as(C::Id.count(), "n")
+                    .group_by(C::StageId)
+                    .into_tuple::<(i64, i64)>()
+                    .all(conn)
+            };
+            counts.extend(per_stage(false).await?);
             // A merged lead's stub is the same person as the lead it was merged into (erased
             // leads still count). Few, found by their own index.
-            let mut stubs = lead::Entity::in_workspace(ws).filter(C::MergedIntoId.is_not_null());
-            if let Some(o) = f.owner_id {
-                stubs = stubs.filter(C::OwnerId.eq(o));
-            }
-            let stubs = stubs
-                .select_only()
-                .column(C::StageId)
-                .column_as(C::Id.count(), "n")
-                .group_by(C::StageId)
-                .into_tuple::<(i64, i64)>()
-                .all(conn)
-                .await?;
-            for (stage, n) in stubs {
+            for (stage, n) in per_stage(true).await? {
                 *counts.entry(stage).or_default() -= n;
             }
         }

@@ -191,6 +191,8 @@ pub(crate) async fn upsert_in(
     actor: &str,
     input: UpsertLead,
 ) -> ServiceResult<((lead::Model, bool), Vec<entity::event::Model>)> {
+    // Before the look-up: an erasure or merge of the lead found commits first (and is seen) or
+    // waits, so values read here are never written over one.
     store::lead::lock_lead_writes(txn, ws).await?;
     let mut v = Validator::default();
     let external_id = clean(input.external_id);
@@ -228,17 +230,6 @@ pub(crate) async fn upsert_in(
             Some(b)
         }
         (None, None) => None,
-    };
-    // Locked and read again: an erasure or merge that committed since the look-up must not be
-    // written over with the values read before it.
-    let existing = match existing {
-        Some(l) => match store::lead::lock_fresh(txn, l).await? {
-            Some(l) => Some(l),
-            None => {
-                return Err(AppError::Conflict("the lead was erased or merged meanwhile; send the upsert again".into()).into());
-            }
-        },
-        None => None,
     };
     let result = match existing {
         Some(current) => {

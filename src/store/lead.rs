@@ -192,19 +192,6 @@ pub async fn lock_lead_writes(db: &impl ConnectionTrait, ws: i64) -> Result<(), 
     super::raw::lock_workspace(db, super::raw::LOCK_SCORING, ws).await
 }
 
-/// A lead read before its row was locked, locked ([`lock`]) and read again on PostgreSQL; `None`
-/// when it was erased (or merged) meanwhile. On SQLite, whose one writer the caller holds, the
-/// lead as read.
-pub async fn lock_fresh(db: &impl ConnectionTrait, l: lead::Model) -> Result<Option<lead::Model>, DbErr> {
-    if db.get_database_backend() != sea_orm::DbBackend::Postgres {
-        return Ok(Some(l));
-    }
-    lock(db, l.workspace_id, &[l.id]).await?;
-    Ok(super::by_id::<lead::Entity>(db, l.workspace_id, l.id)
-        .await?
-        .filter(|l| l.erased_at.is_none()))
-}
-
 /// The first `limit` leads of each account, by id.
 pub async fn first_per_account(db: &impl ConnectionTrait, ws: i64, account_ids: &[i64], limit: u64) -> Result<Vec<lead::Model>, DbErr> {
     super::raw::top_n_per_parent::<lead::Entity>(db, "leads", "account_id", "id ASC", ws, account_ids, limit, "erased_at IS NULL").await

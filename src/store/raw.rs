@@ -94,6 +94,21 @@ pub async fn lock_workspace(db: &impl ConnectionTrait, purpose: i64, ws: i64) ->
     Ok(())
 }
 
+/// The IDs an `INSERT … RETURNING id` of `expected` rows gave, in insertion order: RETURNING
+/// promises no order, but the IDs grow in insertion order. `what` names the rows for the error
+/// when the count differs.
+pub async fn inserted_ids(db: &impl ConnectionTrait, stmt: Statement, expected: usize, what: &str) -> Result<Vec<i64>, DbErr> {
+    let mut ids: Vec<i64> = Vec::with_capacity(expected);
+    for row in db.query_all_raw(stmt).await? {
+        ids.push(row.try_get_by_index(0)?);
+    }
+    if ids.len() != expected {
+        return Err(DbErr::Custom(format!("inserted {} {what} of {expected}", ids.len())));
+    }
+    ids.sort_unstable();
+    Ok(ids)
+}
+
 /// `?, ?, ?` for `n` values.
 pub fn placeholders(n: usize) -> String {
     vec!["?"; n].join(", ")

@@ -108,15 +108,7 @@ pub async fn insert_batch(db: &impl ConnectionTrait, rows: &mut [touchpoint::Mod
         db.execute_unprepared("PRAGMA defer_foreign_keys = ON").await?;
     }
     let values: Vec<Value> = vec![ws.into(), created_at.into(), json.into()];
-    let mut ids: Vec<i64> = Vec::with_capacity(rows.len());
-    for row in db.query_all_raw(statement(backend, &sql, values)).await? {
-        ids.push(row.try_get_by_index(0)?);
-    }
-    if ids.len() != rows.len() {
-        return Err(DbErr::Custom(format!("inserted {} touchpoints of {}", ids.len(), rows.len())));
-    }
-    // RETURNING promises no order; the IDs grow in insertion order.
-    ids.sort_unstable();
+    let ids = super::raw::inserted_ids(db, statement(backend, &sql, values), rows.len(), "touchpoints").await?;
     for (i, id) in order.into_iter().zip(ids) {
         rows[i].id = id;
     }

@@ -81,15 +81,7 @@ pub async fn insert_hits(db: &impl ConnectionTrait, rows: &mut [tracked_hit::Mod
         ),
     };
     let values: Vec<sea_orm::Value> = vec![ws.into(), created_at.into(), json.into()];
-    let mut ids: Vec<i64> = Vec::with_capacity(rows.len());
-    for row in db.query_all_raw(statement(backend, &sql, values)).await? {
-        ids.push(row.try_get_by_index(0)?);
-    }
-    if ids.len() != rows.len() {
-        return Err(DbErr::Custom(format!("inserted {} hits of {}", ids.len(), rows.len())));
-    }
-    // RETURNING promises no order; the IDs grow in insertion order.
-    ids.sort_unstable();
+    let ids = super::raw::inserted_ids(db, statement(backend, &sql, values), rows.len(), "hits").await?;
     for (r, id) in rows.iter_mut().zip(ids) {
         r.id = id;
     }
