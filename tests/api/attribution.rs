@@ -111,36 +111,15 @@ pub(crate) async fn fixture(app: &TestApp) -> Fixture {
     let support = app
         .opportunity(json!({ "accountId": account, "name": "Support", "amount": "500", "createdAt": "2026-03-01T00:00:00Z" }))
         .await;
-    let set = "mutation($input: SetBuyingCenterInput!) { setBuyingCenter(input: $input) { userErrors { field code } } }";
-    for (opp, contacts) in [
-        (
-            &deal,
-            json!([{ "leadId": ada, "role": "Decision maker", "isPrimary": true }, { "leadId": bob, "role": "User" }]),
-        ),
-        (&support, json!([{ "leadId": carol, "role": "Decision maker", "isPrimary": true }])),
-    ] {
-        let p = app
-            .mutate(
-                &app.keys.sales,
-                "setBuyingCenter",
-                set,
-                json!({ "input": { "opportunityId": opp, "contacts": contacts } }),
-            )
-            .await;
-        assert_eq!(user_errors(&p), vec![]);
-    }
-    let close = "mutation($input: CloseOpportunityInput!) { closeOpportunity(input: $input) { userErrors { field code } } }";
-    for (opp, at) in [(&deal, "2026-03-01T00:00:00Z"), (&support, "2026-03-15T00:00:00Z")] {
-        let p = app
-            .mutate(
-                &app.keys.sales,
-                "closeOpportunity",
-                close,
-                json!({ "input": { "id": opp, "outcome": "WON", "closedAt": at } }),
-            )
-            .await;
-        assert_eq!(user_errors(&p), vec![]);
-    }
+    app.buying_center(
+        &deal,
+        json!([{ "leadId": ada, "role": "Decision maker", "isPrimary": true }, { "leadId": bob, "role": "User" }]),
+    )
+    .await;
+    app.buying_center(&support, json!([{ "leadId": carol, "role": "Decision maker", "isPrimary": true }]))
+        .await;
+    app.close_won(&deal, "2026-03-01T00:00:00Z").await;
+    app.close_won(&support, "2026-03-15T00:00:00Z").await;
     Fixture {
         deal,
         ada,

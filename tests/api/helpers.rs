@@ -623,6 +623,20 @@ impl TestApp {
         )
     }
 
+    /// Sets a deal's buying center (as SALES); asserts that it worked.
+    pub async fn buying_center(&self, opportunity: &str, contacts: Value) {
+        let q = "mutation($input: SetBuyingCenterInput!) { setBuyingCenter(input: $input) { userErrors { field message code } } }";
+        let input = json!({ "input": { "opportunityId": opportunity, "contacts": contacts } });
+        self.mutate(&self.keys.sales, "setBuyingCenter", q, input).await;
+    }
+
+    /// Closes a deal WON at `closed_at` (as SALES); asserts that it worked.
+    pub async fn close_won(&self, opportunity: &str, closed_at: &str) {
+        let q = "mutation($input: CloseOpportunityInput!) { closeOpportunity(input: $input) { userErrors { field message code } } }";
+        let input = json!({ "input": { "id": opportunity, "outcome": "WON", "closedAt": closed_at } });
+        self.mutate(&self.keys.sales, "closeOpportunity", q, input).await;
+    }
+
     /// Writes the demo company's workspace beside Acme and Globex; an ADMIN key of it. Its story
     /// is on the calendar it is told on (2024 and 2025, "now" 2026-01-01), which the tests'
     /// fixed ranges name.

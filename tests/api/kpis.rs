@@ -221,19 +221,15 @@ async fn cost_per_order_divides_by_exact_conversions(app: TestApp) {
     items.push(touch(&bob, &fair, 13));
     items.extend((14..20).map(|day| touch(&bob, &other, day)));
     assert_eq!(app.record(json!(items)).await["recordedCount"], 10);
-    let set = "mutation($input: SetBuyingCenterInput!) { setBuyingCenter(input: $input) { userErrors { field code } } }";
-    let close = "mutation($input: CloseOpportunityInput!) { closeOpportunity(input: $input) { userErrors { field code } } }";
     for (lead, amount, closed) in [(&ada, "900", "2026-02-01T00:00:00Z"), (&bob, "700", "2026-02-02T00:00:00Z")] {
         let deal = app
             .opportunity(
                 json!({ "accountId": account, "name": format!("Deal {amount}"), "amount": amount, "createdAt": "2026-01-20T00:00:00Z" }),
             )
             .await;
-        let contacts = json!([{ "leadId": lead, "role": "Decision maker", "isPrimary": true }]);
-        let input = json!({ "input": { "opportunityId": deal, "contacts": contacts } });
-        app.mutate(&app.keys.sales, "setBuyingCenter", set, input).await;
-        let input = json!({ "input": { "id": deal, "outcome": "WON", "closedAt": closed } });
-        app.mutate(&app.keys.sales, "closeOpportunity", close, input).await;
+        app.buying_center(&deal, json!([{ "leadId": lead, "role": "Decision maker", "isPrimary": true }]))
+            .await;
+        app.close_won(&deal, closed).await;
     }
     cost(&app, &fair, "1000", "2026-01-15").await;
 

@@ -76,31 +76,15 @@ async fn a_merged_lead_brings_its_history_visitors_handoff_and_deals(app: TestAp
     let both = app
         .opportunity(json!({ "accountId": account, "name": "Valves", "amount": "300", "createdAt": "2026-02-01T00:00:00Z" }))
         .await;
-    let set = "mutation($input: SetBuyingCenterInput!) { setBuyingCenter(input: $input) { userErrors { field code } } }";
-    for (opp, contacts) in [
-        (&deal, json!([{ "leadId": dup, "role": "Decision maker", "isPrimary": true }])),
-        (
-            &both,
-            json!([{ "leadId": ada, "role": "User" }, { "leadId": dup, "role": "Decision maker", "isPrimary": true }]),
-        ),
-    ] {
-        let p = app
-            .mutate(
-                &app.keys.sales,
-                "setBuyingCenter",
-                set,
-                json!({ "input": { "opportunityId": opp, "contacts": contacts } }),
-            )
-            .await;
-        assert_eq!(user_errors(&p), vec![]);
-    }
-    let close = "mutation($input: CloseOpportunityInput!) { closeOpportunity(input: $input) { userErrors { field code } } }";
+    app.buying_center(&deal, json!([{ "leadId": dup, "role": "Decision maker", "isPrimary": true }]))
+        .await;
+    app.buying_center(
+        &both,
+        json!([{ "leadId": ada, "role": "User" }, { "leadId": dup, "role": "Decision maker", "isPrimary": true }]),
+    )
+    .await;
     for opp in [&deal, &both] {
-        let input = json!({ "input": { "id": opp, "outcome": "WON", "closedAt": "2026-03-01T00:00:00Z" } });
-        assert_eq!(
-            user_errors(&app.mutate(&app.keys.sales, "closeOpportunity", close, input).await),
-            vec![]
-        );
+        app.close_won(opp, "2026-03-01T00:00:00Z").await;
     }
     let (ada_n, dup_n, deal_n) = (decode_id(&ada), decode_id(&dup), decode_id(&deal));
     let webinar_credits = format!(
