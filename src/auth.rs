@@ -18,6 +18,8 @@ pub struct Principal {
     pub key_id: i64,
     /// The user the key speaks for, if it was made for one (`key create --user`).
     pub user_id: Option<i64>,
+    /// The request's `X-Change-Source`: the tag its writes carry in the change feed.
+    pub source: Option<crate::domain::change::SourceTag>,
 }
 
 const KEY_PREFIX: &str = "clk_";
@@ -86,6 +88,7 @@ impl KeyResolver {
             role,
             key_id: row.id,
             user_id: row.user_id,
+            source: None,
         };
         let mut cache = self.cache.write().expect("not poisoned");
         if cache.len() > 10_000 {

@@ -80,6 +80,9 @@ pub struct EventSettings {
     /// Retries, timeouts, and the networks webhooks may reach besides public addresses
     /// (`--webhook-allow`, `WEBHOOK_ALLOW`; none by default).
     pub webhooks: crate::events::webhook::Settings,
+    /// How long the change feed keeps a change (`--change-retention-days`); a cursor older than
+    /// that answers CURSOR_EXPIRED.
+    pub change_retention: Duration,
 }
 
 impl Default for EventSettings {
@@ -92,6 +95,7 @@ impl Default for EventSettings {
             connection_init_timeout: Duration::from_secs(10),
             websocket_keepalive: Duration::from_secs(30),
             webhooks: crate::events::webhook::Settings::default(),
+            change_retention: Duration::from_secs(30 * 86_400),
         }
     }
 }

@@ -21,6 +21,9 @@ pub struct Db {
     checkpointer: Option<Arc<Checkpointer>>,
     /// SQLite in a file (with a write-ahead log), not in memory.
     sqlite_file: bool,
+    /// "Workspace N committed a write", sent after every commit of [`Db::begin_write`]: what
+    /// wakes this process's change streams (`events::changes`).
+    pub commits: tokio::sync::broadcast::Sender<i64>,
 }
 
 /// Who copies SQLite's write-ahead log back into the database file (a checkpoint).
@@ -55,6 +58,7 @@ pub struct WriteTxn<'a> {
     pub txn: DatabaseTransaction,
     workspace: Option<i64>,
     checkpointer: Option<&'a Checkpointer>,
+    commits: &'a tokio::sync::broadcast::Sender<i64>,
     _guard: Option<MutexGuard<'a, ()>>,
 }
 
@@ -79,6 +83,10 @@ impl WriteTxn<'_> {
         self.txn.commit().await?;
         if let Some(c) = self.checkpointer {
             c.wrote.notify_one();
+        }
+        if let Some(ws) = self.workspace {
+            // Nobody listening is not an error.
+            let _ = self.commits.send(ws);
         }
         Ok(())
     }
@@ -156,6 +164,7 @@ impl Db {
             write_lock: sqlite.then(|| Arc::new(Mutex::new(()))),
             checkpointer,
             sqlite_file: sqlite && !memory,
+            commits: tokio::sync::broadcast::channel(1024).0,
         })
     }
 
@@ -235,6 +244,7 @@ impl Db {
             txn,
             workspace: None,
             checkpointer: self.checkpointer.as_deref(),
+            commits: &self.commits,
             _guard: guard,
         })
     }

@@ -64,6 +64,8 @@ pub struct FieldError {
     pub field: Vec<String>,
     pub message: String,
     pub code: &'static str,
+    /// CONFLICT of an `expectedVersion`: the record's version now.
+    pub current_version: Option<i64>,
 }
 
 impl FieldError {
@@ -72,6 +74,7 @@ impl FieldError {
             field: field.iter().map(|s| (*s).to_owned()).collect(),
             message: message.into(),
             code,
+            current_version: None,
         }
     }
 }
@@ -86,6 +89,26 @@ pub enum ServiceError {
 impl ServiceError {
     pub fn invalid(field: &[&str], code: &'static str, message: impl Into<String>) -> Self {
         ServiceError::Invalid(vec![FieldError::new(field, code, message)])
+    }
+
+    /// An `expectedVersion` that is not the record's version (`current`): CONFLICT, with the
+    /// current version, so that a sync reads the record again instead of overwriting it.
+    pub fn stale(what: &str, current: i64) -> Self {
+        let mut e = FieldError::new(
+            &["input", "expectedVersion"],
+            "CONFLICT",
+            format!("the {what} changed meanwhile: it is at version {current}; read it again and retry"),
+        );
+        e.current_version = Some(current);
+        ServiceError::Invalid(vec![e])
+    }
+
+    /// Refuses a write whose `expected` version is not `current` (no expectation: any).
+    pub fn check_version(what: &str, expected: Option<i64>, current: i64) -> Result<(), Self> {
+        match expected {
+            Some(v) if v != current => Err(Self::stale(what, current)),
+            _ => Ok(()),
+        }
     }
 }
 
@@ -116,6 +139,7 @@ impl Validator {
 
     pub fn push_owned(&mut self, field: Vec<String>, code: &'static str, message: impl Into<String>) {
         self.errors.push(FieldError {
+            current_version: None,
             field,
             message: message.into(),
             code,

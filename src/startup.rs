@@ -34,6 +34,9 @@ impl Application {
         let listener = TcpListener::bind(config.bind).await?;
         let bus = Bus::with_hub(config.events.bus_capacity, db.conn.clone());
         events::spawn_feeders(db.conn.clone(), bus.clone(), config.events.poll);
+        let feed = events::changes::Feed::new(db.commits.clone());
+        events::changes::spawn_feeders(db.conn.clone(), feed.clone(), config.events.poll);
+        events::changes::spawn_retention(db.clone(), config.events.change_retention);
         let metrics = Arc::new(Metrics::new());
         events::webhook::spawn(db.conn.clone(), &bus, config.events.webhooks.clone(), metrics.clone());
         let inbox = crate::ingest::Inbox::open(&db, config.tracking.ingest.as_ref()).await?;
@@ -52,6 +55,7 @@ impl Application {
                 &config.events.webhooks.allow,
                 config.reads,
                 Some(capture.clone()),
+                feed,
             ),
             &config.limits,
         );

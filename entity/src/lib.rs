@@ -7,6 +7,7 @@ pub mod attribution_credit;
 pub mod attribution_model;
 pub mod campaign;
 pub mod campaign_cost;
+pub mod change;
 pub mod event;
 pub mod funnel_stage;
 pub mod handoff;

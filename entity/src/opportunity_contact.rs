@@ -12,6 +12,8 @@ pub struct Model {
     pub role: String,
     pub is_primary: bool,
     pub created_at: DateTimeUtc,
+    /// Incremented by every change the change feed reports (1 when created).
+    pub version: i64,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -14,6 +14,8 @@ pub struct Model {
     pub touch_type: String,
     pub occurred_at: DateTimeUtc,
     pub created_at: DateTimeUtc,
+    /// Incremented by every change the change feed reports (1 when created).
+    pub version: i64,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

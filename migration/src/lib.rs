@@ -18,6 +18,7 @@ mod m20261208_000001_capture;
 mod m20261209_000001_ingest_cursors;
 mod m20261210_000001_lead_merges;
 mod m20261210_000002_ledger_touches;
+mod m20261211_000001_changes;
 
 pub struct Migrator;
 
@@ -42,6 +43,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261209_000001_ingest_cursors::Migration),
             Box::new(m20261210_000001_lead_merges::Migration),
             Box::new(m20261210_000002_ledger_touches::Migration),
+            Box::new(m20261211_000001_changes::Migration),
         ]
     }
 }

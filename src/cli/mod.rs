@@ -174,6 +174,10 @@ pub enum Command {
         /// collector, e.g. http://localhost:4318 (binaries built with the `otlp` feature).
         #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT", value_name = "URL")]
         otlp_endpoint: Option<String>,
+        /// How many days the change feed keeps a change; a cursor older than that answers
+        /// CURSOR_EXPIRED (re-sync from an export).
+        #[arg(long, env = "CHANGE_RETENTION_DAYS", value_name = "DAYS", default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..=3650))]
+        change_retention_days: u32,
         #[command(flatten)]
         limits: LimitArgs,
         #[command(flatten)]
@@ -361,6 +365,7 @@ pub async fn run(cli: Cli) -> Result<(), BoxError> {
             hits_per_site_key,
             hits_per_visitor,
             ingest,
+            change_retention_days,
             limits,
             db,
             ..
@@ -406,6 +411,7 @@ pub async fn run(cli: Cli) -> Result<(), BoxError> {
             config.tracking.hits_per_site_key_per_second = hits_per_site_key;
             config.tracking.hits_per_visitor_per_second = hits_per_visitor;
             config.tracking.ingest = ingest;
+            config.events.change_retention = std::time::Duration::from_secs(u64::from(change_retention_days) * 86_400);
             if !webhook_allow.is_empty() {
                 let nets: Vec<String> = webhook_allow.iter().map(ToString::to_string).collect();
                 tracing::info!(networks = %nets.join(","), "webhooks may reach these networks besides public addresses");

@@ -88,6 +88,18 @@ pub fn parse_event_cursor(cursor: &str) -> Option<i64> {
     (seq >= 0).then_some(seq)
 }
 
+/// The opaque cursor of the change with sequence number `seq` (per workspace).
+pub fn change_cursor(seq: i64) -> String {
+    URL_SAFE_NO_PAD.encode(format!("chg:{seq}"))
+}
+
+/// The sequence number in a change cursor.
+pub fn parse_change_cursor(cursor: &str) -> Option<i64> {
+    let raw = URL_SAFE_NO_PAD.decode(cursor.trim()).ok()?;
+    let seq: i64 = std::str::from_utf8(&raw).ok()?.strip_prefix("chg:")?.parse().ok()?;
+    (seq >= 0).then_some(seq)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,5 +1,6 @@
 //! Pure domain code: no database, no GraphQL. Everything here is testable with plain unit tests.
 pub mod attribution;
+pub mod change;
 pub mod country;
 pub mod destination;
 pub mod email;

@@ -7,6 +7,7 @@
 //! what it has not seen from the table. Sequence numbers of a workspace are handed out under a
 //! row lock held until commit, so they become visible in order: a reader that has seen `n`
 //! never finds `n - 1` appear later.
+pub mod changes;
 pub mod stream;
 pub mod webhook;
 

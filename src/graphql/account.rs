@@ -86,6 +86,11 @@ impl Account {
     async fn updated_at(&self) -> DateTime {
         self.0.updated_at.into()
     }
+    /// Incremented by every change the change feed reports (1 when created): pass it as
+    /// `expectedVersion` to write without overwriting a newer change.
+    async fn version(&self) -> i64 {
+        self.0.version
+    }
     /// The account's leads (contacts), oldest first (by ID); erased leads are left out.
     #[graphql(complexity = "crate::graphql::pagination::page_complexity(first, last, child_complexity)")]
     async fn leads(
@@ -270,6 +275,10 @@ pub struct UpsertAccountInput {
     pub country: MaybeUndefined<String>,
     /// Default LEAD for a new account; absent keeps the current one.
     pub customer_status: Option<LifecycleStatus>,
+    /// Optimistic concurrency for two-way syncs: write only if the account is at this `version`
+    /// now (a CONFLICT userError with `currentVersion` otherwise, and nothing is written); 0
+    /// means "only create". Absent: write whatever the version.
+    pub expected_version: Option<i64>,
 }
 
 /// The result of `upsertAccount`.
@@ -316,6 +325,7 @@ impl AccountMutation {
             annual_revenue: patch(input.annual_revenue).map(|d| d.0),
             country: patch(input.country),
             customer_status: input.customer_status.map(Into::into),
+            expected_version: input.expected_version,
         };
         let (result, user_errors) =
             split(crate::service::account::upsert(ctx.db(), ctx.data_unchecked::<crate::events::Bus>(), p, input).await)?;

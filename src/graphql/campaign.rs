@@ -123,6 +123,11 @@ impl Campaign {
     async fn updated_at(&self) -> DateTime {
         self.0.updated_at.into()
     }
+    /// Incremented by every change the change feed reports (1 when created): pass it as
+    /// `expectedVersion` to write without overwriting a newer change.
+    async fn version(&self) -> i64 {
+        self.0.version
+    }
     /// The campaign's touchpoints, newest first unless ordered otherwise.
     #[graphql(complexity = "crate::graphql::pagination::page_complexity(first, last, child_complexity)")]
     async fn touchpoints(
@@ -204,6 +209,11 @@ impl CampaignCost {
     async fn created_at(&self) -> DateTime {
         self.0.created_at.into()
     }
+    /// Incremented by every change the change feed reports (1 when created): pass it as
+    /// `expectedVersion` to write without overwriting a newer change.
+    async fn version(&self) -> i64 {
+        self.0.version
+    }
 }
 
 /// What `campaigns` may be ordered by.
@@ -245,6 +255,9 @@ pub struct CampaignFilter {
     /// Campaigns running on this day: started on or before it and not ended before it (a
     /// campaign without a start date never matches; one without an end date runs on).
     pub active_on: Option<Date>,
+    /// Changed at or after this time (`updatedAt`): an incremental sync's filter (the change
+    /// feed, `changes`, also says what changed).
+    pub updated_since: Option<DateTime>,
 }
 
 #[derive(Default)]
@@ -286,6 +299,7 @@ impl CampaignQuery {
                     .collect()
             }),
             active_on: f.active_on.map(|d| d.0),
+            updated_since: f.updated_since.map(|t| t.0),
         };
         let order = order_by.unwrap_or_default();
         let (sort, expects) = plan::sort::<campaign::Entity>(&plan::describe::CAMPAIGN, order.field, order.direction);
@@ -381,6 +395,9 @@ pub struct UpdateCampaignInput {
     pub expected_revenue: MaybeUndefined<Decimal>,
     /// A new number of expected leads; null clears it.
     pub expected_leads: MaybeUndefined<i64>,
+    /// Optimistic concurrency: write only if the campaign is at this `version` now (a CONFLICT
+    /// userError with `currentVersion` otherwise, and nothing is written).
+    pub expected_version: Option<i64>,
 }
 
 /// A cost line to add to a campaign.
@@ -465,6 +482,7 @@ impl CampaignMutation {
             budget: input.budget.map(|d| d.0).into(),
             expected_revenue: input.expected_revenue.map(|d| d.0).into(),
             expected_leads: input.expected_leads.into(),
+            expected_version: None,
         };
         let (campaign, user_errors) = split(crate::service::campaign::create(ctx.db(), p, input.external_id, fields).await)?;
         Ok(CampaignPayload { campaign, user_errors })
@@ -489,6 +507,7 @@ impl CampaignMutation {
             budget: patch(input.budget).map(|d| d.0),
             expected_revenue: patch(input.expected_revenue).map(|d| d.0),
             expected_leads: patch(input.expected_leads),
+            expected_version: input.expected_version,
         };
         let (campaign, user_errors) = split(crate::service::campaign::update(ctx.db(), p, id, fields).await)?;
         Ok(CampaignPayload { campaign, user_errors })

@@ -179,3 +179,42 @@ mirror!(
         Postal,
     }
 );
+mirror!(
+    /// The kinds of record the change feed follows (`changes`).
+    ChangeEntity => crate::domain::change::ChangeEntity {
+        /// A lead (`Lead`).
+        Lead,
+        /// An account (`Account`).
+        Account,
+        /// A campaign (`Campaign`).
+        Campaign,
+        /// A cost line of a campaign (`CampaignCost`).
+        CostLine,
+        /// A touchpoint (`Touchpoint`).
+        Touchpoint,
+        /// An opportunity (`Opportunity`).
+        Opportunity,
+        /// A seat in an opportunity's buying center (`BuyingCenterMember`); its `entityId` is
+        /// stable while the lead stays in the buying center, and is not a `node`.
+        Contact,
+    }
+);
+mirror!(
+    /// What happened to a record (docs/changes.md).
+    ChangeKind => crate::domain::change::ChangeKind {
+        /// The record was made: every field that has a value, with `old` null.
+        Created,
+        /// Fields changed: each with its `old` and `new` value.
+        Updated,
+        /// The record was deleted: its last values in `old`.
+        Deleted,
+        /// A lead's personal data was erased (GDPR): the erased fields are listed with both
+        /// values null, and the lead's earlier changes no longer hold them either.
+        Erased,
+        /// A lead was merged into another (`mergedIntoId`): it is an erased stub from now on,
+        /// and its touchpoints, visitors, handoffs and buying-center seats belong to the other.
+        Merged,
+        /// A lead moved to another funnel stage: `stageId`, `stage` (the keys) and `reason`.
+        StageChanged,
+    }
+);

@@ -13,6 +13,8 @@ pub struct UserError {
     pub message: String,
     /// Stable machine-readable code, e.g. INVALID, REQUIRED, TAKEN, NOT_FOUND, CONFLICT.
     pub code: String,
+    /// For CONFLICT on `expectedVersion`: the record's version now (null otherwise).
+    pub current_version: Option<i64>,
 }
 
 impl From<FieldError> for UserError {
@@ -21,6 +23,7 @@ impl From<FieldError> for UserError {
             field: e.field,
             message: e.message,
             code: e.code.to_owned(),
+            current_version: e.current_version,
         }
     }
 }

@@ -860,8 +860,20 @@ impl SubscriptionSlots {
     }
 }
 
+/// A slot of the caller's WebSocket connection for one more subscription (none over HTTP);
+/// BAD_USER_INPUT when all are taken.
+pub(crate) fn subscription_slot(ctx: &Context<'_>) -> async_graphql::Result<Option<SlotGuard>> {
+    match ctx.data_opt::<SubscriptionSlots>() {
+        Some(slots) => slots
+            .take()
+            .map(Some)
+            .ok_or_else(|| gql_error(AppError::BadInput(format!("at most {} subscriptions per connection", slots.max)))),
+        None => Ok(None),
+    }
+}
+
 /// Frees its slot when the subscription's stream is dropped.
-struct SlotGuard(Arc<AtomicUsize>);
+pub(crate) struct SlotGuard(Arc<AtomicUsize>);
 
 impl Drop for SlotGuard {
     fn drop(&mut self) {
@@ -870,12 +882,12 @@ impl Drop for SlotGuard {
 }
 
 #[derive(Default)]
-pub struct Subscription;
+pub struct HandoffSubscription;
 
 /// Live streams over WebSocket at `/graphql/ws` (graphql-transport-ws); the API key goes in the
 /// `connection_init` payload as `{"Authorization": "Bearer <key>"}`.
 #[Subscription]
-impl Subscription {
+impl HandoffSubscription {
     /// Handoff events of your workspace: first the stored ones after `after` (a cursor from an
     /// earlier event), then live ones, without a gap or a duplicate. Without `after`, only events
     /// from now on. Any role; a SALES key made for a user follows only that user's handoffs, whether
@@ -905,14 +917,7 @@ impl Subscription {
                 )));
             }
         }
-        let guard = match ctx.data_opt::<SubscriptionSlots>() {
-            Some(slots) => Some(
-                slots
-                    .take()
-                    .ok_or_else(|| gql_error(AppError::BadInput(format!("at most {} subscriptions per connection", slots.max))))?,
-            ),
-            None => None,
-        };
+        let guard = subscription_slot(ctx)?;
         let filter = Filter {
             owner_id: owner,
             kinds: kinds.map(|ks| ks.into_iter().map(Into::into).collect()),

@@ -185,6 +185,11 @@ impl Lead {
     async fn updated_at(&self) -> DateTime {
         self.0.updated_at.into()
     }
+    /// Incremented by every change the change feed reports (1 when created): pass it as
+    /// `expectedVersion` to write without overwriting a newer change.
+    async fn version(&self) -> i64 {
+        self.0.version
+    }
     /// The current funnel stage (LEAD, MQL, SQL, OPPORTUNITY, CUSTOMER, NURTURE,
     /// DISQUALIFIED or a stage the workspace added): where the lead is between marketing and
     /// sales. Moved by handoffs, `moveLeadToStage`, automatic handoffs of the default scoring
@@ -709,6 +714,10 @@ pub struct LeadFieldsInput {
     pub consents: Option<Json<serde_json::Map<String, serde_json::Value>>>,
     /// Custom attributes, merged like consents.
     pub custom_fields: Option<Json<serde_json::Map<String, serde_json::Value>>>,
+    /// Optimistic concurrency for two-way syncs: write only if the lead is at this `version` now
+    /// (a CONFLICT userError with `currentVersion` otherwise, and nothing is written); 0 means
+    /// "only create" in `upsertLead`. Absent: write whatever the version.
+    pub expected_version: Option<i64>,
 }
 
 impl LeadFieldsInput {
@@ -734,6 +743,7 @@ impl LeadFieldsInput {
             owner_id: patch_id(NodeType::User, self.owner_id)?,
             consents: self.consents.map(|j| j.0),
             custom_fields: self.custom_fields.map(|j| j.0),
+            expected_version: self.expected_version,
         })
     }
 }

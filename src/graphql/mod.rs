@@ -3,6 +3,7 @@ pub mod account;
 pub mod attribution;
 pub mod bounds;
 pub mod campaign;
+pub mod changes;
 pub mod context;
 pub mod enums;
 pub mod errors;
@@ -29,7 +30,7 @@ pub mod user;
 pub mod webhook;
 pub mod workspace;
 
-use async_graphql::{Context, ID, MaybeUndefined, MergedObject, Schema};
+use async_graphql::{Context, ID, MaybeUndefined, MergedObject, MergedSubscription, Schema};
 
 use crate::config::Limits;
 use crate::db::Db;
@@ -59,6 +60,7 @@ pub struct Query(
     handoff::HandoffQuery,
     webhook::WebhookQuery,
     user::UserQuery,
+    changes::ChangeQuery,
 );
 
 /// Every write, each in one transaction. Which role may call a mutation is in its
@@ -83,7 +85,12 @@ pub struct Mutation(
     webhook::WebhookMutation,
 );
 
-pub type AppSchema = Schema<Query, Mutation, handoff::Subscription>;
+/// Live streams over WebSocket at `/graphql/ws` (graphql-transport-ws); the API key goes in the
+/// `connection_init` payload as `{"Authorization": "Bearer <key>"}`.
+#[derive(MergedSubscription, Default)]
+pub struct Subscription(handoff::HandoffSubscription, changes::ChangeSubscription);
+
+pub type AppSchema = Schema<Query, Mutation, Subscription>;
 
 /// The schema, with the database, the event bus, the limits and the networks webhooks may reach
 /// besides public ones. Per-request data (the caller and the DataLoader) is added by the HTTP layer.
@@ -94,9 +101,10 @@ pub fn build_schema(
     webhook_allow: &AllowList,
     reads: plan::Reads,
     capture: Option<std::sync::Arc<crate::ingest::Capture>>,
+    feed: crate::events::changes::Feed,
 ) -> AppSchema {
     // Depth is limited by `limits::Guarded`, which does not count introspection.
-    let mut builder = Schema::build(Query::default(), Mutation::default(), handoff::Subscription)
+    let mut builder = Schema::build(Query::default(), Mutation::default(), Subscription::default())
         .limit_complexity(limits.max_complexity)
         .limit_recursive_depth(64);
     if let Some(db) = db {
@@ -106,6 +114,7 @@ pub fn build_schema(
     builder = builder.data(bus);
     builder = builder.data(webhook_allow.clone());
     builder = builder.data(reads);
+    builder = builder.data(feed);
     if let Some(c) = capture {
         builder = builder.data(c);
     }
@@ -121,6 +130,7 @@ pub fn sdl() -> String {
         &AllowList::EMPTY,
         plan::Reads::Planned,
         None,
+        crate::events::changes::Feed::new(tokio::sync::broadcast::channel(1).0),
     )
     .sdl_with_options(async_graphql::SDLExportOptions::new().sorted_fields().sorted_enum_items())
 }

@@ -65,6 +65,11 @@ impl Opportunity {
     async fn updated_at(&self) -> DateTime {
         self.0.updated_at.into()
     }
+    /// Incremented by every change the change feed reports (1 when created): pass it as
+    /// `expectedVersion` to write without overwriting a newer change.
+    async fn version(&self) -> i64 {
+        self.0.version
+    }
     /// The company the deal is with.
     async fn account(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Account>> {
         Ok(ctx
@@ -117,6 +122,11 @@ impl BuyingCenterMember {
     async fn is_primary(&self) -> bool {
         self.0.is_primary
     }
+    /// Incremented by every change the change feed reports (1 when created): pass it as
+    /// `expectedVersion` to write without overwriting a newer change.
+    async fn version(&self) -> i64 {
+        self.0.version
+    }
     /// The contact (a lead of the workspace).
     async fn lead(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Lead>> {
         Ok(ctx.data_unchecked::<Loaders>().load_one(LeadId(self.0.lead_id)).await?.map(Lead))
@@ -156,6 +166,9 @@ pub struct OpportunityFilter {
     pub account_id: Option<ID>,
     /// Deals closed in [from, to) (UTC); open deals never match.
     pub closed_at: Option<DateTimeRange>,
+    /// Changed at or after this time (`updatedAt`): an incremental sync's filter (the change
+    /// feed, `changes`, also says what changed).
+    pub updated_since: Option<DateTime>,
 }
 
 #[derive(Default)]
@@ -192,6 +205,7 @@ impl OpportunityQuery {
             account_id: decode_opt(NodeType::Account, f.account_id.as_ref())?,
             closed_from,
             closed_to,
+            updated_since: f.updated_since.map(|t| t.0),
         };
         let order = order_by.unwrap_or_default();
         let (sort, expects) = plan::sort::<opportunity::Entity>(&plan::describe::OPPORTUNITY, order.field, order.direction);
@@ -246,6 +260,10 @@ pub struct UpsertOpportunityInput {
     pub expected_close_date: MaybeUndefined<Date>,
     /// When the deal was opened in the source system (a new deal: default now).
     pub created_at: Option<DateTime>,
+    /// Optimistic concurrency for two-way syncs: write only if the opportunity is at this
+    /// `version` now (a CONFLICT userError with `currentVersion` otherwise, and nothing is
+    /// written); 0 means "only create". Absent: write whatever the version.
+    pub expected_version: Option<i64>,
 }
 
 /// One member of a buying center.
@@ -329,6 +347,7 @@ impl OpportunityMutation {
                     field: vec!["input".into(), "accountId".into()],
                     message: "give accountId or accountExternalId, not both".into(),
                     code: "INVALID".into(),
+                    current_version: None,
                 };
                 return Ok(OpportunityPayload {
                     opportunity: None,
@@ -347,6 +366,7 @@ impl OpportunityMutation {
             owner_id: patch_id(NodeType::User, input.owner_id)?,
             expected_close_date: patch(input.expected_close_date).map(|d| d.0),
             created_at: input.created_at.map(|t| t.0),
+            expected_version: input.expected_version,
         };
         let (result, user_errors) = split(crate::service::opportunity::upsert(ctx.db(), p, upsert).await)?;
         let created = result.as_ref().is_some_and(|(_, c)| *c);

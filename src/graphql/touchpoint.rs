@@ -51,6 +51,11 @@ impl Touchpoint {
     async fn created_at(&self) -> DateTime {
         self.0.created_at.into()
     }
+    /// Incremented by every change the change feed reports (1 when created): pass it as
+    /// `expectedVersion` to write without overwriting a newer change.
+    async fn version(&self) -> i64 {
+        self.0.version
+    }
     /// The lead who interacted.
     async fn lead(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Lead>> {
         Ok(ctx.data_unchecked::<Loaders>().load_one(LeadId(self.0.lead_id)).await?.map(Lead))
@@ -120,6 +125,10 @@ pub struct TouchpointFilter {
     pub touch_type: Option<Vec<String>>,
     /// Touchpoints that occurred in this range (from inclusive, to exclusive).
     pub occurred_at: Option<DateTimeRange>,
+    /// Recorded at or after this time (`createdAt`): an incremental sync's filter. Touchpoints
+    /// do not change once recorded (a merge moves them to the surviving lead: the change feed's
+    /// MERGED).
+    pub updated_since: Option<DateTime>,
 }
 
 #[derive(Default)]
@@ -158,6 +167,7 @@ impl TouchpointQuery {
             types: filter::codes(ctx, &["filter", "type"], Known::TouchpointType, f.touch_type).await?,
             occurred_from,
             occurred_to,
+            recorded_since: f.updated_since.map(|t| t.0),
         };
         let order = order_by.unwrap_or(TouchpointOrder::NEWEST_FIRST);
         let (sort, expects) = order.sort();

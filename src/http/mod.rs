@@ -31,6 +31,7 @@ use self::body::BodyLimits;
 use crate::auth::{KeyResolver, Principal, bearer};
 use crate::config::Config;
 use crate::db::Db;
+use crate::domain::change::SourceTag;
 use crate::error::AppError;
 use crate::events::Bus;
 use crate::graphql::errors::coded;
@@ -126,8 +127,18 @@ async fn caller(state: &AppState, headers: &HeaderMap) -> Result<Option<Principa
         return Ok(None);
     };
     let key = value.to_str().ok().and_then(bearer).ok_or(AppError::Unauthenticated)?;
-    state.keys.resolve(&state.db.conn, key).await.map(Some)
+    let mut principal = state.keys.resolve(&state.db.conn, key).await?;
+    if let Some(source) = headers.get(CHANGE_SOURCE) {
+        let raw = source
+            .to_str()
+            .map_err(|_| AppError::BadInput(format!("{CHANGE_SOURCE} must be ASCII")))?;
+        principal.source = Some(SourceTag::parse(raw).map_err(|e| AppError::BadInput(format!("{CHANGE_SOURCE}: {e}")))?);
+    }
+    Ok(Some(principal))
 }
+
+/// The request header that tags a caller's writes in the change feed (`changes(excludeSource:)`).
+pub const CHANGE_SOURCE: &str = "x-change-source";
 
 async fn execute(state: &AppState, principal: Option<Principal>, mut request: Request, over_get: bool) -> Response {
     let gate = Arc::new(PollGate::default());

@@ -4,13 +4,15 @@ use entity::account;
 use rust_decimal::Decimal;
 use sea_orm::{ActiveModelTrait, ActiveValue::Set, IntoActiveModel};
 
-use super::{Patch, clean};
+use super::{Patch, author, clean};
 use crate::auth::Principal;
 use crate::db::Db;
+use crate::domain::change::ChangeKind;
 use crate::domain::money;
 use crate::domain::vocab::LifecycleStatus;
-use crate::error::{ServiceResult, Validator};
+use crate::error::{AppError, ServiceError, ServiceResult, Validator};
 use crate::events::Bus;
+use crate::events::changes::{self, NewChange};
 use crate::store;
 
 #[derive(Debug, Clone, Default)]
@@ -24,6 +26,8 @@ pub struct AccountInput {
     pub annual_revenue: Patch<Decimal>,
     pub country: Patch<String>,
     pub customer_status: Option<LifecycleStatus>,
+    /// Refuse the write (CONFLICT) unless the account is at this version now; 0: only create.
+    pub expected_version: Option<i64>,
 }
 
 /// Normalizes a country to its upper-case ISO 3166-1 alpha-2 code; `None` unless the code is
@@ -78,6 +82,8 @@ pub async fn upsert(db: &Db, bus: &Bus, p: Principal, input: AccountInput) -> Se
         v.push(&["input", "name"], "REQUIRED", "a new account needs a name");
     }
     v.finish()?;
+    ServiceError::check_version("account", input.expected_version, existing.as_ref().map_or(0, |a| a.version))?;
+    let by = author(&p);
     let now = Utc::now();
     let mut events = Vec::new();
     let (model, created) = match existing {
@@ -99,9 +105,13 @@ pub async fn upsert(db: &Db, bus: &Bus, p: Principal, input: AccountInput) -> Se
             }
             if changed {
                 m.updated_at = now;
-                let mut am = m.into_active_model().reset_all();
-                am.id = sea_orm::ActiveValue::Unchanged(current.id);
-                let saved = am.update(&*txn).await?;
+                m.version = current.version + 1;
+                let am = m.into_active_model().reset_all();
+                let Some(saved) = store::update_versioned::<account::Entity>(&*txn, am, current.id, current.version).await? else {
+                    return Err(stale(&*txn, p.workspace_id, current.id).await);
+                };
+                let change = NewChange::updated(ChangeKind::Updated, &current, &saved);
+                changes::record(&*txn, p.workspace_id, &by, now, change.into_iter().collect()).await?;
                 // Persona criteria and profile rules may read the account's attributes.
                 let leads = store::lead::ids_of_account(&*txn, p.workspace_id, saved.id).await?;
                 super::persona::refresh_leads(&*txn, p.workspace_id, &leads).await?;
@@ -137,10 +147,21 @@ pub async fn upsert(db: &Db, bus: &Bus, p: Principal, input: AccountInput) -> Se
                 updated_at: Set(now),
                 ..Default::default()
             };
-            (am.insert(&*txn).await?, true)
+            let inserted = am.insert(&*txn).await?;
+            changes::record(&*txn, p.workspace_id, &by, now, vec![NewChange::created(&inserted)]).await?;
+            (inserted, true)
         }
     };
     txn.commit().await?;
     super::scoring::publish(bus, events);
     Ok((model, created))
+}
+
+/// The CONFLICT of an account that a concurrent write changed after it was read.
+async fn stale(db: &impl sea_orm::ConnectionTrait, ws: i64, id: i64) -> ServiceError {
+    match store::by_id::<account::Entity>(db, ws, id).await {
+        Ok(Some(now)) => ServiceError::stale("account", now.version),
+        Ok(None) => AppError::not_found("account").into(),
+        Err(e) => e.into(),
+    }
 }

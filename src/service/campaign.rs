@@ -4,12 +4,14 @@ use entity::{campaign, campaign_cost};
 use rust_decimal::Decimal;
 use sea_orm::{ActiveModelTrait, ActiveValue::Set, ConnectionTrait, IntoActiveModel};
 
-use super::{Patch, clean};
+use super::{Patch, author, clean};
 use crate::auth::Principal;
 use crate::db::Db;
+use crate::domain::change::ChangeKind;
 use crate::domain::money;
 use crate::domain::vocab::{CampaignKind, CampaignStatus, VOCAB_CHANNEL, VOCAB_COST_CATEGORY};
 use crate::error::{AppError, ServiceError, ServiceResult, Validator};
+use crate::events::changes::{self, NewChange};
 use crate::store;
 
 #[derive(Debug, Clone, Default)]
@@ -25,6 +27,8 @@ pub struct CampaignFields {
     pub expected_revenue: Patch<Decimal>,
     /// The leads the campaign is expected to source (forecast against actual).
     pub expected_leads: Patch<i64>,
+    /// `updateCampaign`: refuse the write (CONFLICT) unless the campaign is at this version now.
+    pub expected_version: Option<i64>,
 }
 
 pub struct NewCost {
@@ -126,6 +130,7 @@ pub async fn create(db: &Db, p: Principal, external_id: Option<String>, f: Campa
         touchpoint_count: 0,
         created_at: now,
         updated_at: now,
+        version: 1,
     };
     let mut v = Validator::default();
     apply(&*txn, ws, &mut m, f, &mut v).await?;
@@ -142,6 +147,7 @@ pub async fn create(db: &Db, p: Principal, external_id: Option<String>, f: Campa
     let mut am = m.into_active_model().reset_all();
     am.id = sea_orm::ActiveValue::NotSet;
     let saved = am.insert(&*txn).await.map_err(|e| taken(e.into()))?;
+    changes::record(&*txn, ws, &author(&p), now, vec![NewChange::created(&saved)]).await?;
     txn.commit().await?;
     Ok(saved)
 }
@@ -152,6 +158,7 @@ pub async fn update(db: &Db, p: Principal, id: i64, f: CampaignFields) -> Servic
     let current = store::by_id::<campaign::Entity>(&*txn, ws, id)
         .await?
         .ok_or_else(|| AppError::not_found("campaign"))?;
+    ServiceError::check_version("campaign", f.expected_version, current.version)?;
     let mut m = current.clone();
     let mut v = Validator::default();
     apply(&*txn, ws, &mut m, f, &mut v).await?;
@@ -159,10 +166,23 @@ pub async fn update(db: &Db, p: Principal, id: i64, f: CampaignFields) -> Servic
     if m == current {
         return Ok(current);
     }
-    m.updated_at = Utc::now();
+    let now = Utc::now();
+    m.updated_at = now;
+    m.version = current.version + 1;
     let mut am = m.into_active_model().reset_all();
-    am.id = sea_orm::ActiveValue::Unchanged(id);
-    let saved = am.update(&*txn).await.map_err(|e| taken(e.into()))?;
+    // Kept by the writes of touchpoints alone: a count read before a concurrent batch committed
+    // must not be written back.
+    am.touchpoint_count = sea_orm::ActiveValue::NotSet;
+    let saved = match store::update_versioned::<campaign::Entity>(&*txn, am, id, current.version).await {
+        Ok(Some(saved)) => saved,
+        Ok(None) => {
+            let fresh = store::by_id::<campaign::Entity>(&*txn, ws, id).await?;
+            return Err(ServiceError::stale("campaign", fresh.map_or(0, |c| c.version)));
+        }
+        Err(e) => return Err(taken(e.into())),
+    };
+    let change = NewChange::updated(ChangeKind::Updated, &current, &saved);
+    changes::record(&*txn, ws, &author(&p), now, change.into_iter().collect()).await?;
     txn.commit().await?;
     Ok(saved)
 }
@@ -197,6 +217,7 @@ pub async fn add_cost(db: &Db, p: Principal, campaign_id: i64, c: NewCost) -> Se
     }
     .insert(&*txn)
     .await?;
+    changes::record(&*txn, ws, &author(&p), now, vec![NewChange::created(&cost)]).await?;
     txn.commit().await?;
     Ok((cost, camp))
 }

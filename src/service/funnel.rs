@@ -7,12 +7,14 @@ use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, PaginatorTrait, QueryFilter,
 };
 
-use super::{Patch, actor, clean};
+use super::{Patch, author, clean};
 use crate::auth::Principal;
 use crate::db::Db;
+use crate::domain::change::{ChangeKind, FieldChange};
 use crate::domain::handoff::MQL;
 use crate::domain::vocab::{DEFAULT_STAGES, STAGE_SIDE, STAGE_SUCCESS, normalize_code};
 use crate::error::{AppError, ServiceError, ServiceResult, Validator};
+use crate::events::changes::Author;
 use crate::store::{self, Scoped};
 
 /// A new stage. `position` is where it goes (0 first); the stages from there on move down one.
@@ -240,19 +242,34 @@ pub async fn move_lead(
     current: lead::Model,
     to: &funnel_stage::Model,
     at: DateTime<Utc>,
-    actor: &str,
+    by: &Author,
     reason: Option<&str>,
 ) -> Result<lead::Model, AppError> {
     let from = current.stage_id;
-    let mut am = current.clone().into_active_model();
-    am.stage_id = Set(to.id);
+    let mut next = current.clone();
+    next.stage_id = to.id;
     let converts = to.key == MQL && current.converted_at.is_none();
     if converts {
-        am.converted_at = Set(Some(at));
+        next.converted_at = Some(at);
     }
-    am.updated_at = Set(Utc::now());
-    let saved = am.update(db).await?;
-    super::lead::record_stage(db, &saved, Some(from), to.id, at, actor, reason).await?;
+    // The stage keys as they are at the move (a stage may be renamed or deleted later).
+    let from_key = store::by_id::<funnel_stage::Entity>(db, current.workspace_id, from)
+        .await?
+        .map(|s| s.key);
+    let extra = vec![
+        FieldChange {
+            field: "stage".into(),
+            old: from_key.map_or(serde_json::Value::Null, serde_json::Value::String),
+            new: serde_json::Value::String(to.key.clone()),
+        },
+        FieldChange {
+            field: "reason".into(),
+            old: serde_json::Value::Null,
+            new: reason.map_or(serde_json::Value::Null, |r| serde_json::Value::String(r.to_owned())),
+        },
+    ];
+    let saved = Box::pin(super::lead::save_with(db, by, ChangeKind::StageChanged, current, next, extra)).await?;
+    super::lead::record_stage(db, &saved, Some(from), to.id, at, &by.actor, reason).await?;
     if converts {
         // W_SHAPED and FULL_PATH key on when a deal's primary contact converted.
         super::attribution::lead_changed(db, saved.workspace_id, saved.id).await?;
@@ -289,7 +306,7 @@ pub async fn move_lead_to_stage(db: &Db, p: Principal, lead_id: i64, stage_id: i
         current,
         &stage,
         Utc::now(),
-        &actor(&p),
+        &author(&p),
         reason.as_deref().or(Some("manual move")),
     )
     .await?;

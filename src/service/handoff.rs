@@ -8,12 +8,14 @@ use entity::{funnel_stage, handoff, lead, routing_rule, user, workspace};
 use sea_orm::sea_query::Expr;
 use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
 
-use super::{Patch, actor, clean};
+use super::{Patch, actor, author, clean};
 use crate::auth::Principal;
 use crate::db::Db;
+use crate::domain::change::ChangeKind;
 use crate::domain::handoff::{self as machine, Answer, EventKind, HandoffEventData, HandoffStatus, MQL, VOCAB_REJECT_REASON};
 use crate::domain::vocab::{Role, STAGE_SUCCESS};
 use crate::error::{AppError, ServiceError, ServiceResult, Validator, is_unique_violation};
+use crate::events::changes::Author;
 use crate::events::{self, Bus, Notice};
 use crate::service::account::{COUNTRY_HINT, country_code};
 use crate::service::funnel::move_lead;
@@ -72,7 +74,7 @@ pub async fn hand_off(db: &Db, bus: &Bus, p: Principal, lead_id: i64, note: Opti
     }
     let now = Utc::now();
     let cell = scoring_cell(&*txn, ws, lead.id, now).await?;
-    let (h, event) = open(&*txn, ws, &stages, lead, actor(&p), note, cell, now).await?;
+    let (h, event) = open(&*txn, ws, &stages, lead, &author(&p), note, cell, now).await?;
     finish(txn, bus, h, event).await
 }
 
@@ -89,7 +91,7 @@ pub(crate) async fn open(
     ws: i64,
     stages: &[funnel_stage::Model],
     lead: lead::Model,
-    who: String,
+    by: &Author,
     note: Option<String>,
     cell: Option<String>,
     now: DateTime<Utc>,
@@ -107,7 +109,7 @@ pub(crate) async fn open(
         reason_code: Set(None),
         feedback: Set(None),
         nurture_until: Set(None),
-        created_by: Set(who.clone()),
+        created_by: Set(by.actor.clone()),
         responded_at: Set(None),
         created_at: Set(now),
         updated_at: Set(now),
@@ -127,7 +129,7 @@ pub(crate) async fn open(
     };
     let from = current.map(|s| (s.id, s.key.clone()));
     if lead.stage_id != mql.id {
-        move_lead(db, lead, mql, now, &who, Some("handed off to sales")).await?;
+        move_lead(db, lead, mql, now, by, Some("handed off to sales")).await?;
     }
     let data = HandoffEventData {
         handoff_id: h.id,
@@ -140,7 +142,7 @@ pub(crate) async fn open(
         status: h.status.clone(),
         note,
         scoring_cell: cell,
-        actor: who,
+        actor: by.actor.clone(),
         ..Default::default()
     };
     let event = events::append(db, ws, EventKind::Created, &data, now).await?;
@@ -305,7 +307,8 @@ pub async fn answer(db: &Db, bus: &Bus, p: Principal, id: i64, input: AnswerInpu
     }
     v.finish()?;
     let h = pending_for(&*txn, &p, id).await?;
-    let who = actor(&p);
+    let by = author(&p);
+    let who = by.actor.clone();
     let status = input.answer.status();
     let change = handoff::ActiveModel {
         status: Set(status.as_str().to_owned()),
@@ -334,16 +337,15 @@ pub async fn answer(db: &Db, bus: &Bus, p: Principal, id: i64, input: AnswerInpu
     let mut lead = if lead.stage_id == to.id {
         lead
     } else {
-        move_lead(&*txn, lead, to, now, &who, Some(&why)).await?
+        move_lead(&*txn, lead, to, now, &by, Some(&why)).await?
     };
     if input.answer == Answer::Accept
         && let Some(owner) = h.owner_id
         && lead.owner_id != Some(owner)
     {
-        let mut am: lead::ActiveModel = lead.into();
-        am.owner_id = Set(Some(owner));
-        am.updated_at = Set(now);
-        lead = am.update(&*txn).await?;
+        let mut next = lead.clone();
+        next.owner_id = Some(owner);
+        lead = super::lead::save(&*txn, &by, ChangeKind::Updated, lead, next).await?;
     }
     let data = HandoffEventData {
         handoff_id: h.id,

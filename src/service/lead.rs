@@ -3,14 +3,16 @@ use chrono::{DateTime, Utc};
 use entity::{lead, lead_stage_history};
 use sea_orm::{ActiveModelTrait, ActiveValue::Set, ConnectionTrait, EntityTrait, IntoActiveModel};
 
-use super::{Patch, actor, clean, stage_by_key};
+use super::{Patch, author, clean, stage_by_key};
 use crate::auth::Principal;
 use crate::db::Db;
+use crate::domain::change::{ChangeData, ChangeEntity, ChangeKind, FieldChange, scrub};
 use crate::domain::email::Email;
 use crate::domain::search::lead_search_text as search_text;
 use crate::domain::vocab::LifecycleStatus;
 use crate::error::{AppError, ServiceError, ServiceResult, Validator};
 use crate::events::Bus;
+use crate::events::changes::{self, Author, NewChange};
 use crate::service::account::{COUNTRY_HINT, country_code};
 use crate::store;
 
@@ -39,6 +41,8 @@ pub struct LeadFields {
     /// Consent per channel, e.g. {"EMAIL": true, "PHONE": false}.
     pub consents: Option<serde_json::Map<String, serde_json::Value>>,
     pub custom_fields: Option<serde_json::Map<String, serde_json::Value>>,
+    /// Refuse the write (CONFLICT) unless the lead is at this version now; 0: only create.
+    pub expected_version: Option<i64>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -162,33 +166,76 @@ fn apply(m: &mut lead::Model, c: Clean) -> bool {
     changed
 }
 
-pub(crate) async fn save(txn: &impl ConnectionTrait, before: lead::Model, mut after: lead::Model) -> Result<lead::Model, AppError> {
-    after.updated_at = Utc::now();
+/// Writes a changed lead (read and locked by the caller) with the next version, and records
+/// the change in the feed as `kind` with the fields that differ, plus `extra` (a stage move's
+/// stage keys and reason). An erasure or merge records no personal value and removes them from
+/// the lead's earlier changes too.
+pub(crate) async fn save(
+    txn: &impl ConnectionTrait,
+    by: &Author,
+    kind: ChangeKind,
+    before: lead::Model,
+    after: lead::Model,
+) -> Result<lead::Model, AppError> {
+    // Boxed, as every caller's future would otherwise hold this one inline: a merge's future
+    // outgrew a 2 MiB thread stack in a debug build.
+    Box::pin(save_with(txn, by, kind, before, after, Vec::new())).await
+}
+
+/// [`save`] with fields the lead's row does not hold.
+pub(crate) async fn save_with(
+    txn: &impl ConnectionTrait,
+    by: &Author,
+    kind: ChangeKind,
+    before: lead::Model,
+    mut after: lead::Model,
+    extra: Vec<FieldChange>,
+) -> Result<lead::Model, AppError> {
+    let now = Utc::now();
+    after.updated_at = now;
+    after.version = before.version + 1;
     let mut am = after.into_active_model().reset_all();
     am.id = sea_orm::ActiveValue::Unchanged(before.id);
     // Kept by the writes of touchpoints alone: a lead read before a concurrent batch of
     // touchpoints committed must not write back the first touch it read.
     am.first_touch_at = sea_orm::ActiveValue::NotSet;
     am.first_touch_campaign_id = sea_orm::ActiveValue::NotSet;
-    Ok(am.update(txn).await?)
+    let saved = am.update(txn).await?;
+    let mut change = NewChange::updated(kind, &before, &saved).unwrap_or(NewChange {
+        entity: ChangeEntity::Lead,
+        entity_id: saved.id,
+        kind,
+        version: Some(saved.version),
+        fields: Vec::new(),
+    });
+    change.fields.extend(extra);
+    let forgets = matches!(kind, ChangeKind::Erased | ChangeKind::Merged);
+    if forgets {
+        let mut data = ChangeData { fields: change.fields };
+        scrub(&mut data);
+        change.fields = data.fields;
+        Box::pin(changes::scrub_lead(txn, saved.workspace_id, saved.id)).await?;
+    }
+    Box::pin(changes::record(txn, saved.workspace_id, by, now, vec![change])).await?;
+    Ok(saved)
 }
 
 /// Creates a lead or updates the one with the same external ID or e-mail. Idempotent: the same
 /// input twice gives the same lead and changes nothing the second time.
 pub async fn upsert(db: &Db, bus: &Bus, p: Principal, input: UpsertLead) -> ServiceResult<(lead::Model, bool)> {
     let txn = db.begin_write(p.workspace_id).await?;
-    let (upserted, events) = upsert_in(&*txn, p.workspace_id, &actor(&p), input).await?;
+    let (upserted, events) = upsert_in(&*txn, p.workspace_id, &author(&p), input).await?;
     txn.commit().await?;
     super::scoring::publish(bus, events);
     Ok(upserted)
 }
 
-/// [`upsert`] inside the caller's transaction, by `actor` (as the stage history names it);
-/// returns the handoff events to publish once the caller has committed.
+/// [`upsert`] inside the caller's transaction, by `by` (as the stage history and the change
+/// feed name it); returns the handoff events to publish once the caller has committed.
 pub(crate) async fn upsert_in(
     txn: &impl ConnectionTrait,
     ws: i64,
-    actor: &str,
+    by: &Author,
     input: UpsertLead,
 ) -> ServiceResult<((lead::Model, bool), Vec<entity::event::Model>)> {
     // Before the look-up: an erasure or merge of the lead found commits first (and is seen) or
@@ -196,6 +243,7 @@ pub(crate) async fn upsert_in(
     store::lead::lock_lead_writes(txn, ws).await?;
     let mut v = Validator::default();
     let external_id = clean(input.external_id);
+    let expected_version = input.fields.expected_version;
     let clean_fields = validate(txn, ws, input.fields, &mut v).await?;
     let email = clean_fields.f.email.as_set().cloned();
     if external_id.is_none() && email.is_none() && v.is_empty() {
@@ -231,6 +279,7 @@ pub(crate) async fn upsert_in(
         }
         (None, None) => None,
     };
+    ServiceError::check_version("lead", expected_version, existing.as_ref().map_or(0, |l| l.version))?;
     let result = match existing {
         Some(current) => {
             let mut next = current.clone();
@@ -240,7 +289,7 @@ pub(crate) async fn upsert_in(
                 changed = true;
             }
             if changed {
-                (save(txn, current, next).await, false)
+                (save(txn, by, ChangeKind::Updated, current, next).await, false)
             } else {
                 (Ok(current), false)
             }
@@ -263,7 +312,8 @@ pub(crate) async fn upsert_in(
             let inserted = am.insert(txn).await;
             match inserted {
                 Ok(lead) => {
-                    record_stage(txn, &lead, None, stage.id, created_at, actor, Some("created")).await?;
+                    record_stage(txn, &lead, None, stage.id, created_at, &by.actor, Some("created")).await?;
+                    changes::record(txn, ws, by, now, vec![NewChange::created(&lead)]).await?;
                     (Ok(lead), true)
                 }
                 Err(e) => (Err(AppError::from(e)), true),
@@ -289,6 +339,7 @@ pub async fn update(db: &Db, bus: &Bus, p: Principal, id: i64, fields: LeadField
     let mut v = Validator::default();
     let txn = db.begin_write(ws).await?;
     let current = live_lead(&*txn, ws, id).await?;
+    ServiceError::check_version("lead", fields.expected_version, current.version)?;
     let cleaned = validate(&*txn, ws, fields, &mut v).await?;
     if matches!(cleaned.f.email, Patch::Clear) && current.external_id.is_none() {
         v.push(&["input", "email"], "REQUIRED", "a lead without externalId needs an e-mail");
@@ -298,10 +349,12 @@ pub async fn update(db: &Db, bus: &Bus, p: Principal, id: i64, fields: LeadField
     if !apply(&mut next, cleaned) {
         return Ok(current);
     }
-    let saved = save(&*txn, current, next).await.map_err(|e| match e {
-        AppError::Conflict(_) => ServiceError::invalid(&["input", "email"], "TAKEN", "another lead has this e-mail"),
-        e => e.into(),
-    })?;
+    let saved = save(&*txn, &author(&p), ChangeKind::Updated, current, next)
+        .await
+        .map_err(|e| match e {
+            AppError::Conflict(_) => ServiceError::invalid(&["input", "email"], "TAKEN", "another lead has this e-mail"),
+            e => e.into(),
+        })?;
     super::persona::refresh_leads(&*txn, ws, &[saved.id]).await?;
     let entered = super::scoring::refresh_leads(&*txn, ws, &[saved.id]).await?;
     let events = super::scoring::auto_mql(&*txn, ws, entered).await?;
@@ -317,7 +370,7 @@ pub async fn erase(db: &Db, p: Principal, id: i64) -> ServiceResult<lead::Model>
     let current = live_lead(&*txn, p.workspace_id, id).await?;
     let mut m = current.clone();
     erase_personal(&mut m, Utc::now());
-    let saved = save(&*txn, current, m).await?;
+    let saved = save(&*txn, &author(&p), ChangeKind::Erased, current, m).await?;
     super::tracking::erase_lead(&*txn, p.workspace_id, saved.id).await?;
     super::persona::refresh_leads(&*txn, p.workspace_id, &[saved.id]).await?;
     // An erased lead has no scores: it counts in no cell and no export.
@@ -372,6 +425,7 @@ pub(crate) fn blank(ws: i64, external_id: Option<String>, stage_id: i64, created
         search_text: None,
         created_at,
         updated_at: now,
+        version: 1,
     }
 }
 

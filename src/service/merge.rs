@@ -8,9 +8,10 @@ use entity::{funnel_stage, handoff, lead, lead_stage_history, opportunity_contac
 use sea_orm::sea_query::Expr;
 use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter};
 
-use super::actor;
+use super::author;
 use crate::auth::Principal;
 use crate::db::Db;
+use crate::domain::change::ChangeKind;
 use crate::domain::vocab::STAGE_SUCCESS;
 use crate::error::{ServiceError, ServiceResult};
 use crate::events::Bus;
@@ -57,7 +58,8 @@ pub async fn merge(db: &Db, bus: &Bus, p: Principal, lead_id: i64, duplicate_id:
     let mut stub = duplicate.clone();
     super::lead::erase_personal(&mut stub, now);
     stub.merged_into_id = Some(lead_id);
-    super::lead::save(&*txn, duplicate.clone(), stub).await?;
+    let by = author(&p);
+    super::lead::save(&*txn, &by, ChangeKind::Merged, duplicate.clone(), stub).await?;
     // Leads merged into the duplicate earlier now lead to the survivor directly.
     lead::Entity::update_many()
         .col_expr(lead::Column::MergedIntoId, Expr::value(lead_id))
@@ -77,13 +79,13 @@ pub async fn merge(db: &Db, bus: &Bus, p: Principal, lead_id: i64, duplicate_id:
     next.unsubscribed_at = earliest(survivor.unsubscribed_at, duplicate.unsubscribed_at);
     next.converted_at = earliest(survivor.converted_at, duplicate.converted_at);
     next.created_at = Ord::min(survivor.created_at, duplicate.created_at);
-    let mut saved = super::lead::save(&*txn, survivor.clone(), next).await?;
+    let mut saved = super::lead::save(&*txn, &by, ChangeKind::Updated, survivor.clone(), next).await?;
 
     // The person is as far in the funnel as the further of the two; an open handoff the
     // duplicate had brings its stage along.
     if let Some(to) = stage_to_take(&stages, &survivor, &duplicate, survivor_open.is_some(), duplicate_open.is_some()) {
         let reason = format!("merged lead {}", crate::domain::ids::global_id("Lead", duplicate_id));
-        saved = super::funnel::move_lead(&*txn, saved, to, now, &actor(&p), Some(&reason)).await?;
+        saved = super::funnel::move_lead(&*txn, saved, to, now, &by, Some(&reason)).await?;
     }
     // The duplicate's stage moves would count the person twice in every funnel report.
     lead_stage_history::Entity::delete_many()

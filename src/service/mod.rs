@@ -22,6 +22,7 @@ use entity::funnel_stage;
 use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, QueryFilter};
 
 use crate::auth::Principal;
+use crate::events::changes::Author;
 use crate::store::Scoped;
 
 /// A field of a partial update: left alone, cleared, or set.
@@ -78,6 +79,14 @@ impl<T> From<Option<T>> for Patch<T> {
 /// How history rows name who did something.
 pub fn actor(p: &Principal) -> String {
     format!("api-key:{}", p.key_id)
+}
+
+/// Who writes, as the change feed records it: the key's actor and the request's source tag.
+pub fn author(p: &Principal) -> Author {
+    Author {
+        actor: actor(p),
+        source: p.source.map(|s| s.as_str().to_owned()),
+    }
 }
 
 /// A funnel stage of the workspace by key (e.g. "LEAD").

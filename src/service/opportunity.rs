@@ -1,17 +1,19 @@
 //! Opportunities (deals) and their buying centers.
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, NaiveDate, Utc};
 use entity::{account, lead, opportunity, opportunity_contact};
 use rust_decimal::Decimal;
-use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, IntoActiveModel, QueryFilter};
+use sea_orm::{ActiveModelTrait, ActiveValue::Set, ConnectionTrait, EntityTrait, IntoActiveModel};
 
-use super::{Patch, clean};
+use super::{Patch, author, clean};
 use crate::auth::Principal;
 use crate::db::Db;
+use crate::domain::change::ChangeKind;
 use crate::domain::money;
 use crate::domain::vocab::OpportunityStatus;
 use crate::error::{AppError, ServiceError, ServiceResult, Validator};
+use crate::events::changes::{self, Author, NewChange};
 use crate::store;
 
 /// Where an opportunity's account comes from.
@@ -35,6 +37,8 @@ pub struct UpsertOpportunity {
     pub expected_close_date: Patch<NaiveDate>,
     /// When the deal was opened in the source system (default now); used by attribution.
     pub created_at: Option<DateTime<Utc>>,
+    /// Refuse the write (CONFLICT) unless the deal is at this version now; 0: only create.
+    pub expected_version: Option<i64>,
 }
 
 pub struct Contact {
@@ -104,6 +108,8 @@ pub async fn upsert(db: &Db, p: Principal, input: UpsertOpportunity) -> ServiceR
         }
     }
     v.finish()?;
+    ServiceError::check_version("opportunity", input.expected_version, existing.as_ref().map_or(0, |o| o.version))?;
+    let by = author(&p);
     let now = Utc::now();
     let (saved, created) = match existing {
         Some(current) => {
@@ -133,9 +139,7 @@ pub async fn upsert(db: &Db, p: Principal, input: UpsertOpportunity) -> ServiceR
             } else {
                 m.updated_at = now;
                 let credited = (m.amount_minor, &m.currency, m.created_at) != (current.amount_minor, &current.currency, current.created_at);
-                let mut am = m.into_active_model().reset_all();
-                am.id = sea_orm::ActiveValue::Unchanged(current.id);
-                let saved = am.update(&*txn).await?;
+                let saved = write(&*txn, &by, &current, m).await?;
                 if credited && saved.status == OpportunityStatus::Won.as_str() {
                     super::attribution::refresh_deals(&*txn, ws, &[saved.id]).await?;
                 }
@@ -166,7 +170,9 @@ pub async fn upsert(db: &Db, p: Principal, input: UpsertOpportunity) -> ServiceR
                 updated_at: Set(now),
                 ..Default::default()
             };
-            (am.insert(&*txn).await?, true)
+            let inserted = am.insert(&*txn).await?;
+            changes::record(&*txn, ws, &by, now, vec![NewChange::created(&inserted)]).await?;
+            (inserted, true)
         }
     };
     txn.commit().await?;
@@ -208,15 +214,35 @@ pub async fn set_buying_center(db: &Db, p: Principal, opportunity_id: i64, conta
         v.push(&["input", "contacts"], "INVALID", "at most one contact can be primary");
     }
     v.finish()?;
-    opportunity_contact::Entity::delete_many()
-        .filter(opportunity_contact::Column::WorkspaceId.eq(ws))
-        .filter(opportunity_contact::Column::OpportunityId.eq(opportunity_id))
-        .exec(&*txn)
-        .await?;
+    // Seats of leads that stay keep their row (and ID); the feed hears of each seat that comes,
+    // goes or changes its role.
     let now = Utc::now();
-    let rows: Vec<_> = contacts
-        .into_iter()
-        .map(|c| opportunity_contact::ActiveModel {
+    let by = author(&p);
+    let before = store::opportunity::contacts_of(&*txn, ws, &[opportunity_id]).await?;
+    let mut wanted: HashMap<i64, Contact> = contacts.into_iter().map(|c| (c.lead_id, c)).collect();
+    let mut feed = Vec::new();
+    for seat in before {
+        match wanted.remove(&seat.lead_id) {
+            None => {
+                opportunity_contact::Entity::delete_by_id(seat.id).exec(&*txn).await?;
+                feed.push(NewChange::deleted(&seat));
+            }
+            Some(c) => {
+                let mut next = seat.clone();
+                next.role = c.role.trim().to_owned();
+                next.is_primary = c.is_primary;
+                if next != seat {
+                    next.version += 1;
+                    let saved = next.into_active_model().reset_all().update(&*txn).await?;
+                    feed.extend(NewChange::updated(ChangeKind::Updated, &seat, &saved));
+                }
+            }
+        }
+    }
+    let mut added: Vec<Contact> = wanted.into_values().collect();
+    added.sort_by_key(|c| c.lead_id);
+    for c in added {
+        let seat = opportunity_contact::ActiveModel {
             workspace_id: Set(ws),
             opportunity_id: Set(opportunity_id),
             lead_id: Set(c.lead_id),
@@ -224,11 +250,12 @@ pub async fn set_buying_center(db: &Db, p: Principal, opportunity_id: i64, conta
             is_primary: Set(c.is_primary),
             created_at: Set(now),
             ..Default::default()
-        })
-        .collect();
-    if !rows.is_empty() {
-        opportunity_contact::Entity::insert_many(rows).exec(&*txn).await?;
+        }
+        .insert(&*txn)
+        .await?;
+        feed.push(NewChange::created(&seat));
     }
+    changes::record(&*txn, ws, &by, now, feed).await?;
     let mut am = opp.clone().into_active_model();
     am.updated_at = Set(now);
     let opp = am.update(&*txn).await?;
@@ -273,17 +300,37 @@ pub async fn close(
             "must not be before the opportunity was created",
         ));
     }
-    let mut am = opp.into_active_model();
-    am.status = Set(outcome.as_str().to_owned());
-    am.closed_at = Set(Some(closed_at));
+    let mut next = opp.clone();
+    next.status = outcome.as_str().to_owned();
+    next.closed_at = Some(closed_at);
     if let Some(a) = amount {
-        am.amount_minor = Set(a);
+        next.amount_minor = a;
     }
-    am.updated_at = Set(Utc::now());
-    let saved = am.update(&*txn).await?;
+    let saved = write(&*txn, &author(&p), &opp, next).await?;
     if outcome == OpportunityStatus::Won {
         super::attribution::refresh_deals(&*txn, ws, &[saved.id]).await?;
     }
     txn.commit().await?;
+    Ok(saved)
+}
+
+/// Writes a changed deal over `current` with the next version (CONFLICT when a concurrent write
+/// changed it after it was read) and records the change.
+async fn write(
+    txn: &impl ConnectionTrait,
+    by: &Author,
+    current: &opportunity::Model,
+    mut next: opportunity::Model,
+) -> ServiceResult<opportunity::Model> {
+    let now = Utc::now();
+    next.updated_at = now;
+    next.version = current.version + 1;
+    let am = next.into_active_model().reset_all();
+    let Some(saved) = store::update_versioned::<opportunity::Entity>(txn, am, current.id, current.version).await? else {
+        let fresh = store::by_id::<opportunity::Entity>(txn, current.workspace_id, current.id).await?;
+        return Err(ServiceError::stale("opportunity", fresh.map_or(0, |o| o.version)));
+    };
+    let change = NewChange::updated(ChangeKind::Updated, current, &saved);
+    changes::record(txn, current.workspace_id, by, now, change.into_iter().collect()).await?;
     Ok(saved)
 }

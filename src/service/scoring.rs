@@ -17,6 +17,7 @@ use crate::domain::handoff::HandoffStatus;
 use crate::domain::scoring::{Activity, ActivityRule, Cell, Grade, Model, ProfileRule, Score, Touch};
 use crate::domain::vocab::STAGE_SUCCESS;
 use crate::error::ServiceResult;
+use crate::events::changes::Author;
 use crate::events::{Bus, Notice};
 use crate::store::bulk::Inserter;
 use crate::store::{self, Scoped};
@@ -636,8 +637,8 @@ pub async fn auto_mql(db: &impl ConnectionTrait, ws: i64, entered: Entered) -> S
             cell.as_deref().unwrap_or_default(),
             s.row.name
         );
-        let who = format!("scoring-model:{}", s.id());
-        let (_, e) = super::handoff::open(db, ws, &stages, l, who, Some(note), cell, now).await?;
+        let who = Author::new(format!("scoring-model:{}", s.id()));
+        let (_, e) = super::handoff::open(db, ws, &stages, l, &who, Some(note), cell, now).await?;
         events.push(e);
     }
     Ok(events)

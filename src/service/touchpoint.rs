@@ -4,13 +4,15 @@ use std::collections::{HashMap, HashSet};
 use chrono::{DateTime, Utc};
 use entity::{campaign, lead, touchpoint};
 use sea_orm::sea_query::{Expr, ExprTrait};
-use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QuerySelect};
+use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, QueryFilter, QuerySelect};
 
 use crate::auth::Principal;
 use crate::db::Db;
+use crate::domain::change::ChangeKind;
 use crate::domain::vocab::{VOCAB_TOUCHPOINT_TYPE, normalize_code};
 use crate::error::{AppError, ServiceError, ServiceResult, Validator};
 use crate::events::Bus;
+use crate::events::changes::{self, Author, NewChange};
 use crate::store::{self, Scoped};
 
 pub const MAX_BATCH: usize = 10_000;
@@ -43,7 +45,7 @@ pub async fn record(db: &Db, bus: &Bus, p: Principal, items: Vec<NewTouchpoint>)
         return Err(AppError::BadInput(format!("a batch holds at most {MAX_BATCH} touchpoints, not {}", items.len())).into());
     }
     let txn = db.begin_write(p.workspace_id).await?;
-    let (recorded, events) = record_in(&*txn, p.workspace_id, &items).await?;
+    let (recorded, events) = record_in(&*txn, p.workspace_id, &super::author(&p), &items).await?;
     txn.commit().await?;
     super::scoring::publish(bus, events);
     Ok(recorded)
@@ -55,6 +57,7 @@ pub async fn record(db: &Db, bus: &Bus, p: Principal, items: Vec<NewTouchpoint>)
 pub(crate) async fn record_in(
     conn: &impl ConnectionTrait,
     ws: i64,
+    by: &Author,
     items: &[NewTouchpoint],
 ) -> ServiceResult<(Recorded, Vec<entity::event::Model>)> {
     // Before the leads are read: a merge or erasure of one of them either committed already (its
@@ -165,6 +168,7 @@ pub(crate) async fn record_in(
             touch_type: code,
             occurred_at: it.occurred_at,
             created_at: now,
+            version: 1,
         });
     }
 
@@ -178,8 +182,9 @@ pub(crate) async fn record_in(
         }
     })?;
 
+    changes::record(conn, ws, by, now, inserted.iter().map(NewChange::created).collect()).await?;
     bump_campaign_counts(conn, ws, &inserted).await?;
-    mark_contact_state(conn, ws, &inserted).await?;
+    mark_contact_state(conn, ws, by, &inserted).await?;
     mark_first_touch(conn, ws, &inserted, &refs.first_touch).await?;
     let entered = super::scoring::add_touchpoints(conn, ws, &inserted).await?;
     super::attribution::touchpoints_recorded(conn, ws, &inserted).await?;
@@ -237,26 +242,38 @@ async fn bump_campaign_counts(db: &impl ConnectionTrait, ws: i64, rows: &[touchp
     store::campaign::add_touchpoint_counts(db, ws, &counts).await
 }
 
-/// EMAIL_BOUNCED and UNSUBSCRIBED touchpoints change whether a lead can be reached by e-mail.
-async fn mark_contact_state(db: &impl ConnectionTrait, ws: i64, rows: &[touchpoint::Model]) -> Result<(), DbErr> {
-    for (kind, column) in [
-        ("EMAIL_BOUNCED", lead::Column::EmailBouncedAt),
-        ("UNSUBSCRIBED", lead::Column::UnsubscribedAt),
-    ] {
-        let mut latest: HashMap<i64, DateTime<Utc>> = HashMap::new();
-        for t in rows.iter().filter(|t| t.touch_type == kind) {
-            let e = latest.entry(t.lead_id).or_insert(t.occurred_at);
-            *e = Ord::max(*e, t.occurred_at);
-        }
-        for (lead_id, at) in latest {
-            lead::Entity::update_many()
-                .col_expr(column, Expr::value(at))
-                .col_expr(lead::Column::UpdatedAt, Expr::value(Utc::now()))
-                .filter(lead::Column::WorkspaceId.eq(ws))
-                .filter(lead::Column::Id.eq(lead_id))
-                .filter(sea_orm::Condition::any().add(column.is_null()).add(column.lt(at)))
-                .exec(db)
-                .await?;
+/// EMAIL_BOUNCED and UNSUBSCRIBED touchpoints change whether a lead can be reached by e-mail:
+/// the lead's `emailBouncedAt` / `unsubscribedAt` become the latest such touch (a change of the
+/// lead in the feed, by the batch's author).
+async fn mark_contact_state(db: &impl ConnectionTrait, ws: i64, by: &Author, rows: &[touchpoint::Model]) -> Result<(), AppError> {
+    let mut latest: HashMap<i64, (Option<DateTime<Utc>>, Option<DateTime<Utc>>)> = HashMap::new();
+    for t in rows {
+        let slot = match t.touch_type.as_str() {
+            "EMAIL_BOUNCED" => 0,
+            "UNSUBSCRIBED" => 1,
+            _ => continue,
+        };
+        let e = latest.entry(t.lead_id).or_default();
+        let at = if slot == 0 { &mut e.0 } else { &mut e.1 };
+        *at = Some(at.map_or(t.occurred_at, |a| Ord::max(a, t.occurred_at)));
+    }
+    if latest.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<i64> = latest.keys().copied().collect();
+    let mut leads = store::by_ids::<lead::Entity>(db, ws, &ids).await?;
+    leads.sort_unstable_by_key(|l| l.id);
+    for l in leads {
+        let (bounced, unsubscribed) = latest[&l.id];
+        let mut next = l.clone();
+        let later = |stored: Option<DateTime<Utc>>, new: Option<DateTime<Utc>>| match (stored, new) {
+            (Some(s), Some(n)) => Some(Ord::max(s, n)),
+            (s, n) => s.or(n),
+        };
+        next.email_bounced_at = later(l.email_bounced_at, bounced);
+        next.unsubscribed_at = later(l.unsubscribed_at, unsubscribed);
+        if next != l {
+            super::lead::save(db, by, ChangeKind::Updated, l, next).await?;
         }
     }
     Ok(())

@@ -26,6 +26,7 @@ use crate::domain::tracking::{Agent, Source, Token, TokenKind, valid_visitor_id,
 use crate::domain::vocab::{VOCAB_TOUCHPOINT_TYPE, normalize_code};
 use crate::error::{AppError, ServiceError, ServiceResult, Validator};
 use crate::events::Bus;
+use crate::events::changes::Author;
 use crate::ingest::Hit;
 use crate::store::{self, Scoped};
 
@@ -1132,7 +1133,7 @@ async fn apply(txn: &DatabaseTransaction, ws: i64, hits: Vec<(Hit, DateTime<Utc>
         items.push(touch(lead, campaign, &touch_type, at, key));
     }
     for chunk in items.chunks(MAX_BATCH) {
-        let (recorded, events) = super::touchpoint::record_in(txn, ws, chunk).await?;
+        let (recorded, events) = super::touchpoint::record_in(txn, ws, &Author::new("tracking"), chunk).await?;
         out.touchpoints += recorded.recorded;
         out.events.extend(events);
     }
@@ -1233,6 +1234,6 @@ async fn identify_lead(
         fields: f,
         ..Default::default()
     };
-    let ((lead, _), events) = super::lead::upsert_in(txn, ws, "tracking", input).await?;
+    let ((lead, _), events) = super::lead::upsert_in(txn, ws, &Author::new("tracking"), input).await?;
     Ok((lead.id, events))
 }

@@ -15,6 +15,7 @@ pub struct CampaignFilter {
     pub statuses: Option<Vec<String>>,
     /// Campaigns running on this day: started on or before it, and not ended before it.
     pub active_on: Option<NaiveDate>,
+    pub updated_since: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 pub fn select(ws: i64, f: &CampaignFilter) -> Select<campaign::Entity> {
@@ -28,6 +29,9 @@ pub fn select(ws: i64, f: &CampaignFilter) -> Select<campaign::Entity> {
     }
     if let Some(v) = &f.statuses {
         s = s.filter(C::Status.is_in(v.iter().cloned()));
+    }
+    if let Some(t) = f.updated_since {
+        s = s.filter(C::UpdatedAt.gte(t));
     }
     if let Some(day) = f.active_on {
         s = s

@@ -164,6 +164,7 @@ decoded!(entity::lead::Model {
     search_text: Option<String>,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
+    version: i64,
 });
 
 decoded!(entity::account::Model {
@@ -179,6 +180,7 @@ decoded!(entity::account::Model {
     customer_status: String,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
+    version: i64,
 });
 
 decoded!(entity::campaign::Model {
@@ -199,6 +201,7 @@ decoded!(entity::campaign::Model {
     touchpoint_count: i64,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
+    version: i64,
 });
 
 decoded!(entity::touchpoint::Model {
@@ -211,6 +214,7 @@ decoded!(entity::touchpoint::Model {
     touch_type: String,
     occurred_at: DateTime<Utc>,
     created_at: DateTime<Utc>,
+    version: i64,
 });
 
 decoded!(entity::funnel_stage::Model {

@@ -16,7 +16,8 @@ pub mod workspace;
 
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, FromQueryResult, QueryFilter, QueryResult, QuerySelect, QueryTrait, Select,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, FromQueryResult, QueryFilter, QueryResult, QuerySelect,
+    QueryTrait, Select,
 };
 
 /// A table whose rows belong to a workspace.
@@ -155,6 +156,24 @@ pub async fn by_id<E: Scoped>(db: &impl ConnectionTrait, ws: i64, id: i64) -> Re
 /// The row of `E` with this ID in workspace `ws`.
 pub fn with_id<E: Scoped>(ws: i64, id: i64) -> Select<E> {
     E::in_workspace(ws).filter(E::id_col().eq(id))
+}
+
+/// Writes `am` over row `id` if the row is still at `version` (optimistic concurrency: the
+/// caller read it at that version): the written row, or `None` when a concurrent write changed
+/// it first.
+pub async fn update_versioned<E>(db: &impl ConnectionTrait, am: E::ActiveModel, id: i64, version: i64) -> Result<Option<E::Model>, DbErr>
+where
+    E: EntityTrait,
+    E::ActiveModel: ActiveModelTrait<Entity = E> + Send,
+{
+    use sea_orm::sea_query::{Alias, ExprTrait};
+    let mut rows = E::update_many()
+        .set(am)
+        .filter(Expr::col(Alias::new("id")).eq(id))
+        .filter(Expr::col(Alias::new("version")).eq(version))
+        .exec_with_returning(db)
+        .await?;
+    Ok(rows.pop())
 }
 
 #[cfg(test)]

@@ -11,6 +11,7 @@ pub struct OpportunityFilter {
     pub account_id: Option<i64>,
     pub closed_from: Option<DateTime<Utc>>,
     pub closed_to: Option<DateTime<Utc>>,
+    pub updated_since: Option<DateTime<Utc>>,
 }
 
 pub fn select(ws: i64, f: &OpportunityFilter) -> Select<opportunity::Entity> {
@@ -18,6 +19,9 @@ pub fn select(ws: i64, f: &OpportunityFilter) -> Select<opportunity::Entity> {
     let mut s = opportunity::Entity::in_workspace(ws);
     if let Some(v) = &f.statuses {
         s = s.filter(C::Status.is_in(v.iter().cloned()));
+    }
+    if let Some(t) = f.updated_since {
+        s = s.filter(C::UpdatedAt.gte(t));
     }
     if let Some(id) = f.account_id {
         s = s.filter(C::AccountId.eq(id));

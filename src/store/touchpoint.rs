@@ -16,6 +16,8 @@ pub struct TouchpointFilter {
     pub types: Option<Vec<String>>,
     pub occurred_from: Option<DateTime<Utc>>,
     pub occurred_to: Option<DateTime<Utc>>,
+    /// Recorded (`created_at`) at or after.
+    pub recorded_since: Option<DateTime<Utc>>,
 }
 
 pub fn select(ws: i64, f: &TouchpointFilter) -> Select<touchpoint::Entity> {
@@ -23,6 +25,9 @@ pub fn select(ws: i64, f: &TouchpointFilter) -> Select<touchpoint::Entity> {
     let mut s = touchpoint::Entity::in_workspace(ws);
     if let Some(id) = f.lead_id {
         s = s.filter(C::LeadId.eq(id));
+    }
+    if let Some(t) = f.recorded_since {
+        s = s.filter(C::CreatedAt.gte(t));
     }
     if let Some(id) = f.campaign_id {
         s = s.filter(C::CampaignId.eq(id));

@@ -62,7 +62,7 @@ async fn a_column_of_another_type_is_refused(app: TestApp) {
     let db = &app.db.conn;
     let sql = "SELECT id, workspace_id, external_id, name, domain, industry, \
                CAST(employee_count AS TEXT) AS employee_count, annual_revenue_minor, country, \
-               customer_status, created_at, updated_at FROM accounts WHERE employee_count IS NOT NULL ORDER BY id";
+               customer_status, created_at, updated_at, version FROM accounts WHERE employee_count IS NOT NULL ORDER BY id";
     let rows = db
         .query_all_raw(Statement::from_string(db.get_database_backend(), sql))
         .await

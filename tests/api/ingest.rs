@@ -41,6 +41,7 @@ async fn acknowledged_hits_survive_a_kill(url: &str, ingest: Option<&Target>) {
         role: Role::Admin,
         key_id: 0,
         user_id: None,
+        source: None,
     };
     let site_key = closedloop::service::tracking::keys(&db, p).await.unwrap().site_key;
 

@@ -10,6 +10,7 @@ mod attribution;
 mod auth;
 mod browser;
 mod campaigns;
+mod changes;
 mod checkpoints;
 mod commands;
 mod cors;

@@ -186,7 +186,8 @@ async fn links_redirect_only_to_their_destination_and_count_once(app: TestApp) {
     let sends = json!([{ "leadId": ada, "campaignId": campaign, "type": "EMAIL_SENT", "occurredAt": sent_at },
                        { "leadId": bob, "campaignId": campaign, "type": "EMAIL_SENT", "occurredAt": sent_at }]);
     assert_eq!(app.record(sends).await["recordedCount"], 2);
-    let q = "query($c: ID!) { campaign(id: $c) { performance(range: { lastDays: 1 }) { email { sent uniqueOpens uniqueClicks machineOpens machineClicks } } } }";
+    // Two days: the sends an hour ago fall on yesterday between 00:00 and 01:00 UTC.
+    let q = "query($c: ID!) { campaign(id: $c) { performance(range: { lastDays: 2 }) { email { sent uniqueOpens uniqueClicks machineOpens machineClicks } } } }";
     let stats = app.data(&app.keys.analyst, q, json!({ "c": campaign })).await;
     assert_eq!(
         stats["campaign"]["performance"]["email"],

@@ -192,6 +192,7 @@ pub static LEAD: Entity = Entity {
     orders: &[("ID", None), ("CREATED_AT", Some("created_at")), ("UPDATED_AT", Some("updated_at"))],
     fields: fields! {
         "id" => Read::Id,
+        "version" => col("version", Codec::I64),
         "externalId" => col("external_id", Codec::Text),
         "email" => col("email", Codec::Text),
         "firstName" => col("first_name", Codec::Text),
@@ -234,6 +235,7 @@ pub static ACCOUNT: Entity = Entity {
     orders: &[("ID", None), ("NAME", Some("name")), ("UPDATED_AT", Some("updated_at"))],
     fields: fields! {
         "id" => Read::Id,
+        "version" => col("version", Codec::I64),
         "externalId" => col("external_id", Codec::Text),
         "name" => col("name", Codec::Text),
         "domain" => col("domain", Codec::Text),
@@ -273,6 +275,7 @@ pub static CAMPAIGN: Entity = Entity {
     orders: &[("ID", None), ("NAME", Some("name")), ("CREATED_AT", Some("created_at"))],
     fields: fields! {
         "id" => Read::Id,
+        "version" => col("version", Codec::I64),
         "externalId" => col("external_id", Codec::Text),
         "name" => col("name", Codec::Text),
         "channel" => col("channel", Codec::Text),
@@ -308,6 +311,7 @@ pub static TOUCHPOINT: Entity = Entity {
     orders: &[("OCCURRED_AT", Some("occurred_at")), ("ID", None)],
     fields: fields! {
         "id" => Read::Id,
+        "version" => col("version", Codec::I64),
         "externalId" => col("external_id", Codec::Text),
         "idempotencyKey" => col("idempotency_key", Codec::Text),
         "type" => col("touch_type", Codec::Text),
@@ -327,6 +331,7 @@ pub static OPPORTUNITY: Entity = Entity {
     orders: &[("ID", None), ("CREATED_AT", Some("created_at"))],
     fields: fields! {
         "id" => Read::Id,
+        "version" => col("version", Codec::I64),
         "externalId" => col("external_id", Codec::Text),
         "name" => col("name", Codec::Text),
         "amount" => Read::Money { minor: Src::Column("amount_minor"), currency: "currency" },
@@ -386,6 +391,7 @@ pub static BUYING_CENTER_MEMBER: Entity = Entity {
     orders: &[],
     fields: fields! {
         "role" => col("role", Codec::Text),
+        "version" => col("version", Codec::I64),
         "isPrimary" => col("is_primary", Codec::Bool),
         "lead" => Read::One { entity: &LEAD, fk: "lead_id" },
     },
