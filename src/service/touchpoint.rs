@@ -246,17 +246,23 @@ async fn bump_campaign_counts(db: &impl ConnectionTrait, ws: i64, rows: &[touchp
 /// the lead's `emailBouncedAt` / `unsubscribedAt` become the latest such touch (a change of the
 /// lead in the feed, by the batch's author).
 async fn mark_contact_state(db: &impl ConnectionTrait, ws: i64, by: &Author, rows: &[touchpoint::Model]) -> Result<(), AppError> {
-    let mut latest: HashMap<i64, (Option<DateTime<Utc>>, Option<DateTime<Utc>>)> = HashMap::new();
+    /// The latest bounce and unsubscription of a lead in the batch.
+    #[derive(Default, Clone, Copy)]
+    struct Latest {
+        bounced: Option<DateTime<Utc>>,
+        unsubscribed: Option<DateTime<Utc>>,
+    }
+    let mut latest: HashMap<i64, Latest> = HashMap::new();
     for t in rows {
-        let slot = match t.touch_type.as_str() {
-            "EMAIL_BOUNCED" => 0,
-            "UNSUBSCRIBED" => 1,
+        let e = latest.entry(t.lead_id).or_default();
+        let at = match t.touch_type.as_str() {
+            "EMAIL_BOUNCED" => &mut e.bounced,
+            "UNSUBSCRIBED" => &mut e.unsubscribed,
             _ => continue,
         };
-        let e = latest.entry(t.lead_id).or_default();
-        let at = if slot == 0 { &mut e.0 } else { &mut e.1 };
         *at = Some(at.map_or(t.occurred_at, |a| Ord::max(a, t.occurred_at)));
     }
+    latest.retain(|_, l| l.bounced.is_some() || l.unsubscribed.is_some());
     if latest.is_empty() {
         return Ok(());
     }
@@ -264,7 +270,7 @@ async fn mark_contact_state(db: &impl ConnectionTrait, ws: i64, by: &Author, row
     let mut leads = store::by_ids::<lead::Entity>(db, ws, &ids).await?;
     leads.sort_unstable_by_key(|l| l.id);
     for l in leads {
-        let (bounced, unsubscribed) = latest[&l.id];
+        let Latest { bounced, unsubscribed } = latest[&l.id];
         let mut next = l.clone();
         let later = |stored: Option<DateTime<Utc>>, new: Option<DateTime<Utc>>| match (stored, new) {
             (Some(s), Some(n)) => Some(Ord::max(s, n)),
