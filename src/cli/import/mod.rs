@@ -31,6 +31,7 @@ use crate::service::account::{COUNTRY_HINT, country_code};
 use crate::store::bulk::{self, Inserter};
 use crate::store::{self, Scoped};
 
+mod changes;
 mod read;
 
 /// A rejected import lists at most this many problems by default (and counts the rest).
@@ -944,6 +945,8 @@ pub struct Counts {
     pub opportunity_contacts: Tally,
     /// Terms added to the workspace's vocabularies (`--add-vocabulary`): (kind, code).
     pub vocabulary: Vec<(&'static str, String)>,
+    /// Changes written to the change feed (docs/changes.md).
+    pub changes: u64,
 }
 
 impl Counts {
@@ -989,6 +992,9 @@ impl fmt::Display for Counts {
         }
         if self.erased_leads_skipped > 0 {
             parts.push(format!("{} erased leads left alone", self.erased_leads_skipped));
+        }
+        if self.changes > 0 {
+            parts.push(format!("{} changes in the feed", self.changes));
         }
         if !self.vocabulary.is_empty() {
             let terms: Vec<String> = self
@@ -1291,6 +1297,8 @@ async fn apply_parts(
         counts.vocabulary = adopt_terms(&data, &[], &mut stored);
     }
     stored.leads.extend(check(&data, &stored, &mut p));
+    // What the followed tables hold before the import writes: the change feed's "before".
+    let snapshot = changes::Snapshot::take(db, &stored).await?;
     lap("checked");
     if p.is_empty() {
         let n = |rows: usize| Some(rows as u64);
@@ -1344,6 +1352,10 @@ async fn apply_parts(
     counts.touchpoints = write_touchpoints(db, &cx, &rows, &refs.stored, &ids).await?;
     progress.done(rows.len() as u64);
     lap("touchpoints written");
+    progress.start("change feed", None);
+    counts.changes = snapshot.record(db, ws.id, now).await?;
+    progress.done(counts.changes);
+    lap("changes recorded");
     let mut lead_ids: Vec<i64> = ids.leads.values().copied().collect();
     lead_ids.sort_unstable();
     progress.start("persona matches", None);
@@ -2899,6 +2911,20 @@ mod tests {
             2
         );
         assert_eq!(int(&db, "SELECT COUNT(*) FROM opportunity_contacts WHERE is_primary").await, 1);
+        // Every new row of a followed table is a CREATED change, numbered 1, 2, 3, ... by import.
+        let rows = int(
+            &db,
+            "SELECT (SELECT COUNT(*) FROM accounts) + (SELECT COUNT(*) FROM campaigns) + (SELECT COUNT(*) FROM campaign_costs) \
+             + (SELECT COUNT(*) FROM leads) + (SELECT COUNT(*) FROM touchpoints) + (SELECT COUNT(*) FROM opportunities) \
+             + (SELECT COUNT(*) FROM opportunity_contacts)",
+        )
+        .await;
+        assert_eq!(report.counts.changes as i64, rows, "{report}");
+        assert_eq!(
+            int(&db, "SELECT COUNT(*) FROM changes WHERE kind = 'CREATED' AND actor = 'import'").await,
+            rows
+        );
+        assert_eq!(int(&db, "SELECT MAX(seq) FROM changes").await, rows);
     }
 
     #[tokio::test]
@@ -2908,8 +2934,13 @@ mod tests {
         run(&db, &dir, "hydraulik").await.unwrap();
         let before = table_counts(&db).await;
         let updated_at = int(&db, "SELECT COUNT(DISTINCT updated_at) FROM leads").await;
+        let changes = int(&db, "SELECT COUNT(*) FROM changes").await;
         let report = run(&db, &dir, "hydraulik").await.unwrap();
         assert_eq!(report.counts.written(), 0, "{report}");
+        assert_eq!(
+            (report.counts.changes, int(&db, "SELECT COUNT(*) FROM changes").await),
+            (0, changes)
+        );
         assert_eq!(report.counts.touchpoints, unchanged(4), "{report}");
         assert_eq!(table_counts(&db).await, before);
         assert_eq!(int(&db, "SELECT COUNT(DISTINCT updated_at) FROM leads").await, updated_at);
@@ -2943,6 +2974,16 @@ mod tests {
         assert_eq!(int(&db, "SELECT SUM(amount_minor) FROM campaign_costs").await, 160_030);
         assert_eq!(int(&db, "SELECT touchpoint_count FROM campaigns WHERE external_id = 'c1'").await, 2);
         assert_eq!(int(&db, "SELECT COUNT(*) FROM lead_stage_history").await, 7);
+        // The feed: the lead and the cost line UPDATED (their versions now 2), the touchpoint CREATED.
+        assert_eq!(c.changes, 3, "{report}");
+        let after = |kind: &str, entity: &str| {
+            format!("SELECT COUNT(*) FROM changes WHERE seq > {changes} AND kind = '{kind}' AND entity = '{entity}'")
+        };
+        assert_eq!(int(&db, &after("UPDATED", "LEAD")).await, 1);
+        assert_eq!(int(&db, &after("UPDATED", "COST_LINE")).await, 1);
+        assert_eq!(int(&db, &after("CREATED", "TOUCHPOINT")).await, 1);
+        assert_eq!(int(&db, "SELECT version FROM leads WHERE external_id = 'l2'").await, 2);
+        assert_eq!(int(&db, "SELECT MAX(version) FROM campaign_costs").await, 2);
     }
 
     /// The stored time of touchpoint `t` is the stored first touch of lead `l`.

@@ -15,6 +15,7 @@ pub trait Tracked {
     const ENTITY: ChangeEntity;
     fn id(&self) -> i64;
     fn version(&self) -> i64;
+    fn set_version(&mut self, version: i64);
     fn view(&self) -> View;
 }
 
@@ -47,6 +48,9 @@ impl Tracked for lead::Model {
     }
     fn version(&self) -> i64 {
         self.version
+    }
+    fn set_version(&mut self, version: i64) {
+        self.version = version;
     }
     fn view(&self) -> View {
         vec![
@@ -90,6 +94,9 @@ impl Tracked for account::Model {
     fn version(&self) -> i64 {
         self.version
     }
+    fn set_version(&mut self, version: i64) {
+        self.version = version;
+    }
     fn view(&self) -> View {
         vec![
             ("externalId", text(&self.external_id)),
@@ -112,6 +119,9 @@ impl Tracked for campaign::Model {
     }
     fn version(&self) -> i64 {
         self.version
+    }
+    fn set_version(&mut self, version: i64) {
+        self.version = version;
     }
     fn view(&self) -> View {
         vec![
@@ -140,6 +150,9 @@ impl Tracked for campaign_cost::Model {
     fn version(&self) -> i64 {
         self.version
     }
+    fn set_version(&mut self, version: i64) {
+        self.version = version;
+    }
     fn view(&self) -> View {
         vec![
             ("campaignId", id("Campaign", Some(self.campaign_id))),
@@ -159,6 +172,9 @@ impl Tracked for touchpoint::Model {
     }
     fn version(&self) -> i64 {
         self.version
+    }
+    fn set_version(&mut self, version: i64) {
+        self.version = version;
     }
     fn view(&self) -> View {
         vec![
@@ -180,6 +196,9 @@ impl Tracked for opportunity::Model {
     }
     fn version(&self) -> i64 {
         self.version
+    }
+    fn set_version(&mut self, version: i64) {
+        self.version = version;
     }
     fn view(&self) -> View {
         vec![
@@ -204,6 +223,9 @@ impl Tracked for opportunity_contact::Model {
     }
     fn version(&self) -> i64 {
         self.version
+    }
+    fn set_version(&mut self, version: i64) {
+        self.version = version;
     }
     fn view(&self) -> View {
         vec![
