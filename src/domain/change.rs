@@ -22,10 +22,11 @@ string_enum!(
     /// UPDATED the fields that changed, old and new; DELETED the last values; ERASED the erased
     /// fields without values (earlier changes of the lead lose them too); MERGED a lead merged
     /// into another (`mergedIntoId`); STAGE_CHANGED a lead's move to another funnel stage
-    /// (`stage`, `stageId`, `reason`).
+    /// (`stage`, `stageId`, `reason`); CREDITS_CHANGED a won deal's attribution credits by
+    /// campaign under one model version (`model`, `modelVersion`, `credits`).
     ChangeKind {
         Created => "CREATED", Updated => "UPDATED", Deleted => "DELETED", Erased => "ERASED",
-        Merged => "MERGED", StageChanged => "STAGE_CHANGED",
+        Merged => "MERGED", StageChanged => "STAGE_CHANGED", CreditsChanged => "CREDITS_CHANGED",
     }
 );
 

@@ -216,5 +216,11 @@ mirror!(
         Merged,
         /// A lead moved to another funnel stage: `stageId`, `stage` (the keys) and `reason`.
         StageChanged,
+        /// A won deal's attribution credits changed under one model version (a touch, a stitch,
+        /// a merge, a close, a new buying center or model version): `model` and `modelVersion`
+        /// (the same in `old` and `new`) and `credits`, the deal's credits by campaign global ID
+        /// (`none`: no campaign, or unattributed) as exact decimal text. No `version`: the deal
+        /// itself did not change.
+        CreditsChanged,
     }
 );

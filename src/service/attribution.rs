@@ -17,10 +17,12 @@ use crate::domain::attribution::{
     self as rules, Credit, DEFAULT_LOOKBACK_DAYS, Deal, Kind, ONE_CONVERSION, Rule, Touch, month_start, next_month, path_order,
     whole_months,
 };
+use crate::domain::change::{ChangeEntity, ChangeKind, FieldChange};
 use crate::domain::markov::{self, Journey};
 use crate::domain::scoring::Cell;
 use crate::domain::vocab::OpportunityStatus;
 use crate::error::{ServiceError, ServiceResult, Validator};
+use crate::events::changes::{self, Author, NewChange};
 use crate::store::attribution::{self as store, DealRow, LedgerGroup};
 use crate::store::{self as stores, Scoped};
 
@@ -892,8 +894,8 @@ async fn write_credits(
         // A touch or a stitch: re-summing a whole month of the ledger would cost more than the
         // deal's own rows.
         let mut delta = store::MonthDelta::default();
-        delta.take_out(&store::credits_of_deals(db, ws, deal_ids, &model_ids).await?);
-        let (_, written) = write_deal_credits(db, ws, models, &model_ids, deal_ids).await?;
+        let (_, written, old) = write_deal_credits(db, ws, models, &model_ids, deal_ids).await?;
+        delta.take_out(&old);
         delta.put_in(&written);
         let stale = store::apply_month_delta(db, ws, delta).await?;
         return refresh_months(db, ws, &model_ids, stale).await;
@@ -927,15 +929,21 @@ async fn refresh_months(
     Ok(())
 }
 
+/// The ledger rows of some deals: written, and as they were before.
+type Rewritten = (Vec<DateTime<Utc>>, Vec<attribution_credit::Model>, Vec<attribution_credit::Model>);
+
 /// Replaces the ledger rows of these deals under these model versions (`model_ids` are their
-/// IDs); returns the close times of the won deals among them, and the rows written.
+/// IDs), and tells the change feed of each deal whose credits per campaign changed under a
+/// model version (CREDITS_CHANGED); returns the close times of the won deals among them, the
+/// rows written, and the rows they replaced.
 async fn write_deal_credits(
     db: &impl ConnectionTrait,
     ws: i64,
     models: &[(attribution_model::Model, Rule)],
     model_ids: &[i64],
     deal_ids: &[i64],
-) -> Result<(Vec<DateTime<Utc>>, Vec<attribution_credit::Model>), DbErr> {
+) -> Result<Rewritten, DbErr> {
+    let old = store::credits_of_deals(db, ws, deal_ids, model_ids).await?;
     store::delete_credits(db, ws, deal_ids, model_ids).await?;
     let deals: Vec<DealRow> = store::closed_deals_by_ids(db, ws, deal_ids)
         .await?
@@ -943,7 +951,8 @@ async fn write_deal_credits(
         .filter(|d| d.status == OpportunityStatus::Won.as_str())
         .collect();
     if deals.is_empty() {
-        return Ok((Vec::new(), Vec::new()));
+        credits_changed(db, ws, models, &old, &[]).await?;
+        return Ok((Vec::new(), Vec::new(), old));
     }
     let paths = paths(db, ws, &deals, DEFAULT_LOOKBACK_DAYS).await?;
     let mut rows = Vec::new();
@@ -995,7 +1004,78 @@ async fn write_deal_credits(
         }
     }
     store::insert_credits(db, ws, &rows).await?;
-    Ok((deals.iter().map(|d| d.closed_at).collect(), rows))
+    credits_changed(db, ws, models, &old, &rows).await?;
+    Ok((deals.iter().map(|d| d.closed_at).collect(), rows, old))
+}
+
+/// CREDITS_CHANGED changes of the deals whose credits per campaign differ between `old` and
+/// `new` under a model version: `model` and `modelVersion` (the same before and after), and
+/// `credits`, the deal's credits by campaign (global ID; `none` for touches without a campaign
+/// and unattributed deals) before and after, as exact decimal text.
+async fn credits_changed(
+    db: &impl ConnectionTrait,
+    ws: i64,
+    models: &[(attribution_model::Model, Rule)],
+    old: &[attribution_credit::Model],
+    new: &[attribution_credit::Model],
+) -> Result<(), DbErr> {
+    type ByCampaign = BTreeMap<String, i64>;
+    let mut per: BTreeMap<(i64, i64), (ByCampaign, ByCampaign)> = BTreeMap::new();
+    for (rows, after) in [(old, false), (new, true)] {
+        for r in rows {
+            let key = r
+                .campaign_id
+                .map_or_else(|| "none".to_owned(), |c| crate::domain::ids::global_id("Campaign", c));
+            let (before, now) = per.entry((r.opportunity_id, r.model_id)).or_default();
+            *(if after { now } else { before }).entry(key).or_default() += r.amount_minor;
+        }
+    }
+    let as_json = |m: &ByCampaign| {
+        serde_json::Value::Object(
+            m.iter()
+                .map(|(k, v)| {
+                    (
+                        k.clone(),
+                        serde_json::Value::String(crate::domain::money::from_minor(*v).to_string()),
+                    )
+                })
+                .collect(),
+        )
+    };
+    let mut items = Vec::new();
+    for ((deal, model_id), (before, now)) in &per {
+        if before == now {
+            continue;
+        }
+        let Some((m, _)) = models.iter().find(|(m, _)| m.id == *model_id) else {
+            continue;
+        };
+        let same = |field: &str, v: serde_json::Value| FieldChange {
+            field: field.to_owned(),
+            old: v.clone(),
+            new: v,
+        };
+        items.push(NewChange {
+            entity: ChangeEntity::Opportunity,
+            entity_id: *deal,
+            kind: ChangeKind::CreditsChanged,
+            version: None,
+            fields: vec![
+                same("model", json!(m.kind)),
+                same("modelVersion", json!(m.version)),
+                FieldChange {
+                    field: "credits".into(),
+                    old: if before.is_empty() {
+                        serde_json::Value::Null
+                    } else {
+                        as_json(before)
+                    },
+                    new: if now.is_empty() { serde_json::Value::Null } else { as_json(now) },
+                },
+            ],
+        });
+    }
+    changes::record(db, ws, &Author::new("attribution"), Utc::now(), items).await
 }
 
 /// Writes the credits that won deals are missing under the current models (after an upgrade

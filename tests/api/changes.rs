@@ -80,8 +80,8 @@ async fn every_mutation_writes_exactly_its_changes(app: TestApp) {
     // stack in a debug build.
     let mut f = Feed::default();
     let (account, lead) = Box::pin(accounts_and_leads(&app, &mut f)).await;
-    Box::pin(campaigns_and_touchpoints(&app, &mut f, &lead)).await;
-    Box::pin(deals(&app, &mut f, &account, &lead)).await;
+    let campaign = Box::pin(campaigns_and_touchpoints(&app, &mut f, &lead)).await;
+    Box::pin(deals(&app, &mut f, &account, &lead, &campaign)).await;
     Box::pin(handoffs(&app, &mut f)).await;
     Box::pin(merge_and_erasure(&app, &mut f, &lead)).await;
 }
@@ -139,7 +139,7 @@ async fn accounts_and_leads(app: &TestApp, f: &mut Feed) -> (String, String) {
     (account, lead)
 }
 
-async fn campaigns_and_touchpoints(app: &TestApp, f: &mut Feed, lead: &str) {
+async fn campaigns_and_touchpoints(app: &TestApp, f: &mut Feed, lead: &str) -> String {
     let (cursor, seq) = (&mut f.cursor, &mut f.seq);
     // Campaigns and cost lines.
     let campaign = app
@@ -186,9 +186,10 @@ async fn campaigns_and_touchpoints(app: &TestApp, f: &mut Feed, lead: &str) {
     assert_eq!(field(&got[0], "stageId").1, json!(nurture));
     assert_eq!(field(&got[0], "reason").1, json!("not now"));
     assert_eq!(got[0]["version"], 3);
+    campaign
 }
 
-async fn deals(app: &TestApp, f: &mut Feed, account: &str, lead: &str) {
+async fn deals(app: &TestApp, f: &mut Feed, account: &str, lead: &str, campaign: &str) {
     let (cursor, seq) = (&mut f.cursor, &mut f.seq);
     // Deals and their buying centers: a seat comes, changes its role, goes.
     let deal = app
@@ -213,11 +214,27 @@ async fn deals(app: &TestApp, f: &mut Feed, account: &str, lead: &str) {
         .await;
     expect(app, cursor, seq, &[]).await;
     app.close_won(&deal, "2026-04-01T00:00:00Z").await;
-    let got = expect(app, cursor, seq, &[("OPPORTUNITY", "UPDATED")]).await;
+    // The deal, then its credits under each of the 8 attribution models: all to the webinar.
+    let mut want = vec![("OPPORTUNITY", "UPDATED")];
+    want.extend([("OPPORTUNITY", "CREDITS_CHANGED"); 8]);
+    let got = expect(app, cursor, seq, &want).await;
+    let linear = got
+        .iter()
+        .find(|c| c["kind"] == "CREDITS_CHANGED" && field(c, "model").1 == "LINEAR")
+        .unwrap();
+    assert_eq!((&linear["entityId"], &linear["version"]), (&json!(deal), &Value::Null));
+    assert_eq!(field(linear, "credits"), (Value::Null, json!({ campaign: "48000.00" })));
     assert_eq!(field_names(&got[0]), ["status", "closedAt"]);
     assert_eq!(field(&got[0], "status"), (json!("OPEN"), json!("WON")));
     app.buying_center(&deal, json!([])).await;
-    let got = expect(app, cursor, seq, &[("CONTACT", "DELETED")]).await;
+    // Without its buying center the won deal's credits go unattributed.
+    let mut want = vec![("CONTACT", "DELETED")];
+    want.extend([("OPPORTUNITY", "CREDITS_CHANGED"); 8]);
+    let got = expect(app, cursor, seq, &want).await;
+    assert_eq!(
+        field(&got[1], "credits"),
+        (json!({ campaign: "48000.00" }), json!({ "none": "48000.00" }))
+    );
     assert_eq!(field(&got[0], "role"), (json!("Decision maker"), Value::Null));
 }
 
