@@ -23,10 +23,13 @@ string_enum!(
     /// fields without values (earlier changes of the lead lose them too); MERGED a lead merged
     /// into another (`mergedIntoId`); STAGE_CHANGED a lead's move to another funnel stage
     /// (`stage`, `stageId`, `reason`); CREDITS_CHANGED a won deal's attribution credits by
-    /// campaign under one model version (`model`, `modelVersion`, `credits`).
+    /// campaign under one model version (`model`, `modelVersion`, `credits`);
+    /// PERSONA_MATCHED and PERSONA_UNMATCHED a lead that became or stopped being a member of a
+    /// persona (`personaId`).
     ChangeKind {
         Created => "CREATED", Updated => "UPDATED", Deleted => "DELETED", Erased => "ERASED",
         Merged => "MERGED", StageChanged => "STAGE_CHANGED", CreditsChanged => "CREDITS_CHANGED",
+        PersonaMatched => "PERSONA_MATCHED", PersonaUnmatched => "PERSONA_UNMATCHED",
     }
 );
 

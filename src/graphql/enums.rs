@@ -222,5 +222,11 @@ mirror!(
         /// (`none`: no campaign, or unattributed) as exact decimal text. No `version`: the deal
         /// itself did not change.
         CreditsChanged,
+        /// A lead became a member of a persona (it reached the persona's threshold, after its or
+        /// its account's attributes or the persona's criteria changed): `personaId`. No
+        /// `version`: a derived signal.
+        PersonaMatched,
+        /// A lead stopped being a member of a persona: `personaId`. No `version`.
+        PersonaUnmatched,
     }
 );

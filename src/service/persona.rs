@@ -5,7 +5,7 @@
 //! refreshed in the transaction that changes a lead, its account or a persona. A persona change
 //! recomputes that persona over all leads in bulk: leads are read in pages and the matches are
 //! written with multi-row INSERTs, not one query per lead.
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 
 use chrono::Utc;
 use entity::{account, lead, lead_persona_match, persona, persona_criterion};
@@ -18,9 +18,11 @@ use sea_orm::{
 use super::clean;
 use crate::auth::Principal;
 use crate::db::Db;
+use crate::domain::change::{ChangeEntity, ChangeKind, FieldChange};
 use crate::domain::money;
 use crate::domain::persona::{Attr, Criterion, Match, evaluate};
 use crate::error::{AppError, ServiceError, ServiceResult, Validator};
+use crate::events::changes::{self, Author, NewChange};
 use crate::service::account::{COUNTRY_HINT, country_code};
 use crate::store::bulk::Inserter;
 use crate::store::{self, Scoped};
@@ -139,6 +141,7 @@ async fn write_matches(
     leads: &[lead::Model],
     accounts: &HashMap<i64, account::Model>,
     ins: &mut Inserter,
+    members: &mut BTreeSet<(i64, i64)>,
 ) -> Result<(), DbErr> {
     for l in leads.iter().filter(|l| l.erased_at.is_none()) {
         let a = l.account_id.and_then(|id| accounts.get(&id));
@@ -148,6 +151,9 @@ async fn write_matches(
                 continue;
             }
             let member = p.is_member(&m);
+            if member {
+                members.insert((l.id, p.persona.id));
+            }
             let row = [
                 l.id.into(),
                 p.persona.id.into(),
@@ -180,23 +186,74 @@ pub async fn refresh_leads(db: &impl ConnectionTrait, ws: i64, lead_ids: &[i64])
         return Ok(());
     }
     for chunk in lead_ids.chunks(5_000) {
+        let in_chunk = lead_persona_match::Column::LeadId.is_in(chunk.iter().copied());
+        let before = members_of(db, ws, in_chunk.clone()).await?;
         lead_persona_match::Entity::delete_many()
             .filter(lead_persona_match::Column::WorkspaceId.eq(ws))
-            .filter(lead_persona_match::Column::LeadId.is_in(chunk.iter().copied()))
+            .filter(in_chunk)
             .exec(db)
             .await?;
         let leads = store::by_ids::<lead::Entity>(db, ws, chunk).await?;
         let accounts = store::account::of_leads(db, ws, &leads).await?;
         let mut ins = inserter(ws);
-        write_matches(db, &personas, &leads, &accounts, &mut ins).await?;
+        let mut after = BTreeSet::new();
+        write_matches(db, &personas, &leads, &accounts, &mut ins, &mut after).await?;
         ins.finish(db).await?;
+        membership_changed(db, ws, &before, &after).await?;
     }
     Ok(())
+}
+
+/// The (lead, persona) pairs of the stored matches `which` selects that are members.
+async fn members_of(db: &impl ConnectionTrait, ws: i64, which: sea_orm::sea_query::SimpleExpr) -> Result<BTreeSet<(i64, i64)>, DbErr> {
+    Ok(lead_persona_match::Entity::in_workspace(ws)
+        .filter(which)
+        .filter(lead_persona_match::Column::IsMember.eq(true))
+        .select_only()
+        .column(lead_persona_match::Column::LeadId)
+        .column(lead_persona_match::Column::PersonaId)
+        .into_tuple::<(i64, i64)>()
+        .all(db)
+        .await?
+        .into_iter()
+        .collect())
+}
+
+/// PERSONA_MATCHED and PERSONA_UNMATCHED changes of the leads that became or stopped being
+/// members of a persona (`personaId`, the same before and after), in lead order.
+async fn membership_changed(
+    db: &impl ConnectionTrait,
+    ws: i64,
+    before: &BTreeSet<(i64, i64)>,
+    after: &BTreeSet<(i64, i64)>,
+) -> Result<(), DbErr> {
+    let mut items: Vec<NewChange> = after
+        .difference(before)
+        .map(|m| (m, ChangeKind::PersonaMatched))
+        .chain(before.difference(after).map(|m| (m, ChangeKind::PersonaUnmatched)))
+        .map(|(&(lead, persona), kind)| {
+            let id = serde_json::Value::String(crate::domain::ids::global_id("Persona", persona));
+            NewChange {
+                entity: ChangeEntity::Lead,
+                entity_id: lead,
+                kind,
+                version: None,
+                fields: vec![FieldChange {
+                    field: "personaId".into(),
+                    old: id.clone(),
+                    new: id,
+                }],
+            }
+        })
+        .collect();
+    items.sort_by_key(|c| c.entity_id);
+    changes::record(db, ws, &Author::new("personas"), Utc::now(), items).await
 }
 
 /// Recomputes one persona over every lead of the workspace, in pages; returns the members.
 pub async fn refresh_persona(db: &impl ConnectionTrait, ws: i64, persona_id: i64) -> Result<u64, DbErr> {
     const PAGE: u64 = 10_000;
+    let before = members_of(db, ws, lead_persona_match::Column::PersonaId.eq(persona_id)).await?;
     lead_persona_match::Entity::delete_many()
         .filter(lead_persona_match::Column::WorkspaceId.eq(ws))
         .filter(lead_persona_match::Column::PersonaId.eq(persona_id))
@@ -208,17 +265,19 @@ pub async fn refresh_persona(db: &impl ConnectionTrait, ws: i64, persona_id: i64
     }
     let mut ins = inserter(ws);
     let mut after = 0_i64;
+    let mut members = BTreeSet::new();
     loop {
         let leads = store::lead::live_page(db, ws, after, PAGE).await?;
         let Some(last) = leads.last() else { break };
         after = last.id;
         let accounts = store::account::of_leads(db, ws, &leads).await?;
-        write_matches(db, &personas, &leads, &accounts, &mut ins).await?;
+        write_matches(db, &personas, &leads, &accounts, &mut ins, &mut members).await?;
         if (leads.len() as u64) < PAGE {
             break;
         }
     }
     ins.finish(db).await?;
+    membership_changed(db, ws, &before, &members).await?;
     lead_persona_match::Entity::in_workspace(ws)
         .filter(lead_persona_match::Column::PersonaId.eq(persona_id))
         .filter(lead_persona_match::Column::IsMember.eq(true))
@@ -512,11 +571,14 @@ pub async fn delete(db: &Db, p: Principal, id: i64) -> ServiceResult<persona::Mo
         .filter(persona_criterion::Column::PersonaId.eq(id))
         .exec(&*txn)
         .await?;
+    // Its members leave it.
+    let members = members_of(&*txn, ws, lead_persona_match::Column::PersonaId.eq(id)).await?;
     lead_persona_match::Entity::delete_many()
         .filter(lead_persona_match::Column::WorkspaceId.eq(ws))
         .filter(lead_persona_match::Column::PersonaId.eq(id))
         .exec(&*txn)
         .await?;
+    membership_changed(&*txn, ws, &members, &BTreeSet::new()).await?;
     persona::Entity::delete_by_id(id).exec(&*txn).await?;
     txn.commit().await?;
     Ok(current)

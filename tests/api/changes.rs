@@ -561,3 +561,39 @@ async fn changes_past_the_retention_answer_cursor_expired(app: TestApp) {
     assert_eq!(r["data"]["changes"]["changes"], json!([{ "seq": 2 }]), "{r}");
 }
 both!(alone: changes_past_the_retention_answer_cursor_expired);
+
+async fn persona_membership_is_a_change_of_the_lead(app: TestApp) {
+    let create =
+        "mutation($input: CreatePersonaInput!) { createPersona(input: $input) { persona { id } userErrors { field message code } } }";
+    let input = json!({ "name": "Peter Produzent", "matchThreshold": 60, "criteria": [
+        { "attribute": "jobTitle", "operator": "CONTAINS", "values": ["Production"], "weight": 60 },
+        { "attribute": "country", "operator": "IN", "values": ["DE"], "weight": 40 },
+    ] });
+    let persona = id_of(
+        &app.mutate(&app.keys.marketing, "createPersona", create, json!({ "input": input }))
+            .await["persona"],
+    );
+    let (mut cursor, mut seq) = (None, 0);
+    let lead = id_of(
+        &app.upsert_lead(json!({ "email": "p@x.test", "jobTitle": "Head of Production" }))
+            .await,
+    );
+    let got = expect(&app, &mut cursor, &mut seq, &[("LEAD", "CREATED"), ("LEAD", "PERSONA_MATCHED")]).await;
+    assert_eq!((&got[1]["entityId"], &got[1]["version"]), (&json!(lead), &Value::Null));
+    assert_eq!(field(&got[1], "personaId"), (json!(persona), json!(persona)));
+    // Another change that keeps it a member: no membership change.
+    app.upsert_lead(json!({ "email": "p@x.test", "country": "DE" })).await;
+    expect(&app, &mut cursor, &mut seq, &[("LEAD", "UPDATED")]).await;
+    app.upsert_lead(json!({ "email": "p@x.test", "jobTitle": "Buyer", "country": null }))
+        .await;
+    expect(&app, &mut cursor, &mut seq, &[("LEAD", "UPDATED"), ("LEAD", "PERSONA_UNMATCHED")]).await;
+    // Deleting a persona: its members leave it.
+    app.upsert_lead(json!({ "email": "p@x.test", "jobTitle": "Production planner" }))
+        .await;
+    expect(&app, &mut cursor, &mut seq, &[("LEAD", "UPDATED"), ("LEAD", "PERSONA_MATCHED")]).await;
+    let delete = "mutation($id: ID!) { deletePersona(input: { id: $id }) { userErrors { code } } }";
+    app.mutate(&app.keys.marketing, "deletePersona", delete, json!({ "id": persona }))
+        .await;
+    expect(&app, &mut cursor, &mut seq, &[("LEAD", "PERSONA_UNMATCHED")]).await;
+}
+both!(persona_membership_is_a_change_of_the_lead);
