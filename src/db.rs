@@ -217,6 +217,10 @@ impl Db {
     pub async fn begin_write(&self, ws: i64) -> Result<WriteTxn<'_>, DbErr> {
         let mut txn = self.begin_write_unscoped().await?;
         txn.revises(ws);
+        // PostgreSQL: the workspace's writes take their turns from here on, so that the change
+        // counter, locked later by whichever records changes, completes no cycle of locks
+        // (`store::raw::LOCK_CHANGES`).
+        crate::store::raw::lock_workspace(&txn.txn, crate::store::raw::LOCK_CHANGES, ws).await?;
         Ok(txn)
     }
 

@@ -247,10 +247,35 @@ pub struct Page {
     pub more: bool,
 }
 
+/// Why a page could not be read.
+#[derive(Debug)]
+pub enum PageError {
+    /// Changes after the cursor were deleted by the retention; the oldest number kept is after
+    /// `oldest`.
+    Expired {
+        oldest: i64,
+    },
+    Db(DbErr),
+}
+
+impl From<DbErr> for PageError {
+    fn from(e: DbErr) -> Self {
+        PageError::Db(e)
+    }
+}
+
+/// Rows a page reads at most while the field filter (applied after the read) leaves rows out:
+/// a page that found fewer ends there, with `more`, so that no request scans without bound.
+const SCAN_MAX: u64 = 20_000;
+
 /// Reads a page of the feed of `ws` after number `after`.
-pub async fn page(db: &impl ConnectionTrait, ws: i64, after: i64, limit: u64, filter: &Filter) -> Result<Page, DbErr> {
+pub async fn page(db: &impl ConnectionTrait, ws: i64, after: i64, limit: u64, filter: &Filter) -> Result<Page, PageError> {
     // The head first: every number up to it has committed, so a short page has seen them all.
-    let head = head(db, ws).await?.seq;
+    let Head { seq: head, pruned } = head(db, ws).await?;
+    // Checked on every page, not only when a reader starts: the retention may have run since.
+    if after < pruned {
+        return Err(PageError::Expired { oldest: pruned });
+    }
     if limit == 0 || after >= head {
         return Ok(Page {
             rows: Vec::new(),
@@ -260,7 +285,9 @@ pub async fn page(db: &impl ConnectionTrait, ws: i64, after: i64, limit: u64, fi
     }
     let mut rows = Vec::new();
     let mut end = after;
-    // The field filter is applied after the read: read on until the page is full or the head.
+    let mut scanned = 0;
+    // The field filter is applied after the read: read on until the page is full, the head, or
+    // the scan's bound.
     loop {
         let batch = change::Entity::find()
             .filter(change::Column::WorkspaceId.eq(ws))
@@ -272,6 +299,7 @@ pub async fn page(db: &impl ConnectionTrait, ws: i64, after: i64, limit: u64, fi
             .all(db)
             .await?;
         let short = (batch.len() as u64) < limit.max(PAGE);
+        scanned += batch.len() as u64;
         for row in batch {
             end = row.seq;
             if filter.keeps(&row) {
@@ -291,6 +319,9 @@ pub async fn page(db: &impl ConnectionTrait, ws: i64, after: i64, limit: u64, fi
                 end: head,
                 more: false,
             });
+        }
+        if scanned >= SCAN_MAX {
+            return Ok(Page { rows, end, more: true });
         }
     }
 }
@@ -417,7 +448,7 @@ impl Feed {
         ws: i64,
         after: i64,
         filter: Filter,
-    ) -> impl Stream<Item = Result<change::Model, DbErr>> + Send + 'static + use<> {
+    ) -> impl Stream<Item = Result<change::Model, PageError>> + Send + 'static + use<> {
         // Subscribed before anything is read: no commit from here on goes unnoticed.
         let mut rx = self.commits.subscribe();
         let streams = Arc::clone(&self.streams);

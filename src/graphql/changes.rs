@@ -12,7 +12,7 @@ use super::scalars::DateTime;
 use crate::domain::change::{ChangeData, SourceTag};
 use crate::domain::ids::{change_cursor, global_id, parse_change_cursor};
 use crate::error::AppError;
-use crate::events::changes::{self, Feed, Filter, Head};
+use crate::events::changes::{self, Feed, Filter, Head, PageError};
 
 /// Changes a `changes` page holds at most.
 const MAX_PAGE: i32 = 1_000;
@@ -136,7 +136,7 @@ impl ChangeQuery {
         let filter = filter(entities, kinds, fields, exclude_source)?;
         let page = changes::page(db, p.workspace_id, after, first.clamp(0, MAX_PAGE) as u64, &filter)
             .await
-            .gql()?;
+            .map_err(page_error)?;
         Ok(ChangePage {
             changes: page.rows.into_iter().map(Change).collect(),
             end_cursor: change_cursor(page.end),
@@ -175,7 +175,7 @@ impl ChangeSubscription {
         let stream = ctx.data_unchecked::<Feed>().stream(conn, p.workspace_id, after, filter);
         Ok(stream.map(move |item| {
             let _held = &guard;
-            item.map(Change).map_err(|e| gql_error(e.into()))
+            item.map(Change).map_err(page_error)
         }))
     }
 }
@@ -190,15 +190,27 @@ fn start(after: Option<&str>, head: Head) -> async_graphql::Result<Option<i64>> 
         )));
     }
     if seq < head.pruned {
-        return Err(async_graphql::Error::new(
-            "the changes after this cursor are past the retention and deleted: re-sync from an export (docs/export.md), then follow the feed from there",
-        )
-        .extend_with(|_, e| {
-            e.set("code", "CURSOR_EXPIRED");
-            e.set("oldestCursor", change_cursor(head.pruned));
-        }));
+        return Err(expired(head.pruned));
     }
     Ok(Some(seq))
+}
+
+/// CURSOR_EXPIRED, with the oldest cursor still kept.
+fn expired(oldest: i64) -> async_graphql::Error {
+    async_graphql::Error::new(
+        "the changes after this cursor are past the retention and deleted: re-sync from an export (docs/export.md), then follow the feed from there",
+    )
+    .extend_with(|_, e| {
+        e.set("code", "CURSOR_EXPIRED");
+        e.set("oldestCursor", change_cursor(oldest));
+    })
+}
+
+fn page_error(e: PageError) -> async_graphql::Error {
+    match e {
+        PageError::Expired { oldest } => expired(oldest),
+        PageError::Db(e) => gql_error(e.into()),
+    }
 }
 
 fn filter(

@@ -188,10 +188,32 @@ pub(crate) async fn save_with(
     by: &Author,
     kind: ChangeKind,
     before: lead::Model,
-    mut after: lead::Model,
+    after: lead::Model,
     extra: Vec<FieldChange>,
 ) -> Result<lead::Model, AppError> {
+    let ws = before.workspace_id;
+    let (saved, change) = write(txn, kind, before, after, extra).await?;
+    if let Some(change) = change {
+        Box::pin(changes::record(txn, ws, by, saved.updated_at, vec![change])).await?;
+    }
+    Ok(saved)
+}
+
+/// [`save_with`] without recording the change: the caller records it (with others in one go).
+/// `None` when nothing changed (nothing was written).
+pub(crate) async fn write(
+    txn: &impl ConnectionTrait,
+    kind: ChangeKind,
+    before: lead::Model,
+    mut after: lead::Model,
+    extra: Vec<FieldChange>,
+) -> Result<(lead::Model, Option<NewChange>), AppError> {
     let now = Utc::now();
+    after.updated_at = before.updated_at;
+    if after == before && extra.is_empty() {
+        // Nothing to write, nothing to tell.
+        return Ok((before, None));
+    }
     after.updated_at = now;
     after.version = before.version + 1;
     let mut am = after.into_active_model().reset_all();
@@ -216,8 +238,7 @@ pub(crate) async fn save_with(
         change.fields = data.fields;
         Box::pin(changes::scrub_lead(txn, saved.workspace_id, saved.id)).await?;
     }
-    Box::pin(changes::record(txn, saved.workspace_id, by, now, vec![change])).await?;
-    Ok(saved)
+    Ok((saved, Some(change)))
 }
 
 /// Creates a lead or updates the one with the same external ID or e-mail. Idempotent: the same

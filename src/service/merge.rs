@@ -5,7 +5,7 @@
 //! survivor, so that an ID a client holds, or a personal mailing link, still leads to it.
 use chrono::{DateTime, Utc};
 use entity::{funnel_stage, handoff, lead, lead_stage_history, opportunity_contact, touchpoint, tracked_hit, visitor};
-use sea_orm::sea_query::Expr;
+use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter};
 
 use super::author;
@@ -15,6 +15,7 @@ use crate::domain::change::ChangeKind;
 use crate::domain::vocab::STAGE_SUCCESS;
 use crate::error::{ServiceError, ServiceResult};
 use crate::events::Bus;
+use crate::events::changes::{self, NewChange};
 use crate::store::{self, Scoped};
 
 /// Merges `duplicate_id` into `lead_id`; returns the survivor. Refused (and nothing written):
@@ -61,14 +62,26 @@ pub async fn merge(db: &Db, bus: &Bus, p: Principal, lead_id: i64, duplicate_id:
     let by = author(&p);
     super::lead::save(&*txn, &by, ChangeKind::Merged, duplicate.clone(), stub).await?;
     // Leads merged into the duplicate earlier now lead to the survivor directly.
-    lead::Entity::update_many()
-        .col_expr(lead::Column::MergedIntoId, Expr::value(lead_id))
-        .filter(lead::Column::WorkspaceId.eq(ws))
+    let stubs = lead::Entity::in_workspace(ws)
         .filter(lead::Column::MergedIntoId.eq(duplicate_id))
-        .exec(&*txn)
+        .all(&*txn)
         .await?;
-
-    move_activity(&*txn, ws, lead_id, duplicate_id).await?;
+    let mut moved = Vec::new();
+    for stub in stubs {
+        let mut next = stub.clone();
+        next.merged_into_id = Some(lead_id);
+        next.version += 1;
+        lead::Entity::update_many()
+            .col_expr(lead::Column::MergedIntoId, Expr::value(lead_id))
+            .col_expr(lead::Column::Version, Expr::value(next.version))
+            .filter(lead::Column::WorkspaceId.eq(ws))
+            .filter(lead::Column::Id.eq(stub.id))
+            .exec(&*txn)
+            .await?;
+        moved.extend(NewChange::updated(ChangeKind::Updated, &stub, &next));
+    }
+    moved.extend(move_activity(&*txn, ws, lead_id, duplicate_id).await?);
+    changes::record(&*txn, ws, &by, now, moved).await?;
 
     let mut next = survivor.clone();
     let took_email = fill_blanks(&mut next, &duplicate);
@@ -109,13 +122,27 @@ pub async fn merge(db: &Db, bus: &Bus, p: Principal, lead_id: i64, duplicate_id:
 
 /// Moves the duplicate's touchpoints, visitors, hits, handoffs and deal contacts to the
 /// survivor. A deal both were contacts of keeps the survivor's contact (primary if either was).
-async fn move_activity(db: &impl ConnectionTrait, ws: i64, to: i64, from: i64) -> Result<(), DbErr> {
+/// Returns the changes of the followed rows it moved (touchpoints, buying-center seats), each
+/// at its next version.
+async fn move_activity(db: &impl ConnectionTrait, ws: i64, to: i64, from: i64) -> Result<Vec<NewChange>, DbErr> {
+    let mut out = Vec::new();
+    let touches = touchpoint::Entity::in_workspace(ws)
+        .filter(touchpoint::Column::LeadId.eq(from))
+        .all(db)
+        .await?;
     touchpoint::Entity::update_many()
         .col_expr(touchpoint::Column::LeadId, Expr::value(to))
+        .col_expr(touchpoint::Column::Version, Expr::col(touchpoint::Column::Version).add(1))
         .filter(touchpoint::Column::WorkspaceId.eq(ws))
         .filter(touchpoint::Column::LeadId.eq(from))
         .exec(db)
         .await?;
+    for t in touches {
+        let mut next = t.clone();
+        next.lead_id = to;
+        next.version += 1;
+        out.extend(NewChange::updated(ChangeKind::Updated, &t, &next));
+    }
     visitor::Entity::update_many()
         .col_expr(visitor::Column::LeadId, Expr::value(to))
         .filter(visitor::Column::WorkspaceId.eq(ws))
@@ -152,27 +179,38 @@ async fn move_activity(db: &impl ConnectionTrait, ws: i64, to: i64, from: i64) -
         match mine.get(&c.opportunity_id) {
             Some(kept) => {
                 if c.is_primary && !kept.is_primary {
+                    let mut next = (*kept).clone();
+                    next.is_primary = true;
+                    next.version += 1;
                     opportunity_contact::Entity::update_many()
                         .col_expr(opportunity_contact::Column::IsPrimary, Expr::value(true))
+                        .col_expr(opportunity_contact::Column::Version, Expr::value(next.version))
                         .filter(opportunity_contact::Column::Id.eq(kept.id))
                         .exec(db)
                         .await?;
+                    out.extend(NewChange::updated(ChangeKind::Updated, *kept, &next));
                 }
                 opportunity_contact::Entity::delete_many()
                     .filter(opportunity_contact::Column::Id.eq(c.id))
                     .exec(db)
                     .await?;
+                out.push(NewChange::deleted(c));
             }
             None => {
+                let mut next = c.clone();
+                next.lead_id = to;
+                next.version += 1;
                 opportunity_contact::Entity::update_many()
                     .col_expr(opportunity_contact::Column::LeadId, Expr::value(to))
+                    .col_expr(opportunity_contact::Column::Version, Expr::value(next.version))
                     .filter(opportunity_contact::Column::Id.eq(c.id))
                     .exec(db)
                     .await?;
+                out.extend(NewChange::updated(ChangeKind::Updated, c, &next));
             }
         }
     }
-    Ok(())
+    Ok(out)
 }
 
 /// Fills the survivor's empty fields from the duplicate (a merge never overwrites a value);

@@ -269,6 +269,7 @@ async fn mark_contact_state(db: &impl ConnectionTrait, ws: i64, by: &Author, row
     let ids: Vec<i64> = latest.keys().copied().collect();
     let mut leads = store::by_ids::<lead::Entity>(db, ws, &ids).await?;
     leads.sort_unstable_by_key(|l| l.id);
+    let mut told = Vec::new();
     for l in leads {
         let Latest { bounced, unsubscribed } = latest[&l.id];
         let mut next = l.clone();
@@ -278,10 +279,10 @@ async fn mark_contact_state(db: &impl ConnectionTrait, ws: i64, by: &Author, row
         };
         next.email_bounced_at = later(l.email_bounced_at, bounced);
         next.unsubscribed_at = later(l.unsubscribed_at, unsubscribed);
-        if next != l {
-            super::lead::save(db, by, ChangeKind::Updated, l, next).await?;
-        }
+        let (_, change) = super::lead::write(db, ChangeKind::Updated, l, next, Vec::new()).await?;
+        told.extend(change);
     }
+    changes::record(db, ws, by, Utc::now(), told).await?;
     Ok(())
 }
 

@@ -422,7 +422,17 @@ async fn process_batch(db: &Db, bus: &Bus, limit: u64) -> ServiceResult<usize> {
         .await?;
     txn.commit().await?;
     super::scoring::publish(bus, events);
+    wrote(db, &rows);
     Ok(rows.len())
+}
+
+/// Tells this process's change streams that the workspaces of these rows committed a write
+/// (a processing transaction writes in several, which its own commit does not name).
+fn wrote(db: &Db, rows: &[InboxRow]) {
+    let workspaces: std::collections::BTreeSet<i64> = rows.iter().map(|r| r.1).collect();
+    for ws in workspaces {
+        let _ = db.commits.send(ws);
+    }
 }
 
 /// Applies inbox rows in `txn`, each workspace's in the order given, and counts them; the
@@ -535,6 +545,7 @@ async fn process_sequenced_batch(db: &Db, bus: &Bus, source: &str, hits: &[Seque
     .await?;
     txn.commit().await?;
     super::scoring::publish(bus, events);
+    wrote(db, &fresh);
     Ok(Sequenced {
         done: hits.len(),
         processed: fresh.len(),

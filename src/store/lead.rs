@@ -189,6 +189,7 @@ pub async fn lock(db: &impl ConnectionTrait, ws: i64, ids: &[i64]) -> Result<(),
 /// it before it reads or locks a lead, so the locks are always taken in one order: this one, then
 /// lead rows, then the ledger's.
 pub async fn lock_lead_writes(db: &impl ConnectionTrait, ws: i64) -> Result<(), DbErr> {
+    super::raw::lock_workspace(db, super::raw::LOCK_CHANGES, ws).await?;
     super::raw::lock_workspace(db, super::raw::LOCK_SCORING, ws).await
 }
 

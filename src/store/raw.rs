@@ -77,14 +77,19 @@ pub async fn top_n_per_parent<E: super::Scoped>(
 }
 
 /// Lock purposes: one key space each, in the high bits of the advisory lock key.
+/// Every write of a workspace that may record changes: taken first, at the start of each write
+/// transaction of the workspace ([`crate::db::Db::begin_write`]) and by every lead writer, so
+/// that the change counter's row, locked when a transaction records its changes, is only ever
+/// waited for by holders of this lock (no cycle with row locks taken in between).
+pub const LOCK_CHANGES: i64 = 0x43_48_4e_47;
 pub const LOCK_SCORING: i64 = 0x53_43_4f_52;
 pub const LOCK_LEDGER: i64 = 0x41_54_54_52;
 
 /// Serializes one kind of write in one workspace until the transaction ends: a PostgreSQL
 /// transaction-scoped advisory lock keyed by purpose and workspace. SQLite has one writer anyway.
-/// Where a transaction takes several, it takes them in the order scoring, lead rows
-/// ([`super::lead::lock`]), ledger; every write of leads takes the scoring one before it reads a
-/// lead ([`super::lead::lock_lead_writes`]).
+/// Where a transaction takes several, it takes them in the order changes, scoring, lead rows
+/// ([`super::lead::lock`]), ledger; every write of leads takes the changes and scoring ones
+/// before it reads a lead ([`super::lead::lock_lead_writes`]).
 pub async fn lock_workspace(db: &impl ConnectionTrait, purpose: i64, ws: i64) -> Result<(), DbErr> {
     if db.get_database_backend() == DbBackend::Postgres {
         let key = (purpose << 32) | (ws & 0xffff_ffff);

@@ -142,6 +142,21 @@ impl Snapshot {
         })
     }
 
+    /// Also the stored leads only the touchpoints name: a bounce or unsubscription among the
+    /// touchpoints changes them.
+    pub(super) async fn also_leads(&mut self, db: &impl ConnectionTrait, ws: i64, ids: impl IntoIterator<Item = i64>) -> Result<(), DbErr> {
+        let missing: Vec<i64> = ids
+            .into_iter()
+            .filter(|id| *id <= self.leads.max_id && !self.leads.rows.contains_key(id))
+            .collect();
+        for chunk in missing.chunks(PAGE as usize) {
+            for l in store::by_ids::<lead::Entity>(db, ws, chunk).await? {
+                self.leads.rows.insert(l.id, l);
+            }
+        }
+        Ok(())
+    }
+
     /// Records every change of the import: how many.
     pub(super) async fn record(self, db: &impl ConnectionTrait, ws: i64, at: DateTime<Utc>) -> Result<u64, DbErr> {
         Ok(self.accounts.record(db, ws, at).await?

@@ -1290,6 +1290,9 @@ async fn apply_parts(
     let mut p = read.problems;
     let mut counts = Counts::default();
     let mut ids = Ids::default();
+    // PostgreSQL: the workspace's other writes wait (and are seen) until the import commits, so
+    // its before-and-after comparison for the change feed sees its own writes only.
+    store::lead::lock_lead_writes(db, ws.id).await?;
     let mut stored = load(db, ws.id, &data).await?;
     stored.left_out = read.left_out;
     let cx = Cx { ws, now, progress };
@@ -1298,7 +1301,7 @@ async fn apply_parts(
     }
     stored.leads.extend(check(&data, &stored, &mut p));
     // What the followed tables hold before the import writes: the change feed's "before".
-    let snapshot = changes::Snapshot::take(db, &stored).await?;
+    let mut snapshot = changes::Snapshot::take(db, &stored).await?;
     lap("checked");
     if p.is_empty() {
         let n = |rows: usize| Some(rows as u64);
@@ -1346,6 +1349,7 @@ async fn apply_parts(
         return Err(Rejected::from(p).into());
     }
     write_terms(db, ws.id, &counts.vocabulary, now).await?;
+    snapshot.also_leads(db, ws.id, refs.leads.values().copied()).await?;
     ids.leads.extend(refs.leads);
     ids.campaigns.extend(refs.campaigns);
     progress.start("touchpoints", Some(rows.len() as u64));
@@ -2924,7 +2928,13 @@ mod tests {
             int(&db, "SELECT COUNT(*) FROM changes WHERE kind = 'CREATED' AND actor = 'import'").await,
             rows
         );
-        assert_eq!(int(&db, "SELECT MAX(seq) FROM changes").await, rows);
+        // Then the ledger's: the won deal's credits under each of the 8 models.
+        let won = int(&db, "SELECT COUNT(*) FROM opportunities WHERE status = 'WON'").await;
+        assert_eq!(
+            int(&db, "SELECT COUNT(*) FROM changes WHERE kind = 'CREDITS_CHANGED'").await,
+            8 * won
+        );
+        assert_eq!(int(&db, "SELECT MAX(seq) FROM changes").await, rows + 8 * won);
     }
 
     #[tokio::test]
