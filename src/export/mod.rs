@@ -1,0 +1,206 @@
+//! The bulk export of a workspace's tables (docs/export.md): each table of
+//! [`store::export::TABLES`] as one Parquet or CSV file, read in keyset pages from one read
+//! transaction (one snapshot for every file of an export) and encoded page by page, so that
+//! neither the server nor the CLI holds a whole file. `GET /export/tables/{table}.{parquet,csv}`
+//! sends the bytes as they come; `closedloop export DIR` writes them to files.
+mod csv;
+mod parquet;
+
+use sea_orm::{AccessMode, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr, IsolationLevel, TransactionTrait};
+
+use crate::store::export::{self as tables, Page, Table};
+
+/// Rows read per statement.
+const PAGE_ROWS: u64 = 16_384;
+
+/// Rows per Parquet row group (four pages): what a reader skips or reads in parallel.
+const ROW_GROUP_ROWS: usize = 65_536;
+
+/// The file formats of the export.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Parquet,
+    Csv,
+}
+
+impl Format {
+    /// The format of a file name's extension (`parquet`, `csv`).
+    pub fn from_extension(ext: &str) -> Option<Self> {
+        match ext {
+            "parquet" => Some(Format::Parquet),
+            "csv" => Some(Format::Csv),
+            _ => None,
+        }
+    }
+
+    pub fn extension(self) -> &'static str {
+        match self {
+            Format::Parquet => "parquet",
+            Format::Csv => "csv",
+        }
+    }
+
+    /// The media type of a file of this format.
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Format::Parquet => "application/vnd.apache.parquet",
+            Format::Csv => "text/csv; charset=utf-8; header=present",
+        }
+    }
+}
+
+/// Why an export stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum ExportError {
+    #[error(transparent)]
+    Db(#[from] DbErr),
+    #[error("parquet: {0}")]
+    Parquet(#[from] ::parquet::errors::ParquetError),
+    #[error("arrow: {0}")]
+    Arrow(#[from] arrow_schema::ArrowError),
+    #[error("{table}.{column}: {value} does not fit DECIMAL(18,{scale})")]
+    TooLarge {
+        table: &'static str,
+        column: &'static str,
+        value: i64,
+        scale: u32,
+    },
+}
+
+/// One read transaction that every file of an export is read in: REPEATABLE READ and READ ONLY
+/// on PostgreSQL; on SQLite a deferred transaction, whose snapshot is taken at its first read.
+pub struct Snapshot {
+    txn: DatabaseTransaction,
+}
+
+impl Snapshot {
+    pub async fn begin(db: &DatabaseConnection) -> Result<Self, DbErr> {
+        let txn = match db.get_database_backend() {
+            DbBackend::Postgres => {
+                db.begin_with_config(Some(IsolationLevel::RepeatableRead), Some(AccessMode::ReadOnly))
+                    .await?
+            }
+            _ => db.begin().await?,
+        };
+        Ok(Self { txn })
+    }
+
+    /// Ends the transaction (it wrote nothing).
+    pub async fn end(self) {
+        let _ = self.txn.rollback().await;
+    }
+}
+
+/// One table's file being written: where the reading has got, and the encoder.
+pub struct TableExport {
+    table: &'static Table,
+    ws: i64,
+    after: i64,
+    encoder: Encoder,
+    finished: bool,
+}
+
+enum Encoder {
+    /// Boxed: the Arrow writer is some 400 bytes, one per export.
+    Parquet(Box<parquet::Encoder>),
+    Csv(csv::Encoder),
+}
+
+impl TableExport {
+    /// The file of `table` in workspace `ws`, in `format`.
+    pub fn new(table: &'static Table, ws: i64, format: Format) -> Result<Self, ExportError> {
+        let encoder = match format {
+            Format::Parquet => Encoder::Parquet(Box::new(parquet::Encoder::new(table)?)),
+            Format::Csv => Encoder::Csv(csv::Encoder::new(table)),
+        };
+        Ok(Self {
+            table,
+            ws,
+            after: 0,
+            encoder,
+            finished: false,
+        })
+    }
+
+    /// The file's next bytes (possibly none yet: Parquet sends a row group at a time) and the
+    /// rows read for them; `None` once the whole file has been given.
+    pub async fn next(&mut self, snapshot: &Snapshot) -> Result<Option<(Vec<u8>, usize)>, ExportError> {
+        if self.finished {
+            return Ok(None);
+        }
+        match tables::page(&snapshot.txn, self.table, self.ws, self.after, PAGE_ROWS).await? {
+            Some(page) => {
+                self.after = page.last_id;
+                let bytes = self.encode(&page)?;
+                Ok(Some((bytes, page.rows)))
+            }
+            None => {
+                self.finished = true;
+                let bytes = match &mut self.encoder {
+                    Encoder::Parquet(e) => e.finish()?,
+                    Encoder::Csv(e) => e.finish(),
+                };
+                Ok(Some((bytes, 0)))
+            }
+        }
+    }
+
+    fn encode(&mut self, page: &Page) -> Result<Vec<u8>, ExportError> {
+        match &mut self.encoder {
+            Encoder::Parquet(e) => e.page(page),
+            Encoder::Csv(e) => e.page(page),
+        }
+    }
+}
+
+/// The exported tables named in `list` (comma-separated; all when empty), in export order, or
+/// the first name that is not one.
+pub fn tables_named(list: &[String]) -> Result<Vec<&'static Table>, String> {
+    if list.is_empty() {
+        return Ok(tables::TABLES.iter().collect());
+    }
+    let mut chosen = Vec::new();
+    for name in list {
+        let t = Table::named(name.trim()).ok_or_else(|| {
+            let all: Vec<&str> = tables::TABLES.iter().map(|t| t.name).collect();
+            format!("{name:?} is not an exported table ({})", all.join(", "))
+        })?;
+        if !chosen.iter().any(|c: &&Table| c.name == t.name) {
+            chosen.push(t);
+        }
+    }
+    chosen.sort_by_key(|t| tables::TABLES.iter().position(|x| x.name == t.name));
+    Ok(chosen)
+}
+
+/// Cents (or millionths, `scale` 6) as decimal text: `123450` is "1234.50", `-5` is "-0.05".
+fn decimal_text(value: i64, scale: u32) -> String {
+    rust_decimal::Decimal::new(value, scale).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decimals_are_written_exactly() {
+        assert_eq!(decimal_text(123_450, 2), "1234.50");
+        assert_eq!(decimal_text(-5, 2), "-0.05");
+        assert_eq!(decimal_text(0, 2), "0.00");
+        assert_eq!(decimal_text(333_333, 6), "0.333333");
+        assert_eq!(decimal_text(i64::MAX, 2), "92233720368547758.07");
+    }
+
+    #[test]
+    fn tables_are_chosen_by_name_in_export_order() {
+        let names = |l: &[&str]| -> Result<Vec<&str>, String> {
+            tables_named(&l.iter().map(|s| s.to_string()).collect::<Vec<_>>()).map(|t| t.iter().map(|t| t.name).collect())
+        };
+        assert_eq!(
+            names(&["touchpoints", "accounts", "accounts"]).unwrap(),
+            ["accounts", "touchpoints"]
+        );
+        assert_eq!(names(&[]).unwrap().len(), tables::TABLES.len());
+        assert!(names(&["users"]).unwrap_err().contains("\"users\" is not an exported table"));
+    }
+}
