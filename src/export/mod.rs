@@ -191,6 +191,44 @@ mod tests {
         assert_eq!(decimal_text(i64::MAX, 2), "92233720368547758.07");
     }
 
+    /// docs/export.md lists every table with each of its columns, as the descriptions say.
+    #[test]
+    fn the_docs_list_every_column() {
+        use crate::store::export::Kind;
+        let docs = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/export.md")).unwrap();
+        let mut expected = String::new();
+        for t in tables::TABLES {
+            expected.push_str(&format!(
+                "### `{}`\n\n| column | type | null | meaning |\n|---|---|---|---|\n",
+                t.name
+            ));
+            for c in t.columns {
+                let ty = match c.kind {
+                    Kind::Id(_) | Kind::Text => "VARCHAR",
+                    Kind::Json => "VARCHAR (JSON)",
+                    Kind::Int => "BIGINT",
+                    Kind::Float => "DOUBLE",
+                    Kind::Bool => "BOOLEAN",
+                    Kind::Cents => "DECIMAL(18,2)",
+                    Kind::Micros => "DECIMAL(18,6)",
+                    Kind::Time => "TIMESTAMP WITH TIME ZONE",
+                    Kind::Date => "DATE",
+                };
+                let null = if c.personal {
+                    "erased"
+                } else if c.nullable {
+                    "yes"
+                } else {
+                    ""
+                };
+                expected.push_str(&format!("| `{}` | {ty} | {null} | {} |\n", c.name, c.doc));
+            }
+            expected.push('\n');
+        }
+        let missing: Vec<&str> = expected.split("\n\n").filter(|part| !docs.contains(part)).collect();
+        assert!(missing.is_empty(), "docs/export.md should have, as written here:\n\n{expected}");
+    }
+
     #[test]
     fn tables_are_chosen_by_name_in_export_order() {
         let names = |l: &[&str]| -> Result<Vec<&str>, String> {
