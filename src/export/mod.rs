@@ -58,6 +58,9 @@ pub enum ExportError {
     Parquet(#[from] ::parquet::errors::ParquetError),
     #[error("arrow: {0}")]
     Arrow(#[from] arrow_schema::ArrowError),
+    /// A bug of ours: an encoder used after its end, or one that panicked.
+    #[error("{0}")]
+    Broken(&'static str),
     #[error("{table}.{column}: {value} does not fit DECIMAL(18,{scale})")]
     TooLarge {
         table: &'static str,
@@ -96,7 +99,8 @@ pub struct TableExport {
     table: &'static Table,
     ws: i64,
     after: i64,
-    encoder: Encoder,
+    /// `None` only while a page is being encoded on a blocking thread.
+    encoder: Option<Encoder>,
     finished: bool,
 }
 
@@ -104,6 +108,18 @@ enum Encoder {
     /// Boxed: the Arrow writer is some 400 bytes, one per export.
     Parquet(Box<parquet::Encoder>),
     Csv(csv::Encoder),
+}
+
+impl Encoder {
+    /// The bytes of a page, or (`None`) the file's end.
+    fn encode(&mut self, page: Option<&Page>) -> Result<Vec<u8>, ExportError> {
+        match (self, page) {
+            (Encoder::Parquet(e), Some(page)) => e.page(page),
+            (Encoder::Parquet(e), None) => e.finish(),
+            (Encoder::Csv(e), Some(page)) => e.page(page),
+            (Encoder::Csv(e), None) => Ok(e.finish()),
+        }
+    }
 }
 
 impl TableExport {
@@ -117,7 +133,7 @@ impl TableExport {
             table,
             ws,
             after: 0,
-            encoder,
+            encoder: Some(encoder),
             finished: false,
         })
     }
@@ -128,29 +144,28 @@ impl TableExport {
         if self.finished {
             return Ok(None);
         }
-        match tables::page(&snapshot.txn, self.table, self.ws, self.after, PAGE_ROWS).await? {
-            Some(page) => {
-                self.after = page.last_id;
-                let bytes = self.encode(&page)?;
-                Ok(Some((bytes, page.rows)))
-            }
-            None => {
-                self.finished = true;
-                let bytes = match &mut self.encoder {
-                    Encoder::Parquet(e) => e.finish()?,
-                    Encoder::Csv(e) => e.finish(),
-                };
-                Ok(Some((bytes, 0)))
-            }
+        let page = tables::page(&snapshot.txn, self.table, self.ws, self.after, PAGE_ROWS).await?;
+        let rows = page.as_ref().map_or(0, |p| p.rows);
+        match &page {
+            Some(p) => self.after = p.last_id,
+            None => self.finished = true,
         }
+        // Encoding a row group takes tens of milliseconds: not on a thread that serves requests.
+        let mut encoder = self.encoder.take().ok_or_else(lost)?;
+        let (encoder, bytes) = tokio::task::spawn_blocking(move || {
+            let bytes = encoder.encode(page.as_ref());
+            (encoder, bytes)
+        })
+        .await
+        .map_err(|_| lost())?;
+        self.encoder = Some(encoder);
+        Ok(Some((bytes?, rows)))
     }
+}
 
-    fn encode(&mut self, page: &Page) -> Result<Vec<u8>, ExportError> {
-        match &mut self.encoder {
-            Encoder::Parquet(e) => e.page(page),
-            Encoder::Csv(e) => e.page(page),
-        }
-    }
+/// An encoder that did not come back from its thread (it panicked).
+fn lost() -> ExportError {
+    ExportError::Broken("the encoder failed")
 }
 
 /// The exported tables named in `list` (comma-separated; all when empty), in export order, or

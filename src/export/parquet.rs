@@ -84,7 +84,7 @@ impl Encoder {
 }
 
 fn finished() -> ExportError {
-    ExportError::Parquet(parquet::errors::ParquetError::General("the file is finished".into()))
+    ExportError::Broken("the Parquet file is finished")
 }
 
 /// The Arrow schema of a table's file.

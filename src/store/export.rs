@@ -53,7 +53,9 @@ pub struct Column {
 pub struct Table {
     /// The file's name without its extension, and the name in `--tables` and the URL.
     pub name: &'static str,
-    /// The rows, `t`, and what the columns join to (each join on the same workspace).
+    /// The rows, `t`, and what the columns look up: LEFT JOINs on the same workspace, which keep
+    /// `t` the outer loop, read by ID without a sort (SQLite drove an inner join from the funnel
+    /// stages and sorted every remaining lead for each page).
     pub from: &'static str,
     /// The condition under which personal columns are read; NULL is written otherwise.
     pub personal_while: Option<&'static str>,
@@ -177,7 +179,7 @@ pub const TABLES: &[Table] = &[
     },
     Table {
         name: "cost_lines",
-        from: "campaign_costs t JOIN campaigns c ON c.id = t.campaign_id AND c.workspace_id = t.workspace_id",
+        from: "campaign_costs t LEFT JOIN campaigns c ON c.id = t.campaign_id AND c.workspace_id = t.workspace_id",
         personal_while: None,
         columns: &[
             col(
@@ -211,7 +213,7 @@ pub const TABLES: &[Table] = &[
     },
     Table {
         name: "leads",
-        from: "leads t JOIN funnel_stages s ON s.id = t.stage_id AND s.workspace_id = t.workspace_id",
+        from: "leads t LEFT JOIN funnel_stages s ON s.id = t.stage_id AND s.workspace_id = t.workspace_id",
         personal_while: Some("t.erased_at IS NULL"),
         columns: &[
             col("id", "t.id", Id("Lead"), false, "The lead's global ID (`Lead`)."),
@@ -320,7 +322,7 @@ pub const TABLES: &[Table] = &[
     Table {
         name: "stage_history",
         from: "lead_stage_history t \
-               JOIN funnel_stages s ON s.id = t.to_stage_id AND s.workspace_id = t.workspace_id \
+               LEFT JOIN funnel_stages s ON s.id = t.to_stage_id AND s.workspace_id = t.workspace_id \
                LEFT JOIN funnel_stages f ON f.id = t.from_stage_id AND f.workspace_id = t.workspace_id",
         personal_while: None,
         columns: &[
@@ -437,7 +439,7 @@ pub const TABLES: &[Table] = &[
     },
     Table {
         name: "attribution_credits",
-        from: "attribution_credits t JOIN attribution_models m ON m.id = t.model_id AND m.workspace_id = t.workspace_id",
+        from: "attribution_credits t LEFT JOIN attribution_models m ON m.id = t.model_id AND m.workspace_id = t.workspace_id",
         personal_while: None,
         columns: &[
             col(
