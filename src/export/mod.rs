@@ -1,8 +1,9 @@
 //! The bulk export of a workspace's tables (docs/export.md): each table of
-//! [`store::export::TABLES`] as one Parquet or CSV file, read in keyset pages from one read
-//! transaction (one snapshot for every file of an export) and encoded page by page, so that
-//! neither the server nor the CLI holds a whole file. `GET /export/tables/{table}.{parquet,csv}`
-//! sends the bytes as they come; `closedloop export DIR` writes them to files.
+//! [`crate::store::export::TABLES`] as one Parquet or CSV file, read in keyset pages from one
+//! read transaction (one snapshot for every file of an export) and encoded page by page, so
+//! that neither the server nor the CLI holds a whole file.
+//! `GET /export/tables/{table}.{parquet,csv}` sends the bytes as they come; `closedloop export
+//! DIR` writes them to files.
 mod csv;
 mod parquet;
 
