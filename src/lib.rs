@@ -1,6 +1,7 @@
 //! closedloop: a GraphQL backend for closed-loop reporting between marketing and sales.
 //!
-//! Layers point one way: `http` -> `graphql` -> `service` -> `store` + `domain` + `events`.
+//! Layers point one way: `http` -> `graphql` -> `service` -> `store` + `domain` + `events`; the
+//! bulk export goes `http`/`cli` -> `export` -> `store` + `domain`.
 pub mod auth;
 pub mod cache;
 pub mod cli;
@@ -9,6 +10,7 @@ pub mod db;
 pub mod domain;
 pub mod error;
 pub mod events;
+pub mod export;
 pub mod graphql;
 pub mod http;
 pub mod ingest;

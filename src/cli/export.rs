@@ -1,7 +1,9 @@
 //! `closedloop export leads`: the CSV of `GET /export/leads.csv`, written to a file or standard
-//! output, with its progress on stderr (a bar on a terminal, plain lines otherwise).
+//! output; `closedloop export DIR`: every table of a workspace as Parquet or CSV files (the
+//! files of `GET /export/tables/{table}.parquet`). Progress goes to stderr (a bar on a terminal,
+//! plain lines otherwise).
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use axum::extract::Query;
 use axum::http::Uri;
@@ -9,8 +11,10 @@ use axum::http::Uri;
 use crate::BoxError;
 use crate::cli::progress::Progress;
 use crate::db::Db;
+use crate::export::{Format, Snapshot, TableExport};
 use crate::http::export::{LeadExport, Params, Refused};
 use crate::store;
+use crate::store::export::Table;
 
 /// Exports the leads `query` (the HTTP export's query string, e.g. `cell=A1,A2`) asks for, from
 /// workspace `workspace`, to `out` or standard output: how many.
@@ -47,4 +51,80 @@ pub async fn leads(db: &Db, workspace: &str, query: &str, out: Option<&Path>, pr
     progress.done(rows);
     progress.finish();
     written.map(|()| rows)
+}
+
+/// One file `closedloop export DIR` wrote.
+#[derive(Debug)]
+pub struct Written {
+    pub path: PathBuf,
+    pub rows: u64,
+    pub bytes: u64,
+}
+
+/// Writes the tables named in `names` (all when empty) of workspace `workspace` into `dir`, one
+/// `TABLE.parquet` (or `.csv`) each, all read from one snapshot. A file appears under its name
+/// only once it is whole (it is written as `TABLE.parquet.part` first).
+pub async fn tables(
+    db: &Db,
+    workspace: &str,
+    dir: &Path,
+    format: Format,
+    names: &[String],
+    progress: &Progress,
+) -> Result<Vec<Written>, BoxError> {
+    let chosen = crate::export::tables_named(names)?;
+    let ws = store::workspace::by_name(&db.conn, workspace)
+        .await?
+        .ok_or_else(|| format!("no workspace named {workspace:?}"))?;
+    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let snapshot = Snapshot::begin(&db.conn).await?;
+    let mut written = Vec::with_capacity(chosen.len());
+    let mut outcome = Ok(());
+    for table in chosen {
+        match write_table(&snapshot, ws.id, table, format, dir, progress).await {
+            Ok(w) => written.push(w),
+            Err(e) => {
+                outcome = Err(e);
+                break;
+            }
+        }
+    }
+    snapshot.end().await;
+    progress.finish();
+    outcome.map(|()| written)
+}
+
+async fn write_table(
+    snapshot: &Snapshot,
+    ws: i64,
+    table: &'static Table,
+    format: Format,
+    dir: &Path,
+    progress: &Progress,
+) -> Result<Written, BoxError> {
+    let path = dir.join(format!("{}.{}", table.name, format.extension()));
+    let part = dir.join(format!("{}.{}.part", table.name, format.extension()));
+    let mut file = std::io::BufWriter::new(std::fs::File::create(&part).map_err(|e| format!("cannot create {}: {e}", part.display()))?);
+    let mut export = TableExport::new(table, ws, format)?;
+    progress.start(table.name, None);
+    let (mut rows, mut bytes) = (0_u64, 0_u64);
+    let copied: Result<(), BoxError> = async {
+        while let Some((chunk, n)) = export.next(snapshot).await? {
+            file.write_all(&chunk)?;
+            rows += n as u64;
+            bytes += chunk.len() as u64;
+            progress.inc(n as u64);
+        }
+        file.flush()?;
+        Ok(())
+    }
+    .await;
+    drop(file);
+    if let Err(e) = copied {
+        let _ = std::fs::remove_file(&part);
+        return Err(format!("{}: {e}", table.name).into());
+    }
+    std::fs::rename(&part, &path)?;
+    progress.done(rows);
+    Ok(Written { path, rows, bytes })
 }

@@ -236,10 +236,14 @@ pub enum Command {
         #[command(flatten)]
         db: DbArgs,
     },
-    /// Export records as CSV, with progress on stderr.
+    /// Export a workspace's tables as Parquet or CSV files (`export DIR --workspace NAME`), or,
+    /// with a subcommand, leads of scoring cells or a mailing's links as CSV; progress on stderr.
+    #[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
     Export {
         #[command(subcommand)]
-        command: ExportCommand,
+        command: Option<ExportCommand>,
+        #[command(flatten)]
+        tables: TableExportArgs,
     },
     /// Import CSV files (docs/import.md) into a workspace, all or nothing.
     Import {
@@ -259,6 +263,30 @@ pub enum Command {
         #[command(flatten)]
         db: DbArgs,
     },
+}
+
+/// `closedloop export DIR`: one file per table (docs/export.md), all from one snapshot.
+#[derive(clap::Args, Debug)]
+pub struct TableExportArgs {
+    /// The directory to write `TABLE.parquet` (or `.csv`) into; created if missing. (A directory
+    /// named like a subcommand, `leads` or `links`, is given as `./leads`.)
+    #[arg(required = true, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+    #[arg(long, required = true)]
+    pub workspace: Option<String>,
+    /// parquet or csv.
+    #[arg(long, default_value = "parquet", value_parser = parse_format)]
+    pub format: crate::export::Format,
+    /// The tables to write, comma-separated (default: all): accounts, campaigns, cost_lines,
+    /// leads, touchpoints, stage_history, opportunities, contacts, scores, attribution_credits.
+    #[arg(long, value_delimiter = ',', value_name = "TABLES")]
+    pub tables: Vec<String>,
+    #[command(flatten)]
+    pub db: DbArgs,
+}
+
+fn parse_format(s: &str) -> Result<crate::export::Format, String> {
+    crate::export::Format::from_extension(&s.to_ascii_lowercase()).ok_or_else(|| format!("{s:?} is not parquet or csv"))
 }
 
 #[derive(Subcommand, Debug)]
@@ -433,8 +461,27 @@ pub async fn run(cli: Cli) -> Result<(), BoxError> {
             println!("migrated");
         }
         Command::Schema => print!("{}", crate::graphql::sdl()),
+        Command::Export { command: None, tables } => {
+            let (Some(dir), Some(workspace)) = (tables.dir, tables.workspace) else {
+                return Err("export: give DIR and --workspace, or a subcommand (leads, links)".into());
+            };
+            let database = open(&tables.db).await?;
+            let started = std::time::Instant::now();
+            let progress = progress::Progress::stderr("export");
+            let written = export::tables(&database, &workspace, &dir, tables.format, &tables.tables, &progress).await?;
+            for w in &written {
+                println!("{}\t{} rows\t{} bytes", w.path.display(), w.rows, w.bytes);
+            }
+            eprintln!(
+                "exported {} tables ({} rows) in {:.1} s",
+                written.len(),
+                written.iter().map(|w| w.rows).sum::<u64>(),
+                started.elapsed().as_secs_f64()
+            );
+        }
         Command::Export {
-            command: ExportCommand::Leads { workspace, query, out, db },
+            command: Some(ExportCommand::Leads { workspace, query, out, db }),
+            ..
         } => {
             let database = open(&db).await?;
             let started = std::time::Instant::now();
@@ -445,7 +492,7 @@ pub async fn run(cli: Cli) -> Result<(), BoxError> {
         }
         Command::Export {
             command:
-                ExportCommand::Links {
+                Some(ExportCommand::Links {
                     workspace,
                     link,
                     recipients,
@@ -453,7 +500,8 @@ pub async fn run(cli: Cli) -> Result<(), BoxError> {
                     sent_at,
                     out,
                     db,
-                },
+                }),
+            ..
         } => {
             let database = open(&db).await?;
             let sent_at = sent_at.unwrap_or_else(chrono::Utc::now);
@@ -595,6 +643,64 @@ mod tests {
         assert_eq!(cors_origin, ["https://app.example.com", "http://localhost:5173", "*"]);
         for bad in ["app.example.com", "https://app.example.com/path", "ftp://x.example"] {
             assert!(Cli::try_parse_from(["closedloop", "serve", "--cors-origin", bad]).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn export_takes_a_directory_or_a_subcommand() {
+        let parse = |args: &[&str]| Cli::try_parse_from(["closedloop", "export"].iter().chain(args));
+        let cli = parse(&["out", "--workspace", "w", "--format", "CSV", "--tables", "leads,touchpoints"]).unwrap();
+        let Command::Export { command: None, tables } = cli.command else {
+            panic!("export DIR");
+        };
+        assert_eq!(tables.dir.as_deref(), Some(std::path::Path::new("out")));
+        assert_eq!(tables.workspace.as_deref(), Some("w"));
+        assert_eq!(tables.format, crate::export::Format::Csv);
+        assert_eq!(tables.tables, ["leads", "touchpoints"]);
+        let cli = parse(&["out", "--workspace", "w", "--database-url", "sqlite::memory:"]).unwrap();
+        let Command::Export { command: None, tables } = cli.command else {
+            panic!("export DIR");
+        };
+        assert_eq!(tables.format, crate::export::Format::Parquet);
+        assert_eq!(tables.db.database_url, "sqlite::memory:");
+        let cli = parse(&[
+            "leads",
+            "--workspace",
+            "w",
+            "--query",
+            "cell=A1",
+            "--database-url",
+            "sqlite::memory:",
+        ])
+        .unwrap();
+        assert!(matches!(
+            cli.command,
+            Command::Export {
+                command: Some(super::ExportCommand::Leads { .. }),
+                ..
+            }
+        ));
+        let cli = parse(&[
+            "links",
+            "--workspace",
+            "w",
+            "--link",
+            "x",
+            "--recipients",
+            "r.csv",
+            "--public-url",
+            "https://t.example.com",
+        ])
+        .unwrap();
+        assert!(matches!(
+            cli.command,
+            Command::Export {
+                command: Some(super::ExportCommand::Links { .. }),
+                ..
+            }
+        ));
+        for bad in [&["--workspace", "w"][..], &["out"], &["out", "--workspace", "w", "--format", "xml"]] {
+            assert!(parse(bad).is_err(), "{bad:?}");
         }
     }
 

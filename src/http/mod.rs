@@ -2,6 +2,7 @@
 //! WebSocket endpoint (graphql-transport-ws in `websocket`), GraphiQL, health checks and metrics.
 mod body;
 pub mod export;
+mod export_tables;
 mod graphiql;
 mod metrics;
 mod serve;
@@ -68,6 +69,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/graphql/ws", get(graphql_ws))
         .route("/export/leads.csv", get(export::leads_csv))
+        .route("/export/tables/{file}", get(export_tables::table))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics::scrape));

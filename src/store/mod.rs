@@ -4,6 +4,7 @@ pub mod attribution;
 pub mod bulk;
 pub mod campaign;
 pub mod decode;
+pub mod export;
 pub mod handoff;
 pub mod lead;
 pub mod opportunity;

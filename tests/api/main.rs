@@ -18,6 +18,7 @@ mod decode;
 mod erasure;
 mod examples;
 mod export;
+mod export_tables;
 mod filters;
 mod handoffs;
 mod ingest;
