@@ -18,6 +18,9 @@ pub enum AppError {
     BadInput(String),
     #[error("{0}")]
     Conflict(String),
+    /// A change cursor older than the change feed's retention.
+    #[error("{0}")]
+    CursorExpired(String),
     #[error("internal error")]
     Internal(String),
 }
@@ -30,6 +33,7 @@ impl AppError {
             AppError::NotFound(_) => "NOT_FOUND",
             AppError::BadInput(_) => "BAD_USER_INPUT",
             AppError::Conflict(_) => "CONFLICT",
+            AppError::CursorExpired(_) => "CURSOR_EXPIRED",
             AppError::Internal(_) => "INTERNAL_SERVER_ERROR",
         }
     }

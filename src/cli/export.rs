@@ -70,18 +70,27 @@ pub async fn tables(
     dir: &Path,
     format: Format,
     names: &[String],
+    since: Option<&str>,
     progress: &Progress,
-) -> Result<Vec<Written>, BoxError> {
+) -> Result<(Vec<Written>, String), BoxError> {
     let chosen = crate::export::tables_named(names)?;
     let ws = store::workspace::by_name(&db.conn, workspace)
         .await?
         .ok_or_else(|| format!("no workspace named {workspace:?}"))?;
     std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     let snapshot = Snapshot::begin(&db.conn).await?;
+    let (range, head) = match crate::export::range(&snapshot, ws.id, since).await {
+        Ok(r) => r,
+        Err(e) => {
+            snapshot.end().await;
+            return Err(e.into());
+        }
+    };
+    let cursor = crate::domain::ids::change_cursor(head);
     let mut written = Vec::with_capacity(chosen.len());
     let mut outcome = Ok(());
     for table in chosen {
-        match write_table(&snapshot, ws.id, table, format, dir, progress).await {
+        match write_table(&snapshot, ws.id, table, format, range, dir, progress).await {
             Ok(w) => written.push(w),
             Err(e) => {
                 outcome = Err(e);
@@ -91,7 +100,21 @@ pub async fn tables(
     }
     snapshot.end().await;
     progress.finish();
-    outcome.map(|()| written)
+    outcome?;
+    // What the next incremental export continues from, beside the files.
+    let manifest = serde_json::json!({
+        "workspace": ws.name,
+        "format": format.extension(),
+        "since": since,
+        "cursor": cursor,
+        "tables": written.iter().map(|w| serde_json::json!({
+            "file": w.path.file_name().map(|n| n.to_string_lossy().into_owned()),
+            "rows": w.rows,
+            "bytes": w.bytes,
+        })).collect::<Vec<_>>(),
+    });
+    std::fs::write(dir.join("export.json"), serde_json::to_vec_pretty(&manifest)?)?;
+    Ok((written, cursor))
 }
 
 async fn write_table(
@@ -99,13 +122,14 @@ async fn write_table(
     ws: i64,
     table: &'static Table,
     format: Format,
+    range: Option<crate::store::export::Range>,
     dir: &Path,
     progress: &Progress,
 ) -> Result<Written, BoxError> {
     let path = dir.join(format!("{}.{}", table.name, format.extension()));
     let part = dir.join(format!("{}.{}.part", table.name, format.extension()));
     let mut file = std::io::BufWriter::new(std::fs::File::create(&part).map_err(|e| format!("cannot create {}: {e}", part.display()))?);
-    let mut export = TableExport::new(table, ws, format)?;
+    let mut export = TableExport::new(table, ws, format, range)?;
     progress.start(table.name, None);
     let (mut rows, mut bytes) = (0_u64, 0_u64);
     let copied: Result<(), BoxError> = async {

@@ -281,6 +281,11 @@ pub struct TableExportArgs {
     /// leads, touchpoints, stage_history, opportunities, contacts, scores, attribution_credits.
     #[arg(long, value_delimiter = ',', value_name = "TABLES")]
     pub tables: Vec<String>,
+    /// Incremental: only the rows that changed after this change cursor (the `cursor` of an
+    /// earlier export, in its export.json, or of the change feed); tables the feed does not
+    /// follow (scores) come whole.
+    #[arg(long, value_name = "CURSOR")]
+    pub since: Option<String>,
     #[command(flatten)]
     pub db: DbArgs,
 }
@@ -468,10 +473,20 @@ pub async fn run(cli: Cli) -> Result<(), BoxError> {
             let database = open(&tables.db).await?;
             let started = std::time::Instant::now();
             let progress = progress::Progress::stderr("export");
-            let written = export::tables(&database, &workspace, &dir, tables.format, &tables.tables, &progress).await?;
+            let (written, cursor) = export::tables(
+                &database,
+                &workspace,
+                &dir,
+                tables.format,
+                &tables.tables,
+                tables.since.as_deref(),
+                &progress,
+            )
+            .await?;
             for w in &written {
                 println!("{}\t{} rows\t{} bytes", w.path.display(), w.rows, w.bytes);
             }
+            println!("cursor\t{cursor}");
             eprintln!(
                 "exported {} tables ({} rows) in {:.1} s",
                 written.len(),

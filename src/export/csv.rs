@@ -90,14 +90,15 @@ mod tests {
                 Values::Text(vec![Some("=HYPERLINK(\"x\")".into())]),
                 Values::Time(vec![chrono::DateTime::from_timestamp(1_772_323_200, 500_000_000)]),
                 Values::Time(vec![None]),
+                Values::Int(vec![Some(2)]),
             ],
         };
         let mut e = Encoder::new(table);
         let out = String::from_utf8(e.page(&page).unwrap()).unwrap();
         assert_eq!(
             out,
-            "id,campaign_id,category,amount,currency,incurred_on,note,created_at,updated_at\r\n\
-             Q2FtcGFpZ25Db3N0Ojc=,Q2FtcGFpZ246Mw==,MEDIA,1234.50,EUR,2026-03-01,\"'=HYPERLINK(\"\"x\"\")\",2026-03-01T00:00:00.500Z,\r\n"
+            "id,campaign_id,category,amount,currency,incurred_on,note,created_at,updated_at,version\r\n\
+             Q2FtcGFpZ25Db3N0Ojc=,Q2FtcGFpZ246Mw==,MEDIA,1234.50,EUR,2026-03-01,\"'=HYPERLINK(\"\"x\"\")\",2026-03-01T00:00:00.500Z,,2\r\n"
         );
         assert_eq!(e.finish(), b"");
         assert_eq!(Encoder::new(table).finish().len(), out.find("\r\n").unwrap() + 2);

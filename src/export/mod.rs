@@ -89,6 +89,12 @@ impl Snapshot {
         Ok(Self { txn })
     }
 
+    /// Where the change feed of `ws` stands in this snapshot: the export holds every change up to
+    /// it, and an incremental export continues after it (docs/export.md).
+    pub async fn change_head(&self, ws: i64) -> Result<crate::events::changes::Head, DbErr> {
+        crate::events::changes::head(&self.txn, ws).await
+    }
+
     /// Ends the transaction (it wrote nothing).
     pub async fn end(self) {
         let _ = self.txn.rollback().await;
@@ -100,6 +106,8 @@ pub struct TableExport {
     table: &'static Table,
     ws: i64,
     after: i64,
+    /// Incremental: only the rows that changes in this range of the feed touched.
+    since: Option<tables::Range>,
     /// `None` only while a page is being encoded on a blocking thread.
     encoder: Option<Encoder>,
     finished: bool,
@@ -124,8 +132,9 @@ impl Encoder {
 }
 
 impl TableExport {
-    /// The file of `table` in workspace `ws`, in `format`.
-    pub fn new(table: &'static Table, ws: i64, format: Format) -> Result<Self, ExportError> {
+    /// The file of `table` in workspace `ws`, in `format`; with `since`, only the rows changes in
+    /// that range of the feed touched (a table the feed does not follow comes whole).
+    pub fn new(table: &'static Table, ws: i64, format: Format, since: Option<tables::Range>) -> Result<Self, ExportError> {
         let encoder = match format {
             Format::Parquet => Encoder::Parquet(Box::new(parquet::Encoder::new(table)?)),
             Format::Csv => Encoder::Csv(csv::Encoder::new(table)),
@@ -134,6 +143,7 @@ impl TableExport {
             table,
             ws,
             after: 0,
+            since,
             encoder: Some(encoder),
             finished: false,
         })
@@ -145,7 +155,7 @@ impl TableExport {
         if self.finished {
             return Ok(None);
         }
-        let page = tables::page(&snapshot.txn, self.table, self.ws, self.after, PAGE_ROWS).await?;
+        let page = tables::page(&snapshot.txn, self.table, self.ws, self.after, PAGE_ROWS, self.since).await?;
         let rows = page.as_ref().map_or(0, |p| p.rows);
         match &page {
             Some(p) => self.after = p.last_id,
@@ -162,6 +172,41 @@ impl TableExport {
         self.encoder = Some(encoder);
         Ok(Some((bytes?, rows)))
     }
+}
+
+/// Why an incremental export cannot start from the cursor it was given.
+#[derive(Debug, thiserror::Error)]
+pub enum SinceError {
+    #[error("{0}")]
+    Invalid(String),
+    /// Changes after the cursor are past the retention: export in full, then continue from the
+    /// new export's cursor.
+    #[error("the changes after this cursor are past the retention and deleted: export in full (without since)")]
+    Expired { oldest: i64 },
+    #[error(transparent)]
+    Db(#[from] DbErr),
+}
+
+/// The range of the change feed an export covers in `snapshot`: with `since` (a change cursor:
+/// a change's, a page's `endCursor`, or an earlier export's), the changes after it up to the
+/// feed's head in the snapshot; without, none (a full export). Also the head, the cursor the
+/// export ends at.
+pub async fn range(snapshot: &Snapshot, ws: i64, since: Option<&str>) -> Result<(Option<tables::Range>, i64), SinceError> {
+    let head = snapshot.change_head(ws).await?;
+    let Some(raw) = since else {
+        return Ok((None, head.seq));
+    };
+    let from =
+        crate::domain::ids::parse_change_cursor(raw).ok_or_else(|| SinceError::Invalid(format!("{raw:?} is not a change cursor")))?;
+    if from > head.seq {
+        return Err(SinceError::Invalid(
+            "the cursor is ahead of this workspace's changes; it belongs elsewhere".into(),
+        ));
+    }
+    if from < head.pruned {
+        return Err(SinceError::Expired { oldest: head.pruned });
+    }
+    Ok((Some((from, head.seq)), head.seq))
 }
 
 /// An encoder that did not come back from its thread (it panicked).

@@ -3,16 +3,25 @@
 //! download (ANALYST included); the workspace is the API key's. Under `/export/tables/`, so that
 //! the full `leads` table does not collide with `/export/leads.csv`, the leads of scoring cells.
 use axum::body::{Body, Bytes};
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use super::{AppState, caller, error_response};
 use crate::error::AppError;
-use crate::export::{Format, Snapshot, TableExport};
+use crate::export::{Format, SinceError, Snapshot, TableExport};
 use crate::store::export::Table;
 
-pub async fn table(State(state): State<AppState>, headers: HeaderMap, Path(file): Path<String>) -> Response {
+/// The query string: `since`, a change cursor, for an incremental export.
+#[derive(serde::Deserialize)]
+pub struct Params {
+    since: Option<String>,
+}
+
+/// The response header that carries the change cursor the file ends at.
+pub const CHANGE_CURSOR: &str = "x-change-cursor";
+
+pub async fn table(State(state): State<AppState>, headers: HeaderMap, Path(file): Path<String>, Query(params): Query<Params>) -> Response {
     let p = match caller(&state, &headers).await {
         Ok(Some(p)) => p,
         Ok(None) => return error_response(StatusCode::UNAUTHORIZED, AppError::Unauthenticated),
@@ -27,13 +36,27 @@ pub async fn table(State(state): State<AppState>, headers: HeaderMap, Path(file)
             AppError::NotFound(format!("no exported table {file:?}: see docs/export.md")),
         );
     };
-    let mut export = match TableExport::new(table, p.workspace_id, format) {
-        Ok(e) => e,
-        Err(e) => return internal(e.to_string()),
-    };
     let snapshot = match Snapshot::begin(&state.db.conn).await {
         Ok(s) => s,
         Err(e) => return internal(e.to_string()),
+    };
+    let (range, head) = match crate::export::range(&snapshot, p.workspace_id, params.since.as_deref()).await {
+        Ok(r) => r,
+        Err(e) => {
+            snapshot.end().await;
+            return match e {
+                SinceError::Invalid(m) => error_response(StatusCode::BAD_REQUEST, AppError::BadInput(m)),
+                SinceError::Expired { .. } => error_response(StatusCode::GONE, AppError::CursorExpired(e.to_string())),
+                SinceError::Db(e) => internal(e.to_string()),
+            };
+        }
+    };
+    let mut export = match TableExport::new(table, p.workspace_id, format, range) {
+        Ok(e) => e,
+        Err(e) => {
+            snapshot.end().await;
+            return internal(e.to_string());
+        }
     };
     let stream = async_stream::stream! {
         loop {
@@ -58,6 +81,9 @@ pub async fn table(State(state): State<AppState>, headers: HeaderMap, Path(file)
         h.insert(header::CONTENT_DISPOSITION, v);
     }
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    if let Ok(v) = HeaderValue::from_str(&crate::domain::ids::change_cursor(head)) {
+        h.insert(CHANGE_CURSOR, v);
+    }
     response
 }
 

@@ -61,6 +61,10 @@ pub struct Table {
     pub personal_while: Option<&'static str>,
     /// The columns; the first is the row's ID (`t.id`), by which pages are cut.
     pub columns: &'static [Column],
+    /// An incremental export (`--since`): the condition on `t` that selects the rows changes in
+    /// a range of the change feed touched, with two `?` for the range (after, up to). `None`:
+    /// the table is always exported whole.
+    pub changed: Option<&'static str>,
 }
 
 impl Table {
@@ -98,12 +102,37 @@ use Kind::{Bool, Cents, Date, Float, Id, Int, Json, Micros, Text, Time};
 const CREATED: Column = col("created_at", "t.created_at", Time, false, "When the row was written (UTC).");
 const UPDATED: Column = col("updated_at", "t.updated_at", Time, false, "When the row was last changed (UTC).");
 
+/// The rows of an entity the change feed names in a range: its `entity_id`s there.
+macro_rules! changed_entity {
+    ($entity:literal) => {
+        concat!(
+            "t.id IN (SELECT c.entity_id FROM changes c WHERE c.workspace_id = t.workspace_id AND c.entity = '",
+            $entity,
+            "' AND c.seq > ? AND c.seq <= ?)"
+        )
+    };
+}
+const CHANGED_ACCOUNT: &str = changed_entity!("ACCOUNT");
+const CHANGED_CAMPAIGN: &str = changed_entity!("CAMPAIGN");
+const CHANGED_COST_LINE: &str = changed_entity!("COST_LINE");
+const CHANGED_LEAD: &str = changed_entity!("LEAD");
+const CHANGED_TOUCHPOINT: &str = changed_entity!("TOUCHPOINT");
+const CHANGED_OPPORTUNITY: &str = changed_entity!("OPPORTUNITY");
+const CHANGED_CONTACT: &str = changed_entity!("CONTACT");
+/// The whole stage history of every lead that changed in the range.
+const CHANGED_STAGES: &str = "t.lead_id IN (SELECT c.entity_id FROM changes c WHERE c.workspace_id = t.workspace_id \
+     AND c.entity = 'LEAD' AND c.seq > ? AND c.seq <= ?)";
+/// Every ledger row of the deals whose credits changed in the range.
+const CHANGED_CREDITS: &str = "t.opportunity_id IN (SELECT c.entity_id FROM changes c WHERE c.workspace_id = t.workspace_id \
+     AND c.entity = 'OPPORTUNITY' AND c.kind = 'CREDITS_CHANGED' AND c.seq > ? AND c.seq <= ?)";
+
 /// Every exported table, in the order `closedloop export` writes them.
 pub const TABLES: &[Table] = &[
     Table {
         name: "accounts",
         from: "accounts t",
         personal_while: None,
+        changed: Some(CHANGED_ACCOUNT),
         columns: &[
             col("id", "t.id", Id("Account"), false, "The account's global ID (`Account`)."),
             col("external_id", "t.external_id", Text, true, "The source system's ID (CRM)."),
@@ -128,12 +157,20 @@ pub const TABLES: &[Table] = &[
             ),
             CREATED,
             UPDATED,
+            col(
+                "version",
+                "t.version",
+                Int,
+                false,
+                "The row's version: one more with every change the change feed reports (docs/changes.md).",
+            ),
         ],
     },
     Table {
         name: "campaigns",
         from: "campaigns t",
         personal_while: None,
+        changed: Some(CHANGED_CAMPAIGN),
         columns: &[
             col("id", "t.id", Id("Campaign"), false, "The campaign's global ID (`Campaign`)."),
             col("external_id", "t.external_id", Text, true, "The source system's ID."),
@@ -175,12 +212,20 @@ pub const TABLES: &[Table] = &[
             ),
             CREATED,
             UPDATED,
+            col(
+                "version",
+                "t.version",
+                Int,
+                false,
+                "The row's version: one more with every change the change feed reports (docs/changes.md).",
+            ),
         ],
     },
     Table {
         name: "cost_lines",
         from: "campaign_costs t LEFT JOIN campaigns c ON c.id = t.campaign_id AND c.workspace_id = t.workspace_id",
         personal_while: None,
+        changed: Some(CHANGED_COST_LINE),
         columns: &[
             col(
                 "id",
@@ -209,12 +254,20 @@ pub const TABLES: &[Table] = &[
             col("note", "t.note", Text, true, "Free text."),
             CREATED,
             UPDATED,
+            col(
+                "version",
+                "t.version",
+                Int,
+                false,
+                "The row's version: one more with every change the change feed reports (docs/changes.md).",
+            ),
         ],
     },
     Table {
         name: "leads",
         from: "leads t LEFT JOIN funnel_stages s ON s.id = t.stage_id AND s.workspace_id = t.workspace_id",
         personal_while: Some("t.erased_at IS NULL"),
+        changed: Some(CHANGED_LEAD),
         columns: &[
             col("id", "t.id", Id("Lead"), false, "The lead's global ID (`Lead`)."),
             personal("external_id", "t.external_id", Text, "The source system's ID."),
@@ -290,12 +343,20 @@ pub const TABLES: &[Table] = &[
             ),
             CREATED,
             UPDATED,
+            col(
+                "version",
+                "t.version",
+                Int,
+                false,
+                "The row's version: one more with every change the change feed reports (docs/changes.md).",
+            ),
         ],
     },
     Table {
         name: "touchpoints",
         from: "touchpoints t",
         personal_while: None,
+        changed: Some(CHANGED_TOUCHPOINT),
         columns: &[
             col("id", "t.id", Id("Touchpoint"), false, "The touchpoint's global ID (`Touchpoint`)."),
             col("external_id", "t.external_id", Text, true, "The source system's ID."),
@@ -317,6 +378,13 @@ pub const TABLES: &[Table] = &[
             ),
             col("occurred_at", "t.occurred_at", Time, false, "When it happened (UTC)."),
             CREATED,
+            col(
+                "version",
+                "t.version",
+                Int,
+                false,
+                "The row's version: one more with every change the change feed reports (docs/changes.md).",
+            ),
         ],
     },
     Table {
@@ -325,6 +393,7 @@ pub const TABLES: &[Table] = &[
                LEFT JOIN funnel_stages s ON s.id = t.to_stage_id AND s.workspace_id = t.workspace_id \
                LEFT JOIN funnel_stages f ON f.id = t.from_stage_id AND f.workspace_id = t.workspace_id",
         personal_while: None,
+        changed: Some(CHANGED_STAGES),
         columns: &[
             col("id", "t.id", Id("StageChange"), false, "The change's ID (no node of the API)."),
             col("lead_id", "t.lead_id", Id("Lead"), false, "The lead that moved."),
@@ -352,6 +421,7 @@ pub const TABLES: &[Table] = &[
         name: "opportunities",
         from: "opportunities t",
         personal_while: None,
+        changed: Some(CHANGED_OPPORTUNITY),
         columns: &[
             col("id", "t.id", Id("Opportunity"), false, "The deal's global ID (`Opportunity`)."),
             col("external_id", "t.external_id", Text, true, "The source system's ID (CRM)."),
@@ -377,12 +447,20 @@ pub const TABLES: &[Table] = &[
             ),
             CREATED,
             UPDATED,
+            col(
+                "version",
+                "t.version",
+                Int,
+                false,
+                "The row's version: one more with every change the change feed reports (docs/changes.md).",
+            ),
         ],
     },
     Table {
         name: "contacts",
         from: "opportunity_contacts t",
         personal_while: None,
+        changed: Some(CHANGED_CONTACT),
         columns: &[
             col(
                 "id",
@@ -408,12 +486,20 @@ pub const TABLES: &[Table] = &[
                 "The deal's primary contact (at most one per deal).",
             ),
             CREATED,
+            col(
+                "version",
+                "t.version",
+                Int,
+                false,
+                "The row's version: one more with every change the change feed reports (docs/changes.md).",
+            ),
         ],
     },
     Table {
         name: "scores",
         from: "lead_scores t",
         personal_while: None,
+        changed: None,
         columns: &[
             col("id", "t.id", Id("LeadScore"), false, "The score row's ID (no node of the API)."),
             col("model_id", "t.model_id", Id("ScoringModel"), false, "The scoring model."),
@@ -441,6 +527,7 @@ pub const TABLES: &[Table] = &[
         name: "attribution_credits",
         from: "attribution_credits t LEFT JOIN attribution_models m ON m.id = t.model_id AND m.workspace_id = t.workspace_id",
         personal_while: None,
+        changed: Some(CHANGED_CREDITS),
         columns: &[
             col(
                 "id",
@@ -567,8 +654,9 @@ pub struct Page {
     pub columns: Vec<Values>,
 }
 
-/// The statement text of a page of `table`: `?` for the workspace, the last ID and the limit.
-pub fn page_sql(table: &Table) -> String {
+/// The statement text of a page of `table`: `?` for the workspace, the last ID, (incremental)
+/// the range of the change feed, and the limit.
+pub fn page_sql(table: &Table, incremental: bool) -> String {
     let select: Vec<String> = table
         .columns
         .iter()
@@ -577,19 +665,38 @@ pub fn page_sql(table: &Table) -> String {
             _ => c.sql.to_owned(),
         })
         .collect();
+    let changed = match (incremental, table.changed) {
+        (true, Some(cond)) => format!(" AND {cond}"),
+        _ => String::new(),
+    };
     format!(
-        "SELECT {} FROM {} WHERE t.workspace_id = ? AND t.id > ? ORDER BY t.id LIMIT ?",
+        "SELECT {} FROM {} WHERE t.workspace_id = ? AND t.id > ?{changed} ORDER BY t.id LIMIT ?",
         select.join(", "),
         table.from
     )
 }
 
+/// A range of the change feed, (after, up to]: what an incremental export selects by.
+pub type Range = (i64, i64);
+
 /// Up to `limit` rows of `table` in workspace `ws` after row `after`, by ID; `None` when none
 /// is left.
-pub async fn page(db: &impl ConnectionTrait, table: &Table, ws: i64, after: i64, limit: u64) -> Result<Option<Page>, DbErr> {
-    let values: Vec<Value> = vec![ws.into(), after.into(), (limit as i64).into()];
+pub async fn page(
+    db: &impl ConnectionTrait,
+    table: &Table,
+    ws: i64,
+    after: i64,
+    limit: u64,
+    since: Option<Range>,
+) -> Result<Option<Page>, DbErr> {
+    let incremental = since.is_some() && table.changed.is_some();
+    let mut values: Vec<Value> = vec![ws.into(), after.into()];
+    if let (true, Some((from, to))) = (incremental, since) {
+        values.extend([from.into(), to.into()]);
+    }
+    values.push((limit as i64).into());
     let rows = db
-        .query_all_raw(statement(db.get_database_backend(), &page_sql(table), values))
+        .query_all_raw(statement(db.get_database_backend(), &page_sql(table, incremental), values))
         .await?;
     if rows.is_empty() {
         return Ok(None);
@@ -701,6 +808,7 @@ mod tests {
             search_text: text(),
             created_at: t,
             updated_at: t,
+            version: 1,
         };
         let mut erased = full.clone();
         crate::service::lead::erase_personal(&mut erased, t);
@@ -723,11 +831,20 @@ mod tests {
 
     #[test]
     fn personal_columns_are_read_only_while_the_lead_is_not_erased() {
-        let sql = page_sql(Table::named("leads").unwrap());
+        let sql = page_sql(Table::named("leads").unwrap(), false);
         assert!(sql.contains("CASE WHEN t.erased_at IS NULL THEN t.email END"), "{sql}");
         assert!(sql.contains(", t.country,"), "{sql}");
         assert!(
             sql.ends_with("WHERE t.workspace_id = ? AND t.id > ? ORDER BY t.id LIMIT ?"),
+            "{sql}"
+        );
+        // Incremental: the leads the change feed names in the range, two more parameters.
+        let sql = page_sql(Table::named("leads").unwrap(), true);
+        assert!(
+            sql.ends_with(
+                "WHERE t.workspace_id = ? AND t.id > ? AND t.id IN (SELECT c.entity_id FROM changes c WHERE \
+                 c.workspace_id = t.workspace_id AND c.entity = 'LEAD' AND c.seq > ? AND c.seq <= ?) ORDER BY t.id LIMIT ?"
+            ),
             "{sql}"
         );
     }

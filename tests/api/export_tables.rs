@@ -375,6 +375,56 @@ async fn erased_leads_formulas_and_refusals(app: TestApp) {
 }
 both!(erased_leads_formulas_and_refusals);
 
+/// An export with `since` holds the rows that changed after the cursor an earlier one ended at,
+/// and ends at a later cursor; a warehouse that loads it on top of the earlier one has the
+/// workspace as it is now.
+async fn an_incremental_export_has_what_changed_since_the_cursor(app: TestApp) {
+    let ada = app.lead("ada@x.test").await;
+    let bob = app.lead("bob@x.test").await;
+    let campaign = app.simple_campaign("Fair").await;
+    app.record(json!([{ "leadId": bob, "campaignId": campaign, "type": "EMAIL_OPEN", "occurredAt": "2026-03-01T10:00:00Z" }]))
+        .await;
+    let (status, headers, body) = get(&app, &app.keys.analyst, "/export/tables/leads.csv").await;
+    assert_eq!(status, 200);
+    assert_eq!(csv_rows_of(&body).len(), 1 + 2);
+    let first = headers["x-change-cursor"].to_str().unwrap().to_owned();
+
+    // Since then: Ada changed, Cy is new, a touchpoint of Bob was recorded.
+    let q = "mutation($i: UpdateLeadInput!) { updateLead(input: $i) { userErrors { code } } }";
+    app.mutate(&app.keys.admin, "updateLead", q, json!({ "i": { "id": ada, "firstName": "Ada" } }))
+        .await;
+    app.lead("cy@x.test").await;
+    app.record(json!([{ "leadId": bob, "campaignId": campaign, "type": "EMAIL_CLICK", "occurredAt": "2026-03-02T10:00:00Z" }]))
+        .await;
+    let since = |table: &str, cursor: &str| format!("/export/tables/{table}.csv?since={cursor}");
+    let (status, headers, body) = get(&app, &app.keys.analyst, &since("leads", &first)).await;
+    assert_eq!(status, 200);
+    let rows = csv_rows_of(&body);
+    let email = rows[0].iter().position(|c| c == "email").unwrap();
+    let emails: Vec<&str> = rows[1..].iter().map(|r| r[email].as_str()).collect();
+    assert_eq!(emails, ["ada@x.test", "cy@x.test"], "{rows:?}");
+    let version = rows[0].iter().position(|c| c == "version").unwrap();
+    assert_eq!(rows[1][version], "2", "Ada's version: {rows:?}");
+    let second = headers["x-change-cursor"].to_str().unwrap().to_owned();
+    assert_ne!(second, first);
+    let (_, _, body) = get(&app, &app.keys.analyst, &since("touchpoints", &first)).await;
+    let rows = csv_rows_of(&body);
+    assert_eq!(rows.len(), 1 + 1, "{rows:?}");
+    assert!(rows[1].contains(&"EMAIL_CLICK".to_owned()), "{rows:?}");
+    // A table the feed does not follow comes whole; nothing changed after the second cursor.
+    let (status, _, _) = get(&app, &app.keys.analyst, &since("scores", &second)).await;
+    assert_eq!(status, 200);
+    let (_, headers, body) = get(&app, &app.keys.analyst, &since("leads", &second)).await;
+    assert_eq!(csv_rows_of(&body).len(), 1, "the header only");
+    assert_eq!(headers["x-change-cursor"].to_str().unwrap(), second);
+    // A malformed cursor, or one ahead of the workspace's feed (another workspace's).
+    let (status, _, body) = get(&app, &app.keys.analyst, &since("leads", "nonsense")).await;
+    assert_eq!(status, 400, "{}", String::from_utf8_lossy(&body));
+    let (status, _, _) = get(&app, &app.other.analyst, &since("leads", &second)).await;
+    assert_eq!(status, 400);
+}
+both!(an_incremental_export_has_what_changed_since_the_cursor);
+
 fn csv_rows_of(body: &[u8]) -> Vec<Vec<String>> {
     csv::ReaderBuilder::new()
         .has_headers(false)
@@ -429,7 +479,11 @@ async fn the_cli_writes_one_file_per_table() {
         .map(|e| e.unwrap().file_name().into_string().unwrap())
         .collect();
     files.sort();
-    assert_eq!(files, ["campaigns.parquet", "leads.parquet", "scores.parquet"]);
+    assert_eq!(files, ["campaigns.parquet", "export.json", "leads.parquet", "scores.parquet"]);
+    // The manifest names the change cursor the export ends at.
+    let manifest: Value = serde_json::from_slice(&std::fs::read(out_dir.join("export.json")).unwrap()).unwrap();
+    assert!(manifest["cursor"].is_string(), "{manifest}");
+    assert_eq!(manifest["tables"].as_array().unwrap().len(), 3, "{manifest}");
     let counts = duckdb(
         &out_dir,
         &[
