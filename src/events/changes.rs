@@ -22,8 +22,7 @@ use entity::change;
 use futures_util::Stream;
 use sea_orm::sea_query::{Condition, Expr};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, DbErr, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect, Statement,
+    ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Statement,
 };
 use tokio::sync::broadcast;
 use tokio::sync::broadcast::error::RecvError;
@@ -38,9 +37,6 @@ pub const CHANNEL: &str = "closedloop_changes";
 
 /// Changes read per query.
 const PAGE: u64 = 500;
-
-/// Rows per INSERT when a batch records many changes.
-const INSERT_ROWS: usize = 500;
 
 /// Who made a change: the actor as the stage history names it (`api-key:<id>`, `import`,
 /// `tracking`, ...) and the caller's source tag (`X-Change-Source`), if any.
@@ -114,30 +110,45 @@ pub async fn record(db: &impl ConnectionTrait, ws: i64, by: &Author, at: DateTim
     }
     let last = reserve(db, ws, items.len() as i64).await?;
     let first = last - items.len() as i64 + 1;
-    let mut rows = Vec::with_capacity(items.len().min(INSERT_ROWS));
-    for (i, c) in items.into_iter().enumerate() {
-        let data = serde_json::to_value(ChangeData { fields: c.fields }).map_err(|e| DbErr::Custom(e.to_string()))?;
-        rows.push(change::ActiveModel {
-            workspace_id: Set(ws),
-            seq: Set(first + i as i64),
-            entity: Set(c.entity.as_str().to_owned()),
-            entity_id: Set(c.entity_id),
-            kind: Set(c.kind.as_str().to_owned()),
-            version: Set(c.version),
-            actor: Set(by.actor.clone()),
-            source: Set(by.source.clone()),
-            data: Set(data),
-            created_at: Set(at),
-            ..Default::default()
-        });
-        if rows.len() == INSERT_ROWS {
-            change::Entity::insert_many(std::mem::take(&mut rows)).exec(db).await?;
-        }
-    }
-    if !rows.is_empty() {
-        change::Entity::insert_many(rows).exec(db).await?;
-    }
+    // One statement for the whole batch: the rows as one JSON array the database takes apart (a
+    // batch of 10,000 touchpoints is 10,000 changes; bound parameters, 500 rows a statement, cost
+    // a third of the batch's time).
+    let rows: Vec<serde_json::Value> = items
+        .into_iter()
+        .map(|c| {
+            serde_json::json!([
+                c.entity.as_str(),
+                c.entity_id,
+                c.kind.as_str(),
+                c.version,
+                ChangeData { fields: c.fields },
+            ])
+        })
+        .collect();
+    let json = serde_json::to_string(&rows).map_err(|e| DbErr::Custom(format!("changes: {e}")))?;
+    let columns = "workspace_id, seq, entity, entity_id, kind, version, actor, source, data, created_at";
     let backend = db.get_database_backend();
+    let sql = match backend {
+        DbBackend::Postgres => format!(
+            "INSERT INTO changes ({columns}) \
+             SELECT ?, ? + j.n - 1, j.v ->> 0, (j.v ->> 1)::bigint, j.v ->> 2, (j.v ->> 3)::bigint, ?, ?, j.v -> 4, ? \
+             FROM jsonb_array_elements(?::jsonb) WITH ORDINALITY AS j(v, n)"
+        ),
+        _ => format!(
+            "INSERT INTO changes ({columns}) \
+             SELECT ?, ? + key, value ->> 0, value ->> 1, value ->> 2, value ->> 3, ?, ?, value -> 4, ? \
+             FROM json_each(?)"
+        ),
+    };
+    let values: Vec<sea_orm::Value> = vec![
+        ws.into(),
+        first.into(),
+        by.actor.clone().into(),
+        by.source.clone().into(),
+        at.into(),
+        json.into(),
+    ];
+    db.execute_raw(crate::store::raw::statement(backend, &sql, values)).await?;
     if backend == DbBackend::Postgres {
         // Identical notifications of one transaction are sent once.
         db.execute_raw(Statement::from_sql_and_values(
