@@ -21,12 +21,13 @@ if [ ! -x "$WORK/pyenv/bin/python" ]; then
   "$WORK/pyenv/bin/pip" install -q websockets
 fi
 "$BIN" migrate --database-url "$URL" >/dev/null
+"$BIN" workspace create bench --database-url "$URL" >/dev/null
 KEY=$("$BIN" key create --workspace bench --role ANALYST --database-url "$URL")
 "$BIN" serve --bind "127.0.0.1:$PORT" --no-graphiql --database-url "$URL" >"$WORK/serve.log" 2>&1 &
 SERVER=$!
 trap 'kill $SERVER 2>/dev/null || true' EXIT
 for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$PORT/healthz" >/dev/null && break; sleep 0.1; done
-"$WORK/pyenv/bin/python" "$HERE/changes_feed.py" --url "ws://127.0.0.1:$PORT/graphql/ws" --key "$KEY" --idle 30 >"$WORK/feed.out" &
+"$WORK/pyenv/bin/python" "$HERE/changes_feed.py" --url "ws://127.0.0.1:$PORT/graphql/ws" --key "$KEY" --idle 120 >"$WORK/feed.out" &
 FEED=$!
 sleep 1
 start=$(date +%s.%N)
