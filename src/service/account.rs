@@ -10,7 +10,7 @@ use crate::db::Db;
 use crate::domain::change::ChangeKind;
 use crate::domain::money;
 use crate::domain::vocab::LifecycleStatus;
-use crate::error::{AppError, ServiceError, ServiceResult, Validator};
+use crate::error::{ServiceError, ServiceResult, Validator};
 use crate::events::Bus;
 use crate::events::changes::{self, NewChange};
 use crate::store;
@@ -107,9 +107,8 @@ pub async fn upsert(db: &Db, bus: &Bus, p: Principal, input: AccountInput) -> Se
                 m.updated_at = now;
                 m.version = current.version + 1;
                 let am = m.into_active_model().reset_all();
-                let Some(saved) = store::update_versioned::<account::Entity>(&*txn, am, current.id, current.version).await? else {
-                    return Err(stale(&*txn, p.workspace_id, current.id).await);
-                };
+                let saved =
+                    super::write_at_version::<account::Entity>(&*txn, p.workspace_id, "account", am, current.id, current.version).await?;
                 let change = NewChange::updated(ChangeKind::Updated, &current, &saved);
                 changes::record(&*txn, p.workspace_id, &by, now, change.into_iter().collect()).await?;
                 // Persona criteria and profile rules may read the account's attributes.
@@ -155,13 +154,4 @@ pub async fn upsert(db: &Db, bus: &Bus, p: Principal, input: AccountInput) -> Se
     txn.commit().await?;
     super::scoring::publish(bus, events);
     Ok((model, created))
-}
-
-/// The CONFLICT of an account that a concurrent write changed after it was read.
-async fn stale(db: &impl sea_orm::ConnectionTrait, ws: i64, id: i64) -> ServiceError {
-    match store::by_id::<account::Entity>(db, ws, id).await {
-        Ok(Some(now)) => ServiceError::stale("account", now.version),
-        Ok(None) => AppError::not_found("account").into(),
-        Err(e) => e.into(),
-    }
 }

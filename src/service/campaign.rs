@@ -173,14 +173,12 @@ pub async fn update(db: &Db, p: Principal, id: i64, f: CampaignFields) -> Servic
     // Kept by the writes of touchpoints alone: a count read before a concurrent batch committed
     // must not be written back.
     am.touchpoint_count = sea_orm::ActiveValue::NotSet;
-    let saved = match store::update_versioned::<campaign::Entity>(&*txn, am, id, current.version).await {
-        Ok(Some(saved)) => saved,
-        Ok(None) => {
-            let fresh = store::by_id::<campaign::Entity>(&*txn, ws, id).await?;
-            return Err(ServiceError::stale("campaign", fresh.map_or(0, |c| c.version)));
-        }
-        Err(e) => return Err(taken(e.into())),
-    };
+    let saved = super::write_at_version::<campaign::Entity>(&*txn, ws, "campaign", am, id, current.version)
+        .await
+        .map_err(|e| match e {
+            ServiceError::App(e) => taken(e),
+            e => e,
+        })?;
     let change = NewChange::updated(ChangeKind::Updated, &current, &saved);
     changes::record(&*txn, ws, &author(&p), now, change.into_iter().collect()).await?;
     txn.commit().await?;

@@ -102,6 +102,32 @@ pub fn clean(s: Option<String>) -> Option<String> {
     s.map(|v| v.trim().to_owned()).filter(|v| !v.is_empty())
 }
 
+/// Writes `am` over row `id` of workspace `ws` if the row is still at `version` (read by the
+/// caller): the written row, or CONFLICT with the version it is at now when a concurrent write
+/// changed it first (`what` names the record in the message).
+pub(crate) async fn write_at_version<E>(
+    db: &impl sea_orm::ConnectionTrait,
+    ws: i64,
+    what: &str,
+    am: E::ActiveModel,
+    id: i64,
+    version: i64,
+) -> crate::error::ServiceResult<E::Model>
+where
+    E: crate::store::Scoped,
+    E::ActiveModel: sea_orm::ActiveModelTrait<Entity = E> + Send,
+    E::Model: crate::events::changes::Tracked,
+{
+    use crate::events::changes::Tracked;
+    if let Some(saved) = crate::store::update_versioned::<E>(db, am, id, version).await? {
+        return Ok(saved);
+    }
+    match crate::store::by_id::<E>(db, ws, id).await? {
+        Some(now) => Err(crate::error::ServiceError::stale(what, now.version())),
+        None => Err(crate::error::AppError::not_found(what).into()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::Patch;

@@ -326,10 +326,8 @@ async fn write(
     next.updated_at = now;
     next.version = current.version + 1;
     let am = next.into_active_model().reset_all();
-    let Some(saved) = store::update_versioned::<opportunity::Entity>(txn, am, current.id, current.version).await? else {
-        let fresh = store::by_id::<opportunity::Entity>(txn, current.workspace_id, current.id).await?;
-        return Err(ServiceError::stale("opportunity", fresh.map_or(0, |o| o.version)));
-    };
+    let saved =
+        super::write_at_version::<opportunity::Entity>(txn, current.workspace_id, "opportunity", am, current.id, current.version).await?;
     let change = NewChange::updated(ChangeKind::Updated, current, &saved);
     changes::record(txn, current.workspace_id, by, now, change.into_iter().collect()).await?;
     Ok(saved)

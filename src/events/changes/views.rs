@@ -41,199 +41,138 @@ fn date(d: Option<NaiveDate>) -> Value {
     d.map_or(Value::Null, |d| Value::String(d.to_string()))
 }
 
-impl Tracked for lead::Model {
-    const ENTITY: ChangeEntity = ChangeEntity::Lead;
-    fn id(&self) -> i64 {
-        self.id
-    }
-    fn version(&self) -> i64 {
-        self.version
-    }
-    fn set_version(&mut self, version: i64) {
-        self.version = version;
-    }
-    fn view(&self) -> View {
-        vec![
-            ("externalId", text(&self.external_id)),
-            ("email", text(&self.email)),
-            ("firstName", text(&self.first_name)),
-            ("lastName", text(&self.last_name)),
-            ("jobTitle", text(&self.job_title)),
-            ("decisionRole", text(&self.decision_role)),
-            ("industry", text(&self.industry)),
-            ("companySize", text(&self.company_size)),
-            ("country", text(&self.country)),
-            ("phone", text(&self.phone)),
-            ("linkedinUrl", text(&self.linkedin_url)),
-            ("twitterHandle", text(&self.twitter_handle)),
-            ("facebookUrl", text(&self.facebook_url)),
-            ("street", text(&self.street)),
-            ("postalCode", text(&self.postal_code)),
-            ("city", text(&self.city)),
-            ("accountId", id("Account", self.account_id)),
-            ("ownerId", id("User", self.owner_id)),
-            ("status", json!(self.lifecycle_status)),
-            ("stageId", id("FunnelStage", Some(self.stage_id))),
-            ("consents", self.consents.clone()),
-            ("customFields", self.custom_fields.clone()),
-            ("emailBouncedAt", time(self.email_bounced_at)),
-            ("unsubscribedAt", time(self.unsubscribed_at)),
-            ("convertedAt", time(self.converted_at)),
-            ("erasedAt", time(self.erased_at)),
-            ("mergedIntoId", id("Lead", self.merged_into_id)),
-            ("createdAt", time(Some(self.created_at))),
-        ]
-    }
+/// Implements [`Tracked`] for a table's model with an `id` and a `version` column: its entity
+/// and its view (`$m` the model).
+macro_rules! tracked {
+    ($table:ident, $entity:ident, |$m:ident| $view:block) => {
+        impl Tracked for $table::Model {
+            const ENTITY: ChangeEntity = ChangeEntity::$entity;
+            fn id(&self) -> i64 {
+                self.id
+            }
+            fn version(&self) -> i64 {
+                self.version
+            }
+            fn set_version(&mut self, version: i64) {
+                self.version = version;
+            }
+            fn view(&self) -> View {
+                let $m = self;
+                $view
+            }
+        }
+    };
 }
 
-impl Tracked for account::Model {
-    const ENTITY: ChangeEntity = ChangeEntity::Account;
-    fn id(&self) -> i64 {
-        self.id
-    }
-    fn version(&self) -> i64 {
-        self.version
-    }
-    fn set_version(&mut self, version: i64) {
-        self.version = version;
-    }
-    fn view(&self) -> View {
-        vec![
-            ("externalId", text(&self.external_id)),
-            ("name", json!(self.name)),
-            ("domain", text(&self.domain)),
-            ("industry", text(&self.industry)),
-            ("employeeCount", self.employee_count.map_or(Value::Null, |n| json!(n))),
-            ("annualRevenue", money(self.annual_revenue_minor)),
-            ("country", text(&self.country)),
-            ("customerStatus", json!(self.customer_status)),
-            ("createdAt", time(Some(self.created_at))),
-        ]
-    }
-}
+tracked!(lead, Lead, |m| {
+    vec![
+        ("externalId", text(&m.external_id)),
+        ("email", text(&m.email)),
+        ("firstName", text(&m.first_name)),
+        ("lastName", text(&m.last_name)),
+        ("jobTitle", text(&m.job_title)),
+        ("decisionRole", text(&m.decision_role)),
+        ("industry", text(&m.industry)),
+        ("companySize", text(&m.company_size)),
+        ("country", text(&m.country)),
+        ("phone", text(&m.phone)),
+        ("linkedinUrl", text(&m.linkedin_url)),
+        ("twitterHandle", text(&m.twitter_handle)),
+        ("facebookUrl", text(&m.facebook_url)),
+        ("street", text(&m.street)),
+        ("postalCode", text(&m.postal_code)),
+        ("city", text(&m.city)),
+        ("accountId", id("Account", m.account_id)),
+        ("ownerId", id("User", m.owner_id)),
+        ("status", json!(m.lifecycle_status)),
+        ("stageId", id("FunnelStage", Some(m.stage_id))),
+        ("consents", m.consents.clone()),
+        ("customFields", m.custom_fields.clone()),
+        ("emailBouncedAt", time(m.email_bounced_at)),
+        ("unsubscribedAt", time(m.unsubscribed_at)),
+        ("convertedAt", time(m.converted_at)),
+        ("erasedAt", time(m.erased_at)),
+        ("mergedIntoId", id("Lead", m.merged_into_id)),
+        ("createdAt", time(Some(m.created_at))),
+    ]
+});
 
-impl Tracked for campaign::Model {
-    const ENTITY: ChangeEntity = ChangeEntity::Campaign;
-    fn id(&self) -> i64 {
-        self.id
-    }
-    fn version(&self) -> i64 {
-        self.version
-    }
-    fn set_version(&mut self, version: i64) {
-        self.version = version;
-    }
-    fn view(&self) -> View {
-        vec![
-            ("externalId", text(&self.external_id)),
-            ("name", json!(self.name)),
-            ("channel", json!(self.channel)),
-            ("kind", json!(self.kind)),
-            ("status", json!(self.status)),
-            ("trackingCode", text(&self.tracking_code)),
-            ("startDate", date(self.start_date)),
-            ("endDate", date(self.end_date)),
-            ("budget", money(self.budget_minor)),
-            ("expectedRevenue", money(self.expected_revenue_minor)),
-            ("expectedLeads", self.expected_leads.map_or(Value::Null, |n| json!(n))),
-            ("currency", json!(self.currency)),
-            ("createdAt", time(Some(self.created_at))),
-        ]
-    }
-}
+tracked!(account, Account, |m| {
+    vec![
+        ("externalId", text(&m.external_id)),
+        ("name", json!(m.name)),
+        ("domain", text(&m.domain)),
+        ("industry", text(&m.industry)),
+        ("employeeCount", m.employee_count.map_or(Value::Null, |n| json!(n))),
+        ("annualRevenue", money(m.annual_revenue_minor)),
+        ("country", text(&m.country)),
+        ("customerStatus", json!(m.customer_status)),
+        ("createdAt", time(Some(m.created_at))),
+    ]
+});
 
-impl Tracked for campaign_cost::Model {
-    const ENTITY: ChangeEntity = ChangeEntity::CostLine;
-    fn id(&self) -> i64 {
-        self.id
-    }
-    fn version(&self) -> i64 {
-        self.version
-    }
-    fn set_version(&mut self, version: i64) {
-        self.version = version;
-    }
-    fn view(&self) -> View {
-        vec![
-            ("campaignId", id("Campaign", Some(self.campaign_id))),
-            ("category", json!(self.category)),
-            ("amount", money(Some(self.amount_minor))),
-            ("incurredOn", date(Some(self.incurred_on))),
-            ("note", text(&self.note)),
-            ("createdAt", time(Some(self.created_at))),
-        ]
-    }
-}
+tracked!(campaign, Campaign, |m| {
+    vec![
+        ("externalId", text(&m.external_id)),
+        ("name", json!(m.name)),
+        ("channel", json!(m.channel)),
+        ("kind", json!(m.kind)),
+        ("status", json!(m.status)),
+        ("trackingCode", text(&m.tracking_code)),
+        ("startDate", date(m.start_date)),
+        ("endDate", date(m.end_date)),
+        ("budget", money(m.budget_minor)),
+        ("expectedRevenue", money(m.expected_revenue_minor)),
+        ("expectedLeads", m.expected_leads.map_or(Value::Null, |n| json!(n))),
+        ("currency", json!(m.currency)),
+        ("createdAt", time(Some(m.created_at))),
+    ]
+});
 
-impl Tracked for touchpoint::Model {
-    const ENTITY: ChangeEntity = ChangeEntity::Touchpoint;
-    fn id(&self) -> i64 {
-        self.id
-    }
-    fn version(&self) -> i64 {
-        self.version
-    }
-    fn set_version(&mut self, version: i64) {
-        self.version = version;
-    }
-    fn view(&self) -> View {
-        vec![
-            ("externalId", text(&self.external_id)),
-            ("idempotencyKey", text(&self.idempotency_key)),
-            ("leadId", id("Lead", Some(self.lead_id))),
-            ("campaignId", id("Campaign", self.campaign_id)),
-            ("type", json!(self.touch_type)),
-            ("occurredAt", time(Some(self.occurred_at))),
-            ("createdAt", time(Some(self.created_at))),
-        ]
-    }
-}
+tracked!(campaign_cost, CostLine, |m| {
+    vec![
+        ("campaignId", id("Campaign", Some(m.campaign_id))),
+        ("category", json!(m.category)),
+        ("amount", money(Some(m.amount_minor))),
+        ("incurredOn", date(Some(m.incurred_on))),
+        ("note", text(&m.note)),
+        ("createdAt", time(Some(m.created_at))),
+    ]
+});
 
-impl Tracked for opportunity::Model {
-    const ENTITY: ChangeEntity = ChangeEntity::Opportunity;
-    fn id(&self) -> i64 {
-        self.id
-    }
-    fn version(&self) -> i64 {
-        self.version
-    }
-    fn set_version(&mut self, version: i64) {
-        self.version = version;
-    }
-    fn view(&self) -> View {
-        vec![
-            ("externalId", text(&self.external_id)),
-            ("accountId", id("Account", Some(self.account_id))),
-            ("name", json!(self.name)),
-            ("amount", money(Some(self.amount_minor))),
-            ("currency", json!(self.currency)),
-            ("status", json!(self.status)),
-            ("ownerId", id("User", self.owner_id)),
-            ("expectedCloseDate", date(self.expected_close_date)),
-            ("closedAt", time(self.closed_at)),
-            ("createdAt", time(Some(self.created_at))),
-        ]
-    }
-}
+tracked!(touchpoint, Touchpoint, |m| {
+    vec![
+        ("externalId", text(&m.external_id)),
+        ("idempotencyKey", text(&m.idempotency_key)),
+        ("leadId", id("Lead", Some(m.lead_id))),
+        ("campaignId", id("Campaign", m.campaign_id)),
+        ("type", json!(m.touch_type)),
+        ("occurredAt", time(Some(m.occurred_at))),
+        ("createdAt", time(Some(m.created_at))),
+    ]
+});
 
-impl Tracked for opportunity_contact::Model {
-    const ENTITY: ChangeEntity = ChangeEntity::Contact;
-    fn id(&self) -> i64 {
-        self.id
-    }
-    fn version(&self) -> i64 {
-        self.version
-    }
-    fn set_version(&mut self, version: i64) {
-        self.version = version;
-    }
-    fn view(&self) -> View {
-        vec![
-            ("opportunityId", id("Opportunity", Some(self.opportunity_id))),
-            ("leadId", id("Lead", Some(self.lead_id))),
-            ("role", json!(self.role)),
-            ("isPrimary", json!(self.is_primary)),
-            ("createdAt", time(Some(self.created_at))),
-        ]
-    }
-}
+tracked!(opportunity, Opportunity, |m| {
+    vec![
+        ("externalId", text(&m.external_id)),
+        ("accountId", id("Account", Some(m.account_id))),
+        ("name", json!(m.name)),
+        ("amount", money(Some(m.amount_minor))),
+        ("currency", json!(m.currency)),
+        ("status", json!(m.status)),
+        ("ownerId", id("User", m.owner_id)),
+        ("expectedCloseDate", date(m.expected_close_date)),
+        ("closedAt", time(m.closed_at)),
+        ("createdAt", time(Some(m.created_at))),
+    ]
+});
+
+tracked!(opportunity_contact, Contact, |m| {
+    vec![
+        ("opportunityId", id("Opportunity", Some(m.opportunity_id))),
+        ("leadId", id("Lead", Some(m.lead_id))),
+        ("role", json!(m.role)),
+        ("isPrimary", json!(m.is_primary)),
+        ("createdAt", time(Some(m.created_at))),
+    ]
+});
